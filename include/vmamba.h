@@ -1,0 +1,105 @@
+/*
+ * vmamba.h - the one public header of libvmamba.
+ *
+ * Data flow: load a model (official .pth checkpoint or a named preset with
+ * random weights), then run a forward pass on float32 NCHW images, getting
+ * logits (classifier) or the four stage feature maps (backbone).
+ *
+ * Errors: functions that take `char *err, size_t errlen` write a message of
+ * the form "<file>: <problem>" there on failure. A loaded model carries its
+ * own error string for later calls (vm_model_error), like a tjhandle.
+ */
+#ifndef VMAMBA_H
+#define VMAMBA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VM_VERSION_STRING "0.1.0"
+
+typedef struct vm_model vm_model; /* opaque */
+
+/* Architecture family, derived from the checkpoint's key names and shapes. */
+typedef enum {
+    VM_FAMILY_V0 = 0,     /* "vanilla": patch merging, no MLP, z gate  */
+    VM_FAMILY_V2 = 1,     /* v05_noz: conv downsample, MLP, no z gate  */
+    VM_FAMILY_V2Z = 2,    /* v2 blocks with z gate (forward type v02)  */
+    VM_FAMILY_OTHER = 3   /* a mix the above names do not cover        */
+} vm_family;
+
+typedef struct {
+    vm_family family;
+    int dims[4];          /* stage widths, read from weight shapes     */
+    int depths[4];
+    int d_inner[4];
+    int dt_rank[4];
+    int mlp_hidden[4];    /* 0 = no MLP                                 */
+    int d_state;
+    float ssm_ratio;      /* d_inner[0] / dims[0]                       */
+    float mlp_ratio;      /* mlp_hidden[0] / dims[0], 0 = none          */
+    int z_gate;           /* 1 if in_proj produces x and z              */
+    int conv_bias;        /* depthwise conv has a bias                  */
+    int patch_embed_version; /* 1 or 2                                  */
+    int downsample_version;  /* 1 (patch merging) or 3 (conv)           */
+    int patch_size;       /* total stride of the patch embed            */
+    int num_classes;      /* 0 for a backbone                           */
+    int is_backbone;      /* 1: has outnorm0..3, returns 4 features     */
+    int64_t params;       /* parameters the forward pass uses           */
+    double gflops_224;    /* multiply-adds at 224x224 in G (fvcore's
+                             convention, as in the VMamba paper)         */
+} vm_info;
+
+typedef struct {
+    const char *key;      /* top-level dict key holding the weights:
+                             NULL = "model", else e.g. "model_ema"      */
+    int quiet;            /* 1: no warnings on stderr                   */
+} vm_load_opts;
+
+/* Load an official torch.save checkpoint (.pth). Returns NULL on error. */
+vm_model *vm_model_load(const char *path, const vm_load_opts *opts,
+                        char *err, size_t errlen);
+
+/* Build one of the released architectures by name with deterministic
+ * random weights (for benchmarks). num_classes <= 0 means 1000. */
+vm_model *vm_model_from_preset(const char *name, int num_classes,
+                               uint64_t seed, char *err, size_t errlen);
+
+/* Names of the presets, NULL-terminated. */
+const char *const *vm_preset_names(void);
+
+void vm_model_free(vm_model *m);
+
+/* Last error of calls on this model. Never NULL. */
+const char *vm_model_error(const vm_model *m);
+
+void vm_model_info(const vm_model *m, vm_info *out);
+const char *vm_family_name(vm_family f);
+
+/* Threads used by forward passes; <= 0 means OMP_NUM_THREADS or all cores. */
+void vm_set_threads(int n);
+int vm_get_threads(void);
+
+/* Classifier forward. in: float32 (B,3,H,W) contiguous; logits: (B,classes).
+ * H and W must be >= 1 (>= 32 recommended). Returns 0 or -1 (see
+ * vm_model_error). */
+int vm_forward(vm_model *m, const float *in, int B, int H, int W,
+               float *logits);
+
+/* Shape of backbone feature map i (0..3) for an H x W input. */
+void vm_feature_shape(const vm_model *m, int H, int W, int i,
+                      int *C, int *h, int *w);
+
+/* Backbone forward: feats[i] receives (B, C_i, h_i, w_i) NCHW float32,
+ * sized by vm_feature_shape. Needs a backbone checkpoint (outnorm0..3);
+ * a classifier gives an error. */
+int vm_forward_features(vm_model *m, const float *in, int B, int H, int W,
+                        float *feats[4]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VMAMBA_H */

@@ -1,0 +1,68 @@
+/* kernels.h - the element-wise / scan kernels of the forward pass.
+ *
+ * Every kernel has a plain scalar reference in simd/scalar/; ISA variants
+ * (later: avx512/, avx2/, neon/) implement the same signatures and are
+ * picked once at run time by vm_kernels() in simd/dispatch.c.
+ * Layout convention: activations are token-major ("NHWC"): T tokens of C
+ * contiguous channels. Threading: kernels split their outermost
+ * independent loop with OpenMP; callers never split. */
+#ifndef VM_KERNELS_H
+#define VM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Geometry of one selective-scan call (one SS2D layer, whole batch). */
+typedef struct {
+    int B, H, W;      /* batch and map size; L = H*W                       */
+    int D;            /* d_inner (channels)                                 */
+    int N;            /* d_state                                            */
+    int R;            /* dt_rank                                            */
+} vm_scan_dims;
+
+typedef struct {
+    const char *name;
+    /* out[t][c] = LN(in[t][:])[c] * w[c] + b[c]; out may alias in. */
+    void (*layernorm)(float *out, const float *in, const float *w, const float *b, size_t T, int C, float eps);
+    void (*gelu)(float *out, const float *in, size_t n);   /* exact erf form */
+    void (*silu)(float *out, const float *in, size_t n);
+    /* out = in * silu(z), elementwise over T rows; in/z have row strides. */
+    void (*mul_silu)(float *out, const float *in, const float *z, size_t T, int C, int ldz);
+    /* Depthwise 3x3, pad 1, stride 1, then SiLU. in: (B,H,W) tokens with
+     * row stride ld_in; w: [C][9]; bias may be NULL; out: [B*H*W][C]. */
+    void (*dwconv3x3_silu)(float *out, const float *in, int ld_in, const float *w, const float *bias,
+                           int B, int H, int W, int C);
+    /* The 4-direction selective scan with cross-scan and cross-merge fused:
+     *  u    [B*L][D]            SiLU(conv) output, row-major tokens
+     *  dts  [4][B*L][D]         dt before bias, in row-major token order
+     *  dbl  [B*L][4][R+2N]      x_proj output per direction (dt_low, B, C)
+     *  A    [4*D][N]            = -exp(A_logs);  Ds, dt_bias [4*D]
+     *  y    [B*L][D]            merged output (overwritten)             */
+    void (*scan_cross)(float *y, const float *u, const float *dts, const float *dbl, const float *A,
+                       const float *Ds, const float *dt_bias, const vm_scan_dims *dims);
+} vm_kernel_table;
+
+/* The table in use: chosen by CPU features, or forced by VMAMBA_ISA. */
+const vm_kernel_table *vm_kernels(void);
+/* The scalar reference table (tests compare every variant with it). */
+const vm_kernel_table *vm_kernels_scalar(void);
+
+/* Token index of position l of scan direction k (0 row-major, 1 column-
+ * major, 2 and 3 their reverses) on an H x W map. */
+static inline int vm_scan_token(int k, int l, int H, int W) {
+    int L = H * W;
+    if (k >= 2) l = L - 1 - l;
+    if (k & 1) return (l % H) * W + l / H;
+    return l;
+}
+
+/* torch.nn.functional.softplus with threshold 20. */
+float vm_softplus_ref(float x);
+
+/* Single-direction reference scan in the official layout, for tests:
+ * u, delta [D][L]; A [D][N]; Bm, Cm [N][L]; y [D][L]. delta is before
+ * bias and softplus. */
+void vm_selective_scan_ref(float *y, const float *u, const float *delta, const float *A, const float *Bm,
+                           const float *Cm, const float *Dv, const float *dt_bias, int D, int L, int N);
+
+#endif

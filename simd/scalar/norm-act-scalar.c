@@ -1,0 +1,42 @@
+/* norm-act-scalar.c - reference LayerNorm, GELU, SiLU, gated SiLU. */
+#include <math.h>
+
+#include "../kernels.h"
+#include "scalar.h"
+
+void vm_layernorm_scalar(float *out, const float *in, const float *w, const float *b, size_t T, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < T; t++) {
+        const float *x = in + t * (size_t)C;
+        float *y = out + t * (size_t)C;
+        /* double accumulation: the reference must not be the noisy one */
+        double s = 0, ss = 0;
+        for (int c = 0; c < C; c++) s += x[c];
+        double mean = s / C;
+        for (int c = 0; c < C; c++) {
+            double d = x[c] - mean;
+            ss += d * d;
+        }
+        float rstd = (float)(1.0 / sqrt(ss / C + eps));
+        float m = (float)mean;
+        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * rstd * w[c] + b[c];
+    }
+}
+
+void vm_gelu_scalar(float *out, const float *in, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * 0.70710678118654752f));
+}
+
+static inline float silu1(float x) { return x / (1.0f + expf(-x)); }
+
+void vm_silu_scalar(float *out, const float *in, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = silu1(in[i]);
+}
+
+void vm_mul_silu_scalar(float *out, const float *in, const float *z, size_t T, int C, int ldz) {
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) out[t * C + c] = in[t * C + c] * silu1(z[t * (size_t)ldz + c]);
+}

@@ -1,0 +1,14 @@
+/* scalar.h - the scalar reference kernels (see ../kernels.h). */
+#ifndef VM_SCALAR_H
+#define VM_SCALAR_H
+#include "../kernels.h"
+
+void vm_layernorm_scalar(float *out, const float *in, const float *w, const float *b, size_t T, int C, float eps);
+void vm_gelu_scalar(float *out, const float *in, size_t n);
+void vm_silu_scalar(float *out, const float *in, size_t n);
+void vm_mul_silu_scalar(float *out, const float *in, const float *z, size_t T, int C, int ldz);
+void vm_dwconv3x3_silu_scalar(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H,
+                              int W, int C);
+void vm_scan_cross_scalar(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
+                          const float *dt_bias, const vm_scan_dims *d);
+#endif

@@ -1,0 +1,86 @@
+/* main.c - the vmamba command: dispatch to subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+int cli_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vmamba: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_int(const char *opt, const char *val, int lo, int hi, int *out) {
+    if (!val) return cli_fail("%s needs a value", opt), -1;
+    char *end;
+    long v = strtol(val, &end, 10);
+    if (*val == 0 || *end != 0 || v < lo || v > hi)
+        return cli_fail("%s: '%s' is not an integer in [%d, %d]", opt, val, lo, hi), -1;
+    *out = (int)v;
+    return 0;
+}
+
+vm_model *cli_load_model(const char *spec, const char *key) {
+    char err[1024];
+    struct stat st;
+    vm_model *m;
+    if (stat(spec, &st) != 0) {
+        for (const char *const *p = vm_preset_names(); *p; p++)
+            if (strcmp(*p, spec) == 0) {
+                m = vm_model_from_preset(spec, 1000, 0, err, sizeof err);
+                if (!m) cli_fail("%s", err);
+                return m;
+            }
+    }
+    vm_load_opts o = {.key = key};
+    m = vm_model_load(spec, &o, err, sizeof err);
+    if (!m) cli_fail("%s", err);
+    return m;
+}
+
+void cli_threads(int n) {
+    if (n > 0) vm_set_threads(n);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: vmamba <command> [options]\n"
+            "\n"
+            "VMamba inference on the CPU, from the official .pth checkpoints.\n"
+            "\n"
+            "Commands:\n"
+            "  info   MODEL [--json]                    architecture, parameters, FLOPs\n"
+            "  run    -m MODEL -i IN.npy -o OUT.npy     forward a float32 (N,3,H,W) tensor\n"
+            "\n"
+            "MODEL is a .pth checkpoint or a preset name (random weights, for\n"
+            "benchmarks): run 'vmamba info --list-presets'.\n"
+            "Run 'vmamba <command> --help' for a command's options.\n"
+            "Threads: --threads N, else OMP_NUM_THREADS, else all cores.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("vmamba %s\n", VM_VERSION_STRING);
+        return 0;
+    }
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    cli_fail("unknown command '%s' (try 'vmamba --help')", cmd);
+    return 2;
+}

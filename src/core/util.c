@@ -1,0 +1,215 @@
+/* util.c - checked allocation, error strings, file mapping, atomic writes. */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void oom(size_t n, const char *file, int line) {
+    fprintf(stderr, "vmamba: out of memory allocating %zu bytes at %s:%d\n", n, file, line);
+    abort();
+}
+
+void *vm_xmalloc_impl(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n, file, line);
+    return p;
+}
+
+void *vm_xcalloc_impl(size_t n, size_t sz, const char *file, int line) {
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    if (!p) oom(n * sz, file, line);
+    return p;
+}
+
+void *vm_xrealloc_impl(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n, file, line);
+    return q;
+}
+
+char *vm_xstrdup_impl(const char *s, const char *file, int line) {
+    size_t n = strlen(s) + 1;
+    char *p = vm_xmalloc_impl(n, file, line);
+    memcpy(p, s, n);
+    return p;
+}
+
+void *vm_aligned_alloc_impl(size_t n, const char *file, int line) {
+    void *p = NULL;
+    size_t r = (n + 63) & ~(size_t)63;
+    if (r < n || posix_memalign(&p, 64, r ? r : 64) != 0) oom(n, file, line);
+    memset(p, 0, r ? r : 64);
+    return p;
+}
+
+int vm_errf(char *buf, size_t len, const char *fmt, ...) {
+    if (buf && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int vm_mul_ok(size_t a, size_t b, size_t *out) {
+    if (a && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+int vm_map_file(const char *path, vm_file_map *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return vm_errf(err, errlen, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return vm_errf(err, errlen, "%s: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return vm_errf(err, errlen, "%s: is a directory, not a file", path);
+    }
+    if (S_ISREG(st.st_mode)) {
+        if (st.st_size == 0) {
+            close(fd);
+            out->data = (const uint8_t *)"";
+            return 0;
+        }
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED) return vm_errf(err, errlen, "%s: cannot map: %s", path, strerror(errno));
+        out->data = p;
+        out->size = (size_t)st.st_size;
+        out->mapped = 1;
+        return 0;
+    }
+    /* A pipe or device: read it all. */
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = vm_xmalloc(cap);
+    for (;;) {
+        if (n == cap) buf = vm_xrealloc(buf, cap *= 2);
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return vm_errf(err, errlen, "%s: read error: %s", path, strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    out->data = buf;
+    out->size = n;
+    return 0;
+}
+
+void vm_unmap_file(vm_file_map *f) {
+    if (!f || !f->data) return;
+    if (f->mapped)
+        munmap((void *)f->data, f->size);
+    else if (f->size)
+        free((void *)f->data);
+    memset(f, 0, sizeof *f);
+}
+
+struct vm_atomic_file {
+    FILE *fp;
+    char *path;
+    char *tmp;
+    int failed;
+};
+
+vm_atomic_file *vm_atomic_open(const char *path, char *err, size_t errlen) {
+    size_t n = strlen(path);
+    char *tmp = vm_xmalloc(n + 16);
+    snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        vm_errf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        free(tmp);
+        return NULL;
+    }
+    fchmod(fd, 0644);
+    vm_atomic_file *f = vm_xcalloc(1, sizeof *f);
+    f->fp = fdopen(fd, "wb");
+    f->path = vm_xstrdup(path);
+    f->tmp = tmp;
+    return f;
+}
+
+int vm_atomic_write(vm_atomic_file *f, const void *p, size_t n) {
+    if (f->failed) return -1;
+    if (n && fwrite(p, 1, n, f->fp) != n) f->failed = 1;
+    return f->failed ? -1 : 0;
+}
+
+static void atomic_free(vm_atomic_file *f) {
+    free(f->path);
+    free(f->tmp);
+    free(f);
+}
+
+int vm_atomic_commit(vm_atomic_file *f, char *err, size_t errlen) {
+    int bad = f->failed;
+    if (fflush(f->fp) != 0) bad = 1;
+    if (fclose(f->fp) != 0) bad = 1;
+    int rc = 0;
+    if (bad) {
+        rc = vm_errf(err, errlen, "%s: write failed: %s", f->path, strerror(errno));
+        unlink(f->tmp);
+    } else if (rename(f->tmp, f->path) != 0) {
+        rc = vm_errf(err, errlen, "%s: cannot rename into place: %s", f->path, strerror(errno));
+        unlink(f->tmp);
+    }
+    atomic_free(f);
+    return rc;
+}
+
+void vm_atomic_abort(vm_atomic_file *f) {
+    if (!f) return;
+    fclose(f->fp);
+    unlink(f->tmp);
+    atomic_free(f);
+}
+
+float vm_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) {
+                man <<= 1;
+                exp--;
+            }
+            man &= 0x3ff;
+            bits = sign | (exp << 23) | (man << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp - 15 + 127) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+float vm_bf16_to_float(uint16_t b) {
+    uint32_t bits = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}

@@ -1,0 +1,24 @@
+/* npy.h - read and write NumPy .npy files (float32, C order only). */
+#ifndef VM_NPY_H
+#define VM_NPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VM_NPY_MAX_DIMS 8
+
+typedef struct {
+    float *data;      /* malloc'd, contiguous C order */
+    int ndim;
+    int64_t shape[VM_NPY_MAX_DIMS];
+    size_t numel;
+} vm_npy;
+
+int vm_npy_read(const char *path, vm_npy *out, char *err, size_t errlen);
+/* Parse from memory (used by the reader and by tests/fuzzers). */
+int vm_npy_parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, char *err, size_t errlen);
+/* Written atomically: no partial file on failure. */
+int vm_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, char *err, size_t errlen);
+void vm_npy_free(vm_npy *a);
+
+#endif

@@ -1,0 +1,264 @@
+/* forward.c - the FP32 forward pass: plan activations once per input
+ * shape, then patch embed -> 4 stages of VSS blocks (+ downsample) ->
+ * classifier head or backbone features.
+ *
+ * Activations are token-major (B, H, W, C) for every family: LayerNorm2d
+ * over channels and Linear2d are the same maths in this layout, so the
+ * channel-first (ln2d) models need no separate path. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "../../simd/kernels.h"
+#include "../core/util.h"
+
+static size_t maxz(size_t a, size_t b) { return a > b ? a : b; }
+
+void vm_plan_free(vm_model *m) {
+    vm_plan *p = &m->plan;
+    free(p->arena);
+    vm_conv_free(m->pe_conv1.prim);
+    vm_conv_free(m->pe_conv2.prim);
+    m->pe_conv1.prim = m->pe_conv2.prim = NULL;
+    for (int s = 0; s < 4; s++) {
+        vm_conv_free(m->st[s].ds_conv.prim);
+        m->st[s].ds_conv.prim = NULL;
+    }
+    memset(p, 0, sizeof *p);
+}
+
+static int make_conv(vm_model *m, vm_conv *c, int B, int H, int W, int src_nchw) {
+    char e[256];
+    c->prim = vm_conv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, src_nchw, c->w, c->b, e, sizeof e);
+    if (!c->prim) return vm_errf(m->err, sizeof m->err, "%s", e);
+    return 0;
+}
+
+/* Size every buffer for the largest layer at this input shape, allocate one
+ * arena, and create the convolution primitives. */
+int vm_plan_ensure(vm_model *m, int B, int H, int W) {
+    vm_plan *p = &m->plan;
+    if (p->B == B && p->H == H && p->W == W) return 0;
+    vm_plan_free(m);
+    const vm_info *I = &m->info;
+    int h, w;
+    size_t sx = 0, s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0;
+    if (I->patch_embed_version == 1) {
+        h = vm_conv_out_size(H, I->patch_size, I->patch_size, 0);
+        w = vm_conv_out_size(W, I->patch_size, I->patch_size, 0);
+    } else {
+        p->pe_h1 = vm_conv_out_size(H, m->pe_conv1.k, m->pe_conv1.stride, 1);
+        p->pe_w1 = vm_conv_out_size(W, m->pe_conv1.k, m->pe_conv1.stride, 1);
+        h = vm_conv_out_size(p->pe_h1, m->pe_conv2.k, m->pe_conv2.stride, 1);
+        w = vm_conv_out_size(p->pe_w1, m->pe_conv2.k, m->pe_conv2.stride, 1);
+        if (p->pe_h1 >= 1 && p->pe_w1 >= 1) s1 = (size_t)B * p->pe_h1 * p->pe_w1 * m->pe_conv1.cout;
+    }
+    if (h < 1 || w < 1 || B < 1)
+        return vm_errf(m->err, sizeof m->err, "input %dx%d (batch %d) is too small for this model", H, W, B);
+    /* Guard the products below against overflow on absurd inputs. */
+    if ((double)B * H * W * 3 > 4e9 / 4)
+        return vm_errf(m->err, sizeof m->err, "input batch %d x %dx%d is too large", B, H, W);
+    for (int s = 0; s < 4; s++) {
+        p->h[s] = h;
+        p->w[s] = w;
+        const vm_stage *st = &m->st[s];
+        size_t T = (size_t)B * h * w, D = (size_t)st->d_inner, P = (size_t)st->R + 2 * (size_t)I->d_state;
+        sx = maxz(sx, T * st->C);
+        s0 = maxz(s0, T * st->C);
+        s1 = maxz(s1, maxz(T * D * (I->z_gate ? 2 : 1), T * (size_t)st->hidden));
+        s1 = maxz(s1, (size_t)B * st->C); /* pooled features */
+        s2 = maxz(s2, T * D);
+        s3 = maxz(s3, T * 4 * P);
+        s4 = maxz(s4, 4 * T * D);
+        s5 = maxz(s5, T * D);
+        if (s < 3) {
+            int h2 = (h + 1) / 2, w2 = (w + 1) / 2;
+            size_t T2 = (size_t)B * h2 * w2;
+            s0 = maxz(s0, T2 * (I->downsample_version == 1 ? 4 * (size_t)st->C : (size_t)st->C_next));
+            sx = maxz(sx, T2 * st->C_next);
+            h = h2;
+            w = w2;
+        }
+    }
+    size_t sizes[7] = {sx, s0, s1, s2, s3, s4, s5}, total = 0;
+    for (int i = 0; i < 7; i++) total += (sizes[i] + 15) & ~(size_t)15; /* 64-byte aligned slices */
+    p->arena = vm_aligned_alloc(total * sizeof(float));
+    float **slots[7] = {&p->x, &p->t0, &p->t1, &p->t2, &p->t3, &p->t4, &p->t5};
+    size_t off = 0;
+    for (int i = 0; i < 7; i++) {
+        *slots[i] = p->arena + off;
+        off += (sizes[i] + 15) & ~(size_t)15;
+    }
+    int rc = 0;
+    if (I->patch_embed_version == 1) rc = make_conv(m, &m->pe_conv1, B, H, W, 1);
+    else {
+        rc = make_conv(m, &m->pe_conv1, B, H, W, 1);
+        if (!rc) rc = make_conv(m, &m->pe_conv2, B, p->pe_h1, p->pe_w1, 0);
+    }
+    for (int s = 0; s < 3 && !rc; s++)
+        if (I->downsample_version == 3) rc = make_conv(m, &m->st[s].ds_conv, B, p->h[s], p->w[s], 0);
+    if (rc) {
+        vm_plan_free(m);
+        return -1;
+    }
+    p->B = B;
+    p->H = H;
+    p->W = W;
+    return 0;
+}
+
+#define TRACE(name, data, b, hh, ww, c) \
+    do { if (m->trace) m->trace(m->trace_user, name, data, b, hh, ww, c); } while (0)
+
+static void add_bias_rows(float *x, const float *bias, size_t T, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) x[t * C + c] += bias[c];
+}
+
+static void fill_bias_rows(float *x, const float *bias, size_t T, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < T; t++) memcpy(x + t * C, bias, (size_t)C * sizeof *x);
+}
+
+/* x = x + SS2D(LN(x)); then x = x + MLP(LN2(x)) if the block has one. */
+static int vss_block(vm_model *m, const vm_stage *st, const vm_block *bk, int s, int j, int B, int h, int w) {
+    const vm_kernel_table *K = vm_kernels();
+    vm_plan *p = &m->plan;
+    const int C = st->C, D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N;
+    const int Din = D * (m->info.z_gate ? 2 : 1);
+    const size_t T = (size_t)B * h * w;
+    char nm[64];
+#define TR(what, data, b, hh, ww, c) \
+    do { if (m->trace) { snprintf(nm, sizeof nm, "s%d.b%d.%s", s, j, what); TRACE(nm, data, b, hh, ww, c); } } while (0)
+    int rc = 0;
+    K->layernorm(p->t0, p->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS);
+    TR("ss2d_in", p->t0, B, h, w, C);
+    rc |= vm_gemm((int)T, Din, C, p->t0, C, bk->in_proj_w, C, p->t1, Din, 0.0f);
+    TR("in_proj", p->t1, B, h, w, Din);
+    K->dwconv3x3_silu(p->t2, p->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D);
+    TR("act", p->t2, B, h, w, D);
+    rc |= vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f);
+    TR("x_dbl", p->t3, B, h, w, 4 * P);
+    for (int k = 0; k < 4; k++)
+        rc |= vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R, p->t4 + (size_t)k * T * D, D, 0.0f);
+    TR("dts", p->t4, 4 * B, h, w, D);
+    vm_scan_dims dims = {B, h, w, D, N, R};
+    K->scan_cross(p->t5, p->t2, p->t4, p->t3, bk->A, bk->Ds, bk->dt_b, &dims);
+    TR("y_merged", p->t5, B, h, w, D);
+    K->layernorm(p->t5, p->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS);
+    TR("out_norm", p->t5, B, h, w, D);
+    if (m->info.z_gate) {
+        K->mul_silu(p->t5, p->t5, p->t1 + D, T, D, Din);
+        TR("out_proj_in", p->t5, B, h, w, D);
+    }
+    rc |= vm_gemm((int)T, C, D, p->t5, D, bk->out_proj_w, D, p->x, C, 1.0f); /* residual fused: beta = 1 */
+    TR("block_after_ssm", p->x, B, h, w, C);
+    if (st->hidden) {
+        const int Hd = st->hidden;
+        K->layernorm(p->t0, p->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS);
+        fill_bias_rows(p->t1, bk->fc1_b, T, Hd);
+        rc |= vm_gemm((int)T, Hd, C, p->t0, C, bk->fc1_w, C, p->t1, Hd, 1.0f);
+        K->gelu(p->t1, p->t1, T * Hd);
+        add_bias_rows(p->x, bk->fc2_b, T, C);
+        rc |= vm_gemm((int)T, C, Hd, p->t1, Hd, bk->fc2_w, Hd, p->x, C, 1.0f);
+    }
+    TR("block_out", p->x, B, h, w, C);
+#undef TR
+    if (rc) return vm_errf(m->err, sizeof m->err, "oneDNN GEMM failed in stage %d block %d", s, j);
+    return 0;
+}
+
+/* v1 patch merging: zero-pad to even size, gather 2x2 neighbours into 4C
+ * channels in the order (0,0),(1,0),(0,1),(1,1), LayerNorm, project. */
+static int patch_merge(vm_model *m, const vm_stage *st, int B, int h, int w) {
+    vm_plan *p = &m->plan;
+    const int C = st->C, h2 = (h + 1) / 2, w2 = (w + 1) / 2;
+    const size_t T2 = (size_t)B * h2 * w2;
+    static const int dy[4] = {0, 1, 0, 1}, dx[4] = {0, 0, 1, 1};
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int y = 0; y < h2; y++)
+            for (int x = 0; x < w2; x++) {
+                float *o = p->t0 + (((size_t)b * h2 + y) * w2 + x) * 4 * C;
+                for (int q = 0; q < 4; q++) {
+                    int yy = 2 * y + dy[q], xx = 2 * x + dx[q];
+                    if (yy < h && xx < w) memcpy(o + q * C, p->x + (((size_t)b * h + yy) * w + xx) * C, (size_t)C * 4);
+                    else memset(o + q * C, 0, (size_t)C * 4);
+                }
+            }
+    vm_kernels()->layernorm(p->t0, p->t0, st->ds_norm.w, st->ds_norm.b, T2, 4 * C, VM_LN_EPS);
+    if (vm_gemm((int)T2, st->C_next, 4 * C, p->t0, 4 * C, st->ds_reduction, 4 * C, p->x, st->C_next, 0.0f))
+        return vm_errf(m->err, sizeof m->err, "oneDNN GEMM failed in downsample");
+    return 0;
+}
+
+/* Token-major (B,h,w,C) to NCHW. */
+static void to_nchw(float *dst, const float *src, int B, int h, int w, int C) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < h * w; t++) dst[((size_t)b * C + c) * h * w + t] = src[((size_t)b * h * w + t) * C + c];
+}
+
+int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+    const vm_info *I = &m->info;
+    const vm_kernel_table *K = vm_kernels();
+    if (vm_plan_ensure(m, B, H, W)) return -1;
+    vm_plan *p = &m->plan;
+    /* Patch embed. */
+    if (I->patch_embed_version == 1) {
+        if (vm_conv_run(m->pe_conv1.prim, in, p->x)) goto dnnl_fail;
+    } else {
+        size_t T1 = (size_t)B * p->pe_h1 * p->pe_w1;
+        if (vm_conv_run(m->pe_conv1.prim, in, p->t1)) goto dnnl_fail;
+        K->layernorm(p->t1, p->t1, m->pe_norm1.w, m->pe_norm1.b, T1, m->pe_norm1.C, VM_LN_EPS);
+        K->gelu(p->t1, p->t1, T1 * m->pe_norm1.C);
+        if (vm_conv_run(m->pe_conv2.prim, p->t1, p->x)) goto dnnl_fail;
+    }
+    {
+        const vm_ln *n = I->patch_embed_version == 1 ? &m->pe_norm1 : &m->pe_norm2;
+        K->layernorm(p->x, p->x, n->w, n->b, (size_t)B * p->h[0] * p->w[0], I->dims[0], VM_LN_EPS);
+    }
+    TRACE("patch_embed", p->x, B, p->h[0], p->w[0], I->dims[0]);
+    char nm[64];
+    for (int s = 0; s < 4; s++) {
+        const vm_stage *st = &m->st[s];
+        const int h = p->h[s], w = p->w[s];
+        const size_t T = (size_t)B * h * w;
+        for (int j = 0; j < st->depth; j++)
+            if (vss_block(m, st, &st->blocks[j], s, j, B, h, w)) return -1;
+        snprintf(nm, sizeof nm, "stage%d_blocks", s);
+        TRACE(nm, p->x, B, h, w, st->C);
+        if (feats) {
+            K->layernorm(p->t0, p->x, st->outnorm.w, st->outnorm.b, T, st->C, VM_LN_EPS);
+            to_nchw(feats[s], p->t0, B, h, w, st->C);
+        }
+        if (s == 3) break;
+        if (I->downsample_version == 1) {
+            if (patch_merge(m, st, B, h, w)) return -1;
+        } else {
+            if (vm_conv_run(st->ds_conv.prim, p->x, p->t0)) goto dnnl_fail;
+            K->layernorm(p->x, p->t0, st->ds_norm.w, st->ds_norm.b, (size_t)B * p->h[s + 1] * p->w[s + 1], st->C_next, VM_LN_EPS);
+        }
+        snprintf(nm, sizeof nm, "stage%d_downsample", s);
+        TRACE(nm, p->x, B, p->h[s + 1], p->w[s + 1], st->C_next);
+    }
+    if (logits) {
+        const int C = I->dims[3], L = p->h[3] * p->w[3];
+        K->layernorm(p->t0, p->x, m->cls_norm.w, m->cls_norm.b, (size_t)B * L, C, VM_LN_EPS);
+        float *pooled = p->t1;
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < C; c++) {
+                double acc = 0;
+                for (int t = 0; t < L; t++) acc += p->t0[((size_t)b * L + t) * C + c];
+                pooled[(size_t)b * C + c] = (float)(acc / L);
+            }
+        fill_bias_rows(logits, m->head_b, (size_t)B, I->num_classes);
+        if (vm_gemm(B, I->num_classes, C, pooled, C, m->head_w, C, logits, I->num_classes, 1.0f)) goto dnnl_fail;
+    }
+    return 0;
+dnnl_fail:
+    return vm_errf(m->err, sizeof m->err, "oneDNN primitive execution failed");
+}

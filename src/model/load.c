@@ -1,0 +1,418 @@
+/* load.c - build a vm_model: detect the architecture from a checkpoint's
+ * key names and shapes (or take a preset), then bind every parameter with
+ * its shape checked. Presets get deterministic random weights. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "../loaders/checkpoint.h"
+#include "../core/util.h"
+
+int vm_arch_preset(const char *name, int num_classes, vm_info *info);
+
+/* Where parameter values come from. */
+struct vm_wsrc {
+    const vm_checkpoint *ck; /* NULL: random (presets) */
+    uint64_t seed;
+    int quiet;
+    int64_t params;
+};
+
+typedef enum { INIT_LINEAR, INIT_ONES, INIT_ZEROS, INIT_ALOGS, INIT_DTBIAS } init_kind;
+
+float *vm_model_alloc(vm_model *m, size_t n) {
+    if (m->nallocs == m->capallocs) {
+        m->capallocs = m->capallocs ? m->capallocs * 2 : 64;
+        m->allocs = vm_xrealloc(m->allocs, m->capallocs * sizeof *m->allocs);
+    }
+    float *p = vm_aligned_alloc(n * sizeof(float));
+    m->allocs[m->nallocs++] = p;
+    return p;
+}
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t hash_name(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    while (*s) h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+    return h;
+}
+
+static void random_fill(float *p, size_t n, init_kind kind, int fan_in, uint64_t seed, const char *name) {
+    uint64_t s = seed ^ hash_name(name);
+    float bound = fan_in > 0 ? 1.0f / sqrtf((float)fan_in) : 0.1f;
+    for (size_t i = 0; i < n; i++) {
+        float r = (float)((splitmix(&s) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; /* U(-1,1) */
+        switch (kind) {
+        case INIT_LINEAR: p[i] = r * bound; break;
+        case INIT_ONES: p[i] = 1.0f; break;
+        case INIT_ZEROS: p[i] = 0.0f; break;
+        case INIT_ALOGS: p[i] = 0.0f; break; /* filled per state below */
+        case INIT_DTBIAS: p[i] = -4.0f + r; break; /* softplus^-1 of a small dt */
+        }
+    }
+}
+
+static void fmt_shape(char *buf, size_t len, int nd, const int64_t *s) {
+    size_t off = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < nd && off < len; i++) off += (size_t)snprintf(buf + off, len - off, "%s%lld", i ? ", " : "", (long long)s[i]);
+    if (off < len) snprintf(buf + off, len - off, ")");
+}
+
+/* Fetch parameter `name` of the given shape. Returns NULL with m->err set
+ * on error, or NULL without error if optional and absent. */
+static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, const int64_t *shape, init_kind kind,
+                    int fan_in, int optional, int *fail) {
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)shape[i];
+    if (!src->ck) {
+        float *p = vm_model_alloc(m, n);
+        random_fill(p, n, kind, fan_in, src->seed, name);
+        if (kind == INIT_ALOGS) { /* S4D-real: A_n = -(n+1) */
+            int64_t N = shape[1];
+            for (size_t i = 0; i < n; i++) p[i] = logf((float)(i % (size_t)N + 1));
+        }
+        src->params += (int64_t)n;
+        return p;
+    }
+    const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, name);
+    if (!t) {
+        if (!optional) {
+            vm_errf(m->err, sizeof m->err, "%s: missing key '%s'", src->ck->path, name);
+            *fail = 1;
+        }
+        return NULL;
+    }
+    /* Shapes must match; a 1x1 conv stored 4-D (out,in,1,1) is accepted
+     * for a 2-D linear weight. */
+    int ok = t->ndim >= nd;
+    for (int i = 0; ok && i < t->ndim; i++) ok = i < nd ? t->shape[i] == shape[i] : t->shape[i] == 1;
+    if (!ok) {
+        char a[96], b[96];
+        fmt_shape(a, sizeof a, t->ndim, t->shape);
+        fmt_shape(b, sizeof b, nd, shape);
+        vm_errf(m->err, sizeof m->err, "%s: tensor '%s' has shape %s, expected %s", src->ck->path, name, a, b);
+        *fail = 1;
+        return NULL;
+    }
+    /* Validate against the file before allocating from its shape. */
+    if (vm_ckpt_validate(src->ck, t, m->err, sizeof m->err)) {
+        *fail = 1;
+        return NULL;
+    }
+    float *p = vm_model_alloc(m, n);
+    if (vm_ckpt_read_f32(src->ck, t, p, m->err, sizeof m->err)) {
+        *fail = 1;
+        return NULL;
+    }
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(p[i]);
+    if (bad && !src->quiet)
+        fprintf(stderr, "vmamba: warning: %s: tensor '%s' has %zu NaN/Inf values\n", src->ck->path, name, bad);
+    src->params += (int64_t)n;
+    return p;
+}
+
+#define S(...) ((int64_t[]){__VA_ARGS__})
+#define P(name, nd, shape, kind, fan) param(m, src, name, nd, shape, kind, fan, 0, &fail)
+#define POPT(name, nd, shape, kind, fan) param(m, src, name, nd, shape, kind, fan, 1, &fail)
+
+static void ln(vm_model *m, struct vm_wsrc *src, vm_ln *out, const char *prefix, int C, int *failp) {
+    int fail = 0;
+    char nm[160];
+    snprintf(nm, sizeof nm, "%s.weight", prefix);
+    out->w = P(nm, 1, S(C), INIT_ONES, 0);
+    snprintf(nm, sizeof nm, "%s.bias", prefix);
+    if (!fail) out->b = P(nm, 1, S(C), INIT_ZEROS, 0);
+    out->C = C;
+    *failp |= fail;
+}
+
+static void conv(vm_model *m, struct vm_wsrc *src, vm_conv *c, const char *prefix, int cin, int cout, int k,
+                 int stride, int pad, int *failp) {
+    int fail = 0;
+    char nm[160];
+    snprintf(nm, sizeof nm, "%s.weight", prefix);
+    c->w = P(nm, 4, S(cout, cin, k, k), INIT_LINEAR, cin * k * k);
+    snprintf(nm, sizeof nm, "%s.bias", prefix);
+    if (!fail) c->b = P(nm, 1, S(cout), INIT_LINEAR, cin * k * k);
+    c->cin = cin;
+    c->cout = cout;
+    c->k = k;
+    c->stride = stride;
+    c->pad = pad;
+    *failp |= fail;
+}
+
+static int bind_block(vm_model *m, struct vm_wsrc *src, vm_block *b, int s, int j) {
+    const vm_info *I = &m->info;
+    int C = I->dims[s], D = I->d_inner[s], R = I->dt_rank[s], N = I->d_state, Hd = I->mlp_hidden[s];
+    int fail = 0;
+    char p[96], nm[160];
+    snprintf(p, sizeof p, "layers.%d.blocks.%d", s, j);
+#define NM(suffix) (snprintf(nm, sizeof nm, "%s.%s", p, suffix), nm)
+    ln(m, src, &b->norm, NM("norm"), C, &fail);
+    if (!fail) b->in_proj_w = P(NM("op.in_proj.weight"), 2, S(D * (I->z_gate ? 2 : 1), C), INIT_LINEAR, C);
+    if (!fail) b->conv_w = P(NM("op.conv2d.weight"), 4, S(D, 1, 3, 3), INIT_LINEAR, 9);
+    if (!fail && I->conv_bias) b->conv_b = P(NM("op.conv2d.bias"), 1, S(D), INIT_LINEAR, 9);
+    if (!fail) b->x_proj_w = P(NM("op.x_proj_weight"), 3, S(4, R + 2 * N, D), INIT_LINEAR, D);
+    if (!fail) b->dt_w = P(NM("op.dt_projs_weight"), 3, S(4, D, R), INIT_LINEAR, R);
+    if (!fail) b->dt_b = P(NM("op.dt_projs_bias"), 2, S(4, D), INIT_DTBIAS, 0);
+    float *alogs = NULL;
+    if (!fail) alogs = P(NM("op.A_logs"), 2, S(4 * D, N), INIT_ALOGS, 0);
+    if (!fail) b->Ds = P(NM("op.Ds"), 1, S(4 * D), INIT_ONES, 0);
+    if (!fail) ln(m, src, &b->out_norm, NM("op.out_norm"), D, &fail);
+    if (!fail) b->out_proj_w = P(NM("op.out_proj.weight"), 2, S(C, D), INIT_LINEAR, D);
+    if (!fail && Hd) {
+        ln(m, src, &b->norm2, NM("norm2"), C, &fail);
+        if (!fail) b->fc1_w = P(NM("mlp.fc1.weight"), 2, S(Hd, C), INIT_LINEAR, C);
+        if (!fail) b->fc1_b = P(NM("mlp.fc1.bias"), 1, S(Hd), INIT_LINEAR, C);
+        if (!fail) b->fc2_w = P(NM("mlp.fc2.weight"), 2, S(C, Hd), INIT_LINEAR, Hd);
+        if (!fail) b->fc2_b = P(NM("mlp.fc2.bias"), 1, S(C), INIT_LINEAR, Hd);
+    }
+#undef NM
+    if (fail) return -1;
+    /* A = -exp(A_logs), once at load time (A_logs stays counted). */
+    b->A = alogs;
+    for (size_t i = 0; i < (size_t)4 * D * N; i++) b->A[i] = -expf(alogs[i]);
+    return 0;
+}
+
+static int bind_all(vm_model *m, struct vm_wsrc *src) {
+    vm_info *I = &m->info;
+    int fail = 0;
+    if (I->patch_embed_version == 1) {
+        conv(m, src, &m->pe_conv1, "patch_embed.0", 3, I->dims[0], I->patch_size, I->patch_size, 0, &fail);
+        if (!fail) ln(m, src, &m->pe_norm1, "patch_embed.2", I->dims[0], &fail);
+    } else {
+        int half = I->dims[0] / 2;
+        if (src->ck) { /* read the hidden width, never assume C/2 */
+            const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, "patch_embed.0.weight");
+            if (t && t->ndim == 4) half = (int)t->shape[0];
+        }
+        int k = I->patch_size / 2 + 1, st = I->patch_size / 2;
+        conv(m, src, &m->pe_conv1, "patch_embed.0", 3, half, k, st, 1, &fail);
+        if (!fail) ln(m, src, &m->pe_norm1, "patch_embed.2", half, &fail);
+        if (!fail) conv(m, src, &m->pe_conv2, "patch_embed.5", half, I->dims[0], k, st, 1, &fail);
+        if (!fail) ln(m, src, &m->pe_norm2, "patch_embed.7", I->dims[0], &fail);
+    }
+    for (int s = 0; s < 4 && !fail; s++) {
+        vm_stage *st = &m->st[s];
+        st->C = I->dims[s];
+        st->depth = I->depths[s];
+        st->d_inner = I->d_inner[s];
+        st->R = I->dt_rank[s];
+        st->hidden = I->mlp_hidden[s];
+        st->blocks = vm_xcalloc((size_t)st->depth, sizeof *st->blocks);
+        for (int j = 0; j < st->depth && !fail; j++) fail = bind_block(m, src, &st->blocks[j], s, j) != 0;
+        if (fail) break;
+        char nm[96];
+        if (s < 3) {
+            st->C_next = I->dims[s + 1];
+            if (I->downsample_version == 1) {
+                snprintf(nm, sizeof nm, "layers.%d.downsample.norm", s);
+                ln(m, src, &st->ds_norm, nm, 4 * st->C, &fail);
+                snprintf(nm, sizeof nm, "layers.%d.downsample.reduction.weight", s);
+                if (!fail) st->ds_reduction = P(nm, 2, S(st->C_next, 4 * st->C), INIT_LINEAR, 4 * st->C);
+            } else {
+                snprintf(nm, sizeof nm, "layers.%d.downsample.1", s);
+                conv(m, src, &st->ds_conv, nm, st->C, st->C_next, 3, 2, 1, &fail);
+                snprintf(nm, sizeof nm, "layers.%d.downsample.3", s);
+                if (!fail) ln(m, src, &st->ds_norm, nm, st->C_next, &fail);
+            }
+        }
+        if (!fail && I->is_backbone) {
+            snprintf(nm, sizeof nm, "outnorm%d", s);
+            ln(m, src, &st->outnorm, nm, st->C, &fail);
+        }
+    }
+    if (!fail && I->num_classes > 0) {
+        ln(m, src, &m->cls_norm, "classifier.norm", I->dims[3], &fail);
+        if (!fail) m->head_w = P("classifier.head.weight", 2, S(I->num_classes, I->dims[3]), INIT_LINEAR, I->dims[3]);
+        if (!fail) m->head_b = P("classifier.head.bias", 1, S(I->num_classes), INIT_LINEAR, I->dims[3]);
+    }
+    I->params = src->params;
+    return fail ? -1 : 0;
+}
+
+/* ---- architecture detection ------------------------------------------ */
+
+static const vm_ckpt_tensor *find(const vm_checkpoint *c, const char *fmt, int a, int b) {
+    char nm[160];
+    snprintf(nm, sizeof nm, fmt, a, b);
+    return vm_checkpoint_find(c, nm);
+}
+
+static int need(vm_model *m, const vm_checkpoint *c, const vm_ckpt_tensor *t, const char *fmt, int a, int b, int nd) {
+    if (t && t->ndim == nd && !t->problem) return 0;
+    char nm[160];
+    snprintf(nm, sizeof nm, fmt, a, b);
+    if (!t) return vm_errf(m->err, sizeof m->err, "%s: missing key '%s' (cannot detect the architecture)", c->path, nm);
+    if (t->problem) return vm_errf(m->err, sizeof m->err, "%s: tensor '%s': %s", c->path, nm, t->problem);
+    return vm_errf(m->err, sizeof m->err, "%s: tensor '%s' has %d dimensions, expected %d", c->path, nm, t->ndim, nd);
+}
+
+/* Upper bounds that no real VMamba comes near; they keep a hostile file
+ * from making us allocate absurd buffers from its shapes. */
+#define MAX_WIDTH 65536
+#define MAX_DEPTH 1024
+#define MAX_STATE 1024
+
+static int detect(vm_model *m, const vm_checkpoint *c) {
+    vm_info *I = &m->info;
+    memset(I, 0, sizeof *I);
+    const vm_ckpt_tensor *t = vm_checkpoint_find(c, "patch_embed.0.weight");
+    if (need(m, c, t, "patch_embed.0.weight", 0, 0, 4)) return -1;
+    int pe_k = (int)t->shape[2];
+    if (vm_checkpoint_find(c, "patch_embed.5.weight")) {
+        I->patch_embed_version = 2;
+        I->patch_size = 2 * (pe_k - 1); /* k = stride + 1, two stride-s convs */
+    } else {
+        I->patch_embed_version = 1;
+        I->patch_size = pe_k;
+    }
+    if (pe_k < 1 || pe_k > 64 || I->patch_size < 1) return vm_errf(m->err, sizeof m->err, "%s: unsupported patch embed kernel %d", c->path, pe_k);
+    for (int s = 0; s < 4; s++) {
+        int d = 0;
+        while (d <= MAX_DEPTH && find(c, "layers.%d.blocks.%d.norm.weight", s, d)) d++;
+        if (d == 0) return vm_errf(m->err, sizeof m->err, "%s: missing key 'layers.%d.blocks.0.norm.weight' (expected 4 stages)", c->path, s);
+        if (d > MAX_DEPTH) return vm_errf(m->err, sizeof m->err, "%s: stage %d has too many blocks", c->path, s);
+        I->depths[s] = d;
+        t = find(c, "layers.%d.blocks.%d.norm.weight", s, 0);
+        if (need(m, c, t, "layers.%d.blocks.%d.norm.weight", s, 0, 1)) return -1;
+        I->dims[s] = (int)t->shape[0];
+        t = find(c, "layers.%d.blocks.%d.op.conv2d.weight", s, 0);
+        if (need(m, c, t, "layers.%d.blocks.%d.op.conv2d.weight", s, 0, 4)) return -1;
+        I->d_inner[s] = (int)t->shape[0];
+        t = find(c, "layers.%d.blocks.%d.op.dt_projs_weight", s, 0);
+        if (need(m, c, t, "layers.%d.blocks.%d.op.dt_projs_weight", s, 0, 3)) return -1;
+        I->dt_rank[s] = (int)t->shape[2];
+        t = find(c, "layers.%d.blocks.%d.op.A_logs", s, 0);
+        if (need(m, c, t, "layers.%d.blocks.%d.op.A_logs", s, 0, 2)) return -1;
+        if (s == 0) I->d_state = (int)t->shape[1];
+        else if (t->shape[1] != I->d_state)
+            return vm_errf(m->err, sizeof m->err, "%s: stage %d has d_state %lld, stage 0 has %d", c->path, s, (long long)t->shape[1], I->d_state);
+        t = find(c, "layers.%d.blocks.%d.op.in_proj.weight", s, 0);
+        if (need(m, c, t, "layers.%d.blocks.%d.op.in_proj.weight", s, 0, 2)) return -1;
+        int z = t->shape[0] == 2 * (int64_t)I->d_inner[s];
+        if (s == 0) I->z_gate = z;
+        else if (z != I->z_gate) return vm_errf(m->err, sizeof m->err, "%s: stages disagree on the z gate", c->path);
+        if (s == 0) I->conv_bias = find(c, "layers.%d.blocks.%d.op.conv2d.bias", s, 0) != NULL;
+        t = find(c, "layers.%d.blocks.%d.mlp.fc1.weight", s, 0);
+        I->mlp_hidden[s] = t && t->ndim >= 2 ? (int)t->shape[0] : 0;
+        if (I->dims[s] < 1 || I->dims[s] > MAX_WIDTH || I->d_inner[s] < 1 || I->d_inner[s] > MAX_WIDTH ||
+            I->dt_rank[s] < 1 || I->dt_rank[s] > MAX_WIDTH || I->mlp_hidden[s] < 0 || I->mlp_hidden[s] > 16 * MAX_WIDTH ||
+            I->d_state < 1 || I->d_state > MAX_STATE)
+            return vm_errf(m->err, sizeof m->err, "%s: implausible layer sizes in stage %d", c->path, s);
+    }
+    if (vm_checkpoint_find(c, "layers.0.downsample.reduction.weight")) I->downsample_version = 1;
+    else if (vm_checkpoint_find(c, "layers.0.downsample.1.weight")) I->downsample_version = 3;
+    else return vm_errf(m->err, sizeof m->err, "%s: missing key 'layers.0.downsample.1.weight' (or '.reduction.weight'): unknown downsample", c->path);
+    t = vm_checkpoint_find(c, "classifier.head.weight");
+    if (t && t->ndim == 2) I->num_classes = (int)t->shape[0];
+    I->is_backbone = vm_checkpoint_find(c, "outnorm0.weight") != NULL;
+    if (!I->num_classes && !I->is_backbone)
+        return vm_errf(m->err, sizeof m->err, "%s: missing key 'classifier.head.weight' (and no 'outnorm0.weight' for a backbone)", c->path);
+    if (I->num_classes > 10000000) return vm_errf(m->err, sizeof m->err, "%s: implausible class count %d", c->path, I->num_classes);
+    if (I->patch_embed_version == 1 && I->downsample_version == 1 && !I->mlp_hidden[0] && I->z_gate) I->family = VM_FAMILY_V0;
+    else if (I->patch_embed_version == 2 && I->downsample_version == 3 && I->mlp_hidden[0] && !I->z_gate) I->family = VM_FAMILY_V2;
+    else if (I->patch_embed_version == 2 && I->downsample_version == 3 && I->z_gate) I->family = VM_FAMILY_V2Z;
+    else I->family = VM_FAMILY_OTHER;
+    return 0;
+}
+
+/* Checkpoints written by the January 2024 code use older module names; map
+ * them the way the official VSSM._load_from_state_dict does. */
+static void rename_legacy(vm_checkpoint *c) {
+    static const struct { const char *from, *to; } map[] = {
+        {"patch_embed.proj.", "patch_embed.0."}, {"patch_embed.norm.", "patch_embed.2."},
+        {".ln_1.", ".norm."}, {".self_attention.", ".op."}, {"norm.", "classifier.norm."},
+        {"head.", "classifier.head."}};
+    for (size_t i = 0; i < c->n; i++) {
+        for (size_t r = 0; r < sizeof map / sizeof *map; r++) {
+            char *name = c->t[i].name, *hit;
+            int prefix_only = map[r].from[0] != '.';
+            if (prefix_only) hit = strncmp(name, map[r].from, strlen(map[r].from)) == 0 ? name : NULL;
+            else hit = strstr(name, map[r].from);
+            if (!hit) continue;
+            size_t fl = strlen(map[r].from), tl = strlen(map[r].to), nl = strlen(name);
+            char *nn = vm_xmalloc(nl - fl + tl + 1);
+            memcpy(nn, name, (size_t)(hit - name));
+            memcpy(nn + (hit - name), map[r].to, tl);
+            strcpy(nn + (hit - name) + tl, hit + fl);
+            free(name);
+            c->t[i].name = nn;
+        }
+    }
+}
+
+static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errlen) {
+    if (bind_all(m, src)) {
+        vm_errf(err, errlen, "%s", m->err);
+        vm_model_free(m);
+        return NULL;
+    }
+    vm_arch_finish(m);
+    return m;
+}
+
+vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen) {
+    vm_checkpoint ck;
+    if (vm_checkpoint_open(&ck, path, opts ? opts->key : NULL, err, errlen)) return NULL;
+    rename_legacy(&ck);
+    vm_model *m = vm_xcalloc(1, sizeof *m);
+    if (detect(m, &ck)) {
+        vm_errf(err, errlen, "%s", m->err);
+        vm_checkpoint_close(&ck);
+        vm_model_free(m);
+        return NULL;
+    }
+    struct vm_wsrc src = {.ck = &ck, .quiet = opts ? opts->quiet : 0};
+    m = finish(m, &src, err, errlen);
+    vm_checkpoint_close(&ck); /* weights were copied: the mapping can go */
+    return m;
+}
+
+vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed, char *err, size_t errlen) {
+    vm_model *m = vm_xcalloc(1, sizeof *m);
+    if (vm_arch_preset(name, num_classes, &m->info)) {
+        vm_errf(err, errlen, "%s: unknown preset (see 'vmamba info --list-presets')", name);
+        free(m);
+        return NULL;
+    }
+    struct vm_wsrc src = {.ck = NULL, .seed = seed};
+    return finish(m, &src, err, errlen);
+}
+
+void vm_model_free(vm_model *m) {
+    if (!m) return;
+    vm_plan_free(m);
+    for (int s = 0; s < 4; s++) free(m->st[s].blocks);
+    for (size_t i = 0; i < m->nallocs; i++) free(m->allocs[i]);
+    free(m->allocs);
+    free(m);
+}
+
+const char *vm_model_error(const vm_model *m) { return m ? m->err : "no model"; }
+
+void vm_model_info(const vm_model *m, vm_info *out) { *out = m->info; }
+
+int vm_arch_finish(vm_model *m) {
+    vm_info *I = &m->info;
+    I->ssm_ratio = (float)I->d_inner[0] / (float)I->dims[0];
+    I->mlp_ratio = (float)I->mlp_hidden[0] / (float)I->dims[0];
+    I->gflops_224 = vm_arch_gmacs(m, 224, 224);
+    return 0;
+}
+
+void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user) {
+    m->trace = fn;
+    m->trace_user = user;
+}

@@ -1,0 +1,89 @@
+/* model.h - the in-memory model: architecture, bound weights, and the
+ * activation plan for the last input shape. Internal to libvmamba. */
+#ifndef VM_MODEL_H
+#define VM_MODEL_H
+
+#include "vmamba.h"
+#include "../core/dnnl_compat.h"
+
+#define VM_LN_EPS 1e-5f
+
+typedef struct { const float *w, *b; int C; } vm_ln;
+
+typedef struct {
+    const float *w, *b;   /* OIHW, bias or NULL */
+    int cin, cout, k, stride, pad;
+    vm_conv_prim *prim;   /* for the planned shape */
+} vm_conv;
+
+typedef struct {
+    vm_ln norm;
+    const float *in_proj_w;   /* [d_inner*(1+z)][C]       */
+    const float *conv_w;      /* [d_inner][9]             */
+    const float *conv_b;      /* [d_inner] or NULL        */
+    const float *x_proj_w;    /* [4*(R+2N)][d_inner]      */
+    const float *dt_w;        /* [4][d_inner][R]          */
+    const float *dt_b;        /* [4*d_inner]              */
+    float *A;                 /* [4*d_inner][N] = -exp(A_logs) */
+    const float *Ds;          /* [4*d_inner]              */
+    vm_ln out_norm;
+    const float *out_proj_w;  /* [C][d_inner]             */
+    vm_ln norm2;              /* MLP, if mlp_hidden > 0   */
+    const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} vm_block;
+
+typedef struct {
+    int C, depth, d_inner, R, hidden, C_next;
+    vm_block *blocks;
+    /* downsample to the next stage */
+    vm_ln ds_norm;            /* v1: over 4C; v3: over C_next */
+    const float *ds_reduction; /* v1: [C_next][4C] */
+    vm_conv ds_conv;          /* v3 */
+    vm_ln outnorm;            /* backbone only */
+} vm_stage;
+
+/* Called with named intermediate tensors when set (tests). */
+typedef void (*vm_trace_fn)(void *user, const char *name, const float *data, int B, int H, int W, int C);
+
+typedef struct {
+    int B, H, W;              /* planned input shape, 0 = none */
+    int h[4], w[4];           /* stage map sizes               */
+    int pe_h1, pe_w1;         /* v2 patch embed: after conv 1  */
+    float *arena;
+    float *x, *t0, *t1, *t2, *t3, *t4, *t5;
+} vm_plan;
+
+struct vm_model {
+    vm_info info;
+    int d_state;
+    /* patch embed: v1 conv1+norm1; v2 conv1,norm1,GELU,conv2,norm2 */
+    vm_conv pe_conv1, pe_conv2;
+    vm_ln pe_norm1, pe_norm2;
+    vm_stage st[4];
+    vm_ln cls_norm;
+    const float *head_w, *head_b;
+    void **allocs;            /* weight buffers, freed with the model */
+    size_t nallocs, capallocs;
+    vm_plan plan;
+    vm_trace_fn trace;
+    void *trace_user;
+    char err[512];
+};
+
+/* weights.c: bind every parameter the forward needs. */
+typedef struct vm_wsrc vm_wsrc;
+float *vm_model_alloc(vm_model *m, size_t n);
+
+/* arch.c */
+int vm_arch_finish(vm_model *m);           /* params and FLOPs */
+double vm_arch_gmacs(const vm_model *m, int H, int W);
+
+/* forward.c */
+int vm_plan_ensure(vm_model *m, int B, int H, int W);
+void vm_plan_free(vm_model *m);
+int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]);
+
+/* Test hook (not in the public header). */
+void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user);
+
+#endif
