@@ -1,0 +1,15 @@
+/* check_main.c - runs every Check suite. */
+#include <stdlib.h>
+
+#include "testutil.h"
+
+int main(void) {
+    SRunner *sr = srunner_create(suite_npy());
+    srunner_add_suite(sr, suite_loader());
+    srunner_add_suite(sr, suite_kernels());
+    srunner_add_suite(sr, suite_golden());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,265 @@
+/* test_loader.c - the checkpoint loader: every feature and error path.
+ * Fixtures come from tests/tools/make_fixtures.py; damaged and hostile
+ * files are made here, in memory, from the golden checkpoints. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "loaders/checkpoint.h"
+#include "loaders/pickle.h"
+#include "vmamba.h"
+
+static vm_model *try_load(const char *path, const char *key, char *err, size_t errlen) {
+    vm_load_opts o = {.key = key, .quiet = 1};
+    return vm_model_load(path, &o, err, errlen);
+}
+
+static float *logits_of(const char *path, const char *key, const char *input, size_t *n) {
+    char err[512];
+    vm_model *m = try_load(path, key, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    vm_npy in;
+    tload(&in, input);
+    vm_info I;
+    vm_model_info(m, &I);
+    *n = (size_t)in.shape[0] * I.num_classes;
+    float *out = malloc(*n * sizeof *out);
+    ck_assert(vm_forward(m, in.data, (int)in.shape[0], (int)in.shape[2], (int)in.shape[3], out) == 0);
+    vm_npy_free(&in);
+    vm_model_free(m);
+    return out;
+}
+
+static void expect_error(const char *path, const char *key, const char *needle) {
+    char err[1024] = "";
+    vm_model *m = try_load(path, key, err, sizeof err);
+    ck_assert_msg(m == NULL, "%s loaded, expected an error with '%s'", path, needle);
+    ck_assert_msg(strstr(err, needle) != NULL, "error '%s' lacks '%s'", err, needle);
+    ck_assert_msg(strstr(err, path) != NULL, "error '%s' does not name the file", err);
+}
+
+static void expect_golden(const char *fixture, const char *key, const char *cfg) {
+    size_t n;
+    float *got = logits_of(tdata("loader/%s", fixture), key, tdata("%s/input.npy", cfg), &n);
+    vm_npy g;
+    tload(&g, tdata("%s/logits.npy", cfg));
+    ck_assert_int_eq(g.numel, n);
+    tclose(fixture, got, g.data, n, 1e-4);
+    vm_npy_free(&g);
+    free(got);
+}
+
+START_TEST(weight_selection) {
+    expect_golden("bare.pth", NULL, "v2_s1");                 /* bare state dict */
+    expect_golden("ema.pth", "model_ema", "v2_s1");           /* --key model_ema */
+    expect_golden("mmseg_classifier.pth", NULL, "v2_s1");     /* state_dict + backbone. stripped */
+    expect_golden("strided.pth", NULL, "v2_s1");              /* strides and storage offset */
+    expect_golden("legacy_v0.pth", NULL, "v0_ds4");           /* January-2024 key names */
+    expect_error(tdata("loader/ema.pth"), "nope", "no key 'nope'");
+    expect_error(tdata("loader/bare.pth"), "model", "no key 'model'");
+}
+END_TEST
+
+/* f16/bf16 storages are converted exactly: same logits, bit for bit, as a
+ * float32 checkpoint of the same rounded values. */
+START_TEST(half_storages) {
+    const char *pairs[2][2] = {{"f16.pth", "f16_as_f32.pth"}, {"bf16.pth", "bf16_as_f32.pth"}};
+    for (int i = 0; i < 2; i++) {
+        size_t n1, n2;
+        float *a = logits_of(tdata("loader/%s", pairs[i][0]), NULL, tdata("v2_s1/input.npy"), &n1);
+        float *b = logits_of(tdata("loader/%s", pairs[i][1]), NULL, tdata("v2_s1/input.npy"), &n2);
+        ck_assert_int_eq(n1, n2);
+        ck_assert_mem_eq(a, b, n1 * sizeof(float));
+        free(a);
+        free(b);
+    }
+    ck_assert_float_eq(vm_half_to_float(0x3c00), 1.0f);
+    ck_assert_float_eq(vm_half_to_float(0xc000), -2.0f);
+    ck_assert_float_eq(vm_half_to_float(0x0001), 5.9604644775390625e-08f); /* smallest subnormal */
+    ck_assert_float_eq(vm_bf16_to_float(0x3f80), 1.0f);
+}
+END_TEST
+
+START_TEST(bad_weights) {
+    expect_error(tdata("loader/missing_key.pth"), NULL, "missing key 'layers.2.blocks.1.op.Ds'");
+    expect_error(tdata("loader/wrong_shape.pth"), NULL, "'layers.1.blocks.0.mlp.fc2.weight' has shape (32, 100), expected (32, 128)");
+    expect_error(tdata("loader/short_storage.pth"), NULL, "storage claims 432 elements but holds 4 bytes");
+    expect_error(tdata("loader/deflated.pth"), NULL, "compressed");
+}
+END_TEST
+
+/* NaN weights load, with a warning naming the tensor on stderr. */
+START_TEST(nan_weights_warn) {
+    char log[] = "/tmp/vmtest_stderr_XXXXXX";
+    int fd = mkstemp(log), saved = dup(2);
+    dup2(fd, 2);
+    char err[512];
+    vm_load_opts o = {0};
+    vm_model *m = vm_model_load(tdata("loader/nan.pth"), &o, err, sizeof err);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ck_assert_msg(m != NULL, "%s", err);
+    vm_model_free(m);
+    char buf[1024] = "";
+    lseek(fd, 0, SEEK_SET);
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    unlink(log);
+    ck_assert(r > 0);
+    ck_assert_msg(strstr(buf, "warning") && strstr(buf, "layers.3.blocks.0.mlp.fc1.bias") && strstr(buf, "NaN"), "stderr: %s", buf);
+}
+END_TEST
+
+/* ---- damaged files, made here ---------------------------------------- */
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*n ? *n : 1);
+    ck_assert(fread(b, 1, *n, f) == *n);
+    fclose(f);
+    return b;
+}
+
+static const char *write_tmp(const void *data, size_t n) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/vmtest_ckpt_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    ck_assert(write(fd, data, n) == (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+START_TEST(truncated_everywhere) {
+    size_t n;
+    uint8_t *b = slurp(tdata("v2_s1/model.pth"), &n);
+    /* Every cut must give an error (never a crash): cut at 64 points. */
+    for (int i = 0; i < 64; i++) {
+        size_t cut = n * (size_t)i / 64;
+        const char *p = write_tmp(b, cut);
+        char err[512] = "";
+        vm_model *m = try_load(p, NULL, err, sizeof err);
+        ck_assert_msg(m == NULL, "cut at %zu loaded", cut);
+        ck_assert_msg(strstr(err, p) != NULL, "cut %zu: error '%s' does not name the file", cut, err);
+        unlink(p);
+    }
+    const char *p = write_tmp(b, n / 2);
+    expect_error(p, NULL, "truncated");
+    unlink(p);
+    free(b);
+}
+END_TEST
+
+START_TEST(not_a_checkpoint) {
+    const char *p = write_tmp("this is not a checkpoint\n", 25);
+    expect_error(p, NULL, "not a zip archive");
+    unlink(p);
+    p = write_tmp("", 0);
+    expect_error(p, NULL, "too short");
+    unlink(p);
+    expect_error("/nonexistent/model.pth", NULL, "No such file");
+    expect_error("/tmp", NULL, "directory");
+}
+END_TEST
+
+/* A one-entry stored zip holding `pkl` as archive/data.pkl. */
+static size_t make_zip(uint8_t *out, const uint8_t *pkl, size_t n) {
+    static const char name[] = "archive/data.pkl";
+    const size_t nl = sizeof name - 1;
+    uint8_t *p = out;
+#define W16(v) (*p++ = (uint8_t)((v) & 0xff), *p++ = (uint8_t)(((v) >> 8) & 0xff))
+#define W32(v) (W16((v) & 0xffff), W16(((uint32_t)(v) >> 16) & 0xffff))
+    W32(0x04034b50u); W16(20); W16(0); W16(0); W16(0); W16(0); W32(0); W32(n); W32(n); W16(nl); W16(0);
+    memcpy(p, name, nl); p += nl;
+    memcpy(p, pkl, n); p += n;
+    size_t cd = (size_t)(p - out);
+    W32(0x02014b50u); W16(20); W16(20); W16(0); W16(0); W16(0); W16(0); W32(0); W32(n); W32(n); W16(nl); W16(0); W16(0);
+    W16(0); W16(0); W32(0); W32(0);
+    memcpy(p, name, nl); p += nl;
+    size_t cdlen = (size_t)(p - out) - cd;
+    W32(0x06054b50u); W16(0); W16(0); W16(1); W16(1); W32(cdlen); W32(cd); W16(0);
+    return (size_t)(p - out);
+#undef W16
+#undef W32
+}
+
+static void expect_pickle_error(const void *pkl, size_t n, const char *needle) {
+    uint8_t *zip = malloc(n + 256);
+    size_t zn = make_zip(zip, pkl, n);
+    const char *p = write_tmp(zip, zn);
+    expect_error(p, NULL, needle);
+    unlink(p);
+    free(zip);
+}
+
+START_TEST(hostile_pickles) {
+    /* os.system("touch /tmp/vmamba_pwned"): must never run. */
+    unlink("/tmp/vmamba_pwned");
+    static const char sys_pkl[] = "\x80\x02" "cos\nsystem\n" "X\x17\x00\x00\x00touch /tmp/vmamba_pwned" "\x85" "R" ".";
+    expect_pickle_error(sys_pkl, sizeof sys_pkl - 1, "not a dict of weights");
+    ck_assert_msg(!tfile_exists("/tmp/vmamba_pwned"), "the pickle executed a command");
+    /* Unsupported opcode (INST, text-mode protocol 0). */
+    static const char inst[] = "\x80\x02(ios\nsystem\n.";
+    expect_pickle_error(inst, sizeof inst - 1, "unsupported pickle opcode 0x69");
+    /* Memo index far past the pickle: no huge allocation. */
+    static const char memo[] = "\x80\x02}r\xff\xff\xff\x7f.";
+    expect_pickle_error(memo, sizeof memo - 1, "memo index");
+    static const char get[] = "\x80\x02h\x05.";
+    expect_pickle_error(get, sizeof get - 1, "memo key 5 not found");
+    /* Stack underflow, string past the end, no STOP. */
+    static const char under[] = "\x80\x02s.";
+    expect_pickle_error(under, sizeof under - 1, "stack underflow");
+    static const char longstr[] = "\x80\x02X\xff\xff\xff\x0f" "abc";
+    expect_pickle_error(longstr, sizeof longstr - 1, "truncated pickle");
+    static const char nostop[] = "\x80\x02}";
+    expect_pickle_error(nostop, sizeof nostop - 1, "no STOP");
+    /* A tensor whose storage is missing from the archive. */
+    static const char tens[] = "\x80\x02}X\x01\x00\x00\x00w" "ctorch._utils\n_rebuild_tensor_v2\n("
+                               "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x04tQ"
+                               "K\x00K\x04\x85K\x01\x85\x89}tRs.";
+    expect_pickle_error(tens, sizeof tens - 1, "missing key 'patch_embed.0.weight'");
+}
+END_TEST
+
+/* The pickle machine itself on a well-formed torch-like pickle. */
+START_TEST(pickle_basics) {
+    static const char pk[] = "\x80\x02}(X\x01\x00\x00\x00" "aK\x07X\x01\x00\x00\x00" "bG\x3f\xf8\x00\x00\x00\x00\x00\x00"
+                             "X\x01\x00\x00\x00" "c]q\x00(\x88\x89NeX\x01\x00\x00\x00" "d\x8a\x02\x00\x80u.";
+    pk_state *st;
+    pk_obj *root;
+    char err[256];
+    ck_assert_int_eq(pk_load((const uint8_t *)pk, sizeof pk - 1, "t", &st, &root, err, sizeof err), 0);
+    ck_assert_int_eq(root->t, PK_DICT);
+    ck_assert_int_eq(pk_dict_get(root, "a")->u.i, 7);
+    ck_assert(pk_dict_get(root, "b")->u.f == 1.5);
+    pk_obj *c = pk_dict_get(root, "c");
+    ck_assert_int_eq(c->t, PK_LIST);
+    ck_assert_int_eq(c->u.seq.n, 3);
+    ck_assert_int_eq(pk_dict_get(root, "d")->u.i, -32768);
+    pk_free(st);
+}
+END_TEST
+
+Suite *suite_loader(void) {
+    Suite *s = suite_create("loader");
+    TCase *tc = tcase_create("loader");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, weight_selection);
+    tcase_add_test(tc, half_storages);
+    tcase_add_test(tc, bad_weights);
+    tcase_add_test(tc, nan_weights_warn);
+    tcase_add_test(tc, truncated_everywhere);
+    tcase_add_test(tc, not_a_checkpoint);
+    tcase_add_test(tc, hostile_pickles);
+    tcase_add_test(tc, pickle_basics);
+    suite_add_tcase(s, tc);
+    return s;
+}
