@@ -87,18 +87,21 @@ int vm_zip_open(vm_zip *z, const uint8_t *buf, size_t len, const char *what, cha
         /* Locate the data through the local header (its extra field may
          * differ from the central one: torch pads it for alignment). */
         if (loff > len || len - loff < 30 || vm_rd32(buf + loff) != LOCAL_SIG) {
-            vm_zip_close(z);
-            return vm_errf(err, errlen, "%s: truncated or corrupt zip archive (local header of '%s')", what, z->entries[i].name);
+            vm_errf(err, errlen, "%s: truncated or corrupt zip archive (local header of '%s')", what, e->name);
+            vm_zip_close(z); /* after formatting: it frees e->name */
+            return -1;
         }
         uint64_t doff = loff + 30 + vm_rd16(buf + loff + 26) + vm_rd16(buf + loff + 28);
         if (doff > len || csize > len - doff) {
+            vm_errf(err, errlen, "%s: truncated file: entry '%s' needs %llu bytes at offset %llu, file has %zu", what,
+                    e->name, (unsigned long long)csize, (unsigned long long)doff, len);
             vm_zip_close(z);
-            return vm_errf(err, errlen, "%s: truncated file: entry '%s' needs %llu bytes at offset %llu, file has %zu", what,
-                           z->entries[i].name, (unsigned long long)csize, (unsigned long long)doff, len);
+            return -1;
         }
         if (method == 0 && csize != usize) {
+            vm_errf(err, errlen, "%s: corrupt zip archive (stored entry '%s' has mismatched sizes)", what, e->name);
             vm_zip_close(z);
-            return vm_errf(err, errlen, "%s: corrupt zip archive (stored entry '%s' has mismatched sizes)", what, z->entries[i].name);
+            return -1;
         }
         e->data = buf + doff;
     }

@@ -1,0 +1,18 @@
+#!/bin/sh
+# install-deps.sh - install the Debian 12 packages vmamba.c needs to build
+# and test. Idempotent; run as root (or it uses sudo when available).
+set -eu
+PKGS="build-essential autoconf automake libtool pkg-config libdnnl-dev libturbojpeg0-dev libpng-dev check clang"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "install-deps: all packages present"
+    exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "install-deps: installing$missing"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
