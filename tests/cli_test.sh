@@ -20,6 +20,7 @@ for c in info run; do "$BIN" $c --help | grep -q "Usage: vmamba $c" && ok || bad
 "$BIN" info vmamba-tiny-s1l8 | grep -q "params: *30" && ok || bad "info preset"
 "$BIN" run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/input.npy" -o "$T/l.npy" --threads 1 && [ -s "$T/l.npy" ] && ok || bad "run"
 "$BIN" run -m "$DATA/backbone_v2/model.pth" -i "$DATA/backbone_v2/input.npy" -o "$T/f" --features && [ -s "$T/f/feat3.npy" ] && ok || bad "run --features"
+"$BIN" run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/d.npy" --print > "$T/p.jsonl" && [ "$(wc -l < "$T/p.jsonl")" -eq 200 ] && grep -q "\"class\": " "$T/p.jsonl" && ok || bad "run --print"
 expect_fail "unknown command" "$BIN" frobnicate
 expect_fail "unknown argument" "$BIN" run --bogus
 expect_fail "not an integer" "$BIN" run -m x -i y -o z --threads zero

@@ -21,17 +21,20 @@ static void help(FILE *f) {
             "  --features          write the 4 backbone feature maps (NCHW) as\n"
             "                      OUT/feat0.npy .. OUT/feat3.npy\n"
             "  --key K             top-level checkpoint key holding the weights\n"
+            "  --print             also print each row's top class as JSON Lines:\n"
+            "                      {\"index\": i, \"class\": k, \"logit\": v}\n"
             "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n");
 }
 
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *in = NULL, *out = NULL, *key = NULL;
-    int features = 0, threads = 0;
+    int features = 0, threads = 0, print = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); return 0; }
         else if (!strcmp(a, "--features")) features = 1;
+        else if (!strcmp(a, "--print")) print = 1;
         else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-i") || !strcmp(a, "--input") ||
                  !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--key") || !strcmp(a, "--threads")) {
             if (!v) return cli_fail("run: %s needs a value", a);
@@ -81,6 +84,13 @@ int cmd_run(int argc, char **argv) {
             goto done;
         }
         int64_t shape[2] = {B, I.num_classes};
+        for (int b = 0; print && b < B; b++) {
+            const float *row = buf + (size_t)b * I.num_classes;
+            int best = 0;
+            for (int k = 1; k < I.num_classes; k++)
+                if (row[k] > row[best]) best = k;
+            printf("{\"index\": %d, \"class\": %d, \"logit\": %.6g}\n", b, best, row[best]);
+        }
         if (vm_npy_write(out, buf, 2, shape, err, sizeof err)) {
             cli_fail("%s", err);
             goto done;
