@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Largest d_state the kernels accept (released models use 1 and 16);
+ * the loader rejects larger ones. Bounds per-thread scan state on the stack. */
+#define VM_MAX_D_STATE 256
+
 /* Geometry of one selective-scan call (one SS2D layer, whole batch). */
 typedef struct {
     int B, H, W;      /* batch and map size; L = H*W                       */

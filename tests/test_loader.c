@@ -2,6 +2,7 @@
  * Fixtures come from tests/tools/make_fixtures.py; damaged and hostile
  * files are made here, in memory, from the golden checkpoints. */
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,89 @@ Suite *suite_loader(void) {
     tcase_add_test(tc, not_a_checkpoint);
     tcase_add_test(tc, hostile_pickles);
     tcase_add_test(tc, pickle_basics);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* ---- architecture detection and presets ------------------------------ */
+
+/* Expected values are the constructor arguments in each config.json. */
+START_TEST(detects_architecture) {
+    static const struct {
+        const char *cfg;
+        vm_family fam;
+        int dims0, dims3, d_inner0, d_state, z, conv_bias, pe, ds, mlp0, classes, backbone;
+    } want[] = {
+        {"v0_ds4", VM_FAMILY_V0, 32, 64, 64, 4, 1, 1, 1, 1, 0, 10, 0},
+        {"v0_ds16", VM_FAMILY_V0, 32, 64, 64, 16, 1, 1, 1, 1, 0, 10, 0},
+        {"v2_s2", VM_FAMILY_V2, 32, 64, 64, 1, 0, 0, 2, 3, 128, 10, 0},
+        {"v2_s1", VM_FAMILY_V2, 32, 64, 32, 1, 0, 0, 2, 3, 128, 10, 0},
+        {"v2z_ds16", VM_FAMILY_V2Z, 32, 64, 64, 16, 1, 1, 2, 3, 128, 10, 0},
+        {"backbone_v2", VM_FAMILY_V2, 32, 64, 64, 1, 0, 0, 2, 3, 128, 0, 1},
+        {"digits", VM_FAMILY_V2, 24, 192, 48, 1, 0, 0, 2, 3, 96, 10, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        char err[512];
+        vm_model *m = try_load(tdata("%s/model.pth", want[i].cfg), NULL, err, sizeof err);
+        ck_assert_msg(m != NULL, "%s", err);
+        vm_info I;
+        vm_model_info(m, &I);
+        ck_assert_int_eq(I.family, want[i].fam);
+        ck_assert_int_eq(I.dims[0], want[i].dims0);
+        ck_assert_int_eq(I.dims[1], want[i].dims0 == 24 ? 48 : 32); /* golden widths do not double */
+        ck_assert_int_eq(I.dims[3], want[i].dims3);
+        ck_assert_int_eq(I.depths[0], 1);
+        ck_assert_int_eq(I.depths[2], 2);
+        ck_assert_int_eq(I.d_inner[0], want[i].d_inner0);
+        ck_assert_int_eq(I.dt_rank[0], (want[i].dims0 + 15) / 16);
+        ck_assert_int_eq(I.d_state, want[i].d_state);
+        ck_assert_int_eq(I.z_gate, want[i].z);
+        ck_assert_int_eq(I.conv_bias, want[i].conv_bias);
+        ck_assert_int_eq(I.patch_embed_version, want[i].pe);
+        ck_assert_int_eq(I.downsample_version, want[i].ds);
+        ck_assert_int_eq(I.mlp_hidden[0], want[i].mlp0);
+        ck_assert_int_eq(I.num_classes, want[i].classes);
+        ck_assert_int_eq(I.is_backbone, want[i].backbone);
+        vm_model_free(m);
+    }
+}
+END_TEST
+
+/* Published parameter counts (1000-class head), within 1%. */
+START_TEST(preset_params) {
+    static const struct { const char *name; double params_m, gflops; } pub[] = {
+        {"vanilla-vmamba-tiny", 23, 5.6}, {"vanilla-vmamba-small", 44, 11.2}, {"vanilla-vmamba-base", 76, 18.0},
+        {"vmamba-tiny-s2l5", 31, 4.9},    {"vmamba-small-s2l15", 50, 8.7},    {"vmamba-base-s2l15", 89, 15.4},
+        {"vmamba-tiny-s1l8", 30, 4.9},    {"vmamba-small-s1l20", 49, 8.6},    {"vmamba-base-s1l20", 87, 15.2},
+    };
+    int n = 0;
+    for (const char *const *p = vm_preset_names(); *p; p++) n++;
+    ck_assert_int_eq(n, 9);
+    for (size_t i = 0; i < sizeof pub / sizeof *pub; i++) {
+        char err[256];
+        vm_model *m = vm_model_from_preset(pub[i].name, 1000, 1, err, sizeof err);
+        ck_assert_msg(m != NULL, "%s", err);
+        vm_info I;
+        vm_model_info(m, &I);
+        double rel = fabs(I.params / 1e6 - pub[i].params_m) / pub[i].params_m;
+        ck_assert_msg(rel <= 0.01, "%s: %lld params vs published %gM", pub[i].name, (long long)I.params, pub[i].params_m);
+        /* FLOPs as published are rounded to 0.1G; ours must agree to 3%. */
+        ck_assert_msg(fabs(I.gflops_224 - pub[i].gflops) / pub[i].gflops <= 0.03, "%s: %.2f GFLOPs vs %g",
+                      pub[i].name, I.gflops_224, pub[i].gflops);
+        vm_model_free(m);
+    }
+    char err[256];
+    ck_assert(vm_model_from_preset("vmamba-huge", 1000, 1, err, sizeof err) == NULL);
+    ck_assert(strstr(err, "unknown preset") != NULL);
+}
+END_TEST
+
+Suite *suite_arch(void) {
+    Suite *s = suite_create("arch");
+    TCase *tc = tcase_create("arch");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, detects_architecture);
+    tcase_add_test(tc, preset_params);
     suite_add_tcase(s, tc);
     return s;
 }

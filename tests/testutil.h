@@ -22,5 +22,6 @@ Suite *suite_loader(void);
 Suite *suite_golden(void);
 Suite *suite_kernels(void);
 Suite *suite_npy(void);
+Suite *suite_arch(void);
 
 #endif

@@ -46,7 +46,7 @@ void vm_scan_cross_scalar(float *y, const float *u, const float *dts, const floa
      * so the merge needs no atomics. */
 #pragma omp parallel
     {
-        float *h = malloc((size_t)SCAN_BLOCK * N * sizeof *h);
+        float h[SCAN_BLOCK * VM_MAX_D_STATE]; /* no allocation in the hot loop */
 #pragma omp for schedule(dynamic, 1)
         for (int item = 0; item < B * nblk; item++) {
             const int b = item / nblk, d0 = (item % nblk) * SCAN_BLOCK;
@@ -76,6 +76,5 @@ void vm_scan_cross_scalar(float *y, const float *u, const float *dts, const floa
                 }
             }
         }
-        free(h);
     }
 }

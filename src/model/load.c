@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "../../simd/kernels.h"
 #include "../loaders/checkpoint.h"
 #include "../core/util.h"
 
@@ -263,7 +264,7 @@ static int need(vm_model *m, const vm_checkpoint *c, const vm_ckpt_tensor *t, co
  * from making us allocate absurd buffers from its shapes. */
 #define MAX_WIDTH 65536
 #define MAX_DEPTH 1024
-#define MAX_STATE 1024
+#define MAX_STATE VM_MAX_D_STATE
 
 static int detect(vm_model *m, const vm_checkpoint *c) {
     vm_info *I = &m->info;
