@@ -99,6 +99,27 @@ void vm_feature_shape(const vm_model *m, int H, int W, int i,
 int vm_forward_features(vm_model *m, const float *in, int B, int H, int W,
                         float *feats[4]);
 
+/* ---- images ------------------------------------------------------------
+ * Official evaluation preprocessing, bit-exact with Pillow + torchvision:
+ * decode (JPEG, PNG) to RGB, bicubic-resize the shorter side to
+ * int(size / crop_pct), center-crop size x size, /255, (x - mean) / std.
+ * no_crop = 1 resizes straight to size x size (official TEST.CROP=False). */
+typedef struct {
+    int size;             /* 224 */
+    double crop_pct;      /* 0.875: shorter side -> int(size / crop_pct) */
+    int no_crop;
+    float mean[3], std[3];/* ImageNet defaults */
+} vm_preprocess_opts;
+
+void vm_preprocess_defaults(vm_preprocess_opts *o);
+
+/* Decode and preprocess one image file into out: float32 (3, size, size). */
+int vm_preprocess_file(const char *path, const vm_preprocess_opts *o, float *out,
+                       char *err, size_t errlen);
+
+/* Name of ImageNet-1k class i (0..999), or NULL. */
+const char *vm_imagenet_label(int i);
+
 #ifdef __cplusplus
 }
 #endif

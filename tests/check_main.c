@@ -7,6 +7,7 @@ int main(void) {
     SRunner *sr = srunner_create(suite_npy());
     srunner_add_suite(sr, suite_loader());
     srunner_add_suite(sr, suite_arch());
+    srunner_add_suite(sr, suite_image());
     srunner_add_suite(sr, suite_kernels());
     srunner_add_suite(sr, suite_golden());
     srunner_run_all(sr, CK_NORMAL);

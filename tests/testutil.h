@@ -23,5 +23,6 @@ Suite *suite_golden(void);
 Suite *suite_kernels(void);
 Suite *suite_npy(void);
 Suite *suite_arch(void);
+Suite *suite_image(void);
 
 #endif

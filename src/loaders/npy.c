@@ -22,7 +22,7 @@ static const char *hdr_value(const char *h, const char *key) {
     return p;
 }
 
-int vm_npy_parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, char *err, size_t errlen) {
+static int parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, int allow_u8, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) return vm_errf(err, errlen, "%s: not a .npy file (bad magic)", what);
     int major = buf[6];
@@ -40,7 +40,8 @@ int vm_npy_parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, 
     int rc = -1;
     const char *d = hdr_value(h, "descr"), *f = hdr_value(h, "fortran_order"), *s = hdr_value(h, "shape");
     if (!d || !f || !s) { vm_errf(err, errlen, "%s: malformed .npy header", what); goto done; }
-    if (strncmp(d, "'<f4'", 5) != 0 && strncmp(d, "'float32'", 9) != 0) {
+    int u8 = allow_u8 && (strncmp(d, "'|u1'", 5) == 0 || strncmp(d, "'<u1'", 5) == 0);
+    if (!u8 && strncmp(d, "'<f4'", 5) != 0 && strncmp(d, "'float32'", 9) != 0) {
         char dt[16] = {0};
         sscanf(d, "'%15[^']'", dt);
         vm_errf(err, errlen, "%s: dtype is '%s', expected float32 ('<f4')", what, dt);
@@ -62,25 +63,38 @@ int vm_npy_parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, 
         s = e;
     }
     size_t nbytes;
-    if (!vm_mul_ok(numel, 4, &nbytes) || nbytes > len - hoff - hlen) {
+    if (!vm_mul_ok(numel, u8 ? 1 : 4, &nbytes) || nbytes > len - hoff - hlen) {
         vm_errf(err, errlen, "%s: truncated .npy data (expected %zu elements)", what, numel);
         goto done;
     }
     out->numel = numel;
-    out->data = vm_xmalloc(nbytes);
-    memcpy(out->data, buf + hoff + hlen, nbytes);
+    out->data = vm_xmalloc(numel * sizeof(float));
+    if (u8)
+        for (size_t i = 0; i < numel; i++) out->data[i] = buf[hoff + hlen + i];
+    else
+        memcpy(out->data, buf + hoff + hlen, nbytes);
     rc = 0;
 done:
     free(h);
     return rc;
 }
 
-int vm_npy_read(const char *path, vm_npy *out, char *err, size_t errlen) {
+int vm_npy_parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, char *err, size_t errlen) {
+    return parse(buf, len, what, out, 0, err, errlen);
+}
+
+static int read_file(const char *path, vm_npy *out, int allow_u8, char *err, size_t errlen) {
     vm_file_map m;
     if (vm_map_file(path, &m, err, errlen)) return -1;
-    int rc = vm_npy_parse(m.data, m.size, path, out, err, errlen);
+    int rc = parse(m.data, m.size, path, out, allow_u8, err, errlen);
     vm_unmap_file(&m);
     return rc;
+}
+
+int vm_npy_read(const char *path, vm_npy *out, char *err, size_t errlen) { return read_file(path, out, 0, err, errlen); }
+
+int vm_npy_read_u8_or_f32(const char *path, vm_npy *out, char *err, size_t errlen) {
+    return read_file(path, out, 1, err, errlen);
 }
 
 int vm_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, char *err, size_t errlen) {

@@ -15,6 +15,8 @@ typedef struct {
 } vm_npy;
 
 int vm_npy_read(const char *path, vm_npy *out, char *err, size_t errlen);
+/* Also accepts uint8 arrays, widened to float (tests of decoded pixels). */
+int vm_npy_read_u8_or_f32(const char *path, vm_npy *out, char *err, size_t errlen);
 /* Parse from memory (used by the reader and by tests/fuzzers). */
 int vm_npy_parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, char *err, size_t errlen);
 /* Written atomically: no partial file on failure. */
