@@ -11,13 +11,11 @@ sh scripts/install-deps.sh
 make -j"$(nproc)"
 echo
 echo "== vmamba info (bundled digits model)"
-./vmamba info tests/data/digits/model.pth
+./vmamba info models/digits.pth
 echo
-echo "== vmamba run: the 200 digits test images (preprocessed .npy) -> logits"
-./vmamba run -m tests/data/digits/model.pth -i tests/data/digits/test_input.npy -o digits_logits.npy --print > digits_pred.jsonl
-# Predicted digit vs the label, for the first 10 images and overall.
-sed -n 's/.*"index": \([0-9]*\), "class": \([0-9]*\).*/\1 \2/p' digits_pred.jsonl > digits_pred.txt
-grep '^test/' tests/data/digits/labels.csv | cut -d, -f2 | paste -d' ' digits_pred.txt - |
-    awk '{ n++; ok += ($2 == $3); if (n <= 10) printf "  test image %03d: predicted %s, label %s\n", $1, $2, $3 }
-         END { printf "  top-1 on %d test images: %d/%d = %.3f\n", n, ok, n, ok / n }'
-rm -f digits_pred.txt
+echo "== vmamba classify: the bundled sample digits (models/digits.json gives size 32, no crop, labels)"
+./vmamba classify -m models/digits.pth --topk 1 samples/digits/*.png
+echo
+echo "== vmamba eval: the 200 labelled test digits"
+grep -e '^file,' -e '^test/' tests/data/digits/labels.csv > digits_test.csv
+./vmamba eval -m models/digits.pth --images tests/data/digits --labels digits_test.csv

@@ -56,8 +56,11 @@ static void usage(FILE *f) {
             "VMamba inference on the CPU, from the official .pth checkpoints.\n"
             "\n"
             "Commands:\n"
-            "  info   MODEL [--json]                    architecture, parameters, FLOPs\n"
-            "  run    -m MODEL -i IN.npy -o OUT.npy     forward a float32 (N,3,H,W) tensor\n"
+            "  info       MODEL [--json]                 architecture, parameters, FLOPs\n"
+            "  run        -m MODEL -i IN.npy -o OUT.npy  forward a float32 (N,3,H,W) tensor\n"
+            "  preprocess IMAGE -o OUT.npy               the model input for one image\n"
+            "  classify   -m MODEL IMAGE... | --list F   top-k labels per image (batch jobs)\n"
+            "  eval       -m MODEL --images DIR --labels CSV   top-1 / top-5 accuracy\n"
             "\n"
             "MODEL is a .pth checkpoint or a preset name (random weights, for\n"
             "benchmarks): run 'vmamba info --list-presets'.\n"
@@ -81,6 +84,9 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "preprocess")) return cmd_preprocess(argc - 1, argv + 1);
+    if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'vmamba --help')", cmd);
     return 2;
 }

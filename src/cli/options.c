@@ -1,0 +1,163 @@
+/* options.c - see options.h. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "options.h"
+
+void cli_pp_init(cli_pp *p) {
+    memset(p, 0, sizeof *p);
+    vm_preprocess_defaults(&p->pp);
+}
+
+const char *cli_pp_help(void) {
+    return "Preprocessing (defaults: the official ImageNet evaluation, or the model's sidecar MODEL.json):\n"
+           "  --size N            model input size (224)\n"
+           "  --crop-pct P        resize the shorter side to int(size / P), then center crop (0.875)\n"
+           "  --no-crop           resize straight to size x size instead\n"
+           "  --mean R,G,B        normalisation mean (0.485,0.456,0.406)\n"
+           "  --std R,G,B         normalisation std (0.229,0.224,0.225)\n";
+}
+
+static int parse3(const char *opt, const char *v, float out[3], int positive) {
+    float t[3];
+    char *end;
+    const char *s = v;
+    for (int k = 0; k < 3; k++) {
+        t[k] = strtof(s, &end);
+        if (end == s || (k < 2 && *end != ',') || (k == 2 && *end) || (positive && !(t[k] > 0)))
+            return cli_fail("%s: '%s' is not three %snumbers separated by commas", opt, v, positive ? "positive " : ""), -1;
+        s = end + 1;
+    }
+    memcpy(out, t, sizeof t);
+    return 0;
+}
+
+int cli_pp_parse(cli_pp *p, int argc, char **argv, int *i) {
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!strcmp(a, "--no-crop")) { p->pp.no_crop = 1; p->set_no_crop = 1; return 1; }
+    int takes = !strcmp(a, "--size") || !strcmp(a, "--crop-pct") || !strcmp(a, "--mean") || !strcmp(a, "--std");
+    if (!takes) return 0;
+    if (!v) return cli_fail("%s needs a value", a), -1;
+    (*i)++;
+    if (!strcmp(a, "--size")) {
+        if (cli_int("--size", v, 1, 16384, &p->pp.size)) return -1;
+        p->set_size = 1;
+    } else if (!strcmp(a, "--crop-pct")) {
+        char *end;
+        double c = strtod(v, &end);
+        if (*end || !(c > 0 && c <= 1)) return cli_fail("--crop-pct: '%s' must be a number in (0, 1]", v), -1;
+        p->pp.crop_pct = c;
+        p->set_crop_pct = 1;
+    } else if (!strcmp(a, "--mean")) {
+        if (parse3("--mean", v, p->pp.mean, 0)) return -1;
+        p->set_mean = 1;
+    } else {
+        if (parse3("--std", v, p->pp.std, 1)) return -1;
+        p->set_std = 1;
+    }
+    return 1;
+}
+
+static int json3(json_t *o, const char *key, float out[3], const char *path, int positive) {
+    json_t *a = json_object_get(o, key);
+    if (!a) return 0;
+    if (!json_is_array(a) || json_array_size(a) != 3) return cli_fail("%s: '%s' must be an array of 3 numbers", path, key), -1;
+    for (int k = 0; k < 3; k++) {
+        json_t *x = json_array_get(a, (size_t)k);
+        if (!json_is_number(x) || (positive && !(json_number_value(x) > 0)))
+            return cli_fail("%s: '%s' must be an array of 3 %snumbers", path, key, positive ? "positive " : ""), -1;
+        out[k] = (float)json_number_value(x);
+    }
+    return 1;
+}
+
+int cli_pp_sidecar(cli_pp *p, const char *model_path) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s", model_path);
+    char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash)) *dot = 0;
+    if (strlen(path) + 6 > sizeof path) return 0;
+    strcat(path, ".json");
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    json_error_t je;
+    json_t *o = json_loadf(f, 0, &je);
+    fclose(f);
+    if (!o) return cli_fail("%s: invalid JSON at line %d: %s", path, je.line, je.text), -1;
+    int rc = -1;
+    float mean[3], std[3];
+    if (!json_is_object(o)) { cli_fail("%s: expected a JSON object", path); goto done; }
+    json_t *v;
+    if ((v = json_object_get(o, "size"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 16384) { cli_fail("%s: 'size' must be an integer in [1, 16384]", path); goto done; }
+        if (!p->set_size) p->pp.size = (int)json_integer_value(v);
+    }
+    if ((v = json_object_get(o, "crop"))) {
+        if (!json_is_boolean(v)) { cli_fail("%s: 'crop' must be true or false", path); goto done; }
+        if (!p->set_no_crop) p->pp.no_crop = !json_is_true(v);
+    }
+    if ((v = json_object_get(o, "crop_pct"))) {
+        if (!json_is_number(v) || !(json_number_value(v) > 0 && json_number_value(v) <= 1)) { cli_fail("%s: 'crop_pct' must be in (0, 1]", path); goto done; }
+        if (!p->set_crop_pct) p->pp.crop_pct = json_number_value(v);
+    }
+    int r = json3(o, "mean", mean, path, 0);
+    if (r < 0) goto done;
+    if (r && !p->set_mean) memcpy(p->pp.mean, mean, sizeof mean);
+    r = json3(o, "std", std, path, 1);
+    if (r < 0) goto done;
+    if (r && !p->set_std) memcpy(p->pp.std, std, sizeof std);
+    if ((v = json_object_get(o, "labels"))) {
+        if (!json_is_array(v)) { cli_fail("%s: 'labels' must be an array of strings", path); goto done; }
+        size_t n = json_array_size(v);
+        p->labels = calloc(n ? n : 1, sizeof *p->labels);
+        for (size_t k = 0; k < n; k++) {
+            json_t *s = json_array_get(v, k);
+            if (!json_is_string(s)) { cli_fail("%s: 'labels' must be an array of strings", path); goto done; }
+            p->labels[k] = strdup(json_string_value(s));
+            p->nlabels = (int)k + 1;
+        }
+    }
+    rc = 0;
+done:
+    json_decref(o);
+    return rc;
+}
+
+void cli_pp_free(cli_pp *p) {
+    cli_free_labels(p->labels, p->nlabels);
+    p->labels = NULL;
+    p->nlabels = 0;
+}
+
+char **cli_read_labels(const char *path, int *n) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cli_fail("%s: cannot open labels file", path);
+        return NULL;
+    }
+    char **l = NULL, *line = NULL;
+    size_t cap = 0, lcap = 0;
+    ssize_t len;
+    *n = 0;
+    while ((len = getline(&line, &lcap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if ((size_t)*n == cap) l = realloc(l, (cap = cap ? cap * 2 : 256) * sizeof *l);
+        l[(*n)++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    if (*n == 0) {
+        cli_fail("%s: labels file is empty", path);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void cli_free_labels(char **l, int n) {
+    for (int i = 0; i < n; i++) free(l[i]);
+    free(l);
+}

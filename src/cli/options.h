@@ -1,0 +1,29 @@
+/* options.h - preprocessing options shared by preprocess / classify /
+ * eval, the model's sidecar file (MODEL.json), and label lists. */
+#ifndef VM_CLI_OPTIONS_H
+#define VM_CLI_OPTIONS_H
+
+#include "vmamba.h"
+
+typedef struct {
+    vm_preprocess_opts pp;
+    int set_size, set_crop_pct, set_no_crop, set_mean, set_std; /* given on the command line */
+    char **labels;  /* from the sidecar, or NULL */
+    int nlabels;
+} cli_pp;
+
+void cli_pp_init(cli_pp *p);
+/* If argv[*i] is a preprocessing option, consume it (and its value) and
+ * return 1; return -1 on a bad value, 0 if not ours. */
+int cli_pp_parse(cli_pp *p, int argc, char **argv, int *i);
+/* Merge MODEL.json (MODEL with its extension replaced) under the explicit
+ * flags. A missing sidecar is fine; a malformed one is an error. */
+int cli_pp_sidecar(cli_pp *p, const char *model_path);
+void cli_pp_free(cli_pp *p);
+const char *cli_pp_help(void);
+
+/* One label per line; returns NULL and prints on error. */
+char **cli_read_labels(const char *path, int *n);
+void cli_free_labels(char **l, int n);
+
+#endif
