@@ -8,6 +8,7 @@ int main(void) {
     srunner_add_suite(sr, suite_loader());
     srunner_add_suite(sr, suite_arch());
     srunner_add_suite(sr, suite_image());
+    srunner_add_suite(sr, suite_image_model());
     srunner_add_suite(sr, suite_kernels());
     srunner_add_suite(sr, suite_golden());
     srunner_run_all(sr, CK_NORMAL);

@@ -13,6 +13,7 @@
 
 #include "testutil.h"
 #include "image/image.h"
+#include "vmamba.h"
 
 static void load_any(vm_npy *a, const char *path) {
     char err[512];
@@ -173,6 +174,40 @@ Suite *suite_image(void) {
     tcase_add_test(tc, resize_properties);
     tcase_add_test(tc, corrupt_images);
     tcase_add_test(tc, imagenet_labels);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* The whole chain on the real digits model: PNG files -> our decoding and
+ * preprocessing (size 32, no crop) -> forward -> the reference logits,
+ * within the golden tolerance 1e-4 * max(1, |ref|). */
+START_TEST(digits_from_png) {
+    char err[512];
+    vm_model *m = vm_model_load(tdata("digits/model.pth"), NULL, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    vm_preprocess_opts o;
+    vm_preprocess_defaults(&o);
+    o.size = 32;
+    o.no_crop = 1;
+    float *x = malloc(sizeof(float) * 200 * 3 * 32 * 32), *logits = malloc(sizeof(float) * 200 * 10);
+    for (int i = 0; i < 200; i++)
+        ck_assert_msg(vm_preprocess_file(tdata("digits/test/%03d.png", i), &o, x + (size_t)i * 3 * 32 * 32, err, sizeof err) == 0, "%s", err);
+    ck_assert(vm_forward(m, x, 200, 32, 32, logits) == 0);
+    vm_npy ref;
+    tload(&ref, tdata("digits/ref_logits.npy"));
+    tclose("digits logits from PNG", logits, ref.data, ref.numel, 1e-4);
+    vm_npy_free(&ref);
+    free(x);
+    free(logits);
+    vm_model_free(m);
+}
+END_TEST
+
+Suite *suite_image_model(void) {
+    Suite *s = suite_create("image+model");
+    TCase *tc = tcase_create("image+model");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, digits_from_png);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -24,5 +24,6 @@ Suite *suite_kernels(void);
 Suite *suite_npy(void);
 Suite *suite_arch(void);
 Suite *suite_image(void);
+Suite *suite_image_model(void);
 
 #endif
