@@ -61,6 +61,7 @@ static void usage(FILE *f) {
             "  preprocess IMAGE -o OUT.npy               the model input for one image\n"
             "  classify   -m MODEL IMAGE... | --list F   top-k labels per image (batch jobs)\n"
             "  eval       -m MODEL --images DIR --labels CSV   top-1 / top-5 accuracy\n"
+            "  bench      -m MODEL | --arch PRESET       latency, throughput, memory, profile\n"
             "\n"
             "MODEL is a .pth checkpoint or a preset name (random weights, for\n"
             "benchmarks): run 'vmamba info --list-presets'.\n"
@@ -87,6 +88,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "preprocess")) return cmd_preprocess(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'vmamba --help')", cmd);
     return 2;
 }

@@ -8,12 +8,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model.h"
 #include "../../simd/kernels.h"
 #include "../core/util.h"
 
 static size_t maxz(size_t a, size_t b) { return a > b ? a : b; }
+
+const char *const vm_op_names[VM_OP_COUNT] = {"patch_embed", "layernorm", "in_proj", "dwconv+silu", "x_proj+dt_proj",
+                                               "selective_scan", "gate", "out_proj", "mlp_gemm", "gelu",
+                                               "downsample", "head"};
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+/* Time `stmt` under op `op` when profiling; free otherwise. */
+#define PROF(op, stmt)                                                  \
+    do {                                                                \
+        if (m->prof.enabled) {                                          \
+            double t_ = now_s();                                        \
+            stmt;                                                       \
+            m->prof.seconds[op] += now_s() - t_;                        \
+        } else {                                                        \
+            stmt;                                                       \
+        }                                                               \
+    } while (0)
 
 void vm_plan_free(vm_model *m) {
     vm_plan *p = &m->plan;
@@ -54,6 +77,9 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W) {
         w = vm_conv_out_size(p->pe_w1, m->pe_conv2.k, m->pe_conv2.stride, 1);
         if (p->pe_h1 >= 1 && p->pe_w1 >= 1) s1 = (size_t)B * p->pe_h1 * p->pe_w1 * m->pe_conv1.cout;
     }
+    /* The input is transposed to NHWC first: oneDNN has fast (jit)
+     * kernels for nhwc -> nhwc convolutions, not for nchw -> nhwc. */
+    s0 = (size_t)B * H * W * 3;
     if (h < 1 || w < 1 || B < 1)
         return vm_errf(m->err, sizeof m->err, "input %dx%d (batch %d) is too small for this model", H, W, B);
     /* Guard the products below against overflow on absurd inputs. */
@@ -91,9 +117,9 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W) {
         off += (sizes[i] + 15) & ~(size_t)15;
     }
     int rc = 0;
-    if (I->patch_embed_version == 1) rc = make_conv(m, &m->pe_conv1, B, H, W, 1);
+    if (I->patch_embed_version == 1) rc = make_conv(m, &m->pe_conv1, B, H, W, 0);
     else {
-        rc = make_conv(m, &m->pe_conv1, B, H, W, 1);
+        rc = make_conv(m, &m->pe_conv1, B, H, W, 0);
         if (!rc) rc = make_conv(m, &m->pe_conv2, B, p->pe_h1, p->pe_w1, 0);
     }
     for (int s = 0; s < 3 && !rc; s++)
@@ -133,36 +159,37 @@ static int vss_block(vm_model *m, const vm_stage *st, const vm_block *bk, int s,
 #define TR(what, data, b, hh, ww, c) \
     do { if (m->trace) { snprintf(nm, sizeof nm, "s%d.b%d.%s", s, j, what); TRACE(nm, data, b, hh, ww, c); } } while (0)
     int rc = 0;
-    K->layernorm(p->t0, p->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS);
+    PROF(VM_OP_NORM, K->layernorm(p->t0, p->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS));
     TR("ss2d_in", p->t0, B, h, w, C);
-    rc |= vm_gemm((int)T, Din, C, p->t0, C, bk->in_proj_w, C, p->t1, Din, 0.0f);
+    PROF(VM_OP_IN_PROJ, rc |= vm_gemm((int)T, Din, C, p->t0, C, bk->in_proj_w, C, p->t1, Din, 0.0f));
     TR("in_proj", p->t1, B, h, w, Din);
-    K->dwconv3x3_silu(p->t2, p->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D);
+    PROF(VM_OP_DWCONV, K->dwconv3x3_silu(p->t2, p->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D));
     TR("act", p->t2, B, h, w, D);
-    rc |= vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f);
+    PROF(VM_OP_X_PROJ, rc |= vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f));
     TR("x_dbl", p->t3, B, h, w, 4 * P);
     for (int k = 0; k < 4; k++)
-        rc |= vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R, p->t4 + (size_t)k * T * D, D, 0.0f);
+        PROF(VM_OP_X_PROJ, rc |= vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
+                                         p->t4 + (size_t)k * T * D, D, 0.0f));
     TR("dts", p->t4, 4 * B, h, w, D);
     vm_scan_dims dims = {B, h, w, D, N, R};
-    K->scan_cross(p->t5, p->t2, p->t4, p->t3, bk->A, bk->Ds, bk->dt_b, &dims);
+    PROF(VM_OP_SCAN, K->scan_cross(p->t5, p->t2, p->t4, p->t3, bk->A, bk->Ds, bk->dt_b, &dims));
     TR("y_merged", p->t5, B, h, w, D);
-    K->layernorm(p->t5, p->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS);
+    PROF(VM_OP_NORM, K->layernorm(p->t5, p->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS));
     TR("out_norm", p->t5, B, h, w, D);
     if (m->info.z_gate) {
-        K->mul_silu(p->t5, p->t5, p->t1 + D, T, D, Din);
+        PROF(VM_OP_GATE, K->mul_silu(p->t5, p->t5, p->t1 + D, T, D, Din));
         TR("out_proj_in", p->t5, B, h, w, D);
     }
-    rc |= vm_gemm((int)T, C, D, p->t5, D, bk->out_proj_w, D, p->x, C, 1.0f); /* residual fused: beta = 1 */
+    PROF(VM_OP_OUT_PROJ, rc |= vm_gemm((int)T, C, D, p->t5, D, bk->out_proj_w, D, p->x, C, 1.0f)); /* residual fused: beta = 1 */
     TR("block_after_ssm", p->x, B, h, w, C);
     if (st->hidden) {
         const int Hd = st->hidden;
-        K->layernorm(p->t0, p->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS);
-        fill_bias_rows(p->t1, bk->fc1_b, T, Hd);
-        rc |= vm_gemm((int)T, Hd, C, p->t0, C, bk->fc1_w, C, p->t1, Hd, 1.0f);
-        K->gelu(p->t1, p->t1, T * Hd);
-        add_bias_rows(p->x, bk->fc2_b, T, C);
-        rc |= vm_gemm((int)T, C, Hd, p->t1, Hd, bk->fc2_w, Hd, p->x, C, 1.0f);
+        PROF(VM_OP_NORM, K->layernorm(p->t0, p->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS));
+        PROF(VM_OP_MLP_GEMM, fill_bias_rows(p->t1, bk->fc1_b, T, Hd);
+             rc |= vm_gemm((int)T, Hd, C, p->t0, C, bk->fc1_w, C, p->t1, Hd, 1.0f));
+        PROF(VM_OP_GELU, K->gelu(p->t1, p->t1, T * Hd));
+        PROF(VM_OP_MLP_GEMM, add_bias_rows(p->x, bk->fc2_b, T, C);
+             rc |= vm_gemm((int)T, C, Hd, p->t1, Hd, bk->fc2_w, Hd, p->x, C, 1.0f));
     }
     TR("block_out", p->x, B, h, w, C);
 #undef TR
@@ -194,6 +221,15 @@ static int patch_merge(vm_model *m, const vm_stage *st, int B, int h, int w) {
     return 0;
 }
 
+static void nchw_to_nhwc(float *dst, const float *src, int B, int C, int H, int W) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                for (int c = 0; c < C; c++)
+                    dst[(((size_t)b * H + y) * W + x) * C + c] = src[(((size_t)b * C + c) * H + y) * W + x];
+}
+
 /* Token-major (B,h,w,C) to NCHW. */
 static void to_nchw(float *dst, const float *src, int B, int h, int w, int C) {
 #pragma omp parallel for collapse(2) schedule(static)
@@ -207,12 +243,14 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
     const vm_kernel_table *K = vm_kernels();
     if (vm_plan_ensure(m, B, H, W)) return -1;
     vm_plan *p = &m->plan;
+    double t_pe = m->prof.enabled ? now_s() : 0;
     /* Patch embed. */
+    nchw_to_nhwc(p->t0, in, B, 3, H, W);
     if (I->patch_embed_version == 1) {
-        if (vm_conv_run(m->pe_conv1.prim, in, p->x)) goto dnnl_fail;
+        if (vm_conv_run(m->pe_conv1.prim, p->t0, p->x)) goto dnnl_fail;
     } else {
         size_t T1 = (size_t)B * p->pe_h1 * p->pe_w1;
-        if (vm_conv_run(m->pe_conv1.prim, in, p->t1)) goto dnnl_fail;
+        if (vm_conv_run(m->pe_conv1.prim, p->t0, p->t1)) goto dnnl_fail;
         K->layernorm(p->t1, p->t1, m->pe_norm1.w, m->pe_norm1.b, T1, m->pe_norm1.C, VM_LN_EPS);
         K->gelu(p->t1, p->t1, T1 * m->pe_norm1.C);
         if (vm_conv_run(m->pe_conv2.prim, p->t1, p->x)) goto dnnl_fail;
@@ -221,6 +259,7 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
         const vm_ln *n = I->patch_embed_version == 1 ? &m->pe_norm1 : &m->pe_norm2;
         K->layernorm(p->x, p->x, n->w, n->b, (size_t)B * p->h[0] * p->w[0], I->dims[0], VM_LN_EPS);
     }
+    if (m->prof.enabled) m->prof.seconds[VM_OP_PATCH_EMBED] += now_s() - t_pe;
     TRACE("patch_embed", p->x, B, p->h[0], p->w[0], I->dims[0]);
     char nm[64];
     for (int s = 0; s < 4; s++) {
@@ -236,16 +275,19 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
             to_nchw(feats[s], p->t0, B, h, w, st->C);
         }
         if (s == 3) break;
+        double t_ds = m->prof.enabled ? now_s() : 0;
         if (I->downsample_version == 1) {
             if (patch_merge(m, st, B, h, w)) return -1;
         } else {
             if (vm_conv_run(st->ds_conv.prim, p->x, p->t0)) goto dnnl_fail;
             K->layernorm(p->x, p->t0, st->ds_norm.w, st->ds_norm.b, (size_t)B * p->h[s + 1] * p->w[s + 1], st->C_next, VM_LN_EPS);
         }
+        if (m->prof.enabled) m->prof.seconds[VM_OP_DOWNSAMPLE] += now_s() - t_ds;
         snprintf(nm, sizeof nm, "stage%d_downsample", s);
         TRACE(nm, p->x, B, p->h[s + 1], p->w[s + 1], st->C_next);
     }
     if (logits) {
+        double t_head = m->prof.enabled ? now_s() : 0;
         const int C = I->dims[3], L = p->h[3] * p->w[3];
         K->layernorm(p->t0, p->x, m->cls_norm.w, m->cls_norm.b, (size_t)B * L, C, VM_LN_EPS);
         float *pooled = p->t1;
@@ -257,6 +299,7 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
             }
         fill_bias_rows(logits, m->head_b, (size_t)B, I->num_classes);
         if (vm_gemm(B, I->num_classes, C, pooled, C, m->head_w, C, logits, I->num_classes, 1.0f)) goto dnnl_fail;
+        if (m->prof.enabled) m->prof.seconds[VM_OP_HEAD] += now_s() - t_head;
     }
     return 0;
 dnnl_fail:

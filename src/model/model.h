@@ -45,6 +45,17 @@ typedef struct {
 /* Called with named intermediate tensors when set (tests). */
 typedef void (*vm_trace_fn)(void *user, const char *name, const float *data, int B, int H, int W, int C);
 
+/* Per-op time accounting for `vmamba bench --profile`. */
+typedef enum {
+    VM_OP_PATCH_EMBED, VM_OP_NORM, VM_OP_IN_PROJ, VM_OP_DWCONV, VM_OP_X_PROJ, VM_OP_SCAN, VM_OP_GATE,
+    VM_OP_OUT_PROJ, VM_OP_MLP_GEMM, VM_OP_GELU, VM_OP_DOWNSAMPLE, VM_OP_HEAD, VM_OP_COUNT
+} vm_op;
+extern const char *const vm_op_names[VM_OP_COUNT];
+typedef struct {
+    int enabled;
+    double seconds[VM_OP_COUNT];
+} vm_profile;
+
 typedef struct {
     int B, H, W;              /* planned input shape, 0 = none */
     int h[4], w[4];           /* stage map sizes               */
@@ -67,6 +78,7 @@ struct vm_model {
     vm_plan plan;
     vm_trace_fn trace;
     void *trace_user;
+    vm_profile prof;
     char err[512];
 };
 
