@@ -1,8 +1,11 @@
 /* dispatch.c - the one place that picks a kernel table.
- * VMAMBA_ISA=scalar|avx2|avx512|neon forces a variant (tests, bug
- * reports); otherwise the best one the CPU supports. Only the scalar
- * reference exists so far; forcing an ISA this build lacks is an error
- * reported once and falls back to scalar. */
+ * Default: the widest ISA the CPU (and OS) supports: avx512 > avx2 >
+ * scalar on x86-64, neon on aarch64. VMAMBA_ISA=scalar|avx2|avx512|neon
+ * forces one (tests, bug reports); naming one this CPU or build lacks is
+ * reported once on stderr and the default is used. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +23,60 @@ static const vm_kernel_table scalar_table = {
     .scan_cross = vm_scan_cross_scalar,
 };
 
+#ifdef VM_HAVE_AVX512
+extern const vm_kernel_table vm_kernel_table_avx512;
+#endif
+#ifdef VM_HAVE_AVX2
+extern const vm_kernel_table vm_kernel_table_avx2;
+#endif
+#ifdef VM_HAVE_NEON
+extern const vm_kernel_table vm_kernel_table_neon;
+#endif
+
 const vm_kernel_table *vm_kernels_scalar(void) { return &scalar_table; }
 
+/* Tables this build has and this CPU can run, best first; NULL-ended. */
+const vm_kernel_table *const *vm_kernels_available(void) {
+    static const vm_kernel_table *list[5];
+    static int init;
+    if (!init) {
+        int n = 0;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_cpu_init();
+#ifdef VM_HAVE_AVX512
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            list[n++] = &vm_kernel_table_avx512;
+#endif
+#ifdef VM_HAVE_AVX2
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) list[n++] = &vm_kernel_table_avx2;
+#endif
+#endif
+#ifdef VM_HAVE_NEON
+        list[n++] = &vm_kernel_table_neon; /* NEON is baseline on aarch64 */
+#endif
+        list[n++] = &scalar_table;
+        list[n] = NULL;
+        init = 1;
+    }
+    return list;
+}
+
+static const vm_kernel_table *chosen;
+
+void vm_kernels_set(const vm_kernel_table *t) { chosen = t; }
+
 const vm_kernel_table *vm_kernels(void) {
-    static const vm_kernel_table *chosen;
     if (chosen) return chosen;
+    const vm_kernel_table *const *avail = vm_kernels_available();
     const char *isa = getenv("VMAMBA_ISA");
-    if (isa && *isa && strcmp(isa, "scalar") != 0)
-        fprintf(stderr, "vmamba: VMAMBA_ISA=%s is not available in this build; using scalar\n", isa);
-    chosen = &scalar_table;
+    const vm_kernel_table *pick = avail[0];
+    if (isa && *isa) {
+        const vm_kernel_table *found = NULL;
+        for (int i = 0; avail[i]; i++)
+            if (strcmp(avail[i]->name, isa) == 0) found = avail[i];
+        if (found) pick = found;
+        else fprintf(stderr, "vmamba: VMAMBA_ISA=%s is not available on this CPU/build; using %s\n", isa, pick->name);
+    }
+    chosen = pick;
     return chosen;
 }

@@ -50,6 +50,10 @@ typedef struct {
 const vm_kernel_table *vm_kernels(void);
 /* The scalar reference table (tests compare every variant with it). */
 const vm_kernel_table *vm_kernels_scalar(void);
+/* Every table this build has and this CPU runs, best first, NULL-ended. */
+const vm_kernel_table *const *vm_kernels_available(void);
+/* Use table t from now on (tests run the goldens once per table). */
+void vm_kernels_set(const vm_kernel_table *t);
 
 /* Token index of position l of scan direction k (0 row-major, 1 column-
  * major, 2 and 3 their reverses) on an H x W map. */

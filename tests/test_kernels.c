@@ -1,11 +1,12 @@
-/* test_kernels.c - kernels of the active table (VMAMBA_ISA) against the
- * scalar reference and against plain formulas.
+/* test_kernels.c - every kernel table this CPU runs (scalar, avx2,
+ * avx512, neon) against the scalar reference and plain formulas.
  *
  * The fused cross-scan is checked against the composition the official
  * code runs: cross-scan into 4 sequences, the single-direction reference
  * scan on each, then cross-merge. Tolerance 1e-5 relative: both sides do
  * the same FP32 operations per element; only the merge order differs. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,8 +28,16 @@ static float *rvec(size_t n, float scale) {
 static const int shapes[][5] = {/* B, H, W, D, N */
     {1, 6, 8, 64, 4}, {2, 5, 7, 19, 1}, {1, 9, 11, 33, 16}, {3, 1, 1, 5, 1}, {1, 3, 13, 48, 16}, {2, 4, 4, 17, 2}};
 
+static int n_tables(void) {
+    int n = 0;
+    while (vm_kernels_available()[n]) n++;
+    return n;
+}
+#define NSHAPES ((int)(sizeof shapes / sizeof *shapes))
+
 START_TEST(scan_cross_matches_composition) {
-    const int *s = shapes[_i];
+    const vm_kernel_table *K = vm_kernels_available()[_i / NSHAPES];
+    const int *s = shapes[_i % NSHAPES];
     const int B = s[0], H = s[1], W = s[2], D = s[3], N = s[4], R = 3, L = H * W, P = R + 2 * N;
     float *u = rvec((size_t)B * L * D, 1.0f), *dts = rvec((size_t)4 * B * L * D, 1.5f);
     float *dbl = rvec((size_t)B * L * 4 * P, 1.0f), *A = malloc(sizeof(float) * 4 * D * N);
@@ -38,7 +47,7 @@ START_TEST(scan_cross_matches_composition) {
     dts[0] = 25.0f;
     float *y = malloc(sizeof(float) * B * L * D), *want = calloc((size_t)B * L * D, sizeof(float));
     vm_scan_dims dims = {B, H, W, D, N, R};
-    vm_kernels()->scan_cross(y, u, dts, dbl, A, Ds, bias, &dims);
+    K->scan_cross(y, u, dts, dbl, A, Ds, bias, &dims);
     float *su = malloc(sizeof(float) * D * L), *sd = malloc(sizeof(float) * D * L);
     float *sB = malloc(sizeof(float) * N * L), *sC = malloc(sizeof(float) * N * L), *sy = malloc(sizeof(float) * D * L);
     for (int b = 0; b < B; b++)
@@ -60,7 +69,9 @@ START_TEST(scan_cross_matches_composition) {
                 for (int d = 0; d < D; d++) want[tok * D + d] += sy[(size_t)d * L + l];
             }
         }
-    tclose("scan_cross", y, want, (size_t)B * L * D, 1e-5);
+    char what[64];
+    snprintf(what, sizeof what, "scan_cross[%s]", K->name);
+    tclose(what, y, want, (size_t)B * L * D, 1e-5);
     free(u); free(dts); free(dbl); free(A); free(Ds); free(bias); free(y); free(want);
     free(su); free(sd); free(sB); free(sC); free(sy);
 }
@@ -79,6 +90,7 @@ START_TEST(scan_token_order) {
 END_TEST
 
 START_TEST(layernorm_formula) {
+    const vm_kernel_table *K = vm_kernels_available()[_i];
     const int T = 7, C = 37;
     float *x = rvec((size_t)T * C, 3.0f), *w = rvec(C, 1.0f), *b = rvec(C, 1.0f), *y = malloc(sizeof(float) * T * C);
     float *want = malloc(sizeof(float) * T * C);
@@ -90,24 +102,26 @@ START_TEST(layernorm_formula) {
         v /= C;
         for (int c = 0; c < C; c++) want[t * C + c] = (float)((x[t * C + c] - m) / sqrt(v + 1e-5) * w[c] + b[c]);
     }
-    vm_kernels()->layernorm(y, x, w, b, T, C, 1e-5f);
+    K->layernorm(y, x, w, b, T, C, 1e-5f);
     tclose("layernorm", y, want, (size_t)T * C, 1e-5);
-    vm_kernels()->layernorm(x, x, w, b, T, C, 1e-5f); /* in place */
+    K->layernorm(x, x, w, b, T, C, 1e-5f); /* in place */
     tclose("layernorm in place", x, want, (size_t)T * C, 1e-5);
     free(x); free(w); free(b); free(y); free(want);
 }
 END_TEST
 
-/* Activations against double-precision libm over a wide range: 1e-6
- * relative is a few float ulps. */
+/* Activations against double-precision libm over [-20, 20]: error bound
+ * 1e-6 * max(1, |ref|) (a few float ulps; the vector exp/erf are accurate
+ * to ~2e-7 relative, see simd/generic/vec-math.h). */
 START_TEST(activations_vs_libm) {
+    const vm_kernel_table *K = vm_kernels_available()[_i];
     const size_t n = 20001;
     float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *want = malloc(n * sizeof *want);
     for (size_t i = 0; i < n; i++) x[i] = -20.0f + 40.0f * (float)i / (float)(n - 1);
-    vm_kernels()->gelu(y, x, n);
+    K->gelu(y, x, n);
     for (size_t i = 0; i < n; i++) want[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
     tclose("gelu", y, want, n, 1e-6);
-    vm_kernels()->silu(y, x, n);
+    K->silu(y, x, n);
     for (size_t i = 0; i < n; i++) want[i] = (float)(x[i] / (1.0 + exp(-(double)x[i])));
     tclose("silu", y, want, n, 1e-6);
     ck_assert_float_eq(vm_softplus_ref(30.0f), 30.0f);
@@ -117,6 +131,7 @@ START_TEST(activations_vs_libm) {
 END_TEST
 
 START_TEST(dwconv_matches_naive) {
+    const vm_kernel_table *K = vm_kernels_available()[_i];
     const int B = 2, H = 5, W = 7, C = 19, ld = 2 * C; /* strided input like the z-gated in_proj */
     float *in = rvec((size_t)B * H * W * ld, 1.0f), *w = rvec((size_t)C * 9, 0.5f), *bias = rvec(C, 0.5f);
     float *y = malloc(sizeof(float) * B * H * W * C), *want = malloc(sizeof(float) * B * H * W * C);
@@ -133,20 +148,61 @@ START_TEST(dwconv_matches_naive) {
                         }
                     want[(((size_t)b * H + h) * W + x) * C + c] = (float)(acc / (1.0 + exp(-acc)));
                 }
-    vm_kernels()->dwconv3x3_silu(y, in, ld, w, bias, B, H, W, C);
+    K->dwconv3x3_silu(y, in, ld, w, bias, B, H, W, C);
     tclose("dwconv3x3_silu", y, want, (size_t)B * H * W * C, 1e-5);
     free(in); free(w); free(bias); free(y); free(want);
+}
+END_TEST
+
+/* Gated SiLU with a strided gate, on lengths that leave vector tails. */
+START_TEST(mul_silu_and_tails) {
+    const vm_kernel_table *K = vm_kernels_available()[_i];
+    for (int C = 1; C <= 37; C += 3) {
+        const int T = 3, ldz = 2 * C + 1;
+        float *a = rvec((size_t)T * C, 3.0f), *z = rvec((size_t)T * ldz, 6.0f), *y = malloc(sizeof(float) * T * C),
+              *want = malloc(sizeof(float) * T * C);
+        vm_kernels_scalar()->mul_silu(want, a, z, T, C, ldz);
+        K->mul_silu(y, a, z, T, C, ldz);
+        tclose("mul_silu", y, want, (size_t)T * C, 1e-6);
+        free(a); free(z); free(y); free(want);
+    }
+}
+END_TEST
+
+/* Worst error of the table's GELU and SiLU against libm in double, over
+ * 2M points in [-30, 30]: asserted below 4e-7 * max(1, |ref|), and
+ * printed so a bug report can quote it. */
+START_TEST(vector_math_error) {
+    const vm_kernel_table *K = vm_kernels_available()[_i];
+    const size_t n = 2000001;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+    for (size_t i = 0; i < n; i++) x[i] = -30.0f + 60.0f * (float)i / (float)(n - 1);
+    double worst[2] = {0, 0};
+    for (int f = 0; f < 2; f++) {
+        (f ? K->silu : K->gelu)(y, x, n);
+        for (size_t i = 0; i < n; i++) {
+            double r = f ? x[i] / (1.0 + exp(-(double)x[i])) : 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+            double e = fabs(y[i] - r) / fmax(1.0, fabs(r));
+            if (e > worst[f]) worst[f] = e;
+        }
+    }
+    fprintf(stderr, "  [%s] max error vs libm: gelu %.2e, silu %.2e (relative to max(1,|ref|))\n", K->name, worst[0], worst[1]);
+    ck_assert_msg(worst[0] <= 4e-7 && worst[1] <= 4e-7, "%s: gelu %.3g silu %.3g", K->name, worst[0], worst[1]);
+    free(x);
+    free(y);
 }
 END_TEST
 
 Suite *suite_kernels(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("kernels");
-    tcase_add_loop_test(tc, scan_cross_matches_composition, 0, (int)(sizeof shapes / sizeof *shapes));
+    tcase_add_loop_test(tc, scan_cross_matches_composition, 0, n_tables() * NSHAPES);
     tcase_add_test(tc, scan_token_order);
-    tcase_add_test(tc, layernorm_formula);
-    tcase_add_test(tc, activations_vs_libm);
-    tcase_add_test(tc, dwconv_matches_naive);
+    tcase_add_loop_test(tc, layernorm_formula, 0, n_tables());
+    tcase_add_loop_test(tc, activations_vs_libm, 0, n_tables());
+    tcase_add_loop_test(tc, dwconv_matches_naive, 0, n_tables());
+    tcase_add_loop_test(tc, mul_silu_and_tails, 0, n_tables());
+    tcase_add_loop_test(tc, vector_math_error, 0, n_tables());
     suite_add_tcase(s, tc);
     return s;
 }
