@@ -2,6 +2,8 @@
 # cli_test.sh - the vmamba command's contract: outputs, exit codes, errors.
 set -u
 BIN=${VMAMBA_BIN:-./vmamba}
+RUN=${VMAMBA_RUNNER:-}   # e.g. "qemu-aarch64 -L /" for a cross build
+vm() { $RUN vm "$@"; }
 DATA=${VMAMBA_TEST_DATA:-tests/data}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -14,55 +16,55 @@ expect_fail() { # expect_fail "needle" cmd...
     grep -q -- "$needle" "$T/err" && grep -q "^vmamba: " "$T/err" && ok || bad "$*: stderr lacks '$needle': $(cat "$T/err")"
 }
 
-"$BIN" --help | grep -q "Usage: vmamba" && ok || bad "--help"
-for c in info run; do "$BIN" $c --help | grep -q "Usage: vmamba $c" && ok || bad "$c --help"; done
-"$BIN" info "$DATA/digits/model.pth" --json | grep -q '"params": 1012930' && ok || bad "info --json params"
-"$BIN" info vmamba-tiny-s1l8 | grep -q "params: *30" && ok || bad "info preset"
-"$BIN" run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/input.npy" -o "$T/l.npy" --threads 1 && [ -s "$T/l.npy" ] && ok || bad "run"
-"$BIN" run -m "$DATA/backbone_v2/model.pth" -i "$DATA/backbone_v2/input.npy" -o "$T/f" --features && [ -s "$T/f/feat3.npy" ] && ok || bad "run --features"
-"$BIN" run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/d.npy" --print > "$T/p.jsonl" && [ "$(wc -l < "$T/p.jsonl")" -eq 200 ] && grep -q "\"class\": " "$T/p.jsonl" && ok || bad "run --print"
-expect_fail "unknown command" "$BIN" frobnicate
-expect_fail "unknown argument" "$BIN" run --bogus
-expect_fail "not an integer" "$BIN" run -m x -i y -o z --threads zero
-expect_fail "No such file" "$BIN" info /nonexistent.pth
-expect_fail "expected shape (N, 3, H, W)" "$BIN" run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/logits.npy" -o "$T/x.npy"
-expect_fail "not a .npy" "$BIN" run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/config.json" -o "$T/x.npy"
-expect_fail "use --features" "$BIN" run -m "$DATA/backbone_v2/model.pth" -i "$DATA/backbone_v2/input.npy" -o "$T/x.npy"
+vm --help | grep -q "Usage: vmamba" && ok || bad "--help"
+for c in info run; do vm $c --help | grep -q "Usage: vmamba $c" && ok || bad "$c --help"; done
+vm info "$DATA/digits/model.pth" --json | grep -q '"params": 1012930' && ok || bad "info --json params"
+vm info vmamba-tiny-s1l8 | grep -q "params: *30" && ok || bad "info preset"
+vm run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/input.npy" -o "$T/l.npy" --threads 1 && [ -s "$T/l.npy" ] && ok || bad "run"
+vm run -m "$DATA/backbone_v2/model.pth" -i "$DATA/backbone_v2/input.npy" -o "$T/f" --features && [ -s "$T/f/feat3.npy" ] && ok || bad "run --features"
+vm run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/d.npy" --print > "$T/p.jsonl" && [ "$(wc -l < "$T/p.jsonl")" -eq 200 ] && grep -q "\"class\": " "$T/p.jsonl" && ok || bad "run --print"
+expect_fail "unknown command" vm frobnicate
+expect_fail "unknown argument" vm run --bogus
+expect_fail "not an integer" vm run -m x -i y -o z --threads zero
+expect_fail "No such file" vm info /nonexistent.pth
+expect_fail "expected shape (N, 3, H, W)" vm run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/logits.npy" -o "$T/x.npy"
+expect_fail "not a .npy" vm run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/config.json" -o "$T/x.npy"
+expect_fail "use --features" vm run -m "$DATA/backbone_v2/model.pth" -i "$DATA/backbone_v2/input.npy" -o "$T/x.npy"
 [ ! -e "$T/x.npy" ] && ok || bad "partial output left behind"
-expect_fail "cannot create" "$BIN" run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/input.npy" -o /nonexistent/dir/x.npy
+expect_fail "cannot create" vm run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/input.npy" -o /nonexistent/dir/x.npy
 
 # ---- images: preprocess, classify, eval, batch jobs -----------------------
 P="$DATA/preprocess"
-"$BIN" preprocess "$P/china.jpg" -o "$T/china.npy" && [ -s "$T/china.npy" ] && ok || bad "preprocess"
-expect_fail "unsupported image format" "$BIN" preprocess "$DATA/v2_s1/config.json" -o "$T/x.npy"
-expect_fail "must be a number in (0, 1]" "$BIN" preprocess "$P/china.jpg" -o "$T/x.npy" --crop-pct 2
+vm preprocess "$P/china.jpg" -o "$T/china.npy" && [ -s "$T/china.npy" ] && ok || bad "preprocess"
+expect_fail "unsupported image format" vm preprocess "$DATA/v2_s1/config.json" -o "$T/x.npy"
+expect_fail "must be a number in (0, 1]" vm preprocess "$P/china.jpg" -o "$T/x.npy" --crop-pct 2
 [ ! -e "$T/x.npy" ] && ok || bad "partial output after a failed preprocess"
 M="$DATA/digits/model.pth"
 grep -e '^file,' -e '^test/' "$DATA/digits/labels.csv" > "$T/test.csv"
-"$BIN" eval -m "$M" --images "$DATA/digits" --labels "$T/test.csv" --size 32 --no-crop --json > "$T/eval.json" &&
+vm eval -m "$M" --images "$DATA/digits" --labels "$T/test.csv" --size 32 --no-crop --json > "$T/eval.json" &&
     grep -q '"top1": 0.990000' "$T/eval.json" && grep -q '"n": 200' "$T/eval.json" && ok || bad "eval digits: $(cat "$T/eval.json")"
-expect_fail "expected 'file,label'" "$BIN" eval -m "$M" --images "$DATA/digits" --labels "$DATA/digits/README.md"
+expect_fail "expected 'file,label'" vm eval -m "$M" --images "$DATA/digits" --labels "$DATA/digits/README.md"
 # classify with a sidecar next to the model: no flags needed
 cp "$M" "$T/dg.pth"
 printf '{"size": 32, "crop": false, "labels": ["zero","one","two","three","four","five","six","seven","eight","nine"]}\n' > "$T/dg.json"
-"$BIN" classify -m "$T/dg.pth" --topk 1 --json "$DATA/digits/test/000.png" > "$T/c.jsonl" &&
+vm classify -m "$T/dg.pth" --topk 1 --json "$DATA/digits/test/000.png" > "$T/c.jsonl" &&
     grep -q '"class": 9, "prob": 0\.[0-9]*, "label": "nine"' "$T/c.jsonl" && ok || bad "classify with sidecar: $(cat "$T/c.jsonl")"
 printf '{"size": "big"}\n' > "$T/dg.json"
-expect_fail "'size' must be an integer" "$BIN" classify -m "$T/dg.pth" "$DATA/digits/test/000.png"
+expect_fail "'size' must be an integer" vm classify -m "$T/dg.pth" "$DATA/digits/test/000.png"
 rm "$T/dg.json"
 # batch job: list with a missing file, shards, resume
 ls "$DATA"/digits/test/*.png | head -20 > "$T/list.txt"
 echo "/nonexistent/img.png" >> "$T/list.txt"
-"$BIN" classify -m "$M" --size 32 --no-crop --list "$T/list.txt" --output "$T/all.jsonl" --batch 4 --quiet 2>"$T/err"
+vm classify -m "$M" --size 32 --no-crop --list "$T/list.txt" --output "$T/all.jsonl" --batch 4 --quiet 2>"$T/err"
 [ $? -eq 3 ] && [ "$(wc -l < "$T/all.jsonl")" -eq 21 ] && grep -q '"index": 20, "file": "/nonexistent/img.png", "error"' "$T/all.jsonl" &&
     ok || bad "batch list with an error record"
 sed -n 's/.*"index": \([0-9]*\),.*/\1/p' "$T/all.jsonl" | tr '\n' ' ' | grep -q "^0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 $" && ok || bad "output not in input order"
-"$BIN" classify -m "$M" --size 32 --no-crop --list "$T/list.txt" --output "$T/s1.jsonl" --shard 1/3 --quiet 2>/dev/null
+vm classify -m "$M" --size 32 --no-crop --list "$T/list.txt" --output "$T/s1.jsonl" --shard 1/3 --quiet 2>/dev/null
 [ "$(wc -l < "$T/s1.jsonl")" -eq 7 ] && ! grep -q '"index": 0,' "$T/s1.jsonl" && grep -q '"index": 19,' "$T/s1.jsonl" && ok || bad "shard 1/3"
 head -5 "$T/all.jsonl" > "$T/res.jsonl"
-"$BIN" classify -m "$M" --size 32 --no-crop --list "$T/list.txt" --output "$T/res.jsonl" --resume --quiet 2>/dev/null
+vm classify -m "$M" --size 32 --no-crop --list "$T/list.txt" --output "$T/res.jsonl" --resume --quiet 2>/dev/null
 [ "$(wc -l < "$T/res.jsonl")" -eq 21 ] && [ "$(sed -n 's/.*"index": \([0-9]*\),.*/\1/p' "$T/res.jsonl" | sort -n | uniq | wc -l)" -eq 21 ] && ok || bad "resume"
-expect_fail "--resume needs --output" "$BIN" classify -m "$M" --list "$T/list.txt" --resume
-expect_fail "must be I/N" "$BIN" classify -m "$M" --list "$T/list.txt" --shard 3/3
+expect_fail "--resume needs --output" vm classify -m "$M" --list "$T/list.txt" --resume
+expect_fail "must be I/N" vm classify -m "$M" --list "$T/list.txt" --shard 3/3
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

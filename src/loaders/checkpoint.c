@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static const char *obj_kind(const pk_obj *o) {
     switch (o->t) {
@@ -211,4 +213,17 @@ int vm_ckpt_read_f32(const vm_checkpoint *c, const vm_ckpt_tensor *t, float *dst
         }
     }
     return 0;
+}
+
+void vm_ckpt_release(const vm_checkpoint *c, const vm_ckpt_tensor *t) {
+    /* Drop the mapped pages of a tensor already copied out, so loading does
+     * not hold the file and the converted weights in memory at once. Only
+     * whole pages inside the storage are released; they stay readable
+     * (MADV_DONTNEED on a private read-only file mapping re-reads them). */
+    if (!c->map.mapped || !t->data || t->problem) return;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)t->data, hi = lo + (uintptr_t)t->storage_bytes;
+    lo = (lo + pg - 1) & ~(uintptr_t)(pg - 1);
+    hi &= ~(uintptr_t)(pg - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }

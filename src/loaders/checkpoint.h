@@ -46,4 +46,7 @@ int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err,
  * checking every element lies inside its storage. */
 int vm_ckpt_read_f32(const vm_checkpoint *c, const vm_ckpt_tensor *t, float *dst, char *err, size_t errlen);
 
+/* Give back the pages of t's storage after it was copied (peak memory). */
+void vm_ckpt_release(const vm_checkpoint *c, const vm_ckpt_tensor *t);
+
 #endif

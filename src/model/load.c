@@ -113,6 +113,7 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
         *fail = 1;
         return NULL;
     }
+    vm_ckpt_release(src->ck, t);
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) bad += !isfinite(p[i]);
     if (bad && !src->quiet)

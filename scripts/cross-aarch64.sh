@@ -1,0 +1,37 @@
+#!/bin/sh
+# cross-aarch64.sh - cross-build vmamba.c for aarch64 (NEON kernels) and run
+# the whole test suite under qemu-aarch64. Debian 12, as root.
+#   arm64 libraries come from Debian multiarch (dpkg --add-architecture);
+#   oneDNN's arm64 -dev package is not co-installable with the amd64 one,
+#   so it is downloaded and unpacked into a private sysroot.
+# Usage: sh scripts/cross-aarch64.sh [BUILD_DIR]   (the source tree must be
+# unconfigured: run 'make distclean' first if it was built in place)
+set -eu
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-/tmp/vmamba-aarch64}
+sysroot=$build/sysroot
+export DEBIAN_FRONTEND=noninteractive
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then dpkg --add-architecture arm64; fi
+need=""
+for p in gcc-aarch64-linux-gnu qemu-user libc6:arm64 libgomp1:arm64 libstdc++6:arm64 libturbojpeg0-dev:arm64 \
+         libpng-dev:arm64 libjansson-dev:arm64 check:arm64; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
+done
+if [ -n "$need" ]; then
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends $need
+fi
+mkdir -p "$build/debs" "$sysroot"
+if [ ! -e "$sysroot/usr/lib/aarch64-linux-gnu/libdnnl.so" ]; then
+    (cd "$build/debs" && apt-get download libdnnl-dev:arm64 libdnnl2:arm64)
+    for d in "$build"/debs/*.deb; do dpkg -x "$d" "$sysroot"; done
+fi
+cd "$build"
+export PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
+"$src/configure" --host=aarch64-linux-gnu \
+    CPPFLAGS="-I$sysroot/usr/include" \
+    LDFLAGS="-L$sysroot/usr/lib/aarch64-linux-gnu -Wl,-rpath,$sysroot/usr/lib/aarch64-linux-gnu"
+make -j"$(nproc)"
+file vmamba | grep -q "ARM aarch64"
+make check VMAMBA_RUNNER="qemu-aarch64 -L /" || { cat tests/*.log; exit 1; }
+echo "aarch64: build and test suite passed under qemu (kernels: $(qemu-aarch64 -L / ./vmamba bench --arch vmamba-tiny-s1l8 --size 64 --iters 1 --warmup 0 --json | sed 's/.*"isa": "\([a-z0-9]*\)".*/\1/'))"
