@@ -3,7 +3,7 @@
 set -u
 BIN=${VMAMBA_BIN:-./vmamba}
 RUN=${VMAMBA_RUNNER:-}   # e.g. "qemu-aarch64 -L /" for a cross build
-vm() { $RUN vm "$@"; }
+vm() { $RUN "$BIN" "$@"; }
 DATA=${VMAMBA_TEST_DATA:-tests/data}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
