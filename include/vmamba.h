@@ -79,6 +79,16 @@ const char *vm_model_error(const vm_model *m);
 void vm_model_info(const vm_model *m, vm_info *out);
 const char *vm_family_name(vm_family f);
 
+/* Where forward passes run. "cpu" (default) or "cuda" (builds configured
+ * with --with-cuda and a GPU present). precision selects the GPU GEMM
+ * arithmetic: FP32 (exact), or TF32 / FP16 / BF16 tensor cores with FP32
+ * storage and accumulation. Returns 0, or -1 (see vm_model_error). */
+typedef enum { VM_PRECISION_FP32 = 0, VM_PRECISION_TF32, VM_PRECISION_FP16, VM_PRECISION_BF16 } vm_precision;
+int vm_model_set_device(vm_model *m, const char *device, vm_precision precision);
+const char *vm_model_device(const vm_model *m);
+/* Number of usable CUDA devices; 0 without a GPU or without CUDA support. */
+int vm_cuda_devices(void);
+
 /* Threads used by forward passes; <= 0 means OMP_NUM_THREADS or all cores. */
 void vm_set_threads(int n);
 int vm_get_threads(void);

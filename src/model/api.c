@@ -1,7 +1,11 @@
 /* api.c - public entry points that check their arguments, then call the
  * forward pass. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model.h"
 #include "../core/util.h"
@@ -26,7 +30,7 @@ int vm_forward(vm_model *m, const float *in, int B, int H, int W, float *logits)
     if (m->info.num_classes <= 0)
         return vm_errf(m->err, sizeof m->err, "model is a backbone without a classifier head; use features");
     if (!logits) return vm_errf(m->err, sizeof m->err, "logits buffer is NULL");
-    return vm_forward_impl(m, in, B, H, W, logits, NULL);
+    return m->dev ? m->dev->forward(m, in, B, H, W, logits, NULL) : vm_forward_impl(m, in, B, H, W, logits, NULL);
 }
 
 void vm_feature_shape(const vm_model *m, int H, int W, int i, int *C, int *h, int *w) {
@@ -55,5 +59,37 @@ int vm_forward_features(vm_model *m, const float *in, int B, int H, int W, float
         return vm_errf(m->err, sizeof m->err, "model has no outnorm0..3 layers: features need a backbone (mmdet/mmseg) checkpoint");
     for (int i = 0; i < 4; i++)
         if (!feats || !feats[i]) return vm_errf(m->err, sizeof m->err, "feature buffer %d is NULL", i);
-    return vm_forward_impl(m, in, B, H, W, NULL, feats);
+    return m->dev ? m->dev->forward(m, in, B, H, W, NULL, feats) : vm_forward_impl(m, in, B, H, W, NULL, feats);
+}
+
+int vm_cuda_devices(void) {
+#ifdef VM_HAVE_CUDA
+    return vm_cuda_device_count();
+#else
+    return 0;
+#endif
+}
+
+const char *vm_model_device(const vm_model *m) { return m->dev ? m->dev->name : "cpu"; }
+
+int vm_model_set_device(vm_model *m, const char *device, vm_precision precision) {
+    if (!device || !strcmp(device, "cpu")) {
+        if (m->dev) {
+            m->dev->release(m);
+            m->dev = NULL;
+        }
+        return 0;
+    }
+    if (strcmp(device, "cuda") != 0)
+        return vm_errf(m->err, sizeof m->err, "unknown device '%s' (expected cpu or cuda)", device);
+    if ((unsigned)precision > VM_PRECISION_BF16) return vm_errf(m->err, sizeof m->err, "unknown precision %d", (int)precision);
+#ifdef VM_HAVE_CUDA
+    if (m->dev) m->dev->release(m);
+    m->dev = NULL;
+    char e[400];
+    if (vm_cuda_attach(m, (int)precision, e, sizeof e)) return vm_errf(m->err, sizeof m->err, "%s", e);
+    return 0;
+#else
+    return vm_errf(m->err, sizeof m->err, "this build has no CUDA backend (configure --with-cuda)");
+#endif
 }

@@ -395,6 +395,7 @@ vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed,
 
 void vm_model_free(vm_model *m) {
     if (!m) return;
+    if (m->dev) m->dev->release(m);
     vm_plan_free(m);
     for (int s = 0; s < 4; s++) free(m->st[s].blocks);
     for (size_t i = 0; i < m->nallocs; i++) free(m->allocs[i]);

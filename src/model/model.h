@@ -6,6 +6,10 @@
 #include "vmamba.h"
 #include "../core/dnnl_compat.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define VM_LN_EPS 1e-5f
 
 typedef struct { const float *w, *b; int C; } vm_ln;
@@ -64,6 +68,14 @@ typedef struct {
     float *x, *t0, *t1, *t2, *t3, *t4, *t5;
 } vm_plan;
 
+/* A compute backend other than the CPU (src/cuda/). It owns its state,
+ * keeps its own copy of the weights, and runs the whole forward pass. */
+typedef struct {
+    const char *name;
+    int (*forward)(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]);
+    void (*release)(vm_model *m);
+} vm_backend_ops;
+
 struct vm_model {
     vm_info info;
     int d_state;
@@ -79,6 +91,8 @@ struct vm_model {
     vm_trace_fn trace;
     void *trace_user;
     vm_profile prof;
+    const vm_backend_ops *dev;   /* NULL: the CPU path of forward.c */
+    void *dev_state;
     char err[512];
 };
 
@@ -95,7 +109,16 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W);
 void vm_plan_free(vm_model *m);
 int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]);
 
+#ifdef VM_HAVE_CUDA
+/* src/cuda/backend.cu: upload the weights and switch m to the GPU. */
+int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen);
+int vm_cuda_device_count(void);
+#endif
+
 /* Test hook (not in the public header). */
 void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,370 @@
+/* backend.cu - the CUDA backend: weights uploaded once, activations kept
+ * on the GPU in one arena planned per input shape, inputs up and logits /
+ * features down once per call. GEMMs through cuBLAS (FP32, or TF32 / FP16
+ * / BF16 tensor cores with FP32 storage and accumulation); convolutions
+ * as im2col + GEMM; everything else in kernels.cu. The maths and layouts
+ * are those of src/model/forward.c (token-major activations). */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.cuh"
+#include "model/model.h"
+
+namespace {
+
+struct dconv { float *w, *b; int cin, cout, k, stride, pad; }; /* w: [cout][k][k][cin] */
+struct dln { float *w, *b; int C; };
+struct dblock {
+    dln norm, out_norm, norm2;
+    float *in_proj, *conv_w, *conv_b, *x_proj, *dt_w, *dt_b, *A, *Ds, *out_proj, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+};
+struct dstage { dblock *blocks; dln ds_norm, outnorm; float *ds_reduction; dconv ds_conv; };
+
+struct state {
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cublasComputeType_t compute;
+    dconv pe1, pe2;
+    dln pe_norm1, pe_norm2, cls_norm;
+    float *head_w, *head_b;
+    dstage st[4];
+    float **allocs;
+    size_t nallocs, cap;
+    /* plan */
+    int B, H, W, h[4], w[4], h1, w1;
+    float *arena, *in, *x, *t0, *t1, *t2, *t3, *t4, *t5, *col, *out;
+    size_t out_n;
+};
+
+#define CK(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) return vm_errf(err, errlen, "CUDA: %s (%s:%d)", cudaGetErrorString(e_), __FILE__, __LINE__); \
+    } while (0)
+
+float *dalloc(state *s, size_t n, const float *host, char *err, size_t errlen) {
+    float *p = NULL;
+    if (cudaMalloc(&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
+        vm_errf(err, errlen, "CUDA: out of device memory (%zu bytes)", n * sizeof(float));
+        return NULL;
+    }
+    if (host && cudaMemcpy(p, host, n * sizeof(float), cudaMemcpyHostToDevice) != cudaSuccess) {
+        cudaFree(p);
+        vm_errf(err, errlen, "CUDA: upload failed");
+        return NULL;
+    }
+    if (s->nallocs == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 256;
+        s->allocs = (float **)realloc(s->allocs, s->cap * sizeof(float *));
+    }
+    s->allocs[s->nallocs++] = p;
+    return p;
+}
+
+#define UP(dst, host, n)                                                \
+    do {                                                                \
+        if (host) {                                                     \
+            if (!((dst) = dalloc(s, (n), (host), err, errlen))) return -1; \
+        } else (dst) = NULL;                                            \
+    } while (0)
+
+int up_ln(state *s, dln *d, const vm_ln *h, char *err, size_t errlen) {
+    d->C = h->C;
+    UP(d->w, h->w, (size_t)h->C);
+    UP(d->b, h->b, (size_t)h->C);
+    return 0;
+}
+
+/* OIHW -> [cout][kh][kw][cin], the column order of vmc_im2col. */
+int up_conv(state *s, dconv *d, const vm_conv *h, char *err, size_t errlen) {
+    *d = dconv{NULL, NULL, h->cin, h->cout, h->k, h->stride, h->pad};
+    size_t n = (size_t)h->cout * h->cin * h->k * h->k;
+    float *t = (float *)malloc(n * sizeof(float));
+    for (int o = 0; o < h->cout; o++)
+        for (int i = 0; i < h->cin; i++)
+            for (int y = 0; y < h->k; y++)
+                for (int x = 0; x < h->k; x++)
+                    t[(((size_t)o * h->k + y) * h->k + x) * h->cin + i] = h->w[(((size_t)o * h->cin + i) * h->k + y) * h->k + x];
+    d->w = dalloc(s, n, t, err, errlen);
+    free(t);
+    if (!d->w) return -1;
+    UP(d->b, h->b, (size_t)h->cout);
+    return 0;
+}
+
+void free_plan(state *s) {
+    if (s->arena) cudaFree(s->arena);
+    s->arena = NULL;
+    s->B = s->H = s->W = 0;
+}
+
+void release(vm_model *m) {
+    state *s = (state *)m->dev_state;
+    if (!s) return;
+    free_plan(s);
+    for (size_t i = 0; i < s->nallocs; i++) cudaFree(s->allocs[i]);
+    free(s->allocs);
+    for (int i = 0; i < 4; i++) free(s->st[i].blocks);
+    cublasDestroy(s->blas);
+    cudaStreamDestroy(s->stream);
+    free(s);
+    m->dev_state = NULL;
+}
+
+/* C[M][N] = A[M][K] W[N][K]^T + beta C, row-major, via column-major cuBLAS. */
+int gemm(state *s, int M, int N, int K, const float *A, int lda, const float *Wt, int ldw, float *C, int ldc, float beta) {
+    const float one = 1.0f;
+    if (M == 0 || N == 0) return 0;
+    cublasStatus_t st = cublasGemmEx(s->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, Wt, CUDA_R_32F, ldw, A, CUDA_R_32F,
+                                     lda, &beta, C, CUDA_R_32F, ldc, s->compute, CUBLAS_GEMM_DEFAULT);
+    return st == CUBLAS_STATUS_SUCCESS ? 0 : -1;
+}
+
+int conv_out(int in, int k, int st, int p) { return (in + 2 * p - k) / st + 1; }
+
+/* im2col + GEMM + bias: out (B, OH, OW, cout). */
+int conv(state *s, const dconv *c, const float *in, int B, int H, int W, float *out, int *OH, int *OW) {
+    *OH = conv_out(H, c->k, c->stride, c->pad);
+    *OW = conv_out(W, c->k, c->stride, c->pad);
+    size_t T = (size_t)B * *OH * *OW;
+    int K = c->k * c->k * c->cin;
+    vmc_im2col(s->col, in, B, H, W, c->cin, c->k, c->stride, c->pad, *OH, *OW, s->stream);
+    vmc_fill_rows(out, c->b, T, c->cout, s->stream);
+    return gemm(s, (int)T, c->cout, K, s->col, K, c->w, K, out, c->cout, 1.0f);
+}
+
+size_t mx(size_t a, size_t b) { return a > b ? a : b; }
+
+int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
+    if (s->B == B && s->H == H && s->W == W) return 0;
+    free_plan(s);
+    const vm_info *I = &m->info;
+    size_t sx = 0, s0 = (size_t)B * H * W * 3, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, scol = 0;
+    int h, w;
+    if (I->patch_embed_version == 1) {
+        h = conv_out(H, s->pe1.k, s->pe1.stride, 0);
+        w = conv_out(W, s->pe1.k, s->pe1.stride, 0);
+        scol = (size_t)B * h * w * s->pe1.k * s->pe1.k * 3;
+    } else {
+        s->h1 = conv_out(H, s->pe1.k, s->pe1.stride, 1);
+        s->w1 = conv_out(W, s->pe1.k, s->pe1.stride, 1);
+        h = conv_out(s->h1, s->pe2.k, s->pe2.stride, 1);
+        w = conv_out(s->w1, s->pe2.k, s->pe2.stride, 1);
+        s1 = (size_t)B * s->h1 * s->w1 * s->pe1.cout;
+        scol = mx((size_t)B * s->h1 * s->w1 * 27, (size_t)B * h * w * 9 * s->pe1.cout);
+    }
+    if (h < 1 || w < 1) return vm_errf(err, errlen, "input %dx%d is too small for this model", H, W);
+    for (int i = 0; i < 4; i++) {
+        s->h[i] = h;
+        s->w[i] = w;
+        const vm_stage *st = &m->st[i];
+        size_t T = (size_t)B * h * w, D = st->d_inner, P = (size_t)st->R + 2 * I->d_state;
+        sx = mx(sx, T * st->C);
+        s0 = mx(s0, T * st->C);
+        s1 = mx(s1, mx(T * D * (I->z_gate ? 2 : 1), T * (size_t)st->hidden));
+        s1 = mx(s1, (size_t)B * st->C);
+        s2 = mx(s2, T * D);
+        s3 = mx(s3, T * 4 * P);
+        s4 = mx(s4, 4 * T * D);
+        s5 = mx(s5, T * D);
+        if (i < 3) {
+            int h2 = (h + 1) / 2, w2 = (w + 1) / 2;
+            size_t T2 = (size_t)B * h2 * w2;
+            s0 = mx(s0, T2 * (I->downsample_version == 1 ? 4 * (size_t)st->C : (size_t)st->C_next));
+            sx = mx(sx, T2 * st->C_next);
+            if (I->downsample_version == 3) scol = mx(scol, T2 * 9 * st->C);
+            h = h2;
+            w = w2;
+        }
+    }
+    size_t out_n = 0;
+    if (I->num_classes) out_n = (size_t)B * I->num_classes;
+    for (int i = 0; i < 4 && I->is_backbone; i++) out_n = mx(out_n, (size_t)B * s->h[i] * s->w[i] * I->dims[i]);
+    size_t in_n = (size_t)B * 3 * H * W;
+    size_t sizes[10] = {in_n, sx, s0, s1, s2, s3, s4, s5, scol, out_n}, total = 0;
+    for (int i = 0; i < 10; i++) total += (sizes[i] + 63) & ~(size_t)63;
+    if (cudaMalloc(&s->arena, total * sizeof(float)) != cudaSuccess)
+        return vm_errf(err, errlen, "CUDA: out of device memory for batch %d at %dx%d (%.1f GB)", B, H, W, total * 4e-9);
+    float **slots[10] = {&s->in, &s->x, &s->t0, &s->t1, &s->t2, &s->t3, &s->t4, &s->t5, &s->col, &s->out};
+    size_t off = 0;
+    for (int i = 0; i < 10; i++) {
+        *slots[i] = s->arena + off;
+        off += (sizes[i] + 63) & ~(size_t)63;
+    }
+    s->out_n = out_n;
+    s->B = B;
+    s->H = H;
+    s->W = W;
+    return 0;
+}
+
+int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, int h, int w) {
+    const int C = st->C, D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N;
+    const int Din = D * (m->info.z_gate ? 2 : 1);
+    const size_t T = (size_t)B * h * w;
+    cudaStream_t q = s->stream;
+    int rc = 0;
+    vmc_layernorm(s->t0, s->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS, q);
+    rc |= gemm(s, (int)T, Din, C, s->t0, C, bk->in_proj, C, s->t1, Din, 0.0f);
+    vmc_dwconv3x3_silu(s->t2, s->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D, q);
+    rc |= gemm(s, (int)T, 4 * P, D, s->t2, D, bk->x_proj, D, s->t3, 4 * P, 0.0f);
+    for (int k = 0; k < 4; k++)
+        rc |= gemm(s, (int)T, D, R, s->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R, s->t4 + (size_t)k * T * D, D, 0.0f);
+    vmc_scan_cross(s->t5, s->t2, s->t4, s->t3, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N, R, q);
+    vmc_layernorm(s->t5, s->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS, q);
+    if (m->info.z_gate) vmc_mul_silu(s->t5, s->t5, s->t1 + D, T, D, Din, q);
+    rc |= gemm(s, (int)T, C, D, s->t5, D, bk->out_proj, D, s->x, C, 1.0f);
+    if (st->hidden) {
+        const int Hd = st->hidden;
+        vmc_layernorm(s->t0, s->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS, q);
+        vmc_fill_rows(s->t1, bk->fc1_b, T, Hd, q);
+        rc |= gemm(s, (int)T, Hd, C, s->t0, C, bk->fc1_w, C, s->t1, Hd, 1.0f);
+        vmc_gelu(s->t1, T * Hd, q);
+        vmc_add_rows(s->x, bk->fc2_b, T, C, q);
+        rc |= gemm(s, (int)T, C, Hd, s->t1, Hd, bk->fc2_w, Hd, s->x, C, 1.0f);
+    }
+    return rc;
+}
+
+int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+    state *s = (state *)m->dev_state;
+    char *err = m->err;
+    size_t errlen = sizeof m->err;
+    const vm_info *I = &m->info;
+    if (plan(m, s, B, H, W, err, errlen)) return -1;
+    cudaStream_t q = s->stream;
+    CK(cudaMemcpyAsync(s->in, in, (size_t)B * 3 * H * W * sizeof(float), cudaMemcpyHostToDevice, q));
+    vmc_nchw_to_nhwc(s->t0, s->in, B, 3, H, W, q);
+    int rc = 0, oh, ow;
+    if (I->patch_embed_version == 1) {
+        rc |= conv(s, &s->pe1, s->t0, B, H, W, s->x, &oh, &ow);
+        vmc_layernorm(s->x, s->x, s->pe_norm1.w, s->pe_norm1.b, (size_t)B * oh * ow, I->dims[0], VM_LN_EPS, q);
+    } else {
+        rc |= conv(s, &s->pe1, s->t0, B, H, W, s->t1, &oh, &ow);
+        size_t T1 = (size_t)B * oh * ow;
+        vmc_layernorm(s->t1, s->t1, s->pe_norm1.w, s->pe_norm1.b, T1, s->pe1.cout, VM_LN_EPS, q);
+        vmc_gelu(s->t1, T1 * s->pe1.cout, q);
+        rc |= conv(s, &s->pe2, s->t1, B, oh, ow, s->x, &oh, &ow);
+        vmc_layernorm(s->x, s->x, s->pe_norm2.w, s->pe_norm2.b, (size_t)B * oh * ow, I->dims[0], VM_LN_EPS, q);
+    }
+    for (int i = 0; i < 4 && !rc; i++) {
+        const vm_stage *st = &m->st[i];
+        const int h = s->h[i], w = s->w[i];
+        const size_t T = (size_t)B * h * w;
+        for (int j = 0; j < st->depth; j++) rc |= block(m, s, st, &s->st[i].blocks[j], B, h, w);
+        if (feats) {
+            vmc_layernorm(s->t0, s->x, s->st[i].outnorm.w, s->st[i].outnorm.b, T, st->C, VM_LN_EPS, q);
+            vmc_nhwc_to_nchw(s->out, s->t0, B, h, w, st->C, q);
+            CK(cudaMemcpyAsync(feats[i], s->out, T * st->C * sizeof(float), cudaMemcpyDeviceToHost, q));
+            CK(cudaStreamSynchronize(q)); /* s->out is reused by the next stage */
+        }
+        if (i == 3) break;
+        if (I->downsample_version == 1) {
+            vmc_patch_merge(s->t0, s->x, B, h, w, st->C, q);
+            size_t T2 = (size_t)B * s->h[i + 1] * s->w[i + 1];
+            vmc_layernorm(s->t0, s->t0, s->st[i].ds_norm.w, s->st[i].ds_norm.b, T2, 4 * st->C, VM_LN_EPS, q);
+            rc |= gemm(s, (int)T2, st->C_next, 4 * st->C, s->t0, 4 * st->C, s->st[i].ds_reduction, 4 * st->C, s->x, st->C_next, 0.0f);
+        } else {
+            rc |= conv(s, &s->st[i].ds_conv, s->x, B, h, w, s->t0, &oh, &ow);
+            vmc_layernorm(s->x, s->t0, s->st[i].ds_norm.w, s->st[i].ds_norm.b, (size_t)B * oh * ow, st->C_next, VM_LN_EPS, q);
+        }
+    }
+    if (rc) return vm_errf(err, errlen, "cuBLAS GEMM failed");
+    if (logits) {
+        const int C = I->dims[3], L = s->h[3] * s->w[3];
+        vmc_layernorm(s->t0, s->x, s->cls_norm.w, s->cls_norm.b, (size_t)B * L, C, VM_LN_EPS, q);
+        vmc_mean_tokens(s->t1, s->t0, B, L, C, q);
+        vmc_fill_rows(s->out, s->head_b, (size_t)B, I->num_classes, q);
+        if (gemm(s, B, I->num_classes, C, s->t1, C, s->head_w, C, s->out, I->num_classes, 1.0f))
+            return vm_errf(err, errlen, "cuBLAS GEMM failed");
+        CK(cudaMemcpyAsync(logits, s->out, (size_t)B * I->num_classes * sizeof(float), cudaMemcpyDeviceToHost, q));
+    }
+    CK(cudaStreamSynchronize(q));
+    CK(cudaGetLastError());
+    return 0;
+}
+
+const vm_backend_ops ops = {"cuda", forward, release};
+
+int upload(vm_model *m, state *s, char *err, size_t errlen) {
+    const vm_info *I = &m->info;
+    if (up_conv(s, &s->pe1, &m->pe_conv1, err, errlen) || up_ln(s, &s->pe_norm1, &m->pe_norm1, err, errlen)) return -1;
+    if (I->patch_embed_version == 2 &&
+        (up_conv(s, &s->pe2, &m->pe_conv2, err, errlen) || up_ln(s, &s->pe_norm2, &m->pe_norm2, err, errlen)))
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        const vm_stage *st = &m->st[i];
+        const size_t C = st->C, D = st->d_inner, R = st->R, N = I->d_state, P = R + 2 * N, Hd = st->hidden;
+        s->st[i].blocks = (dblock *)calloc((size_t)st->depth, sizeof(dblock));
+        for (int j = 0; j < st->depth; j++) {
+            const vm_block *h = &st->blocks[j];
+            dblock *d = &s->st[i].blocks[j];
+            if (up_ln(s, &d->norm, &h->norm, err, errlen) || up_ln(s, &d->out_norm, &h->out_norm, err, errlen)) return -1;
+            UP(d->in_proj, h->in_proj_w, D * (I->z_gate ? 2 : 1) * C);
+            UP(d->conv_w, h->conv_w, D * 9);
+            UP(d->conv_b, h->conv_b, D);
+            UP(d->x_proj, h->x_proj_w, 4 * P * D);
+            UP(d->dt_w, h->dt_w, 4 * D * R);
+            UP(d->dt_b, h->dt_b, 4 * D);
+            UP(d->A, h->A, 4 * D * N);
+            UP(d->Ds, h->Ds, 4 * D);
+            UP(d->out_proj, h->out_proj_w, C * D);
+            if (Hd) {
+                if (up_ln(s, &d->norm2, &h->norm2, err, errlen)) return -1;
+                UP(d->fc1_w, h->fc1_w, Hd * C);
+                UP(d->fc1_b, h->fc1_b, Hd);
+                UP(d->fc2_w, h->fc2_w, C * Hd);
+                UP(d->fc2_b, h->fc2_b, C);
+            }
+        }
+        if (i < 3) {
+            if (up_ln(s, &s->st[i].ds_norm, &st->ds_norm, err, errlen)) return -1;
+            if (I->downsample_version == 1) UP(s->st[i].ds_reduction, st->ds_reduction, (size_t)st->C_next * 4 * C);
+            else if (up_conv(s, &s->st[i].ds_conv, &st->ds_conv, err, errlen)) return -1;
+        }
+        if (I->is_backbone && up_ln(s, &s->st[i].outnorm, &st->outnorm, err, errlen)) return -1;
+    }
+    if (I->num_classes) {
+        if (up_ln(s, &s->cls_norm, &m->cls_norm, err, errlen)) return -1;
+        UP(s->head_w, m->head_w, (size_t)I->num_classes * I->dims[3]);
+        UP(s->head_b, m->head_b, (size_t)I->num_classes);
+    }
+    return 0;
+}
+
+} // namespace
+
+extern "C" int vm_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
+    return n;
+}
+
+extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen) {
+    if (vm_cuda_device_count() < 1) return vm_errf(err, errlen, "no CUDA device found");
+    if (m->info.d_state > VM_CUDA_MAX_STATE)
+        return vm_errf(err, errlen, "d_state %d is above the CUDA backend's limit %d", m->info.d_state, VM_CUDA_MAX_STATE);
+    state *s = (state *)calloc(1, sizeof(state));
+    m->dev_state = s;
+    static const cublasComputeType_t modes[4] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                                 CUBLAS_COMPUTE_32F_FAST_16F, CUBLAS_COMPUTE_32F_FAST_16BF};
+    s->compute = modes[precision & 3];
+    if (cudaStreamCreate(&s->stream) != cudaSuccess || cublasCreate(&s->blas) != CUBLAS_STATUS_SUCCESS) {
+        vm_errf(err, errlen, "CUDA: cannot create a stream / cuBLAS handle");
+        free(s);
+        m->dev_state = NULL;
+        return -1;
+    }
+    cublasSetStream(s->blas, s->stream);
+    /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
+    cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
+    if (upload(m, s, err, errlen)) {
+        release(m);
+        return -1;
+    }
+    m->dev = &ops;
+    return 0;
+}

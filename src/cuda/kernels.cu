@@ -1,0 +1,200 @@
+/* kernels.cu - see kernels.cuh. Simple, correct kernels first: one thread
+ * per output element, one warp per LayerNorm row, one thread per
+ * (batch, channel) for the scan with its state in registers. */
+#include "kernels.cuh"
+
+static inline unsigned blocks_for(size_t n, unsigned t) { return (unsigned)((n + t - 1) / t); }
+
+__device__ __forceinline__ float silu1(float x) { return x / (1.0f + expf(-x)); }
+__device__ __forceinline__ float softplus1(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+__device__ __forceinline__ int scan_token(int k, int l, int H, int W) {
+    int L = H * W;
+    if (k >= 2) l = L - 1 - l;
+    if (k & 1) return (l % H) * W + l / H;
+    return l;
+}
+
+/* One warp per row; two passes (mean, then squared deviations). */
+__global__ void k_layernorm(float *out, const float *in, const float *w, const float *b, size_t T, int C, float eps) {
+    size_t row = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= T) return;
+    const float *x = in + row * C;
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32) s += x[c];
+    for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    float mean = s / C, v = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float d = x[c] - mean;
+        v += d * d;
+    }
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    float rstd = rsqrtf(v / C + eps);
+    float *y = out + row * C;
+    for (int c = lane; c < C; c += 32) y[c] = (x[c] - mean) * rstd * w[c] + b[c];
+}
+
+void vmc_layernorm(float *out, const float *in, const float *w, const float *b, size_t T, int C, float eps, cudaStream_t s) {
+    k_layernorm<<<blocks_for(T, 8), 256, 0, s>>>(out, in, w, b, T, C, eps);
+}
+
+__global__ void k_gelu(float *x, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+void vmc_gelu(float *x, size_t n, cudaStream_t s) { k_gelu<<<blocks_for(n, 256), 256, 0, s>>>(x, n); }
+
+__global__ void k_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= T * C) return;
+    size_t t = i / C;
+    int c = (int)(i % C);
+    out[i] = in[i] * silu1(z[t * ldz + c]);
+}
+void vmc_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz, cudaStream_t s) {
+    k_mul_silu<<<blocks_for(T * C, 256), 256, 0, s>>>(out, in, z, T, C, ldz);
+}
+
+__global__ void k_dwconv(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H, int W, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * H * W * C) return;
+    int c = (int)(i % C);
+    size_t r = i / C;
+    int x = (int)(r % W), h = (int)(r / W % H), b = (int)(r / ((size_t)W * H));
+    float acc = bias ? bias[c] : 0.0f;
+    for (int dy = -1; dy <= 1; dy++) {
+        int yy = h + dy;
+        if (yy < 0 || yy >= H) continue;
+        for (int dx = -1; dx <= 1; dx++) {
+            int xx = x + dx;
+            if (xx < 0 || xx >= W) continue;
+            acc += w[c * 9 + (dy + 1) * 3 + dx + 1] * in[(((size_t)b * H + yy) * W + xx) * ld_in + c];
+        }
+    }
+    out[i] = silu1(acc);
+}
+void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H, int W,
+                        int C, cudaStream_t s) {
+    k_dwconv<<<blocks_for((size_t)B * H * W * C, 256), 256, 0, s>>>(out, in, ld_in, w, bias, B, H, W, C);
+}
+
+/* Thread per (b, d): the 4 directions in turn, adding into y at the token
+ * each step came from (cross-scan and cross-merge fused). Consecutive
+ * threads are consecutive channels, so u/dts/y accesses coalesce. */
+template <int NMAX>
+__global__ void k_scan(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
+                       const float *dt_bias, int B, int H, int W, int D, int N, int R) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= B * D) return;
+    int b = idx / D, d = idx % D, L = H * W, P = R + 2 * N;
+    for (int t = 0; t < L; t++) y[((size_t)b * L + t) * D + d] = 0.0f;
+    for (int k = 0; k < 4; k++) {
+        float h[NMAX], a[NMAX];
+        for (int n = 0; n < N; n++) {
+            h[n] = 0.0f;
+            a[n] = A[((size_t)k * D + d) * N + n];
+        }
+        float Dk = Ds[k * D + d], bk = dt_bias[k * D + d];
+        const float *dtk = dts + (size_t)k * B * L * D;
+        for (int l = 0; l < L; l++) {
+            size_t tok = (size_t)b * L + scan_token(k, l, H, W);
+            float uu = u[tok * D + d];
+            float dl = softplus1(dtk[tok * D + d] + bk);
+            const float *Bv = dbl + tok * 4 * P + (size_t)k * P + R, *Cv = Bv + N;
+            float acc = 0.0f;
+#pragma unroll 4
+            for (int n = 0; n < N; n++) {
+                h[n] = expf(dl * a[n]) * h[n] + dl * Bv[n] * uu;
+                acc += h[n] * Cv[n];
+            }
+            y[tok * D + d] += acc + Dk * uu;
+        }
+    }
+}
+void vmc_scan_cross(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
+                    const float *dt_bias, int B, int H, int W, int D, int N, int R, cudaStream_t s) {
+    unsigned nb = blocks_for((size_t)B * D, 128);
+    if (N <= 1) k_scan<1><<<nb, 128, 0, s>>>(y, u, dts, dbl, A, Ds, dt_bias, B, H, W, D, N, R);
+    else if (N <= 16) k_scan<16><<<nb, 128, 0, s>>>(y, u, dts, dbl, A, Ds, dt_bias, B, H, W, D, N, R);
+    else k_scan<VM_CUDA_MAX_STATE><<<nb, 128, 0, s>>>(y, u, dts, dbl, A, Ds, dt_bias, B, H, W, D, N, R);
+}
+
+__global__ void k_im2col(float *col, const float *in, int B, int H, int W, int C, int k, int st, int p, int OH, int OW) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t K = (size_t)k * k * C;
+    if (i >= (size_t)B * OH * OW * K) return;
+    size_t r = i / K;
+    int q = (int)(i % K), ci = q % C, kx = q / C % k, ky = q / C / k;
+    int ox = (int)(r % OW), oy = (int)(r / OW % OH), b = (int)(r / ((size_t)OW * OH));
+    int yy = oy * st - p + ky, xx = ox * st - p + kx;
+    col[i] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? in[(((size_t)b * H + yy) * W + xx) * C + ci] : 0.0f;
+}
+void vmc_im2col(float *col, const float *in, int B, int H, int W, int C, int k, int st, int p, int OH, int OW, cudaStream_t s) {
+    size_t n = (size_t)B * OH * OW * k * k * C;
+    k_im2col<<<blocks_for(n, 256), 256, 0, s>>>(col, in, B, H, W, C, k, st, p, OH, OW);
+}
+
+/* v1 patch merging: channels (0,0),(1,0),(0,1),(1,1), zero padding. */
+__global__ void k_patch_merge(float *out, const float *in, int B, int h, int w, int C) {
+    int h2 = (h + 1) / 2, w2 = (w + 1) / 2;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * h2 * w2 * 4 * C) return;
+    int c4 = (int)(i % (4 * C)), q = c4 / C, c = c4 % C;
+    size_t r = i / (4 * C);
+    int x = (int)(r % w2), y = (int)(r / w2 % h2), b = (int)(r / ((size_t)w2 * h2));
+    int yy = 2 * y + (q & 1), xx = 2 * x + (q >> 1);
+    out[i] = (yy < h && xx < w) ? in[(((size_t)b * h + yy) * w + xx) * C + c] : 0.0f;
+}
+void vmc_patch_merge(float *out, const float *in, int B, int h, int w, int C, cudaStream_t s) {
+    size_t n = (size_t)B * ((h + 1) / 2) * ((w + 1) / 2) * 4 * C;
+    k_patch_merge<<<blocks_for(n, 256), 256, 0, s>>>(out, in, B, h, w, C);
+}
+
+__global__ void k_nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * C * H * W) return;
+    int c = (int)(i % C);
+    size_t r = i / C;
+    int x = (int)(r % W), y = (int)(r / W % H), b = (int)(r / ((size_t)W * H));
+    out[i] = in[(((size_t)b * C + c) * H + y) * W + x];
+}
+void vmc_nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W, cudaStream_t s) {
+    k_nchw_to_nhwc<<<blocks_for((size_t)B * C * H * W, 256), 256, 0, s>>>(out, in, B, C, H, W);
+}
+
+__global__ void k_nhwc_to_nchw(float *out, const float *in, int B, int H, int W, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * C * H * W) return;
+    int t = (int)(i % ((size_t)H * W));
+    size_t r = i / ((size_t)H * W);
+    int c = (int)(r % C), b = (int)(r / C);
+    out[i] = in[((size_t)b * H * W + t) * C + c];
+}
+void vmc_nhwc_to_nchw(float *out, const float *in, int B, int H, int W, int C, cudaStream_t s) {
+    k_nhwc_to_nchw<<<blocks_for((size_t)B * C * H * W, 256), 256, 0, s>>>(out, in, B, H, W, C);
+}
+
+__global__ void k_rows(float *x, const float *bias, size_t T, int C, int add) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= T * C) return;
+    x[i] = add ? x[i] + bias[i % C] : bias[i % C];
+}
+void vmc_fill_rows(float *x, const float *bias, size_t T, int C, cudaStream_t s) {
+    k_rows<<<blocks_for(T * C, 256), 256, 0, s>>>(x, bias, T, C, 0);
+}
+void vmc_add_rows(float *x, const float *bias, size_t T, int C, cudaStream_t s) {
+    k_rows<<<blocks_for(T * C, 256), 256, 0, s>>>(x, bias, T, C, 1);
+}
+
+__global__ void k_mean_tokens(float *out, const float *in, int B, int L, int C) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * C) return;
+    int b = i / C, c = i % C;
+    float acc = 0.0f;
+    for (int t = 0; t < L; t++) acc += in[((size_t)b * L + t) * C + c];
+    out[i] = acc / L;
+}
+void vmc_mean_tokens(float *out, const float *in, int B, int L, int C, cudaStream_t s) {
+    k_mean_tokens<<<blocks_for((size_t)B * C, 128), 128, 0, s>>>(out, in, B, L, C);
+}

@@ -1,0 +1,29 @@
+/* kernels.cuh - CUDA kernels of the forward pass. Same layouts and maths
+ * as the CPU kernels (simd/kernels.h): activations token-major (B,H,W,C). */
+#ifndef VM_CUDA_KERNELS_CUH
+#define VM_CUDA_KERNELS_CUH
+
+#include <cuda_runtime.h>
+#include <stddef.h>
+
+/* The largest d_state the CUDA scan keeps in registers. */
+#define VM_CUDA_MAX_STATE 64
+
+void vmc_layernorm(float *out, const float *in, const float *w, const float *b, size_t T, int C, float eps, cudaStream_t s);
+void vmc_gelu(float *x, size_t n, cudaStream_t s);
+void vmc_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz, cudaStream_t s);
+void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H, int W,
+                        int C, cudaStream_t s);
+void vmc_scan_cross(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
+                    const float *dt_bias, int B, int H, int W, int D, int N, int R, cudaStream_t s);
+/* col[(b,oy,ox)][(ky,kx,ci)] for a k x k, stride st, pad p convolution. */
+void vmc_im2col(float *col, const float *in, int B, int H, int W, int C, int k, int st, int p, int OH, int OW,
+                cudaStream_t s);
+void vmc_patch_merge(float *out, const float *in, int B, int h, int w, int C, cudaStream_t s);
+void vmc_nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W, cudaStream_t s);
+void vmc_nhwc_to_nchw(float *out, const float *in, int B, int H, int W, int C, cudaStream_t s);
+void vmc_fill_rows(float *x, const float *bias, size_t T, int C, cudaStream_t s);
+void vmc_add_rows(float *x, const float *bias, size_t T, int C, cudaStream_t s);
+void vmc_mean_tokens(float *out, const float *in, int B, int L, int C, cudaStream_t s);
+
+#endif
