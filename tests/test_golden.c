@@ -303,6 +303,75 @@ START_TEST(golden_digits) {
 }
 END_TEST
 
+/* The CUDA backend (FP32) on every golden config and input, against the
+ * same goldens and tolerance as the CPU. Without a GPU (or without a CUDA
+ * build) there is nothing to run: the test says so and passes. */
+START_TEST(golden_cuda) {
+    if (vm_cuda_devices() < 1) {
+        if (_i == 0) fprintf(stderr, "  golden_cuda: no CUDA device (or a build without --with-cuda): not run\n");
+        return;
+    }
+    const gconfig *c = &configs[_i / 4];
+    const char *sfx = suffixes[_i % 4];
+    vm_model *m = load(c->name);
+    ck_assert_msg(vm_model_set_device(m, "cuda", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
+    ck_assert_str_eq(vm_model_device(m), "cuda");
+    vm_npy in;
+    tload(&in, tdata("%s/input%s.npy", c->name, sfx));
+    int B = (int)in.shape[0], H = (int)in.shape[2], W = (int)in.shape[3];
+    vm_info I;
+    vm_model_info(m, &I);
+    char what[128];
+    if (I.is_backbone) {
+        float *f[4];
+        int C, h, w;
+        for (int i = 0; i < 4; i++) {
+            vm_feature_shape(m, H, W, i, &C, &h, &w);
+            f[i] = malloc((size_t)B * C * h * w * sizeof(float));
+        }
+        ck_assert_msg(vm_forward_features(m, in.data, B, H, W, f) == 0, "%s", vm_model_error(m));
+        for (int i = 0; i < 4; i++) {
+            vm_npy g;
+            tload(&g, tdata("%s/feat%d%s.npy", c->name, i, sfx));
+            snprintf(what, sizeof what, "cuda %s feat%d%s", c->name, i, sfx);
+            tclose(what, f[i], g.data, g.numel, TOL);
+            vm_npy_free(&g);
+            free(f[i]);
+        }
+    } else {
+        float *logits = malloc((size_t)B * I.num_classes * sizeof(float));
+        ck_assert_msg(vm_forward(m, in.data, B, H, W, logits) == 0, "%s", vm_model_error(m));
+        vm_npy g;
+        tload(&g, tdata("%s/logits%s.npy", c->name, sfx));
+        snprintf(what, sizeof what, "cuda %s logits%s", c->name, sfx);
+        tclose(what, logits, g.data, g.numel, TOL);
+        vm_npy_free(&g);
+        free(logits);
+    }
+    vm_npy_free(&in);
+    vm_model_free(m);
+}
+END_TEST
+
+START_TEST(golden_cuda_digits) {
+    if (vm_cuda_devices() < 1) return;
+    char err[512];
+    vm_model *m = vm_model_load(tdata("digits/model.pth"), NULL, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_msg(vm_model_set_device(m, "cuda", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
+    vm_npy in, ref;
+    tload(&in, tdata("digits/test_input.npy"));
+    tload(&ref, tdata("digits/ref_logits.npy"));
+    float *logits = malloc(200 * 10 * sizeof(float));
+    ck_assert(vm_forward(m, in.data, 200, 32, 32, logits) == 0);
+    tclose("cuda digits logits", logits, ref.data, ref.numel, TOL);
+    free(logits);
+    vm_npy_free(&in);
+    vm_npy_free(&ref);
+    vm_model_free(m);
+}
+END_TEST
+
 Suite *suite_golden(void) {
     Suite *s = suite_create("golden");
     TCase *tc = tcase_create("golden");
@@ -311,6 +380,8 @@ Suite *suite_golden(void) {
     tcase_add_loop_test(tc, golden_outputs, 0, n_isa() * nc * 4);
     tcase_add_loop_test(tc, golden_first_ss2d, 0, n_isa() * nc);
     tcase_add_loop_test(tc, golden_digits, 0, n_isa());
+    tcase_add_loop_test(tc, golden_cuda, 0, nc * 4);
+    tcase_add_test(tc, golden_cuda_digits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,6 +13,15 @@ int cli_int(const char *opt, const char *val, int lo, int hi, int *out);
 /* Load a .pth file, or build a preset by name when no such file exists. */
 vm_model *cli_load_model(const char *spec, const char *key);
 
+/* --device cpu|cuda and --precision fp32|tf32|fp16|bf16. */
+typedef struct { const char *device, *precision; } cli_dev;
+/* If argv[*i] is --device/--precision, consume it; 1 taken, 0 not, -1 error. */
+int cli_dev_parse(cli_dev *d, int argc, char **argv, int *i);
+/* Move the model to the device; prints the error and returns -1. */
+int cli_dev_apply(const cli_dev *d, vm_model *m);
+#define CLI_DEV_HELP "  --device D          cpu (default) or cuda (builds with --with-cuda)\n" \
+                     "  --precision P       GPU GEMMs: fp32 (default), tf32, fp16 or bf16\n"
+
 /* Apply --threads (0 = leave OMP_NUM_THREADS / all cores). */
 void cli_threads(int n);
 

@@ -22,7 +22,7 @@ static void help(FILE *f) {
             "  --iters N       timed passes (20); --warmup N untimed passes first (3)\n"
             "  --profile       time per op kind (adds a little overhead)\n"
             "  --json          one JSON object: latency_ms_median, latency_ms_min, images_per_s,\n"
-            "                  gflops, peak_rss_mb, and the profile when asked\n");
+            "                  gflops, peak_rss_mb, and the profile when asked\n" CLI_DEV_HELP);
 }
 
 static double now(void) {
@@ -39,8 +39,12 @@ static int cmp_d(const void *a, const void *b) {
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *arch = NULL;
     int size = 224, batch = 1, threads = 0, iters = 20, warmup = 3, json = 0, profile = 0;
+    cli_dev dev = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = cli_dev_parse(&dev, argc, argv, &i);
+        if (r < 0) return 1;
+        if (r > 0) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); return 0; }
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--profile")) profile = 1;
@@ -65,6 +69,14 @@ int cmd_bench(int argc, char **argv) {
         m = vm_model_from_preset(arch, 1000, 1, err, sizeof err);
         if (!m) return cli_fail("%s", err);
     } else if (!(m = cli_load_model(model, NULL))) return 1;
+    if (cli_dev_apply(&dev, m)) {
+        vm_model_free(m);
+        return 1;
+    }
+    if (profile && strcmp(vm_model_device(m), "cpu")) {
+        fprintf(stderr, "vmamba: --profile times CPU ops only; ignored on %s\n", vm_model_device(m));
+        profile = 0;
+    }
     vm_info I;
     vm_model_info(m, &I);
     size_t n = (size_t)batch * 3 * size * size;
@@ -104,10 +116,10 @@ int cmd_bench(int argc, char **argv) {
         for (int k = 0; k < VM_OP_COUNT; k++) total += m->prof.seconds[k];
         const char *name = arch ? arch : model;
         if (json) {
-            printf("{\"model\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, \"isa\": \"%s\", "
+            printf("{\"model\": \"%s\", \"device\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, \"isa\": \"%s\", "
                    "\"latency_ms_median\": %.3f, \"latency_ms_min\": %.3f, \"images_per_s\": %.2f, \"gflops\": %.2f, "
                    "\"gmacs_per_image\": %.3f, \"peak_rss_mb\": %.1f",
-                   name, size, batch, vm_get_threads(), vm_kernels()->name, med * 1e3, t[0] * 1e3, batch / med,
+                   name, vm_model_device(m), size, batch, vm_get_threads(), vm_kernels()->name, med * 1e3, t[0] * 1e3, batch / med,
                    2 * gmacs / med, gmacs / batch, rss);
             if (profile) {
                 printf(", \"profile_ms\": {");
@@ -118,7 +130,8 @@ int cmd_bench(int argc, char **argv) {
             printf("}\n");
         } else {
             printf("model        %s (%s, %.2fM params)\n", name, vm_family_name(I.family), I.params / 1e6);
-            printf("input        %d x 3 x %d x %d, %d threads, kernels %s\n", batch, size, size, vm_get_threads(), vm_kernels()->name);
+            printf("input        %d x 3 x %d x %d, device %s, %d threads, kernels %s\n", batch, size, size, vm_model_device(m),
+                   vm_get_threads(), vm_kernels()->name);
             printf("latency      median %.2f ms, min %.2f ms (%d iters)\n", med * 1e3, t[0] * 1e3, iters);
             printf("throughput   %.2f images/s, %.1f GFLOP/s (%.2f GMACs/image)\n", batch / med, 2 * gmacs / med, gmacs / batch);
             printf("peak RSS     %.1f MB\n", rss);

@@ -26,6 +26,7 @@ static void help(FILE *f) {
             "  --batch B           images per forward pass (8)\n"
             "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n"
             "  --key K             checkpoint key holding the weights\n"
+            CLI_DEV_HELP
             "Batch jobs:\n"
             "  --list FILE         image paths, one per line ('-' = stdin)\n"
             "  --output FILE       write JSON Lines there (in input order) instead of stdout\n"
@@ -202,6 +203,7 @@ int cmd_classify(int argc, char **argv) {
     const char *model = NULL, *labels_path = NULL, *list = NULL, *output = NULL, *key = NULL;
     int threads = 0, batch = 8, resume = 0, progress = -1;
     ctx_t c = {.topk = 5, .shard_n = 1};
+    cli_dev dev = {0};
     cli_pp pp;
     cli_pp_init(&pp);
     char **items = calloc((size_t)argc, sizeof *items);
@@ -210,6 +212,7 @@ int cmd_classify(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r = cli_pp_parse(&pp, argc, argv, &i);
+        if (!r) r = cli_dev_parse(&dev, argc, argv, &i);
         if (r < 0) goto done;
         if (r > 0) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); rc = 0; goto done; }
@@ -245,6 +248,7 @@ int cmd_classify(int argc, char **argv) {
     if (resume && !output) { cli_fail("classify: --resume needs --output"); goto done; }
     cli_threads(threads);
     if (!(m = cli_load_model(model, key))) goto done;
+    if (cli_dev_apply(&dev, m)) goto done;
     if (cli_pp_sidecar(&pp, model)) goto done;
     vm_info I;
     vm_model_info(m, &I);

@@ -24,6 +24,7 @@ static void help(FILE *f) {
             "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n"
             "  --key K             checkpoint key holding the weights\n"
             "  --progress / --quiet  force / silence the progress bar\n"
+            CLI_DEV_HELP
             "%s",
             cli_pp_help());
 }
@@ -102,10 +103,12 @@ int cmd_eval(int argc, char **argv) {
     cli_pp pp;
     cli_pp_init(&pp);
     eval_ctx c = {0};
+    cli_dev dev = {0};
     vm_model *m = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r = cli_pp_parse(&pp, argc, argv, &i);
+        if (!r) r = cli_dev_parse(&dev, argc, argv, &i);
         if (r < 0) goto done;
         if (r > 0) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); rc = 0; goto done; }
@@ -128,6 +131,7 @@ int cmd_eval(int argc, char **argv) {
     if (!model || !dir || !csv) { help(stderr); cli_fail("eval: -m, --images and --labels are required"); goto done; }
     cli_threads(threads);
     if (!(m = cli_load_model(model, key))) goto done;
+    if (cli_dev_apply(&dev, m)) goto done;
     if (cli_pp_sidecar(&pp, model)) goto done;
     vm_info I;
     vm_model_info(m, &I);

@@ -23,15 +23,19 @@ static void help(FILE *f) {
             "  --key K             top-level checkpoint key holding the weights\n"
             "  --print             also print each row's top class as JSON Lines:\n"
             "                      {\"index\": i, \"class\": k, \"logit\": v}\n"
-            "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n");
+            "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n" CLI_DEV_HELP);
 }
 
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *in = NULL, *out = NULL, *key = NULL;
     int features = 0, threads = 0, print = 0;
+    cli_dev dev = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = cli_dev_parse(&dev, argc, argv, &i);
+        if (r < 0) return 1;
+        if (r > 0) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); return 0; }
         else if (!strcmp(a, "--features")) features = 1;
         else if (!strcmp(a, "--print")) print = 1;
@@ -71,6 +75,7 @@ int cmd_run(int argc, char **argv) {
     }
     int B = (int)x.shape[0], H = (int)x.shape[2], W = (int)x.shape[3];
     if (!(m = cli_load_model(model, key))) goto done;
+    if (cli_dev_apply(&dev, m)) goto done;
     vm_info I;
     vm_model_info(m, &I);
     if (!features) {

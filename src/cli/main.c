@@ -45,6 +45,34 @@ vm_model *cli_load_model(const char *spec, const char *key) {
     return m;
 }
 
+int cli_dev_parse(cli_dev *d, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--device") && strcmp(a, "--precision")) return 0;
+    if (*i + 1 >= argc) return cli_fail("%s needs a value", a), -1;
+    const char *v = argv[++*i];
+    if (!strcmp(a, "--device")) {
+        if (strcmp(v, "cpu") && strcmp(v, "cuda")) return cli_fail("--device: '%s' is not cpu or cuda", v), -1;
+        d->device = v;
+    } else {
+        if (strcmp(v, "fp32") && strcmp(v, "tf32") && strcmp(v, "fp16") && strcmp(v, "bf16"))
+            return cli_fail("--precision: '%s' is not fp32, tf32, fp16 or bf16", v), -1;
+        d->precision = v;
+    }
+    return 1;
+}
+
+int cli_dev_apply(const cli_dev *d, vm_model *m) {
+    if (!d->device || !strcmp(d->device, "cpu")) {
+        if (d->precision && strcmp(d->precision, "fp32")) return cli_fail("--precision %s needs --device cuda", d->precision), -1;
+        return 0;
+    }
+    vm_precision p = VM_PRECISION_FP32;
+    if (d->precision) p = !strcmp(d->precision, "tf32") ? VM_PRECISION_TF32 : !strcmp(d->precision, "fp16") ? VM_PRECISION_FP16
+                          : !strcmp(d->precision, "bf16") ? VM_PRECISION_BF16 : VM_PRECISION_FP32;
+    if (vm_model_set_device(m, d->device, p)) return cli_fail("--device %s: %s", d->device, vm_model_error(m)), -1;
+    return 0;
+}
+
 void cli_threads(int n) {
     if (n > 0) vm_set_threads(n);
 }

@@ -12,6 +12,9 @@
 
 #include "kernels.cuh"
 #include "model/model.h"
+extern "C" {
+#include "core/util.h"
+}
 
 namespace {
 
