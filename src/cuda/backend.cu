@@ -38,9 +38,14 @@ struct state {
     size_t nallocs, cap;
     /* plan */
     int B, H, W, h[4], w[4], h1, w1;
-    float *arena, *in, *x, *t0, *t1, *t2, *t3, *t4, *t5, *col, *out;
+    float *arena, *in, *x, *t0, *t1, *t2, *t3, *t4, *t5, *col, *out, *scan;
     size_t out_n;
+    cudaEvent_t ev0, ev1; /* for --profile */
 };
+
+/* Scan chunk length: long enough to amortise the carry pass, short enough
+ * to give the GPU tens of thousands of threads at batch 1. */
+const int SCAN_CHUNK = 64;
 
 #define CK(call)                                                                                   \
     do {                                                                                           \
@@ -111,6 +116,8 @@ void release(vm_model *m) {
     for (size_t i = 0; i < s->nallocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
     for (int i = 0; i < 4; i++) free(s->st[i].blocks);
+    cudaEventDestroy(s->ev0);
+    cudaEventDestroy(s->ev1);
     cublasDestroy(s->blas);
     cudaStreamDestroy(s->stream);
     free(s);
@@ -183,17 +190,20 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
             w = w2;
         }
     }
+    size_t sscan = 0;
+    for (int i = 0; i < 4; i++)
+        sscan = mx(sscan, vmc_scan_chunked_scratch(B, s->h[i], s->w[i], m->st[i].d_inner, I->d_state, SCAN_CHUNK));
     size_t out_n = 0;
     if (I->num_classes) out_n = (size_t)B * I->num_classes;
     for (int i = 0; i < 4 && I->is_backbone; i++) out_n = mx(out_n, (size_t)B * s->h[i] * s->w[i] * I->dims[i]);
     size_t in_n = (size_t)B * 3 * H * W;
-    size_t sizes[10] = {in_n, sx, s0, s1, s2, s3, s4, s5, scol, out_n}, total = 0;
-    for (int i = 0; i < 10; i++) total += (sizes[i] + 63) & ~(size_t)63;
+    size_t sizes[11] = {in_n, sx, s0, s1, s2, s3, s4, s5, scol, out_n, sscan}, total = 0;
+    for (int i = 0; i < 11; i++) total += (sizes[i] + 63) & ~(size_t)63;
     if (cudaMalloc(&s->arena, total * sizeof(float)) != cudaSuccess)
         return vm_errf(err, errlen, "CUDA: out of device memory for batch %d at %dx%d (%.1f GB)", B, H, W, total * 4e-9);
-    float **slots[10] = {&s->in, &s->x, &s->t0, &s->t1, &s->t2, &s->t3, &s->t4, &s->t5, &s->col, &s->out};
+    float **slots[11] = {&s->in, &s->x, &s->t0, &s->t1, &s->t2, &s->t3, &s->t4, &s->t5, &s->col, &s->out, &s->scan};
     size_t off = 0;
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < 11; i++) {
         *slots[i] = s->arena + off;
         off += (sizes[i] + 63) & ~(size_t)63;
     }
@@ -204,30 +214,48 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
     return 0;
 }
 
+/* Time `stmt` on the GPU under op `op` when profiling (synchronises). */
+#define GPROF(op, stmt)                                                         \
+    do {                                                                        \
+        if (m->prof.enabled) {                                                  \
+            cudaEventRecord(s->ev0, s->stream);                                 \
+            stmt;                                                               \
+            cudaEventRecord(s->ev1, s->stream);                                 \
+            cudaEventSynchronize(s->ev1);                                       \
+            float ms_ = 0;                                                      \
+            cudaEventElapsedTime(&ms_, s->ev0, s->ev1);                         \
+            m->prof.seconds[op] += ms_ * 1e-3;                                  \
+        } else {                                                                \
+            stmt;                                                               \
+        }                                                                       \
+    } while (0)
+
 int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, int h, int w) {
     const int C = st->C, D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N;
     const int Din = D * (m->info.z_gate ? 2 : 1);
     const size_t T = (size_t)B * h * w;
     cudaStream_t q = s->stream;
     int rc = 0;
-    vmc_layernorm(s->t0, s->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS, q);
-    rc |= gemm(s, (int)T, Din, C, s->t0, C, bk->in_proj, C, s->t1, Din, 0.0f);
-    vmc_dwconv3x3_silu(s->t2, s->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D, q);
-    rc |= gemm(s, (int)T, 4 * P, D, s->t2, D, bk->x_proj, D, s->t3, 4 * P, 0.0f);
+    GPROF(VM_OP_NORM, vmc_layernorm(s->t0, s->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS, q));
+    GPROF(VM_OP_IN_PROJ, rc |= gemm(s, (int)T, Din, C, s->t0, C, bk->in_proj, C, s->t1, Din, 0.0f));
+    GPROF(VM_OP_DWCONV, vmc_dwconv3x3_silu(s->t2, s->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D, q));
+    GPROF(VM_OP_X_PROJ, rc |= gemm(s, (int)T, 4 * P, D, s->t2, D, bk->x_proj, D, s->t3, 4 * P, 0.0f));
     for (int k = 0; k < 4; k++)
-        rc |= gemm(s, (int)T, D, R, s->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R, s->t4 + (size_t)k * T * D, D, 0.0f);
-    vmc_scan_cross(s->t5, s->t2, s->t4, s->t3, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N, R, q);
-    vmc_layernorm(s->t5, s->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS, q);
-    if (m->info.z_gate) vmc_mul_silu(s->t5, s->t5, s->t1 + D, T, D, Din, q);
-    rc |= gemm(s, (int)T, C, D, s->t5, D, bk->out_proj, D, s->x, C, 1.0f);
+        GPROF(VM_OP_X_PROJ, rc |= gemm(s, (int)T, D, R, s->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
+                                       s->t4 + (size_t)k * T * D, D, 0.0f));
+    GPROF(VM_OP_SCAN, vmc_scan_cross_chunked(s->t5, s->scan, s->t2, s->t4, s->t3, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N,
+                                             R, SCAN_CHUNK, q));
+    GPROF(VM_OP_NORM, vmc_layernorm(s->t5, s->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS, q));
+    if (m->info.z_gate) GPROF(VM_OP_GATE, vmc_mul_silu(s->t5, s->t5, s->t1 + D, T, D, Din, q));
+    GPROF(VM_OP_OUT_PROJ, rc |= gemm(s, (int)T, C, D, s->t5, D, bk->out_proj, D, s->x, C, 1.0f));
     if (st->hidden) {
         const int Hd = st->hidden;
-        vmc_layernorm(s->t0, s->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS, q);
-        vmc_fill_rows(s->t1, bk->fc1_b, T, Hd, q);
-        rc |= gemm(s, (int)T, Hd, C, s->t0, C, bk->fc1_w, C, s->t1, Hd, 1.0f);
-        vmc_gelu(s->t1, T * Hd, q);
-        vmc_add_rows(s->x, bk->fc2_b, T, C, q);
-        rc |= gemm(s, (int)T, C, Hd, s->t1, Hd, bk->fc2_w, Hd, s->x, C, 1.0f);
+        GPROF(VM_OP_NORM, vmc_layernorm(s->t0, s->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS, q));
+        GPROF(VM_OP_MLP_GEMM, vmc_fill_rows(s->t1, bk->fc1_b, T, Hd, q);
+              rc |= gemm(s, (int)T, Hd, C, s->t0, C, bk->fc1_w, C, s->t1, Hd, 1.0f));
+        GPROF(VM_OP_GELU, vmc_gelu(s->t1, T * Hd, q));
+        GPROF(VM_OP_MLP_GEMM, vmc_add_rows(s->x, bk->fc2_b, T, C, q);
+              rc |= gemm(s, (int)T, C, Hd, s->t1, Hd, bk->fc2_w, Hd, s->x, C, 1.0f));
     }
     return rc;
 }
@@ -362,6 +390,8 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errl
         return -1;
     }
     cublasSetStream(s->blas, s->stream);
+    cudaEventCreate(&s->ev0);
+    cudaEventCreate(&s->ev1);
     /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
     cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
     if (upload(m, s, err, errlen)) {

@@ -16,6 +16,12 @@ void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, 
                         int C, cudaStream_t s);
 void vmc_scan_cross(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
                     const float *dt_bias, int B, int H, int W, int D, int N, int R, cudaStream_t s);
+/* The same scan, parallel over chunks of S steps (see kernels.cu); needs
+ * vmc_scan_chunked_scratch() floats of scratch. */
+size_t vmc_scan_chunked_scratch(int B, int H, int W, int D, int N, int S);
+void vmc_scan_cross_chunked(float *y, float *scratch, const float *u, const float *dts, const float *dbl, const float *A,
+                            const float *Ds, const float *dt_bias, int B, int H, int W, int D, int N, int R, int S,
+                            cudaStream_t s);
 /* col[(b,oy,ox)][(ky,kx,ci)] for a k x k, stride st, pad p convolution. */
 void vmc_im2col(float *col, const float *in, int B, int H, int W, int C, int k, int st, int p, int OH, int OW,
                 cudaStream_t s);
