@@ -240,10 +240,8 @@ int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, in
     GPROF(VM_OP_IN_PROJ, rc |= gemm(s, (int)T, Din, C, s->t0, C, bk->in_proj, C, s->t1, Din, 0.0f));
     GPROF(VM_OP_DWCONV, vmc_dwconv3x3_silu(s->t2, s->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D, q));
     GPROF(VM_OP_X_PROJ, rc |= gemm(s, (int)T, 4 * P, D, s->t2, D, bk->x_proj, D, s->t3, 4 * P, 0.0f));
-    for (int k = 0; k < 4; k++)
-        GPROF(VM_OP_X_PROJ, rc |= gemm(s, (int)T, D, R, s->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
-                                       s->t4 + (size_t)k * T * D, D, 0.0f));
-    GPROF(VM_OP_SCAN, vmc_scan_cross_chunked(s->t5, s->scan, s->t2, s->t4, s->t3, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N,
+    /* dt_proj runs inside the scan kernel */
+    GPROF(VM_OP_SCAN, vmc_scan_cross_chunked(s->t5, s->scan, s->t2, bk->dt_w, s->t3, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N,
                                              R, SCAN_CHUNK, q));
     GPROF(VM_OP_NORM, vmc_layernorm(s->t5, s->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS, q));
     if (m->info.z_gate) GPROF(VM_OP_GATE, vmc_mul_silu(s->t5, s->t5, s->t1 + D, T, D, Din, q));
@@ -378,6 +376,9 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errl
     if (vm_cuda_device_count() < 1) return vm_errf(err, errlen, "no CUDA device found");
     if (m->info.d_state > VM_CUDA_MAX_STATE)
         return vm_errf(err, errlen, "d_state %d is above the CUDA backend's limit %d", m->info.d_state, VM_CUDA_MAX_STATE);
+    for (int i = 0; i < 4; i++)
+        if (m->info.dt_rank[i] > VM_CUDA_MAX_DT_RANK)
+            return vm_errf(err, errlen, "dt_rank %d is above the CUDA backend's limit %d", m->info.dt_rank[i], VM_CUDA_MAX_DT_RANK);
     state *s = (state *)calloc(1, sizeof(state));
     m->dev_state = s;
     static const cublasComputeType_t modes[4] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,

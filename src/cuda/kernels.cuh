@@ -16,10 +16,12 @@ void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, 
                         int C, cudaStream_t s);
 void vmc_scan_cross(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
                     const float *dt_bias, int B, int H, int W, int D, int N, int R, cudaStream_t s);
-/* The same scan, parallel over chunks of S steps (see kernels.cu); needs
- * vmc_scan_chunked_scratch() floats of scratch. */
+/* The same scan, parallel over chunks of S steps (see kernels.cu), with the
+ * dt projection fused in: dt_w [4][D][R] (R <= 64) applied to x_proj's
+ * first R outputs. Needs vmc_scan_chunked_scratch() floats of scratch. */
+#define VM_CUDA_MAX_DT_RANK 64
 size_t vmc_scan_chunked_scratch(int B, int H, int W, int D, int N, int S);
-void vmc_scan_cross_chunked(float *y, float *scratch, const float *u, const float *dts, const float *dbl, const float *A,
+void vmc_scan_cross_chunked(float *y, float *scratch, const float *u, const float *dt_w, const float *dbl, const float *A,
                             const float *Ds, const float *dt_bias, int B, int H, int W, int D, int N, int R, int S,
                             cudaStream_t s);
 /* col[(b,oy,ox)][(ky,kx,ci)] for a k x k, stride st, pad p convolution. */
