@@ -112,17 +112,6 @@ static void expect_image_error(const void *data, size_t n, const char *needle) {
     ck_assert(im.rgb == NULL);
 }
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert(f != NULL);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*n);
-    ck_assert(fread(b, 1, *n, f) == *n);
-    fclose(f);
-    return b;
-}
 
 START_TEST(corrupt_images) {
     expect_image_error("GIF89a....", 10, "unsupported image format");
@@ -130,7 +119,7 @@ START_TEST(corrupt_images) {
     const char *files[2] = {"preprocess/china_420.jpg", "preprocess/china_crop.png"};
     for (int f = 0; f < 2; f++) {
         size_t n;
-        uint8_t *b = slurp(tdata("%s", files[f]), &n);
+        uint8_t *b = tslurp(tdata("%s", files[f]), &n);
         for (int i = 1; i < 16; i++) expect_image_error(b, n * (size_t)i / 16, f ? "PNG" : "JPEG");
         /* Flip bytes in the middle: must error or decode, never crash. */
         for (size_t i = n / 3; i < n / 3 + 64; i++) b[i] ^= 0x5a;
@@ -141,12 +130,12 @@ START_TEST(corrupt_images) {
     }
     /* Huge dimensions in a PNG header: refused before allocating. */
     size_t n;
-    uint8_t *b = slurp(tdata("png/gray8.png"), &n);
+    uint8_t *b = tslurp(tdata("png/gray8.png"), &n);
     b[16] = 0x7f; b[17] = 0xff; b[18] = 0xff; b[19] = 0xff; /* width */
     expect_image_error(b, n, "PNG");
     free(b);
     /* Huge dimensions in a JPEG SOF0. */
-    b = slurp(tdata("preprocess/china_420.jpg"), &n);
+    b = tslurp(tdata("preprocess/china_420.jpg"), &n);
     for (size_t i = 2; i + 9 < n; i++)
         if (b[i] == 0xff && b[i + 1] == 0xc0) {
             b[i + 5] = 0xff; b[i + 6] = 0xf0; b[i + 7] = 0xff; b[i + 8] = 0xf0;

@@ -117,17 +117,6 @@ END_TEST
 
 /* ---- damaged files, made here ---------------------------------------- */
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*n ? *n : 1);
-    ck_assert(fread(b, 1, *n, f) == *n);
-    fclose(f);
-    return b;
-}
 
 static const char *write_tmp(const void *data, size_t n) {
     static char path[64];
@@ -141,7 +130,7 @@ static const char *write_tmp(const void *data, size_t n) {
 
 START_TEST(truncated_everywhere) {
     size_t n;
-    uint8_t *b = slurp(tdata("v2_s1/model.pth"), &n);
+    uint8_t *b = tslurp(tdata("v2_s1/model.pth"), &n);
     /* Every cut must give an error (never a crash): cut at 64 points. */
     for (int i = 0; i < 64; i++) {
         size_t cut = n * (size_t)i / 64;

@@ -46,3 +46,15 @@ double tclose(const char *what, const float *got, const float *ref, size_t n, do
                   (double)got[at], (double)ref[at], worst, tol);
     return worst;
 }
+
+uint8_t *tslurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*n ? *n : 1);
+    ck_assert(fread(b, 1, *n, f) == *n);
+    fclose(f);
+    return b;
+}

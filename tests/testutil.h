@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "loaders/npy.h"
 
@@ -13,6 +14,9 @@ int tfile_exists(const char *path);
 
 /* Load a golden .npy or fail the test. */
 void tload(vm_npy *a, const char *path);
+
+/* Whole file into memory (malloc'd), or fail the test. */
+uint8_t *tslurp(const char *path, size_t *n);
 
 /* The golden tolerance of the issue: |got - ref| <= tol * max(1, |ref|).
  * Returns the worst ratio err / (tol * max(1,|ref|)); fails when > 1. */

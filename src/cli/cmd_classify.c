@@ -247,12 +247,8 @@ int cmd_classify(int argc, char **argv) {
     if (!list == !nitems) { cli_fail("classify: give IMAGE arguments or --list FILE (one of the two)"); goto done; }
     if (resume && !output) { cli_fail("classify: --resume needs --output"); goto done; }
     cli_threads(threads);
-    if (!(m = cli_load_model(model, key))) goto done;
-    if (cli_dev_apply(&dev, m)) goto done;
-    if (cli_pp_sidecar(&pp, model)) goto done;
     vm_info I;
-    vm_model_info(m, &I);
-    if (!I.num_classes) { cli_fail("%s: a backbone checkpoint has no classifier head", model); goto done; }
+    if (!(m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
     if (labels_path) {
         if (!(c.labels = cli_read_labels(labels_path, &c.nlabels))) goto done;
         if (c.nlabels != I.num_classes)

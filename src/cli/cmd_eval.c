@@ -130,12 +130,8 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!model || !dir || !csv) { help(stderr); cli_fail("eval: -m, --images and --labels are required"); goto done; }
     cli_threads(threads);
-    if (!(m = cli_load_model(model, key))) goto done;
-    if (cli_dev_apply(&dev, m)) goto done;
-    if (cli_pp_sidecar(&pp, model)) goto done;
     vm_info I;
-    vm_model_info(m, &I);
-    if (!I.num_classes) { cli_fail("%s: a backbone checkpoint has no classifier head", model); goto done; }
+    if (!(m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
     if (read_csv(&c, csv, I.num_classes)) goto done;
     c.dir = dir;
     if (save) c.logits = calloc((size_t)c.n * I.num_classes, sizeof(float));

@@ -161,3 +161,19 @@ void cli_free_labels(char **l, int n) {
     for (int i = 0; i < n; i++) free(l[i]);
     free(l);
 }
+
+vm_model *cli_load_classifier(const char *model, const char *key, const cli_dev *dev, cli_pp *pp, vm_info *info) {
+    vm_model *m = cli_load_model(model, key);
+    if (!m) return NULL;
+    if (cli_dev_apply(dev, m) || cli_pp_sidecar(pp, model)) {
+        vm_model_free(m);
+        return NULL;
+    }
+    vm_model_info(m, info);
+    if (!info->num_classes) {
+        cli_fail("%s: a backbone checkpoint has no classifier head", model);
+        vm_model_free(m);
+        return NULL;
+    }
+    return m;
+}

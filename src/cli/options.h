@@ -4,6 +4,7 @@
 #define VM_CLI_OPTIONS_H
 
 #include "vmamba.h"
+#include "cli.h"
 
 typedef struct {
     vm_preprocess_opts pp;
@@ -21,6 +22,11 @@ int cli_pp_parse(cli_pp *p, int argc, char **argv, int *i);
 int cli_pp_sidecar(cli_pp *p, const char *model_path);
 void cli_pp_free(cli_pp *p);
 const char *cli_pp_help(void);
+
+/* Load MODEL for image classification: move it to the device, merge its
+ * sidecar into pp, and check it has a classifier head. NULL on error
+ * (printed). */
+vm_model *cli_load_classifier(const char *model, const char *key, const cli_dev *dev, cli_pp *pp, vm_info *info);
 
 /* One label per line; returns NULL and prints on error. */
 char **cli_read_labels(const char *path, int *n);
