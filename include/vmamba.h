@@ -68,6 +68,15 @@ vm_model *vm_model_load(const char *path, const vm_load_opts *opts,
 vm_model *vm_model_from_preset(const char *name, int num_classes,
                                uint64_t seed, char *err, size_t errlen);
 
+/* Load also reads .safetensors files written by vm_model_save. */
+
+/* Save the model's weights as .safetensors (dtype "f32", "f16" or "bf16"
+ * storage) with a JSON metadata string (preprocessing defaults, labels)
+ * stored under "__metadata__"/"vmamba". Written atomically. */
+int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json);
+/* That metadata string of a model loaded from .safetensors, or NULL. */
+const char *vm_model_metadata(const vm_model *m);
+
 /* Names of the presets, NULL-terminated. */
 const char *const *vm_preset_names(void);
 

@@ -1,6 +1,7 @@
 /* test_loader.c - the checkpoint loader: every feature and error path.
  * Fixtures come from tests/tools/make_fixtures.py; damaged and hostile
  * files are made here, in memory, from the golden checkpoints. */
+#define _GNU_SOURCE /* memmem */
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "testutil.h"
 #include "loaders/checkpoint.h"
 #include "loaders/pickle.h"
+#include "loaders/safetensors.h"
 #include "vmamba.h"
 
 static vm_model *try_load(const char *path, const char *key, char *err, size_t errlen) {
@@ -238,21 +240,6 @@ START_TEST(pickle_basics) {
 }
 END_TEST
 
-Suite *suite_loader(void) {
-    Suite *s = suite_create("loader");
-    TCase *tc = tcase_create("loader");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, weight_selection);
-    tcase_add_test(tc, half_storages);
-    tcase_add_test(tc, bad_weights);
-    tcase_add_test(tc, nan_weights_warn);
-    tcase_add_test(tc, truncated_everywhere);
-    tcase_add_test(tc, not_a_checkpoint);
-    tcase_add_test(tc, hostile_pickles);
-    tcase_add_test(tc, pickle_basics);
-    suite_add_tcase(s, tc);
-    return s;
-}
 
 /* ---- architecture detection and presets ------------------------------ */
 
@@ -333,6 +320,121 @@ Suite *suite_arch(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, detects_architecture);
     tcase_add_test(tc, preset_params);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* ---- safetensors ------------------------------------------------------- */
+
+static const char *tmp_path(const char *suffix) {
+    static char p[4][64];
+    static int k;
+    char *s = p[k++ % 4];
+    snprintf(s, 64, "/tmp/vmtest_%d_%d%s", (int)getpid(), k, suffix);
+    return s;
+}
+
+/* Saving and loading gives the same model, bit for bit; f16/bf16 storage
+ * equals torch's .half()/.bfloat16() rounding (the loader fixtures). */
+START_TEST(safetensors_roundtrip) {
+    char err[512];
+    vm_model *m = try_load(tdata("v2_s1/model.pth"), NULL, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    const char *dts[3] = {"f32", "f16", "bf16"};
+    const char *twin[3] = {"v2_s1/model.pth", "loader/f16.pth", "loader/bf16.pth"};
+    for (int i = 0; i < 3; i++) {
+        const char *p = tmp_path(".safetensors");
+        ck_assert_msg(vm_model_save(m, p, dts[i], "{\"size\": 64}") == 0, "%s", vm_model_error(m));
+        size_t n1, n2;
+        float *a = logits_of(p, NULL, tdata("v2_s1/input.npy"), &n1);
+        float *b = logits_of(tdata("%s", twin[i]), NULL, tdata("v2_s1/input.npy"), &n2);
+        ck_assert_int_eq(n1, n2);
+        ck_assert_msg(memcmp(a, b, n1 * sizeof(float)) == 0, "%s storage differs from its torch twin", dts[i]);
+        vm_model *r = try_load(p, NULL, err, sizeof err);
+        ck_assert_msg(r != NULL, "%s", err);
+        ck_assert_str_eq(vm_model_metadata(r), "{\"size\": 64}");
+        vm_info A, B;
+        vm_model_info(m, &A);
+        vm_model_info(r, &B);
+        ck_assert_int_eq(A.params, B.params);
+        vm_model_free(r);
+        /* the same model always gives the same bytes */
+        const char *p2 = tmp_path(".safetensors");
+        ck_assert(vm_model_save(m, p2, dts[i], "{\"size\": 64}") == 0);
+        size_t s1, s2;
+        uint8_t *f1 = tslurp(p, &s1), *f2 = tslurp(p2, &s2);
+        ck_assert_int_eq(s1, s2);
+        ck_assert(memcmp(f1, f2, s1) == 0);
+        free(f1); free(f2); free(a); free(b);
+        unlink(p);
+        unlink(p2);
+    }
+    ck_assert_int_ne(vm_model_save(m, tmp_path(".st"), "f8", NULL), 0);
+    ck_assert(strstr(vm_model_error(m), "unknown storage dtype") != NULL);
+    vm_model_free(m);
+    ck_assert_uint_eq(vm_float_to_half(1.0f), 0x3c00);
+    ck_assert_uint_eq(vm_float_to_half(65520.0f), 0x7c00); /* rounds to inf */
+    ck_assert_uint_eq(vm_float_to_bf16(1.00390625f), 0x3f80); /* tie -> even */
+}
+END_TEST
+
+/* Damaged safetensors files: each gives a clear error naming the file. */
+START_TEST(safetensors_errors) {
+    char err[512];
+    vm_model *m = try_load(tdata("v2_s1/model.pth"), NULL, err, sizeof err);
+    const char *p = tmp_path(".safetensors");
+    ck_assert(vm_model_save(m, p, "f32", NULL) == 0);
+    vm_model_free(m);
+    size_t n;
+    uint8_t *b = tslurp(p, &n);
+    uint64_t hn = 0;
+    for (int i = 0; i < 8; i++) hn |= (uint64_t)b[i] << (8 * i);
+    /* header that is not JSON */
+    uint8_t *c = malloc(n);
+    memcpy(c, b, n);
+    c[9] = '#';
+    const char *q = write_tmp(c, n);
+    expect_error(q, NULL, "corrupted safetensors header");
+    unlink(q);
+    /* data truncated: offsets beyond the data */
+    q = write_tmp(b, 8 + hn + 100);
+    expect_error(q, NULL, "outside the");
+    unlink(q);
+    /* an offset that no longer matches the byte count */
+    memcpy(c, b, n);
+    char *hdr = (char *)c + 8, *o = memmem(hdr, hn, "\"data_offsets\":[0,", 18);
+    ck_assert(o != NULL);
+    o[16] = '4'; /* [0,end] -> [4,end] */
+    q = write_tmp(c, n);
+    expect_error(q, NULL, "bytes for");
+    unlink(q);
+    /* dtype the model cannot use */
+    memcpy(c, b, n);
+    o = memmem(hdr, hn, "\"F32\"", 5);
+    memcpy(o, "\"I32\"", 5);
+    q = write_tmp(c, n);
+    expect_error(q, NULL, "int32");
+    unlink(q);
+    free(c);
+    free(b);
+    unlink(p);
+}
+END_TEST
+
+Suite *suite_loader(void) {
+    Suite *s = suite_create("loader");
+    TCase *tc = tcase_create("loader");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, weight_selection);
+    tcase_add_test(tc, half_storages);
+    tcase_add_test(tc, bad_weights);
+    tcase_add_test(tc, nan_weights_warn);
+    tcase_add_test(tc, truncated_everywhere);
+    tcase_add_test(tc, not_a_checkpoint);
+    tcase_add_test(tc, hostile_pickles);
+    tcase_add_test(tc, pickle_basics);
+    tcase_add_test(tc, safetensors_roundtrip);
+    tcase_add_test(tc, safetensors_errors);
     suite_add_tcase(s, tc);
     return s;
 }

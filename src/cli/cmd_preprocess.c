@@ -39,7 +39,14 @@ int cmd_preprocess(int argc, char **argv) {
         else { cli_fail("preprocess: more than one IMAGE given"); goto done; }
     }
     if (!in || !out) { help(stderr); cli_fail("preprocess: IMAGE and -o OUT.npy are required"); goto done; }
-    if (model && cli_pp_sidecar(&pp, model)) goto done;
+    if (model) {
+        /* the model file's own metadata, then MODEL.json, then flags */
+        vm_model *mm = cli_load_model(model, NULL);
+        if (!mm) goto done;
+        int bad = cli_pp_metadata(&pp, vm_model_metadata(mm), model) || cli_pp_sidecar(&pp, model);
+        vm_model_free(mm);
+        if (bad) goto done;
+    }
     int S = pp.pp.size;
     t = malloc((size_t)3 * S * S * sizeof *t);
     char err[1024];

@@ -90,8 +90,10 @@ static void usage(FILE *f) {
             "  classify   -m MODEL IMAGE... | --list F   top-k labels per image (batch jobs)\n"
             "  eval       -m MODEL --images DIR --labels CSV   top-1 / top-5 accuracy\n"
             "  bench      -m MODEL | --arch PRESET       latency, throughput, memory, profile\n"
+            "  convert    MODEL -o OUT.safetensors       native format (mmap, metadata, f16/bf16)\n"
             "\n"
-            "MODEL is a .pth checkpoint or a preset name (random weights, for\n"
+            "MODEL is a .pth checkpoint, a .safetensors file from 'convert', or a\n"
+            "preset name (random weights, for\n"
             "benchmarks): run 'vmamba info --list-presets'.\n"
             "Run 'vmamba <command> --help' for a command's options.\n"
             "Threads: --threads N, else OMP_NUM_THREADS, else all cores.\n");
@@ -117,6 +119,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'vmamba --help')", cmd);
     return 2;
 }

@@ -74,6 +74,54 @@ static int json3(json_t *o, const char *key, float out[3], const char *path, int
     return 1;
 }
 
+/* Merge one JSON object (sidecar file or model metadata) under the flags. */
+static int apply_json(cli_pp *p, json_t *o, const char *path) {
+    float mean[3], std[3];
+    if (!json_is_object(o)) return cli_fail("%s: expected a JSON object", path), -1;
+    json_t *v;
+    if ((v = json_object_get(o, "size"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 16384)
+            return cli_fail("%s: 'size' must be an integer in [1, 16384]", path), -1;
+        if (!p->set_size) p->pp.size = (int)json_integer_value(v);
+    }
+    if ((v = json_object_get(o, "crop"))) {
+        if (!json_is_boolean(v)) return cli_fail("%s: 'crop' must be true or false", path), -1;
+        if (!p->set_no_crop) p->pp.no_crop = !json_is_true(v);
+    }
+    if ((v = json_object_get(o, "crop_pct"))) {
+        if (!json_is_number(v) || !(json_number_value(v) > 0 && json_number_value(v) <= 1))
+            return cli_fail("%s: 'crop_pct' must be in (0, 1]", path), -1;
+        if (!p->set_crop_pct) p->pp.crop_pct = json_number_value(v);
+    }
+    int r = json3(o, "mean", mean, path, 0);
+    if (r < 0) return -1;
+    if (r && !p->set_mean) memcpy(p->pp.mean, mean, sizeof mean);
+    r = json3(o, "std", std, path, 1);
+    if (r < 0) return -1;
+    if (r && !p->set_std) memcpy(p->pp.std, std, sizeof std);
+    if ((v = json_object_get(o, "labels"))) {
+        if (!json_is_array(v)) return cli_fail("%s: 'labels' must be an array of strings", path), -1;
+        size_t n = json_array_size(v);
+        for (size_t k = 0; k < n; k++)
+            if (!json_is_string(json_array_get(v, k))) return cli_fail("%s: 'labels' must be an array of strings", path), -1;
+        cli_free_labels(p->labels, p->nlabels);
+        p->labels = calloc(n ? n : 1, sizeof *p->labels);
+        for (size_t k = 0; k < n; k++) p->labels[k] = strdup(json_string_value(json_array_get(v, k)));
+        p->nlabels = (int)n;
+    }
+    return 0;
+}
+
+int cli_pp_metadata(cli_pp *p, const char *json, const char *what) {
+    if (!json) return 0;
+    json_error_t je;
+    json_t *o = json_loads(json, 0, &je);
+    if (!o) return cli_fail("%s: invalid vmamba metadata: %s", what, je.text), -1;
+    int rc = apply_json(p, o, what);
+    json_decref(o);
+    return rc;
+}
+
 int cli_pp_sidecar(cli_pp *p, const char *model_path) {
     char path[4096];
     snprintf(path, sizeof path, "%s", model_path);
@@ -87,43 +135,30 @@ int cli_pp_sidecar(cli_pp *p, const char *model_path) {
     json_t *o = json_loadf(f, 0, &je);
     fclose(f);
     if (!o) return cli_fail("%s: invalid JSON at line %d: %s", path, je.line, je.text), -1;
-    int rc = -1;
-    float mean[3], std[3];
-    if (!json_is_object(o)) { cli_fail("%s: expected a JSON object", path); goto done; }
-    json_t *v;
-    if ((v = json_object_get(o, "size"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 16384) { cli_fail("%s: 'size' must be an integer in [1, 16384]", path); goto done; }
-        if (!p->set_size) p->pp.size = (int)json_integer_value(v);
-    }
-    if ((v = json_object_get(o, "crop"))) {
-        if (!json_is_boolean(v)) { cli_fail("%s: 'crop' must be true or false", path); goto done; }
-        if (!p->set_no_crop) p->pp.no_crop = !json_is_true(v);
-    }
-    if ((v = json_object_get(o, "crop_pct"))) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0 && json_number_value(v) <= 1)) { cli_fail("%s: 'crop_pct' must be in (0, 1]", path); goto done; }
-        if (!p->set_crop_pct) p->pp.crop_pct = json_number_value(v);
-    }
-    int r = json3(o, "mean", mean, path, 0);
-    if (r < 0) goto done;
-    if (r && !p->set_mean) memcpy(p->pp.mean, mean, sizeof mean);
-    r = json3(o, "std", std, path, 1);
-    if (r < 0) goto done;
-    if (r && !p->set_std) memcpy(p->pp.std, std, sizeof std);
-    if ((v = json_object_get(o, "labels"))) {
-        if (!json_is_array(v)) { cli_fail("%s: 'labels' must be an array of strings", path); goto done; }
-        size_t n = json_array_size(v);
-        p->labels = calloc(n ? n : 1, sizeof *p->labels);
-        for (size_t k = 0; k < n; k++) {
-            json_t *s = json_array_get(v, k);
-            if (!json_is_string(s)) { cli_fail("%s: 'labels' must be an array of strings", path); goto done; }
-            p->labels[k] = strdup(json_string_value(s));
-            p->nlabels = (int)k + 1;
-        }
-    }
-    rc = 0;
-done:
+    int rc = apply_json(p, o, path);
     json_decref(o);
     return rc;
+}
+
+char *cli_pp_to_json(const cli_pp *p) {
+    json_t *o = json_object(), *mean = json_array(), *std = json_array();
+    json_object_set_new(o, "size", json_integer(p->pp.size));
+    json_object_set_new(o, "crop", json_boolean(!p->pp.no_crop));
+    json_object_set_new(o, "crop_pct", json_real(p->pp.crop_pct));
+    for (int k = 0; k < 3; k++) {
+        json_array_append_new(mean, json_real(p->pp.mean[k]));
+        json_array_append_new(std, json_real(p->pp.std[k]));
+    }
+    json_object_set_new(o, "mean", mean);
+    json_object_set_new(o, "std", std);
+    if (p->labels) {
+        json_t *l = json_array();
+        for (int k = 0; k < p->nlabels; k++) json_array_append_new(l, json_string(p->labels[k]));
+        json_object_set_new(o, "labels", l);
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    return s;
 }
 
 void cli_pp_free(cli_pp *p) {
@@ -165,7 +200,8 @@ void cli_free_labels(char **l, int n) {
 vm_model *cli_load_classifier(const char *model, const char *key, const cli_dev *dev, cli_pp *pp, vm_info *info) {
     vm_model *m = cli_load_model(model, key);
     if (!m) return NULL;
-    if (cli_dev_apply(dev, m) || cli_pp_sidecar(pp, model)) {
+    /* defaults < the model file's own metadata < MODEL.json < flags */
+    if (cli_dev_apply(dev, m) || cli_pp_metadata(pp, vm_model_metadata(m), model) || cli_pp_sidecar(pp, model)) {
         vm_model_free(m);
         return NULL;
     }

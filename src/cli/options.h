@@ -20,6 +20,10 @@ int cli_pp_parse(cli_pp *p, int argc, char **argv, int *i);
 /* Merge MODEL.json (MODEL with its extension replaced) under the explicit
  * flags. A missing sidecar is fine; a malformed one is an error. */
 int cli_pp_sidecar(cli_pp *p, const char *model_path);
+/* Merge a model file's own metadata (JSON text, may be NULL) likewise. */
+int cli_pp_metadata(cli_pp *p, const char *json, const char *what);
+/* The options and labels as the metadata JSON (malloc'd). */
+char *cli_pp_to_json(const cli_pp *p);
 void cli_pp_free(cli_pp *p);
 const char *cli_pp_help(void);
 

@@ -1,6 +1,7 @@
 /* checkpoint.c - open a torch.save zip, run its data.pkl, and index the
  * tensors of the chosen state dict. */
 #include "checkpoint.h"
+#include "safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,10 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
     memset(c, 0, sizeof *c);
     c->path = vm_xstrdup(path);
     if (vm_map_file(path, &c->map, err, errlen)) goto fail;
+    if (vm_is_safetensors(c->map.data, c->map.size)) {
+        if (vm_safetensors_index(c, err, errlen)) goto fail;
+        return 0;
+    }
     if (vm_zip_open(&c->zip, c->map.data, c->map.size, path, err, errlen)) goto fail;
     /* The archive folder name varies ("archive/", "model/", ...). */
     const vm_zip_entry *pkl = NULL;
@@ -139,6 +144,7 @@ fail:
 }
 
 void vm_checkpoint_close(vm_checkpoint *c) {
+    free(c->metadata);
     for (size_t i = 0; i < c->n; i++) free(c->t[i].name);
     free(c->t);
     vm_zip_close(&c->zip);

@@ -29,6 +29,7 @@ typedef struct {
     vm_zip zip;
     vm_ckpt_tensor *t;
     size_t n;
+    char *metadata;           /* safetensors "vmamba" metadata (JSON), or NULL */
 } vm_checkpoint;
 
 /* key: which top-level entry holds the weights (NULL = auto: "model",

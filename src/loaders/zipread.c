@@ -36,7 +36,7 @@ int vm_zip_open(vm_zip *z, const uint8_t *buf, size_t len, const char *what, cha
     if (vm_rd32(buf) != LOCAL_SIG) {
         if (len >= 2 && buf[0] == 0x80)
             return vm_errf(err, errlen, "%s: legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with a current PyTorch", what);
-        return vm_errf(err, errlen, "%s: not a zip archive (torch.save checkpoints are zip files)", what);
+        return vm_errf(err, errlen, "%s: not a zip archive (torch.save checkpoints are zip files) nor a safetensors file", what);
     }
     /* The EOCD is in the last 22 + 65535 bytes. */
     size_t lo = len > 22 + 65535 ? len - 22 - 65535 : 0, eocd = SIZE_MAX;

@@ -9,6 +9,7 @@
 #include "model.h"
 #include "../../simd/kernels.h"
 #include "../loaders/checkpoint.h"
+#include "../loaders/safetensors.h"
 #include "../core/util.h"
 
 int vm_arch_preset(const char *name, int num_classes, vm_info *info);
@@ -67,6 +68,18 @@ static void fmt_shape(char *buf, size_t len, int nd, const int64_t *s) {
     if (off < len) snprintf(buf + off, len - off, ")");
 }
 
+static void record(vm_model *m, const char *name, const float *p, int nd, const int64_t *shape) {
+    if (m->nparams == m->capparams) {
+        m->capparams = m->capparams ? m->capparams * 2 : 256;
+        m->params = vm_xrealloc(m->params, m->capparams * sizeof *m->params);
+    }
+    vm_param *q = &m->params[m->nparams++];
+    q->name = vm_xstrdup(name);
+    q->data = p;
+    q->ndim = nd;
+    memcpy(q->shape, shape, (size_t)nd * sizeof *shape);
+}
+
 /* Fetch parameter `name` of the given shape. Returns NULL with m->err set
  * on error, or NULL without error if optional and absent. */
 static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, const int64_t *shape, init_kind kind,
@@ -81,6 +94,7 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
             for (size_t i = 0; i < n; i++) p[i] = logf((float)(i % (size_t)N + 1));
         }
         src->params += (int64_t)n;
+        record(m, name, p, nd, shape);
         return p;
     }
     const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, name);
@@ -119,6 +133,7 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
     if (bad && !src->quiet)
         fprintf(stderr, "vmamba: warning: %s: tensor '%s' has %zu NaN/Inf values\n", src->ck->path, name, bad);
     src->params += (int64_t)n;
+    record(m, name, p, nd, shape);
     return p;
 }
 
@@ -181,8 +196,8 @@ static int bind_block(vm_model *m, struct vm_wsrc *src, vm_block *b, int s, int 
     }
 #undef NM
     if (fail) return -1;
-    /* A = -exp(A_logs), once at load time (A_logs stays counted). */
-    b->A = alogs;
+    /* A = -exp(A_logs), once at load time; A_logs is kept for saving. */
+    b->A = vm_model_alloc(m, (size_t)4 * D * N);
     for (size_t i = 0; i < (size_t)4 * D * N; i++) b->A[i] = -expf(alogs[i]);
     return 0;
 }
@@ -377,6 +392,7 @@ vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, s
         return NULL;
     }
     struct vm_wsrc src = {.ck = &ck, .quiet = opts ? opts->quiet : 0};
+    if (ck.metadata) m->metadata = vm_xstrdup(ck.metadata);
     m = finish(m, &src, err, errlen);
     vm_checkpoint_close(&ck); /* weights were copied: the mapping can go */
     return m;
@@ -400,10 +416,34 @@ void vm_model_free(vm_model *m) {
     for (int s = 0; s < 4; s++) free(m->st[s].blocks);
     for (size_t i = 0; i < m->nallocs; i++) free(m->allocs[i]);
     free(m->allocs);
+    for (size_t i = 0; i < m->nparams; i++) free(m->params[i].name);
+    free(m->params);
+    free(m->metadata);
     free(m);
 }
 
 const char *vm_model_error(const vm_model *m) { return m ? m->err : "no model"; }
+
+const char *vm_model_metadata(const vm_model *m) { return m->metadata; }
+
+int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json) {
+    vm_st_dtype dt = VM_ST_F32;
+    if (dtype && !strcmp(dtype, "f16")) dt = VM_ST_F16;
+    else if (dtype && !strcmp(dtype, "bf16")) dt = VM_ST_BF16;
+    else if (dtype && strcmp(dtype, "f32") != 0)
+        return vm_errf(m->err, sizeof m->err, "unknown storage dtype '%s' (f32, f16 or bf16)", dtype);
+    vm_st_tensor *t = vm_xcalloc(m->nparams ? m->nparams : 1, sizeof *t);
+    for (size_t i = 0; i < m->nparams; i++) {
+        t[i].name = m->params[i].name;
+        t[i].data = m->params[i].data;
+        t[i].ndim = m->params[i].ndim;
+        memcpy(t[i].shape, m->params[i].shape, sizeof m->params[i].shape);
+    }
+    const char *kv[4] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}"};
+    int rc = vm_safetensors_write(path, t, m->nparams, dt, kv, 2, m->err, sizeof m->err);
+    free(t);
+    return rc;
+}
 
 void vm_model_info(const vm_model *m, vm_info *out) { *out = m->info; }
 

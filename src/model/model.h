@@ -76,8 +76,19 @@ typedef struct {
     void (*release)(vm_model *m);
 } vm_backend_ops;
 
+/* Every bound parameter under its checkpoint name (for saving). */
+typedef struct {
+    char *name;
+    const float *data;
+    int ndim;
+    int64_t shape[4];
+} vm_param;
+
 struct vm_model {
     vm_info info;
+    vm_param *params;
+    size_t nparams, capparams;
+    char *metadata;           /* "vmamba" metadata of a .safetensors file */
     int d_state;
     /* patch embed: v1 conv1+norm1; v2 conv1,norm1,GELU,conv2,norm2 */
     vm_conv pe_conv1, pe_conv2;
