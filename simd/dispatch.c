@@ -21,6 +21,7 @@ static const vm_kernel_table scalar_table = {
     .mul_silu = vm_mul_silu_scalar,
     .dwconv3x3_silu = vm_dwconv3x3_silu_scalar,
     .scan_cross = vm_scan_cross_scalar,
+    .quantize_u8 = vm_quantize_u8_scalar,
 };
 
 #ifdef VM_HAVE_AVX512

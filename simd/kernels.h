@@ -44,6 +44,9 @@ typedef struct {
      *  y    [B*L][D]            merged output (overwritten)             */
     void (*scan_cross)(float *y, const float *u, const float *dts, const float *dbl, const float *A,
                        const float *Ds, const float *dt_bias, const vm_scan_dims *dims);
+    /* INT8 inputs: q[r][k] = (u8) clamp(x[r*ld + k] * inv + zp + 0.5, 0,
+     * 255.49) truncated, i.e. round(x / scale) + zp, saturated. */
+    void (*quantize_u8)(uint8_t *q, const float *x, size_t M, int K, int ld, float inv, float zp);
 } vm_kernel_table;
 
 /* The table in use: chosen by CPU features, or forced by VMAMBA_ISA. */

@@ -48,6 +48,8 @@ static inline vi vi_or(vi a, int m) { return _mm512_or_si512(a, _mm512_set1_epi3
 static inline vi vi_srl(vi a, int s) { return _mm512_srli_epi32(a, s); }
 static inline vi vi_sub(vi a, int s) { return _mm512_sub_epi32(a, _mm512_set1_epi32(s)); }
 static inline float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
+/* Truncate to int and store as u8 (values already in [0, 255]). */
+static inline void vf_store_u8(uint8_t *p, vf v) { _mm_storeu_si128((__m128i *)p, _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(v))); }
 
 #elif defined(VM_ISA_AVX2)
 #include <immintrin.h>
@@ -92,6 +94,11 @@ static inline float vf_hsum(vf a) {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+static inline void vf_store_u8(uint8_t *p, vf v) {
+    __m256i i = _mm256_cvttps_epi32(v);
+    __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64((__m128i *)p, _mm_packus_epi16(w, w));
+}
 
 #elif defined(VM_ISA_NEON)
 #include <arm_neon.h>
@@ -128,6 +135,11 @@ static inline vi vi_or(vi a, int m) { return vorrq_s32(a, vdupq_n_s32(m)); }
 static inline vi vi_srl(vi a, int s) { return vreinterpretq_s32_u32(vshlq_u32(vreinterpretq_u32_s32(a), vdupq_n_s32(-s))); }
 static inline vi vi_sub(vi a, int s) { return vsubq_s32(a, vdupq_n_s32(s)); }
 static inline float vf_hsum(vf a) { return vaddvq_f32(a); }
+static inline void vf_store_u8(uint8_t *p, vf v) {
+    uint16x4_t h = vqmovn_u32(vcvtq_u32_f32(v));
+    uint8x8_t b = vqmovn_u16(vcombine_u16(h, h));
+    memcpy(p, &b, 4);
+}
 #else
 #error "define VM_ISA_AVX512, VM_ISA_AVX2 or VM_ISA_NEON before including vec.h"
 #endif

@@ -76,5 +76,17 @@ vm run -m "$T/dg.safetensors" -i "$DATA/digits/test_input.npy" -o "$T/st.npy" &&
     cmp -s "$T/st.npy" "$T/pth.npy" && ok || bad "run: safetensors and pth logits differ"
 expect_fail "is not f32, f16 or bf16" vm convert "$M" -o "$T/x.safetensors" --dtype f8
 [ ! -e "$T/x.safetensors" ] && ok || bad "partial output after a failed convert"
+# ---- calibrate: deterministic INT8 files, clear errors ---------------------
+vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-crop -o "$T/q1.safetensors" --quiet 2>"$T/err" &&
+    vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-crop -o "$T/q2.safetensors" --quiet 2>>"$T/err" &&
+    cmp -s "$T/q1.safetensors" "$T/q2.safetensors" && ok || bad "calibrate not deterministic: $(cat "$T/err")"
+[ "$(wc -c < "$T/q1.safetensors")" -lt "$(wc -c < "$M")" ] && ok || bad "INT8 file not smaller"
+vm eval -m "$T/q1.safetensors" --images "$DATA/digits" --labels "$T/test.csv" --json | grep -q '"top1": 0.99' && ok || bad "INT8 eval"
+mkdir -p "$T/empty"
+expect_fail "no JPEG or PNG images" vm calibrate -m "$M" --images "$T/empty" -o "$T/q3.safetensors"
+expect_fail "not a zip archive" vm calibrate -m "$DATA/digits/labels.csv" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
+expect_fail "already an INT8 model" vm calibrate -m "$T/q1.safetensors" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
+expect_fail "not minmax or percentile" vm calibrate -m "$M" --images "$DATA/digits/calib" --method magic -o "$T/q3.safetensors"
+[ ! -e "$T/q3.safetensors" ] && ok || bad "partial output after a failed calibrate"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -29,5 +29,6 @@ Suite *suite_npy(void);
 Suite *suite_arch(void);
 Suite *suite_image(void);
 Suite *suite_image_model(void);
+Suite *suite_quant(void);
 
 #endif

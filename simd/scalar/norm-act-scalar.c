@@ -40,3 +40,14 @@ void vm_mul_silu_scalar(float *out, const float *in, const float *z, size_t T, i
     for (size_t t = 0; t < T; t++)
         for (int c = 0; c < C; c++) out[t * C + c] = in[t * C + c] * silu1(z[t * (size_t)ldz + c]);
 }
+
+void vm_quantize_u8_scalar(uint8_t *q, const float *x, size_t M, int K, int ld, float inv, float zp) {
+    const float z = zp + 0.5f;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < M; r++)
+        for (int k = 0; k < K; k++) {
+            float v = x[r * ld + k] * inv + z;
+            v = v < 0.0f ? 0.0f : v > 255.49f ? 255.49f : v;
+            q[r * K + k] = (uint8_t)(int)v;
+        }
+}

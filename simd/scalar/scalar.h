@@ -11,4 +11,5 @@ void vm_dwconv3x3_silu_scalar(float *out, const float *in, int ld_in, const floa
                               int W, int C);
 void vm_scan_cross_scalar(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
                           const float *dt_bias, const vm_scan_dims *d);
+void vm_quantize_u8_scalar(uint8_t *q, const float *x, size_t M, int K, int ld, float inv, float zp);
 #endif

@@ -91,6 +91,7 @@ static void usage(FILE *f) {
             "  eval       -m MODEL --images DIR --labels CSV   top-1 / top-5 accuracy\n"
             "  bench      -m MODEL | --arch PRESET       latency, throughput, memory, profile\n"
             "  convert    MODEL -o OUT.safetensors       native format (mmap, metadata, f16/bf16)\n"
+            "  calibrate  -m MODEL --images DIR -o OUT   INT8 model from calibration images\n"
             "\n"
             "MODEL is a .pth checkpoint, a .safetensors file from 'convert', or a\n"
             "preset name (random weights, for\n"
@@ -120,6 +121,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'vmamba --help')", cmd);
     return 2;
 }

@@ -132,6 +132,104 @@ int vm_conv_run(vm_conv_prim *p, const float *src, float *dst) {
     return dnnl_stream_wait(g_stream) == dnnl_success ? 0 : -1;
 }
 
+struct vm_qmatmul {
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, wei, bias, dst;
+};
+
+void vm_qmatmul_free(vm_qmatmul *q) {
+    if (!q) return;
+    if (q->prim) dnnl_primitive_destroy(q->prim);
+    if (q->src) dnnl_memory_destroy(q->src);
+    if (q->wei) dnnl_memory_destroy(q->wei);
+    if (q->bias) dnnl_memory_destroy(q->bias);
+    if (q->dst) dnnl_memory_destroy(q->dst);
+    free(q);
+}
+
+#if DNNL_VERSION_MAJOR >= 3
+vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
+                              float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
+                              size_t errlen) {
+    /* oneDNN 3 moved output scales to per-argument scales; not wired yet. */
+    vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
+    return NULL;
+}
+#else
+vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
+                              float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
+                              size_t errlen) {
+    pthread_once(&g_once, init_engine);
+    if (!g_ok) { vm_errf(err, errlen, "oneDNN: cannot create a CPU engine"); return NULL; }
+    dnnl_memory_desc_t src, wany, wusr, dst, bmd;
+    dnnl_dims_t sd = {M, K}, ss = {lda, 1}, wd = {K, N}, ws = {1, K}, dd = {M, N}, ds = {ldc, 1}, bd = {1, N};
+    dnnl_memory_desc_init_by_strides(&src, 2, sd, dnnl_u8, ss);
+    dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_strides(&wusr, 2, wd, dnnl_s8, ws);
+    dnnl_memory_desc_init_by_strides(&dst, 2, dd, dnnl_f32, ds);
+    dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab);
+    vm_qmatmul *q = vm_xcalloc(1, sizeof *q);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t wuser = NULL;
+    float *scales = vm_xmalloc((size_t)N * sizeof *scales);
+    int ok = 0;
+    for (int n = 0; n < N; n++) scales[n] = a_scale * w_scale[n];
+    dnnl_matmul_desc_t md;
+    if (dnnl_matmul_desc_init(&md, &src, &wany, bias ? &bmd : NULL, &dst) != dnnl_success) goto done;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto done;
+    if (dnnl_primitive_attr_set_output_scales(attr, N, 1 << 1, scales) != dnnl_success) goto done;
+    int32_t z = zp;
+    if (dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &z) != dnnl_success) goto done;
+    if (gelu || accumulate) {
+        if (dnnl_post_ops_create(&po) != dnnl_success) goto done;
+        if (gelu && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) != dnnl_success) goto done;
+        if (accumulate && dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success) goto done;
+        if (dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) goto done;
+    }
+    if (dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL) != dnnl_success) goto done;
+    if (dnnl_primitive_create(&q->prim, pd) != dnnl_success) goto done;
+    {
+        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        if (dnnl_memory_create(&q->wei, wmd, g_engine, DNNL_MEMORY_ALLOCATE) != dnnl_success) goto done;
+        if (dnnl_memory_create(&wuser, &wusr, g_engine, (void *)W) != dnnl_success) goto done;
+        if (dnnl_reorder_primitive_desc_create(&rpd, &wusr, g_engine, wmd, g_engine, NULL) != dnnl_success) goto done;
+        if (dnnl_primitive_create(&reorder, rpd) != dnnl_success) goto done;
+        dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, q->wei}};
+        if (dnnl_primitive_execute(reorder, g_stream, 2, rargs) != dnnl_success) goto done;
+        dnnl_stream_wait(g_stream);
+    }
+    if (dnnl_memory_create(&q->src, &src, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
+    if (dnnl_memory_create(&q->dst, &dst, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
+    if (bias && dnnl_memory_create(&q->bias, &bmd, g_engine, (void *)bias) != dnnl_success) goto done;
+    ok = 1;
+done:
+    free(scales);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (wuser) dnnl_memory_destroy(wuser);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok) {
+        vm_errf(err, errlen, "oneDNN: cannot create an INT8 matmul (%d x %d x %d)", M, N, K);
+        vm_qmatmul_free(q);
+        return NULL;
+    }
+    return q;
+}
+#endif
+
+int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C) {
+    dnnl_memory_set_data_handle(q->src, (void *)A);
+    dnnl_memory_set_data_handle(q->dst, C);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, q->src}, {DNNL_ARG_WEIGHTS, q->wei}, {DNNL_ARG_DST, q->dst}, {DNNL_ARG_BIAS, q->bias}};
+    if (dnnl_primitive_execute(q->prim, g_stream, q->bias ? 4 : 3, args) != dnnl_success) return -1;
+    return dnnl_stream_wait(g_stream) == dnnl_success ? 0 : -1;
+}
+
 const char *vm_dnnl_version(void) {
     static char buf[32];
     const dnnl_version_t *v = dnnl_version();

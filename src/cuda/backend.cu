@@ -374,6 +374,7 @@ extern "C" int vm_cuda_device_count(void) {
 
 extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen) {
     if (vm_cuda_device_count() < 1) return vm_errf(err, errlen, "no CUDA device found");
+    if (m->quantized) return vm_errf(err, errlen, "INT8 models run on the CPU only; use the FP32 model with --device cuda");
     if (m->info.d_state > VM_CUDA_MAX_STATE)
         return vm_errf(err, errlen, "d_state %d is above the CUDA backend's limit %d", m->info.d_state, VM_CUDA_MAX_STATE);
     for (int i = 0; i < 4; i++)

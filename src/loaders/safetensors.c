@@ -140,11 +140,11 @@ int vm_safetensors_write(const char *path, const vm_st_tensor *t, size_t n, vm_s
             json_array_append_new(sh, json_integer(t[i].shape[d]));
         }
         json_t *e = json_object();
-        json_object_set_new(e, "dtype", json_string(names[dtype]));
+        json_object_set_new(e, "dtype", json_string(t[i].i8 ? "I8" : names[dtype]));
         json_object_set_new(e, "shape", sh);
         json_t *o = json_array();
         json_array_append_new(o, json_integer((json_int_t)off));
-        off += numel * es;
+        off += numel * (t[i].i8 ? 1 : es);
         json_array_append_new(o, json_integer((json_int_t)off));
         json_object_set_new(e, "data_offsets", o);
         json_object_set_new(h, t[i].name, e);
@@ -166,6 +166,10 @@ int vm_safetensors_write(const char *path, const vm_st_tensor *t, size_t n, vm_s
     for (size_t i = 0; i < n; i++) {
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
+        if (t[i].i8) {
+            vm_atomic_write(f, t[i].i8, numel);
+            continue;
+        }
         if (dtype == VM_ST_F32) {
             vm_atomic_write(f, t[i].data, numel * 4);
             continue;

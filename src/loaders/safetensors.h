@@ -20,7 +20,8 @@ typedef enum { VM_ST_F32, VM_ST_F16, VM_ST_BF16 } vm_st_dtype;
 
 typedef struct {
     const char *name;
-    const float *data;
+    const float *data;        /* stored in the file's dtype ...            */
+    const int8_t *i8;         /* ... or, when set, stored as I8 as it is   */
     int ndim;
     int64_t shape[PK_MAX_DIMS];
 } vm_st_tensor;

@@ -6,6 +6,7 @@
  * over channels and Linear2d are the same maths in this layout, so the
  * channel-first (ln2d) models need no separate path. */
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,9 +39,29 @@ static double now_s(void) {
         }                                                               \
     } while (0)
 
+static void each_qlinear(vm_model *m, void (*fn)(vm_model *, vm_qlinear *, int stage, void *), void *arg) {
+    for (int s = 0; s < 4; s++) {
+        for (int j = 0; j < m->st[s].depth; j++) {
+            vm_block *b = &m->st[s].blocks[j];
+            vm_qlinear *q[4] = {b->q_in, b->q_out, b->q_fc1, b->q_fc2};
+            for (int k = 0; k < 4; k++)
+                if (q[k]) fn(m, q[k], s, arg);
+        }
+        if (m->st[s].q_ds) fn(m, m->st[s].q_ds, s + 10, arg); /* input is stage s, output stage s+1 */
+    }
+    if (m->q_head) fn(m, m->q_head, -1, arg);
+}
+
+static void free_q(vm_model *m, vm_qlinear *q, int stage, void *arg) {
+    vm_qmatmul_free(q->prim);
+    q->prim = NULL;
+}
+
 void vm_plan_free(vm_model *m) {
     vm_plan *p = &m->plan;
     free(p->arena);
+    free(p->qbuf);
+    each_qlinear(m, free_q, NULL);
     vm_conv_free(m->pe_conv1.prim);
     vm_conv_free(m->pe_conv2.prim);
     m->pe_conv1.prim = m->pe_conv2.prim = NULL;
@@ -56,6 +77,39 @@ static int make_conv(vm_model *m, vm_conv *c, int B, int H, int W, int src_nchw)
     c->prim = vm_conv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, src_nchw, c->w, c->b, e, sizeof e);
     if (!c->prim) return vm_errf(m->err, sizeof m->err, "%s", e);
     return 0;
+}
+
+struct qplan { int B; size_t qbytes; int fail; };
+
+/* One INT8 matmul per quantized layer, for this shape's row count. The
+ * residual layers (out_proj, fc2) accumulate into their output; fc1 gets
+ * its bias and GELU fused; the others have bias only if they carry one. */
+static void make_q(vm_model *m, vm_qlinear *q, int stage, void *arg) {
+    struct qplan *qp = arg;
+    if (qp->fail) return;
+    vm_plan *p = &m->plan;
+    int M;
+    if (stage < 0) M = qp->B;
+    else if (stage >= 10) M = qp->B * ((p->h[stage - 10] + 1) / 2) * ((p->w[stage - 10] + 1) / 2);
+    else M = qp->B * p->h[stage] * p->w[stage];
+    const float *bias = NULL;
+    int gelu = 0, acc = 0;
+    for (int s = 0; s < 4; s++)
+        for (int j = 0; j < m->st[s].depth; j++) {
+            const vm_block *b = &m->st[s].blocks[j];
+            if (q == b->q_out) acc = 1;
+            if (q == b->q_fc1) { bias = b->fc1_b; gelu = 1; }
+            if (q == b->q_fc2) { bias = b->fc2_b; acc = 1; }
+        }
+    if (q == m->q_head) bias = m->head_b;
+    char e[256];
+    q->prim = vm_qmatmul_create(M, q->N, q->K, q->K, q->N, q->w, q->w_scale, q->a_scale, q->a_zp, bias, gelu, acc, e, sizeof e);
+    if (!q->prim) {
+        vm_errf(m->err, sizeof m->err, "%s", e);
+        qp->fail = 1;
+    }
+    size_t need = (size_t)M * q->K;
+    if (need > qp->qbytes) qp->qbytes = need;
 }
 
 /* Size every buffer for the largest layer at this input shape, allocate one
@@ -124,6 +178,12 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W) {
     }
     for (int s = 0; s < 3 && !rc; s++)
         if (I->downsample_version == 3) rc = make_conv(m, &m->st[s].ds_conv, B, p->h[s], p->w[s], 0);
+    if (!rc && m->quantized) {
+        struct qplan qp = {B, 0, 0};
+        each_qlinear(m, make_q, &qp);
+        rc = qp.fail;
+        if (!rc) p->qbuf = vm_xmalloc(qp.qbytes ? qp.qbytes : 1);
+    }
     if (rc) {
         vm_plan_free(m);
         return -1;
@@ -148,6 +208,24 @@ static void fill_bias_rows(float *x, const float *bias, size_t T, int C) {
     for (size_t t = 0; t < T; t++) memcpy(x + t * C, bias, (size_t)C * sizeof *x);
 }
 
+/* One linear layer: C = A W^T (+ bias) (GELU) (+ C if accumulate), INT8
+ * when the model file quantized it, else FP32 through oneDNN's GEMM. The
+ * calibration observer sees A first. */
+static int linear(vm_model *m, vm_qlinear *q, const char *name, const float *A, int lda, int M, int N, int K,
+                  const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate) {
+    if (m->observe) m->observe(m->observe_user, name, A, (size_t)M, K, lda, W, N);
+    if (q) {
+        vm_kernels()->quantize_u8(m->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
+        return vm_qmatmul_run(q->prim, m->plan.qbuf, C);
+    }
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (bias && accumulate) add_bias_rows(C, bias, (size_t)M, N);
+    else if (bias) { fill_bias_rows(C, bias, (size_t)M, N); beta = 1.0f; }
+    int rc = vm_gemm(M, N, K, A, lda, W, K, C, ldc, beta);
+    if (gelu) vm_kernels()->gelu(C, C, (size_t)M * N);
+    return rc;
+}
+
 /* x = x + SS2D(LN(x)); then x = x + MLP(LN2(x)) if the block has one. */
 static int vss_block(vm_model *m, const vm_stage *st, const vm_block *bk, int s, int j, int B, int h, int w) {
     const vm_kernel_table *K = vm_kernels();
@@ -161,7 +239,9 @@ static int vss_block(vm_model *m, const vm_stage *st, const vm_block *bk, int s,
     int rc = 0;
     PROF(VM_OP_NORM, K->layernorm(p->t0, p->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS));
     TR("ss2d_in", p->t0, B, h, w, C);
-    PROF(VM_OP_IN_PROJ, rc |= vm_gemm((int)T, Din, C, p->t0, C, bk->in_proj_w, C, p->t1, Din, 0.0f));
+    char ln_[80];
+#define LNAME(x) (snprintf(ln_, sizeof ln_, "layers.%d.blocks.%d.%s", s, j, x), ln_)
+    PROF(VM_OP_IN_PROJ, rc |= linear(m, bk->q_in, LNAME("op.in_proj"), p->t0, C, (int)T, Din, C, bk->in_proj_w, p->t1, Din, NULL, 0, 0));
     TR("in_proj", p->t1, B, h, w, Din);
     PROF(VM_OP_DWCONV, K->dwconv3x3_silu(p->t2, p->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D));
     TR("act", p->t2, B, h, w, D);
@@ -180,19 +260,20 @@ static int vss_block(vm_model *m, const vm_stage *st, const vm_block *bk, int s,
         PROF(VM_OP_GATE, K->mul_silu(p->t5, p->t5, p->t1 + D, T, D, Din));
         TR("out_proj_in", p->t5, B, h, w, D);
     }
-    PROF(VM_OP_OUT_PROJ, rc |= vm_gemm((int)T, C, D, p->t5, D, bk->out_proj_w, D, p->x, C, 1.0f)); /* residual fused: beta = 1 */
+    PROF(VM_OP_OUT_PROJ, rc |= linear(m, bk->q_out, LNAME("op.out_proj"), p->t5, D, (int)T, C, D, bk->out_proj_w, p->x, C,
+                                      NULL, 0, 1)); /* residual fused */
     TR("block_after_ssm", p->x, B, h, w, C);
     if (st->hidden) {
         const int Hd = st->hidden;
         PROF(VM_OP_NORM, K->layernorm(p->t0, p->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS));
-        PROF(VM_OP_MLP_GEMM, fill_bias_rows(p->t1, bk->fc1_b, T, Hd);
-             rc |= vm_gemm((int)T, Hd, C, p->t0, C, bk->fc1_w, C, p->t1, Hd, 1.0f));
-        PROF(VM_OP_GELU, K->gelu(p->t1, p->t1, T * Hd));
-        PROF(VM_OP_MLP_GEMM, add_bias_rows(p->x, bk->fc2_b, T, C);
-             rc |= vm_gemm((int)T, C, Hd, p->t1, Hd, bk->fc2_w, Hd, p->x, C, 1.0f));
+        PROF(VM_OP_MLP_GEMM, rc |= linear(m, bk->q_fc1, LNAME("mlp.fc1"), p->t0, C, (int)T, Hd, C, bk->fc1_w, p->t1, Hd,
+                                          bk->fc1_b, 1, 0)); /* bias and GELU included */
+        PROF(VM_OP_MLP_GEMM, rc |= linear(m, bk->q_fc2, LNAME("mlp.fc2"), p->t1, Hd, (int)T, C, Hd, bk->fc2_w, p->x, C,
+                                          bk->fc2_b, 0, 1));
     }
     TR("block_out", p->x, B, h, w, C);
 #undef TR
+#undef LNAME
     if (rc) return vm_errf(m->err, sizeof m->err, "oneDNN GEMM failed in stage %d block %d", s, j);
     return 0;
 }
@@ -216,8 +297,10 @@ static int patch_merge(vm_model *m, const vm_stage *st, int B, int h, int w) {
                 }
             }
     vm_kernels()->layernorm(p->t0, p->t0, st->ds_norm.w, st->ds_norm.b, T2, 4 * C, VM_LN_EPS);
-    if (vm_gemm((int)T2, st->C_next, 4 * C, p->t0, 4 * C, st->ds_reduction, 4 * C, p->x, st->C_next, 0.0f))
-        return vm_errf(m->err, sizeof m->err, "oneDNN GEMM failed in downsample");
+    char name[64];
+    snprintf(name, sizeof name, "layers.%d.downsample.reduction", (int)(st - m->st));
+    if (linear(m, st->q_ds, name, p->t0, 4 * C, (int)T2, st->C_next, 4 * C, st->ds_reduction, p->x, st->C_next, NULL, 0, 0))
+        return vm_errf(m->err, sizeof m->err, "GEMM failed in downsample");
     return 0;
 }
 
@@ -297,8 +380,9 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
                 for (int t = 0; t < L; t++) acc += p->t0[((size_t)b * L + t) * C + c];
                 pooled[(size_t)b * C + c] = (float)(acc / L);
             }
-        fill_bias_rows(logits, m->head_b, (size_t)B, I->num_classes);
-        if (vm_gemm(B, I->num_classes, C, pooled, C, m->head_w, C, logits, I->num_classes, 1.0f)) goto dnnl_fail;
+        if (linear(m, m->q_head, "classifier.head", pooled, C, B, I->num_classes, C, m->head_w, logits, I->num_classes,
+                   m->head_b, 0, 0))
+            goto dnnl_fail;
         if (m->prof.enabled) m->prof.seconds[VM_OP_HEAD] += now_s() - t_head;
     }
     return 0;

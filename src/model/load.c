@@ -141,6 +141,80 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
 #define P(name, nd, shape, kind, fan) param(m, src, name, nd, shape, kind, fan, 0, &fail)
 #define POPT(name, nd, shape, kind, fan) param(m, src, name, nd, shape, kind, fan, 1, &fail)
 
+/* An s8 tensor of shape (N, K) [x 1 x 1], or NULL if name is absent or
+ * not int8 (then the FP32 path binds it). Errors set *fail. */
+static const int8_t *int8_param(vm_model *m, struct vm_wsrc *src, const char *name, int N, int K, int *fail) {
+    if (!src->ck) return NULL;
+    const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, name);
+    if (!t || t->dtype != PK_DT_I8) return NULL;
+    int64_t numel = vm_ckpt_numel(t);
+    if (t->ndim < 2 || t->shape[0] != N || numel != (int64_t)N * K || t->storage_numel != numel || t->problem) {
+        vm_errf(m->err, sizeof m->err, "%s: int8 tensor '%s' does not have %d x %d elements", src->ck->path, name, N, K);
+        *fail = 1;
+        return NULL;
+    }
+    int8_t *w = (int8_t *)vm_model_alloc(m, ((size_t)N * K + 3) / 4);
+    memcpy(w, t->data, (size_t)N * K);
+    src->params += numel;
+    return w;
+}
+
+/* Per-output-channel scales of an int8 tensor: finite and positive. */
+static const float *scales(vm_model *m, struct vm_wsrc *src, const char *name, int N, int *fail) {
+    if (*fail) return NULL;
+    float *p = param(m, src, name, 1, (int64_t[]){N}, INIT_ONES, 0, 0, fail);
+    for (int i = 0; p && i < N; i++)
+        if (!(p[i] > 0.0f) || !isfinite(p[i])) {
+            vm_errf(m->err, sizeof m->err, "%s: '%s' holds a non-positive or non-finite scale", src->ck->path, name);
+            *fail = 1;
+            return NULL;
+        }
+    return p;
+}
+
+/* A calibrated INT8 linear layer "<prefix>.weight" (s8) with
+ * ".weight_scale", ".input_scale", ".input_zero_point"; NULL if FP32.
+ * An s8 weight without input scale is INT8 storage only: it is
+ * dequantised into *w_fp32 and the layer runs in FP32. */
+static vm_qlinear *qlinear(vm_model *m, struct vm_wsrc *src, const char *prefix, int N, int K, const float **w_fp32,
+                           int *fail) {
+    char nm[200];
+    snprintf(nm, sizeof nm, "%s.weight", prefix);
+    const int8_t *w = int8_param(m, src, nm, N, K, fail);
+    if (!w) return NULL;
+    snprintf(nm, sizeof nm, "%s.input_scale", prefix);
+    if (!vm_checkpoint_find(src->ck, nm)) {
+        snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
+        const float *sc = scales(m, src, nm, N, fail);
+        if (*fail) return NULL;
+        float *f = vm_model_alloc(m, (size_t)N * K);
+        for (size_t i = 0; i < (size_t)N * K; i++) f[i] = (float)w[i] * sc[i / (size_t)K];
+        *w_fp32 = f;
+        m->quantized = 1; /* not re-savable */
+        return NULL;
+    }
+    vm_qlinear *q = (vm_qlinear *)vm_model_alloc(m, (sizeof(vm_qlinear) + 3) / 4);
+    q->w = w;
+    q->N = N;
+    q->K = K;
+    snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
+    q->w_scale = scales(m, src, nm, N, fail);
+    snprintf(nm, sizeof nm, "%s.input_scale", prefix);
+    const float *as = scales(m, src, nm, 1, fail);
+    snprintf(nm, sizeof nm, "%s.input_zero_point", prefix);
+    const float *zp = *fail ? NULL : param(m, src, nm, 1, (int64_t[]){1}, INIT_ZEROS, 0, 0, fail);
+    if (*fail) return NULL;
+    if (!(zp[0] >= 0.0f && zp[0] <= 255.0f) || zp[0] != floorf(zp[0])) {
+        vm_errf(m->err, sizeof m->err, "%s: '%s' must be an integer in [0, 255]", src->ck->path, nm);
+        *fail = 1;
+        return NULL;
+    }
+    q->a_scale = as[0];
+    q->a_zp = (int)zp[0];
+    m->quantized = 1;
+    return q;
+}
+
 static void ln(vm_model *m, struct vm_wsrc *src, vm_ln *out, const char *prefix, int C, int *failp) {
     int fail = 0;
     char nm[160];
@@ -157,7 +231,18 @@ static void conv(vm_model *m, struct vm_wsrc *src, vm_conv *c, const char *prefi
     int fail = 0;
     char nm[160];
     snprintf(nm, sizeof nm, "%s.weight", prefix);
-    c->w = P(nm, 4, S(cout, cin, k, k), INIT_LINEAR, cin * k * k);
+    const int8_t *w8 = int8_param(m, src, nm, cout, cin * k * k, &fail);
+    if (w8) { /* INT8 storage (calibrated file): dequantised once here */
+        snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
+        const float *sc = scales(m, src, nm, cout, &fail);
+        if (!fail) {
+            float *w = vm_model_alloc(m, (size_t)cout * cin * k * k);
+            for (size_t i = 0; i < (size_t)cout * cin * k * k; i++) w[i] = (float)w8[i] * sc[i / ((size_t)cin * k * k)];
+            c->w = w;
+        }
+    } else if (!fail) {
+        c->w = P(nm, 4, S(cout, cin, k, k), INIT_LINEAR, cin * k * k);
+    }
     snprintf(nm, sizeof nm, "%s.bias", prefix);
     if (!fail) c->b = P(nm, 1, S(cout), INIT_LINEAR, cin * k * k);
     c->cin = cin;
@@ -176,7 +261,8 @@ static int bind_block(vm_model *m, struct vm_wsrc *src, vm_block *b, int s, int 
     snprintf(p, sizeof p, "layers.%d.blocks.%d", s, j);
 #define NM(suffix) (snprintf(nm, sizeof nm, "%s.%s", p, suffix), nm)
     ln(m, src, &b->norm, NM("norm"), C, &fail);
-    if (!fail) b->in_proj_w = P(NM("op.in_proj.weight"), 2, S(D * (I->z_gate ? 2 : 1), C), INIT_LINEAR, C);
+    if (!fail) b->q_in = qlinear(m, src, NM("op.in_proj"), D * (I->z_gate ? 2 : 1), C, &b->in_proj_w, &fail);
+    if (!fail && !b->q_in && !b->in_proj_w) b->in_proj_w = P(NM("op.in_proj.weight"), 2, S(D * (I->z_gate ? 2 : 1), C), INIT_LINEAR, C);
     if (!fail) b->conv_w = P(NM("op.conv2d.weight"), 4, S(D, 1, 3, 3), INIT_LINEAR, 9);
     if (!fail && I->conv_bias) b->conv_b = P(NM("op.conv2d.bias"), 1, S(D), INIT_LINEAR, 9);
     if (!fail) b->x_proj_w = P(NM("op.x_proj_weight"), 3, S(4, R + 2 * N, D), INIT_LINEAR, D);
@@ -186,12 +272,15 @@ static int bind_block(vm_model *m, struct vm_wsrc *src, vm_block *b, int s, int 
     if (!fail) alogs = P(NM("op.A_logs"), 2, S(4 * D, N), INIT_ALOGS, 0);
     if (!fail) b->Ds = P(NM("op.Ds"), 1, S(4 * D), INIT_ONES, 0);
     if (!fail) ln(m, src, &b->out_norm, NM("op.out_norm"), D, &fail);
-    if (!fail) b->out_proj_w = P(NM("op.out_proj.weight"), 2, S(C, D), INIT_LINEAR, D);
+    if (!fail) b->q_out = qlinear(m, src, NM("op.out_proj"), C, D, &b->out_proj_w, &fail);
+    if (!fail && !b->q_out && !b->out_proj_w) b->out_proj_w = P(NM("op.out_proj.weight"), 2, S(C, D), INIT_LINEAR, D);
     if (!fail && Hd) {
         ln(m, src, &b->norm2, NM("norm2"), C, &fail);
-        if (!fail) b->fc1_w = P(NM("mlp.fc1.weight"), 2, S(Hd, C), INIT_LINEAR, C);
+        if (!fail) b->q_fc1 = qlinear(m, src, NM("mlp.fc1"), Hd, C, &b->fc1_w, &fail);
+        if (!fail && !b->q_fc1 && !b->fc1_w) b->fc1_w = P(NM("mlp.fc1.weight"), 2, S(Hd, C), INIT_LINEAR, C);
         if (!fail) b->fc1_b = P(NM("mlp.fc1.bias"), 1, S(Hd), INIT_LINEAR, C);
-        if (!fail) b->fc2_w = P(NM("mlp.fc2.weight"), 2, S(C, Hd), INIT_LINEAR, Hd);
+        if (!fail) b->q_fc2 = qlinear(m, src, NM("mlp.fc2"), C, Hd, &b->fc2_w, &fail);
+        if (!fail && !b->q_fc2 && !b->fc2_w) b->fc2_w = P(NM("mlp.fc2.weight"), 2, S(C, Hd), INIT_LINEAR, Hd);
         if (!fail) b->fc2_b = P(NM("mlp.fc2.bias"), 1, S(C), INIT_LINEAR, Hd);
     }
 #undef NM
@@ -236,8 +325,10 @@ static int bind_all(vm_model *m, struct vm_wsrc *src) {
             if (I->downsample_version == 1) {
                 snprintf(nm, sizeof nm, "layers.%d.downsample.norm", s);
                 ln(m, src, &st->ds_norm, nm, 4 * st->C, &fail);
+                snprintf(nm, sizeof nm, "layers.%d.downsample.reduction", s);
+                if (!fail) st->q_ds = qlinear(m, src, nm, st->C_next, 4 * st->C, &st->ds_reduction, &fail);
                 snprintf(nm, sizeof nm, "layers.%d.downsample.reduction.weight", s);
-                if (!fail) st->ds_reduction = P(nm, 2, S(st->C_next, 4 * st->C), INIT_LINEAR, 4 * st->C);
+                if (!fail && !st->q_ds && !st->ds_reduction) st->ds_reduction = P(nm, 2, S(st->C_next, 4 * st->C), INIT_LINEAR, 4 * st->C);
             } else {
                 snprintf(nm, sizeof nm, "layers.%d.downsample.1", s);
                 conv(m, src, &st->ds_conv, nm, st->C, st->C_next, 3, 2, 1, &fail);
@@ -252,7 +343,8 @@ static int bind_all(vm_model *m, struct vm_wsrc *src) {
     }
     if (!fail && I->num_classes > 0) {
         ln(m, src, &m->cls_norm, "classifier.norm", I->dims[3], &fail);
-        if (!fail) m->head_w = P("classifier.head.weight", 2, S(I->num_classes, I->dims[3]), INIT_LINEAR, I->dims[3]);
+        if (!fail) m->q_head = qlinear(m, src, "classifier.head", I->num_classes, I->dims[3], &m->head_w, &fail);
+        if (!fail && !m->q_head && !m->head_w) m->head_w = P("classifier.head.weight", 2, S(I->num_classes, I->dims[3]), INIT_LINEAR, I->dims[3]);
         if (!fail) m->head_b = P("classifier.head.bias", 1, S(I->num_classes), INIT_LINEAR, I->dims[3]);
     }
     I->params = src->params;
@@ -427,6 +519,8 @@ const char *vm_model_error(const vm_model *m) { return m ? m->err : "no model"; 
 const char *vm_model_metadata(const vm_model *m) { return m->metadata; }
 
 int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json) {
+    if (m->quantized)
+        return vm_errf(m->err, sizeof m->err, "an INT8 model cannot be re-saved; convert or calibrate the FP32 model");
     vm_st_dtype dt = VM_ST_F32;
     if (dtype && !strcmp(dtype, "f16")) dt = VM_ST_F16;
     else if (dtype && !strcmp(dtype, "bf16")) dt = VM_ST_BF16;

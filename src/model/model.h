@@ -20,8 +20,20 @@ typedef struct {
     vm_conv_prim *prim;   /* for the planned shape */
 } vm_conv;
 
+/* An INT8 linear layer (from a calibrated model file): s8 weights per
+ * output channel, u8 activations with one scale and zero point. */
+typedef struct {
+    const int8_t *w;          /* [N][K] */
+    const float *w_scale;     /* [N] */
+    float a_scale;
+    int a_zp;
+    int N, K;
+    vm_qmatmul *prim;         /* for the planned row count */
+} vm_qlinear;
+
 typedef struct {
     vm_ln norm;
+    vm_qlinear *q_in, *q_out, *q_fc1, *q_fc2; /* NULL: FP32 */
     const float *in_proj_w;   /* [d_inner*(1+z)][C]       */
     const float *conv_w;      /* [d_inner][9]             */
     const float *conv_b;      /* [d_inner] or NULL        */
@@ -43,6 +55,7 @@ typedef struct {
     vm_ln ds_norm;            /* v1: over 4C; v3: over C_next */
     const float *ds_reduction; /* v1: [C_next][4C] */
     vm_conv ds_conv;          /* v3 */
+    vm_qlinear *q_ds;         /* v1 reduction, INT8 */
     vm_ln outnorm;            /* backbone only */
 } vm_stage;
 
@@ -66,7 +79,12 @@ typedef struct {
     int pe_h1, pe_w1;         /* v2 patch embed: after conv 1  */
     float *arena;
     float *x, *t0, *t1, *t2, *t3, *t4, *t5;
+    uint8_t *qbuf;            /* quantized GEMM input, INT8 models */
 } vm_plan;
+
+/* Calibration hook: sees the input of every quantizable linear layer. */
+typedef void (*vm_observe_fn)(void *user, const char *layer, const float *x, size_t rows, int cols, int ld,
+                              const float *w, int n_out);
 
 /* A compute backend other than the CPU (src/cuda/). It owns its state,
  * keeps its own copy of the weights, and runs the whole forward pass. */
@@ -96,11 +114,15 @@ struct vm_model {
     vm_stage st[4];
     vm_ln cls_norm;
     const float *head_w, *head_b;
+    vm_qlinear *q_head;
+    int quantized;            /* any INT8 layer */
     void **allocs;            /* weight buffers, freed with the model */
     size_t nallocs, capallocs;
     vm_plan plan;
     vm_trace_fn trace;
     void *trace_user;
+    vm_observe_fn observe;
+    void *observe_user;
     vm_profile prof;
     const vm_backend_ops *dev;   /* NULL: the CPU path of forward.c */
     void *dev_state;

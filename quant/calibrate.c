@@ -1,0 +1,265 @@
+/* calibrate.c - see quant.h. */
+#include <fnmatch.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant.h"
+#include "core/util.h"
+#include "loaders/safetensors.h"
+
+/* Rows of the first batch kept per layer for the error report. */
+#define REPORT_ROWS 256
+
+typedef struct {
+    char *name;
+    double lo, hi;            /* minmax: running range; percentile: sums */
+    long batches;
+    const float *w;           /* FP32 weights [n_out][K] */
+    int K, n_out;
+    float *sample;            /* REPORT_ROWS x K from the first batch */
+    int sample_rows;
+} layer_stats;
+
+struct vm_calib {
+    vm_model *m;
+    vm_calib_opts o;
+    layer_stats *l;
+    int n, cap;
+    float *tmp;
+    size_t tmp_cap;
+};
+
+static int cmpf(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* k-th smallest of v[0..n) (v is reordered): quickselect. */
+static float kth(float *v, size_t n, size_t k) {
+    size_t lo = 0, hi = n - 1;
+    while (hi > lo + 16) {
+        float p = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < p) i++;
+            while (v[j] > p) j--;
+            if (i <= j) {
+                float t = v[i]; v[i] = v[j]; v[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return v[k];
+    }
+    qsort(v + lo, hi - lo + 1, sizeof *v, cmpf);
+    return v[k];
+}
+
+static void observe(void *user, const char *layer, const float *x, size_t rows, int cols, int ld, const float *w, int n_out) {
+    vm_calib *c = user;
+    layer_stats *s = NULL;
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->l[i].name, layer)) s = &c->l[i];
+    if (!s) {
+        if (c->n == c->cap) c->l = vm_xrealloc(c->l, (size_t)(c->cap = c->cap ? 2 * c->cap : 64) * sizeof *c->l);
+        s = &c->l[c->n++];
+        memset(s, 0, sizeof *s);
+        s->name = vm_xstrdup(layer);
+        s->lo = INFINITY;
+        s->hi = -INFINITY;
+        s->w = w;
+        s->K = cols;
+        s->n_out = n_out;
+        s->sample_rows = rows < REPORT_ROWS ? (int)rows : REPORT_ROWS;
+        s->sample = vm_xmalloc((size_t)s->sample_rows * cols * sizeof(float));
+        for (int r = 0; r < s->sample_rows; r++) memcpy(s->sample + (size_t)r * cols, x + (size_t)r * ld, (size_t)cols * sizeof(float));
+        if (c->o.method == VM_CALIB_PERCENTILE) s->lo = s->hi = 0;
+    }
+    size_t n = rows * (size_t)cols;
+    if (c->o.method == VM_CALIB_MINMAX) {
+        for (size_t r = 0; r < rows; r++)
+            for (int k = 0; k < cols; k++) {
+                float v = x[r * ld + k];
+                if (v < s->lo) s->lo = v;
+                if (v > s->hi) s->hi = v;
+            }
+    } else {
+        if (n > c->tmp_cap) c->tmp = vm_xrealloc(c->tmp, (c->tmp_cap = n) * sizeof *c->tmp);
+        for (size_t r = 0; r < rows; r++) memcpy(c->tmp + r * cols, x + r * ld, (size_t)cols * sizeof(float));
+        double q = c->o.percentile / 100.0;
+        size_t khi = (size_t)floor(q * (double)(n - 1)), klo = n - 1 - khi;
+        s->hi += kth(c->tmp, n, khi);
+        s->lo += kth(c->tmp, n, klo);
+    }
+    s->batches++;
+}
+
+vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o) {
+    vm_calib *c = vm_xcalloc(1, sizeof *c);
+    c->m = m;
+    c->o = *o;
+    m->observe = observe;
+    m->observe_user = c;
+    return c;
+}
+
+int vm_calib_layers(const vm_calib *c) { return c->n; }
+
+static int skipped(const vm_calib *c, const char *name) {
+    if (!c->o.int8_head && !strncmp(name, "classifier.head", 15)) return 1;
+    for (int i = 0; i < c->o.nskip; i++)
+        if (fnmatch(c->o.skip[i], name, 0) == 0 || strstr(name, c->o.skip[i])) return 1;
+    return 0;
+}
+
+/* Final range of a layer's input, always containing 0. */
+static void range(const vm_calib *c, const layer_stats *s, float *scale, int *zp) {
+    double lo = s->lo, hi = s->hi;
+    if (c->o.method == VM_CALIB_PERCENTILE && s->batches) {
+        lo /= (double)s->batches;
+        hi /= (double)s->batches;
+    }
+    if (lo > 0) lo = 0;
+    if (hi < 0) hi = 0;
+    double sc = (hi - lo) / 255.0;
+    if (!(sc > 0)) sc = 1e-8;
+    int z = (int)nearbyint(-lo / sc);
+    *scale = (float)sc;
+    *zp = z < 0 ? 0 : z > 255 ? 255 : z;
+}
+
+/* s8 weights, symmetric per output row. */
+static void quantize_rows_s8(int8_t *q, float *scale, const float *w, int n_out, size_t K) {
+    for (int r = 0; r < n_out; r++) {
+        float mx = 0.0f;
+        for (size_t k = 0; k < K; k++) mx = fmaxf(mx, fabsf(w[r * K + k]));
+        float s = mx > 0 ? mx / 127.0f : 1.0f;
+        scale[r] = s;
+        for (size_t k = 0; k < K; k++) {
+            float v = nearbyintf(w[r * K + k] / s);
+            q[r * K + k] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+    }
+}
+
+static int is_conv_weight(const vm_param *p) {
+    return p->ndim == 4 && p->shape[1] > 1 && strstr(p->name, ".weight") &&
+           (!strncmp(p->name, "patch_embed.", 12) || strstr(p->name, ".downsample."));
+}
+
+int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen) {
+    vm_model *m = c->m;
+    m->observe = NULL;
+    if (c->n == 0) return vm_errf(err, errlen, "calibration saw no layer inputs (no forward pass ran)");
+    size_t cap = m->nparams * 4 + 8, n = 0;
+    vm_st_tensor *t = vm_xcalloc(cap, sizeof *t);
+    void **owned = vm_xcalloc(cap, sizeof *owned);
+    size_t nowned = 0;
+    char **names = vm_xcalloc(cap, sizeof *names);
+    size_t nnames = 0;
+#define OWN(p) (owned[nowned++] = (p))
+#define NAME(...) (names[nnames] = vm_xmalloc(200), snprintf(names[nnames], 200, __VA_ARGS__), names[nnames++])
+    int nq = 0;
+    for (size_t i = 0; i < m->nparams; i++) {
+        const vm_param *p = &m->params[i];
+        size_t numel = 1;
+        for (int d = 0; d < p->ndim; d++) numel *= (size_t)p->shape[d];
+        layer_stats *s = NULL;
+        size_t nl = strlen(p->name);
+        if (nl > 7 && !strcmp(p->name + nl - 7, ".weight"))
+            for (int k = 0; k < c->n; k++)
+                if (strlen(c->l[k].name) == nl - 7 && !strncmp(c->l[k].name, p->name, nl - 7)) s = &c->l[k];
+        int conv = is_conv_weight(p);
+        /* the head, unless asked to run INT8: s8 storage, FP32 compute */
+        int head_storage = s && !c->o.int8_head && !strcmp(p->name, "classifier.head.weight");
+        if (head_storage) s = NULL, conv = 1;
+        if ((s || conv) && (head_storage || !skipped(c, p->name))) {
+            int rows = (int)p->shape[0];
+            size_t K = numel / (size_t)rows;
+            int8_t *q = OWN(vm_xmalloc(numel));
+            float *ws = OWN(vm_xmalloc((size_t)rows * sizeof(float)));
+            quantize_rows_s8(q, ws, p->data, rows, K);
+            t[n++] = (vm_st_tensor){.name = p->name, .i8 = q, .ndim = p->ndim,
+                                    .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}};
+            t[n++] = (vm_st_tensor){.name = NAME("%.*s.weight_scale", (int)nl - 7, p->name), .data = ws, .ndim = 1, .shape = {rows}};
+            if (s) {
+                float *as = OWN(vm_xmalloc(2 * sizeof(float)));
+                int zp;
+                range(c, s, &as[0], &zp);
+                as[1] = (float)zp;
+                t[n++] = (vm_st_tensor){.name = NAME("%.*s.input_scale", (int)nl - 7, p->name), .data = as, .ndim = 1, .shape = {1}};
+                t[n++] = (vm_st_tensor){.name = NAME("%.*s.input_zero_point", (int)nl - 7, p->name), .data = as + 1, .ndim = 1, .shape = {1}};
+                nq++;
+            }
+            continue;
+        }
+        t[n++] = (vm_st_tensor){.name = p->name, .data = p->data, .ndim = p->ndim,
+                                .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}};
+    }
+    char scheme[256];
+    snprintf(scheme, sizeof scheme,
+             "{\"weights\": \"s8 symmetric per output channel\", \"activations\": \"u8 asymmetric per tensor\", "
+             "\"method\": \"%s\", \"percentile\": %g, \"int8_layers\": %d}",
+             c->o.method == VM_CALIB_MINMAX ? "minmax" : "percentile", c->o.percentile, nq);
+    const char *kv[6] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "quantization", scheme};
+    int rc = vm_safetensors_write(path, t, n, VM_ST_F32, kv, 3, err, errlen);
+    for (size_t i = 0; i < nowned; i++) free(owned[i]);
+    for (size_t i = 0; i < nnames; i++) free(names[i]);
+    free(owned);
+    free(names);
+    free(t);
+    return rc;
+#undef OWN
+#undef NAME
+}
+
+void vm_calib_report(vm_calib *c, FILE *f) {
+    fprintf(f, "%-42s %9s %9s %10s %4s\n", "layer (input -> output error, 1st batch)", "cosine", "rel.L2", "scale", "zp");
+    for (int i = 0; i < c->n; i++) {
+        layer_stats *s = &c->l[i];
+        float scale;
+        int zp;
+        range(c, s, &scale, &zp);
+        const int K = s->K, N = s->n_out;
+        int8_t *q = vm_xmalloc((size_t)N * K);
+        float *ws = vm_xmalloc((size_t)N * sizeof(float));
+        quantize_rows_s8(q, ws, s->w, N, (size_t)K);
+        double dot = 0, nf = 0, nq = 0, d2 = 0;
+        for (int r = 0; r < s->sample_rows; r++) {
+            const float *x = s->sample + (size_t)r * K;
+            for (int o = 0; o < N; o++) {
+                double yf = 0, yq = 0;
+                for (int k = 0; k < K; k++) {
+                    double xq = nearbyint(x[k] / scale) + zp;
+                    xq = (xq < 0 ? 0 : xq > 255 ? 255 : xq) - zp;
+                    yf += (double)x[k] * s->w[(size_t)o * K + k];
+                    yq += xq * scale * q[(size_t)o * K + k] * ws[o];
+                }
+                dot += yf * yq;
+                nf += yf * yf;
+                nq += yq * yq;
+                d2 += (yf - yq) * (yf - yq);
+            }
+        }
+        double cosv = dot / (sqrt(nf * nq) + 1e-30), rel = sqrt(d2 / (nf + 1e-30));
+        fprintf(f, "%-42s %9.6f %9.5f %10.4g %4d%s\n", s->name, cosv, rel, scale, zp, skipped(c, s->name) ? "  (skipped: FP32)" : "");
+        free(q);
+        free(ws);
+    }
+}
+
+void vm_calib_free(vm_calib *c) {
+    if (!c) return;
+    if (c->m && c->m->observe == observe) c->m->observe = NULL;
+    for (int i = 0; i < c->n; i++) {
+        free(c->l[i].name);
+        free(c->l[i].sample);
+    }
+    free(c->l);
+    free(c->tmp);
+    free(c);
+}

@@ -1,0 +1,41 @@
+/* quant.h - INT8 post-training quantization: observe the FP32 model on
+ * calibration inputs, choose scales, and write the INT8 model file.
+ *
+ * Scheme: weights s8, symmetric, per output channel (scale = max|w|/127);
+ * activations u8, asymmetric, per tensor (scale and zero point from the
+ * observed range, which always includes 0). Quantized: every linear layer
+ * (in_proj, out_proj, MLP fc1/fc2, v1 downsample reduction, head) as real
+ * INT8 matmuls (the head only on request); the convolutions (patch embed, v3 downsample) are stored
+ * as s8 per output channel and run in FP32. The selective scan, x_proj /
+ * dt_proj, LayerNorms, softplus/exp and residual adds stay FP32. */
+#ifndef VM_QUANT_H
+#define VM_QUANT_H
+
+#include <stdio.h>
+
+#include "model/model.h"
+
+typedef enum { VM_CALIB_MINMAX, VM_CALIB_PERCENTILE } vm_calib_method;
+
+typedef struct {
+    vm_calib_method method;
+    double percentile;        /* e.g. 99.99, for VM_CALIB_PERCENTILE */
+    const char *const *skip;  /* layer-name patterns (fnmatch) kept FP32 */
+    int nskip;
+    int int8_head;            /* quantize the classifier head too (off: its
+                                 error lands on the logits unfiltered) */
+} vm_calib_opts;
+
+typedef struct vm_calib vm_calib;
+
+/* Start observing m's linear-layer inputs; run forward passes, then write. */
+vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o);
+/* Stop observing; write the INT8 model with metadata_json (may be NULL). */
+int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen);
+/* Each layer's error on the first calibration batch: cosine and relative
+ * L2 of its INT8 output against FP32. */
+void vm_calib_report(vm_calib *c, FILE *f);
+int vm_calib_layers(const vm_calib *c);
+void vm_calib_free(vm_calib *c);
+
+#endif

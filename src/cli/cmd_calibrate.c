@@ -1,0 +1,192 @@
+/* cmd_calibrate.c - `vmamba calibrate`: run the FP32 model over the user's
+ * images, collect the input ranges of every linear layer, and write the
+ * INT8 model (quant/). Deterministic: images are taken in sorted order. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "cli.h"
+#include "loaders/npy.h"
+#include "options.h"
+#include "quant.h"
+
+static void help(FILE *f) {
+    fprintf(f,
+            "Usage: vmamba calibrate -m MODEL --images DIR -o OUT.safetensors [options]\n"
+            "       vmamba calibrate -m MODEL --inputs X.npy -o OUT.safetensors [options]\n"
+            "\n"
+            "Quantize MODEL to INT8 after observing it on calibration data: s8 weights\n"
+            "per output channel, u8 activations per tensor. Linear layers (in_proj,\n"
+            "out_proj, MLP, v1 downsample, head) run as INT8 matmuls; convolutions are\n"
+            "stored as s8; the scan, norms and residuals stay FP32.\n"
+            "\n"
+            "  --images DIR        JPEG/PNG files of DIR (sorted; not recursive)\n"
+            "  --inputs X.npy      already preprocessed float32 (N,3,H,W) inputs instead\n"
+            "  --samples N         use the first N images (default: all)\n"
+            "  --method M          minmax (default) or percentile\n"
+            "  --percentile P      for percentile: clip at the P-th percentile (99.99)\n"
+            "  --skip PATTERN      keep layers matching PATTERN (fnmatch or substring) in\n"
+            "                      FP32; repeatable, e.g. --skip classifier.head\n"
+            "  --int8-head         quantize the classifier head too (default: FP32, as its\n"
+            "                      error goes straight into the logits)\n"
+            "  --report            print each layer's INT8 error (cosine, relative L2)\n"
+            "  --batch B           images per forward pass (8)\n"
+            "  --threads N, --key K, --progress / --quiet\n"
+            "%s",
+            cli_pp_help());
+}
+
+typedef struct {
+    char **files;
+    long n, pos;
+} dir_ctx;
+
+static int next_file(void *vc, char **path, long *index) {
+    dir_ctx *c = vc;
+    if (c->pos >= c->n) return 0;
+    *path = strdup(c->files[c->pos]);
+    *index = c->pos++;
+    return 1;
+}
+
+static void on_result(void *vc, const cli_item *it, const float *logits, int classes) {
+    (void)vc; (void)logits; (void)classes;
+    if (!it->ok) fprintf(stderr, "\rvmamba: %s (skipped)\n", it->err);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int is_image(const char *n) {
+    const char *e = strrchr(n, '.');
+    return e && (!strcasecmp(e, ".jpg") || !strcasecmp(e, ".jpeg") || !strcasecmp(e, ".png"));
+}
+
+static int list_images(const char *dir, long limit, dir_ctx *c) {
+    DIR *d = opendir(dir);
+    if (!d) return cli_fail("%s: %s", dir, strerror(errno)), -1;
+    struct dirent *e;
+    long cap = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !is_image(e->d_name)) continue;
+        if (c->n == cap) c->files = realloc(c->files, (size_t)(cap = cap ? 2 * cap : 256) * sizeof *c->files);
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        c->files[c->n] = malloc(len);
+        snprintf(c->files[c->n++], len, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    if (c->n == 0) return cli_fail("%s: no JPEG or PNG images to calibrate on", dir), -1;
+    qsort(c->files, (size_t)c->n, sizeof *c->files, cmp_str);
+    if (limit > 0 && c->n > limit) {
+        for (long i = limit; i < c->n; i++) free(c->files[i]);
+        c->n = limit;
+    }
+    return 0;
+}
+
+int cmd_calibrate(int argc, char **argv) {
+    const char *model = NULL, *dir = NULL, *inputs = NULL, *out = NULL, *key = NULL, *method = "minmax";
+    int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0;
+    double pct = 99.99;
+    const char **skip = calloc((size_t)argc, sizeof *skip);
+    int nskip = 0;
+    cli_pp pp;
+    cli_pp_init(&pp);
+    dir_ctx dc = {0};
+    vm_model *m = NULL;
+    vm_calib *cal = NULL;
+    char *meta = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = cli_pp_parse(&pp, argc, argv, &i);
+        if (r < 0) goto done;
+        if (r > 0) continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); rc = 0; goto done; }
+        else if (!strcmp(a, "--report")) report = 1;
+        else if (!strcmp(a, "--int8-head")) int8_head = 1;
+        else if (!strcmp(a, "--progress")) progress = 1;
+        else if (!strcmp(a, "--quiet")) progress = 0;
+        else if (!strcmp(a, "--smooth")) { cli_fail("calibrate: --smooth (SmoothQuant) is not implemented yet"); goto done; }
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--images") || !strcmp(a, "--inputs") ||
+                 !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--key") || !strcmp(a, "--method") ||
+                 !strcmp(a, "--percentile") || !strcmp(a, "--skip") || !strcmp(a, "--batch") || !strcmp(a, "--threads") ||
+                 !strcmp(a, "--samples")) {
+            if (!v) { cli_fail("calibrate: %s needs a value", a); goto done; }
+            i++;
+            if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
+            else if (!strcmp(a, "--images")) dir = v;
+            else if (!strcmp(a, "--inputs")) inputs = v;
+            else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+            else if (!strcmp(a, "--key")) key = v;
+            else if (!strcmp(a, "--method")) method = v;
+            else if (!strcmp(a, "--skip")) skip[nskip++] = v;
+            else if (!strcmp(a, "--percentile")) {
+                char *e;
+                pct = strtod(v, &e);
+                if (*e || !(pct > 50 && pct <= 100)) { cli_fail("--percentile: '%s' must be in (50, 100]", v); goto done; }
+            } else if (!strcmp(a, "--batch")) { if (cli_int(a, v, 1, 4096, &batch)) goto done; }
+            else if (!strcmp(a, "--samples")) { if (cli_int(a, v, 1, 1 << 30, &samples)) goto done; }
+            else if (cli_int(a, v, 1, 4096, &threads)) goto done;
+        } else { cli_fail("calibrate: unknown argument '%s' (try --help)", a); goto done; }
+    }
+    if (!model || !out || !dir == !inputs) {
+        help(stderr);
+        cli_fail("calibrate: -m MODEL, -o OUT and one of --images DIR / --inputs X.npy are required");
+        goto done;
+    }
+    vm_calib_opts co = {VM_CALIB_MINMAX, pct, skip, nskip, int8_head};
+    if (!strcmp(method, "percentile")) co.method = VM_CALIB_PERCENTILE;
+    else if (!strcmp(method, "entropy")) { cli_fail("--method entropy is not implemented yet (use minmax or percentile)"); goto done; }
+    else if (strcmp(method, "minmax")) { cli_fail("--method: '%s' is not minmax or percentile", method); goto done; }
+    cli_threads(threads);
+    cli_dev dev = {0};
+    vm_info I;
+    if (!(m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
+    if (m->quantized) { cli_fail("%s: already an INT8 model; calibrate the FP32 model", model); goto done; }
+    cal = vm_calib_begin(m, &co);
+    if (dir) {
+        if (list_images(dir, samples, &dc)) goto done;
+        if (progress < 0) progress = isatty(2);
+        cli_batch_job job = {.model = m, .pp = &pp.pp, .batch = batch, .next = next_file, .next_ctx = &dc,
+                             .result = on_result, .result_ctx = NULL, .total = dc.n, .progress = progress};
+        long ok, fail;
+        double secs;
+        if (cli_batch_run(&job, &ok, &fail, &secs)) goto done;
+        if (ok == 0) { cli_fail("%s: none of the %ld images could be read", dir, dc.n); goto done; }
+        fprintf(stderr, "vmamba: calibrated on %ld images (%ld unreadable) in %.1f s\n", ok, fail, secs);
+    } else {
+        char err[512];
+        vm_npy x;
+        if (vm_npy_read(inputs, &x, err, sizeof err)) { cli_fail("%s", err); goto done; }
+        if (x.ndim != 4 || x.shape[1] != 3 || x.shape[0] < 1) { cli_fail("%s: expected shape (N, 3, H, W)", inputs); vm_npy_free(&x); goto done; }
+        int N = (int)x.shape[0], H = (int)x.shape[2], W = (int)x.shape[3];
+        if (samples > 0 && samples < N) N = samples;
+        float *logits = malloc((size_t)batch * I.num_classes * sizeof(float));
+        for (int b = 0; b < N && rc; b += batch) {
+            int nb = N - b < batch ? N - b : batch;
+            if (vm_forward(m, x.data + (size_t)b * 3 * H * W, nb, H, W, logits)) { cli_fail("%s", vm_model_error(m)); break; }
+        }
+        free(logits);
+        vm_npy_free(&x);
+    }
+    meta = cli_pp_to_json(&pp);
+    char err[512];
+    if (report) vm_calib_report(cal, stderr);
+    if (vm_calib_write(cal, out, meta, err, sizeof err)) { cli_fail("%s", err); goto done; }
+    fprintf(stderr, "vmamba: wrote %s (%d INT8 linear layers observed)\n", out, vm_calib_layers(cal));
+    rc = 0;
+done:
+    vm_calib_free(cal);
+    free(meta);
+    for (long i = 0; i < dc.n; i++) free(dc.files[i]);
+    free(dc.files);
+    free(skip);
+    cli_pp_free(&pp);
+    vm_model_free(m);
+    return rc;
+}
