@@ -10,6 +10,10 @@
 
 /* Rows of the first batch kept per layer for the error report. */
 #define REPORT_ROWS 256
+/* Entropy method: histogram of |x| and the number of quantized levels the
+ * KL search compares against (the positive half of a u8 range). */
+#define HBINS 2048
+#define QLEVELS 128
 
 typedef struct {
     char *name;
@@ -19,6 +23,8 @@ typedef struct {
     int K, n_out;
     float *sample;            /* REPORT_ROWS x K from the first batch */
     int sample_rows;
+    double *hist;             /* entropy: HBINS bins of |x| over [0, hmax) */
+    double hmax;
 } layer_stats;
 
 struct vm_calib {
@@ -80,7 +86,25 @@ static void observe(void *user, const char *layer, const float *x, size_t rows, 
         if (c->o.method == VM_CALIB_PERCENTILE) s->lo = s->hi = 0;
     }
     size_t n = rows * (size_t)cols;
-    if (c->o.method == VM_CALIB_MINMAX) {
+    if (c->o.method == VM_CALIB_ENTROPY) {
+        if (!s->hist) s->hist = vm_xcalloc(HBINS, sizeof *s->hist);
+        double amax = 0;
+        for (size_t r = 0; r < rows; r++)
+            for (int k = 0; k < cols; k++) amax = fmax(amax, fabs(x[r * ld + k]));
+        if (s->hmax == 0) s->hmax = amax > 0 ? amax : 1e-6;
+        while (amax >= s->hmax) { /* widen by merging bin pairs: exact */
+            for (int b = 0; b < HBINS / 2; b++) s->hist[b] = s->hist[2 * b] + s->hist[2 * b + 1];
+            memset(s->hist + HBINS / 2, 0, HBINS / 2 * sizeof *s->hist);
+            s->hmax *= 2;
+        }
+        const double scale = HBINS / s->hmax;
+        for (size_t r = 0; r < rows; r++)
+            for (int k = 0; k < cols; k++) {
+                int b = (int)(fabs(x[r * ld + k]) * scale);
+                s->hist[b < HBINS ? b : HBINS - 1] += 1;
+            }
+    }
+    if (c->o.method != VM_CALIB_PERCENTILE) {
         for (size_t r = 0; r < rows; r++)
             for (int k = 0; k < cols; k++) {
                 float v = x[r * ld + k];
@@ -116,9 +140,50 @@ static int skipped(const vm_calib *c, const char *name) {
     return 0;
 }
 
+/* KL-divergence threshold (the TensorRT recipe): clip |x| at the bin edge
+ * whose clipped, QLEVELS-level quantized distribution Q is closest to the
+ * observed one P. */
+static double entropy_threshold(const layer_stats *s) {
+    const double *h = s->hist;
+    double best = INFINITY;
+    int best_i = HBINS;
+    double *P = vm_xmalloc(HBINS * sizeof *P), *Q = vm_xmalloc(HBINS * sizeof *Q);
+    for (int i = QLEVELS; i <= HBINS; i += 16) {
+        double outl = 0, tot = 0;
+        for (int b = i; b < HBINS; b++) outl += h[b];
+        for (int b = 0; b < i; b++) P[b] = h[b];
+        P[i - 1] += outl;
+        for (int b = 0; b < i; b++) tot += P[b];
+        if (tot <= 0) continue;
+        /* Q: the clipped histogram without the outliers, merged into
+         * QLEVELS levels and spread back over each level's non-empty bins;
+         * P keeps the outliers in its last bin, so clipping too much costs */
+        for (int q = 0; q < QLEVELS; q++) {
+            int b0 = (int)((long)q * i / QLEVELS), b1 = (int)((long)(q + 1) * i / QLEVELS);
+            double sum = 0;
+            int nz = 0;
+            for (int b = b0; b < b1; b++) { sum += h[b]; nz += h[b] > 0; }
+            for (int b = b0; b < b1; b++) Q[b] = h[b] > 0 ? sum / nz : 0;
+        }
+        double kl = 0, qt = 0;
+        for (int b = 0; b < i; b++) qt += Q[b];
+        for (int b = 0; b < i; b++)
+            if (P[b] > 0) kl += P[b] / tot * log((P[b] / tot) / (Q[b] > 0 ? Q[b] / qt : 1e-12));
+        if (kl < best) { best = kl; best_i = i; }
+    }
+    free(P);
+    free(Q);
+    return (double)best_i * s->hmax / HBINS;
+}
+
 /* Final range of a layer's input, always containing 0. */
 static void range(const vm_calib *c, const layer_stats *s, float *scale, int *zp) {
     double lo = s->lo, hi = s->hi;
+    if (c->o.method == VM_CALIB_ENTROPY && s->hist) {
+        double t = entropy_threshold(s);
+        if (lo < -t) lo = -t;
+        if (hi > t) hi = t;
+    }
     if (c->o.method == VM_CALIB_PERCENTILE && s->batches) {
         lo /= (double)s->batches;
         hi /= (double)s->batches;
@@ -204,9 +269,13 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
     snprintf(scheme, sizeof scheme,
              "{\"weights\": \"s8 symmetric per output channel\", \"activations\": \"u8 asymmetric per tensor\", "
              "\"method\": \"%s\", \"percentile\": %g, \"int8_layers\": %d}",
-             c->o.method == VM_CALIB_MINMAX ? "minmax" : "percentile", c->o.percentile, nq);
-    const char *kv[6] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "quantization", scheme};
-    int rc = vm_safetensors_write(path, t, n, VM_ST_F32, kv, 3, err, errlen);
+             c->o.method == VM_CALIB_MINMAX ? "minmax" : c->o.method == VM_CALIB_ENTROPY ? "entropy" : "percentile",
+             c->o.percentile, nq);
+    char arch[512];
+    vm_arch_json(m, arch, sizeof arch);
+    const char *kv[8] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "quantization", scheme,
+                         "architecture", arch};
+    int rc = vm_safetensors_write(path, t, n, VM_ST_F32, kv, 4, err, errlen);
     for (size_t i = 0; i < nowned; i++) free(owned[i]);
     for (size_t i = 0; i < nnames; i++) free(names[i]);
     free(owned);
@@ -258,8 +327,86 @@ void vm_calib_free(vm_calib *c) {
     for (int i = 0; i < c->n; i++) {
         free(c->l[i].name);
         free(c->l[i].sample);
+        free(c->l[i].hist);
     }
     free(c->l);
     free(c->tmp);
     free(c);
+}
+
+/* ---- SmoothQuant ------------------------------------------------------- */
+
+typedef struct {
+    int stage, block, fc1; /* which layer: in_proj (fc1 = 0) or mlp.fc1 */
+    int K;
+    float *amax;           /* per input channel */
+} smooth_layer;
+
+struct vm_smooth {
+    vm_model *m;
+    smooth_layer *l;
+    int n, cap;
+};
+
+static void smooth_observe(void *user, const char *layer, const float *x, size_t rows, int cols, int ld, const float *w,
+                           int n_out) {
+    vm_smooth *sm = user;
+    int st, bl;
+    char what[32];
+    if (sscanf(layer, "layers.%d.blocks.%d.%31s", &st, &bl, what) != 3) return;
+    int fc1 = !strcmp(what, "mlp.fc1");
+    if (!fc1 && strcmp(what, "op.in_proj")) return;
+    smooth_layer *L = NULL;
+    for (int i = 0; i < sm->n; i++)
+        if (sm->l[i].stage == st && sm->l[i].block == bl && sm->l[i].fc1 == fc1) L = &sm->l[i];
+    if (!L) {
+        if (sm->n == sm->cap) sm->l = vm_xrealloc(sm->l, (size_t)(sm->cap = sm->cap ? 2 * sm->cap : 32) * sizeof *sm->l);
+        L = &sm->l[sm->n++];
+        *L = (smooth_layer){st, bl, fc1, cols, vm_xcalloc((size_t)cols, sizeof(float))};
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (int k = 0; k < cols; k++) L->amax[k] = fmaxf(L->amax[k], fabsf(x[r * ld + k]));
+}
+
+vm_smooth *vm_smooth_begin(vm_model *m) {
+    vm_smooth *s = vm_xcalloc(1, sizeof *s);
+    s->m = m;
+    m->observe = smooth_observe;
+    m->observe_user = s;
+    return s;
+}
+
+int vm_smooth_apply(vm_smooth *s, double alpha) {
+    vm_model *m = s->m;
+    m->observe = NULL;
+    int done = 0;
+    for (int i = 0; i < s->n; i++) {
+        smooth_layer *L = &s->l[i];
+        vm_block *b = &m->st[L->stage].blocks[L->block];
+        /* the model owns these arrays; smoothing rewrites them in place */
+        float *lw = (float *)(L->fc1 ? b->norm2.w : b->norm.w), *lb = (float *)(L->fc1 ? b->norm2.b : b->norm.b);
+        float *W = (float *)(L->fc1 ? b->fc1_w : b->in_proj_w);
+        int N = L->fc1 ? m->st[L->stage].hidden : m->st[L->stage].d_inner * (m->info.z_gate ? 2 : 1);
+        if (!W || !lw) continue;
+        for (int k = 0; k < L->K; k++) {
+            float wmax = 0.0f;
+            for (int n = 0; n < N; n++) wmax = fmaxf(wmax, fabsf(W[(size_t)n * L->K + k]));
+            if (!(L->amax[k] > 0) || !(wmax > 0)) continue;
+            float sc = (float)(pow(L->amax[k], alpha) / pow(wmax, 1.0 - alpha));
+            if (!(sc > 1e-5f) || !isfinite(sc)) continue;
+            lw[k] /= sc;
+            lb[k] /= sc;
+            for (int n = 0; n < N; n++) W[(size_t)n * L->K + k] *= sc;
+        }
+        done++;
+    }
+    return done;
+}
+
+void vm_smooth_free(vm_smooth *s) {
+    if (!s) return;
+    if (s->m && s->m->observe == smooth_observe) s->m->observe = NULL;
+    for (int i = 0; i < s->n; i++) free(s->l[i].amax);
+    free(s->l);
+    free(s);
 }

@@ -15,7 +15,7 @@
 
 #include "model/model.h"
 
-typedef enum { VM_CALIB_MINMAX, VM_CALIB_PERCENTILE } vm_calib_method;
+typedef enum { VM_CALIB_MINMAX, VM_CALIB_PERCENTILE, VM_CALIB_ENTROPY } vm_calib_method;
 
 typedef struct {
     vm_calib_method method;
@@ -27,6 +27,17 @@ typedef struct {
 } vm_calib_opts;
 
 typedef struct vm_calib vm_calib;
+
+/* SmoothQuant: first observe per-channel input maxima of the layers that
+ * follow a LayerNorm (in_proj, MLP fc1), then migrate difficulty from
+ * activations to weights: s_j = max|X_j|^alpha / max|W_:,j|^(1-alpha),
+ * LayerNorm weight and bias divided by s, the layer's columns multiplied
+ * by s (the FP32 model computes the same function, up to rounding). */
+typedef struct vm_smooth vm_smooth;
+vm_smooth *vm_smooth_begin(vm_model *m);
+/* Fold the scales into m (stops observing). Returns the layers smoothed. */
+int vm_smooth_apply(vm_smooth *s, double alpha);
+void vm_smooth_free(vm_smooth *s);
 
 /* Start observing m's linear-layer inputs; run forward passes, then write. */
 vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o);

@@ -82,11 +82,18 @@ vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-c
     cmp -s "$T/q1.safetensors" "$T/q2.safetensors" && ok || bad "calibrate not deterministic: $(cat "$T/err")"
 [ "$(wc -c < "$T/q1.safetensors")" -lt "$(wc -c < "$M")" ] && ok || bad "INT8 file not smaller"
 vm eval -m "$T/q1.safetensors" --images "$DATA/digits" --labels "$T/test.csv" --json | grep -q '"top1": 0.99' && ok || bad "INT8 eval"
+# entropy clipping and SmoothQuant: working models (top-1 unchanged on the digits)
+for opt in "--method entropy" "--smooth 0.5" "--method percentile --percentile 99.9"; do
+    vm calibrate -m "$M" --images "$DATA/digits/calib" --size 32 --no-crop -o "$T/qo.safetensors" --quiet $opt 2>"$T/err" &&
+        vm eval -m "$T/qo.safetensors" --images "$DATA/digits" --labels "$T/test.csv" --json | grep -q '"top1": 0.99' &&
+        ok || bad "calibrate $opt: $(cat "$T/err")"
+done
+expect_fail "must be in \[0, 1\]" vm calibrate -m "$M" --images "$DATA/digits/calib" --smooth 2 -o "$T/q3.safetensors"
 mkdir -p "$T/empty"
 expect_fail "no JPEG or PNG images" vm calibrate -m "$M" --images "$T/empty" -o "$T/q3.safetensors"
 expect_fail "not a zip archive" vm calibrate -m "$DATA/digits/labels.csv" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
 expect_fail "already an INT8 model" vm calibrate -m "$T/q1.safetensors" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
-expect_fail "not minmax or percentile" vm calibrate -m "$M" --images "$DATA/digits/calib" --method magic -o "$T/q3.safetensors"
+expect_fail "not minmax, percentile or entropy" vm calibrate -m "$M" --images "$DATA/digits/calib" --method magic -o "$T/q3.safetensors"
 [ ! -e "$T/q3.safetensors" ] && ok || bad "partial output after a failed calibrate"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

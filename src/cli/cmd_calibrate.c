@@ -29,8 +29,11 @@ static void help(FILE *f) {
             "  --images DIR        JPEG/PNG files of DIR (sorted; not recursive)\n"
             "  --inputs X.npy      already preprocessed float32 (N,3,H,W) inputs instead\n"
             "  --samples N         use the first N images (default: all)\n"
-            "  --method M          minmax (default) or percentile\n"
+            "  --method M          minmax (default), percentile, or entropy (KL-divergence\n"
+            "                      clipping threshold, as TensorRT)\n"
             "  --percentile P      for percentile: clip at the P-th percentile (99.99)\n"
+            "  --smooth ALPHA      SmoothQuant: migrate activation outliers into the weights\n"
+            "                      of in_proj and fc1 (folded into the LayerNorms), 0..1\n"
             "  --skip PATTERN      keep layers matching PATTERN (fnmatch or substring) in\n"
             "                      FP32; repeatable, e.g. --skip classifier.head\n"
             "  --int8-head         quantize the classifier head too (default: FP32, as its\n"
@@ -89,10 +92,38 @@ static int list_images(const char *dir, long limit, dir_ctx *c) {
     return 0;
 }
 
+/* One pass of the model over the calibration data (images or a tensor). */
+static int run_pass(vm_model *m, cli_pp *pp, dir_ctx *dc, const vm_npy *x, int samples, int batch, int progress, int classes) {
+    if (dc->n) {
+        dc->pos = 0;
+        cli_batch_job job = {.model = m, .pp = &pp->pp, .batch = batch, .next = next_file, .next_ctx = dc,
+                             .result = on_result, .result_ctx = NULL, .total = dc->n, .progress = progress};
+        long ok, fail;
+        double secs;
+        if (cli_batch_run(&job, &ok, &fail, &secs)) return -1;
+        if (ok == 0) return cli_fail("none of the %ld calibration images could be read", dc->n), -1;
+        fprintf(stderr, "vmamba: observed %ld images (%ld unreadable) in %.1f s\n", ok, fail, secs);
+        return 0;
+    }
+    int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
+    if (samples > 0 && samples < N) N = samples;
+    float *logits = malloc((size_t)batch * classes * sizeof(float));
+    int rc = 0;
+    for (int b = 0; b < N && !rc; b += batch) {
+        int nb = N - b < batch ? N - b : batch;
+        if (vm_forward(m, x->data + (size_t)b * 3 * H * W, nb, H, W, logits)) {
+            cli_fail("%s", vm_model_error(m));
+            rc = -1;
+        }
+    }
+    free(logits);
+    return rc;
+}
+
 int cmd_calibrate(int argc, char **argv) {
     const char *model = NULL, *dir = NULL, *inputs = NULL, *out = NULL, *key = NULL, *method = "minmax";
     int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0;
-    double pct = 99.99;
+    double pct = 99.99, smooth = -1;
     const char **skip = calloc((size_t)argc, sizeof *skip);
     int nskip = 0;
     cli_pp pp;
@@ -111,11 +142,11 @@ int cmd_calibrate(int argc, char **argv) {
         else if (!strcmp(a, "--int8-head")) int8_head = 1;
         else if (!strcmp(a, "--progress")) progress = 1;
         else if (!strcmp(a, "--quiet")) progress = 0;
-        else if (!strcmp(a, "--smooth")) { cli_fail("calibrate: --smooth (SmoothQuant) is not implemented yet"); goto done; }
+
         else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--images") || !strcmp(a, "--inputs") ||
                  !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--key") || !strcmp(a, "--method") ||
                  !strcmp(a, "--percentile") || !strcmp(a, "--skip") || !strcmp(a, "--batch") || !strcmp(a, "--threads") ||
-                 !strcmp(a, "--samples")) {
+                 !strcmp(a, "--samples") || !strcmp(a, "--smooth")) {
             if (!v) { cli_fail("calibrate: %s needs a value", a); goto done; }
             i++;
             if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
@@ -125,6 +156,11 @@ int cmd_calibrate(int argc, char **argv) {
             else if (!strcmp(a, "--key")) key = v;
             else if (!strcmp(a, "--method")) method = v;
             else if (!strcmp(a, "--skip")) skip[nskip++] = v;
+            else if (!strcmp(a, "--smooth")) {
+                char *e;
+                smooth = strtod(v, &e);
+                if (*e || !(smooth >= 0 && smooth <= 1)) { cli_fail("--smooth: '%s' must be in [0, 1]", v); goto done; }
+            }
             else if (!strcmp(a, "--percentile")) {
                 char *e;
                 pct = strtod(v, &e);
@@ -141,39 +177,33 @@ int cmd_calibrate(int argc, char **argv) {
     }
     vm_calib_opts co = {VM_CALIB_MINMAX, pct, skip, nskip, int8_head};
     if (!strcmp(method, "percentile")) co.method = VM_CALIB_PERCENTILE;
-    else if (!strcmp(method, "entropy")) { cli_fail("--method entropy is not implemented yet (use minmax or percentile)"); goto done; }
-    else if (strcmp(method, "minmax")) { cli_fail("--method: '%s' is not minmax or percentile", method); goto done; }
+    else if (!strcmp(method, "entropy")) co.method = VM_CALIB_ENTROPY;
+    else if (strcmp(method, "minmax")) { cli_fail("--method: '%s' is not minmax, percentile or entropy", method); goto done; }
     cli_threads(threads);
     cli_dev dev = {0};
     vm_info I;
     if (!(m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
     if (m->quantized) { cli_fail("%s: already an INT8 model; calibrate the FP32 model", model); goto done; }
-    cal = vm_calib_begin(m, &co);
-    if (dir) {
-        if (list_images(dir, samples, &dc)) goto done;
-        if (progress < 0) progress = isatty(2);
-        cli_batch_job job = {.model = m, .pp = &pp.pp, .batch = batch, .next = next_file, .next_ctx = &dc,
-                             .result = on_result, .result_ctx = NULL, .total = dc.n, .progress = progress};
-        long ok, fail;
-        double secs;
-        if (cli_batch_run(&job, &ok, &fail, &secs)) goto done;
-        if (ok == 0) { cli_fail("%s: none of the %ld images could be read", dir, dc.n); goto done; }
-        fprintf(stderr, "vmamba: calibrated on %ld images (%ld unreadable) in %.1f s\n", ok, fail, secs);
-    } else {
-        char err[512];
-        vm_npy x;
-        if (vm_npy_read(inputs, &x, err, sizeof err)) { cli_fail("%s", err); goto done; }
+    vm_npy x = {0};
+    if (dir && list_images(dir, samples, &dc)) goto done;
+    if (inputs) {
+        char e2[512];
+        if (vm_npy_read(inputs, &x, e2, sizeof e2)) { cli_fail("%s", e2); goto done; }
         if (x.ndim != 4 || x.shape[1] != 3 || x.shape[0] < 1) { cli_fail("%s: expected shape (N, 3, H, W)", inputs); vm_npy_free(&x); goto done; }
-        int N = (int)x.shape[0], H = (int)x.shape[2], W = (int)x.shape[3];
-        if (samples > 0 && samples < N) N = samples;
-        float *logits = malloc((size_t)batch * I.num_classes * sizeof(float));
-        for (int b = 0; b < N && rc; b += batch) {
-            int nb = N - b < batch ? N - b : batch;
-            if (vm_forward(m, x.data + (size_t)b * 3 * H * W, nb, H, W, logits)) { cli_fail("%s", vm_model_error(m)); break; }
-        }
-        free(logits);
-        vm_npy_free(&x);
     }
+    if (progress < 0) progress = isatty(2);
+    if (smooth >= 0) { /* pass 1: per-channel maxima, then fold the scales */
+        vm_smooth *sm = vm_smooth_begin(m);
+        int bad = run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes);
+        int nl = vm_smooth_apply(sm, smooth);
+        vm_smooth_free(sm);
+        if (bad) { vm_npy_free(&x); goto done; }
+        fprintf(stderr, "vmamba: SmoothQuant (alpha %.2f) folded into %d layers\n", smooth, nl);
+    }
+    cal = vm_calib_begin(m, &co);
+    int bad = run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes);
+    vm_npy_free(&x);
+    if (bad) goto done;
     meta = cli_pp_to_json(&pp);
     char err[512];
     if (report) vm_calib_report(cal, stderr);

@@ -1,5 +1,6 @@
 /* arch.c - the released presets, and parameter / FLOP accounting. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "model.h"
@@ -105,4 +106,17 @@ double vm_arch_gmacs(const vm_model *m, int H, int W) {
     }
     macs += (double)I->dims[3] * I->num_classes;
     return macs / 1e9;
+}
+
+/* The architecture as JSON, for model-file metadata (informational: the
+ * loader always re-derives it from the tensor shapes). */
+void vm_arch_json(const vm_model *m, char *buf, size_t len) {
+    const vm_info *I = &m->info;
+    snprintf(buf, len,
+             "{\"family\": \"%s\", \"dims\": [%d, %d, %d, %d], \"depths\": [%d, %d, %d, %d], \"d_state\": %d, "
+             "\"ssm_ratio\": %g, \"mlp_ratio\": %g, \"z_gate\": %s, \"patch_embed_version\": %d, "
+             "\"downsample_version\": %d, \"num_classes\": %d, \"backbone\": %s}",
+             vm_family_name(I->family), I->dims[0], I->dims[1], I->dims[2], I->dims[3], I->depths[0], I->depths[1],
+             I->depths[2], I->depths[3], I->d_state, I->ssm_ratio, I->mlp_ratio, I->z_gate ? "true" : "false",
+             I->patch_embed_version, I->downsample_version, I->num_classes, I->is_backbone ? "true" : "false");
 }

@@ -533,8 +533,10 @@ int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *
         t[i].ndim = m->params[i].ndim;
         memcpy(t[i].shape, m->params[i].shape, sizeof m->params[i].shape);
     }
-    const char *kv[4] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}"};
-    int rc = vm_safetensors_write(path, t, m->nparams, dt, kv, 2, m->err, sizeof m->err);
+    char arch[512];
+    vm_arch_json(m, arch, sizeof arch);
+    const char *kv[6] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "architecture", arch};
+    int rc = vm_safetensors_write(path, t, m->nparams, dt, kv, 3, m->err, sizeof m->err);
     free(t);
     return rc;
 }

@@ -136,6 +136,7 @@ float *vm_model_alloc(vm_model *m, size_t n);
 /* arch.c */
 int vm_arch_finish(vm_model *m);           /* params and FLOPs */
 double vm_arch_gmacs(const vm_model *m, int H, int W);
+void vm_arch_json(const vm_model *m, char *buf, size_t len);
 
 /* forward.c */
 int vm_plan_ensure(vm_model *m, int B, int H, int W);
