@@ -5,8 +5,9 @@
  * activations u8, asymmetric, per tensor (scale and zero point from the
  * observed range, which always includes 0). Quantized: every linear layer
  * (in_proj, out_proj, MLP fc1/fc2, v1 downsample reduction, head) as real
- * INT8 matmuls (the head only on request); the convolutions (patch embed, v3 downsample) are stored
- * as s8 per output channel and run in FP32. The selective scan, x_proj /
+ * INT8 matmuls; the head and the convolutions are stored as s8 and run in
+ * FP32 unless asked (int8_head, int8_convs: INT8 matmul / convolution
+ * kernels), as their error is the largest per MAC saved. The selective scan, x_proj /
  * dt_proj, LayerNorms, softplus/exp and residual adds stay FP32. */
 #ifndef VM_QUANT_H
 #define VM_QUANT_H
@@ -24,6 +25,9 @@ typedef struct {
     int nskip;
     int int8_head;            /* quantize the classifier head too (off: its
                                  error lands on the logits unfiltered) */
+    int int8_convs;           /* run the patch-embed and downsample
+                                 convolutions as INT8 too (off: s8 storage,
+                                 FP32 compute; see calibrate.c) */
 } vm_calib_opts;
 
 typedef struct vm_calib vm_calib;

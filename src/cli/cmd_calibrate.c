@@ -22,9 +22,10 @@ static void help(FILE *f) {
             "       vmamba calibrate -m MODEL --inputs X.npy -o OUT.safetensors [options]\n"
             "\n"
             "Quantize MODEL to INT8 after observing it on calibration data: s8 weights\n"
-            "per output channel, u8 activations per tensor. Linear layers (in_proj,\n"
-            "out_proj, MLP, v1 downsample, head) run as INT8 matmuls; convolutions are\n"
-            "stored as s8; the scan, norms and residuals stay FP32.\n"
+            "per output channel, u8 activations per tensor. in_proj, out_proj, the MLP\n"
+            "and the v1 downsample run as INT8 matmuls; the head and the convolutions\n"
+            "are stored as s8 (options below make them INT8 too); the scan, norms,\n"
+            "x_proj and residuals stay FP32.\n"
             "\n"
             "  --images DIR        JPEG/PNG files of DIR (sorted; not recursive)\n"
             "  --inputs X.npy      already preprocessed float32 (N,3,H,W) inputs instead\n"
@@ -36,8 +37,10 @@ static void help(FILE *f) {
             "                      of in_proj and fc1 (folded into the LayerNorms), 0..1\n"
             "  --skip PATTERN      keep layers matching PATTERN (fnmatch or substring) in\n"
             "                      FP32; repeatable, e.g. --skip classifier.head\n"
-            "  --int8-head         quantize the classifier head too (default: FP32, as its\n"
-            "                      error goes straight into the logits)\n"
+            "  --int8-head         run the classifier head in INT8 too (default: s8 storage,\n"
+            "                      FP32 compute: its error goes straight into the logits)\n"
+            "  --int8-convs        run the patch-embed and downsample convolutions in INT8\n"
+            "                      too (default: s8 storage, FP32 compute; check --report)\n"
             "  --report            print each layer's INT8 error (cosine, relative L2)\n"
             "  --batch B           images per forward pass (8)\n"
             "  --threads N, --key K, --progress / --quiet\n"
@@ -122,7 +125,7 @@ static int run_pass(vm_model *m, cli_pp *pp, dir_ctx *dc, const vm_npy *x, int s
 
 int cmd_calibrate(int argc, char **argv) {
     const char *model = NULL, *dir = NULL, *inputs = NULL, *out = NULL, *key = NULL, *method = "minmax";
-    int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0;
+    int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0, int8_pe = 0;
     double pct = 99.99, smooth = -1;
     const char **skip = calloc((size_t)argc, sizeof *skip);
     int nskip = 0;
@@ -140,6 +143,7 @@ int cmd_calibrate(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); rc = 0; goto done; }
         else if (!strcmp(a, "--report")) report = 1;
         else if (!strcmp(a, "--int8-head")) int8_head = 1;
+        else if (!strcmp(a, "--int8-convs")) int8_pe = 1;
         else if (!strcmp(a, "--progress")) progress = 1;
         else if (!strcmp(a, "--quiet")) progress = 0;
 
@@ -175,7 +179,7 @@ int cmd_calibrate(int argc, char **argv) {
         cli_fail("calibrate: -m MODEL, -o OUT and one of --images DIR / --inputs X.npy are required");
         goto done;
     }
-    vm_calib_opts co = {VM_CALIB_MINMAX, pct, skip, nskip, int8_head};
+    vm_calib_opts co = {VM_CALIB_MINMAX, pct, skip, nskip, int8_head, int8_pe};
     if (!strcmp(method, "percentile")) co.method = VM_CALIB_PERCENTILE;
     else if (!strcmp(method, "entropy")) co.method = VM_CALIB_ENTROPY;
     else if (strcmp(method, "minmax")) { cli_fail("--method: '%s' is not minmax, percentile or entropy", method); goto done; }

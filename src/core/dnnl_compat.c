@@ -124,6 +124,74 @@ done:
     return p;
 }
 
+#if DNNL_VERSION_MAJOR >= 3
+vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
+                              const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen) {
+    vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
+    return NULL;
+}
+#else
+vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
+                              const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen) {
+    pthread_once(&g_once, init_engine);
+    if (!g_ok) { vm_errf(err, errlen, "oneDNN: cannot create a CPU engine"); return NULL; }
+    int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
+    dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
+    dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
+    dnnl_memory_desc_t src_md, wei_any, wei_user, bias_md, dst_md;
+    dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_u8, dnnl_nhwc);
+    dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&wei_user, 4, wd, dnnl_s8, dnnl_oihw);
+    dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x);
+    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
+    vm_conv_prim *p = vm_xcalloc(1, sizeof *p);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t wuser = NULL;
+    float *scales = vm_xmalloc((size_t)Cout * sizeof *scales);
+    for (int o = 0; o < Cout; o++) scales[o] = a_scale * w_scale[o];
+    int ok = 0;
+    dnnl_convolution_desc_t cd;
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any,
+                                           bias ? &bias_md : NULL, &dst_md, strides, padl, padr) != dnnl_success)
+        goto done;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto done;
+    if (dnnl_primitive_attr_set_output_scales(attr, Cout, 1 << 1, scales) != dnnl_success) goto done;
+    int32_t z = zp;
+    if (dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &z) != dnnl_success) goto done;
+    if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
+    if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) goto done;
+    {
+        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        if (dnnl_memory_create(&p->wei, wmd, g_engine, DNNL_MEMORY_ALLOCATE) != dnnl_success) goto done;
+        if (dnnl_memory_create(&wuser, &wei_user, g_engine, (void *)w8) != dnnl_success) goto done;
+        if (dnnl_reorder_primitive_desc_create(&rpd, &wei_user, g_engine, wmd, g_engine, NULL) != dnnl_success) goto done;
+        if (dnnl_primitive_create(&reorder, rpd) != dnnl_success) goto done;
+        dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, p->wei}};
+        if (dnnl_primitive_execute(reorder, g_stream, 2, rargs) != dnnl_success) goto done;
+        dnnl_stream_wait(g_stream);
+    }
+    if (dnnl_memory_create(&p->src, &src_md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
+    if (dnnl_memory_create(&p->dst, &dst_md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
+    if (bias && dnnl_memory_create(&p->bias, &bias_md, g_engine, (void *)bias) != dnnl_success) goto done;
+    ok = 1;
+done:
+    free(scales);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (wuser) dnnl_memory_destroy(wuser);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok) {
+        vm_errf(err, errlen, "oneDNN: cannot create an INT8 %dx%d convolution (%d->%d channels)", k, k, Cin, Cout);
+        vm_conv_free(p);
+        return NULL;
+    }
+    return p;
+}
+#endif
+
 int vm_conv_run(vm_conv_prim *p, const float *src, float *dst) {
     dnnl_memory_set_data_handle(p->src, (void *)src);
     dnnl_memory_set_data_handle(p->dst, dst);

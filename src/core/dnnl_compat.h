@@ -16,6 +16,10 @@ typedef struct vm_conv_prim vm_conv_prim;
 vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, int src_nchw,
                              const float *weight_oihw, const float *bias, char *err, size_t errlen);
 int vm_conv_run(vm_conv_prim *p, const float *src, float *dst);
+/* The INT8 variant: src u8 NHWC with one scale and zero point, weights s8
+ * OIHW with a scale per output channel, bias and dst f32 (NHWC). */
+vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
+                              const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen);
 void vm_conv_free(vm_conv_prim *p);
 int vm_conv_out_size(int in, int k, int stride, int pad);
 

@@ -74,7 +74,11 @@ void vm_plan_free(vm_model *m) {
 
 static int make_conv(vm_model *m, vm_conv *c, int B, int H, int W, int src_nchw) {
     char e[256];
-    c->prim = vm_conv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, src_nchw, c->w, c->b, e, sizeof e);
+    if (c->w8)
+        c->prim = vm_qconv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, c->w8, c->w_scale, c->a_scale, c->a_zp,
+                                  c->b, e, sizeof e);
+    else
+        c->prim = vm_conv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, src_nchw, c->w, c->b, e, sizeof e);
     if (!c->prim) return vm_errf(m->err, sizeof m->err, "%s", e);
     return 0;
 }
@@ -182,6 +186,11 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W) {
         struct qplan qp = {B, 0, 0};
         each_qlinear(m, make_q, &qp);
         rc = qp.fail;
+        /* INT8 convolutions quantize their whole input map */
+        size_t conv_in = (size_t)B * H * W * 3;
+        if (I->patch_embed_version == 2) conv_in = maxz(conv_in, (size_t)B * p->pe_h1 * p->pe_w1 * m->pe_conv1.cout);
+        for (int s = 0; s < 3; s++) conv_in = maxz(conv_in, (size_t)B * p->h[s] * p->w[s] * m->st[s].C);
+        qp.qbytes = maxz(qp.qbytes, conv_in);
         if (!rc) p->qbuf = vm_xmalloc(qp.qbytes ? qp.qbytes : 1);
     }
     if (rc) {
@@ -206,6 +215,17 @@ static void add_bias_rows(float *x, const float *bias, size_t T, int C) {
 static void fill_bias_rows(float *x, const float *bias, size_t T, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++) memcpy(x + t * C, bias, (size_t)C * sizeof *x);
+}
+
+/* A convolution on an NHWC map: observed for calibration, and on INT8
+ * models its input is quantized first. */
+static int run_conv(vm_model *m, vm_conv *c, const char *name, const float *in, size_t pixels, float *out) {
+    if (m->observe) m->observe(m->observe_user, name, in, pixels, c->cin, c->cin, NULL, c->cout);
+    if (c->w8) {
+        vm_kernels()->quantize_u8(m->plan.qbuf, in, pixels, c->cin, c->cin, 1.0f / c->a_scale, (float)c->a_zp);
+        return vm_conv_run(c->prim, (const float *)m->plan.qbuf, out);
+    }
+    return vm_conv_run(c->prim, in, out);
 }
 
 /* One linear layer: C = A W^T (+ bias) (GELU) (+ C if accumulate), INT8
@@ -329,14 +349,15 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
     double t_pe = m->prof.enabled ? now_s() : 0;
     /* Patch embed. */
     nchw_to_nhwc(p->t0, in, B, 3, H, W);
+    const size_t px0 = (size_t)B * H * W;
     if (I->patch_embed_version == 1) {
-        if (vm_conv_run(m->pe_conv1.prim, p->t0, p->x)) goto dnnl_fail;
+        if (run_conv(m, &m->pe_conv1, "patch_embed.0", p->t0, px0, p->x)) goto dnnl_fail;
     } else {
         size_t T1 = (size_t)B * p->pe_h1 * p->pe_w1;
-        if (vm_conv_run(m->pe_conv1.prim, p->t0, p->t1)) goto dnnl_fail;
+        if (run_conv(m, &m->pe_conv1, "patch_embed.0", p->t0, px0, p->t1)) goto dnnl_fail;
         K->layernorm(p->t1, p->t1, m->pe_norm1.w, m->pe_norm1.b, T1, m->pe_norm1.C, VM_LN_EPS);
         K->gelu(p->t1, p->t1, T1 * m->pe_norm1.C);
-        if (vm_conv_run(m->pe_conv2.prim, p->t1, p->x)) goto dnnl_fail;
+        if (run_conv(m, &m->pe_conv2, "patch_embed.5", p->t1, T1, p->x)) goto dnnl_fail;
     }
     {
         const vm_ln *n = I->patch_embed_version == 1 ? &m->pe_norm1 : &m->pe_norm2;
@@ -362,7 +383,8 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
         if (I->downsample_version == 1) {
             if (patch_merge(m, st, B, h, w)) return -1;
         } else {
-            if (vm_conv_run(st->ds_conv.prim, p->x, p->t0)) goto dnnl_fail;
+            snprintf(nm, sizeof nm, "layers.%d.downsample.1", s);
+            if (run_conv(m, (vm_conv *)&st->ds_conv, nm, p->x, T, p->t0)) goto dnnl_fail;
             K->layernorm(p->x, p->t0, st->ds_norm.w, st->ds_norm.b, (size_t)B * p->h[s + 1] * p->w[s + 1], st->C_next, VM_LN_EPS);
         }
         if (m->prof.enabled) m->prof.seconds[VM_OP_DOWNSAMPLE] += now_s() - t_ds;

@@ -232,7 +232,25 @@ static void conv(vm_model *m, struct vm_wsrc *src, vm_conv *c, const char *prefi
     char nm[160];
     snprintf(nm, sizeof nm, "%s.weight", prefix);
     const int8_t *w8 = int8_param(m, src, nm, cout, cin * k * k, &fail);
-    if (w8) { /* INT8 storage (calibrated file): dequantised once here */
+    char in_nm[200];
+    snprintf(in_nm, sizeof in_nm, "%s.input_scale", prefix);
+    if (w8 && vm_checkpoint_find(src->ck, in_nm)) { /* INT8 convolution */
+        snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
+        c->w_scale = scales(m, src, nm, cout, &fail);
+        const float *as = scales(m, src, in_nm, 1, &fail);
+        snprintf(nm, sizeof nm, "%s.input_zero_point", prefix);
+        const float *zp = fail ? NULL : param(m, src, nm, 1, (int64_t[]){1}, INIT_ZEROS, 0, 0, &fail);
+        if (!fail && (!(zp[0] >= 0.0f && zp[0] <= 255.0f) || zp[0] != floorf(zp[0]))) {
+            vm_errf(m->err, sizeof m->err, "%s: '%s' must be an integer in [0, 255]", src->ck->path, nm);
+            fail = 1;
+        }
+        if (!fail) {
+            c->w8 = w8;
+            c->a_scale = as[0];
+            c->a_zp = (int)zp[0];
+            m->quantized = 1;
+        }
+    } else if (w8) { /* INT8 storage only: dequantised once here */
         snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
         const float *sc = scales(m, src, nm, cout, &fail);
         if (!fail) {

@@ -18,6 +18,10 @@ typedef struct {
     const float *w, *b;   /* OIHW, bias or NULL */
     int cin, cout, k, stride, pad;
     vm_conv_prim *prim;   /* for the planned shape */
+    const int8_t *w8;     /* INT8 model: s8 OIHW, per-channel scales, */
+    const float *w_scale; /* input scale and zero point (w is NULL)  */
+    float a_scale;
+    int a_zp;
 } vm_conv;
 
 /* An INT8 linear layer (from a calibrated model file): s8 weights per
