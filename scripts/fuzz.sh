@@ -11,13 +11,13 @@ command -v clang >/dev/null || { echo "fuzz.sh: clang not found (Debian package 
 CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$top/src -I$top/include"
 src="$top/src"
 mkdir -p "$out/ckpt" "$out/image"
-clang $CFLAGS "$top/tests/fuzz/fuzz_checkpoint.c" "$src/loaders/checkpoint.c" "$src/loaders/pickle.c" \
+clang $CFLAGS "$top/tests/fuzz/fuzz_checkpoint.c" "$src/loaders/checkpoint.c" "$src/loaders/pickle.c" "$src/loaders/safetensors.c" \
     "$src/loaders/zipread.c" "$src/core/util.c" $(pkg-config --cflags --libs jansson) -o "$out/fuzz_checkpoint"
 clang $CFLAGS $(pkg-config --cflags libturbojpeg libpng) "$top/tests/fuzz/fuzz_image.c" "$src/image/decode.c" \
     "$src/image/decode_jpeg.c" "$src/image/decode_png.c" "$src/image/resize_bicubic.c" "$src/image/preprocess.c" \
     "$src/core/util.c" $(pkg-config --libs libturbojpeg libpng) -lm -o "$out/fuzz_image"
 # Seeds: tiny real checkpoints; small real images of each kind.
-cp "$top"/tests/fuzz/corpus/*.pth "$out/ckpt/"
+cp "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors "$out/ckpt/"
 cp "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$out/image/" 2>/dev/null || true
 status=0
 for h in checkpoint image; do
