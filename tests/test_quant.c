@@ -5,6 +5,7 @@
  * argmax, with mean logit cosine >= 0.9999 against the FP32 reference (a
  * fake-quant reference reaches 0.99998); the random-weight golden models,
  * calibrated on their own inputs, keep mean logit cosine >= 0.99. */
+#define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,37 @@ START_TEST(digits_int8_convs) {
 }
 END_TEST
 
+/* A quantized file that lost part of a layer (here: a weight scale) is
+ * refused with the missing tensor named. */
+START_TEST(int8_file_mismatch) {
+    vm_model *m = load(tdata("v2_s1/model.pth"));
+    vm_npy in;
+    tload(&in, tdata("v2_s1/input.npy"));
+    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0};
+    vm_calib *c = vm_calib_begin(m, &co);
+    float logits[20];
+    ck_assert(vm_forward(m, in.data, 2, 64, 64, logits) == 0);
+    char err[512];
+    ck_assert(vm_calib_write(c, out_path(), NULL, err, sizeof err) == 0);
+    vm_calib_free(c);
+    vm_model_free(m);
+    vm_npy_free(&in);
+    size_t n;
+    uint8_t *b = tslurp(out_path(), &n);
+    const char *key = "layers.1.blocks.0.mlp.fc2.weight_scale";
+    char *hit = memmem(b, n, key, strlen(key));
+    ck_assert(hit != NULL);
+    hit[strlen(key) - 1] = 'X'; /* same length: offsets stay valid */
+    FILE *f = fopen(out_path(), "wb");
+    ck_assert(fwrite(b, 1, n, f) == n);
+    fclose(f);
+    free(b);
+    ck_assert(vm_model_load(out_path(), NULL, err, sizeof err) == NULL);
+    ck_assert_msg(strstr(err, "missing key 'layers.1.blocks.0.mlp.fc2.weight_scale'") != NULL, "%s", err);
+    unlink(out_path());
+}
+END_TEST
+
 /* Every kernel table quantizes exactly like the scalar reference. */
 START_TEST(quantize_matches_reference) {
     const size_t M = 7;
@@ -186,6 +218,7 @@ Suite *suite_quant(void) {
     tcase_add_test(tc, quantize_matches_reference);
     tcase_add_test(tc, digits_int8);
     tcase_add_test(tc, digits_int8_convs);
+    tcase_add_test(tc, int8_file_mismatch);
     tcase_add_loop_test(tc, golden_int8, 0, 3);
     suite_add_tcase(s, tc);
     return s;
