@@ -48,6 +48,33 @@ static int md_make(md_t *md, int nd, const dnnl_dims_t dims, dnnl_format_tag_t t
 static void md_free(md_t md) { (void)md; }
 #endif
 
+#if DNNL_VERSION_MAJOR >= 3
+typedef const_dnnl_memory_desc_t md_arg;
+#else
+typedef const dnnl_memory_desc_t *md_arg;
+#endif
+
+/* Reorder weights from the user layout into the one primitive pd wants,
+ * once, at creation: this is the "pre-packing" every primitive shares. */
+static int pack_weights(const_dnnl_primitive_desc_t pd, md_arg user, const void *data, dnnl_memory_t *out) {
+    md_arg wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_memory_t wuser = NULL;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    int ok = dnnl_memory_create(out, wmd, g_engine, DNNL_MEMORY_ALLOCATE) == dnnl_success &&
+             dnnl_memory_create(&wuser, user, g_engine, (void *)data) == dnnl_success &&
+             dnnl_reorder_primitive_desc_create(&rpd, user, g_engine, wmd, g_engine, NULL) == dnnl_success &&
+             dnnl_primitive_create(&reorder, rpd) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, *out}};
+        ok = dnnl_primitive_execute(reorder, g_stream, 2, args) == dnnl_success && dnnl_stream_wait(g_stream) == dnnl_success;
+    }
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (wuser) dnnl_memory_destroy(wuser);
+    return ok ? 0 : -1;
+}
+
 void vm_conv_free(vm_conv_prim *p) {
     if (!p) return;
     if (p->prim) dnnl_primitive_destroy(p->prim);
@@ -73,9 +100,7 @@ vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int 
     md_make(&bias_md, 1, bd, dnnl_x);
     md_make(&dst_md, 4, dd, dnnl_nhwc);
     vm_conv_prim *p = vm_xcalloc(1, sizeof *p);
-    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t wuser = NULL;
+    dnnl_primitive_desc_t pd = NULL;
     int ok = 0;
 #if DNNL_VERSION_MAJOR >= 3
     if (dnnl_convolution_forward_primitive_desc_create(&pd, g_engine, dnnl_forward_inference, dnnl_convolution_direct,
@@ -90,30 +115,12 @@ vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int 
     if (dnnl_primitive_desc_create(&pd, &cd, NULL, g_engine, NULL) != dnnl_success) goto done;
 #endif
     if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) goto done;
-    {
-        const_dnnl_primitive_desc_t cpd = pd;
-#if DNNL_VERSION_MAJOR >= 3
-        const_dnnl_memory_desc_t wmd = dnnl_primitive_desc_query_md(cpd, dnnl_query_weights_md, 0);
-#else
-        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(cpd, dnnl_query_weights_md, 0);
-#endif
-        /* Pack the weights once into the layout the primitive wants. */
-        if (dnnl_memory_create(&p->wei, wmd, g_engine, DNNL_MEMORY_ALLOCATE) != dnnl_success) goto done;
-        if (dnnl_memory_create(&wuser, MD_PTR(wei_user), g_engine, (void *)weight_oihw) != dnnl_success) goto done;
-        if (dnnl_reorder_primitive_desc_create(&rpd, MD_PTR(wei_user), g_engine, wmd, g_engine, NULL) != dnnl_success) goto done;
-        if (dnnl_primitive_create(&reorder, rpd) != dnnl_success) goto done;
-        dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, p->wei}};
-        if (dnnl_primitive_execute(reorder, g_stream, 2, rargs) != dnnl_success) goto done;
-        dnnl_stream_wait(g_stream);
-    }
+    if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &p->wei)) goto done;
     if (dnnl_memory_create(&p->src, MD_PTR(src_md), g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
     if (dnnl_memory_create(&p->dst, MD_PTR(dst_md), g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
     if (bias && dnnl_memory_create(&p->bias, MD_PTR(bias_md), g_engine, (void *)bias) != dnnl_success) goto done;
     ok = 1;
 done:
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (rpd) dnnl_primitive_desc_destroy(rpd);
-    if (wuser) dnnl_memory_destroy(wuser);
     if (pd) dnnl_primitive_desc_destroy(pd);
     md_free(src_md); md_free(wei_any); md_free(wei_user); md_free(bias_md); md_free(dst_md);
     if (!ok) {
@@ -146,9 +153,7 @@ vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int
     dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
     vm_conv_prim *p = vm_xcalloc(1, sizeof *p);
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t wuser = NULL;
+    dnnl_primitive_desc_t pd = NULL;
     float *scales = vm_xmalloc((size_t)Cout * sizeof *scales);
     for (int o = 0; o < Cout; o++) scales[o] = a_scale * w_scale[o];
     int ok = 0;
@@ -162,25 +167,13 @@ vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int
     if (dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &z) != dnnl_success) goto done;
     if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
     if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) goto done;
-    {
-        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        if (dnnl_memory_create(&p->wei, wmd, g_engine, DNNL_MEMORY_ALLOCATE) != dnnl_success) goto done;
-        if (dnnl_memory_create(&wuser, &wei_user, g_engine, (void *)w8) != dnnl_success) goto done;
-        if (dnnl_reorder_primitive_desc_create(&rpd, &wei_user, g_engine, wmd, g_engine, NULL) != dnnl_success) goto done;
-        if (dnnl_primitive_create(&reorder, rpd) != dnnl_success) goto done;
-        dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, p->wei}};
-        if (dnnl_primitive_execute(reorder, g_stream, 2, rargs) != dnnl_success) goto done;
-        dnnl_stream_wait(g_stream);
-    }
+    if (pack_weights(pd, &wei_user, w8, &p->wei)) goto done;
     if (dnnl_memory_create(&p->src, &src_md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
     if (dnnl_memory_create(&p->dst, &dst_md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
     if (bias && dnnl_memory_create(&p->bias, &bias_md, g_engine, (void *)bias) != dnnl_success) goto done;
     ok = 1;
 done:
     free(scales);
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (rpd) dnnl_primitive_desc_destroy(rpd);
-    if (wuser) dnnl_memory_destroy(wuser);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (!ok) {
@@ -239,9 +232,7 @@ vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_
     vm_qmatmul *q = vm_xcalloc(1, sizeof *q);
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
-    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t wuser = NULL;
+    dnnl_primitive_desc_t pd = NULL;
     float *scales = vm_xmalloc((size_t)N * sizeof *scales);
     int ok = 0;
     for (int n = 0; n < N; n++) scales[n] = a_scale * w_scale[n];
@@ -259,25 +250,13 @@ vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_
     }
     if (dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL) != dnnl_success) goto done;
     if (dnnl_primitive_create(&q->prim, pd) != dnnl_success) goto done;
-    {
-        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        if (dnnl_memory_create(&q->wei, wmd, g_engine, DNNL_MEMORY_ALLOCATE) != dnnl_success) goto done;
-        if (dnnl_memory_create(&wuser, &wusr, g_engine, (void *)W) != dnnl_success) goto done;
-        if (dnnl_reorder_primitive_desc_create(&rpd, &wusr, g_engine, wmd, g_engine, NULL) != dnnl_success) goto done;
-        if (dnnl_primitive_create(&reorder, rpd) != dnnl_success) goto done;
-        dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, q->wei}};
-        if (dnnl_primitive_execute(reorder, g_stream, 2, rargs) != dnnl_success) goto done;
-        dnnl_stream_wait(g_stream);
-    }
+    if (pack_weights(pd, &wusr, W, &q->wei)) goto done;
     if (dnnl_memory_create(&q->src, &src, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
     if (dnnl_memory_create(&q->dst, &dst, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
     if (bias && dnnl_memory_create(&q->bias, &bmd, g_engine, (void *)bias) != dnnl_success) goto done;
     ok = 1;
 done:
     free(scales);
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (rpd) dnnl_primitive_desc_destroy(rpd);
-    if (wuser) dnnl_memory_destroy(wuser);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
