@@ -95,6 +95,50 @@ static vm_model *load(const char *cfg) {
     return m;
 }
 
+/* Run m on config c's input `sfx` and compare logits (classifier) or the
+ * four features (backbone) with the goldens; `who` prefixes messages. */
+static void check_outputs(vm_model *m, const gconfig *c, const char *sfx, const char *who) {
+    vm_npy in;
+    tload(&in, tdata("%s/input%s.npy", c->name, sfx));
+    int B = (int)in.shape[0], H = (int)in.shape[2], W = (int)in.shape[3];
+    vm_info I;
+    vm_model_info(m, &I);
+    char what[160];
+    if (I.is_backbone) {
+        float *f[4];
+        int C, h, w;
+        for (int i = 0; i < 4; i++) {
+            vm_feature_shape(m, H, W, i, &C, &h, &w);
+            f[i] = malloc((size_t)B * C * h * w * sizeof(float));
+        }
+        ck_assert_msg(vm_forward_features(m, in.data, B, H, W, f) == 0, "%s", vm_model_error(m));
+        for (int i = 0; i < 4; i++) {
+            vm_npy g;
+            tload(&g, tdata("%s/feat%d%s.npy", c->name, i, sfx));
+            vm_feature_shape(m, H, W, i, &C, &h, &w);
+            ck_assert_int_eq(g.numel, (size_t)B * C * h * w);
+            ck_assert_int_eq(g.shape[1], C);
+            ck_assert_int_eq(g.shape[2], h);
+            ck_assert_int_eq(g.shape[3], w);
+            snprintf(what, sizeof what, "%s %s feat%d%s", who, c->name, i, sfx);
+            tclose(what, f[i], g.data, g.numel, TOL);
+            vm_npy_free(&g);
+            free(f[i]);
+        }
+    } else {
+        float *logits = malloc((size_t)B * I.num_classes * sizeof(float));
+        ck_assert_msg(vm_forward(m, in.data, B, H, W, logits) == 0, "%s", vm_model_error(m));
+        vm_npy g;
+        tload(&g, tdata("%s/logits%s.npy", c->name, sfx));
+        ck_assert_int_eq(g.numel, (size_t)B * I.num_classes);
+        snprintf(what, sizeof what, "%s %s logits%s", who, c->name, sfx);
+        tclose(what, logits, g.data, g.numel, TOL);
+        vm_npy_free(&g);
+        free(logits);
+    }
+    vm_npy_free(&in);
+}
+
 static int n_isa(void) {
     int n = 0;
     while (vm_kernels_available()[n]) n++;
@@ -111,43 +155,7 @@ START_TEST(golden_outputs) {
     vm_model *m = load(c->name);
     trace_log *t = calloc(1, sizeof *t);
     vm_model_set_trace(m, record, t);
-    vm_npy in;
-    tload(&in, tdata("%s/input%s.npy", c->name, sfx));
-    int B = (int)in.shape[0], H = (int)in.shape[2], W = (int)in.shape[3];
-    vm_info I;
-    vm_model_info(m, &I);
-    if (I.is_backbone) {
-        float *f[4];
-        int C, h, w;
-        for (int i = 0; i < 4; i++) {
-            vm_feature_shape(m, H, W, i, &C, &h, &w);
-            f[i] = malloc((size_t)B * C * h * w * sizeof(float));
-        }
-        ck_assert_msg(vm_forward_features(m, in.data, B, H, W, f) == 0, "%s", vm_model_error(m));
-        for (int i = 0; i < 4; i++) {
-            vm_npy g;
-            const char *p = tdata("%s/feat%d%s.npy", c->name, i, sfx);
-            tload(&g, p);
-            vm_feature_shape(m, H, W, i, &C, &h, &w);
-            ck_assert_int_eq(g.numel, (size_t)B * C * h * w);
-            ck_assert_int_eq(g.shape[1], C);
-            ck_assert_int_eq(g.shape[2], h);
-            ck_assert_int_eq(g.shape[3], w);
-            tclose(p, f[i], g.data, g.numel, TOL);
-            vm_npy_free(&g);
-            free(f[i]);
-        }
-    } else {
-        float *logits = malloc((size_t)B * I.num_classes * sizeof(float));
-        ck_assert_msg(vm_forward(m, in.data, B, H, W, logits) == 0, "%s", vm_model_error(m));
-        vm_npy g;
-        const char *p = tdata("%s/logits%s.npy", c->name, sfx);
-        tload(&g, p);
-        ck_assert_int_eq(g.numel, (size_t)B * I.num_classes);
-        tclose(p, logits, g.data, g.numel, TOL);
-        vm_npy_free(&g);
-        free(logits);
-    }
+    check_outputs(m, c, sfx, vm_kernels()->name);
     /* Stage activations in the model's native layout, where recorded. */
     const char *act = sfx[0] ? sfx + 1 : NULL;
     char nm[64];
@@ -166,7 +174,6 @@ START_TEST(golden_outputs) {
     if (!strcmp(sfx, "") || !strcmp(sfx, "_dbg")) ck_assert_msg(checked >= 7, "only %d stage traces found", checked);
     clear(t);
     free(t);
-    vm_npy_free(&in);
     vm_model_free(m);
 }
 END_TEST
@@ -316,39 +323,7 @@ START_TEST(golden_cuda) {
     vm_model *m = load(c->name);
     ck_assert_msg(vm_model_set_device(m, "cuda", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
     ck_assert_str_eq(vm_model_device(m), "cuda");
-    vm_npy in;
-    tload(&in, tdata("%s/input%s.npy", c->name, sfx));
-    int B = (int)in.shape[0], H = (int)in.shape[2], W = (int)in.shape[3];
-    vm_info I;
-    vm_model_info(m, &I);
-    char what[128];
-    if (I.is_backbone) {
-        float *f[4];
-        int C, h, w;
-        for (int i = 0; i < 4; i++) {
-            vm_feature_shape(m, H, W, i, &C, &h, &w);
-            f[i] = malloc((size_t)B * C * h * w * sizeof(float));
-        }
-        ck_assert_msg(vm_forward_features(m, in.data, B, H, W, f) == 0, "%s", vm_model_error(m));
-        for (int i = 0; i < 4; i++) {
-            vm_npy g;
-            tload(&g, tdata("%s/feat%d%s.npy", c->name, i, sfx));
-            snprintf(what, sizeof what, "cuda %s feat%d%s", c->name, i, sfx);
-            tclose(what, f[i], g.data, g.numel, TOL);
-            vm_npy_free(&g);
-            free(f[i]);
-        }
-    } else {
-        float *logits = malloc((size_t)B * I.num_classes * sizeof(float));
-        ck_assert_msg(vm_forward(m, in.data, B, H, W, logits) == 0, "%s", vm_model_error(m));
-        vm_npy g;
-        tload(&g, tdata("%s/logits%s.npy", c->name, sfx));
-        snprintf(what, sizeof what, "cuda %s logits%s", c->name, sfx);
-        tclose(what, logits, g.data, g.numel, TOL);
-        vm_npy_free(&g);
-        free(logits);
-    }
-    vm_npy_free(&in);
+    check_outputs(m, c, sfx, "cuda");
     vm_model_free(m);
 }
 END_TEST
