@@ -20,6 +20,7 @@ vm --help | grep -q "Usage: vmamba" && ok || bad "--help"
 for c in info run; do vm $c --help | grep -q "Usage: vmamba $c" && ok || bad "$c --help"; done
 vm info "$DATA/digits/model.pth" --json | grep -q '"params": 1012930' && ok || bad "info --json params"
 vm info vmamba-tiny-s1l8 | grep -q "params: *30" && ok || bad "info preset"
+VMAMBA_ISA=scalar vm info "$DATA/digits/model.pth" --json | grep -q '"isa": "scalar"' && ok || bad "info --json isa"
 vm run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/input.npy" -o "$T/l.npy" --threads 1 && [ -s "$T/l.npy" ] && ok || bad "run"
 vm run -m "$DATA/backbone_v2/model.pth" -i "$DATA/backbone_v2/input.npy" -o "$T/f" --features && [ -s "$T/f/feat3.npy" ] && ok || bad "run --features"
 vm run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/d.npy" --print > "$T/p.jsonl" && [ "$(wc -l < "$T/p.jsonl")" -eq 200 ] && grep -q "\"class\": " "$T/p.jsonl" && ok || bad "run --print"

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/dnnl_compat.h"
+#include "simd/kernels.h"
 
 static void help(FILE *f) {
     fprintf(f,
@@ -63,10 +65,12 @@ int cmd_info(int argc, char **argv) {
         fprintf(f,
                 "], \"d_state\": %d, \"ssm_ratio\": %g, \"mlp_ratio\": %g, \"z_gate\": %s, \"conv_bias\": %s, "
                 "\"patch_embed_version\": %d, \"downsample_version\": %d, \"patch_size\": %d, \"num_classes\": %d, "
-                "\"backbone\": %s, \"params\": %lld, \"gflops_224\": %.3f}\n",
+                "\"backbone\": %s, \"params\": %lld, \"gflops_224\": %.3f, \"isa\": \"%s\", \"onednn\": \"%s\", "
+                "\"cuda_devices\": %d}\n",
                 I.d_state, I.ssm_ratio, I.mlp_ratio, I.z_gate ? "true" : "false", I.conv_bias ? "true" : "false",
                 I.patch_embed_version, I.downsample_version, I.patch_size, I.num_classes,
-                I.is_backbone ? "true" : "false", (long long)I.params, I.gflops_224);
+                I.is_backbone ? "true" : "false", (long long)I.params, I.gflops_224, vm_kernels()->name, vm_dnnl_version(),
+                vm_cuda_devices());
     } else {
         fprintf(f, "model:        %s\n", model);
         fprintf(f, "family:       %s\n", vm_family_name(I.family));
@@ -85,6 +89,8 @@ int cmd_info(int argc, char **argv) {
         fprintf(f, "backbone:     %s\n", I.is_backbone ? "yes (outnorm0..3)" : "no");
         fprintf(f, "params:       %lld (%.2fM)\n", (long long)I.params, I.params / 1e6);
         fprintf(f, "GFLOPs@224:   %.2f\n", I.gflops_224);
+        fprintf(f, "kernels:      %s (oneDNN %s)%s\n", vm_kernels()->name, vm_dnnl_version(),
+                vm_cuda_devices() > 0 ? ", CUDA available" : "");
     }
     vm_model_free(m);
     return 0;
