@@ -85,7 +85,7 @@ void vm_conv_free(vm_conv_prim *p) {
     free(p);
 }
 
-vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, int src_nchw,
+vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                              const float *weight_oihw, const float *bias, char *err, size_t errlen) {
     pthread_once(&g_once, init_engine);
     if (!g_ok) { vm_errf(err, errlen, "oneDNN: cannot create a CPU engine"); return NULL; }
@@ -94,7 +94,7 @@ vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int 
     dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
     dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
     md_t src_md, wei_any, wei_user, bias_md, dst_md;
-    md_make(&src_md, 4, sd, src_nchw ? dnnl_nchw : dnnl_nhwc);
+    md_make(&src_md, 4, sd, dnnl_nhwc);
     md_make(&wei_any, 4, wd, dnnl_format_tag_any);
     md_make(&wei_user, 4, wd, dnnl_oihw);
     md_make(&bias_md, 1, bd, dnnl_x);

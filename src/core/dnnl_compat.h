@@ -10,10 +10,9 @@
 int vm_gemm(int M, int N, int K, const float *A, int lda, const float *W, int ldw, float *C, int ldc, float beta);
 
 /* A 2-D convolution primitive for one input shape, weights pre-packed into
- * oneDNN's preferred layout at creation. src is NCHW (src_nchw=1) or NHWC;
- * dst is always NHWC. */
+ * oneDNN's preferred layout at creation. src and dst are NHWC. */
 typedef struct vm_conv_prim vm_conv_prim;
-vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, int src_nchw,
+vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                              const float *weight_oihw, const float *bias, char *err, size_t errlen);
 int vm_conv_run(vm_conv_prim *p, const float *src, float *dst);
 /* The INT8 variant: src u8 NHWC with one scale and zero point, weights s8

@@ -38,7 +38,7 @@ struct state {
     size_t nallocs, cap;
     /* plan */
     int B, H, W, h[4], w[4], h1, w1;
-    float *arena, *in, *x, *t0, *t1, *t2, *t3, *t4, *t5, *col, *out, *scan;
+    float *arena, *in, *x, *t0, *t1, *t2, *t3, *t5, *col, *out, *scan;
     size_t out_n;
     cudaEvent_t ev0, ev1; /* for --profile */
 };
@@ -152,7 +152,7 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
     if (s->B == B && s->H == H && s->W == W) return 0;
     free_plan(s);
     const vm_info *I = &m->info;
-    size_t sx = 0, s0 = (size_t)B * H * W * 3, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, scol = 0;
+    size_t sx = 0, s0 = (size_t)B * H * W * 3, s1 = 0, s2 = 0, s3 = 0, s5 = 0, scol = 0;
     int h, w;
     if (I->patch_embed_version == 1) {
         h = conv_out(H, s->pe1.k, s->pe1.stride, 0);
@@ -178,7 +178,6 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
         s1 = mx(s1, (size_t)B * st->C);
         s2 = mx(s2, T * D);
         s3 = mx(s3, T * 4 * P);
-        (void)s4; /* dt is computed inside the scan: no 4*T*D buffer */
         s5 = mx(s5, T * D);
         if (i < 3) {
             int h2 = (h + 1) / 2, w2 = (w + 1) / 2;
@@ -197,13 +196,13 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
     if (I->num_classes) out_n = (size_t)B * I->num_classes;
     for (int i = 0; i < 4 && I->is_backbone; i++) out_n = mx(out_n, (size_t)B * s->h[i] * s->w[i] * I->dims[i]);
     size_t in_n = (size_t)B * 3 * H * W;
-    size_t sizes[11] = {in_n, sx, s0, s1, s2, s3, s4, s5, scol, out_n, sscan}, total = 0;
-    for (int i = 0; i < 11; i++) total += (sizes[i] + 63) & ~(size_t)63;
+    size_t sizes[10] = {in_n, sx, s0, s1, s2, s3, s5, scol, out_n, sscan}, total = 0; /* dt is computed inside the scan */
+    for (int i = 0; i < 10; i++) total += (sizes[i] + 63) & ~(size_t)63;
     if (cudaMalloc(&s->arena, total * sizeof(float)) != cudaSuccess)
         return vm_errf(err, errlen, "CUDA: out of device memory for batch %d at %dx%d (%.1f GB)", B, H, W, total * 4e-9);
-    float **slots[11] = {&s->in, &s->x, &s->t0, &s->t1, &s->t2, &s->t3, &s->t4, &s->t5, &s->col, &s->out, &s->scan};
+    float **slots[10] = {&s->in, &s->x, &s->t0, &s->t1, &s->t2, &s->t3, &s->t5, &s->col, &s->out, &s->scan};
     size_t off = 0;
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 10; i++) {
         *slots[i] = s->arena + off;
         off += (sizes[i] + 63) & ~(size_t)63;
     }

@@ -79,47 +79,6 @@ void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, 
     k_dwconv<<<blocks_for((size_t)B * H * W * C, 256), 256, 0, s>>>(out, in, ld_in, w, bias, B, H, W, C);
 }
 
-/* Thread per (b, d): the 4 directions in turn, adding into y at the token
- * each step came from (cross-scan and cross-merge fused). Consecutive
- * threads are consecutive channels, so u/dts/y accesses coalesce. */
-template <int NMAX>
-__global__ void k_scan(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
-                       const float *dt_bias, int B, int H, int W, int D, int N, int R) {
-    int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= B * D) return;
-    int b = idx / D, d = idx % D, L = H * W, P = R + 2 * N;
-    for (int t = 0; t < L; t++) y[((size_t)b * L + t) * D + d] = 0.0f;
-    for (int k = 0; k < 4; k++) {
-        float h[NMAX], a[NMAX];
-        for (int n = 0; n < N; n++) {
-            h[n] = 0.0f;
-            a[n] = A[((size_t)k * D + d) * N + n];
-        }
-        float Dk = Ds[k * D + d], bk = dt_bias[k * D + d];
-        const float *dtk = dts + (size_t)k * B * L * D;
-        for (int l = 0; l < L; l++) {
-            size_t tok = (size_t)b * L + scan_token(k, l, H, W);
-            float uu = u[tok * D + d];
-            float dl = softplus1(dtk[tok * D + d] + bk);
-            const float *Bv = dbl + tok * 4 * P + (size_t)k * P + R, *Cv = Bv + N;
-            float acc = 0.0f;
-#pragma unroll 4
-            for (int n = 0; n < N; n++) {
-                h[n] = expf(dl * a[n]) * h[n] + dl * Bv[n] * uu;
-                acc += h[n] * Cv[n];
-            }
-            y[tok * D + d] += acc + Dk * uu;
-        }
-    }
-}
-void vmc_scan_cross(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
-                    const float *dt_bias, int B, int H, int W, int D, int N, int R, cudaStream_t s) {
-    unsigned nb = blocks_for((size_t)B * D, 128);
-    if (N <= 1) k_scan<1><<<nb, 128, 0, s>>>(y, u, dts, dbl, A, Ds, dt_bias, B, H, W, D, N, R);
-    else if (N <= 16) k_scan<16><<<nb, 128, 0, s>>>(y, u, dts, dbl, A, Ds, dt_bias, B, H, W, D, N, R);
-    else k_scan<VM_CUDA_MAX_STATE><<<nb, 128, 0, s>>>(y, u, dts, dbl, A, Ds, dt_bias, B, H, W, D, N, R);
-}
-
 /* ---- chunked scan: parallel over (b, k, chunk, d) ----------------------
  * The recurrence h_l = exp(delta_l A) h_{l-1} + delta_l B_l u_l is linear,
  * so a chunk of S steps maps its start state h0 to

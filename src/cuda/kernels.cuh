@@ -14,9 +14,7 @@ void vmc_gelu(float *x, size_t n, cudaStream_t s);
 void vmc_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz, cudaStream_t s);
 void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H, int W,
                         int C, cudaStream_t s);
-void vmc_scan_cross(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
-                    const float *dt_bias, int B, int H, int W, int D, int N, int R, cudaStream_t s);
-/* The same scan, parallel over chunks of S steps (see kernels.cu), with the
+/* The selective scan with cross-scan and cross-merge fused, parallel over chunks of S steps (see kernels.cu), with the
  * dt projection fused in: dt_w [4][D][R] (R <= 64) applied to x_proj's
  * first R outputs. Needs vmc_scan_chunked_scratch() floats of scratch. */
 #define VM_CUDA_MAX_DT_RANK 64

@@ -72,13 +72,13 @@ void vm_plan_free(vm_model *m) {
     memset(p, 0, sizeof *p);
 }
 
-static int make_conv(vm_model *m, vm_conv *c, int B, int H, int W, int src_nchw) {
+static int make_conv(vm_model *m, vm_conv *c, int B, int H, int W) {
     char e[256];
     if (c->w8)
         c->prim = vm_qconv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, c->w8, c->w_scale, c->a_scale, c->a_zp,
                                   c->b, e, sizeof e);
     else
-        c->prim = vm_conv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, src_nchw, c->w, c->b, e, sizeof e);
+        c->prim = vm_conv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, c->w, c->b, e, sizeof e);
     if (!c->prim) return vm_errf(m->err, sizeof m->err, "%s", e);
     return 0;
 }
@@ -175,13 +175,13 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W) {
         off += (sizes[i] + 15) & ~(size_t)15;
     }
     int rc = 0;
-    if (I->patch_embed_version == 1) rc = make_conv(m, &m->pe_conv1, B, H, W, 0);
+    if (I->patch_embed_version == 1) rc = make_conv(m, &m->pe_conv1, B, H, W);
     else {
-        rc = make_conv(m, &m->pe_conv1, B, H, W, 0);
-        if (!rc) rc = make_conv(m, &m->pe_conv2, B, p->pe_h1, p->pe_w1, 0);
+        rc = make_conv(m, &m->pe_conv1, B, H, W);
+        if (!rc) rc = make_conv(m, &m->pe_conv2, B, p->pe_h1, p->pe_w1);
     }
     for (int s = 0; s < 3 && !rc; s++)
-        if (I->downsample_version == 3) rc = make_conv(m, &m->st[s].ds_conv, B, p->h[s], p->w[s], 0);
+        if (I->downsample_version == 3) rc = make_conv(m, &m->st[s].ds_conv, B, p->h[s], p->w[s]);
     if (!rc && m->quantized) {
         struct qplan qp = {B, 0, 0};
         each_qlinear(m, make_q, &qp);
