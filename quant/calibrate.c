@@ -126,6 +126,7 @@ vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o) {
     vm_calib *c = vm_xcalloc(1, sizeof *c);
     c->m = m;
     c->o = *o;
+    vm_weights_plain(m); /* the observer keeps pointers to plain weights */
     m->observe = observe;
     m->observe_user = c;
     return c;
@@ -385,6 +386,7 @@ static void smooth_observe(void *user, const char *layer, const float *x, size_t
 vm_smooth *vm_smooth_begin(vm_model *m) {
     vm_smooth *s = vm_xcalloc(1, sizeof *s);
     s->m = m;
+    vm_weights_plain(m); /* smoothing rewrites the plain weights */
     m->observe = smooth_observe;
     m->observe_user = s;
     return s;

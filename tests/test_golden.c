@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "model/model.h"
@@ -178,6 +179,55 @@ START_TEST(golden_outputs) {
 }
 END_TEST
 
+/* Linear layers run as matmul primitives on packed weights with fused
+ * bias/GELU/residual (the default, tested above) or, with packing off
+ * (VMAMBA_PACK=0, and always while calibrating), as oneDNN sgemm plus
+ * separate passes. The plain path must meet the same golden tolerance. */
+START_TEST(golden_plain_gemm) {
+    const gconfig *c = &configs[_i / 2];
+    vm_model *m = load(c->name);
+    m->no_pack = 1;
+    check_outputs(m, c, _i % 2 ? "_odd1" : "", "plain-gemm");
+    ck_assert_msg(m->nflin == 0, "weights were packed with packing off");
+    vm_model_free(m);
+}
+END_TEST
+
+/* Packing drops the plain weights and unpacking restores them exactly:
+ * a model saved after a (packing) forward pass is byte-identical to one
+ * saved before, and packing again gives the same logits bit for bit. */
+START_TEST(pack_roundtrip) {
+    const gconfig *c = &configs[3]; /* v2_s1: classifier, MLP, fused GELU */
+    vm_model *m = load(c->name);
+    vm_npy in;
+    tload(&in, tdata("%s/input.npy", c->name));
+    int B = (int)in.shape[0], H = (int)in.shape[2], W = (int)in.shape[3];
+    vm_info I;
+    vm_model_info(m, &I);
+    char p1[64], p2[64];
+    snprintf(p1, sizeof p1, "/tmp/vmtest_pack_%d_a.safetensors", (int)getpid());
+    snprintf(p2, sizeof p2, "/tmp/vmtest_pack_%d_b.safetensors", (int)getpid());
+    ck_assert(vm_model_save(m, p1, "f32", NULL) == 0);
+    float *a = malloc((size_t)B * I.num_classes * sizeof(float)), *b = malloc((size_t)B * I.num_classes * sizeof(float));
+    ck_assert_msg(vm_forward(m, in.data, B, H, W, a) == 0, "%s", vm_model_error(m));
+    ck_assert_msg(m->nflin > 0, "no layer was packed");
+    ck_assert_msg(vm_model_save(m, p2, "f32", NULL) == 0, "%s", vm_model_error(m));
+    ck_assert_msg(m->nflin == 0, "saving did not unpack");
+    size_t s1, s2;
+    uint8_t *f1 = tslurp(p1, &s1), *f2 = tslurp(p2, &s2);
+    ck_assert_int_eq(s1, s2);
+    ck_assert_msg(memcmp(f1, f2, s1) == 0, "weights changed through pack/unpack");
+    ck_assert(vm_forward(m, in.data, B, H, W, b) == 0);
+    ck_assert_msg(m->nflin > 0, "forward did not pack again");
+    ck_assert_msg(memcmp(a, b, (size_t)B * I.num_classes * sizeof(float)) == 0, "logits changed after re-packing");
+    unlink(p1);
+    unlink(p2);
+    free(f1); free(f2); free(a); free(b);
+    vm_npy_free(&in);
+    vm_model_free(m);
+}
+END_TEST
+
 /* The first SS2D (layers[0].blocks[0].op) step by step on input_dbg. */
 START_TEST(golden_first_ss2d) {
     const int nc = (int)(sizeof configs / sizeof *configs);
@@ -318,12 +368,20 @@ START_TEST(golden_cuda) {
         if (_i == 0) fprintf(stderr, "  golden_cuda: no CUDA device (or a build without --with-cuda): not run\n");
         return;
     }
-    const gconfig *c = &configs[_i / 4];
+    /* The scan's chunk count: fitted to the GPU (many chunks at these small
+     * batches), one chunk (the single-pass path large batches take), and an
+     * uneven count whose last chunk is short. */
+    static const char *chunks[3] = {"0", "1", "5"};
+    const int nc = (int)(sizeof configs / sizeof *configs);
+    const gconfig *c = &configs[(_i % (nc * 4)) / 4];
     const char *sfx = suffixes[_i % 4];
+    setenv("VMAMBA_CUDA_SCAN_CHUNKS", chunks[_i / (nc * 4)], 1);
     vm_model *m = load(c->name);
     ck_assert_msg(vm_model_set_device(m, "cuda", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
     ck_assert_str_eq(vm_model_device(m), "cuda");
-    check_outputs(m, c, sfx, "cuda");
+    char who[32];
+    snprintf(who, sizeof who, "cuda (scan chunks %s)", chunks[_i / (nc * 4)]);
+    check_outputs(m, c, sfx, who);
     vm_model_free(m);
 }
 END_TEST
@@ -355,7 +413,9 @@ Suite *suite_golden(void) {
     tcase_add_loop_test(tc, golden_outputs, 0, n_isa() * nc * 4);
     tcase_add_loop_test(tc, golden_first_ss2d, 0, n_isa() * nc);
     tcase_add_loop_test(tc, golden_digits, 0, n_isa());
-    tcase_add_loop_test(tc, golden_cuda, 0, nc * 4);
+    tcase_add_loop_test(tc, golden_plain_gemm, 0, nc * 2);
+    tcase_add_test(tc, pack_roundtrip);
+    tcase_add_loop_test(tc, golden_cuda, 0, nc * 4 * 3);
     tcase_add_test(tc, golden_cuda_digits);
     suite_add_tcase(s, tc);
     return s;

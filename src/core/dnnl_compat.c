@@ -283,3 +283,191 @@ const char *vm_dnnl_version(void) {
     snprintf(buf, sizeof buf, "%d.%d.%d", v->major, v->minor, v->patch);
     return buf;
 }
+
+/* ---- FP32 matmul on packed weights ---------------------------------- */
+
+#if DNNL_VERSION_MAJOR >= 3
+static int md_make_strided(md_t *md, int nd, const dnnl_dims_t dims, const dnnl_dims_t strides) {
+    return dnnl_memory_desc_create_with_strides(md, nd, dims, dnnl_f32, strides) == dnnl_success ? 0 : -1;
+}
+static dnnl_primitive_desc_t matmul_pd(md_arg src, md_arg wei, md_arg bias, md_arg dst, dnnl_primitive_attr_t attr) {
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_matmul_primitive_desc_create(&pd, g_engine, src, wei, bias, dst, attr) != dnnl_success) return NULL;
+    return pd;
+}
+static int append_gelu(dnnl_post_ops_t po) { return dnnl_post_ops_append_eltwise(po, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) == dnnl_success ? 0 : -1; }
+static int append_sum(dnnl_post_ops_t po) { return dnnl_post_ops_append_sum(po, 1.0f, 0, dnnl_data_type_undef) == dnnl_success ? 0 : -1; }
+#else
+static int md_make_strided(md_t *md, int nd, const dnnl_dims_t dims, const dnnl_dims_t strides) {
+    return dnnl_memory_desc_init_by_strides(md, nd, dims, dnnl_f32, strides) == dnnl_success ? 0 : -1;
+}
+static dnnl_primitive_desc_t matmul_pd(md_arg src, md_arg wei, md_arg bias, md_arg dst, dnnl_primitive_attr_t attr) {
+    dnnl_matmul_desc_t d;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_matmul_desc_init(&d, src, wei, bias, dst) != dnnl_success) return NULL;
+    if (dnnl_primitive_desc_create(&pd, &d, attr, g_engine, NULL) != dnnl_success) return NULL;
+    return pd;
+}
+static int append_gelu(dnnl_post_ops_t po) { return dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) == dnnl_success ? 0 : -1; }
+static int append_sum(dnnl_post_ops_t po) { return dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success ? 0 : -1; }
+#endif
+
+/* Copy one memory into another of the same logical shape, converting the
+ * layout (oneDNN reorder). */
+static int reorder_mem(dnnl_memory_t from, dnnl_memory_t to) {
+    md_arg a, b;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    int ok = dnnl_memory_get_memory_desc(from, &a) == dnnl_success && dnnl_memory_get_memory_desc(to, &b) == dnnl_success &&
+             dnnl_reorder_primitive_desc_create(&rpd, a, g_engine, b, g_engine, NULL) == dnnl_success &&
+             dnnl_primitive_create(&r, rpd) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        ok = dnnl_primitive_execute(r, g_stream, 2, args) == dnnl_success && dnnl_stream_wait(g_stream) == dnnl_success;
+    }
+    if (r) dnnl_primitive_destroy(r);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    return ok ? 0 : -1;
+}
+
+struct vm_wpack {
+    dnnl_memory_t mem; /* packed weights, logical shape K x N */
+    int N, K;
+};
+
+/* The matmul's logical weights are W^T (K x N); the plain [N][K] array is
+ * that matrix with strides (1, K). */
+static int plain_wei_md(md_t *md, int N, int K) {
+    dnnl_dims_t d = {K, N}, s = {1, K};
+    return md_make_strided(md, 2, d, s);
+}
+
+/* A matmul primitive descriptor for this shape; weights "any" lets oneDNN
+ * choose the packed layout. */
+static dnnl_primitive_desc_t fmatmul_pd(int M, int N, int K, int lda, int ldc, int bias, int gelu, int accumulate) {
+    md_t src, wany, dst, bmd;
+    dnnl_dims_t sd = {M, K}, ss = {lda, 1}, wd = {K, N}, dd = {M, N}, ds = {ldc, 1}, bd = {1, N};
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    md_make_strided(&src, 2, sd, ss);
+    md_make(&wany, 2, wd, dnnl_format_tag_any);
+    md_make_strided(&dst, 2, dd, ds);
+    md_make(&bmd, 2, bd, dnnl_ab);
+    int ok = dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success &&
+             (!gelu || !append_gelu(po)) && (!accumulate || !append_sum(po)) &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    if (ok) pd = matmul_pd(MD_PTR(src), MD_PTR(wany), bias ? MD_PTR(bmd) : NULL, MD_PTR(dst), attr);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    md_free(src); md_free(wany); md_free(dst); md_free(bmd);
+    return pd;
+}
+
+vm_wpack *vm_wpack_create(int N, int K, const float *W, char *err, size_t errlen) {
+    pthread_once(&g_once, init_engine);
+    if (!g_ok) { vm_errf(err, errlen, "oneDNN: cannot create a CPU engine"); return NULL; }
+    /* The layout is chosen for a mid-sized row count; vm_matmul_create
+     * re-lays it if another M wants something else. */
+    dnnl_primitive_desc_t pd = fmatmul_pd(256, N, K, K, N, 0, 0, 0);
+    md_t user;
+    plain_wei_md(&user, N, K);
+    vm_wpack *p = vm_xcalloc(1, sizeof *p);
+    p->N = N;
+    p->K = K;
+    int ok = pd && !pack_weights(pd, MD_PTR(user), W, &p->mem);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    md_free(user);
+    if (!ok) {
+        vm_errf(err, errlen, "oneDNN: cannot pack a %d x %d weight matrix", N, K);
+        vm_wpack_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int vm_wpack_unpack(const vm_wpack *p, float *W) {
+    md_t user;
+    plain_wei_md(&user, p->N, p->K);
+    dnnl_memory_t plain = NULL;
+    int rc = dnnl_memory_create(&plain, MD_PTR(user), g_engine, W) == dnnl_success ? reorder_mem(p->mem, plain) : -1;
+    if (plain) dnnl_memory_destroy(plain);
+    md_free(user);
+    return rc;
+}
+
+size_t vm_wpack_bytes(const vm_wpack *p) {
+    md_arg md;
+    if (dnnl_memory_get_memory_desc(p->mem, &md) != dnnl_success) return 0;
+    return dnnl_memory_desc_get_size(md);
+}
+
+void vm_wpack_free(vm_wpack *p) {
+    if (!p) return;
+    if (p->mem) dnnl_memory_destroy(p->mem);
+    free(p);
+}
+
+struct vm_matmul {
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst, bias;
+    vm_wpack *w;
+};
+
+void vm_matmul_free(vm_matmul *mm) {
+    if (!mm) return;
+    if (mm->prim) dnnl_primitive_destroy(mm->prim);
+    if (mm->src) dnnl_memory_destroy(mm->src);
+    if (mm->dst) dnnl_memory_destroy(mm->dst);
+    if (mm->bias) dnnl_memory_destroy(mm->bias);
+    free(mm);
+}
+
+vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, vm_wpack *w, const float *bias, int gelu,
+                            int accumulate, char *err, size_t errlen) {
+    vm_matmul *mm = vm_xcalloc(1, sizeof *mm);
+    mm->w = w;
+    dnnl_primitive_desc_t pd = fmatmul_pd(M, N, K, lda, ldc, bias != NULL, gelu, accumulate);
+    int ok = pd != NULL && w->N == N && w->K == K;
+    if (ok) {
+        md_arg want, have;
+        want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        ok = dnnl_memory_get_memory_desc(w->mem, &have) == dnnl_success;
+        if (ok && !dnnl_memory_desc_equal(want, have)) { /* re-lay the one packed copy */
+            dnnl_memory_t fresh = NULL;
+            ok = dnnl_memory_create(&fresh, want, g_engine, DNNL_MEMORY_ALLOCATE) == dnnl_success && !reorder_mem(w->mem, fresh);
+            if (ok) {
+                dnnl_memory_destroy(w->mem);
+                w->mem = fresh;
+            } else if (fresh) dnnl_memory_destroy(fresh);
+        }
+    }
+    if (ok) ok = dnnl_primitive_create(&mm->prim, pd) == dnnl_success;
+    if (ok) {
+        ok = dnnl_memory_create(&mm->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&mm->dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), g_engine, DNNL_MEMORY_NONE) == dnnl_success;
+    }
+    if (ok && bias) {
+        md_t bmd;
+        dnnl_dims_t bd = {1, N};
+        md_make(&bmd, 2, bd, dnnl_ab);
+        ok = dnnl_memory_create(&mm->bias, MD_PTR(bmd), g_engine, (void *)bias) == dnnl_success;
+        md_free(bmd);
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (!ok) {
+        vm_errf(err, errlen, "oneDNN: cannot create a matmul (%d x %d x %d)", M, N, K);
+        vm_matmul_free(mm);
+        return NULL;
+    }
+    return mm;
+}
+
+int vm_matmul_run(vm_matmul *mm, const float *A, float *C) {
+    dnnl_memory_set_data_handle(mm->src, (void *)A);
+    dnnl_memory_set_data_handle(mm->dst, C);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mm->src}, {DNNL_ARG_WEIGHTS, mm->w->mem}, {DNNL_ARG_DST, mm->dst},
+                               {DNNL_ARG_BIAS, mm->bias}};
+    if (dnnl_primitive_execute(mm->prim, g_stream, mm->bias ? 4 : 3, args) != dnnl_success) return -1;
+    return dnnl_stream_wait(g_stream) == dnnl_success ? 0 : -1;
+}

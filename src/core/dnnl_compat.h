@@ -34,6 +34,25 @@ vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_
 int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C);
 void vm_qmatmul_free(vm_qmatmul *q);
 
+/* FP32 weights W[N][K] packed once into the layout oneDNN's matmul wants
+ * (blocked for its brgemm kernels). The plain copy can then be dropped:
+ * vm_wpack_unpack writes it back when a caller needs it again. */
+typedef struct vm_wpack vm_wpack;
+vm_wpack *vm_wpack_create(int N, int K, const float *W, char *err, size_t errlen);
+int vm_wpack_unpack(const vm_wpack *p, float *W);
+size_t vm_wpack_bytes(const vm_wpack *p);
+void vm_wpack_free(vm_wpack *p);
+
+/* FP32 linear layer for one row count M, a matmul primitive on packed
+ * weights: C[M][N] = A[M][K] W^T + bias, then GELU (erf) if gelu, added to
+ * C if accumulate, all in one pass. If this M wants another weight layout
+ * the pack is re-laid in place (it is never duplicated). */
+typedef struct vm_matmul vm_matmul;
+vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, vm_wpack *w, const float *bias, int gelu,
+                            int accumulate, char *err, size_t errlen);
+int vm_matmul_run(vm_matmul *mm, const float *A, float *C);
+void vm_matmul_free(vm_matmul *mm);
+
 const char *vm_dnnl_version(void);
 
 #endif

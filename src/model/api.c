@@ -87,6 +87,7 @@ int vm_model_set_device(vm_model *m, const char *device, vm_precision precision)
     if (m->dev) m->dev->release(m);
     m->dev = NULL;
     char e[400];
+    if (vm_weights_plain(m)) return -1; /* the upload reads plain weights */
     if (vm_cuda_attach(m, (int)precision, e, sizeof e)) return vm_errf(m->err, sizeof m->err, "%s", e);
     return 0;
 #else

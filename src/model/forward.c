@@ -39,29 +39,23 @@ static double now_s(void) {
         }                                                               \
     } while (0)
 
-static void each_qlinear(vm_model *m, void (*fn)(vm_model *, vm_qlinear *, int stage, void *), void *arg) {
-    for (int s = 0; s < 4; s++) {
-        for (int j = 0; j < m->st[s].depth; j++) {
-            vm_block *b = &m->st[s].blocks[j];
-            vm_qlinear *q[4] = {b->q_in, b->q_out, b->q_fc1, b->q_fc2};
-            for (int k = 0; k < 4; k++)
-                if (q[k]) fn(m, q[k], s, arg);
-        }
-        if (m->st[s].q_ds) fn(m, m->st[s].q_ds, s + 10, arg); /* input is stage s, output stage s+1 */
-    }
-    if (m->q_head) fn(m, m->q_head, -1, arg);
-}
-
-static void free_q(vm_model *m, vm_qlinear *q, int stage, void *arg) {
-    vm_qmatmul_free(q->prim);
-    q->prim = NULL;
-}
-
 void vm_plan_free(vm_model *m) {
     vm_plan *p = &m->plan;
     free(p->arena);
     free(p->qbuf);
-    each_qlinear(m, free_q, NULL);
+    for (size_t i = 0; i < m->nflin; i++) {
+        vm_matmul_free(m->flin[i].prim);
+        m->flin[i].prim = NULL;
+    }
+    size_t n = vm_linears(m, NULL, 0);
+    vm_lin_slot *v = vm_xcalloc(n ? n : 1, sizeof *v);
+    vm_linears(m, v, n);
+    for (size_t i = 0; i < n; i++)
+        if (v[i].q) {
+            vm_qmatmul_free(v[i].q->prim);
+            v[i].q->prim = NULL;
+        }
+    free(v);
     vm_conv_free(m->pe_conv1.prim);
     vm_conv_free(m->pe_conv2.prim);
     m->pe_conv1.prim = m->pe_conv2.prim = NULL;
@@ -83,37 +77,37 @@ static int make_conv(vm_model *m, vm_conv *c, int B, int H, int W) {
     return 0;
 }
 
-struct qplan { int B; size_t qbytes; int fail; };
-
-/* One INT8 matmul per quantized layer, for this shape's row count. The
- * residual layers (out_proj, fc2) accumulate into their output; fc1 gets
- * its bias and GELU fused; the others have bias only if they carry one. */
-static void make_q(vm_model *m, vm_qlinear *q, int stage, void *arg) {
-    struct qplan *qp = arg;
-    if (qp->fail) return;
+/* One matmul primitive per linear layer for this shape's row count: INT8
+ * for quantized layers, FP32 on packed weights otherwise (layers left
+ * plain run through vm_gemm). Bias, GELU and the residual add are fused
+ * as the layer list says. Returns the largest INT8 input (for qbuf). */
+static int make_linears(vm_model *m, int B, size_t *qbytes) {
     vm_plan *p = &m->plan;
-    int M;
-    if (stage < 0) M = qp->B;
-    else if (stage >= 10) M = qp->B * ((p->h[stage - 10] + 1) / 2) * ((p->w[stage - 10] + 1) / 2);
-    else M = qp->B * p->h[stage] * p->w[stage];
-    const float *bias = NULL;
-    int gelu = 0, acc = 0;
-    for (int s = 0; s < 4; s++)
-        for (int j = 0; j < m->st[s].depth; j++) {
-            const vm_block *b = &m->st[s].blocks[j];
-            if (q == b->q_out) acc = 1;
-            if (q == b->q_fc1) { bias = b->fc1_b; gelu = 1; }
-            if (q == b->q_fc2) { bias = b->fc2_b; acc = 1; }
-        }
-    if (q == m->q_head) bias = m->head_b;
+    size_t n = vm_linears(m, NULL, 0);
+    vm_lin_slot *v = vm_xcalloc(n ? n : 1, sizeof *v);
+    vm_linears(m, v, n);
+    int rc = 0;
     char e[256];
-    q->prim = vm_qmatmul_create(M, q->N, q->K, q->K, q->N, q->w, q->w_scale, q->a_scale, q->a_zp, bias, gelu, acc, e, sizeof e);
-    if (!q->prim) {
-        vm_errf(m->err, sizeof m->err, "%s", e);
-        qp->fail = 1;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const vm_lin_slot *L = &v[i];
+        int st = L->rows_stage, M;
+        if (st < 0) M = B;
+        else if (st >= 10) M = B * ((p->h[st - 10] + 1) / 2) * ((p->w[st - 10] + 1) / 2);
+        else M = B * p->h[st] * p->w[st];
+        if (L->q) {
+            vm_qlinear *q = L->q;
+            q->prim = vm_qmatmul_create(M, q->N, q->K, q->K, q->N, q->w, q->w_scale, q->a_scale, q->a_zp, L->bias, L->gelu,
+                                        L->accumulate, e, sizeof e);
+            if (!q->prim) rc = vm_errf(m->err, sizeof m->err, "%s", e);
+            if ((size_t)M * q->K > *qbytes) *qbytes = (size_t)M * q->K;
+        } else if (*L->f) {
+            vm_flinear *f = *L->f;
+            f->prim = vm_matmul_create(M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e);
+            if (!f->prim) rc = vm_errf(m->err, sizeof m->err, "%s", e);
+        }
     }
-    size_t need = (size_t)M * q->K;
-    if (need > qp->qbytes) qp->qbytes = need;
+    free(v);
+    return rc;
 }
 
 /* Size every buffer for the largest layer at this input shape, allocate one
@@ -182,16 +176,15 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W) {
     }
     for (int s = 0; s < 3 && !rc; s++)
         if (I->downsample_version == 3) rc = make_conv(m, &m->st[s].ds_conv, B, p->h[s], p->w[s]);
+    size_t qbytes = 0;
+    if (!rc) rc = make_linears(m, B, &qbytes);
     if (!rc && m->quantized) {
-        struct qplan qp = {B, 0, 0};
-        each_qlinear(m, make_q, &qp);
-        rc = qp.fail;
         /* INT8 convolutions quantize their whole input map */
         size_t conv_in = (size_t)B * H * W * 3;
         if (I->patch_embed_version == 2) conv_in = maxz(conv_in, (size_t)B * p->pe_h1 * p->pe_w1 * m->pe_conv1.cout);
         for (int s = 0; s < 3; s++) conv_in = maxz(conv_in, (size_t)B * p->h[s] * p->w[s] * m->st[s].C);
-        qp.qbytes = maxz(qp.qbytes, conv_in);
-        if (!rc) p->qbuf = vm_xmalloc(qp.qbytes ? qp.qbytes : 1);
+        qbytes = maxz(qbytes, conv_in);
+        p->qbuf = vm_xmalloc(qbytes);
     }
     if (rc) {
         vm_plan_free(m);
@@ -229,15 +222,19 @@ static int run_conv(vm_model *m, vm_conv *c, const char *name, const float *in, 
 }
 
 /* One linear layer: C = A W^T (+ bias) (GELU) (+ C if accumulate), INT8
- * when the model file quantized it, else FP32 through oneDNN's GEMM. The
- * calibration observer sees A first. */
-static int linear(vm_model *m, vm_qlinear *q, const char *name, const float *A, int lda, int M, int N, int K,
-                  const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate) {
+ * when the model file quantized it, else FP32: a matmul primitive with
+ * everything fused when the weights are packed, or oneDNN's GEMM plus
+ * separate passes on plain weights. The calibration observer sees A first
+ * (weights are plain while it is set). bias/gelu/accumulate must be what
+ * vm_linears() lists for the layer: the primitives were built from it. */
+static int linear(vm_model *m, vm_qlinear *q, vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
+                  int K, const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate) {
     if (m->observe) m->observe(m->observe_user, name, A, (size_t)M, K, lda, W, N);
     if (q) {
         vm_kernels()->quantize_u8(m->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
         return vm_qmatmul_run(q->prim, m->plan.qbuf, C);
     }
+    if (f) return vm_matmul_run(f->prim, A, C);
     float beta = accumulate ? 1.0f : 0.0f;
     if (bias && accumulate) add_bias_rows(C, bias, (size_t)M, N);
     else if (bias) { fill_bias_rows(C, bias, (size_t)M, N); beta = 1.0f; }
@@ -261,7 +258,7 @@ static int vss_block(vm_model *m, const vm_stage *st, const vm_block *bk, int s,
     TR("ss2d_in", p->t0, B, h, w, C);
     char ln_[80];
 #define LNAME(x) (snprintf(ln_, sizeof ln_, "layers.%d.blocks.%d.%s", s, j, x), ln_)
-    PROF(VM_OP_IN_PROJ, rc |= linear(m, bk->q_in, LNAME("op.in_proj"), p->t0, C, (int)T, Din, C, bk->in_proj_w, p->t1, Din, NULL, 0, 0));
+    PROF(VM_OP_IN_PROJ, rc |= linear(m, bk->q_in, bk->f_in, LNAME("op.in_proj"), p->t0, C, (int)T, Din, C, bk->in_proj_w, p->t1, Din, NULL, 0, 0));
     TR("in_proj", p->t1, B, h, w, Din);
     PROF(VM_OP_DWCONV, K->dwconv3x3_silu(p->t2, p->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D));
     TR("act", p->t2, B, h, w, D);
@@ -280,15 +277,15 @@ static int vss_block(vm_model *m, const vm_stage *st, const vm_block *bk, int s,
         PROF(VM_OP_GATE, K->mul_silu(p->t5, p->t5, p->t1 + D, T, D, Din));
         TR("out_proj_in", p->t5, B, h, w, D);
     }
-    PROF(VM_OP_OUT_PROJ, rc |= linear(m, bk->q_out, LNAME("op.out_proj"), p->t5, D, (int)T, C, D, bk->out_proj_w, p->x, C,
+    PROF(VM_OP_OUT_PROJ, rc |= linear(m, bk->q_out, bk->f_out, LNAME("op.out_proj"), p->t5, D, (int)T, C, D, bk->out_proj_w, p->x, C,
                                       NULL, 0, 1)); /* residual fused */
     TR("block_after_ssm", p->x, B, h, w, C);
     if (st->hidden) {
         const int Hd = st->hidden;
         PROF(VM_OP_NORM, K->layernorm(p->t0, p->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS));
-        PROF(VM_OP_MLP_GEMM, rc |= linear(m, bk->q_fc1, LNAME("mlp.fc1"), p->t0, C, (int)T, Hd, C, bk->fc1_w, p->t1, Hd,
+        PROF(VM_OP_MLP_GEMM, rc |= linear(m, bk->q_fc1, bk->f_fc1, LNAME("mlp.fc1"), p->t0, C, (int)T, Hd, C, bk->fc1_w, p->t1, Hd,
                                           bk->fc1_b, 1, 0)); /* bias and GELU included */
-        PROF(VM_OP_MLP_GEMM, rc |= linear(m, bk->q_fc2, LNAME("mlp.fc2"), p->t1, Hd, (int)T, C, Hd, bk->fc2_w, p->x, C,
+        PROF(VM_OP_MLP_GEMM, rc |= linear(m, bk->q_fc2, bk->f_fc2, LNAME("mlp.fc2"), p->t1, Hd, (int)T, C, Hd, bk->fc2_w, p->x, C,
                                           bk->fc2_b, 0, 1));
     }
     TR("block_out", p->x, B, h, w, C);
@@ -319,7 +316,7 @@ static int patch_merge(vm_model *m, const vm_stage *st, int B, int h, int w) {
     vm_kernels()->layernorm(p->t0, p->t0, st->ds_norm.w, st->ds_norm.b, T2, 4 * C, VM_LN_EPS);
     char name[64];
     snprintf(name, sizeof name, "layers.%d.downsample.reduction", (int)(st - m->st));
-    if (linear(m, st->q_ds, name, p->t0, 4 * C, (int)T2, st->C_next, 4 * C, st->ds_reduction, p->x, st->C_next, NULL, 0, 0))
+    if (linear(m, st->q_ds, st->f_ds, name, p->t0, 4 * C, (int)T2, st->C_next, 4 * C, st->ds_reduction, p->x, st->C_next, NULL, 0, 0))
         return vm_errf(m->err, sizeof m->err, "GEMM failed in downsample");
     return 0;
 }
@@ -344,6 +341,9 @@ static void to_nchw(float *dst, const float *src, int B, int h, int w, int C) {
 int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
     const vm_info *I = &m->info;
     const vm_kernel_table *K = vm_kernels();
+    /* Pack FP32 weights on the first forward (not while calibration
+     * observes them: it reads and rewrites the plain arrays). */
+    if (!m->observe && !m->no_pack && !m->flin && vm_weights_pack(m)) return -1;
     if (vm_plan_ensure(m, B, H, W)) return -1;
     vm_plan *p = &m->plan;
     double t_pe = m->prof.enabled ? now_s() : 0;
@@ -402,7 +402,7 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
                 for (int t = 0; t < L; t++) acc += p->t0[((size_t)b * L + t) * C + c];
                 pooled[(size_t)b * C + c] = (float)(acc / L);
             }
-        if (linear(m, m->q_head, "classifier.head", pooled, C, B, I->num_classes, C, m->head_w, logits, I->num_classes,
+        if (linear(m, m->q_head, m->f_head, "classifier.head", pooled, C, B, I->num_classes, C, m->head_w, logits, I->num_classes,
                    m->head_b, 0, 0))
             goto dnnl_fail;
         if (m->prof.enabled) m->prof.seconds[VM_OP_HEAD] += now_s() - t_head;

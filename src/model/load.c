@@ -487,6 +487,10 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
         return NULL;
     }
     vm_arch_finish(m);
+    /* VMAMBA_PACK=0 keeps the plain-weight GEMM path (for side-by-side
+     * benchmarks and bug reports, like VMAMBA_ISA). */
+    const char *pk = getenv("VMAMBA_PACK");
+    m->no_pack = pk && !strcmp(pk, "0");
     return m;
 }
 
@@ -523,6 +527,8 @@ void vm_model_free(vm_model *m) {
     if (!m) return;
     if (m->dev) m->dev->release(m);
     vm_plan_free(m);
+    for (size_t i = 0; i < m->nflin; i++) vm_wpack_free(m->flin[i].pack);
+    free(m->flin);
     for (int s = 0; s < 4; s++) free(m->st[s].blocks);
     for (size_t i = 0; i < m->nallocs; i++) free(m->allocs[i]);
     free(m->allocs);
@@ -539,6 +545,7 @@ const char *vm_model_metadata(const vm_model *m) { return m->metadata; }
 int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json) {
     if (m->quantized)
         return vm_errf(m->err, sizeof m->err, "an INT8 model cannot be re-saved; convert or calibrate the FP32 model");
+    if (vm_weights_plain(m)) return -1;
     vm_st_dtype dt = VM_ST_F32;
     if (dtype && !strcmp(dtype, "f16")) dt = VM_ST_F16;
     else if (dtype && !strcmp(dtype, "bf16")) dt = VM_ST_BF16;

@@ -35,9 +35,18 @@ typedef struct {
     vm_qmatmul *prim;         /* for the planned row count */
 } vm_qlinear;
 
+/* An FP32 linear layer whose weights were packed for oneDNN's matmul
+ * (linears.c). While packed, the plain weight field is NULL. */
+typedef struct {
+    vm_wpack *pack;
+    vm_matmul *prim;          /* for the planned row count */
+    size_t param;             /* index in m->params, or SIZE_MAX */
+} vm_flinear;
+
 typedef struct {
     vm_ln norm;
     vm_qlinear *q_in, *q_out, *q_fc1, *q_fc2; /* NULL: FP32 */
+    vm_flinear *f_in, *f_out, *f_fc1, *f_fc2; /* NULL: not packed */
     const float *in_proj_w;   /* [d_inner*(1+z)][C]       */
     const float *conv_w;      /* [d_inner][9]             */
     const float *conv_b;      /* [d_inner] or NULL        */
@@ -60,6 +69,7 @@ typedef struct {
     const float *ds_reduction; /* v1: [C_next][4C] */
     vm_conv ds_conv;          /* v3 */
     vm_qlinear *q_ds;         /* v1 reduction, INT8 */
+    vm_flinear *f_ds;
     vm_ln outnorm;            /* backbone only */
 } vm_stage;
 
@@ -119,6 +129,10 @@ struct vm_model {
     vm_ln cls_norm;
     const float *head_w, *head_b;
     vm_qlinear *q_head;
+    vm_flinear *f_head;
+    vm_flinear *flin;         /* packed FP32 linears (linears.c) */
+    size_t nflin;
+    int no_pack;              /* VMAMBA_PACK=0: keep plain weights, GEMM via sgemm */
     int quantized;            /* any INT8 layer */
     void **allocs;            /* weight buffers, freed with the model */
     size_t nallocs, capallocs;
@@ -141,6 +155,23 @@ float *vm_model_alloc(vm_model *m, size_t n);
 int vm_arch_finish(vm_model *m);           /* params and FLOPs */
 double vm_arch_gmacs(const vm_model *m, int H, int W);
 void vm_arch_json(const vm_model *m, char *buf, size_t len);
+
+/* linears.c: every linear layer of the model, in one list. */
+typedef struct {
+    const float **w;          /* plain FP32 weights [N][K] (NULL: packed or INT8) */
+    vm_qlinear *q;            /* INT8 layer, or NULL */
+    vm_flinear **f;           /* where its packed form hangs */
+    int N, K;
+    int rows_stage;           /* rows = B*h*w of this stage; +10: of the next stage; -1: B */
+    const float *bias;
+    int gelu, accumulate;     /* fused after the product */
+} vm_lin_slot;
+size_t vm_linears(vm_model *m, vm_lin_slot *out, size_t cap);
+/* Pack every FP32 linear for oneDNN's matmul, dropping the plain copies;
+ * vm_weights_plain undoes it for code that reads weights (save, CUDA
+ * upload, calibration). Both are no-ops when already in that state. */
+int vm_weights_pack(vm_model *m);
+int vm_weights_plain(vm_model *m);
 
 /* forward.c */
 int vm_plan_ensure(vm_model *m, int B, int H, int W);

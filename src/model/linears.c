@@ -1,0 +1,112 @@
+/* linears.c - the model's linear layers as one list, and the packing of
+ * their FP32 weights for oneDNN's matmul.
+ *
+ * Packing trades the plain [N][K] copy for oneDNN's blocked layout, so the
+ * weights are held once either way (peak RSS budget: 1.5x the weights).
+ * Code that reads plain weights (saving, CUDA upload, calibration) calls
+ * vm_weights_plain() first; the next CPU forward packs them again. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "../core/util.h"
+
+static size_t add(vm_lin_slot *out, size_t cap, size_t n, vm_lin_slot s) {
+    if (out && n < cap) out[n] = s;
+    return n + 1;
+}
+
+size_t vm_linears(vm_model *m, vm_lin_slot *out, size_t cap) {
+    const vm_info *I = &m->info;
+    size_t n = 0;
+    for (int s = 0; s < 4; s++) {
+        vm_stage *st = &m->st[s];
+        const int C = st->C, D = st->d_inner, Din = D * (I->z_gate ? 2 : 1);
+        for (int j = 0; j < st->depth; j++) {
+            vm_block *b = &st->blocks[j];
+            n = add(out, cap, n, (vm_lin_slot){&b->in_proj_w, b->q_in, &b->f_in, Din, C, s, NULL, 0, 0});
+            n = add(out, cap, n, (vm_lin_slot){&b->out_proj_w, b->q_out, &b->f_out, C, D, s, NULL, 0, 1});
+            if (st->hidden) {
+                n = add(out, cap, n, (vm_lin_slot){&b->fc1_w, b->q_fc1, &b->f_fc1, st->hidden, C, s, b->fc1_b, 1, 0});
+                n = add(out, cap, n, (vm_lin_slot){&b->fc2_w, b->q_fc2, &b->f_fc2, C, st->hidden, s, b->fc2_b, 0, 1});
+            }
+        }
+        if (s < 3 && I->downsample_version == 1)
+            n = add(out, cap, n, (vm_lin_slot){&st->ds_reduction, st->q_ds, &st->f_ds, st->C_next, 4 * C, s + 10, NULL, 0, 0});
+    }
+    if (m->head_w || m->q_head || m->f_head)
+        n = add(out, cap, n, (vm_lin_slot){&m->head_w, m->q_head, &m->f_head, I->num_classes, I->dims[3], -1, m->head_b, 0, 0});
+    return n;
+}
+
+static vm_lin_slot *all_linears(vm_model *m, size_t *n) {
+    *n = vm_linears(m, NULL, 0);
+    vm_lin_slot *v = vm_xcalloc(*n ? *n : 1, sizeof *v);
+    vm_linears(m, v, *n);
+    return v;
+}
+
+/* Give a weight buffer back to the system (it is one of m->allocs). */
+static void drop_alloc(vm_model *m, const float *p) {
+    for (size_t i = 0; i < m->nallocs; i++)
+        if (m->allocs[i] == p) {
+            free(m->allocs[i]);
+            m->allocs[i] = NULL;
+            return;
+        }
+}
+
+int vm_weights_pack(vm_model *m) {
+    if (m->flin) return 0;
+    vm_plan_free(m); /* its primitives were made for plain weights */
+    size_t n, k = 0;
+    vm_lin_slot *v = all_linears(m, &n);
+    m->flin = vm_xcalloc(n ? n : 1, sizeof *m->flin);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (v[i].q || !*v[i].w) continue;
+        vm_flinear *f = &m->flin[k];
+        f->param = SIZE_MAX;
+        for (size_t p = 0; p < m->nparams; p++)
+            if (m->params[p].data == *v[i].w) f->param = p;
+        char e[256];
+        f->pack = vm_wpack_create(v[i].N, v[i].K, *v[i].w, e, sizeof e);
+        if (!f->pack) {
+            rc = vm_errf(m->err, sizeof m->err, "%s", e);
+            break;
+        }
+        /* one layer at a time, so the peak is the weights plus one layer */
+        drop_alloc(m, *v[i].w);
+        if (f->param != SIZE_MAX) m->params[f->param].data = NULL;
+        *v[i].w = NULL;
+        *v[i].f = f;
+        m->nflin = ++k;
+    }
+    free(v);
+    if (rc) vm_weights_plain(m);
+    return rc;
+}
+
+int vm_weights_plain(vm_model *m) {
+    if (!m->flin) return 0;
+    vm_plan_free(m); /* its matmul primitives point at the packs */
+    size_t n;
+    vm_lin_slot *v = all_linears(m, &n);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        vm_flinear *f = *v[i].f;
+        if (!f) continue;
+        float *w = vm_model_alloc(m, (size_t)v[i].N * v[i].K);
+        if (vm_wpack_unpack(f->pack, w)) rc = vm_errf(m->err, sizeof m->err, "oneDNN: cannot unpack a %d x %d weight matrix", v[i].N, v[i].K);
+        vm_wpack_free(f->pack);
+        *v[i].w = w;
+        if (f->param != SIZE_MAX) m->params[f->param].data = w;
+        *v[i].f = NULL;
+    }
+    free(v);
+    free(m->flin);
+    m->flin = NULL;
+    m->nflin = 0;
+    return rc;
+}
