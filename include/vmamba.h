@@ -98,6 +98,14 @@ const char *vm_model_device(const vm_model *m);
 /* Number of usable CUDA devices; 0 without a GPU or without CUDA support. */
 int vm_cuda_devices(void);
 
+/* Memory for input batches (and outputs). With a CUDA device present it is
+ * page-locked, so a model on the GPU uploads it at full bus speed (plain
+ * malloc'd memory is staged through the driver at a fraction of that);
+ * otherwise it is ordinary aligned memory. NULL when out of memory. Free
+ * with vm_host_free only. */
+void *vm_host_alloc(size_t bytes);
+void vm_host_free(void *p);
+
 /* Threads used by forward passes; <= 0 means OMP_NUM_THREADS or all cores. */
 void vm_set_threads(int n);
 int vm_get_threads(void);

@@ -11,6 +11,7 @@
  * input, every stage output on every input that has a trace, and the
  * first SS2D's internals step by step on the _dbg input. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,10 +399,36 @@ START_TEST(golden_cuda_digits) {
     float *logits = malloc(200 * 10 * sizeof(float));
     ck_assert(vm_forward(m, in.data, 200, 32, 32, logits) == 0);
     tclose("cuda digits logits", logits, ref.data, ref.numel, TOL);
+    /* From a page-locked vm_host_alloc buffer (the direct upload path):
+     * the same bits as from ordinary memory. */
+    float *pin = vm_host_alloc(in.numel * sizeof(float)), *l2 = malloc(200 * 10 * sizeof(float));
+    ck_assert(pin != NULL);
+    memcpy(pin, in.data, in.numel * sizeof(float));
+    ck_assert(vm_forward(m, pin, 200, 32, 32, l2) == 0);
+    ck_assert(memcmp(logits, l2, 200 * 10 * sizeof(float)) == 0);
+    vm_host_free(pin);
+    free(l2);
     free(logits);
     vm_npy_free(&in);
     vm_npy_free(&ref);
     vm_model_free(m);
+}
+END_TEST
+
+/* vm_host_alloc: aligned, usable, freed by vm_host_free, NULL on absurd
+ * sizes (pinned when a GPU is present, plain otherwise). */
+START_TEST(host_buffers) {
+    unsigned char *p = vm_host_alloc(1 << 20);
+    ck_assert(p != NULL);
+    ck_assert_uint_eq((uintptr_t)p % 64, 0);
+    memset(p, 0xab, 1 << 20);
+    ck_assert_uint_eq(p[(1 << 20) - 1], 0xab);
+    vm_host_free(p);
+    vm_host_free(NULL);
+    ck_assert(vm_host_alloc(SIZE_MAX) == NULL);
+    void *z = vm_host_alloc(0);
+    ck_assert(z != NULL);
+    vm_host_free(z);
 }
 END_TEST
 
@@ -415,6 +442,7 @@ Suite *suite_golden(void) {
     tcase_add_loop_test(tc, golden_digits, 0, n_isa());
     tcase_add_loop_test(tc, golden_plain_gemm, 0, nc * 2);
     tcase_add_test(tc, pack_roundtrip);
+    tcase_add_test(tc, host_buffers);
     tcase_add_loop_test(tc, golden_cuda, 0, nc * 4 * 3);
     tcase_add_test(tc, golden_cuda_digits);
     suite_add_tcase(s, tc);

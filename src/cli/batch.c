@@ -67,11 +67,20 @@ int cli_batch_run(const cli_batch_job *job, long *n_ok, long *n_fail, double *se
     for (int k = 0; k < 2; k++) {
         bufs[k].job = job;
         bufs[k].items = calloc((size_t)B, sizeof(cli_item));
-        bufs[k].data = malloc((size_t)B * per * sizeof(float));
+        bufs[k].data = vm_host_alloc((size_t)B * per * sizeof(float)); /* page-locked when a GPU is present */
         bufs[k].eof = 0;
         bufs[k].n = 0;
     }
     float *logits = malloc((size_t)B * I.num_classes * sizeof(float));
+    if (!logits || !bufs[0].data || !bufs[1].data || !bufs[0].items || !bufs[1].items) {
+        for (int k = 0; k < 2; k++) {
+            free(bufs[k].items);
+            vm_host_free(bufs[k].data);
+        }
+        free(logits);
+        fprintf(stderr, "vmamba: out of memory for batches of %d images\n", B);
+        return -1;
+    }
     double t0 = now(), last_draw = 0;
     long done = 0;
     *n_ok = *n_fail = 0;
@@ -114,7 +123,7 @@ int cli_batch_run(const cli_batch_job *job, long *n_ok, long *n_fail, double *se
     *seconds = now() - t0;
     for (int k = 0; k < 2; k++) {
         free(bufs[k].items);
-        free(bufs[k].data);
+        vm_host_free(bufs[k].data);
     }
     free(logits);
     return rc;

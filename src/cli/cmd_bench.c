@@ -77,7 +77,12 @@ int cmd_bench(int argc, char **argv) {
     vm_info I;
     vm_model_info(m, &I);
     size_t n = (size_t)batch * 3 * size * size;
-    float *x = malloc(n * sizeof *x), *out = NULL, *feats[4] = {0};
+    float *x = vm_host_alloc(n * sizeof *x), *out = NULL, *feats[4] = {0};
+    if (!x) {
+        fprintf(stderr, "vmamba bench: out of memory for a %d-image batch\n", batch);
+        vm_model_free(m);
+        return 1;
+    }
     uint64_t s = 12345;
     for (size_t i = 0; i < n; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -113,10 +118,10 @@ int cmd_bench(int argc, char **argv) {
         for (int k = 0; k < VM_OP_COUNT; k++) total += m->prof.seconds[k];
         const char *name = arch ? arch : model;
         if (json) {
-            printf("{\"model\": \"%s\", \"device\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, \"isa\": \"%s\", "
+            printf("{\"model\": \"%s\", \"device\": \"%s\", \"precision\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, \"isa\": \"%s\", "
                    "\"latency_ms_median\": %.3f, \"latency_ms_min\": %.3f, \"images_per_s\": %.2f, \"gflops\": %.2f, "
                    "\"gmacs_per_image\": %.3f, \"peak_rss_mb\": %.1f",
-                   name, vm_model_device(m), size, batch, vm_get_threads(), vm_kernels()->name, med * 1e3, t[0] * 1e3, batch / med,
+                   name, vm_model_device(m), strcmp(vm_model_device(m), "cpu") && dev.precision ? dev.precision : "fp32", size, batch, vm_get_threads(), vm_kernels()->name, med * 1e3, t[0] * 1e3, batch / med,
                    2 * gmacs / med, gmacs / batch, rss);
             if (profile) {
                 printf(", \"profile_ms\": {");
@@ -142,7 +147,7 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     free(t);
-    free(x);
+    vm_host_free(x);
     free(out);
     for (int k = 0; k < 4; k++) free(feats[k]);
     vm_model_free(m);

@@ -41,11 +41,9 @@ struct state {
     float *arena, *in, *x, *t0, *t1, *t2, *t3, *t5, *col, *out, *scan;
     size_t out_n;
     cudaEvent_t ev0, ev1; /* for --profile */
+    int scan_chunks;      /* VMAMBA_CUDA_SCAN_CHUNKS (tests): 0 = fit the GPU */
 };
 
-/* Scan chunk length: long enough to amortise the carry pass, short enough
- * to give the GPU tens of thousands of threads at batch 1. */
-const int SCAN_CHUNK = 64;
 
 #define CK(call)                                                                                   \
     do {                                                                                           \
@@ -191,7 +189,7 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
     }
     size_t sscan = 0;
     for (int i = 0; i < 4; i++)
-        sscan = mx(sscan, vmc_scan_chunked_scratch(B, s->h[i], s->w[i], m->st[i].d_inner, I->d_state, SCAN_CHUNK));
+        sscan = mx(sscan, vmc_scan_chunked_scratch(B, s->h[i], s->w[i], m->st[i].d_inner, I->d_state));
     size_t out_n = 0;
     if (I->num_classes) out_n = (size_t)B * I->num_classes;
     for (int i = 0; i < 4 && I->is_backbone; i++) out_n = mx(out_n, (size_t)B * s->h[i] * s->w[i] * I->dims[i]);
@@ -229,6 +227,15 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
         }                                                                       \
     } while (0)
 
+/* Add the GPU time since ev0 was recorded to op (profiling only). */
+void prof_since(vm_model *m, state *s, vm_op op) {
+    cudaEventRecord(s->ev1, s->stream);
+    cudaEventSynchronize(s->ev1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, s->ev0, s->ev1);
+    m->prof.seconds[op] += ms * 1e-3;
+}
+
 int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, int h, int w) {
     const int C = st->C, D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N;
     const int Din = D * (m->info.z_gate ? 2 : 1);
@@ -241,7 +248,7 @@ int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, in
     GPROF(VM_OP_X_PROJ, rc |= gemm(s, (int)T, 4 * P, D, s->t2, D, bk->x_proj, D, s->t3, 4 * P, 0.0f));
     /* dt_proj runs inside the scan kernel */
     GPROF(VM_OP_SCAN, vmc_scan_cross_chunked(s->t5, s->scan, s->t2, bk->dt_w, s->t3, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N,
-                                             R, SCAN_CHUNK, q));
+                                             R, vmc_scan_chunks(B, h, w, D, s->scan_chunks), q));
     GPROF(VM_OP_NORM, vmc_layernorm(s->t5, s->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS, q));
     if (m->info.z_gate) GPROF(VM_OP_GATE, vmc_mul_silu(s->t5, s->t5, s->t1 + D, T, D, Din, q));
     GPROF(VM_OP_OUT_PROJ, rc |= gemm(s, (int)T, C, D, s->t5, D, bk->out_proj, D, s->x, C, 1.0f));
@@ -264,9 +271,12 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
     const vm_info *I = &m->info;
     if (plan(m, s, B, H, W, err, errlen)) return -1;
     cudaStream_t q = s->stream;
-    CK(cudaMemcpyAsync(s->in, in, (size_t)B * 3 * H * W * sizeof(float), cudaMemcpyHostToDevice, q));
-    vmc_nchw_to_nhwc(s->t0, s->in, B, 3, H, W, q);
+    cudaError_t ce = cudaSuccess;
+    GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(s->in, in, (size_t)B * 3 * H * W * sizeof(float), cudaMemcpyHostToDevice, q));
+    CK(ce);
     int rc = 0, oh, ow;
+    if (m->prof.enabled) cudaEventRecord(s->ev0, q);
+    vmc_nchw_to_nhwc(s->t0, s->in, B, 3, H, W, q);
     if (I->patch_embed_version == 1) {
         rc |= conv(s, &s->pe1, s->t0, B, H, W, s->x, &oh, &ow);
         vmc_layernorm(s->x, s->x, s->pe_norm1.w, s->pe_norm1.b, (size_t)B * oh * ow, I->dims[0], VM_LN_EPS, q);
@@ -278,6 +288,7 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
         rc |= conv(s, &s->pe2, s->t1, B, oh, ow, s->x, &oh, &ow);
         vmc_layernorm(s->x, s->x, s->pe_norm2.w, s->pe_norm2.b, (size_t)B * oh * ow, I->dims[0], VM_LN_EPS, q);
     }
+    if (m->prof.enabled) prof_since(m, s, VM_OP_PATCH_EMBED);
     for (int i = 0; i < 4 && !rc; i++) {
         const vm_stage *st = &m->st[i];
         const int h = s->h[i], w = s->w[i];
@@ -290,6 +301,7 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
             CK(cudaStreamSynchronize(q)); /* s->out is reused by the next stage */
         }
         if (i == 3) break;
+        if (m->prof.enabled) cudaEventRecord(s->ev0, q);
         if (I->downsample_version == 1) {
             vmc_patch_merge(s->t0, s->x, B, h, w, st->C, q);
             size_t T2 = (size_t)B * s->h[i + 1] * s->w[i + 1];
@@ -299,16 +311,20 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
             rc |= conv(s, &s->st[i].ds_conv, s->x, B, h, w, s->t0, &oh, &ow);
             vmc_layernorm(s->x, s->t0, s->st[i].ds_norm.w, s->st[i].ds_norm.b, (size_t)B * oh * ow, st->C_next, VM_LN_EPS, q);
         }
+        if (m->prof.enabled) prof_since(m, s, VM_OP_DOWNSAMPLE);
     }
     if (rc) return vm_errf(err, errlen, "cuBLAS GEMM failed");
     if (logits) {
         const int C = I->dims[3], L = s->h[3] * s->w[3];
+        if (m->prof.enabled) cudaEventRecord(s->ev0, q);
         vmc_layernorm(s->t0, s->x, s->cls_norm.w, s->cls_norm.b, (size_t)B * L, C, VM_LN_EPS, q);
         vmc_mean_tokens(s->t1, s->t0, B, L, C, q);
         vmc_fill_rows(s->out, s->head_b, (size_t)B, I->num_classes, q);
         if (gemm(s, B, I->num_classes, C, s->t1, C, s->head_w, C, s->out, I->num_classes, 1.0f))
             return vm_errf(err, errlen, "cuBLAS GEMM failed");
-        CK(cudaMemcpyAsync(logits, s->out, (size_t)B * I->num_classes * sizeof(float), cudaMemcpyDeviceToHost, q));
+        if (m->prof.enabled) prof_since(m, s, VM_OP_HEAD);
+        GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(logits, s->out, (size_t)B * I->num_classes * sizeof(float), cudaMemcpyDeviceToHost, q));
+        CK(ce);
     }
     CK(cudaStreamSynchronize(q));
     CK(cudaGetLastError());
@@ -371,6 +387,13 @@ extern "C" int vm_cuda_device_count(void) {
     return n;
 }
 
+extern "C" void *vm_cuda_host_alloc(size_t bytes) {
+    void *p = NULL;
+    return cudaMallocHost(&p, bytes) == cudaSuccess ? p : NULL;
+}
+
+extern "C" void vm_cuda_host_free(void *p) { cudaFreeHost(p); }
+
 extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen) {
     if (vm_cuda_device_count() < 1) return vm_errf(err, errlen, "no CUDA device found");
     if (m->quantized) return vm_errf(err, errlen, "INT8 models run on the CPU only; use the FP32 model with --device cuda");
@@ -393,6 +416,8 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errl
     cublasSetStream(s->blas, s->stream);
     cudaEventCreate(&s->ev0);
     cudaEventCreate(&s->ev1);
+    const char *sc = getenv("VMAMBA_CUDA_SCAN_CHUNKS");
+    s->scan_chunks = sc ? atoi(sc) : 0;
     /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
     cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
     if (upload(m, s, err, errlen)) {

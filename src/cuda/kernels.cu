@@ -83,11 +83,12 @@ void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, 
  * The recurrence h_l = exp(delta_l A) h_{l-1} + delta_l B_l u_l is linear,
  * so a chunk of S steps maps its start state h0 to
  *   h_end = exp(A sum(delta)) h0 + h_end|h0=0.
- * Pass 1 runs every chunk from h0 = 0 and keeps (sum delta, h_end); a
- * short sequential pass per (b, k, d) turns those into each chunk's true
- * start state; pass 2 reruns every chunk from it and writes y for its
- * direction into ys[k]; a last kernel sums the 4 directions. Work is 2x the
- * sequential scan, parallelism nchunk x 4 x higher. */
+ * With one chunk per sequence (large batches already fill the GPU) a single
+ * pass runs the scan and writes y. With several, pass 1 runs every chunk
+ * from h0 = 0 and keeps (sum delta, h_end); a short sequential pass per
+ * (b, k, d) turns those into each chunk's true start state; pass 2 reruns
+ * every chunk from it and writes y. Each direction writes ys[k]; a last
+ * kernel sums the 4 (a fixed order, so results are reproducible). */
 struct scan_args {
     const float *u, *dtw, *dbl, *A, *Ds, *dt_bias;
     int B, H, W, D, N, R, S, nchunk;
@@ -97,53 +98,88 @@ struct scan_args {
  * the 1e-4 golden tolerance; torch's threshold 20 kept. */
 __device__ __forceinline__ float softplus_fast(float x) { return x > 20.0f ? x : __logf(1.0f + __expf(x)); }
 
-template <int NMAX>
-__global__ void k_scan_chunk(scan_args g, float *sumd, float *hbuf, int pass, float *ys) {
-    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int D = g.D, N = g.N, H = g.H, W = g.W, L = H * W, R = g.R, P = R + 2 * N;
-    if (idx >= (size_t)g.B * 4 * g.nchunk * D) return;
-    int d = (int)(idx % D);
-    size_t r = idx / D;
-    int c = (int)(r % g.nchunk), k = (int)(r / g.nchunk % 4), b = (int)(r / g.nchunk / 4);
-    size_t sidx = (((size_t)b * 4 + k) * g.nchunk + c); /* chunk id */
-    float h[NMAX], a[NMAX], wdt[VM_CUDA_MAX_DT_RANK];
-    for (int n = 0; n < N; n++) {
-        a[n] = g.A[((size_t)k * D + d) * N + n] * 1.44269504f; /* exp(x) = exp2(x log2 e) */
-        h[n] = pass ? hbuf[(sidx * N + n) * D + d] : 0.0f;
+/* Steps per tile: the block loads a tile's x_proj rows and inputs into
+ * shared memory with every load in flight at once, then runs the
+ * recurrence without waiting on a global load at each step. */
+#define SCAN_TS 32
+
+/* One block per (b, k, chunk, channel tile), one thread per channel.
+ * NMAX and RP (dt rank rounded up to 8) are compile-time so that the state
+ * and the dt_proj row live in registers: fully unrolled loops with the
+ * runtime N and R as guards (a runtime-indexed array would go to local
+ * memory and cost a load per multiply-add). */
+template <int NMAX, int RP>
+__global__ void __launch_bounds__(128) k_scan_chunk(scan_args g, float *sumd, float *hbuf, int load_h0, int write_y, float *ys) {
+    extern __shared__ float sm[];
+    const int D = g.D, N = g.N, H = g.H, L = H * g.W, R = g.R, P = R + 2 * N, DT = blockDim.x;
+    const int ntile = (D + DT - 1) / DT;
+    size_t r = blockIdx.x / ntile;
+    const int d = (int)(blockIdx.x % ntile) * DT + threadIdx.x;
+    const bool live = d < D;
+    const int dd = live ? d : D - 1; /* idle lanes read a valid channel, write nothing */
+    const int c = (int)(r % g.nchunk), k = (int)(r / g.nchunk % 4), b = (int)(r / g.nchunk / 4);
+    const size_t sidx = (((size_t)b * 4 + k) * g.nchunk + c); /* chunk id */
+    float *srow = sm, *su = sm + SCAN_TS * P;
+    int *stok = (int *)(su + SCAN_TS * DT);
+    float h[NMAX], a[NMAX], wdt[RP];
+#pragma unroll
+    for (int n = 0; n < NMAX; n++) {
+        a[n] = n < N ? g.A[((size_t)k * D + dd) * N + n] * 1.44269504f : 0.0f; /* exp(x) = exp2(x log2 e) */
+        h[n] = n < N && load_h0 ? hbuf[(sidx * N + n) * D + dd] : 0.0f;
     }
     /* dt_proj fused: delta = softplus(dt_w[k][d] . x_dbl[tok][k][0:R] + bias) */
-    const float *dtw = g.dtw + ((size_t)k * D + d) * R;
-    for (int q = 0; q < R; q++) wdt[q] = dtw[q];
-    const float bk = g.dt_bias[k * D + d], Dk = g.Ds[k * D + d];
+    const float *dtw = g.dtw + ((size_t)k * D + dd) * R;
+#pragma unroll
+    for (int q = 0; q < RP; q++) wdt[q] = q < R ? dtw[q] : 0.0f;
+    const float bk = g.dt_bias[k * D + dd], Dk = g.Ds[k * D + dd];
     float sd = 0.0f;
     const int l0 = c * g.S, l1 = min(L, l0 + g.S);
-    /* Walk the direction's token order incrementally (no division per step). */
-    int ll = k >= 2 ? L - 1 - l0 : l0, step = k >= 2 ? -1 : 1;
-    int hh = ll % H, ww = ll / H; /* column-major position, for k odd */
-    for (int l = l0; l < l1; l++) {
-        int t = (k & 1) ? hh * W + ww : ll;
-        size_t tok = (size_t)b * L + t;
-        const float *row = g.dbl + tok * 4 * P + (size_t)k * P;
-        float dt = bk;
-        for (int q = 0; q < R; q++) dt = fmaf(wdt[q], row[q], dt);
-        float uu = g.u[tok * D + d];
-        float dl = softplus_fast(dt);
-        const float *Bv = row + R, *Cv = Bv + N;
-        float acc = 0.0f, du = dl * uu;
-        sd += dl;
-        for (int n = 0; n < N; n++) {
-            h[n] = exp2f(dl * a[n]) * h[n] + du * Bv[n];
-            acc += h[n] * Cv[n];
+    const size_t base = (size_t)b * L;
+    float *yk = ys + (size_t)k * g.B * L * D;
+    for (int lt = l0; lt < l1; lt += SCAN_TS) {
+        const int ns = min(SCAN_TS, l1 - lt);
+        __syncthreads(); /* the previous tile is consumed */
+        if (threadIdx.x < SCAN_TS) stok[threadIdx.x] = threadIdx.x < ns ? scan_token(k, lt + threadIdx.x, H, g.W) : 0;
+        __syncthreads();
+#pragma unroll 4
+        for (int i = threadIdx.x; i < ns * P; i += DT) {
+            int j = i / P, q = i - j * P;
+            srow[i] = __ldg(g.dbl + (base + stok[j]) * 4 * P + (size_t)k * P + q);
         }
-        if (pass) ys[((size_t)k * g.B * L + tok) * D + d] = acc + Dk * uu;
-        ll += step;
-        hh += step;
-        if (hh == H) { hh = 0; ww++; }
-        else if (hh < 0) { hh = H - 1; ww--; }
+        /* This thread's inputs for the tile: independent loads, all in
+         * flight at once (a loop storing each one would wait for each). */
+        float uv[SCAN_TS];
+#pragma unroll
+        for (int j = 0; j < SCAN_TS; j++) uv[j] = j < ns ? __ldg(g.u + (base + stok[j]) * D + dd) : 0.0f;
+#pragma unroll
+        for (int j = 0; j < SCAN_TS; j++) su[j * DT + threadIdx.x] = uv[j];
+        __syncthreads();
+#pragma unroll 4
+        for (int j = 0; j < ns; j++) {
+            const float *row = srow + j * P;
+            float dt = bk;
+#pragma unroll
+            for (int q = 0; q < RP; q++)
+                if (q < R) dt = fmaf(wdt[q], row[q], dt);
+            const float uu = su[j * DT + threadIdx.x];
+            float dl = softplus_fast(dt);
+            const float *Bv = row + R, *Cv = Bv + N;
+            float acc = 0.0f, du = dl * uu;
+            sd += dl;
+#pragma unroll
+            for (int n = 0; n < NMAX; n++)
+                if (n < N) {
+                    h[n] = exp2f(dl * a[n]) * h[n] + du * Bv[n];
+                    acc += h[n] * Cv[n];
+                }
+            if (write_y && live) yk[(base + stok[j]) * D + d] = acc + Dk * uu;
+        }
     }
-    if (!pass) {
+    if (!write_y && live) {
         sumd[sidx * D + d] = sd;
-        for (int n = 0; n < N; n++) hbuf[(sidx * N + n) * D + d] = h[n];
+#pragma unroll
+        for (int n = 0; n < NMAX; n++)
+            if (n < N) hbuf[(sidx * N + n) * D + d] = h[n];
     }
 }
 
@@ -174,23 +210,62 @@ __global__ void k_merge4(float *y, const float *ys, size_t n) {
     if (i < n) y[i] = ys[i] + ys[n + i] + ys[2 * n + i] + ys[3 * n + i];
 }
 
-size_t vmc_scan_chunked_scratch(int B, int H, int W, int D, int N, int S) {
-    size_t L = (size_t)H * W, nchunk = (L + S - 1) / S;
+/* Shortest chunk: below this the carry pass and the second pass cost more
+ * than the parallelism gives back. */
+static const int MIN_CHUNK = 16;
+
+int vmc_scan_chunks(int B, int H, int W, int D, int force) {
+    int L = H * W, most = (L + MIN_CHUNK - 1) / MIN_CHUNK;
+    if (force > 0) return force < most ? force : most;
+    /* Chunks cost a second pass, so only split when the sequences alone
+     * give under ~256 threads per SM (measured on an H100 at batch 128:
+     * one chunk beat 2-8 at every stage, with 49k+ sequences). */
+    static int threads = 0;
+    if (!threads) {
+        int dev = 0, sms = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+        threads = sms > 0 ? 256 * sms : 1 << 15;
+    }
+    double seqs = 4.0 * B * D;
+    int n = (int)((threads + seqs - 1) / seqs);
+    return n < 1 ? 1 : n > most ? most : n;
+}
+
+size_t vmc_scan_chunked_scratch(int B, int H, int W, int D, int N) {
+    size_t L = (size_t)H * W, nchunk = (L + MIN_CHUNK - 1) / MIN_CHUNK; /* the most vmc_scan_chunks gives */
     return 4 * (size_t)B * L * D + (size_t)B * 4 * nchunk * D * (1 + (size_t)N);
 }
 
+template <int NMAX>
+static void launch_rp(int RP, unsigned nb, unsigned nt, size_t smem, cudaStream_t s, scan_args g, float *sumd, float *hbuf,
+                      int load_h0, int write_y, float *ys) {
+#define VMC_RP(v) case v: k_scan_chunk<NMAX, v><<<nb, nt, smem, s>>>(g, sumd, hbuf, load_h0, write_y, ys); break
+    switch (RP) { VMC_RP(8); VMC_RP(16); VMC_RP(24); VMC_RP(32); VMC_RP(40); VMC_RP(48); VMC_RP(56); default: VMC_RP(64); }
+#undef VMC_RP
+}
+
 void vmc_scan_cross_chunked(float *y, float *scratch, const float *u, const float *dt_w, const float *dbl, const float *A,
-                            const float *Ds, const float *dt_bias, int B, int H, int W, int D, int N, int R, int S,
+                            const float *Ds, const float *dt_bias, int B, int H, int W, int D, int N, int R, int nchunk,
                             cudaStream_t s) {
     int L = H * W;
-    scan_args g = {u, dt_w, dbl, A, Ds, dt_bias, B, H, W, D, N, R, S, (L + S - 1) / S};
+    if (nchunk < 1) nchunk = 1;
+    if (nchunk > (L + MIN_CHUNK - 1) / MIN_CHUNK) nchunk = (L + MIN_CHUNK - 1) / MIN_CHUNK;
+    int S = (L + nchunk - 1) / nchunk;
+    nchunk = (L + S - 1) / S;
+    scan_args g = {u, dt_w, dbl, A, Ds, dt_bias, B, H, W, D, N, R, S, nchunk};
     float *ys = scratch, *sumd = ys + 4 * (size_t)B * L * D, *hbuf = sumd + (size_t)B * 4 * g.nchunk * D;
-    size_t nt = (size_t)B * 4 * g.nchunk * D;
-    unsigned nb = blocks_for(nt, 128);
-    for (int pass = 0; pass < 2; pass++) {
-        if (N <= 1) k_scan_chunk<1><<<nb, 128, 0, s>>>(g, sumd, hbuf, pass, ys);
-        else if (N <= 16) k_scan_chunk<16><<<nb, 128, 0, s>>>(g, sumd, hbuf, pass, ys);
-        else k_scan_chunk<VM_CUDA_MAX_STATE><<<nb, 128, 0, s>>>(g, sumd, hbuf, pass, ys);
+    /* Channel tile: all of D up to 128 threads, else 128 (or 96 when that
+     * divides D evenly and 128 does not). */
+    int DT = D <= 128 ? (D + 31) / 32 * 32 : (D % 128 == 0 || D % 96 != 0 ? 128 : 96);
+    unsigned nb = (unsigned)((size_t)B * 4 * g.nchunk * ((D + DT - 1) / DT));
+    size_t smem = (size_t)SCAN_TS * (R + 2 * N + DT) * sizeof(float) + SCAN_TS * sizeof(int);
+    int RP = (R + 7) / 8 * 8;
+    for (int pass = nchunk > 1 ? 0 : 1; pass < 2; pass++) {
+        int load_h0 = pass && nchunk > 1, write_y = pass;
+        if (N <= 1) launch_rp<1>(RP, nb, DT, smem, s, g, sumd, hbuf, load_h0, write_y, ys);
+        else if (N <= 16) launch_rp<16>(RP, nb, DT, smem, s, g, sumd, hbuf, load_h0, write_y, ys);
+        else k_scan_chunk<VM_CUDA_MAX_STATE, VM_CUDA_MAX_DT_RANK><<<nb, DT, smem, s>>>(g, sumd, hbuf, load_h0, write_y, ys);
         if (!pass) k_scan_carry<<<blocks_for((size_t)B * 4 * D, 128), 128, 0, s>>>(g, sumd, hbuf);
     }
     size_t n = (size_t)B * L * D;

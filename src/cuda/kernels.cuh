@@ -14,13 +14,17 @@ void vmc_gelu(float *x, size_t n, cudaStream_t s);
 void vmc_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz, cudaStream_t s);
 void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H, int W,
                         int C, cudaStream_t s);
-/* The selective scan with cross-scan and cross-merge fused, parallel over chunks of S steps (see kernels.cu), with the
- * dt projection fused in: dt_w [4][D][R] (R <= 64) applied to x_proj's
- * first R outputs. Needs vmc_scan_chunked_scratch() floats of scratch. */
+/* The selective scan with cross-scan and cross-merge fused, each sequence
+ * cut into nchunk chunks run in parallel (see kernels.cu), with the dt
+ * projection fused in: dt_w [4][D][R] (R <= 64) applied to x_proj's first
+ * R outputs. Needs vmc_scan_chunked_scratch() floats of scratch (enough
+ * for any chunk count). vmc_scan_chunks picks the count that fills this
+ * GPU (force > 0: that many, for tests). */
 #define VM_CUDA_MAX_DT_RANK 64
-size_t vmc_scan_chunked_scratch(int B, int H, int W, int D, int N, int S);
+int vmc_scan_chunks(int B, int H, int W, int D, int force);
+size_t vmc_scan_chunked_scratch(int B, int H, int W, int D, int N);
 void vmc_scan_cross_chunked(float *y, float *scratch, const float *u, const float *dt_w, const float *dbl, const float *A,
-                            const float *Ds, const float *dt_bias, int B, int H, int W, int D, int N, int R, int S,
+                            const float *Ds, const float *dt_bias, int B, int H, int W, int D, int N, int R, int nchunk,
                             cudaStream_t s);
 /* col[(b,oy,ox)][(ky,kx,ci)] for a k x k, stride st, pad p convolution. */
 void vmc_im2col(float *col, const float *in, int B, int H, int W, int C, int k, int st, int p, int OH, int OW,

@@ -5,6 +5,7 @@
 #endif
 #include <omp.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "model.h"
@@ -68,6 +69,35 @@ int vm_cuda_devices(void) {
 #else
     return 0;
 #endif
+}
+
+/* A 64-byte header before the block says how it was allocated (and keeps
+ * the block 64-byte aligned). */
+#define HOST_HDR 64
+void *vm_host_alloc(size_t bytes) {
+    if (bytes > SIZE_MAX - HOST_HDR) return NULL;
+    unsigned char *p = NULL;
+    int pinned = 0;
+#ifdef VM_HAVE_CUDA
+    if (vm_cuda_device_count() > 0 && (p = vm_cuda_host_alloc(bytes + HOST_HDR)) != NULL) pinned = 1;
+#endif
+    if (!p && posix_memalign((void **)&p, 64, bytes + HOST_HDR) != 0) return NULL;
+    memcpy(p, &pinned, sizeof pinned);
+    return p + HOST_HDR;
+}
+
+void vm_host_free(void *q) {
+    if (!q) return;
+    unsigned char *p = (unsigned char *)q - HOST_HDR;
+    int pinned;
+    memcpy(&pinned, p, sizeof pinned);
+#ifdef VM_HAVE_CUDA
+    if (pinned) {
+        vm_cuda_host_free(p);
+        return;
+    }
+#endif
+    free(p);
 }
 
 const char *vm_model_device(const vm_model *m) { return m->dev ? m->dev->name : "cpu"; }

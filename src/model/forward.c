@@ -19,7 +19,7 @@ static size_t maxz(size_t a, size_t b) { return a > b ? a : b; }
 
 const char *const vm_op_names[VM_OP_COUNT] = {"patch_embed", "layernorm", "in_proj", "dwconv+silu", "x_proj+dt_proj",
                                                "selective_scan", "gate", "out_proj", "mlp_gemm", "gelu",
-                                               "downsample", "head"};
+                                               "downsample", "head", "host<->device"};
 
 static double now_s(void) {
     struct timespec t;

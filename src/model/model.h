@@ -79,7 +79,7 @@ typedef void (*vm_trace_fn)(void *user, const char *name, const float *data, int
 /* Per-op time accounting for `vmamba bench --profile`. */
 typedef enum {
     VM_OP_PATCH_EMBED, VM_OP_NORM, VM_OP_IN_PROJ, VM_OP_DWCONV, VM_OP_X_PROJ, VM_OP_SCAN, VM_OP_GATE,
-    VM_OP_OUT_PROJ, VM_OP_MLP_GEMM, VM_OP_GELU, VM_OP_DOWNSAMPLE, VM_OP_HEAD, VM_OP_COUNT
+    VM_OP_OUT_PROJ, VM_OP_MLP_GEMM, VM_OP_GELU, VM_OP_DOWNSAMPLE, VM_OP_HEAD, VM_OP_TRANSFER, VM_OP_COUNT
 } vm_op;
 extern const char *const vm_op_names[VM_OP_COUNT];
 typedef struct {
@@ -182,6 +182,8 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
 /* src/cuda/backend.cu: upload the weights and switch m to the GPU. */
 int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen);
 int vm_cuda_device_count(void);
+void *vm_cuda_host_alloc(size_t bytes); /* page-locked, or NULL */
+void vm_cuda_host_free(void *p);
 #endif
 
 /* Test hook (not in the public header). */
