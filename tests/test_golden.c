@@ -187,6 +187,7 @@ END_TEST
 START_TEST(golden_plain_gemm) {
     const gconfig *c = &configs[_i / 2];
     vm_model *m = load(c->name);
+    ck_assert_msg(vm_weights_plain(m) == 0, "%s", vm_model_error(m)); /* loading packed them */
     m->no_pack = 1;
     check_outputs(m, c, _i % 2 ? "_odd1" : "", "plain-gemm");
     ck_assert_msg(m->nflin == 0, "weights were packed with packing off");
@@ -194,9 +195,10 @@ START_TEST(golden_plain_gemm) {
 }
 END_TEST
 
-/* Packing drops the plain weights and unpacking restores them exactly:
- * a model saved after a (packing) forward pass is byte-identical to one
- * saved before, and packing again gives the same logits bit for bit. */
+/* Loading packs the FP32 linears; unpacking restores them exactly: a model
+ * saved straight after loading (unpacks) and one saved after a forward pass
+ * (packs again) are byte-identical, and re-packing gives the same logits
+ * bit for bit. */
 START_TEST(pack_roundtrip) {
     const gconfig *c = &configs[3]; /* v2_s1: classifier, MLP, fused GELU */
     vm_model *m = load(c->name);
@@ -205,6 +207,7 @@ START_TEST(pack_roundtrip) {
     int B = (int)in.shape[0], H = (int)in.shape[2], W = (int)in.shape[3];
     vm_info I;
     vm_model_info(m, &I);
+    ck_assert_msg(m->nflin > 0, "loading did not pack");
     char p1[64], p2[64];
     snprintf(p1, sizeof p1, "/tmp/vmtest_pack_%d_a.safetensors", (int)getpid());
     snprintf(p2, sizeof p2, "/tmp/vmtest_pack_%d_b.safetensors", (int)getpid());

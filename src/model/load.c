@@ -491,6 +491,13 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
      * benchmarks and bug reports, like VMAMBA_ISA). */
     const char *pk = getenv("VMAMBA_PACK");
     m->no_pack = pk && !strcmp(pk, "0");
+    /* Pack the FP32 linear weights for the CPU now, so the first forward
+     * pays nothing extra (moving to CUDA or calibrating unpacks them). */
+    if (!m->no_pack && vm_weights_pack(m)) {
+        vm_errf(err, errlen, "%s", m->err);
+        vm_model_free(m);
+        return NULL;
+    }
     return m;
 }
 
