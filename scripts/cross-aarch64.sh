@@ -27,6 +27,9 @@ if [ ! -e "$sysroot/usr/lib/aarch64-linux-gnu/libdnnl.so" ]; then
     for d in "$build"/debs/*.deb; do dpkg -x "$d" "$sysroot"; done
 fi
 cd "$build"
+# A fresh configure each time: a build folder left by another source tree
+# would point make at that tree. The downloaded sysroot is kept.
+find "$build" -mindepth 1 -maxdepth 1 ! -name sysroot ! -name debs -exec rm -rf {} +
 export PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
 "$src/configure" --host=aarch64-linux-gnu \
     CPPFLAGS="-I$sysroot/usr/include" \
