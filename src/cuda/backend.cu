@@ -255,9 +255,8 @@ int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, in
     if (st->hidden) {
         const int Hd = st->hidden;
         GPROF(VM_OP_NORM, vmc_layernorm(s->t0, s->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS, q));
-        GPROF(VM_OP_MLP_GEMM, vmc_fill_rows(s->t1, bk->fc1_b, T, Hd, q);
-              rc |= gemm(s, (int)T, Hd, C, s->t0, C, bk->fc1_w, C, s->t1, Hd, 1.0f));
-        GPROF(VM_OP_GELU, vmc_gelu(s->t1, T * Hd, q));
+        GPROF(VM_OP_MLP_GEMM, rc |= gemm(s, (int)T, Hd, C, s->t0, C, bk->fc1_w, C, s->t1, Hd, 0.0f));
+        GPROF(VM_OP_GELU, bk->fc1_b ? vmc_bias_gelu(s->t1, bk->fc1_b, T, Hd, q) : vmc_gelu(s->t1, T * Hd, q));
         GPROF(VM_OP_MLP_GEMM, vmc_add_rows(s->x, bk->fc2_b, T, C, q);
               rc |= gemm(s, (int)T, C, Hd, s->t1, Hd, bk->fc2_w, Hd, s->x, C, 1.0f));
     }

@@ -45,6 +45,18 @@ __global__ void k_gelu(float *x, size_t n) {
 }
 void vmc_gelu(float *x, size_t n, cudaStream_t s) { k_gelu<<<blocks_for(n, 256), 256, 0, s>>>(x, n); }
 
+/* x = GELU(x + bias[c]) on (T, C) rows: the fc1 epilogue in one pass (a
+ * bias pre-fill plus beta = 1 would read and write the hidden twice more). */
+__global__ void k_bias_gelu(float *x, const float *bias, size_t n, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = x[i] + bias[i % C];
+    x[i] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+}
+void vmc_bias_gelu(float *x, const float *bias, size_t T, int C, cudaStream_t s) {
+    k_bias_gelu<<<blocks_for(T * C, 256), 256, 0, s>>>(x, bias, T * C, C);
+}
+
 __global__ void k_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= T * C) return;

@@ -11,6 +11,7 @@
 
 void vmc_layernorm(float *out, const float *in, const float *w, const float *b, size_t T, int C, float eps, cudaStream_t s);
 void vmc_gelu(float *x, size_t n, cudaStream_t s);
+void vmc_bias_gelu(float *x, const float *bias, size_t T, int C, cudaStream_t s);
 void vmc_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz, cudaStream_t s);
 void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H, int W,
                         int C, cudaStream_t s);
