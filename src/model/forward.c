@@ -343,7 +343,10 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
     const vm_kernel_table *K = vm_kernels();
     /* Pack FP32 weights on the first forward (not while calibration
      * observes them: it reads and rewrites the plain arrays). */
-    if (!m->observe && !m->no_pack && !m->flin && vm_weights_pack(m)) return -1;
+    if (!m->observe && !m->no_pack && !m->flin && vm_weights_pack(m)) {
+        m->no_pack = 1; /* the plain-weight path still works (load warned once if it failed there) */
+        m->err[0] = 0;
+    }
     if (vm_plan_ensure(m, B, H, W)) return -1;
     vm_plan *p = &m->plan;
     double t_pe = m->prof.enabled ? now_s() : 0;

@@ -494,9 +494,10 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
     /* Pack the FP32 linear weights for the CPU now, so the first forward
      * pays nothing extra (moving to CUDA or calibrating unpacks them). */
     if (!m->no_pack && vm_weights_pack(m)) {
-        vm_errf(err, errlen, "%s", m->err);
-        vm_model_free(m);
-        return NULL;
+        /* Still correct on the plain-weight path, only slower: say so. */
+        if (!src->quiet) fprintf(stderr, "vmamba: warning: %s; using unpacked GEMMs\n", m->err);
+        m->no_pack = 1;
+        m->err[0] = 0;
     }
     return m;
 }
