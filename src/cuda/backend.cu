@@ -42,6 +42,7 @@ struct state {
     size_t out_n;
     cudaEvent_t ev0, ev1; /* for --profile */
     int scan_chunks;      /* VMAMBA_CUDA_SCAN_CHUNKS (tests): 0 = fit the GPU */
+    int direct_stem;      /* VMAMBA_CUDA_DIRECT_STEM=0 (tests): im2col stem */
 };
 
 
@@ -275,15 +276,22 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
     CK(ce);
     int rc = 0, oh, ow;
     if (m->prof.enabled) cudaEventRecord(s->ev0, q);
-    vmc_nchw_to_nhwc(s->t0, s->in, B, 3, H, W, q);
-    if (I->patch_embed_version == 1) {
-        rc |= conv(s, &s->pe1, s->t0, B, H, W, s->x, &oh, &ow);
-        vmc_layernorm(s->x, s->x, s->pe_norm1.w, s->pe_norm1.b, (size_t)B * oh * ow, I->dims[0], VM_LN_EPS, q);
-    } else {
-        rc |= conv(s, &s->pe1, s->t0, B, H, W, s->t1, &oh, &ow);
-        size_t T1 = (size_t)B * oh * ow;
-        vmc_layernorm(s->t1, s->t1, s->pe_norm1.w, s->pe_norm1.b, T1, s->pe1.cout, VM_LN_EPS, q);
-        vmc_gelu(s->t1, T1 * s->pe1.cout, q);
+    /* Patch embed: the first convolution direct from the NCHW input with
+     * its norm (and GELU, v2) fused, else the layout pass + im2col path. */
+    const int v1 = I->patch_embed_version == 1;
+    oh = conv_out(H, s->pe1.k, s->pe1.stride, s->pe1.pad);
+    ow = conv_out(W, s->pe1.k, s->pe1.stride, s->pe1.pad);
+    float *pe_out = v1 ? s->x : s->t1;
+    int direct = s->direct_stem &&
+                 vmc_stem_conv(pe_out, s->in, s->pe1.w, s->pe1.b, s->pe_norm1.w, s->pe_norm1.b, !v1, B, 3, H, W, s->pe1.cout,
+                               s->pe1.k, s->pe1.stride, s->pe1.pad, oh, ow, VM_LN_EPS, q) == 0;
+    if (!direct) {
+        vmc_nchw_to_nhwc(s->t0, s->in, B, 3, H, W, q);
+        rc |= conv(s, &s->pe1, s->t0, B, H, W, pe_out, &oh, &ow);
+        vmc_layernorm(pe_out, pe_out, s->pe_norm1.w, s->pe_norm1.b, (size_t)B * oh * ow, s->pe1.cout, VM_LN_EPS, q);
+        if (!v1) vmc_gelu(pe_out, (size_t)B * oh * ow * s->pe1.cout, q);
+    }
+    if (!v1) {
         rc |= conv(s, &s->pe2, s->t1, B, oh, ow, s->x, &oh, &ow);
         vmc_layernorm(s->x, s->x, s->pe_norm2.w, s->pe_norm2.b, (size_t)B * oh * ow, I->dims[0], VM_LN_EPS, q);
     }
@@ -417,6 +425,8 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errl
     cudaEventCreate(&s->ev1);
     const char *sc = getenv("VMAMBA_CUDA_SCAN_CHUNKS");
     s->scan_chunks = sc ? atoi(sc) : 0;
+    const char *ds = getenv("VMAMBA_CUDA_DIRECT_STEM");
+    s->direct_stem = !(ds && !strcmp(ds, "0"));
     /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
     cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
     if (upload(m, s, err, errlen)) {

@@ -299,6 +299,69 @@ void vmc_im2col(float *col, const float *in, int B, int H, int W, int C, int k, 
     k_im2col<<<blocks_for(n, 256), 256, 0, s>>>(col, in, B, H, W, C, k, st, p, OH, OW);
 }
 
+/* ---- direct stem convolution ---------------------------------------------
+ * The patch-embed convolution has 3 input channels, so im2col + GEMM moves
+ * far more bytes than it computes (a K = 27 or 48 GEMM). Here one thread
+ * computes one output pixel with all COUT accumulators in registers,
+ * reading the NCHW input directly (no layout pass), weights in shared
+ * memory (every thread of a warp reads the same one: a broadcast), and
+ * optionally the LayerNorm over the channels and GELU fused before the
+ * single write. */
+template <int COUT>
+__global__ void __launch_bounds__(128) k_stem_conv(float *out, const float *in, const float *w, const float *bias,
+                                                   const float *lnw, const float *lnb, int gelu, int B, int Cin, int H,
+                                                   int W, int k, int st, int p, int OH, int OW, float eps) {
+    extern __shared__ float sw[];
+    const int KK = k * k * Cin;
+    for (int i = threadIdx.x; i < COUT * KK; i += blockDim.x) sw[i] = w[i];
+    __syncthreads();
+    size_t pix = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (pix >= (size_t)B * OH * OW) return;
+    const int ox = (int)(pix % OW), oy = (int)(pix / OW % OH), b = (int)(pix / ((size_t)OW * OH));
+    float acc[COUT];
+#pragma unroll
+    for (int c = 0; c < COUT; c++) acc[c] = bias ? bias[c] : 0.0f;
+    for (int ky = 0; ky < k; ky++) {
+        const int yy = oy * st - p + ky;
+        if (yy < 0 || yy >= H) continue;
+        for (int kx = 0; kx < k; kx++) {
+            const int xx = ox * st - p + kx;
+            if (xx < 0 || xx >= W) continue;
+            for (int ci = 0; ci < Cin; ci++) {
+                const float v = __ldg(in + (((size_t)b * Cin + ci) * H + yy) * W + xx);
+                const float *wq = sw + (ky * k + kx) * Cin + ci;
+#pragma unroll
+                for (int c = 0; c < COUT; c++) acc[c] = fmaf(wq[c * KK], v, acc[c]);
+            }
+        }
+    }
+    if (lnw) { /* two passes, as vmc_layernorm */
+        float mean = 0.0f, var = 0.0f;
+#pragma unroll
+        for (int c = 0; c < COUT; c++) mean += acc[c];
+        mean /= COUT;
+#pragma unroll
+        for (int c = 0; c < COUT; c++) var += (acc[c] - mean) * (acc[c] - mean);
+        const float rstd = rsqrtf(var / COUT + eps);
+#pragma unroll
+        for (int c = 0; c < COUT; c++) acc[c] = (acc[c] - mean) * rstd * lnw[c] + lnb[c];
+    }
+    float *o = out + pix * COUT;
+#pragma unroll
+    for (int c = 0; c < COUT; c++) o[c] = gelu ? 0.5f * acc[c] * (1.0f + erff(acc[c] * 0.70710678118654752f)) : acc[c];
+}
+
+int vmc_stem_conv(float *out, const float *in_nchw, const float *w, const float *bias, const float *lnw, const float *lnb,
+                  int gelu, int B, int Cin, int H, int W, int Cout, int k, int st, int p, int OH, int OW, float eps,
+                  cudaStream_t s) {
+    const size_t n = (size_t)B * OH * OW, smem = (size_t)Cout * k * k * Cin * sizeof(float);
+    if (smem > 48 * 1024) return -1;
+    const unsigned nb = blocks_for(n, 128);
+#define VMC_STEM(c) case c: k_stem_conv<c><<<nb, 128, smem, s>>>(out, in_nchw, w, bias, lnw, lnb, gelu, B, Cin, H, W, k, st, p, OH, OW, eps); return 0
+    switch (Cout) { VMC_STEM(32); VMC_STEM(48); VMC_STEM(64); VMC_STEM(96); VMC_STEM(128); default: return -1; }
+#undef VMC_STEM
+}
+
 /* v1 patch merging: channels (0,0),(1,0),(0,1),(1,1), zero padding. */
 __global__ void k_patch_merge(float *out, const float *in, int B, int h, int w, int C) {
     int h2 = (h + 1) / 2, w2 = (w + 1) / 2;

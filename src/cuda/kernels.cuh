@@ -30,6 +30,12 @@ void vmc_scan_cross_chunked(float *y, float *scratch, const float *u, const floa
 /* col[(b,oy,ox)][(ky,kx,ci)] for a k x k, stride st, pad p convolution. */
 void vmc_im2col(float *col, const float *in, int B, int H, int W, int C, int k, int st, int p, int OH, int OW,
                 cudaStream_t s);
+/* The patch-embed convolution straight from the NCHW input, with bias and
+ * optionally LayerNorm (lnw != NULL) and GELU fused: out (B, OH, OW, Cout).
+ * Returns -1 (nothing launched) for a Cout it has no kernel for. */
+int vmc_stem_conv(float *out, const float *in_nchw, const float *w, const float *bias, const float *lnw, const float *lnb,
+                  int gelu, int B, int Cin, int H, int W, int Cout, int k, int st, int p, int OH, int OW, float eps,
+                  cudaStream_t s);
 void vmc_patch_merge(float *out, const float *in, int B, int h, int w, int C, cudaStream_t s);
 void vmc_nchw_to_nhwc(float *out, const float *in, int B, int C, int H, int W, cudaStream_t s);
 void vmc_nhwc_to_nchw(float *out, const float *in, int B, int H, int W, int C, cudaStream_t s);
