@@ -396,12 +396,6 @@ int vm_wpack_unpack(const vm_wpack *p, float *W) {
     return rc;
 }
 
-size_t vm_wpack_bytes(const vm_wpack *p) {
-    md_arg md;
-    if (dnnl_memory_get_memory_desc(p->mem, &md) != dnnl_success) return 0;
-    return dnnl_memory_desc_get_size(md);
-}
-
 void vm_wpack_free(vm_wpack *p) {
     if (!p) return;
     if (p->mem) dnnl_memory_destroy(p->mem);

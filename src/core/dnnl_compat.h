@@ -40,7 +40,6 @@ void vm_qmatmul_free(vm_qmatmul *q);
 typedef struct vm_wpack vm_wpack;
 vm_wpack *vm_wpack_create(int N, int K, const float *W, char *err, size_t errlen);
 int vm_wpack_unpack(const vm_wpack *p, float *W);
-size_t vm_wpack_bytes(const vm_wpack *p);
 void vm_wpack_free(vm_wpack *p);
 
 /* FP32 linear layer for one row count M, a matmul primitive on packed

@@ -6,7 +6,7 @@
 static inline unsigned blocks_for(size_t n, unsigned t) { return (unsigned)((n + t - 1) / t); }
 
 __device__ __forceinline__ float silu1(float x) { return x / (1.0f + expf(-x)); }
-__device__ __forceinline__ float softplus1(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float gelu1(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 
 __device__ __forceinline__ int scan_token(int k, int l, int H, int W) {
     int L = H * W;
@@ -41,7 +41,7 @@ void vmc_layernorm(float *out, const float *in, const float *w, const float *b, 
 
 __global__ void k_gelu(float *x, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    if (i < n) x[i] = gelu1(x[i]);
 }
 void vmc_gelu(float *x, size_t n, cudaStream_t s) { k_gelu<<<blocks_for(n, 256), 256, 0, s>>>(x, n); }
 
@@ -50,8 +50,7 @@ void vmc_gelu(float *x, size_t n, cudaStream_t s) { k_gelu<<<blocks_for(n, 256),
 __global__ void k_bias_gelu(float *x, const float *bias, size_t n, int C) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float v = x[i] + bias[i % C];
-    x[i] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    x[i] = gelu1(x[i] + bias[i % C]);
 }
 void vmc_bias_gelu(float *x, const float *bias, size_t T, int C, cudaStream_t s) {
     k_bias_gelu<<<blocks_for(T * C, 256), 256, 0, s>>>(x, bias, T * C, C);
@@ -348,7 +347,7 @@ __global__ void __launch_bounds__(128) k_stem_conv(float *out, const float *in, 
     }
     float *o = out + pix * COUT;
 #pragma unroll
-    for (int c = 0; c < COUT; c++) o[c] = gelu ? 0.5f * acc[c] * (1.0f + erff(acc[c] * 0.70710678118654752f)) : acc[c];
+    for (int c = 0; c < COUT; c++) o[c] = gelu ? gelu1(acc[c]) : acc[c];
 }
 
 int vmc_stem_conv(float *out, const float *in_nchw, const float *w, const float *bias, const float *lnw, const float *lnb,

@@ -43,18 +43,17 @@ void vm_plan_free(vm_model *m) {
     vm_plan *p = &m->plan;
     free(p->arena);
     free(p->qbuf);
-    for (size_t i = 0; i < m->nflin; i++) {
-        vm_matmul_free(m->flin[i].prim);
-        m->flin[i].prim = NULL;
-    }
-    size_t n = vm_linears(m, NULL, 0);
-    vm_lin_slot *v = vm_xcalloc(n ? n : 1, sizeof *v);
-    vm_linears(m, v, n);
-    for (size_t i = 0; i < n; i++)
+    size_t n;
+    vm_lin_slot *v = vm_linears(m, &n);
+    for (size_t i = 0; i < n; i++) {
         if (v[i].q) {
             vm_qmatmul_free(v[i].q->prim);
             v[i].q->prim = NULL;
+        } else if (*v[i].f) {
+            vm_matmul_free((*v[i].f)->prim);
+            (*v[i].f)->prim = NULL;
         }
+    }
     free(v);
     vm_conv_free(m->pe_conv1.prim);
     vm_conv_free(m->pe_conv2.prim);
@@ -83,9 +82,8 @@ static int make_conv(vm_model *m, vm_conv *c, int B, int H, int W) {
  * as the layer list says. Returns the largest INT8 input (for qbuf). */
 static int make_linears(vm_model *m, int B, size_t *qbytes) {
     vm_plan *p = &m->plan;
-    size_t n = vm_linears(m, NULL, 0);
-    vm_lin_slot *v = vm_xcalloc(n ? n : 1, sizeof *v);
-    vm_linears(m, v, n);
+    size_t n;
+    vm_lin_slot *v = vm_linears(m, &n);
     int rc = 0;
     char e[256];
     for (size_t i = 0; i < n && !rc; i++) {
@@ -341,7 +339,8 @@ static void to_nchw(float *dst, const float *src, int B, int h, int w, int C) {
 int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
     const vm_info *I = &m->info;
     const vm_kernel_table *K = vm_kernels();
-    /* Pack FP32 weights on the first forward (not while calibration
+    /* Loading packs the FP32 weights; re-pack them here if saving, a CUDA
+     * round trip or calibration unpacked them (not while calibration
      * observes them: it reads and rewrites the plain arrays). */
     if (!m->observe && !m->no_pack && !m->flin && vm_weights_pack(m)) {
         m->no_pack = 1; /* the plain-weight path still works (load warned once if it failed there) */

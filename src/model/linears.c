@@ -17,7 +17,7 @@ static size_t add(vm_lin_slot *out, size_t cap, size_t n, vm_lin_slot s) {
     return n + 1;
 }
 
-size_t vm_linears(vm_model *m, vm_lin_slot *out, size_t cap) {
+static size_t list_linears(vm_model *m, vm_lin_slot *out, size_t cap) {
     const vm_info *I = &m->info;
     size_t n = 0;
     for (int s = 0; s < 4; s++) {
@@ -40,10 +40,10 @@ size_t vm_linears(vm_model *m, vm_lin_slot *out, size_t cap) {
     return n;
 }
 
-static vm_lin_slot *all_linears(vm_model *m, size_t *n) {
-    *n = vm_linears(m, NULL, 0);
+vm_lin_slot *vm_linears(vm_model *m, size_t *n) {
+    *n = list_linears(m, NULL, 0);
     vm_lin_slot *v = vm_xcalloc(*n ? *n : 1, sizeof *v);
-    vm_linears(m, v, *n);
+    list_linears(m, v, *n);
     return v;
 }
 
@@ -61,7 +61,7 @@ int vm_weights_pack(vm_model *m) {
     if (m->flin) return 0;
     vm_plan_free(m); /* its primitives were made for plain weights */
     size_t n, k = 0;
-    vm_lin_slot *v = all_linears(m, &n);
+    vm_lin_slot *v = vm_linears(m, &n);
     m->flin = vm_xcalloc(n ? n : 1, sizeof *m->flin);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -92,7 +92,7 @@ int vm_weights_plain(vm_model *m) {
     if (!m->flin) return 0;
     vm_plan_free(m); /* its matmul primitives point at the packs */
     size_t n;
-    vm_lin_slot *v = all_linears(m, &n);
+    vm_lin_slot *v = vm_linears(m, &n);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         vm_flinear *f = *v[i].f;

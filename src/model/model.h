@@ -166,7 +166,7 @@ typedef struct {
     const float *bias;
     int gelu, accumulate;     /* fused after the product */
 } vm_lin_slot;
-size_t vm_linears(vm_model *m, vm_lin_slot *out, size_t cap);
+vm_lin_slot *vm_linears(vm_model *m, size_t *n); /* malloc'd list of *n layers; free() it */
 /* Pack every FP32 linear for oneDNN's matmul, dropping the plain copies;
  * vm_weights_plain undoes it for code that reads weights (save, CUDA
  * upload, calibration). Both are no-ops when already in that state. */
