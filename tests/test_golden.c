@@ -380,14 +380,18 @@ START_TEST(golden_cuda) {
     const gconfig *c = &configs[(_i % (nc * 4)) / 4];
     const char *sfx = suffixes[_i % 4];
     setenv("VMAMBA_CUDA_SCAN_CHUNKS", chunks[_i / (nc * 4)], 1);
-    /* the last variant also takes the im2col patch-embed path instead of
-     * the direct stem convolution */
-    if (_i / (nc * 4) == 2) setenv("VMAMBA_CUDA_DIRECT_STEM", "0", 1);
+    /* the last variant also takes the reference paths of the fast
+     * kernels: the im2col patch embed instead of the direct stem
+     * convolution (and the one-piece upload), and the scalar LayerNorm,
+     * cross-merge, GELU and depthwise conv instead of the vectorised ones */
+    const int ref = _i / (nc * 4) == 2;
+    setenv("VMAMBA_CUDA_DIRECT_STEM", ref ? "0" : "1", 1);
+    setenv("VMAMBA_CUDA_REFERENCE_KERNELS", ref ? "1" : "0", 1);
     vm_model *m = load(c->name);
     ck_assert_msg(vm_model_set_device(m, "cuda", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
     ck_assert_str_eq(vm_model_device(m), "cuda");
     char who[48];
-    snprintf(who, sizeof who, "cuda (scan chunks %s%s)", chunks[_i / (nc * 4)], _i / (nc * 4) == 2 ? ", im2col stem" : "");
+    snprintf(who, sizeof who, "cuda (scan chunks %s%s)", chunks[_i / (nc * 4)], ref ? ", reference kernels" : "");
     check_outputs(m, c, sfx, who);
     vm_model_free(m);
 }

@@ -18,6 +18,10 @@ extern "C" {
 
 namespace {
 
+/* The input goes up in this many pieces; the stem convolution of each
+ * runs as soon as it lands, overlapping the next piece's copy. */
+#define UPLOAD_PIECES 4
+
 struct dconv { float *w, *b; int cin, cout, k, stride, pad; }; /* w: [cout][k][k][cin] */
 struct dln { float *w, *b; int C; };
 struct dblock {
@@ -41,6 +45,8 @@ struct state {
     float *arena, *in, *x, *t0, *t1, *t2, *t3, *t5, *col, *out, *scan;
     size_t out_n;
     cudaEvent_t ev0, ev1; /* for --profile */
+    cudaStream_t up;      /* input upload, overlapped with the stem */
+    cudaEvent_t landed[UPLOAD_PIECES];
     int scan_chunks;      /* VMAMBA_CUDA_SCAN_CHUNKS (tests): 0 = fit the GPU */
     int direct_stem;      /* VMAMBA_CUDA_DIRECT_STEM=0 (tests): im2col stem */
 };
@@ -85,6 +91,20 @@ int up_ln(state *s, dln *d, const vm_ln *h, char *err, size_t errlen) {
     return 0;
 }
 
+/* Upload host[rows][cols] as [cols][rows]. */
+float *up_transposed(state *s, const float *host, size_t rows, size_t cols, char *err, size_t errlen) {
+    float *t = (float *)malloc(rows * cols * sizeof(float));
+    if (!t) {
+        vm_errf(err, errlen, "out of host memory");
+        return NULL;
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) t[c * rows + r] = host[r * cols + c];
+    float *d = dalloc(s, rows * cols, t, err, errlen);
+    free(t);
+    return d;
+}
+
 /* OIHW -> [cout][kh][kw][cin], the column order of vmc_im2col. */
 int up_conv(state *s, dconv *d, const vm_conv *h, char *err, size_t errlen) {
     *d = dconv{NULL, NULL, h->cin, h->cout, h->k, h->stride, h->pad};
@@ -117,6 +137,8 @@ void release(vm_model *m) {
     for (int i = 0; i < 4; i++) free(s->st[i].blocks);
     cudaEventDestroy(s->ev0);
     cudaEventDestroy(s->ev1);
+    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventDestroy(s->landed[i]);
+    cudaStreamDestroy(s->up);
     cublasDestroy(s->blas);
     cudaStreamDestroy(s->stream);
     free(s);
@@ -248,10 +270,11 @@ int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, in
     GPROF(VM_OP_DWCONV, vmc_dwconv3x3_silu(s->t2, s->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D, q));
     GPROF(VM_OP_X_PROJ, rc |= gemm(s, (int)T, 4 * P, D, s->t2, D, bk->x_proj, D, s->t3, 4 * P, 0.0f));
     /* dt_proj runs inside the scan kernel */
-    GPROF(VM_OP_SCAN, vmc_scan_cross_chunked(s->t5, s->scan, s->t2, bk->dt_w, s->t3, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N,
-                                             R, vmc_scan_chunks(B, h, w, D, s->scan_chunks), q));
-    GPROF(VM_OP_NORM, vmc_layernorm(s->t5, s->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS, q));
-    if (m->info.z_gate) GPROF(VM_OP_GATE, vmc_mul_silu(s->t5, s->t5, s->t1 + D, T, D, Din, q));
+    GPROF(VM_OP_SCAN, vmc_scan_cross_chunked(s->scan, s->t2, bk->dt_w, s->t3, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N, R,
+                                             vmc_scan_chunks(B, h, w, D, s->scan_chunks), q));
+    /* cross-merge + out_norm (+ z gate) */
+    GPROF(VM_OP_NORM, vmc_merge4_layernorm(s->t5, s->scan, T, D, bk->out_norm.w, bk->out_norm.b, VM_LN_EPS,
+                                           m->info.z_gate ? s->t1 + D : NULL, Din, q));
     GPROF(VM_OP_OUT_PROJ, rc |= gemm(s, (int)T, C, D, s->t5, D, bk->out_proj, D, s->x, C, 1.0f));
     if (st->hidden) {
         const int Hd = st->hidden;
@@ -272,19 +295,35 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
     if (plan(m, s, B, H, W, err, errlen)) return -1;
     cudaStream_t q = s->stream;
     cudaError_t ce = cudaSuccess;
-    GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(s->in, in, (size_t)B * 3 * H * W * sizeof(float), cudaMemcpyHostToDevice, q));
-    CK(ce);
     int rc = 0, oh, ow;
-    if (m->prof.enabled) cudaEventRecord(s->ev0, q);
     /* Patch embed: the first convolution direct from the NCHW input with
      * its norm (and GELU, v2) fused, else the layout pass + im2col path. */
     const int v1 = I->patch_embed_version == 1;
     oh = conv_out(H, s->pe1.k, s->pe1.stride, s->pe1.pad);
     ow = conv_out(W, s->pe1.k, s->pe1.stride, s->pe1.pad);
     float *pe_out = v1 ? s->x : s->t1;
-    int direct = s->direct_stem &&
-                 vmc_stem_conv(pe_out, s->in, s->pe1.w, s->pe1.b, s->pe_norm1.w, s->pe_norm1.b, !v1, B, 3, H, W, s->pe1.cout,
-                               s->pe1.k, s->pe1.stride, s->pe1.pad, oh, ow, VM_LN_EPS, q) == 0;
+    const size_t img = (size_t)3 * H * W, pe_img = (size_t)oh * ow * s->pe1.cout;
+    const int direct = s->direct_stem && vmc_stem_conv_ok(3, s->pe1.cout, s->pe1.k);
+    /* The input goes up in pieces on the upload stream and each piece's
+     * stem convolution starts as soon as it has landed, overlapping the
+     * next piece's copy (in one piece, on the compute stream, when
+     * profiling, so that the transfer is timed on its own). */
+    const int pieces = direct && !m->prof.enabled ? (B < UPLOAD_PIECES ? B : UPLOAD_PIECES) : 1;
+    if (pieces == 1) {
+        GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(s->in, in, B * img * sizeof(float), cudaMemcpyHostToDevice, q));
+        CK(ce);
+    }
+    if (m->prof.enabled) cudaEventRecord(s->ev0, q);
+    for (int p = 0; direct && p < pieces; p++) {
+        const int b0 = (int)((long)B * p / pieces), b1 = (int)((long)B * (p + 1) / pieces);
+        if (pieces > 1) {
+            CK(cudaMemcpyAsync(s->in + b0 * img, in + b0 * img, (b1 - b0) * img * sizeof(float), cudaMemcpyHostToDevice, s->up));
+            CK(cudaEventRecord(s->landed[p], s->up));
+            CK(cudaStreamWaitEvent(q, s->landed[p], 0));
+        }
+        rc |= vmc_stem_conv(pe_out + b0 * pe_img, s->in + b0 * img, s->pe1.w, s->pe1.b, s->pe_norm1.w, s->pe_norm1.b, !v1,
+                            b1 - b0, 3, H, W, s->pe1.cout, s->pe1.k, s->pe1.stride, s->pe1.pad, oh, ow, VM_LN_EPS, q);
+    }
     if (!direct) {
         vmc_nchw_to_nhwc(s->t0, s->in, B, 3, H, W, q);
         rc |= conv(s, &s->pe1, s->t0, B, H, W, pe_out, &oh, &ow);
@@ -355,7 +394,7 @@ int upload(vm_model *m, state *s, char *err, size_t errlen) {
             dblock *d = &s->st[i].blocks[j];
             if (up_ln(s, &d->norm, &h->norm, err, errlen) || up_ln(s, &d->out_norm, &h->out_norm, err, errlen)) return -1;
             UP(d->in_proj, h->in_proj_w, D * (I->z_gate ? 2 : 1) * C);
-            UP(d->conv_w, h->conv_w, D * 9);
+            if (!(d->conv_w = up_transposed(s, h->conv_w, D, 9, err, errlen))) return -1; /* [9][D] */
             UP(d->conv_b, h->conv_b, D);
             UP(d->x_proj, h->x_proj_w, 4 * P * D);
             UP(d->dt_w, h->dt_w, 4 * D * R);
@@ -423,10 +462,14 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errl
     cublasSetStream(s->blas, s->stream);
     cudaEventCreate(&s->ev0);
     cudaEventCreate(&s->ev1);
+    cudaStreamCreateWithFlags(&s->up, cudaStreamNonBlocking);
+    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventCreateWithFlags(&s->landed[i], cudaEventDisableTiming);
     const char *sc = getenv("VMAMBA_CUDA_SCAN_CHUNKS");
     s->scan_chunks = sc ? atoi(sc) : 0;
     const char *ds = getenv("VMAMBA_CUDA_DIRECT_STEM");
     s->direct_stem = !(ds && !strcmp(ds, "0"));
+    const char *rk = getenv("VMAMBA_CUDA_REFERENCE_KERNELS");
+    vmc_use_reference_kernels(rk && !strcmp(rk, "1"));
     /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
     cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
     if (upload(m, s, err, errlen)) {

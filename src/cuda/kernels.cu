@@ -35,7 +35,92 @@ __global__ void k_layernorm(float *out, const float *in, const float *w, const f
     for (int c = lane; c < C; c += 32) y[c] = (x[c] - mean) * rstd * w[c] + b[c];
 }
 
+/* Set once per process from VMAMBA_CUDA_REFERENCE_KERNELS=1 (tests): the
+ * scalar kernels run instead of the vectorised ones, so that the goldens
+ * check both. */
+static int use_reference = 0;
+void vmc_use_reference_kernels(int on) { use_reference = on; }
+
+static inline bool aligned16(const void *p) { return ((size_t)p & 15) == 0; }
+
+/* LayerNorm with the row in registers: one warp per row, NV float4 per
+ * lane (C <= 128 NV, C a multiple of 4), so the row is read once and
+ * written once. The row is the sum of nsrc (1 or 4) rows n floats apart:
+ * 4 is the scan's cross-merge, summed in the order of the scalar
+ * k_merge4_ln. z: the optional SiLU gate of vmc_mul_silu (row stride ldz). */
+template <int NV>
+__global__ void k_ln_rows4(float *out, const float *in, int nsrc, size_t n, size_t T, int C, const float *w, const float *b,
+                           float eps, const float *z, int ldz) {
+    const size_t row = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32, C4 = C / 4;
+    if (row >= T) return;
+    const float4 *x = (const float4 *)(in + row * C);
+    const size_t n4 = n / 4;
+    float4 v[NV];
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NV; j++) {
+        const int c = lane + 32 * j;
+        v[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (c < C4) {
+            float4 a = x[c];
+            if (nsrc == 4) {
+                const float4 a1 = x[n4 + c], a2 = x[2 * n4 + c], a3 = x[3 * n4 + c];
+                a = make_float4(a.x + a1.x + a2.x + a3.x, a.y + a1.y + a2.y + a3.y, a.z + a1.z + a2.z + a3.z,
+                                a.w + a1.w + a2.w + a3.w);
+            }
+            v[j] = a;
+            s += (a.x + a.y) + (a.z + a.w);
+        }
+    }
+    for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float mean = s / C;
+    float var = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NV; j++)
+        if (lane + 32 * j < C4) {
+            const float dx = v[j].x - mean, dy = v[j].y - mean, dz = v[j].z - mean, dw = v[j].w - mean;
+            var += (dx * dx + dy * dy) + (dz * dz + dw * dw);
+        }
+    for (int o = 16; o; o >>= 1) var += __shfl_xor_sync(0xffffffffu, var, o);
+    const float rstd = rsqrtf(var / C + eps);
+    float4 *y = (float4 *)(out + row * C);
+#pragma unroll
+    for (int j = 0; j < NV; j++) {
+        const int c = lane + 32 * j;
+        if (c >= C4) continue;
+        const float4 w4 = __ldg((const float4 *)w + c), b4 = __ldg((const float4 *)b + c);
+        float4 o = make_float4((v[j].x - mean) * rstd * w4.x + b4.x, (v[j].y - mean) * rstd * w4.y + b4.y,
+                               (v[j].z - mean) * rstd * w4.z + b4.z, (v[j].w - mean) * rstd * w4.w + b4.w);
+        if (z) {
+            const float4 g = *((const float4 *)(z + row * ldz) + c);
+            o = make_float4(o.x * silu1(g.x), o.y * silu1(g.y), o.z * silu1(g.z), o.w * silu1(g.w));
+        }
+        y[c] = o;
+    }
+}
+
+/* Launch k_ln_rows4 when the shapes and pointers allow; false if not. */
+static bool ln_rows4(float *out, const float *in, int nsrc, size_t T, int C, const float *w, const float *b, float eps,
+                     const float *z, int ldz, cudaStream_t s) {
+    const int C4 = C / 4;
+    if (use_reference || C % 4 || C4 > 32 * 16 || !aligned16(out) || !aligned16(in) || !aligned16(w) || !aligned16(b) ||
+        (z && (ldz % 4 || !aligned16(z))))
+        return false;
+    const size_t n = T * C;
+    const unsigned nb = blocks_for(T, 8);
+#define VMC_LN4(nv) k_ln_rows4<nv><<<nb, 256, 0, s>>>(out, in, nsrc, n, T, C, w, b, eps, z, ldz)
+    if (C4 <= 32) VMC_LN4(1);
+    else if (C4 <= 64) VMC_LN4(2);
+    else if (C4 <= 128) VMC_LN4(4);
+    else if (C4 <= 256) VMC_LN4(8);
+    else VMC_LN4(16);
+#undef VMC_LN4
+    return true;
+}
+
 void vmc_layernorm(float *out, const float *in, const float *w, const float *b, size_t T, int C, float eps, cudaStream_t s) {
+    if (ln_rows4(out, in, 1, T, C, w, b, eps, NULL, 0, s)) return;
     k_layernorm<<<blocks_for(T, 8), 256, 0, s>>>(out, in, w, b, T, C, eps);
 }
 
@@ -43,7 +128,6 @@ __global__ void k_gelu(float *x, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = gelu1(x[i]);
 }
-void vmc_gelu(float *x, size_t n, cudaStream_t s) { k_gelu<<<blocks_for(n, 256), 256, 0, s>>>(x, n); }
 
 /* x = GELU(x + bias[c]) on (T, C) rows: the fc1 epilogue in one pass (a
  * bias pre-fill plus beta = 1 would read and write the hidden twice more). */
@@ -52,9 +136,30 @@ __global__ void k_bias_gelu(float *x, const float *bias, size_t n, int C) {
     if (i >= n) return;
     x[i] = gelu1(x[i] + bias[i % C]);
 }
-void vmc_bias_gelu(float *x, const float *bias, size_t T, int C, cudaStream_t s) {
-    k_bias_gelu<<<blocks_for(T * C, 256), 256, 0, s>>>(x, bias, T * C, C);
+
+/* The same 4 elements per thread (C a multiple of 4; bias may be NULL). */
+__global__ void k_bias_gelu4(float4 *x, const float4 *bias, size_t n4, int C4) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n4) return;
+    float4 v = x[i];
+    if (bias) {
+        const float4 b = __ldg(bias + i % C4);
+        v = make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w);
+    }
+    x[i] = make_float4(gelu1(v.x), gelu1(v.y), gelu1(v.z), gelu1(v.w));
 }
+
+void vmc_bias_gelu(float *x, const float *bias, size_t T, int C, cudaStream_t s) {
+    const size_t n = T * C;
+    if (!use_reference && C % 4 == 0 && aligned16(x) && aligned16(bias)) {
+        k_bias_gelu4<<<blocks_for(n / 4, 256), 256, 0, s>>>((float4 *)x, (const float4 *)bias, n / 4, C / 4);
+        return;
+    }
+    if (bias) k_bias_gelu<<<blocks_for(n, 256), 256, 0, s>>>(x, bias, n, C);
+    else k_gelu<<<blocks_for(n, 256), 256, 0, s>>>(x, n);
+}
+
+void vmc_gelu(float *x, size_t n, cudaStream_t s) { vmc_bias_gelu(x, NULL, n % 4 ? n : n / 4, n % 4 ? 1 : 4, s); }
 
 __global__ void k_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -67,27 +172,70 @@ void vmc_mul_silu(float *out, const float *in, const float *z, size_t T, int C, 
     k_mul_silu<<<blocks_for(T * C, 256), 256, 0, s>>>(out, in, z, T, C, ldz);
 }
 
-__global__ void k_dwconv(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H, int W, int C) {
+/* Depthwise 3x3 (pad 1) + bias + SiLU, token-major, weights tap-major
+ * [9][C] so that neighbouring channels read neighbouring weights. The
+ * float4 kernel does 4 channels per thread (C and ld_in multiples of 4);
+ * the scalar one is the reference and the fallback. */
+__global__ void k_dwconv(float *out, const float *in, int ld_in, const float *w9, const float *bias, int B, int H, int W,
+                         int C) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)B * H * W * C) return;
-    int c = (int)(i % C);
-    size_t r = i / C;
-    int x = (int)(r % W), h = (int)(r / W % H), b = (int)(r / ((size_t)W * H));
+    const int c = (int)(i % C);
+    const size_t pix = i / C;
+    const int x = (int)(pix % W), h = (int)(pix / W % H);
+    const size_t b = pix / ((size_t)W * H);
     float acc = bias ? bias[c] : 0.0f;
     for (int dy = -1; dy <= 1; dy++) {
-        int yy = h + dy;
+        const int yy = h + dy;
         if (yy < 0 || yy >= H) continue;
         for (int dx = -1; dx <= 1; dx++) {
-            int xx = x + dx;
+            const int xx = x + dx;
             if (xx < 0 || xx >= W) continue;
-            acc += w[c * 9 + (dy + 1) * 3 + dx + 1] * in[(((size_t)b * H + yy) * W + xx) * ld_in + c];
+            acc += w9[((dy + 1) * 3 + dx + 1) * C + c] * in[((b * H + yy) * W + xx) * ld_in + c];
         }
     }
     out[i] = silu1(acc);
 }
-void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H, int W,
+
+__device__ __forceinline__ void fma4(float4 &a, float4 w, float4 v) {
+    a.x = fmaf(w.x, v.x, a.x);
+    a.y = fmaf(w.y, v.y, a.y);
+    a.z = fmaf(w.z, v.z, a.z);
+    a.w = fmaf(w.w, v.w, a.w);
+}
+
+__global__ void k_dwconv4(float *out, const float *in, int ld_in, const float *w9, const float *bias, int B, int H, int W,
+                          int C) {
+    const int C4 = C / 4;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * H * W * C4) return;
+    const int c = (int)(i % C4) * 4;
+    const size_t pix = i / C4;
+    const int x = (int)(pix % W), h = (int)(pix / W % H);
+    const size_t b = pix / ((size_t)W * H);
+    float4 acc = bias ? __ldg((const float4 *)(bias + c)) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    /* same taps in the same order as k_dwconv: fmaf(w, v, acc) there is
+     * acc + w * v contracted the same way by nvcc */
+    for (int dy = -1; dy <= 1; dy++) {
+        const int yy = h + dy;
+        if (yy < 0 || yy >= H) continue;
+        for (int dx = -1; dx <= 1; dx++) {
+            const int xx = x + dx;
+            if (xx < 0 || xx >= W) continue;
+            fma4(acc, __ldg((const float4 *)(w9 + ((dy + 1) * 3 + dx + 1) * C + c)),
+                 __ldg((const float4 *)(in + ((b * H + yy) * W + xx) * ld_in + c)));
+        }
+    }
+    *(float4 *)(out + pix * C + c) = make_float4(silu1(acc.x), silu1(acc.y), silu1(acc.z), silu1(acc.w));
+}
+
+void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w9, const float *bias, int B, int H, int W,
                         int C, cudaStream_t s) {
-    k_dwconv<<<blocks_for((size_t)B * H * W * C, 256), 256, 0, s>>>(out, in, ld_in, w, bias, B, H, W, C);
+    const size_t n = (size_t)B * H * W * C;
+    const bool vec = !use_reference && C % 4 == 0 && ld_in % 4 == 0 && aligned16(in) && aligned16(out) && aligned16(w9) &&
+                     aligned16(bias);
+    if (vec) k_dwconv4<<<blocks_for(n / 4, 256), 256, 0, s>>>(out, in, ld_in, w9, bias, B, H, W, C);
+    else k_dwconv<<<blocks_for(n, 256), 256, 0, s>>>(out, in, ld_in, w9, bias, B, H, W, C);
 }
 
 /* ---- chunked scan: parallel over (b, k, chunk, d) ----------------------
@@ -98,8 +246,8 @@ void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w, 
  * pass runs the scan and writes y. With several, pass 1 runs every chunk
  * from h0 = 0 and keeps (sum delta, h_end); a short sequential pass per
  * (b, k, d) turns those into each chunk's true start state; pass 2 reruns
- * every chunk from it and writes y. Each direction writes ys[k]; a last
- * kernel sums the 4 (a fixed order, so results are reproducible). */
+ * every chunk from it and writes y. Each direction writes ys[k];
+ * k_merge4_ln sums the 4 (a fixed order, so results are reproducible). */
 struct scan_args {
     const float *u, *dtw, *dbl, *A, *Ds, *dt_bias;
     int B, H, W, D, N, R, S, nchunk;
@@ -109,10 +257,43 @@ struct scan_args {
  * the 1e-4 golden tolerance; torch's threshold 20 kept. */
 __device__ __forceinline__ float softplus_fast(float x) { return x > 20.0f ? x : __logf(1.0f + __expf(x)); }
 
-/* Steps per tile: the block loads a tile's x_proj rows and inputs into
- * shared memory with every load in flight at once, then runs the
- * recurrence without waiting on a global load at each step. */
+/* Steps per tile: the block stages a tile's x_proj rows and inputs in
+ * shared memory, then runs the recurrence without waiting on a global
+ * load at each step. Tiles are double-buffered: tile t+1 is copied in
+ * (cp.async on sm_80+) while tile t is computed, so the load latency is
+ * hidden even at the low occupancy of a batch-128 stage (one thread per
+ * sequence, ~12 warps per SM). */
 #define SCAN_TS 32
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define VMC_CP_ASYNC 1
+#endif
+
+/* One float global -> shared, asynchronous where the GPU can. */
+__device__ __forceinline__ void cp_f32(float *dst_smem, const float *src) {
+#ifdef VMC_CP_ASYNC
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst_smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src));
+#else
+    *dst_smem = __ldg(src);
+#endif
+}
+__device__ __forceinline__ void cp_commit() {
+#ifdef VMC_CP_ASYNC
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+/* This thread's copies have landed (a __syncthreads then makes every
+ * thread's visible to all). */
+__device__ __forceinline__ void cp_wait_all() {
+#ifdef VMC_CP_ASYNC
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+/* Shared memory of k_scan_chunk: two tiles of rows and inputs, three of
+ * token indices. */
+static size_t scan_smem(int P, int DT) { return (size_t)2 * SCAN_TS * (P + DT) * sizeof(float) + 3 * SCAN_TS * sizeof(int); }
 
 /* One block per (b, k, chunk, channel tile), one thread per channel.
  * NMAX and RP (dt rank rounded up to 8) are compile-time so that the state
@@ -123,15 +304,18 @@ template <int NMAX, int RP>
 __global__ void __launch_bounds__(128) k_scan_chunk(scan_args g, float *sumd, float *hbuf, int load_h0, int write_y, float *ys) {
     extern __shared__ float sm[];
     const int D = g.D, N = g.N, H = g.H, L = H * g.W, R = g.R, P = R + 2 * N, DT = blockDim.x;
-    const int ntile = (D + DT - 1) / DT;
-    size_t r = blockIdx.x / ntile;
-    const int d = (int)(blockIdx.x % ntile) * DT + threadIdx.x;
+    const int nct = (D + DT - 1) / DT;
+    size_t r = blockIdx.x / nct;
+    const int d = (int)(blockIdx.x % nct) * DT + threadIdx.x;
     const bool live = d < D;
     const int dd = live ? d : D - 1; /* idle lanes read a valid channel, write nothing */
     const int c = (int)(r % g.nchunk), k = (int)(r / g.nchunk % 4), b = (int)(r / g.nchunk / 4);
     const size_t sidx = (((size_t)b * 4 + k) * g.nchunk + c); /* chunk id */
-    float *srow = sm, *su = sm + SCAN_TS * P;
-    int *stok = (int *)(su + SCAN_TS * DT);
+    /* tile buffer t & 1: rows at sm + (t & 1) * SCAN_TS * P, inputs at
+     * su0 + (t & 1) * SCAN_TS * DT (offsets, not a pointer array: a
+     * runtime-indexed local array would live in local memory) */
+    float *su0 = sm + 2 * SCAN_TS * P;
+    int *stok = (int *)(sm + 2 * SCAN_TS * (P + DT)); /* [3][SCAN_TS] */
     float h[NMAX], a[NMAX], wdt[RP];
 #pragma unroll
     for (int n = 0; n < NMAX; n++) {
@@ -144,35 +328,46 @@ __global__ void __launch_bounds__(128) k_scan_chunk(scan_args g, float *sumd, fl
     for (int q = 0; q < RP; q++) wdt[q] = q < R ? dtw[q] : 0.0f;
     const float bk = g.dt_bias[k * D + dd], Dk = g.Ds[k * D + dd];
     float sd = 0.0f;
-    const int l0 = c * g.S, l1 = min(L, l0 + g.S);
+    const int l0 = c * g.S, l1 = min(L, l0 + g.S), ntl = (l1 - l0 + SCAN_TS - 1) / SCAN_TS;
     const size_t base = (size_t)b * L;
     float *yk = ys + (size_t)k * g.B * L * D;
-    for (int lt = l0; lt < l1; lt += SCAN_TS) {
-        const int ns = min(SCAN_TS, l1 - lt);
-        __syncthreads(); /* the previous tile is consumed */
-        if (threadIdx.x < SCAN_TS) stok[threadIdx.x] = threadIdx.x < ns ? scan_token(k, lt + threadIdx.x, H, g.W) : 0;
-        __syncthreads();
-#pragma unroll 4
+    /* token index of step j of tile t, into stok[t % 3] */
+    auto tokens = [=](int t) {
+        const int l = l0 + t * SCAN_TS + (int)threadIdx.x;
+        if (threadIdx.x < SCAN_TS && t < ntl) stok[(t % 3) * SCAN_TS + threadIdx.x] = l < l1 ? scan_token(k, l, H, g.W) : 0;
+    };
+    /* start the copies of tile t into buffer t & 1 */
+    auto issue = [=](int t) {
+        const int ns = min(SCAN_TS, l1 - (l0 + t * SCAN_TS));
+        const int *tk = stok + (t % 3) * SCAN_TS;
+        float *rw = sm + (t & 1) * SCAN_TS * P, *uw = su0 + (t & 1) * SCAN_TS * DT;
         for (int i = threadIdx.x; i < ns * P; i += DT) {
-            int j = i / P, q = i - j * P;
-            srow[i] = __ldg(g.dbl + (base + stok[j]) * 4 * P + (size_t)k * P + q);
+            const int j = i / P, q = i - j * P;
+            cp_f32(rw + i, g.dbl + (base + tk[j]) * 4 * P + (size_t)k * P + q);
         }
-        /* This thread's inputs for the tile: independent loads, all in
-         * flight at once (a loop storing each one would wait for each). */
-        float uv[SCAN_TS];
-#pragma unroll
-        for (int j = 0; j < SCAN_TS; j++) uv[j] = j < ns ? __ldg(g.u + (base + stok[j]) * D + dd) : 0.0f;
-#pragma unroll
-        for (int j = 0; j < SCAN_TS; j++) su[j * DT + threadIdx.x] = uv[j];
-        __syncthreads();
+        for (int j = 0; j < ns; j++) cp_f32(uw + j * DT + threadIdx.x, g.u + (base + tk[j]) * D + dd);
+        cp_commit();
+    };
+    tokens(0);
+    tokens(1);
+    __syncthreads();
+    issue(0);
+    for (int t = 0; t < ntl; t++) {
+        cp_wait_all();
+        __syncthreads(); /* tile t landed for all; tile t-1 consumed by all */
+        tokens(t + 2);   /* into tile t-1's slot */
+        if (t + 1 < ntl) issue(t + 1); /* into tile t-1's buffer, in flight during tile t */
+        const int ns = min(SCAN_TS, l1 - (l0 + t * SCAN_TS));
+        const float *rows = sm + (t & 1) * SCAN_TS * P, *us = su0 + (t & 1) * SCAN_TS * DT;
+        const int *tk = stok + (t % 3) * SCAN_TS;
 #pragma unroll 4
         for (int j = 0; j < ns; j++) {
-            const float *row = srow + j * P;
+            const float *row = rows + j * P;
             float dt = bk;
 #pragma unroll
             for (int q = 0; q < RP; q++)
                 if (q < R) dt = fmaf(wdt[q], row[q], dt);
-            const float uu = su[j * DT + threadIdx.x];
+            const float uu = us[j * DT + threadIdx.x];
             float dl = softplus_fast(dt);
             const float *Bv = row + R, *Cv = Bv + N;
             float acc = 0.0f, du = dl * uu;
@@ -183,7 +378,7 @@ __global__ void __launch_bounds__(128) k_scan_chunk(scan_args g, float *sumd, fl
                     h[n] = exp2f(dl * a[n]) * h[n] + du * Bv[n];
                     acc += h[n] * Cv[n];
                 }
-            if (write_y && live) yk[(base + stok[j]) * D + d] = acc + Dk * uu;
+            if (write_y && live) yk[(base + tk[j]) * D + d] = acc + Dk * uu;
         }
     }
     if (!write_y && live) {
@@ -216,9 +411,44 @@ __global__ void k_scan_carry(scan_args g, const float *sumd, float *hbuf) {
     }
 }
 
-__global__ void k_merge4(float *y, const float *ys, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) y[i] = ys[i] + ys[n + i] + ys[2 * n + i] + ys[3 * n + i];
+/* Cross-merge and the out_norm in one pass, one warp per token: the sum
+ * of the 4 directions (fixed order, reproducible) goes to y, then the
+ * LayerNorm of vmc_layernorm over it (the row is re-read from L2), then
+ * optionally the z gate of vmc_mul_silu. Same maths, bit for bit, as the
+ * three separate passes, without writing and re-reading the merged y. */
+__global__ void k_merge4_ln(float *y, const float *ys, size_t T, int D, const float *w, const float *b, float eps,
+                            const float *z, int ldz) {
+    const size_t row = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, n = T * D;
+    const int lane = threadIdx.x % 32;
+    if (row >= T) return;
+    const float *s0 = ys + row * D;
+    float *yr = y + row * D;
+    float s = 0.0f;
+    for (int c = lane; c < D; c += 32) {
+        const float v = s0[c] + s0[n + c] + s0[2 * n + c] + s0[3 * n + c];
+        yr[c] = v;
+        s += v;
+    }
+    for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float mean = s / D;
+    float v = 0.0f;
+    for (int c = lane; c < D; c += 32) {
+        const float dv = yr[c] - mean;
+        v += dv * dv;
+    }
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const float rstd = rsqrtf(v / D + eps);
+    for (int c = lane; c < D; c += 32) {
+        float o = (yr[c] - mean) * rstd * w[c] + b[c];
+        if (z) o *= silu1(z[row * ldz + c]);
+        yr[c] = o;
+    }
+}
+
+void vmc_merge4_layernorm(float *y, const float *ys, size_t T, int D, const float *w, const float *b, float eps,
+                          const float *z, int ldz, cudaStream_t s) {
+    if (ln_rows4(y, ys, 4, T, D, w, b, eps, z, ldz, s)) return;
+    k_merge4_ln<<<blocks_for(T, 8), 256, 0, s>>>(y, ys, T, D, w, b, eps, z, ldz);
 }
 
 /* Shortest chunk: below this the carry pass and the second pass cost more
@@ -248,15 +478,24 @@ size_t vmc_scan_chunked_scratch(int B, int H, int W, int D, int N) {
     return 4 * (size_t)B * L * D + (size_t)B * 4 * nchunk * D * (1 + (size_t)N);
 }
 
+/* Launch one instance, first raising its shared-memory limit when the
+ * tiles need more than the default 48 KB (large dt rank and d_state). */
+template <int NMAX, int RP>
+static void launch_scan(unsigned nb, unsigned nt, size_t smem, cudaStream_t s, scan_args g, float *sumd, float *hbuf,
+                        int load_h0, int write_y, float *ys) {
+    if (smem > 48 * 1024) cudaFuncSetAttribute(k_scan_chunk<NMAX, RP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    k_scan_chunk<NMAX, RP><<<nb, nt, smem, s>>>(g, sumd, hbuf, load_h0, write_y, ys);
+}
+
 template <int NMAX>
 static void launch_rp(int RP, unsigned nb, unsigned nt, size_t smem, cudaStream_t s, scan_args g, float *sumd, float *hbuf,
                       int load_h0, int write_y, float *ys) {
-#define VMC_RP(v) case v: k_scan_chunk<NMAX, v><<<nb, nt, smem, s>>>(g, sumd, hbuf, load_h0, write_y, ys); break
+#define VMC_RP(v) case v: launch_scan<NMAX, v>(nb, nt, smem, s, g, sumd, hbuf, load_h0, write_y, ys); break
     switch (RP) { VMC_RP(8); VMC_RP(16); VMC_RP(24); VMC_RP(32); VMC_RP(40); VMC_RP(48); VMC_RP(56); default: VMC_RP(64); }
 #undef VMC_RP
 }
 
-void vmc_scan_cross_chunked(float *y, float *scratch, const float *u, const float *dt_w, const float *dbl, const float *A,
+void vmc_scan_cross_chunked(float *scratch, const float *u, const float *dt_w, const float *dbl, const float *A,
                             const float *Ds, const float *dt_bias, int B, int H, int W, int D, int N, int R, int nchunk,
                             cudaStream_t s) {
     int L = H * W;
@@ -270,17 +509,15 @@ void vmc_scan_cross_chunked(float *y, float *scratch, const float *u, const floa
      * divides D evenly and 128 does not). */
     int DT = D <= 128 ? (D + 31) / 32 * 32 : (D % 128 == 0 || D % 96 != 0 ? 128 : 96);
     unsigned nb = (unsigned)((size_t)B * 4 * g.nchunk * ((D + DT - 1) / DT));
-    size_t smem = (size_t)SCAN_TS * (R + 2 * N + DT) * sizeof(float) + SCAN_TS * sizeof(int);
+    size_t smem = scan_smem(R + 2 * N, DT);
     int RP = (R + 7) / 8 * 8;
     for (int pass = nchunk > 1 ? 0 : 1; pass < 2; pass++) {
         int load_h0 = pass && nchunk > 1, write_y = pass;
         if (N <= 1) launch_rp<1>(RP, nb, DT, smem, s, g, sumd, hbuf, load_h0, write_y, ys);
         else if (N <= 16) launch_rp<16>(RP, nb, DT, smem, s, g, sumd, hbuf, load_h0, write_y, ys);
-        else k_scan_chunk<VM_CUDA_MAX_STATE, VM_CUDA_MAX_DT_RANK><<<nb, DT, smem, s>>>(g, sumd, hbuf, load_h0, write_y, ys);
+        else launch_scan<VM_CUDA_MAX_STATE, VM_CUDA_MAX_DT_RANK>(nb, DT, smem, s, g, sumd, hbuf, load_h0, write_y, ys);
         if (!pass) k_scan_carry<<<blocks_for((size_t)B * 4 * D, 128), 128, 0, s>>>(g, sumd, hbuf);
     }
-    size_t n = (size_t)B * L * D;
-    k_merge4<<<blocks_for(n, 256), 256, 0, s>>>(y, ys, n);
 }
 
 __global__ void k_im2col(float *col, const float *in, int B, int H, int W, int C, int k, int st, int p, int OH, int OW) {
@@ -350,11 +587,16 @@ __global__ void __launch_bounds__(128) k_stem_conv(float *out, const float *in, 
     for (int c = 0; c < COUT; c++) o[c] = gelu ? gelu1(acc[c]) : acc[c];
 }
 
+int vmc_stem_conv_ok(int Cin, int Cout, int k) {
+    if ((size_t)Cout * k * k * Cin * sizeof(float) > 48 * 1024) return 0;
+    return Cout == 32 || Cout == 48 || Cout == 64 || Cout == 96 || Cout == 128;
+}
+
 int vmc_stem_conv(float *out, const float *in_nchw, const float *w, const float *bias, const float *lnw, const float *lnb,
                   int gelu, int B, int Cin, int H, int W, int Cout, int k, int st, int p, int OH, int OW, float eps,
                   cudaStream_t s) {
     const size_t n = (size_t)B * OH * OW, smem = (size_t)Cout * k * k * Cin * sizeof(float);
-    if (smem > 48 * 1024) return -1;
+    if (!vmc_stem_conv_ok(Cin, Cout, k)) return -1;
     const unsigned nb = blocks_for(n, 128);
 #define VMC_STEM(c) case c: k_stem_conv<c><<<nb, 128, smem, s>>>(out, in_nchw, w, bias, lnw, lnb, gelu, B, Cin, H, W, k, st, p, OH, OW, eps); return 0
     switch (Cout) { VMC_STEM(32); VMC_STEM(48); VMC_STEM(64); VMC_STEM(96); VMC_STEM(128); default: return -1; }
