@@ -530,8 +530,33 @@ __global__ void k_im2col(float *col, const float *in, int B, int H, int W, int C
     int yy = oy * st - p + ky, xx = ox * st - p + kx;
     col[i] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? in[(((size_t)b * H + yy) * W + xx) * C + ci] : 0.0f;
 }
+/* The same, 4 channels per thread (C a multiple of 4): col's layout
+ * [(b,oy,ox)][(ky,kx)][ci] makes thread i's float4 exactly col4[i]. I is
+ * the index type: 32-bit division whenever the element count fits. */
+template <typename I>
+__global__ void k_im2col4(float4 *col, const float *in, I n4, int B, int H, int W, int C4, int k, int st, int p, int OH,
+                          int OW) {
+    const I i = (I)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n4) return;
+    const I rest = i / C4, r = rest / (k * k);
+    const int c4 = (int)(i - rest * C4), tap = (int)(rest - r * (k * k)), ky = tap / k, kx = tap - ky * k;
+    const I pr = r / OW, b = pr / OH;
+    const int ox = (int)(r - pr * OW), oy = (int)(pr - b * OH);
+    const int yy = oy * st - p + ky, xx = ox * st - p + kx;
+    col[i] = (yy >= 0 && yy < H && xx >= 0 && xx < W)
+                 ? __ldg((const float4 *)in + (((size_t)b * H + yy) * W + xx) * C4 + c4)
+                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+}
+
 void vmc_im2col(float *col, const float *in, int B, int H, int W, int C, int k, int st, int p, int OH, int OW, cudaStream_t s) {
     size_t n = (size_t)B * OH * OW * k * k * C;
+    if (!use_reference && C % 4 == 0 && aligned16(col) && aligned16(in)) {
+        const size_t n4 = n / 4;
+        if (n4 < 0xffffffffu)
+            k_im2col4<unsigned><<<blocks_for(n4, 256), 256, 0, s>>>((float4 *)col, in, (unsigned)n4, B, H, W, C / 4, k, st, p, OH, OW);
+        else k_im2col4<size_t><<<blocks_for(n4, 256), 256, 0, s>>>((float4 *)col, in, n4, B, H, W, C / 4, k, st, p, OH, OW);
+        return;
+    }
     k_im2col<<<blocks_for(n, 256), 256, 0, s>>>(col, in, B, H, W, C, k, st, p, OH, OW);
 }
 
@@ -540,65 +565,96 @@ void vmc_im2col(float *col, const float *in, int B, int H, int W, int C, int k, 
  * far more bytes than it computes (a K = 27 or 48 GEMM). Here one thread
  * computes one output pixel with all COUT accumulators in registers,
  * reading the NCHW input directly (no layout pass), weights in shared
- * memory (every thread of a warp reads the same one: a broadcast), and
- * optionally the LayerNorm over the channels and GELU fused before the
- * single write. */
+ * memory as [tap][COUT] (every thread of a warp reads the same float4: a
+ * broadcast), and optionally the LayerNorm over the channels and GELU
+ * fused. The block's outputs are staged in shared memory (rows padded by
+ * one float against bank conflicts) and written out contiguously: a
+ * thread's own COUT-float row would be a strided store per channel. */
+#define STEM_THREADS 128
+
+static size_t stem_smem(int Cout, int KK) { return ((size_t)Cout * KK + (size_t)STEM_THREADS * (Cout + 1)) * sizeof(float); }
+
 template <int COUT>
-__global__ void __launch_bounds__(128) k_stem_conv(float *out, const float *in, const float *w, const float *bias,
-                                                   const float *lnw, const float *lnb, int gelu, int B, int Cin, int H,
-                                                   int W, int k, int st, int p, int OH, int OW, float eps) {
-    extern __shared__ float sw[];
+__global__ void __launch_bounds__(STEM_THREADS) k_stem_conv(float *out, const float *in, const float *w, const float *bias,
+                                                            const float *lnw, const float *lnb, int gelu, int B, int Cin,
+                                                            int H, int W, int k, int st, int p, int OH, int OW, float eps) {
+    extern __shared__ float4 sm4[];
+    float *sw = (float *)sm4, *so = sw + COUT * k * k * Cin;
     const int KK = k * k * Cin;
-    for (int i = threadIdx.x; i < COUT * KK; i += blockDim.x) sw[i] = w[i];
+    for (int i = threadIdx.x; i < COUT * KK; i += blockDim.x) {
+        const int c = i / KK, q = i - c * KK;
+        sw[q * COUT + c] = w[i];
+    }
     __syncthreads();
-    size_t pix = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (pix >= (size_t)B * OH * OW) return;
-    const int ox = (int)(pix % OW), oy = (int)(pix / OW % OH), b = (int)(pix / ((size_t)OW * OH));
-    float acc[COUT];
+    const size_t npix = (size_t)B * OH * OW, p0 = (size_t)blockIdx.x * STEM_THREADS, pix = p0 + threadIdx.x;
+    if (pix < npix) {
+        const int ox = (int)(pix % OW), oy = (int)(pix / OW % OH), b = (int)(pix / ((size_t)OW * OH));
+        float acc[COUT];
 #pragma unroll
-    for (int c = 0; c < COUT; c++) acc[c] = bias ? bias[c] : 0.0f;
-    for (int ky = 0; ky < k; ky++) {
-        const int yy = oy * st - p + ky;
-        if (yy < 0 || yy >= H) continue;
-        for (int kx = 0; kx < k; kx++) {
-            const int xx = ox * st - p + kx;
-            if (xx < 0 || xx >= W) continue;
-            for (int ci = 0; ci < Cin; ci++) {
-                const float v = __ldg(in + (((size_t)b * Cin + ci) * H + yy) * W + xx);
-                const float *wq = sw + (ky * k + kx) * Cin + ci;
+        for (int c = 0; c < COUT; c++) acc[c] = bias ? bias[c] : 0.0f;
+        for (int ky = 0; ky < k; ky++) {
+            const int yy = oy * st - p + ky;
+            if (yy < 0 || yy >= H) continue;
+            for (int kx = 0; kx < k; kx++) {
+                const int xx = ox * st - p + kx;
+                if (xx < 0 || xx >= W) continue;
+                for (int ci = 0; ci < Cin; ci++) {
+                    const float v = __ldg(in + (((size_t)b * Cin + ci) * H + yy) * W + xx);
+                    const float4 *wq = (const float4 *)(sw + ((ky * k + kx) * Cin + ci) * COUT);
 #pragma unroll
-                for (int c = 0; c < COUT; c++) acc[c] = fmaf(wq[c * KK], v, acc[c]);
+                    for (int c = 0; c < COUT / 4; c++) {
+                        const float4 w4 = wq[c];
+                        acc[4 * c] = fmaf(w4.x, v, acc[4 * c]);
+                        acc[4 * c + 1] = fmaf(w4.y, v, acc[4 * c + 1]);
+                        acc[4 * c + 2] = fmaf(w4.z, v, acc[4 * c + 2]);
+                        acc[4 * c + 3] = fmaf(w4.w, v, acc[4 * c + 3]);
+                    }
+                }
             }
         }
+        if (lnw) { /* two passes, as vmc_layernorm */
+            float mean = 0.0f, var = 0.0f;
+#pragma unroll
+            for (int c = 0; c < COUT; c++) mean += acc[c];
+            mean /= COUT;
+#pragma unroll
+            for (int c = 0; c < COUT; c++) var += (acc[c] - mean) * (acc[c] - mean);
+            const float rstd = rsqrtf(var / COUT + eps);
+#pragma unroll
+            for (int c = 0; c < COUT; c++) acc[c] = (acc[c] - mean) * rstd * lnw[c] + lnb[c];
+        }
+        float *o = so + threadIdx.x * (COUT + 1);
+#pragma unroll
+        for (int c = 0; c < COUT; c++) o[c] = gelu ? gelu1(acc[c]) : acc[c];
     }
-    if (lnw) { /* two passes, as vmc_layernorm */
-        float mean = 0.0f, var = 0.0f;
-#pragma unroll
-        for (int c = 0; c < COUT; c++) mean += acc[c];
-        mean /= COUT;
-#pragma unroll
-        for (int c = 0; c < COUT; c++) var += (acc[c] - mean) * (acc[c] - mean);
-        const float rstd = rsqrtf(var / COUT + eps);
-#pragma unroll
-        for (int c = 0; c < COUT; c++) acc[c] = (acc[c] - mean) * rstd * lnw[c] + lnb[c];
+    __syncthreads();
+    const size_t nout = (npix - p0 < STEM_THREADS ? npix - p0 : STEM_THREADS) * COUT;
+    for (size_t i = threadIdx.x; i < nout; i += STEM_THREADS) {
+        const size_t r = i / COUT;
+        out[p0 * COUT + i] = so[r * (COUT + 1) + (i - r * COUT)];
     }
-    float *o = out + pix * COUT;
-#pragma unroll
-    for (int c = 0; c < COUT; c++) o[c] = gelu ? gelu1(acc[c]) : acc[c];
 }
 
 int vmc_stem_conv_ok(int Cin, int Cout, int k) {
-    if ((size_t)Cout * k * k * Cin * sizeof(float) > 48 * 1024) return 0;
+    if (stem_smem(Cout, k * k * Cin) > 160 * 1024) return 0;
     return Cout == 32 || Cout == 48 || Cout == 64 || Cout == 96 || Cout == 128;
+}
+
+template <int COUT>
+static void launch_stem(unsigned nb, size_t smem, cudaStream_t s, float *out, const float *in, const float *w,
+                        const float *bias, const float *lnw, const float *lnb, int gelu, int B, int Cin, int H, int W, int k,
+                        int st, int p, int OH, int OW, float eps) {
+    if (smem > 48 * 1024) cudaFuncSetAttribute(k_stem_conv<COUT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    k_stem_conv<COUT><<<nb, STEM_THREADS, smem, s>>>(out, in, w, bias, lnw, lnb, gelu, B, Cin, H, W, k, st, p, OH, OW, eps);
 }
 
 int vmc_stem_conv(float *out, const float *in_nchw, const float *w, const float *bias, const float *lnw, const float *lnb,
                   int gelu, int B, int Cin, int H, int W, int Cout, int k, int st, int p, int OH, int OW, float eps,
                   cudaStream_t s) {
-    const size_t n = (size_t)B * OH * OW, smem = (size_t)Cout * k * k * Cin * sizeof(float);
     if (!vmc_stem_conv_ok(Cin, Cout, k)) return -1;
-    const unsigned nb = blocks_for(n, 128);
-#define VMC_STEM(c) case c: k_stem_conv<c><<<nb, 128, smem, s>>>(out, in_nchw, w, bias, lnw, lnb, gelu, B, Cin, H, W, k, st, p, OH, OW, eps); return 0
+    const size_t n = (size_t)B * OH * OW, smem = stem_smem(Cout, k * k * Cin);
+    const unsigned nb = blocks_for(n, STEM_THREADS);
+#define VMC_STEM(c) case c: launch_stem<c>(nb, smem, s, out, in_nchw, w, bias, lnw, lnb, gelu, B, Cin, H, W, k, st, p, OH, OW, eps); return 0
     switch (Cout) { VMC_STEM(32); VMC_STEM(48); VMC_STEM(64); VMC_STEM(96); VMC_STEM(128); default: return -1; }
 #undef VMC_STEM
 }
