@@ -321,8 +321,9 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
             CK(cudaEventRecord(s->landed[p], s->up));
             CK(cudaStreamWaitEvent(q, s->landed[p], 0));
         }
-        rc |= vmc_stem_conv(pe_out + b0 * pe_img, s->in + b0 * img, s->pe1.w, s->pe1.b, s->pe_norm1.w, s->pe_norm1.b, !v1,
-                            b1 - b0, 3, H, W, s->pe1.cout, s->pe1.k, s->pe1.stride, s->pe1.pad, oh, ow, VM_LN_EPS, q);
+        if (vmc_stem_conv(pe_out + b0 * pe_img, s->in + b0 * img, s->pe1.w, s->pe1.b, s->pe_norm1.w, s->pe_norm1.b, !v1,
+                          b1 - b0, 3, H, W, s->pe1.cout, s->pe1.k, s->pe1.stride, s->pe1.pad, oh, ow, VM_LN_EPS, q))
+            return vm_errf(err, errlen, "CUDA: no stem convolution kernel for %d output channels", s->pe1.cout);
     }
     if (!direct) {
         vmc_nchw_to_nhwc(s->t0, s->in, B, 3, H, W, q);

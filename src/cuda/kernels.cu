@@ -47,7 +47,7 @@ static inline bool aligned16(const void *p) { return ((size_t)p & 15) == 0; }
  * lane (C <= 128 NV, C a multiple of 4), so the row is read once and
  * written once. The row is the sum of nsrc (1 or 4) rows n floats apart:
  * 4 is the scan's cross-merge, summed in the order of the scalar
- * k_merge4_ln. z: the optional SiLU gate of vmc_mul_silu (row stride ldz). */
+ * k_merge4_ln. z: the optional gate, out *= SiLU(z) (row stride ldz). */
 template <int NV>
 __global__ void k_ln_rows4(float *out, const float *in, int nsrc, size_t n, size_t T, int C, const float *w, const float *b,
                            float eps, const float *z, int ldz) {
@@ -160,17 +160,6 @@ void vmc_bias_gelu(float *x, const float *bias, size_t T, int C, cudaStream_t s)
 }
 
 void vmc_gelu(float *x, size_t n, cudaStream_t s) { vmc_bias_gelu(x, NULL, n % 4 ? n : n / 4, n % 4 ? 1 : 4, s); }
-
-__global__ void k_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= T * C) return;
-    size_t t = i / C;
-    int c = (int)(i % C);
-    out[i] = in[i] * silu1(z[t * ldz + c]);
-}
-void vmc_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz, cudaStream_t s) {
-    k_mul_silu<<<blocks_for(T * C, 256), 256, 0, s>>>(out, in, z, T, C, ldz);
-}
 
 /* Depthwise 3x3 (pad 1) + bias + SiLU, token-major, weights tap-major
  * [9][C] so that neighbouring channels read neighbouring weights. The
@@ -413,9 +402,10 @@ __global__ void k_scan_carry(scan_args g, const float *sumd, float *hbuf) {
 
 /* Cross-merge and the out_norm in one pass, one warp per token: the sum
  * of the 4 directions (fixed order, reproducible) goes to y, then the
- * LayerNorm of vmc_layernorm over it (the row is re-read from L2), then
- * optionally the z gate of vmc_mul_silu. Same maths, bit for bit, as the
- * three separate passes, without writing and re-reading the merged y. */
+ * LayerNorm of the scalar k_layernorm over it (the row is re-read from
+ * L2), then optionally the z gate (times SiLU(z)). Bit for bit the maths
+ * of the three separate passes it replaced, without writing and
+ * re-reading the merged y. The reference for k_ln_rows4 with nsrc = 4. */
 __global__ void k_merge4_ln(float *y, const float *ys, size_t T, int D, const float *w, const float *b, float eps,
                             const float *z, int ldz) {
     const size_t row = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, n = T * D;

@@ -15,7 +15,6 @@ void vmc_use_reference_kernels(int on);
 void vmc_layernorm(float *out, const float *in, const float *w, const float *b, size_t T, int C, float eps, cudaStream_t s);
 void vmc_gelu(float *x, size_t n, cudaStream_t s);
 void vmc_bias_gelu(float *x, const float *bias, size_t T, int C, cudaStream_t s);
-void vmc_mul_silu(float *out, const float *in, const float *z, size_t T, int C, int ldz, cudaStream_t s);
 /* Depthwise 3x3 + bias + SiLU; w9 is tap-major [9][C]. Four channels per
  * thread where C, ld_in and the pointers allow. */
 void vmc_dwconv3x3_silu(float *out, const float *in, int ld_in, const float *w9, const float *bias, int B, int H, int W,
