@@ -54,25 +54,44 @@ typedef const_dnnl_memory_desc_t md_arg;
 typedef const dnnl_memory_desc_t *md_arg;
 #endif
 
+/* Copy one memory into another of the same logical shape, converting the
+ * layout (oneDNN reorder). */
+static int reorder_mem(dnnl_memory_t from, dnnl_memory_t to) {
+    md_arg a, b;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    int ok = dnnl_memory_get_memory_desc(from, &a) == dnnl_success && dnnl_memory_get_memory_desc(to, &b) == dnnl_success &&
+             dnnl_reorder_primitive_desc_create(&rpd, a, g_engine, b, g_engine, NULL) == dnnl_success &&
+             dnnl_primitive_create(&r, rpd) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        ok = dnnl_primitive_execute(r, g_stream, 2, args) == dnnl_success && dnnl_stream_wait(g_stream) == dnnl_success;
+    }
+    if (r) dnnl_primitive_destroy(r);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    return ok ? 0 : -1;
+}
+
 /* Reorder weights from the user layout into the one primitive pd wants,
  * once, at creation: this is the "pre-packing" every primitive shares. */
 static int pack_weights(const_dnnl_primitive_desc_t pd, md_arg user, const void *data, dnnl_memory_t *out) {
     md_arg wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_t wuser = NULL;
-    dnnl_primitive_desc_t rpd = NULL;
-    dnnl_primitive_t reorder = NULL;
     int ok = dnnl_memory_create(out, wmd, g_engine, DNNL_MEMORY_ALLOCATE) == dnnl_success &&
-             dnnl_memory_create(&wuser, user, g_engine, (void *)data) == dnnl_success &&
-             dnnl_reorder_primitive_desc_create(&rpd, user, g_engine, wmd, g_engine, NULL) == dnnl_success &&
-             dnnl_primitive_create(&reorder, rpd) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, *out}};
-        ok = dnnl_primitive_execute(reorder, g_stream, 2, args) == dnnl_success && dnnl_stream_wait(g_stream) == dnnl_success;
-    }
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (rpd) dnnl_primitive_desc_destroy(rpd);
+             dnnl_memory_create(&wuser, user, g_engine, (void *)data) == dnnl_success && !reorder_mem(wuser, *out);
     if (wuser) dnnl_memory_destroy(wuser);
     return ok ? 0 : -1;
+}
+
+/* Run a convolution or matmul primitive on this call's buffers (its src
+ * and dst memories are created without data; bias may be NULL). */
+static int run_prim(dnnl_primitive_t prim, dnnl_memory_t src, dnnl_memory_t wei, dnnl_memory_t dst, dnnl_memory_t bias,
+                    const void *a, void *c) {
+    dnnl_memory_set_data_handle(src, (void *)a);
+    dnnl_memory_set_data_handle(dst, c);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_BIAS, bias}};
+    if (dnnl_primitive_execute(prim, g_stream, bias ? 4 : 3, args) != dnnl_success) return -1;
+    return dnnl_stream_wait(g_stream) == dnnl_success ? 0 : -1;
 }
 
 void vm_conv_free(vm_conv_prim *p) {
@@ -185,13 +204,7 @@ done:
 }
 #endif
 
-int vm_conv_run(vm_conv_prim *p, const float *src, float *dst) {
-    dnnl_memory_set_data_handle(p->src, (void *)src);
-    dnnl_memory_set_data_handle(p->dst, dst);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_DST, p->dst}, {DNNL_ARG_BIAS, p->bias}};
-    if (dnnl_primitive_execute(p->prim, g_stream, p->bias ? 4 : 3, args) != dnnl_success) return -1;
-    return dnnl_stream_wait(g_stream) == dnnl_success ? 0 : -1;
-}
+int vm_conv_run(vm_conv_prim *p, const float *src, float *dst) { return run_prim(p->prim, p->src, p->wei, p->dst, p->bias, src, dst); }
 
 struct vm_qmatmul {
     dnnl_primitive_t prim;
@@ -269,13 +282,7 @@ done:
 }
 #endif
 
-int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C) {
-    dnnl_memory_set_data_handle(q->src, (void *)A);
-    dnnl_memory_set_data_handle(q->dst, C);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, q->src}, {DNNL_ARG_WEIGHTS, q->wei}, {DNNL_ARG_DST, q->dst}, {DNNL_ARG_BIAS, q->bias}};
-    if (dnnl_primitive_execute(q->prim, g_stream, q->bias ? 4 : 3, args) != dnnl_success) return -1;
-    return dnnl_stream_wait(g_stream) == dnnl_success ? 0 : -1;
-}
+int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C) { return run_prim(q->prim, q->src, q->wei, q->dst, q->bias, A, C); }
 
 const char *vm_dnnl_version(void) {
     static char buf[32];
@@ -311,24 +318,6 @@ static dnnl_primitive_desc_t matmul_pd(md_arg src, md_arg wei, md_arg bias, md_a
 static int append_gelu(dnnl_post_ops_t po) { return dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) == dnnl_success ? 0 : -1; }
 static int append_sum(dnnl_post_ops_t po) { return dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success ? 0 : -1; }
 #endif
-
-/* Copy one memory into another of the same logical shape, converting the
- * layout (oneDNN reorder). */
-static int reorder_mem(dnnl_memory_t from, dnnl_memory_t to) {
-    md_arg a, b;
-    dnnl_primitive_desc_t rpd = NULL;
-    dnnl_primitive_t r = NULL;
-    int ok = dnnl_memory_get_memory_desc(from, &a) == dnnl_success && dnnl_memory_get_memory_desc(to, &b) == dnnl_success &&
-             dnnl_reorder_primitive_desc_create(&rpd, a, g_engine, b, g_engine, NULL) == dnnl_success &&
-             dnnl_primitive_create(&r, rpd) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-        ok = dnnl_primitive_execute(r, g_stream, 2, args) == dnnl_success && dnnl_stream_wait(g_stream) == dnnl_success;
-    }
-    if (r) dnnl_primitive_destroy(r);
-    if (rpd) dnnl_primitive_desc_destroy(rpd);
-    return ok ? 0 : -1;
-}
 
 struct vm_wpack {
     dnnl_memory_t mem; /* packed weights, logical shape K x N */
@@ -457,11 +446,4 @@ vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, vm_wpack *w, 
     return mm;
 }
 
-int vm_matmul_run(vm_matmul *mm, const float *A, float *C) {
-    dnnl_memory_set_data_handle(mm->src, (void *)A);
-    dnnl_memory_set_data_handle(mm->dst, C);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mm->src}, {DNNL_ARG_WEIGHTS, mm->w->mem}, {DNNL_ARG_DST, mm->dst},
-                               {DNNL_ARG_BIAS, mm->bias}};
-    if (dnnl_primitive_execute(mm->prim, g_stream, mm->bias ? 4 : 3, args) != dnnl_success) return -1;
-    return dnnl_stream_wait(g_stream) == dnnl_success ? 0 : -1;
-}
+int vm_matmul_run(vm_matmul *mm, const float *A, float *C) { return run_prim(mm->prim, mm->src, mm->w->mem, mm->dst, mm->bias, A, C); }

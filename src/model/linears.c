@@ -47,12 +47,14 @@ vm_lin_slot *vm_linears(vm_model *m, size_t *n) {
     return v;
 }
 
-/* Give a weight buffer back to the system (it is one of m->allocs). */
+/* Give a weight buffer back to the system and take it off m->allocs (the
+ * last entry moves into its slot, so pack/unpack cycles do not grow the
+ * list). */
 static void drop_alloc(vm_model *m, const float *p) {
     for (size_t i = 0; i < m->nallocs; i++)
         if (m->allocs[i] == p) {
             free(m->allocs[i]);
-            m->allocs[i] = NULL;
+            m->allocs[i] = m->allocs[--m->nallocs];
             return;
         }
 }
