@@ -241,6 +241,8 @@ def cmd_regions(a):
             merged.append(m)
         else:
             merged.append(m)
+    if not any(m[2] >= 0 for m in merged):
+        sys.exit("icount: %s has no line table for the PROF statements: build it with -g (the default CFLAGS)" % a.bin)
     syms = {}
     for ln in sh([tool("nm"), "--defined-only", a.bin]).splitlines():
         f = ln.split()
