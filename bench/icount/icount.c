@@ -20,7 +20,8 @@
  *
  * Arguments: regions=FILE (from regions.py), out=FILE (TSV), measure=N
  * (which forward pass to detail, 1-based; default 1).
- * Output: "seg" lines (instructions per pass; seg 0 = before the first pass)
+ * Output: "seg" lines (instructions of each pass, 1-based), "outside" (all
+ * instructions outside the passes: loading, packing, printing)
  * and one "tb" line per translated block executed in the measured pass:
  * object path, file offset, instructions, instruction classes, then the
  * executions under each op. Run one guest thread (OMP_NUM_THREADS=1): the
@@ -163,8 +164,8 @@ typedef struct tb_rec {
 } tb_rec;
 static tb_rec *all_tbs;
 static int cur_op, seg, measure = 1;
-#define MAXSEG 64
-static uint64_t seg_insns[MAXSEG];
+#define MAXSEG 4096
+static uint64_t seg_insns[MAXSEG], outside_insns;
 static const char *out_file = "icount.tsv";
 
 static void tb_exec(unsigned int vcpu, void *ud) {
@@ -176,8 +177,12 @@ static void tb_exec(unsigned int vcpu, void *ud) {
         cur_op = OUTSIDE;
     }
     if (t->mark != NOCHANGE && cur_op != OUTSIDE) cur_op = t->mark;
+    if (cur_op == OUTSIDE) {
+        outside_insns += t->n;
+        return;
+    }
     seg_insns[seg] += t->n;
-    if (seg == measure && cur_op != OUTSIDE) {
+    if (seg == measure) {
         if (!t->ex) t->ex = calloc(nops + 2, sizeof *t->ex);
         t->ex[cur_op]++;
     }
@@ -231,7 +236,8 @@ static void at_exit(qemu_plugin_id_t id, void *p) {
     fprintf(f, "# icount: nops %d measure %d classes", nops, measure);
     for (int c = 0; c < NCLS; c++) fprintf(f, " %s", cls_names[c]);
     fprintf(f, "\n");
-    for (int s = 0; s <= seg; s++) fprintf(f, "seg\t%d\t%" PRIu64 "\n", s, seg_insns[s]);
+    fprintf(f, "outside\t%" PRIu64 "\n", outside_insns);
+    for (int s = 1; s <= seg; s++) fprintf(f, "seg\t%d\t%" PRIu64 "\n", s, seg_insns[s]);
     for (tb_rec *t = all_tbs; t; t = t->next) {
         if (!t->ex) continue;
         fprintf(f, "tb\t%s\t%" PRIx64 "\t%u", paths[t->path], t->off, t->n);

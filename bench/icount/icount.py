@@ -195,7 +195,15 @@ def off_to_va(segs, off):
 
 
 def cmd_regions(a):
-    enum, names = op_table(a.srcdir)
+    if a.srcdir == "-":  # no op table: only the passes (each call of an --entry function)
+        enum, names, per_file, merged, segs = ["pass"], ["pass"], {}, [], load_segments(a.bin)
+    else:
+        enum, names = op_table(a.srcdir)
+        per_file, merged, segs = regions_from_lines(a, enum)
+    write_regions(a, enum, names, per_file, merged, segs)
+
+
+def regions_from_lines(a, enum):
     per_file = {}
     for f in sorted(glob.glob(os.path.join(a.srcdir, "**", "*.c"), recursive=True)):
         if "/tests/" in f or "/bench/" in f:
@@ -243,6 +251,10 @@ def cmd_regions(a):
             merged.append(m)
     if not any(m[2] >= 0 for m in merged):
         sys.exit("icount: %s has no line table for the PROF statements: build it with -g (the default CFLAGS)" % a.bin)
+    return per_file, merged, segs
+
+
+def write_regions(a, enum, names, per_file, merged, segs):
     syms = {}
     for ln in sh([tool("nm"), "--defined-only", a.bin]).splitlines():
         f = ln.split()
@@ -330,9 +342,9 @@ class Symbols:
                 if not re.search(r" [tTwW] ", out):
                     out = sh([tool("nm"), "-nSDC", "--defined-only", path])
                 for ln in out.splitlines():
-                    m = re.match(r"([0-9a-f]+) ([0-9a-f]+) ([tTwWiI]) (.*)", ln)
+                    m = re.match(r"([0-9a-f]+) (?:([0-9a-f]+) )?([tTwWiI]) (.*)", ln)  # no size column when 0
                     if m:
-                        syms.append((int(m.group(1), 16), int(m.group(2), 16), m.group(4)))
+                        syms.append((int(m.group(1), 16), int(m.group(2) or "0", 16), m.group(4)))
             except (subprocess.CalledProcessError, OSError):
                 segs = []
             self.cache[path] = (segs, [x[0] for x in syms], syms)
@@ -341,9 +353,11 @@ class Symbols:
         i = bisect.bisect_right(addrs, va) - 1
         # a library without its symbol table (Debian strips them) only names
         # its exported functions: code elsewhere is "(internal)"
-        name = syms[i][2] if i >= 0 and va < syms[i][0] + max(syms[i][1], 4) else "(internal code)"
-        if len(name) > 70:
-            name = name[:67] + "..."
+        # (hand-written assembly kernels often have size 0: they extend to the next symbol)
+        end = syms[i][0] + syms[i][1] if i >= 0 and syms[i][1] else (syms[i + 1][0] if 0 <= i < len(syms) - 1 else 0)
+        name = syms[i][2] if i >= 0 and va < end else "(internal code%s)" % (", after " + syms[i][2] if i >= 0 else "")
+        if len(name) > 90:
+            name = name[:87] + "..."
         return "%s:%s" % (os.path.basename(path), name)
 
 
@@ -374,7 +388,7 @@ def cmd_report(a):
     if os.path.exists(a.model) and is_int8_file(a.model):
         a.int8 = True
     ops = json.load(open(a.regions + ".json"))["ops"] if a.regions else None
-    segs_ins, tbs = {}, []
+    segs_ins, tbs, outside = {}, [], 0
     nops = None
     for ln in open(a.tsv):
         if ln.startswith("#"):
@@ -384,6 +398,8 @@ def cmd_report(a):
         f = ln.rstrip("\n").split("\t")
         if f[0] == "seg":
             segs_ins[int(f[1])] = int(f[2])
+        elif f[0] == "outside":
+            outside = int(f[1])
         elif f[0] == "tb":
             tbs.append((f[1], int(f[2], 16), int(f[3]), [int(x) for x in f[4:4 + len(CLASSES)]],
                         [int(x) for x in f[4 + len(CLASSES):]]))
@@ -431,7 +447,8 @@ def cmd_report(a):
             r["top_functions"] = [[s, c] for s, c in per_sym[nm].most_common(a.top)]
         rows.append(r)
     out = {"cpu": a.cpu, "model": a.model, "size": a.size, "batch": a.batch, "pass": measure,
-           "instructions_per_forward": total, "passes": [segs_ins.get(i, 0) for i in sorted(segs_ins)],
+           "instructions_per_forward": total, "passes": [segs_ins[i] for i in sorted(segs_ins)],
+           "outside_passes": outside,
            "ops": rows}
     if info:
         out["gmacs"] = sum(macs.values()) / 1e9
@@ -454,8 +471,8 @@ def cmd_report(a):
             "%.3f" % r["gflop"] if "gflop" in r else "", "%.3f" % r["instructions_per_flop"] if "gflop" in r else "",
             "%.1f" % r["x_ideal"] if "gflop" in r else ""))
     print("-" * len(hdr))
-    print("%-16s %10.1f   (passes: %s Minsn; pass 0 = load)" % (
-        "total", total / 1e6, ", ".join("%.0f" % (x / 1e6) for x in out["passes"])))
+    print("%-16s %10.1f   (every pass: %s Minsn; outside them: %.0f Minsn)" % (
+        "total", total / 1e6, ", ".join("%.0f" % (x / 1e6) for x in out["passes"]), outside / 1e6))
     gm = [r for r in rows if "gflop" in r]
     if gm:
         gi = sum(r["instructions"] for r in gm)
@@ -471,12 +488,74 @@ def cmd_report(a):
                 print("   %5.1f%%  %s" % (100.0 * c / r["instructions"], s))
 
 
+def cmd_calls(a):
+    """Per-call counts of a program whose calls of one function are the
+    passes (bench/xnn_gemm.c prints 'call I path precision layer M K N count')."""
+    seg = {}
+    for ln in open(a.tsv):
+        f = ln.split()
+        if f and f[0] == "seg":
+            seg[int(f[1])] = int(f[2])
+    rows = {}
+    for ln in open(a.calls):
+        f = ln.split()
+        if len(f) < 9 or f[0] != "call" or (len(f) > 9 and f[9] == "warmup"):
+            continue
+        i, path, prec, layer = int(f[1]), f[2], f[3], f[4]
+        M, K, N, count = map(int, f[5:9])
+        macs = M * K * N
+        ins = seg.get(i, 0)
+        if prec == "fp32":
+            ideal, kind = macs / 4, "fmla128"
+        elif a.dotprod:
+            ideal, kind = macs / 16, "sdot"
+        else:
+            ideal, kind = macs * 3 / 16, "smull+smlal2+sadalp"
+        rows.setdefault(layer, {"layer": layer, "M": M, "K": K, "N": N, "count": count})[path + "_" + prec] = {
+            "instructions": ins, "instructions_per_flop": ins / (2 * macs), "ideal": ideal, "ideal_kind": kind,
+            "x_ideal": ins / ideal}
+    rows = list(rows.values())
+    cols = [c for c in ("dnnl_fp32", "xnnpack_fp32", "dnnl_int8", "xnnpack_int8") if any(c in r for r in rows)]
+    # forward totals: an INT8 model runs in_proj/out_proj/fc1/fc2 in INT8, the rest in FP32
+    tot = collections.Counter()
+    for r in rows:
+        q = any(k in r["layer"] for k in ("in_proj", "out_proj", "fc1", "fc2"))
+        for lib in ("dnnl", "xnnpack"):
+            for prec in ("fp32", "int8"):
+                src = r.get(lib + "_" + (prec if prec == "fp32" or q else "fp32"))
+                if src:
+                    tot[lib + "_" + prec] += src["instructions"] * r["count"]
+                    tot[lib + "_" + prec + "_ideal"] += src["ideal"] * r["count"]
+    if a.json:
+        json.dump({"cpu": a.cpu, "layers": rows, "per_forward": dict(tot)}, sys.stdout, indent=1)
+        print()
+        return
+    print("instructions per call, qemu-aarch64 -cpu %s; x = multiple of the ideal (%s)" % (
+        a.cpu, "FP32 FMLA 8 FLOP/insn, INT8 " + ("SDOT 16 MAC/insn" if a.dotprod else "SMULL+SMLAL2+SADALP 16 MAC/3 insn")))
+    hdr = "%-12s %5s %5s %5s %3s" % ("layer", "M", "K", "N", "n") + "".join(" %20s" % c for c in cols)
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        line = "%-12s %5d %5d %5d %3d" % (r["layer"], r["M"], r["K"], r["N"], r["count"])
+        for c in cols:
+            v = r.get(c)
+            line += " %20s" % ("%.2fM %5.3f/F %5.1fx" % (v["instructions"] / 1e6, v["instructions_per_flop"], v["x_ideal"])
+                                if v else "")
+        print(line)
+    print("-" * len(hdr))
+    print("per forward (x n; INT8 = in_proj/out_proj/fc1/fc2 INT8, x_proj/dt_proj/head FP32):")
+    for k in ("dnnl_fp32", "xnnpack_fp32", "dnnl_int8", "xnnpack_int8"):
+        if tot[k]:
+            print("  %-13s %9.1f Minsn  (ideal %.1f, %.2fx)" % (k, tot[k] / 1e6, tot[k + "_ideal"] / 1e6,
+                                                              tot[k] / tot[k + "_ideal"]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd")
     r = sub.add_parser("regions")
     r.add_argument("bin")
-    r.add_argument("srcdir")
+    r.add_argument("srcdir", help="source tree with the PROF statements, or - for passes only")
     r.add_argument("-o", required=True)
     r.add_argument("--entry", default="vm_forward,vm_forward_features")
     p = sub.add_parser("report")
@@ -492,8 +571,16 @@ def main():
     p.add_argument("--dotprod", action="store_true", help="the CPU has SDOT (ideal for INT8)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--top", type=int, default=0, help="list the N hottest functions of each op")
+    c = sub.add_parser("calls")
+    c.add_argument("tsv")
+    c.add_argument("calls")
+    c.add_argument("--cpu", default="?")
+    c.add_argument("--dotprod", action="store_true")
+    c.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    if a.cmd == "regions":
+    if a.cmd == "calls":
+        cmd_calls(a)
+    elif a.cmd == "regions":
         cmd_regions(a)
     elif a.cmd == "report":
         cmd_report(a)
