@@ -37,9 +37,10 @@ export PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconf
 make -j"$(nproc)"
 file vmamba | grep -q "ARM aarch64"
 make check VMAMBA_RUNNER="qemu-aarch64 -L /" || { cat tests/*.log; exit 1; }
-# The instruction counter (bench/arm-icount.sh, a qemu TCG plugin) still maps
-# every op: a tiny input, a few seconds.
+# The instruction counter (bench/arm-icount.sh, a qemu TCG plugin) counts a
+# known instruction stream exactly and still maps every op: a few seconds.
 if command -v python3 >/dev/null && command -v cc >/dev/null; then
+    sh "$src/bench/icount/selftest.sh" "$build/icount-selftest"
     sh "$src/bench/arm-icount.sh" vmamba-tiny-s1l8 --size 32 --cpu cortex-a72 --build "$build" --json > icount.json
     python3 -c 'import json, sys; d = json.load(open("icount.json")); ops = {r["op"] for r in d["ops"]}
 sys.exit(0 if d["instructions_per_forward"] > 0 and {"in_proj", "mlp_gemm", "selective_scan"} <= ops else "icount: ops missing")'

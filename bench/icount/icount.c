@@ -171,8 +171,10 @@ static const char *out_file = "icount.tsv";
 static void tb_exec(unsigned int vcpu, void *ud) {
     tb_rec *t = ud;
     if (t->kind == 1) {
-        if (seg < MAXSEG - 1) seg++;
-        cur_op = GLUE;
+        if (cur_op == OUTSIDE) { /* not already in a pass: a loop back to the entry or a nested call is not a new pass */
+            if (seg < MAXSEG - 1) seg++;
+            cur_op = GLUE;
+        }
     } else if (t->kind == 2) {
         cur_op = OUTSIDE;
     }
