@@ -37,7 +37,7 @@ fi
 lib=/usr/lib/aarch64-linux-gnu
 bin=$build/xnn_gemm
 if [ ! -x "$bin" ] || [ "$here/xnn_gemm.c" -nt "$bin" ]; then
-    aarch64-linux-gnu-gcc -std=gnu11 -g -O2 -Wall -Wextra -I"$sysroot/usr/include" -I"$xsys/usr/include" \
+    aarch64-linux-gnu-gcc -std=gnu11 -g -O2 -Wall -Wextra -Wno-missing-field-initializers -I"$sysroot/usr/include" -I"$xsys/usr/include" \
         -o "$bin" "$here/xnn_gemm.c" -L"$sysroot$lib" -L"$xsys$lib" \
         -Wl,--disable-new-dtags,-rpath,"$sysroot$lib:$xsys$lib" -Wl,-rpath-link,"$xsys$lib" -lXNNPACK -ldnnl -lm
 fi

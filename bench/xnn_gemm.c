@@ -14,7 +14,8 @@
  * per-channel `qc8` convolution used as a 1x1 convolution (the 2022 Debian
  * snapshot has per-channel weights only there; its fully-connected qs8 has
  * one weight scale per tensor).
- * Prints one line per call: index path precision layer M K N count, where
+ * Convolutions (3x3 stride 2, depthwise 3x3) run through XNNPACK's NHWC
+ * convolution only. Prints one line per call: index path precision layer M K N count, where
  * count is how many times a forward pass runs that shape. Each shape runs
  * twice (a warm-up call, then the measured one). */
 #include <math.h>
@@ -29,6 +30,7 @@
 typedef struct {
     const char *name;
     int M, K, N, count;
+    int kind, H, W; /* 0 linear; 1 3x3 stride-2 convolution (M = output pixels, K = 9 Cin); 2 depthwise 3x3 (K = 9) */
 } shape_t;
 
 /* stage s: T = (56 >> s)^2 tokens, C = 96 << s, dt_rank C/16, d_state 1,
@@ -43,6 +45,13 @@ static const shape_t shapes[] = {
     {"s3.in_proj", 49, 768, 768, 2},    {"s3.x_proj", 49, 768, 200, 2},    {"s3.dt_proj", 49, 48, 768, 8},
     {"s3.out_proj", 49, 768, 768, 2},   {"s3.fc1", 49, 768, 3072, 2},      {"s3.fc2", 49, 3072, 768, 2},
     {"head", 1, 768, 1000, 1},
+    /* the convolutions: patch embed (3 -> 48 -> 96), downsample, and the depthwise 3x3 of every block (FP32,
+     * XNNPACK only; oneDNN's are counted in the forward pass, bench/RESULTS.md) */
+    {"pe.conv1", 112 * 112, 27, 48, 1, 1, 224, 224},       {"pe.conv2", 56 * 56, 432, 96, 1, 1, 112, 112},
+    {"ds.conv0", 28 * 28, 864, 192, 1, 1, 56, 56},         {"ds.conv1", 14 * 14, 1728, 384, 1, 1, 28, 28},
+    {"ds.conv2", 7 * 7, 3456, 768, 1, 1, 14, 14},          {"s0.dwconv", 3136, 9, 96, 2, 2, 56, 56},
+    {"s1.dwconv", 784, 9, 192, 2, 2, 28, 28},              {"s2.dwconv", 196, 9, 384, 8, 2, 14, 14},
+    {"s3.dwconv", 49, 9, 768, 2, 2, 7, 7},
 };
 
 enum { DNNL_F32, XNN_F32, DNNL_S8, XNN_QC8 };
@@ -95,6 +104,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const shape_t *s = &shapes[i];
         size_t na = (size_t)s->M * s->K, nw = (size_t)s->N * s->K, nc = (size_t)s->M * s->N;
+        if (s->kind) na = (size_t)s->H * s->W * (s->kind == 1 ? s->K / 9 : s->N); /* the NHWC input */
         float *a = malloc(na * 4), *w = malloc(nw * 4), *c = malloc(nc * 4);
         uint8_t *a8 = malloc(na);
         int8_t *w8 = malloc(nw), *c8 = malloc(nc);
@@ -109,9 +119,18 @@ int main(void) {
         for (int path = DNNL_F32; path <= XNN_QC8; path++) {
             int int8 = path >= DNNL_S8;
             if (!want("VMAMBA_GEMM", path_names[path]) || !want("VMAMBA_GEMM_INT8", int8 ? "1" : "0")) continue;
+            if (s->kind && path != XNN_F32) continue;
             job_t j = {path, s->M, s->N, s->K, a, w, c, a8, w8, c32, NULL};
             enum xnn_status st = xnn_status_success;
-            if (path == XNN_F32) {
+            if (path == XNN_F32 && s->kind == 1) {
+                st = xnn_create_convolution2d_nhwc_f32(1, 1, 1, 1, 3, 3, 2, 2, 1, 1, 1, s->K / 9, s->N, s->K / 9, s->N, w, NULL,
+                                                       -INFINITY, INFINITY, 0, &j.op);
+                if (st == xnn_status_success) st = xnn_setup_convolution2d_nhwc_f32(j.op, 1, s->H, s->W, a, c, NULL);
+            } else if (path == XNN_F32 && s->kind == 2) {
+                st = xnn_create_convolution2d_nhwc_f32(1, 1, 1, 1, 3, 3, 1, 1, 1, 1, s->N, 1, 1, s->N, s->N, w, NULL, -INFINITY,
+                                                       INFINITY, 0, &j.op);
+                if (st == xnn_status_success) st = xnn_setup_convolution2d_nhwc_f32(j.op, 1, s->H, s->W, a, c, NULL);
+            } else if (path == XNN_F32) {
                 st = xnn_create_fully_connected_nc_f32(s->K, s->N, s->K, s->N, w, NULL, -INFINITY, INFINITY, 0, &j.op);
                 if (st == xnn_status_success) st = xnn_setup_fully_connected_nc_f32(j.op, s->M, a, c, NULL);
             } else if (path == XNN_QC8) {

@@ -519,6 +519,13 @@ def cmd_calls(a):
     # forward totals: an INT8 model runs in_proj/out_proj/fc1/fc2 in INT8, the rest in FP32
     tot = collections.Counter()
     for r in rows:
+        if r["layer"].startswith(("pe.", "ds.")) or "dwconv" in r["layer"]:
+            for k, v in r.items():
+                if isinstance(v, dict):
+                    key = "xnnpack_dwconv" if "dwconv" in r["layer"] else "xnnpack_conv"
+                    tot[key] += v["instructions"] * r["count"]
+                    tot[key + "_ideal"] += v["ideal"] * r["count"]
+            continue
         q = any(k in r["layer"] for k in ("in_proj", "out_proj", "fc1", "fc2"))
         for lib in ("dnnl", "xnnpack"):
             for prec in ("fp32", "int8"):
@@ -544,8 +551,8 @@ def cmd_calls(a):
         print(line)
     print("-" * len(hdr))
     print("per forward (x n; INT8 = in_proj/out_proj/fc1/fc2 INT8, x_proj/dt_proj/head FP32):")
-    for k in ("dnnl_fp32", "xnnpack_fp32", "dnnl_int8", "xnnpack_int8"):
-        if tot[k]:
+    for k in ("dnnl_fp32", "xnnpack_fp32", "dnnl_int8", "xnnpack_int8", "xnnpack_conv", "xnnpack_dwconv"):
+        if tot[k] and (not k.endswith("int8") or any(k in r for r in rows)):
             print("  %-13s %9.1f Minsn  (ideal %.1f, %.2fx)" % (k, tot[k] / 1e6, tot[k + "_ideal"] / 1e6,
                                                               tot[k] / tot[k + "_ideal"]))
 
