@@ -25,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
 build=${VMAMBA_AARCH64_BUILD:-/tmp/vmamba-aarch64}
 model="" size=224 batch=1 cpu=cortex-a76 json="" top=0 keep=""
-usage() { sed -n '6,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '7,22p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --size) size=$2; shift 2 ;;
