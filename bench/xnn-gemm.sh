@@ -10,7 +10,8 @@
 #                 reused; default /tmp/vmamba-aarch64)
 #   --top CALL    also list the hottest functions of call number CALL
 #   --keep DIR    keep the raw counts (icount.tsv, calls.txt) there
-# VMAMBA_GEMM=dnnl|xnnpack and VMAMBA_GEMM_INT8=0|1 restrict what runs.
+# VMAMBA_GEMM=dnnl|xnnpack and VMAMBA_GEMM_INT8=0|1 restrict what runs;
+# VMAMBA_GEMM_FP16=1 adds XNNPACK FP16 (cores with FP16 arithmetic).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 build=${VMAMBA_AARCH64_BUILD:-/tmp/vmamba-aarch64}
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --json) json=--json; shift ;;
     --top) top=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
-    *) sed -n '8,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '8,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 sysroot=$build/sysroot

@@ -14,6 +14,8 @@
  * per-channel `qc8` convolution used as a 1x1 convolution (the 2022 Debian
  * snapshot has per-channel weights only there; its fully-connected qs8 has
  * one weight scale per tensor).
+ * FP16 (VMAMBA_GEMM_FP16=1, on cores with FP16 arithmetic): XNNPACK's
+ * xnn_create_fully_connected_nc_f16, to see what --precision fp16 would save.
  * Convolutions (3x3 stride 2, depthwise 3x3) run through XNNPACK's NHWC
  * convolution only. Prints one line per call: index path precision layer M K N count, where
  * count is how many times a forward pass runs that shape. Each shape runs
@@ -54,8 +56,9 @@ static const shape_t shapes[] = {
     {"s3.dwconv", 49, 9, 768, 2, 2, 7, 7},
 };
 
-enum { DNNL_F32, XNN_F32, DNNL_S8, XNN_QC8 };
-static const char *const path_names[] = {"dnnl", "xnnpack", "dnnl", "xnnpack"};
+enum { DNNL_F32, XNN_F32, DNNL_S8, XNN_QC8, XNN_F16, NPATH };
+static const char *const path_names[] = {"dnnl", "xnnpack", "dnnl", "xnnpack", "xnnpack"};
+static const char *const prec_names[] = {"fp32", "fp32", "int8", "int8", "fp16"};
 
 typedef struct {
     int path, M, N, K;
@@ -108,17 +111,21 @@ int main(void) {
         float *a = malloc(na * 4), *w = malloc(nw * 4), *c = malloc(nc * 4);
         uint8_t *a8 = malloc(na);
         int8_t *w8 = malloc(nw), *c8 = malloc(nc);
+        __fp16 *a16 = malloc(na * 2), *w16 = malloc(nw * 2), *c16 = malloc(nc * 2);
         int32_t *c32 = malloc(nc * 4);
         float *wscale = malloc(s->N * 4);
-        if (!a || !w || !c || !a8 || !w8 || !c8 || !c32 || !wscale) return 1;
+        if (!a || !w || !c || !a8 || !w8 || !c8 || !c32 || !wscale || !a16 || !w16 || !c16) return 1;
         fill(a, na, 1 + i);
         fill(w, nw, 100 + i);
         for (size_t k = 0; k < na; k++) a8[k] = (uint8_t)(128 + (int)(a[k] * 100));
         for (size_t k = 0; k < nw; k++) w8[k] = (int8_t)(w[k] * 127);
         for (int k = 0; k < s->N; k++) wscale[k] = 1.0f / 127;
-        for (int path = DNNL_F32; path <= XNN_QC8; path++) {
-            int int8 = path >= DNNL_S8;
+        for (size_t k = 0; k < na; k++) a16[k] = (__fp16)a[k];
+        for (size_t k = 0; k < nw; k++) w16[k] = (__fp16)w[k];
+        for (int path = DNNL_F32; path < NPATH; path++) {
+            int int8 = path == DNNL_S8 || path == XNN_QC8;
             if (!want("VMAMBA_GEMM", path_names[path]) || !want("VMAMBA_GEMM_INT8", int8 ? "1" : "0")) continue;
+            if (path == XNN_F16 && !(getenv("VMAMBA_GEMM_FP16") && !strcmp(getenv("VMAMBA_GEMM_FP16"), "1"))) continue;
             if (s->kind && path != XNN_F32) continue;
             job_t j = {path, s->M, s->N, s->K, a, w, c, a8, w8, c32, NULL};
             enum xnn_status st = xnn_status_success;
@@ -133,6 +140,13 @@ int main(void) {
             } else if (path == XNN_F32) {
                 st = xnn_create_fully_connected_nc_f32(s->K, s->N, s->K, s->N, w, NULL, -INFINITY, INFINITY, 0, &j.op);
                 if (st == xnn_status_success) st = xnn_setup_fully_connected_nc_f32(j.op, s->M, a, c, NULL);
+            } else if (path == XNN_F16) {
+                st = xnn_create_fully_connected_nc_f16(s->K, s->N, s->K, s->N, w16, NULL, -INFINITY, INFINITY, 0, &j.op);
+                if (st == xnn_status_unsupported_hardware) {
+                    fprintf(stderr, "xnn_gemm: no FP16 arithmetic on this CPU: FP16 skipped\n");
+                    continue;
+                }
+                if (st == xnn_status_success) st = xnn_setup_fully_connected_nc_f16(j.op, s->M, a16, c16, NULL);
             } else if (path == XNN_QC8) {
                 st = xnn_create_convolution2d_nhwc_qc8(0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, s->K, s->N, s->K, s->N, 0, 1.0f / 100,
                                                        wscale, w8, NULL, 0, 0.05f, -128, 127, 0, &j.op);
@@ -148,12 +162,12 @@ int main(void) {
                     fprintf(stderr, "xnn_gemm: %s: %s GEMM failed\n", s->name, path_names[path]);
                     return 1;
                 }
-                printf("call %d %s %s %s %d %d %d %d%s\n", ++calls, path_names[path], int8 ? "int8" : "fp32", s->name, s->M,
+                printf("call %d %s %s %s %d %d %d %d%s\n", ++calls, path_names[path], prec_names[path], s->name, s->M,
                        s->K, s->N, s->count, r ? "" : " warmup");
             }
             if (j.op) xnn_delete_operator(j.op);
         }
-        free(a), free(w), free(c), free(a8), free(w8), free(c8), free(c32), free(wscale);
+        free(a), free(w), free(c), free(a8), free(w8), free(c8), free(c32), free(wscale), free(a16), free(w16), free(c16);
     }
     return 0;
 }

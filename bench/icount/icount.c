@@ -45,6 +45,8 @@ static int classify(uint32_t i) {
     if ((i & 0xBF20FC00u) == 0x0E20CC00u) return C_FMLA;
     /* FMLA/FMLS (by element), single/double: 0 Q 0 01111 1 sz L M Rm 0 1 01 H 0 */
     if ((i & 0xBF80B400u) == 0x0F801000u) return C_FMLA;
+    /* FMLA/FMLS (vector), half precision: 0 Q 0 01110 a 10 Rm 00 0 0 1 1; (by element): 0 Q 0 01111 00 L M Rm 0 1 01 H 0 */
+    if ((i & 0xBF60FC00u) == 0x0E400C00u || (i & 0xBFC0B400u) == 0x0F001000u) return C_FMLA;
     /* SDOT/UDOT (vector): 0 Q U 01110 10 0 Rm 1001 0 1; (by element): 0 Q U 01111 10 L M Rm 1110 H 0 */
     if ((i & 0x9FE0FC00u) == 0x0E809400u || (i & 0x9FC0F400u) == 0x0F80E000u) return C_DOT;
     /* widening integer MAC used by non-dotprod INT8 GEMMs: SMLAL/UMLAL(2),

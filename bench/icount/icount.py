@@ -507,6 +507,8 @@ def cmd_calls(a):
         ins = seg.get(i, 0)
         if prec == "fp32":
             ideal, kind = macs / 4, "fmla128"
+        elif prec == "fp16":
+            ideal, kind = macs / 8, "fmla128.8h"
         elif a.dotprod:
             ideal, kind = macs / 16, "sdot"
         else:
@@ -515,7 +517,7 @@ def cmd_calls(a):
             "instructions": ins, "instructions_per_flop": ins / (2 * macs), "ideal": ideal, "ideal_kind": kind,
             "x_ideal": ins / ideal}
     rows = list(rows.values())
-    cols = [c for c in ("dnnl_fp32", "xnnpack_fp32", "dnnl_int8", "xnnpack_int8") if any(c in r for r in rows)]
+    cols = [c for c in ("dnnl_fp32", "xnnpack_fp32", "dnnl_int8", "xnnpack_int8", "xnnpack_fp16") if any(c in r for r in rows)]
     # forward totals: an INT8 model runs in_proj/out_proj/fc1/fc2 in INT8, the rest in FP32
     tot = collections.Counter()
     for r in rows:
@@ -528,8 +530,8 @@ def cmd_calls(a):
             continue
         q = any(k in r["layer"] for k in ("in_proj", "out_proj", "fc1", "fc2"))
         for lib in ("dnnl", "xnnpack"):
-            for prec in ("fp32", "int8"):
-                src = r.get(lib + "_" + (prec if prec == "fp32" or q else "fp32"))
+            for prec in ("fp32", "int8", "fp16"):
+                src = r.get(lib + "_" + (prec if prec != "int8" or q else "fp32"))
                 if src:
                     tot[lib + "_" + prec] += src["instructions"] * r["count"]
                     tot[lib + "_" + prec + "_ideal"] += src["ideal"] * r["count"]
@@ -551,8 +553,8 @@ def cmd_calls(a):
         print(line)
     print("-" * len(hdr))
     print("per forward (x n; INT8 = in_proj/out_proj/fc1/fc2 INT8, x_proj/dt_proj/head FP32):")
-    for k in ("dnnl_fp32", "xnnpack_fp32", "dnnl_int8", "xnnpack_int8", "xnnpack_conv", "xnnpack_dwconv"):
-        if tot[k] and (not k.endswith("int8") or any(k in r for r in rows)):
+    for k in ("dnnl_fp32", "xnnpack_fp32", "dnnl_int8", "xnnpack_int8", "xnnpack_fp16", "xnnpack_conv", "xnnpack_dwconv"):
+        if tot[k] and (k.endswith("fp32") or k.endswith("conv") or any(k in r for r in rows)):
             print("  %-13s %9.1f Minsn  (ideal %.1f, %.2fx)" % (k, tot[k] / 1e6, tot[k + "_ideal"] / 1e6,
                                                               tot[k] / tot[k + "_ideal"]))
 
