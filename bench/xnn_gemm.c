@@ -143,7 +143,8 @@ int main(void) {
             } else if (path == XNN_F16) {
                 st = xnn_create_fully_connected_nc_f16(s->K, s->N, s->K, s->N, w16, NULL, -INFINITY, INFINITY, 0, &j.op);
                 if (st == xnn_status_unsupported_hardware) {
-                    fprintf(stderr, "xnn_gemm: no FP16 arithmetic on this CPU: FP16 skipped\n");
+                    static int told;
+                    if (!told++) fprintf(stderr, "xnn_gemm: no FP16 arithmetic on this CPU: FP16 skipped\n");
                     continue;
                 }
                 if (st == xnn_status_success) st = xnn_setup_fully_connected_nc_f16(j.op, s->M, a16, c16, NULL);
