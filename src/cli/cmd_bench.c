@@ -97,10 +97,12 @@ int cmd_bench(int argc, char **argv) {
         }
     double *t = malloc((size_t)iters * sizeof *t);
     int rc = 0;
+    /* per-op times of vm_forward's context */
+    vm_profile none = {0}, *prof = vm_model_ctx(m) ? vm_ctx_profile(vm_model_ctx(m)) : &none;
     for (int it = -warmup; it < iters && !rc; it++) {
         if (it == 0) {
-            memset(&m->prof, 0, sizeof m->prof);
-            m->prof.enabled = profile;
+            memset(prof, 0, sizeof *prof);
+            prof->enabled = profile;
         }
         double t0 = now();
         rc = I.num_classes ? vm_forward(m, x, batch, size, size, out) : vm_forward_features(m, x, batch, size, size, feats);
@@ -115,7 +117,7 @@ int cmd_bench(int argc, char **argv) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         double rss = ru.ru_maxrss / 1024.0, total = 0;
-        for (int k = 0; k < VM_OP_COUNT; k++) total += m->prof.seconds[k];
+        for (int k = 0; k < VM_OP_COUNT; k++) total += prof->seconds[k];
         const char *name = arch ? arch : model;
         if (json) {
             printf("{\"model\": \"%s\", \"device\": \"%s\", \"precision\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, \"isa\": \"%s\", "
@@ -126,7 +128,7 @@ int cmd_bench(int argc, char **argv) {
             if (profile) {
                 printf(", \"profile_ms\": {");
                 for (int k = 0; k < VM_OP_COUNT; k++)
-                    printf("%s\"%s\": %.3f", k ? ", " : "", vm_op_names[k], 1e3 * m->prof.seconds[k] / iters);
+                    printf("%s\"%s\": %.3f", k ? ", " : "", vm_op_names[k], 1e3 * prof->seconds[k] / iters);
                 printf("}");
             }
             printf("}\n");
@@ -140,9 +142,9 @@ int cmd_bench(int argc, char **argv) {
             if (profile) {
                 printf("profile (ms per pass, share of timed ops):\n");
                 for (int k = 0; k < VM_OP_COUNT; k++)
-                    if (m->prof.seconds[k] > 0)
-                        printf("  %-16s %8.2f  %5.1f%%\n", vm_op_names[k], 1e3 * m->prof.seconds[k] / iters,
-                               100 * m->prof.seconds[k] / total);
+                    if (prof->seconds[k] > 0)
+                        printf("  %-16s %8.2f  %5.1f%%\n", vm_op_names[k], 1e3 * prof->seconds[k] / iters,
+                               100 * prof->seconds[k] / total);
             }
         }
     }

@@ -480,6 +480,12 @@ static void rename_legacy(vm_checkpoint *c) {
     }
 }
 
+static vm_model *model_new(void) {
+    vm_model *m = vm_xcalloc(1, sizeof *m);
+    pthread_mutex_init(&m->dev_lock, NULL);
+    return m;
+}
+
 static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errlen) {
     if (bind_all(m, src)) {
         vm_errf(err, errlen, "%s", m->err);
@@ -491,9 +497,9 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
      * benchmarks and bug reports, like VMAMBA_ISA). */
     const char *pk = getenv("VMAMBA_PACK");
     m->no_pack = pk && !strcmp(pk, "0");
-    /* Pack the FP32 linear weights for the CPU now, so the first forward
-     * pays nothing extra (moving to CUDA or calibrating unpacks them). */
-    if (!m->no_pack && vm_weights_pack(m)) {
+    /* Pack the FP32 linear weights for the CPU now, once: the model is
+     * read-only from here on (contexts only read the packs). */
+    if (vm_weights_pack(m)) {
         /* Still correct on the plain-weight path, only slower: say so. */
         if (!src->quiet) fprintf(stderr, "vmamba: warning: %s; using unpacked GEMMs\n", m->err);
         m->no_pack = 1;
@@ -506,7 +512,7 @@ vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, s
     vm_checkpoint ck;
     if (vm_checkpoint_open(&ck, path, opts ? opts->key : NULL, err, errlen)) return NULL;
     rename_legacy(&ck);
-    vm_model *m = vm_xcalloc(1, sizeof *m);
+    vm_model *m = model_new();
     if (detect(m, &ck)) {
         vm_errf(err, errlen, "%s", m->err);
         vm_checkpoint_close(&ck);
@@ -521,10 +527,10 @@ vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, s
 }
 
 vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed, char *err, size_t errlen) {
-    vm_model *m = vm_xcalloc(1, sizeof *m);
+    vm_model *m = model_new();
     if (vm_arch_preset(name, num_classes, &m->info)) {
         vm_errf(err, errlen, "%s: unknown preset (see 'vmamba info --list-presets')", name);
-        free(m);
+        vm_model_free(m);
         return NULL;
     }
     struct vm_wsrc src = {.ck = NULL, .seed = seed};
@@ -533,8 +539,9 @@ vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed,
 
 void vm_model_free(vm_model *m) {
     if (!m) return;
+    vm_ctx_free(m->ictx);
     if (m->dev) m->dev->release(m);
-    vm_plan_free(m);
+    pthread_mutex_destroy(&m->dev_lock);
     for (size_t i = 0; i < m->nflin; i++) vm_wpack_free(m->flin[i].pack);
     free(m->flin);
     for (int s = 0; s < 4; s++) free(m->st[s].blocks);
@@ -553,23 +560,32 @@ const char *vm_model_metadata(const vm_model *m) { return m->metadata; }
 int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json) {
     if (m->quantized)
         return vm_errf(m->err, sizeof m->err, "an INT8 model cannot be re-saved; convert or calibrate the FP32 model");
-    if (vm_weights_plain(m)) return -1;
     vm_st_dtype dt = VM_ST_F32;
     if (dtype && !strcmp(dtype, "f16")) dt = VM_ST_F16;
     else if (dtype && !strcmp(dtype, "bf16")) dt = VM_ST_BF16;
     else if (dtype && strcmp(dtype, "f32") != 0)
         return vm_errf(m->err, sizeof m->err, "unknown storage dtype '%s' (f32, f16 or bf16)", dtype);
-    vm_st_tensor *t = vm_xcalloc(m->nparams ? m->nparams : 1, sizeof *t);
-    for (size_t i = 0; i < m->nparams; i++) {
+    /* Packed linears are unpacked into temporary copies: the model itself
+     * is not changed (another thread may be running it). */
+    vm_st_tensor *t = calloc(m->nparams ? m->nparams : 1, sizeof *t);
+    float **tmp = calloc(m->nparams ? m->nparams : 1, sizeof *tmp);
+    int rc = 0;
+    if (!t || !tmp) rc = vm_errf(m->err, sizeof m->err, "out of memory");
+    for (size_t i = 0; i < m->nparams && !rc; i++) {
         t[i].name = m->params[i].name;
-        t[i].data = m->params[i].data;
+        t[i].data = vm_param_values(m, i, &tmp[i]);
+        if (!t[i].data) rc = vm_errf(m->err, sizeof m->err, "%s: cannot unpack tensor '%s' (out of memory)", path, t[i].name);
         t[i].ndim = m->params[i].ndim;
         memcpy(t[i].shape, m->params[i].shape, sizeof m->params[i].shape);
     }
-    char arch[512];
-    vm_arch_json(m, arch, sizeof arch);
-    const char *kv[6] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "architecture", arch};
-    int rc = vm_safetensors_write(path, t, m->nparams, dt, kv, 3, m->err, sizeof m->err);
+    if (!rc) {
+        char arch[512];
+        vm_arch_json(m, arch, sizeof arch);
+        const char *kv[6] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "architecture", arch};
+        rc = vm_safetensors_write(path, t, m->nparams, dt, kv, 3, m->err, sizeof m->err);
+    }
+    for (size_t i = 0; tmp && i < m->nparams; i++) free(tmp[i]);
+    free(tmp);
     free(t);
     return rc;
 }
@@ -585,6 +601,6 @@ int vm_arch_finish(vm_model *m) {
 }
 
 void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user) {
-    m->trace = fn;
-    m->trace_user = user;
+    vm_ctx *c = vm_model_ctx(m);
+    if (c) vm_ctx_set_trace(c, fn, user);
 }
