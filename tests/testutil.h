@@ -31,5 +31,6 @@ Suite *suite_image(void);
 Suite *suite_image_model(void);
 Suite *suite_quant(void);
 Suite *suite_threads(void);
+Suite *suite_heads(void);
 
 #endif

@@ -149,8 +149,23 @@ typedef struct {
     int64_t shape[4];
 } vm_param;
 
+/* A checkpoint tensor the backbone does not bind, kept under its full
+ * name: heads' weights, or a key the engine does not know. */
+typedef struct {
+    char *name;
+    const float *data;        /* float32 copy; NULL for non-float tensors */
+    int ndim;
+    int64_t shape[8];
+    int unknown;              /* belongs to no known head */
+} vm_kept;
+
 struct vm_model {
     vm_info info;
+    char *path;               /* the checkpoint's, NULL for presets */
+    vm_kept *kept;
+    size_t nkept;
+    size_t ntensors;          /* tensors in the checkpoint */
+    unsigned heads;           /* vm_head_kind bits */
     vm_param *params;
     size_t nparams, capparams;
     char *metadata;           /* "vmamba" metadata of a .safetensors file */
@@ -180,6 +195,11 @@ struct vm_model {
 /* weights.c: bind every parameter the forward needs. */
 typedef struct vm_wsrc vm_wsrc;
 float *vm_model_alloc(vm_model *m, size_t n);
+
+/* load.c: the model's tensors by full checkpoint name, for heads' bind
+ * ("decode_head.conv_seg.weight", "neck.lateral_convs.0.conv.weight"...);
+ * valid while the model lives. Packed backbone linears are not served. */
+void vm_model_weights(const vm_model *m, vm_weights_src *out);
 
 /* arch.c */
 int vm_arch_finish(vm_model *m);           /* params and FLOPs */
