@@ -194,6 +194,108 @@ START_TEST(ctx_error_codes) {
 }
 END_TEST
 
+/* A toy head following net/head.h: binds a weight by its full checkpoint
+ * name, plans a buffer per feature shape, and writes each map's channel
+ * means (B x C_i, maps one after another) plus conv_seg.bias[0]. */
+struct vm_head {
+    float bias0;
+};
+struct vm_head_plan {
+    vm_feats shape;
+    float *acc;
+};
+static int n_plans, n_frees;
+
+static vm_head *toy_bind(const vm_weights_src *src, const char *prefix, char *err, size_t errlen) {
+    char nm[128];
+    snprintf(nm, sizeof nm, "%sconv_seg.bias", prefix);
+    vm_tensor_view v;
+    if (src->get(src->user, nm, &v)) {
+        snprintf(err, errlen, "%s: missing '%s'", src->path, nm);
+        return NULL;
+    }
+    vm_head *h = malloc(sizeof *h);
+    h->bias0 = v.data[0];
+    return h;
+}
+static vm_head_plan *toy_plan(const vm_head *h, const vm_feats *f, char *err, size_t errlen) {
+    vm_head_plan *p = calloc(1, sizeof *p);
+    p->shape = *f;
+    p->acc = malloc((size_t)f->C[0] * sizeof(float));
+    n_plans++;
+    return p;
+}
+static int toy_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void *out, char *err, size_t errlen) {
+    float *o = out;
+    for (int s = 0; s < 4; s++)
+        for (int b = 0; b < f->B; b++)
+            for (int c = 0; c < f->C[s]; c++) {
+                double acc = 0;
+                for (int t = 0; t < f->H[s] * f->W[s]; t++) acc += f->data[s][((size_t)b * f->H[s] * f->W[s] + t) * f->C[s] + c];
+                *o++ = (float)(acc / (f->H[s] * f->W[s])) + h->bias0;
+            }
+    return 0;
+}
+static void toy_plan_free(vm_head_plan *p) {
+    free(p->acc);
+    free(p);
+    n_frees++;
+}
+static void toy_free(vm_head *h) { free(h); }
+static const vm_head_ops toy_ops = {"toy", toy_bind, toy_plan, toy_forward, toy_plan_free, toy_free};
+
+/* vm_ctx_run_head: bind from the model's weights, plan once per shape
+ * (re-planned when it changes), output from the NHWC maps. */
+START_TEST(head_module_on_ctx) {
+    char e[256];
+    vm_model *m = vm_model_load(tdata("seg_upernet/model.pth"), NULL, e, sizeof e);
+    ck_assert_msg(m, "%s", e);
+    vm_weights_src src;
+    vm_model_weights(m, &src);
+    ck_assert_ptr_null(toy_ops.bind(&src, "no_such_head.", e, sizeof e));
+    ck_assert_msg(strstr(e, "no_such_head.conv_seg.bias"), "%s", e);
+    vm_head *h = toy_ops.bind(&src, "decode_head.", e, sizeof e);
+    ck_assert_msg(h, "%s", e);
+    vm_ctx *c = vm_ctx_new(m, e, sizeof e);
+    n_plans = n_frees = 0;
+    static const int shapes[3][3] = {{1, 64, 64}, {2, 48, 80}, {1, 64, 64}};
+    for (int k = 0; k < 3; k++) {
+        const int B = shapes[k][0], H = shapes[k][1], W = shapes[k][2];
+        float *in = malloc((size_t)B * 3 * H * W * sizeof(float));
+        for (int i = 0; i < B * 3 * H * W; i++) in[i] = cosf(0.003f * (float)i);
+        size_t n = 0;
+        float *nchw[4];
+        int C[4], hh[4], ww[4];
+        for (int s = 0; s < 4; s++) {
+            vm_feature_shape(m, H, W, s, &C[s], &hh[s], &ww[s]);
+            nchw[s] = malloc((size_t)B * C[s] * hh[s] * ww[s] * sizeof(float));
+            n += (size_t)B * C[s];
+        }
+        float *out = malloc(n * sizeof(float));
+        for (int rep = 0; rep < 2; rep++) ck_assert_msg(vm_ctx_run_head(c, &toy_ops, h, in, B, H, W, out) == 0, "%s", vm_ctx_error(c));
+        ck_assert(vm_ctx_forward_features(c, in, B, H, W, nchw) == 0);
+        size_t o = 0;
+        for (int s = 0; s < 4; s++) {
+            for (int b = 0; b < B; b++)
+                for (int ch = 0; ch < C[s]; ch++) {
+                    double acc = 0;
+                    for (int t = 0; t < hh[s] * ww[s]; t++) acc += nchw[s][((size_t)b * C[s] + ch) * hh[s] * ww[s] + t];
+                    ck_assert(out[o++] == (float)(acc / (hh[s] * ww[s])) + h->bias0);
+                }
+            free(nchw[s]);
+        }
+        free(out);
+        free(in);
+    }
+    ck_assert_int_eq(n_plans, 3); /* one per shape change, none for repeats */
+    ck_assert_int_eq(n_frees, 2);
+    vm_ctx_free(c);
+    ck_assert_int_eq(n_frees, 3);
+    toy_ops.free(h);
+    vm_model_free(m);
+}
+END_TEST
+
 Suite *suite_heads(void) {
     Suite *s = suite_create("heads");
     TCase *tc = tcase_create("heads");
@@ -202,6 +304,7 @@ Suite *suite_heads(void) {
     tcase_add_test(tc, unknown_keys_listed);
     tcase_add_test(tc, backbone_maps_nhwc);
     tcase_add_test(tc, ctx_error_codes);
+    tcase_add_test(tc, head_module_on_ctx);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -61,6 +61,8 @@ vm_ctx *vm_ctx_new(const vm_model *m, char *err, size_t errlen) {
 }
 
 static void ctx_release(vm_ctx *c) {
+    for (int i = 0; i < VM_CTX_HEADS; i++)
+        if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
     vm_plan_free(&c->plan);
     vm_dnnl_exec_free(c->dx);
     free(c);
@@ -100,6 +102,58 @@ void vm_ctx_set_observe(vm_ctx *c, vm_observe_fn fn, void *user) {
 }
 
 vm_profile *vm_ctx_profile(vm_ctx *c) { return &c->prof; }
+
+static int check_input(vm_ctx *c, const float *in, int B, int H, int W);
+
+static int same_shape(const vm_feats *a, const vm_feats *b) {
+    if (a->B != b->B) return 0;
+    for (int i = 0; i < 4; i++)
+        if (a->C[i] != b->C[i] || a->H[i] != b->H[i] || a->W[i] != b->W[i]) return 0;
+    return 1;
+}
+
+static int run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out) {
+    vm_feats f;
+    if (vm_ctx_backbone(c, in, B, H, W, &f)) return -1;
+    vm_ctx_head *slot = NULL, *free_slot = NULL;
+    for (int i = 0; i < VM_CTX_HEADS; i++) {
+        if (c->heads[i].h == h && c->heads[i].ops == ops) slot = &c->heads[i];
+        if (!c->heads[i].h && !free_slot) free_slot = &c->heads[i];
+    }
+    if (!slot) {
+        if (!free_slot) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "more than %d heads on one context", VM_CTX_HEADS);
+        slot = free_slot;
+        slot->ops = ops;
+        slot->h = h;
+    }
+    char e[256] = "";
+    if (slot->p && !same_shape(&slot->shape, &f)) {
+        ops->plan_free(slot->p);
+        slot->p = NULL;
+    }
+    if (!slot->p) {
+        slot->p = ops->plan(h, &f, e, sizeof e);
+        if (!slot->p) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s head: %s", ops->name, e);
+        slot->shape = f;
+    }
+    if (ops->forward(h, slot->p, &f, out, e, sizeof e)) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s head: %s", ops->name, e);
+    return 0;
+}
+
+int vm_ctx_run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out) {
+    c->status = VM_OK;
+    c->err[0] = 0;
+    if (check_input(c, in, B, H, W)) return -1;
+    if (c->m->dev) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "heads run on the CPU only (the model is on %s)", c->m->dev->name);
+    int saved = 0;
+    if (c->threads > 0) {
+        saved = omp_get_max_threads();
+        omp_set_num_threads(c->threads);
+    }
+    int rc = run_head(c, ops, h, in, B, H, W, out);
+    if (c->threads > 0) omp_set_num_threads(saved);
+    return rc;
+}
 
 static int check_input(vm_ctx *c, const float *in, int B, int H, int W) {
     if (!in) return vm_ctx_fail(c, VM_ERR_INPUT, "input is NULL");

@@ -123,6 +123,16 @@ typedef struct {
     void (*release)(vm_model *m);
 } vm_backend_ops;
 
+/* A head's plan for one feature shape, cached in a context. */
+typedef struct {
+    const vm_head_ops *ops;
+    const vm_head *h;
+    vm_head_plan *p;
+    vm_feats shape;           /* what p was planned for (data unused) */
+} vm_ctx_head;
+
+#define VM_CTX_HEADS 4
+
 /* The per-thread context (public as an opaque vm_ctx). */
 struct vm_ctx {
     const vm_model *m;
@@ -134,6 +144,7 @@ struct vm_ctx {
     vm_observe_fn observe;    /* calibration: linear-layer inputs */
     void *observe_user;
     vm_profile prof;
+    vm_ctx_head heads[VM_CTX_HEADS]; /* head plans (vm_ctx_run_head) */
     vm_status status;
     char err[512];
 };
@@ -243,6 +254,11 @@ int vm_forward_impl(vm_ctx *c, const float *in, int B, int H, int W, float *logi
  * classifier checkpoint (no outnorm layers) only data[3], the last stage's
  * output before the classifier's own norm. Heads read these. */
 int vm_ctx_backbone(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *out);
+/* Run the backbone, then head h (bound from this model's weights) on its
+ * maps: the head is planned for the feature shape on first use and when
+ * the shape changes; the plan is kept in c (up to VM_CTX_HEADS heads) and
+ * freed with it. out is the head's. Returns 0 or -1 (vm_ctx_error). */
+int vm_ctx_run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out);
 /* One linear layer of the model on c (INT8, packed FP32 or plain): see
  * forward.c. */
 int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *name, const float *A, int lda, int M, int N,

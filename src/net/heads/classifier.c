@@ -1,8 +1,13 @@
 /* classifier.c - the image-classification head: LayerNorm over the last
  * stage's channels, global average pool, linear layer (the official
  * classifier = norm -> permute -> avgpool -> flatten -> head).
- * Its weights are bound with the backbone's (load.c: classifier.*), its
- * linear layer is one of the model's (packed or INT8 like the others). */
+ *
+ * Unlike the heads that follow net/head.h (bound from vm_model_weights,
+ * run by vm_ctx_run_head), the classifier's weights are bound with the
+ * backbone's (load.c: classifier.*): its linear layer is one of the
+ * model's linears, packed at load with them, INT8-calibrated and observed
+ * by calibration with them, uploaded to CUDA with them. It reads the same
+ * vm_feats from vm_ctx_backbone as the other heads. */
 #include <stdlib.h>
 
 #include "model/model.h"
