@@ -82,7 +82,8 @@ static void *work(void *arg) {
     return NULL;
 }
 
-int vm_threads_check(const char *path, int features, int nthreads, int iters, int omp_threads, char *msg, size_t len) {
+int vm_threads_check(const char *path, const char *device, int features, int nthreads, int iters, int omp_threads, char *msg,
+                     size_t len) {
     char e[256];
     int rc = -1;
     if (nthreads < 1 || nthreads > MAX_THREADS) {
@@ -92,6 +93,11 @@ int vm_threads_check(const char *path, int features, int nthreads, int iters, in
     vm_model *m = vm_model_load(path, NULL, e, sizeof e);
     if (!m) {
         snprintf(msg, len, "%s", e);
+        return -1;
+    }
+    if (device && vm_model_set_device(m, device, VM_PRECISION_FP32)) {
+        snprintf(msg, len, "%s", vm_model_error(m));
+        vm_model_free(m);
         return -1;
     }
     /* Two shapes per thread, all different (odd sizes included). */

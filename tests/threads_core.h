@@ -11,8 +11,10 @@
  * with its own context on the same model and omp_threads OpenMP threads,
  * run iters forwards alternating between two shapes of their own, and
  * compare every output bit for bit with the reference. features = 1 runs
- * vm_ctx_forward_features (a backbone) instead of the classifier.
+ * vm_ctx_forward_features (a backbone) instead of the classifier. device:
+ * NULL or "cpu", or "cuda" (the model is moved there first).
  * Returns 0, or -1 with a message in msg. */
-int vm_threads_check(const char *path, int features, int nthreads, int iters, int omp_threads, char *msg, size_t len);
+int vm_threads_check(const char *path, const char *device, int features, int nthreads, int iters, int omp_threads, char *msg,
+                     size_t len);
 
 #endif

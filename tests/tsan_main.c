@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
         char path[4096], msg[512];
         snprintf(path, sizeof path, "%s/%s", argv[1], cases[i].model);
         /* one OpenMP thread per context: see scripts/tsan.sh */
-        int rc = vm_threads_check(path, cases[i].features, 4, iters, 1, msg, sizeof msg);
+        int rc = vm_threads_check(path, NULL, cases[i].features, 4, iters, 1, msg, sizeof msg);
         printf("%s: %s%s\n", cases[i].model, rc ? "FAIL: " : "ok", rc ? msg : "");
         bad |= rc != 0;
     }

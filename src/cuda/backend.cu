@@ -1,6 +1,9 @@
-/* backend.cu - the CUDA backend: weights uploaded once, activations kept
- * on the GPU in one arena planned per input shape, inputs up and logits /
- * features down once per call. GEMMs through cuBLAS (FP32, or TF32 / FP16
+/* backend.cu - the CUDA backend: weights uploaded once (the model's state,
+ * shared and read-only), activations kept on the GPU in one arena planned
+ * per input shape, inputs up and logits / features down once per call.
+ * Each vm_ctx gets its own state: a shallow copy of the model's (the same
+ * device weights) with its own stream, cuBLAS handle, events and arena, so
+ * contexts on several threads run concurrently. GEMMs through cuBLAS (FP32, or TF32 / FP16
  * / BF16 tensor cores with FP32 storage and accumulation); convolutions
  * as im2col + GEMM; everything else in kernels.cu. The maths and layouts
  * are those of src/model/forward.c (token-major activations). */
@@ -50,6 +53,7 @@ struct state {
     int scan_chunks;      /* VMAMBA_CUDA_SCAN_CHUNKS (tests): 0 = fit the GPU */
     int direct_stem;      /* VMAMBA_CUDA_DIRECT_STEM=0 (tests): im2col stem */
     vm_profile *prof;     /* the calling context's (set by forward) */
+    int device;           /* where the weights live */
 };
 
 
@@ -134,6 +138,32 @@ int up_conv(state *s, dconv *d, const vm_conv *h, char *err, size_t errlen) {
     return 0;
 }
 
+/* A stream, cuBLAS handle and events of one state (model or context). */
+int make_streams(state *s, char *err, size_t errlen) {
+    if (cudaStreamCreate(&s->stream) != cudaSuccess) return vm_errf(err, errlen, "CUDA: cannot create a stream");
+    if (cublasCreate(&s->blas) != CUBLAS_STATUS_SUCCESS) {
+        cudaStreamDestroy(s->stream);
+        return vm_errf(err, errlen, "CUDA: cannot create a cuBLAS handle");
+    }
+    cublasSetStream(s->blas, s->stream);
+    /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
+    cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
+    cudaEventCreate(&s->ev0);
+    cudaEventCreate(&s->ev1);
+    cudaStreamCreateWithFlags(&s->up, cudaStreamNonBlocking);
+    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventCreateWithFlags(&s->landed[i], cudaEventDisableTiming);
+    return 0;
+}
+
+void destroy_streams(state *s) {
+    cudaEventDestroy(s->ev0);
+    cudaEventDestroy(s->ev1);
+    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventDestroy(s->landed[i]);
+    cudaStreamDestroy(s->up);
+    cublasDestroy(s->blas);
+    cudaStreamDestroy(s->stream);
+}
+
 void free_plan(state *s) {
     if (s->arena) cudaFree(s->arena);
     s->arena = NULL;
@@ -147,12 +177,7 @@ void release(vm_model *m) {
     for (size_t i = 0; i < s->nallocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
     for (int i = 0; i < 4; i++) free(s->st[i].blocks);
-    cudaEventDestroy(s->ev0);
-    cudaEventDestroy(s->ev1);
-    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventDestroy(s->landed[i]);
-    cudaStreamDestroy(s->up);
-    cublasDestroy(s->blas);
-    cudaStreamDestroy(s->stream);
+    destroy_streams(s);
     free(s);
     m->dev_state = NULL;
 }
@@ -299,13 +324,49 @@ int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, in
     return rc;
 }
 
+void ctx_release(void *p) {
+    state *s = (state *)p;
+    cudaSetDevice(s->device);
+    free_plan(s);
+    destroy_streams(s);
+    free(s);
+}
+
+/* c's state for m's current upload, made on first use: the weights'
+ * device pointers are shared (read-only), the rest is c's own. */
+state *ctx_state(vm_model *m, vm_ctx *c, char *err, size_t errlen) {
+    const state *base = (const state *)m->dev_state;
+    if (c->dev_ctx && c->dev_gen == m->dev_gen) return (state *)c->dev_ctx;
+    if (c->dev_ctx) c->dev_release(c->dev_ctx); /* made for an earlier upload */
+    c->dev_ctx = NULL;
+    state *s = (state *)malloc(sizeof(state));
+    if (!s) {
+        vm_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    *s = *base;
+    s->allocs = NULL; /* the model owns the weights */
+    s->nallocs = s->cap = 0;
+    s->arena = NULL;
+    s->B = s->H = s->W = 0;
+    if (make_streams(s, err, errlen)) {
+        free(s);
+        return NULL;
+    }
+    c->dev_ctx = s;
+    c->dev_release = ctx_release;
+    c->dev_gen = m->dev_gen;
+    return s;
+}
+
 int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
-    state *s = (state *)m->dev_state;
-    /* The model's device state serves one call at a time (the caller
-     * holds m->dev_lock); errors and times go to the calling context. */
-    s->prof = &c->prof;
     char *err = c->err;
     size_t errlen = sizeof c->err;
+    /* this thread may not have the model's device current */
+    if (cudaSetDevice(((const state *)m->dev_state)->device) != cudaSuccess) return vm_errf(err, errlen, "CUDA: cannot select the model's device");
+    state *s = ctx_state(m, c, err, errlen);
+    if (!s) return -1;
+    s->prof = &c->prof;
     const vm_info *I = &m->info;
     if (plan(m, s, B, H, W, err, errlen)) return -1;
     cudaStream_t q = s->stream;
@@ -465,33 +526,27 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errl
         if (m->info.dt_rank[i] > VM_CUDA_MAX_DT_RANK)
             return vm_errf(err, errlen, "dt_rank %d is above the CUDA backend's limit %d", m->info.dt_rank[i], VM_CUDA_MAX_DT_RANK);
     state *s = (state *)calloc(1, sizeof(state));
-    m->dev_state = s;
+    if (!s) return vm_errf(err, errlen, "out of memory");
     static const cublasComputeType_t modes[4] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
                                                  CUBLAS_COMPUTE_32F_FAST_16F, CUBLAS_COMPUTE_32F_FAST_16BF};
     s->compute = modes[precision & 3];
-    if (cudaStreamCreate(&s->stream) != cudaSuccess || cublasCreate(&s->blas) != CUBLAS_STATUS_SUCCESS) {
-        vm_errf(err, errlen, "CUDA: cannot create a stream / cuBLAS handle");
+    if (cudaGetDevice(&s->device) != cudaSuccess || make_streams(s, err, errlen)) {
+        if (!err[0]) vm_errf(err, errlen, "CUDA: no current device");
         free(s);
-        m->dev_state = NULL;
         return -1;
     }
-    cublasSetStream(s->blas, s->stream);
-    cudaEventCreate(&s->ev0);
-    cudaEventCreate(&s->ev1);
-    cudaStreamCreateWithFlags(&s->up, cudaStreamNonBlocking);
-    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventCreateWithFlags(&s->landed[i], cudaEventDisableTiming);
+    m->dev_state = s;
     const char *sc = getenv("VMAMBA_CUDA_SCAN_CHUNKS");
     s->scan_chunks = sc ? atoi(sc) : 0;
     const char *ds = getenv("VMAMBA_CUDA_DIRECT_STEM");
     s->direct_stem = !(ds && !strcmp(ds, "0"));
     const char *rk = getenv("VMAMBA_CUDA_REFERENCE_KERNELS");
     vmc_use_reference_kernels(rk && !strcmp(rk, "1"));
-    /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
-    cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
     if (upload(m, s, err, errlen)) {
         release(m);
         return -1;
     }
+    m->dev_gen++; /* contexts made for an earlier upload start afresh */
     m->dev = &ops;
     return 0;
 }

@@ -63,6 +63,7 @@ vm_ctx *vm_ctx_new(const vm_model *m, char *err, size_t errlen) {
 static void ctx_release(vm_ctx *c) {
     for (int i = 0; i < VM_CTX_HEADS; i++)
         if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
+    if (c->dev_ctx) c->dev_release(c->dev_ctx);
     vm_plan_free(&c->plan);
     vm_dnnl_exec_free(c->dx);
     free(c);
@@ -172,9 +173,7 @@ static int run(vm_ctx *c, const float *in, int B, int H, int W, float *logits, f
     }
     int rc;
     if (m->dev) {
-        pthread_mutex_lock(&m->dev_lock);
         rc = m->dev->forward(m, c, in, B, H, W, logits, feats);
-        pthread_mutex_unlock(&m->dev_lock);
         if (rc && c->status == VM_OK) c->status = VM_ERR_BACKEND;
     } else {
         rc = vm_forward_impl(c, in, B, H, W, logits, feats);

@@ -483,9 +483,7 @@ static void rename_legacy(vm_checkpoint *c) {
 }
 
 static vm_model *model_new(void) {
-    vm_model *m = vm_xcalloc(1, sizeof *m);
-    pthread_mutex_init(&m->dev_lock, NULL);
-    return m;
+    return vm_xcalloc(1, sizeof(vm_model));
 }
 
 static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errlen) {
@@ -640,7 +638,6 @@ void vm_model_free(vm_model *m) {
     if (!m) return;
     vm_ctx_free(m->ictx);
     if (m->dev) m->dev->release(m);
-    pthread_mutex_destroy(&m->dev_lock);
     for (size_t i = 0; i < m->nflin; i++) vm_wpack_free(m->flin[i].pack);
     free(m->flin);
     for (int s = 0; s < 4; s++) free(m->st[s].blocks);

@@ -4,8 +4,6 @@
 #ifndef VM_MODEL_H
 #define VM_MODEL_H
 
-#include <pthread.h>
-
 #include "vmamba.h"
 #include "../core/dnnl_compat.h"
 #include "../net/head.h"
@@ -114,9 +112,10 @@ typedef struct {
 typedef void (*vm_observe_fn)(void *user, const char *layer, const float *x, size_t rows, int cols, int ld,
                               const float *w, int n_out);
 
-/* A compute backend other than the CPU (src/cuda/). It owns its state,
- * keeps its own copy of the weights, and runs the whole forward pass; the
- * model serialises its calls (dev_lock), errors and profile go to ctx c. */
+/* A compute backend other than the CPU (src/cuda/). It keeps its own copy
+ * of the weights (m->dev_state, read-only once made) and runs the whole
+ * forward pass; its per-call state (stream, handles, arena) hangs off the
+ * context (c->dev_ctx), errors and profile go to c. */
 typedef struct {
     const char *name;
     int (*forward)(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]);
@@ -145,6 +144,9 @@ struct vm_ctx {
     void *observe_user;
     vm_profile prof;
     vm_ctx_head heads[VM_CTX_HEADS]; /* head plans (vm_ctx_run_head) */
+    void *dev_ctx;            /* the backend's state for this context, or NULL */
+    void (*dev_release)(void *dev_ctx);
+    unsigned dev_gen;         /* the upload dev_ctx was made for */
     vm_status status;
     char err[512];
 };
@@ -197,7 +199,7 @@ struct vm_model {
     size_t nallocs, capallocs;
     const vm_backend_ops *dev;   /* NULL: the CPU path of forward.c */
     void *dev_state;
-    pthread_mutex_t dev_lock;    /* the device state serves one call at a time */
+    unsigned dev_gen;         /* bumped at each upload (vm_model_set_device) */
     vm_ctx *ictx;             /* vm_forward's internal context (single-threaded convenience) */
     int nctx;                 /* live contexts other than ictx (atomic) */
     char err[512];            /* load, save, set_device and vm_forward errors */
