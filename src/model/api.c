@@ -71,7 +71,7 @@ static void ctx_release(vm_ctx *c) {
 
 void vm_ctx_free(vm_ctx *c) {
     if (!c) return;
-    if (c != c->m->ictx) __atomic_sub_fetch(&((vm_model *)c->m)->nctx, 1, __ATOMIC_ACQ_REL);
+    if (!c->internal) __atomic_sub_fetch(&((vm_model *)c->m)->nctx, 1, __ATOMIC_ACQ_REL);
     ctx_release(c);
 }
 
@@ -80,6 +80,7 @@ vm_ctx *vm_model_ctx(vm_model *m) {
         char e[256];
         m->ictx = ctx_new(m, e, sizeof e);
         if (!m->ictx) vm_errf(m->err, sizeof m->err, "%s", e);
+        else m->ictx->internal = 1; /* not counted in m->nctx */
     }
     return m->ictx;
 }

@@ -138,6 +138,7 @@ struct vm_ctx {
     vm_dnnl_exec *dx;         /* oneDNN stream + scratchpad */
     vm_plan plan;
     int threads;              /* 0: the caller's OpenMP setting */
+    int internal;             /* the model's own (vm_forward's) context */
     vm_trace_fn trace;        /* tests: named intermediate tensors */
     void *trace_user;
     vm_observe_fn observe;    /* calibration: linear-layer inputs */
