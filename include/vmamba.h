@@ -163,7 +163,8 @@ const char *vm_ctx_error(const vm_ctx *c);
 /* Code of the last failed call on c (VM_OK if none). */
 vm_status vm_ctx_error_code(const vm_ctx *c);
 /* OpenMP threads this context's forwards use; <= 0: the calling thread's
- * setting (OMP_NUM_THREADS, vm_set_threads). Returns 0. */
+ * setting (OMP_NUM_THREADS, vm_set_threads). Returns 0 (VM_ERR_INPUT for
+ * a NULL context, as the forward calls). */
 int vm_ctx_set_threads(vm_ctx *c, int n);
 /* As vm_forward / vm_forward_features, on this context. Return 0 or a
  * negative vm_status. */

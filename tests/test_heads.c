@@ -185,6 +185,7 @@ START_TEST(ctx_error_codes) {
     ck_assert_int_eq(vm_ctx_forward_features(c, x, 0, 32, 32, f), VM_ERR_INPUT);
     ck_assert_int_eq(vm_ctx_forward_features(c, x, 1, 1, 1, f), VM_ERR_INPUT); /* NULL buffers */
     ck_assert_int_eq(vm_ctx_set_threads(c, 1), 0);
+    ck_assert_int_eq(vm_ctx_forward(NULL, x, 1, 32, 32, logits), VM_ERR_INPUT);
     /* calibration refuses a model other contexts use */
     ck_assert_int_eq(vm_model_unpack(m), -1);
     ck_assert_msg(strstr(vm_model_error(m), "in use"), "%s", vm_model_error(m));

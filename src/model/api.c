@@ -89,6 +89,7 @@ const char *vm_ctx_error(const vm_ctx *c) { return c ? c->err : "no context"; }
 vm_status vm_ctx_error_code(const vm_ctx *c) { return c ? c->status : VM_ERR_INPUT; }
 
 int vm_ctx_set_threads(vm_ctx *c, int n) {
+    if (!c) return VM_ERR_INPUT;
     c->threads = n > 0 ? n : 0;
     return 0;
 }
@@ -184,6 +185,7 @@ static int run(vm_ctx *c, const float *in, int B, int H, int W, float *logits, f
 }
 
 int vm_ctx_forward(vm_ctx *c, const float *in, int B, int H, int W, float *logits) {
+    if (!c) return VM_ERR_INPUT;
     c->status = VM_OK;
     c->err[0] = 0;
     if (check_input(c, in, B, H, W)) return VM_ERR_INPUT;
@@ -196,6 +198,7 @@ int vm_ctx_forward(vm_ctx *c, const float *in, int B, int H, int W, float *logit
 }
 
 int vm_ctx_forward_features(vm_ctx *c, const float *in, int B, int H, int W, float *feats[4]) {
+    if (!c) return VM_ERR_INPUT;
     c->status = VM_OK;
     c->err[0] = 0;
     if (check_input(c, in, B, H, W)) return VM_ERR_INPUT;
