@@ -4,6 +4,7 @@
  * keys nobody knows are listed, never dropped. The classifier runs as a
  * head on vm_ctx_backbone's NHWC maps. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,53 @@ START_TEST(head_module_on_ctx) {
 }
 END_TEST
 
+/* Heads make their own oneDNN primitives: the plain *_create forms give a
+ * primitive its own stream and scratchpad, the *_create_x forms share a
+ * context's; both compute the same bits, and a primitive runs on a thread
+ * other than the one that made it. */
+typedef struct {
+    vm_conv_prim *p;
+    const float *in;
+    float *out;
+    int rc;
+} conv_job;
+
+static void *conv_thread(void *arg) {
+    conv_job *j = arg;
+    j->rc = vm_conv_run(j->p, j->in, j->out);
+    return NULL;
+}
+
+START_TEST(dnnl_own_and_shared_exec) {
+    const int B = 2, C = 16, H = 13, W = 11, O = 24, k = 3;
+    const size_t nin = (size_t)B * H * W * C, nout = (size_t)B * H * W * O;
+    float *in = malloc(nin * sizeof(float)), *w = malloc((size_t)O * C * k * k * sizeof(float)), *b = malloc(O * sizeof(float));
+    float *o1 = malloc(nout * sizeof(float)), *o2 = malloc(nout * sizeof(float)), *o3 = malloc(nout * sizeof(float));
+    for (size_t i = 0; i < nin; i++) in[i] = sinf(0.37f * (float)i);
+    for (int i = 0; i < O * C * k * k; i++) w[i] = cosf(0.11f * (float)i) * 0.1f;
+    for (int i = 0; i < O; i++) b[i] = 0.01f * (float)i;
+    char e[256];
+    vm_dnnl_exec *x = vm_dnnl_exec_new(e, sizeof e);
+    ck_assert_msg(x, "%s", e);
+    vm_conv_prim *own = vm_conv_create(B, C, H, W, O, k, 1, 1, w, b, e, sizeof e);
+    vm_conv_prim *shared = vm_conv_create_x(x, B, C, H, W, O, k, 1, 1, w, b, e, sizeof e);
+    ck_assert_msg(own && shared, "%s", e);
+    ck_assert_int_eq(vm_conv_run(own, in, o1), 0);
+    ck_assert_int_eq(vm_conv_run(shared, in, o2), 0);
+    ck_assert(memcmp(o1, o2, nout * sizeof(float)) == 0);
+    conv_job j = {own, in, o3, -1};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, conv_thread, &j), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(j.rc, 0);
+    ck_assert(memcmp(o1, o3, nout * sizeof(float)) == 0);
+    vm_conv_free(own);
+    vm_conv_free(shared);
+    vm_dnnl_exec_free(x);
+    free(in); free(w); free(b); free(o1); free(o2); free(o3);
+}
+END_TEST
+
 Suite *suite_heads(void) {
     Suite *s = suite_create("heads");
     TCase *tc = tcase_create("heads");
@@ -306,6 +354,7 @@ Suite *suite_heads(void) {
     tcase_add_test(tc, backbone_maps_nhwc);
     tcase_add_test(tc, ctx_error_codes);
     tcase_add_test(tc, head_module_on_ctx);
+    tcase_add_test(tc, dnnl_own_and_shared_exec);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -144,9 +144,12 @@ static int pack_weights(const_dnnl_primitive_desc_t pd, md_arg user, const void 
 typedef struct {
     dnnl_primitive_t prim;
     dnnl_memory_t src, wei, bias, dst, scratch;
+    vm_dnnl_exec *x;          /* where it runs: a context's, or its own */
+    int own_x;
 } prim_t;
 
 static void prim_release(prim_t *p) {
+    if (p->own_x) vm_dnnl_exec_free(p->x);
     if (p->prim) dnnl_primitive_destroy(p->prim);
     if (p->src) dnnl_memory_destroy(p->src);
     if (p->wei) dnnl_memory_destroy(p->wei);
@@ -156,8 +159,14 @@ static void prim_release(prim_t *p) {
 }
 
 /* Create the primitive, its src/dst/bias memories and the scratchpad
- * memory of pd, and make room for that scratchpad in x. */
+ * memory of pd, and make room for that scratchpad in x (x NULL: the
+ * primitive gets a stream and scratchpad of its own). */
 static int prim_make(prim_t *p, const_dnnl_primitive_desc_t pd, vm_dnnl_exec *x, const float *bias, md_arg bias_md) {
+    if (!x) {
+        if (!(x = vm_dnnl_exec_new(NULL, 0))) return -1;
+        p->own_x = 1;
+    }
+    p->x = x;
     if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) return -1;
     if (dnnl_memory_create(&p->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), g_engine, DNNL_MEMORY_NONE) != dnnl_success)
         return -1;
@@ -173,9 +182,10 @@ static int prim_make(prim_t *p, const_dnnl_primitive_desc_t pd, vm_dnnl_exec *x,
     return 0;
 }
 
-/* Run a primitive on this call's buffers, on the context's stream with
- * the context's scratchpad. */
-static int run_prim(vm_dnnl_exec *x, prim_t *p, const void *a, void *c) {
+/* Run a primitive on this call's buffers, on its exec's stream with its
+ * exec's scratchpad. */
+static int run_prim(prim_t *p, const void *a, void *c) {
+    vm_dnnl_exec *x = p->x;
     dnnl_memory_set_data_handle(p->src, (void *)a);
     dnnl_memory_set_data_handle(p->dst, c);
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_DST, p->dst}};
@@ -199,7 +209,7 @@ void vm_conv_free(vm_conv_prim *c) {
     free(c);
 }
 
-vm_conv_prim *vm_conv_create(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+vm_conv_prim *vm_conv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                              const float *weight_oihw, const float *bias, char *err, size_t errlen) {
     if (engine_ok(err, errlen)) return NULL;
     int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
@@ -246,14 +256,14 @@ done:
 }
 
 #if DNNL_VERSION_MAJOR >= 3
-vm_conv_prim *vm_qconv_create(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                               const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias, char *err,
                               size_t errlen) {
     vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
     return NULL;
 }
 #else
-vm_conv_prim *vm_qconv_create(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                               const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias, char *err,
                               size_t errlen) {
     if (engine_ok(err, errlen)) return NULL;
@@ -303,7 +313,17 @@ done:
 }
 #endif
 
-int vm_conv_run(vm_dnnl_exec *x, vm_conv_prim *c, const float *src, float *dst) { return run_prim(x, &c->p, src, dst); }
+int vm_conv_run(vm_conv_prim *c, const float *src, float *dst) { return run_prim(&c->p, src, dst); }
+
+vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const float *weight_oihw,
+                             const float *bias, char *err, size_t errlen) {
+    return vm_conv_create_x(NULL, B, Cin, H, W, Cout, k, stride, pad, weight_oihw, bias, err, errlen);
+}
+
+vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
+                              const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen) {
+    return vm_qconv_create_x(NULL, B, Cin, H, W, Cout, k, stride, pad, w8, w_scale, a_scale, zp, bias, err, errlen);
+}
 
 struct vm_qmatmul {
     prim_t p;
@@ -316,7 +336,7 @@ void vm_qmatmul_free(vm_qmatmul *q) {
 }
 
 #if DNNL_VERSION_MAJOR >= 3
-vm_qmatmul *vm_qmatmul_create(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
+vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
                               float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
                               size_t errlen) {
     /* oneDNN 3 moved output scales to per-argument scales; not wired yet. */
@@ -324,7 +344,7 @@ vm_qmatmul *vm_qmatmul_create(vm_dnnl_exec *x, int M, int N, int K, int lda, int
     return NULL;
 }
 #else
-vm_qmatmul *vm_qmatmul_create(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
+vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
                               float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
                               size_t errlen) {
     if (engine_ok(err, errlen)) return NULL;
@@ -378,7 +398,12 @@ done:
 }
 #endif
 
-int vm_qmatmul_run(vm_dnnl_exec *x, vm_qmatmul *q, const uint8_t *A, float *C) { return run_prim(x, &q->p, A, C); }
+int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C) { return run_prim(&q->p, A, C); }
+
+vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale, float a_scale,
+                              int zp, const float *bias, int gelu, int accumulate, char *err, size_t errlen) {
+    return vm_qmatmul_create_x(NULL, M, N, K, lda, ldc, W, w_scale, a_scale, zp, bias, gelu, accumulate, err, errlen);
+}
 
 const char *vm_dnnl_version(void) {
     static char buf[32];
@@ -504,7 +529,7 @@ static int n_relaid;
 
 int vm_matmul_relaid_count(void) { return __atomic_load_n(&n_relaid, __ATOMIC_RELAXED); }
 
-vm_matmul *vm_matmul_create(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const vm_wpack *w, const float *bias,
+vm_matmul *vm_matmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const vm_wpack *w, const float *bias,
                             int gelu, int accumulate, char *err, size_t errlen) {
     if (engine_ok(err, errlen)) return NULL;
     vm_matmul *mm = calloc(1, sizeof *mm);
@@ -541,4 +566,9 @@ vm_matmul *vm_matmul_create(vm_dnnl_exec *x, int M, int N, int K, int lda, int l
     return mm;
 }
 
-int vm_matmul_run(vm_dnnl_exec *x, vm_matmul *mm, const float *A, float *C) { return run_prim(x, &mm->p, A, C); }
+int vm_matmul_run(vm_matmul *mm, const float *A, float *C) { return run_prim(&mm->p, A, C); }
+
+vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, const vm_wpack *w, const float *bias, int gelu,
+                            int accumulate, char *err, size_t errlen) {
+    return vm_matmul_create_x(NULL, M, N, K, lda, ldc, w, bias, gelu, accumulate, err, errlen);
+}

@@ -56,10 +56,10 @@ void vm_plan_free(vm_plan *p) {
 static int make_conv(vm_ctx *c, vm_conv_prim **out, const vm_conv *cv, int B, int H, int W) {
     char e[256];
     if (cv->w8)
-        *out = vm_qconv_create(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w8, cv->w_scale, cv->a_scale,
+        *out = vm_qconv_create_x(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w8, cv->w_scale, cv->a_scale,
                                cv->a_zp, cv->b, e, sizeof e);
     else
-        *out = vm_conv_create(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w, cv->b, e, sizeof e);
+        *out = vm_conv_create_x(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w, cv->b, e, sizeof e);
     if (!*out) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
     return 0;
 }
@@ -89,13 +89,13 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
         else M = B * p->h[st] * p->w[st];
         if (L->q) {
             const vm_qlinear *q = L->q;
-            p->lin[i].q = vm_qmatmul_create(c->dx, M, q->N, q->K, q->K, q->N, q->w, q->w_scale, q->a_scale, q->a_zp, L->bias,
+            p->lin[i].q = vm_qmatmul_create_x(c->dx, M, q->N, q->K, q->K, q->N, q->w, q->w_scale, q->a_scale, q->a_zp, L->bias,
                                             L->gelu, L->accumulate, e, sizeof e);
             if (!p->lin[i].q) rc = vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
             if ((size_t)M * q->K > *qbytes) *qbytes = (size_t)M * q->K;
         } else if (*L->f) {
             const vm_flinear *f = *L->f;
-            p->lin[i].f = vm_matmul_create(c->dx, M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e);
+            p->lin[i].f = vm_matmul_create_x(c->dx, M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e);
             if (!p->lin[i].f) rc = vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
         }
     }
@@ -227,9 +227,9 @@ static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char
     if (c->observe) c->observe(c->observe_user, name, in, pixels, cv->cin, cv->cin, NULL, cv->cout);
     if (cv->w8) {
         vm_kernels()->quantize_u8(c->plan.qbuf, in, pixels, cv->cin, cv->cin, 1.0f / cv->a_scale, (float)cv->a_zp);
-        return vm_conv_run(c->dx, prim, (const float *)c->plan.qbuf, out);
+        return vm_conv_run(prim, (const float *)c->plan.qbuf, out);
     }
-    return vm_conv_run(c->dx, prim, in, out);
+    return vm_conv_run(prim, in, out);
 }
 
 /* One linear layer: C = A W^T (+ bias) (GELU) (+ C if accumulate), INT8
@@ -243,9 +243,9 @@ int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *n
     if (c->observe) c->observe(c->observe_user, name, A, (size_t)M, K, lda, W, N);
     if (q) {
         vm_kernels()->quantize_u8(c->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
-        return vm_qmatmul_run(c->dx, c->plan.lin[q->slot].q, c->plan.qbuf, C);
+        return vm_qmatmul_run(c->plan.lin[q->slot].q, c->plan.qbuf, C);
     }
-    if (f) return vm_matmul_run(c->dx, c->plan.lin[f->slot].f, A, C);
+    if (f) return vm_matmul_run(c->plan.lin[f->slot].f, A, C);
     float beta = accumulate ? 1.0f : 0.0f;
     if (bias && accumulate) add_bias_rows(C, bias, (size_t)M, N);
     else if (bias) { fill_bias_rows(C, bias, (size_t)M, N); beta = 1.0f; }
