@@ -9,7 +9,8 @@
  * the form "<file>: <problem>" there on failure. A loaded model carries its
  * own error string for later calls (vm_model_error), like a tjhandle; a
  * context (vm_ctx) carries the error and its code (vm_status) of its
- * forward passes. The library never aborts or exits.
+ * forward passes; running out of memory there is VM_ERR_NOMEM, not an
+ * abort.
  *
  * Threads: a loaded model is read-only and may be shared by any number of
  * threads, each running forward passes through its own context (vm_ctx_new).
