@@ -172,6 +172,17 @@ int vm_ctx_set_threads(vm_ctx *c, int n);
 int vm_ctx_forward(vm_ctx *c, const float *in, int B, int H, int W, float *logits);
 int vm_ctx_forward_features(vm_ctx *c, const float *in, int B, int H, int W, float *feats[4]);
 
+/* Per-op-kind time of c's forward passes (benchmarks). on = 1 zeroes the
+ * counters and starts timing (a little overhead; on a GPU every op is
+ * synchronised, so the sum exceeds a plain run's time), 0 stops. */
+void vm_ctx_profile_enable(vm_ctx *c, int on);
+/* The op kinds: how many, and the name of kind i ("layernorm",
+ * "selective_scan", ...; NULL out of range). */
+int vm_profile_op_count(void);
+const char *vm_profile_op_name(int i);
+/* Seconds c spent in op kind i since profiling was enabled. */
+double vm_ctx_profile_seconds(const vm_ctx *c, int i);
+
 /* Heads the checkpoint holds (bit mask of vm_head_kind), whether or not
  * this build runs them. Keys the engine does not know are listed by
  * vm_model_unknown_key (vmamba info --verbose). */

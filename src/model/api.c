@@ -104,7 +104,15 @@ void vm_ctx_set_observe(vm_ctx *c, vm_observe_fn fn, void *user) {
     c->observe_user = user;
 }
 
-vm_profile *vm_ctx_profile(vm_ctx *c) { return &c->prof; }
+void vm_ctx_profile_enable(vm_ctx *c, int on) {
+    if (!c) return;
+    if (on) memset(&c->prof, 0, sizeof c->prof);
+    c->prof.enabled = on != 0;
+}
+
+int vm_profile_op_count(void) { return VM_OP_COUNT; }
+const char *vm_profile_op_name(int i) { return i >= 0 && i < VM_OP_COUNT ? vm_op_names[i] : NULL; }
+double vm_ctx_profile_seconds(const vm_ctx *c, int i) { return c && i >= 0 && i < VM_OP_COUNT ? c->prof.seconds[i] : 0.0; }
 
 static int check_input(vm_ctx *c, const float *in, int B, int H, int W);
 

@@ -284,8 +284,6 @@ void vm_cuda_host_free(void *p);
 void vm_ctx_set_trace(vm_ctx *c, vm_trace_fn fn, void *user);
 void vm_ctx_set_observe(vm_ctx *c, vm_observe_fn fn, void *user);
 void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user);
-/* Per-op times of c's forwards since the last reset (bench --profile). */
-vm_profile *vm_ctx_profile(vm_ctx *c);
 
 #ifdef __cplusplus
 }
