@@ -566,7 +566,7 @@ def main():
     r.add_argument("bin")
     r.add_argument("srcdir", help="source tree with the PROF statements, or - for passes only")
     r.add_argument("-o", required=True)
-    r.add_argument("--entry", default="vm_forward,vm_forward_features")
+    r.add_argument("--entry", default="vm_forward,vm_forward_features,vm_ctx_forward,vm_ctx_forward_features")
     p = sub.add_parser("report")
     p.add_argument("tsv")
     p.add_argument("--regions")
