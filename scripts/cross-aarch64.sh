@@ -41,7 +41,8 @@ make check VMAMBA_RUNNER="qemu-aarch64 -L /" || { cat tests/*.log; exit 1; }
 # kernels). Raspberry Pi and RK3588 cores have no SVE, and there oneDNN runs
 # its reference GEMMs: the kernel and golden suites again on such a core (~2 min).
 for suite in kernels golden; do
-    CK_RUN_SUITE=$suite QEMU_CPU=cortex-a72 VMAMBA_TEST_DATA="$src/tests/data" qemu-aarch64 -L / tests/check_vmamba
+    CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=$suite QEMU_CPU=cortex-a72 VMAMBA_TEST_DATA="$src/tests/data" \
+        qemu-aarch64 -L / tests/check_vmamba
 done
 # The instruction counter (bench/arm-icount.sh, a qemu TCG plugin) counts a
 # known instruction stream exactly and still maps every op: a few seconds.
