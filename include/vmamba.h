@@ -19,7 +19,21 @@
 extern "C" {
 #endif
 
-#define VM_VERSION_STRING "0.1.0"
+#define VM_VERSION_MAJOR 0
+#define VM_VERSION_MINOR 2
+#define VM_VERSION_PATCH 0
+#define VM_VERSION_STRING "0.2.0"
+
+/* Export control: the library is built with -fvisibility=hidden and exports
+ * exactly what this header declares (every declaration between the push and
+ * the pop below); VM_API marks a declaration exported explicitly. */
+#if defined(__GNUC__) && !defined(VM_STATIC)
+#define VM_API __attribute__((visibility("default")))
+#pragma GCC visibility push(default)
+#define VM_VISIBILITY_PUSHED 1
+#else
+#define VM_API
+#endif
 
 typedef struct vm_model vm_model; /* opaque */
 
@@ -146,6 +160,23 @@ int vm_preprocess_file(const char *path, const vm_preprocess_opts *o, float *out
 
 /* Name of ImageNet-1k class i (0..999), or NULL. */
 const char *vm_imagenet_label(int i);
+
+/* ---- library contract (version, postprocessing) -------------------------- */
+
+/* The library's version, VM_VERSION_STRING of the build ("0.2.0"); compare
+ * with the header's macros to catch a header/library mismatch. */
+VM_API const char *vm_version(void);
+
+/* Softmax of n logits into probs (may be the same array): max-subtracted,
+ * summed in double. */
+VM_API void vm_softmax(const float *logits, int n, float *probs);
+/* Indices of the k largest of n values, largest first; equal values in
+ * index order. Returns min(k, n) (fewer when only NaNs are left). */
+VM_API int vm_topk(const float *v, int n, int k, int *idx);
+
+#ifdef VM_VISIBILITY_PUSHED
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

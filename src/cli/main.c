@@ -17,16 +17,6 @@ int cli_fail(const char *fmt, ...) {
     return 1;
 }
 
-int cli_int(const char *opt, const char *val, int lo, int hi, int *out) {
-    if (!val) return cli_fail("%s needs a value", opt), -1;
-    char *end;
-    long v = strtol(val, &end, 10);
-    if (*val == 0 || *end != 0 || v < lo || v > hi)
-        return cli_fail("%s: '%s' is not an integer in [%d, %d]", opt, val, lo, hi), -1;
-    *out = (int)v;
-    return 0;
-}
-
 vm_model *cli_load_model(const char *spec, const char *key) {
     char err[1024];
     struct stat st;
@@ -43,22 +33,6 @@ vm_model *cli_load_model(const char *spec, const char *key) {
     m = vm_model_load(spec, &o, err, sizeof err);
     if (!m) cli_fail("%s", err);
     return m;
-}
-
-int cli_dev_parse(cli_dev *d, int argc, char **argv, int *i) {
-    const char *a = argv[*i];
-    if (strcmp(a, "--device") && strcmp(a, "--precision")) return 0;
-    if (*i + 1 >= argc) return cli_fail("%s needs a value", a), -1;
-    const char *v = argv[++*i];
-    if (!strcmp(a, "--device")) {
-        if (strcmp(v, "cpu") && strcmp(v, "cuda")) return cli_fail("--device: '%s' is not cpu or cuda", v), -1;
-        d->device = v;
-    } else {
-        if (strcmp(v, "fp32") && strcmp(v, "tf32") && strcmp(v, "fp16") && strcmp(v, "bf16"))
-            return cli_fail("--precision: '%s' is not fp32, tf32, fp16 or bf16", v), -1;
-        d->precision = v;
-    }
-    return 1;
 }
 
 int cli_dev_apply(const cli_dev *d, vm_model *m) {
