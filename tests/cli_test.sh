@@ -2,6 +2,7 @@
 # cli_test.sh - the vmamba command's contract: outputs, exit codes, errors.
 set -u
 BIN=${VMAMBA_BIN:-./vmamba}
+case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
 RUN=${VMAMBA_RUNNER:-}   # e.g. "qemu-aarch64 -L /" for a cross build
 vm() { $RUN "$BIN" "$@"; }
 DATA=${VMAMBA_TEST_DATA:-tests/data}
@@ -96,6 +97,41 @@ expect_fail "not a zip archive" vm calibrate -m "$DATA/digits/labels.csv" --imag
 expect_fail "already an INT8 model" vm calibrate -m "$T/q1.safetensors" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
 expect_fail "not minmax, percentile or entropy" vm calibrate -m "$M" --images "$DATA/digits/calib" --method magic -o "$T/q3.safetensors"
 [ ! -e "$T/q3.safetensors" ] && ok || bad "partial output after a failed calibrate"
+
+# ---- the option parser: every command, strict values, exit 2 on usage errors --
+expect_usage() { # expect_usage "needle" cmd...: exit status 2 and the needle on stderr
+    needle=$1; shift
+    "$@" >"$T/out" 2>"$T/err"; r=$?
+    [ $r -eq 2 ] && grep -q -- "$needle" "$T/err" && ok || bad "$* (exit $r, want 2): $(cat "$T/err")"
+}
+for c in info run preprocess classify eval bench convert calibrate; do
+    vm $c --help > "$T/h" && grep -q "Usage: vmamba $c" "$T/h" && grep -q -- "--help" "$T/h" && ok || bad "$c --help"
+    expect_usage "unknown option '--frob'" vm $c --frob
+done
+vm classify --help | grep -q -- "--list0 FILE" && vm classify --help | grep -q -- "--crop-pct P" && vm classify --help | grep -q -- "--device D" &&
+    ok || bad "classify --help lacks shared options"
+expect_usage "not an integer in \[1, 1024\]" vm classify -m "$M" --batch 2junk x.png
+expect_usage "not an integer in \[1, 1024\]" vm classify -m "$M" --batch "" x.png
+expect_usage "not an integer in \[1, 1024\]" vm classify -m "$M" --batch " 4" x.png
+expect_usage "not an integer in \[1, 1024\]" vm classify -m "$M" --batch 99999999999999999999 x.png
+expect_usage "not an integer in \[8, 8192\]" vm bench --arch vmamba-tiny-s1l8 --size 4
+expect_usage "needs a value" vm classify -m "$M" x.png --topk
+expect_usage "must be a number in \[0.01, 1\]" vm classify -m "$M" --crop-pct nan x.png
+expect_usage "must be a number in \[0.01, 1\]" vm classify -m "$M" --crop-pct 0.5x x.png
+expect_usage "is not cpu or cuda" vm run -m x -i y -o z --device tpu
+expect_usage "three numbers" vm preprocess "$P/china.jpg" -o "$T/x.npy" --mean 1,2
+expect_usage "three positive numbers" vm preprocess "$P/china.jpg" -o "$T/x.npy" --std 1,0,1
+expect_usage "takes no value" vm classify -m "$M" --json=1 x.png
+expect_usage "more than 1 MODEL" vm info a b
+expect_usage "unexpected argument" vm run -m x -i y -o z extra
+expect_usage "-m MODEL is required" vm classify x.png
+expect_fail "resizes the shorter side to 22400 pixels" vm classify -m "$M" --crop-pct 0.01 "$DATA/digits/test/000.png"
+# --name=value and "--" before a positional that starts with a dash
+cp "$DATA/digits/test/000.png" "$T/-dash.png"
+MA=$(cd "$(dirname "$M")" && pwd)/model.pth
+(cd "$T" && $RUN "$BIN" classify -m "$MA" --size=32 --no-crop --topk=1 --json -- -dash.png) | grep -q '"file": "-dash.png", "top": \[{"class": 9' &&
+    ok || bad "--name=value and --"
+vm --version | grep -q "^vmamba 0\.2\.0$" && ok || bad "--version"
 
 # ---- hardening (#16): devices, torn resume files, odd names, signals ------
 SHIM=${VMAMBA_SHIM:-}
