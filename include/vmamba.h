@@ -174,6 +174,29 @@ VM_API void vm_softmax(const float *logits, int n, float *probs);
  * index order. Returns min(k, n) (fewer when only NaNs are left). */
 VM_API int vm_topk(const float *v, int n, int k, int *idx);
 
+/* Multiply-adds of one forward pass at H x W in G (fvcore's convention). */
+VM_API double vm_model_gmacs(const vm_model *m, int H, int W);
+/* 1 when the model has INT8 layers (written by calibration). */
+VM_API int vm_model_is_int8(const vm_model *m);
+
+/* What the build runs on: the CPU kernels in use ("avx512", "avx2",
+ * "neon", "scalar"; VMAMBA_ISA may force one) and oneDNN's version. */
+VM_API const char *vm_isa(void);
+VM_API const char *vm_onednn_version(void);
+
+/* NumPy .npy tensors: float32, C order (read also widens nothing else).
+ * vm_npy_write writes atomically: no partial file on failure. */
+#define VM_NPY_MAX_DIMS 8
+typedef struct {
+    float *data;      /* malloc'd, contiguous C order */
+    int ndim;
+    int64_t shape[VM_NPY_MAX_DIMS];
+    size_t numel;
+} vm_npy;
+VM_API int vm_npy_read(const char *path, vm_npy *out, char *err, size_t errlen);
+VM_API int vm_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, char *err, size_t errlen);
+VM_API void vm_npy_free(vm_npy *a);
+
 #ifdef VM_VISIBILITY_PUSHED
 #pragma GCC visibility pop
 #endif

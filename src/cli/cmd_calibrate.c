@@ -12,7 +12,6 @@
 
 #include "batch.h"
 #include "cli.h"
-#include "loaders/npy.h"
 #include "options.h"
 #include "quant.h"
 
@@ -180,7 +179,7 @@ int cmd_calibrate(int argc, char **argv) {
     cli_dev dev = {0};
     vm_info I;
     if (!(m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
-    if (m->quantized) { cli_fail("%s: already an INT8 model; calibrate the FP32 model", model); goto done; }
+    if (vm_model_is_int8(m)) { cli_fail("%s: already an INT8 model; calibrate the FP32 model", model); goto done; }
     vm_npy x = {0};
     if (dir && list_images(dir, samples, &dc)) goto done;
     if (inputs) {

@@ -8,7 +8,6 @@
 
 #include "batch.h"
 #include "cli.h"
-#include "loaders/npy.h"
 #include "options.h"
 
 static const char usage[] =

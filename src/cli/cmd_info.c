@@ -4,8 +4,6 @@
 
 #include "cli.h"
 #include "options.h"
-#include "core/dnnl_compat.h"
-#include "simd/kernels.h"
 
 static const char usage[] =
     "Usage: vmamba info MODEL [--json] [--key K]\n"
@@ -63,7 +61,7 @@ int cmd_info(int argc, char **argv) {
                 "\"cuda_devices\": %d}\n",
                 I.d_state, I.ssm_ratio, I.mlp_ratio, I.z_gate ? "true" : "false", I.conv_bias ? "true" : "false",
                 I.patch_embed_version, I.downsample_version, I.patch_size, I.num_classes,
-                I.is_backbone ? "true" : "false", (long long)I.params, I.gflops_224, vm_kernels()->name, vm_dnnl_version(),
+                I.is_backbone ? "true" : "false", (long long)I.params, I.gflops_224, vm_isa(), vm_onednn_version(),
                 vm_cuda_devices());
     } else {
         fprintf(f, "model:        %s\n", model);
@@ -83,7 +81,7 @@ int cmd_info(int argc, char **argv) {
         fprintf(f, "backbone:     %s\n", I.is_backbone ? "yes (outnorm0..3)" : "no");
         fprintf(f, "params:       %lld (%.2fM)\n", (long long)I.params, I.params / 1e6);
         fprintf(f, "GFLOPs@224:   %.2f\n", I.gflops_224);
-        fprintf(f, "kernels:      %s (oneDNN %s)%s\n", vm_kernels()->name, vm_dnnl_version(),
+        fprintf(f, "kernels:      %s (oneDNN %s)%s\n", vm_isa(), vm_onednn_version(),
                 vm_cuda_devices() > 0 ? ", CUDA available" : "");
     }
     vm_model_free(m);

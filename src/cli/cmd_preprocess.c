@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "loaders/npy.h"
 #include "options.h"
 
 static const char usage[] =

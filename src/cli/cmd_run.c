@@ -7,7 +7,6 @@
 
 #include "cli.h"
 #include "options.h"
-#include "loaders/npy.h"
 
 static const char usage[] =
     "Usage: vmamba run -m MODEL -i IN.npy -o OUT.npy [options]\n"
