@@ -201,7 +201,7 @@ int cmd_calibrate(int argc, char **argv) {
     int bad = run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes);
     vm_npy_free(&x);
     if (bad) goto done;
-    meta = cli_pp_to_json(&pp);
+    if (!(meta = cli_pp_to_json(&pp))) { cli_fail("out of memory"); goto done; }
     char err[512];
     if (report) vm_calib_report(cal, stderr);
     if (vm_calib_write(cal, out, meta, err, sizeof err)) { cli_fail("%s", err); goto done; }

@@ -55,10 +55,13 @@ static int apply_json(cli_pp *p, json_t *o, const char *path) {
         size_t n = json_array_size(v);
         for (size_t k = 0; k < n; k++)
             if (!json_is_string(json_array_get(v, k))) return cli_fail("%s: 'labels' must be an array of strings", path), -1;
+        if (n > 1 << 24) return cli_fail("%s: 'labels' has %zu entries (at most %d)", path, n, 1 << 24), -1;
         cli_free_labels(p->labels, p->nlabels);
-        p->labels = calloc(n ? n : 1, sizeof *p->labels);
-        for (size_t k = 0; k < n; k++) p->labels[k] = strdup(json_string_value(json_array_get(v, k)));
-        p->nlabels = (int)n;
+        p->nlabels = 0;
+        if (!(p->labels = calloc(n ? n : 1, sizeof *p->labels))) return cli_fail("%s: out of memory for the labels", path), -1;
+        for (size_t k = 0; k < n; k++, p->nlabels++)
+            if (!(p->labels[k] = strdup(json_string_value(json_array_get(v, k)))))
+                return cli_fail("%s: out of memory for the labels", path), -1;
     }
     return 0;
 }
@@ -141,11 +144,24 @@ char **cli_read_labels(const char *path, int *n) {
     *n = 0;
     while ((len = getline(&line, &lcap, f)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if ((size_t)*n == cap) l = realloc(l, (cap = cap ? cap * 2 : 256) * sizeof *l);
-        l[(*n)++] = strdup(line);
+        if ((size_t)*n == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            char **nl = *n < (1 << 24) ? realloc(l, nc * sizeof *l) : NULL;
+            if (!nl) break;
+            l = nl;
+            cap = nc;
+        }
+        if (!(l[*n] = strdup(line))) break;
+        (*n)++;
     }
+    int short_read = !feof(f);
     free(line);
     fclose(f);
+    if (short_read) {
+        cli_fail("%s: out of memory or read error after %d labels", path, *n);
+        cli_free_labels(l, *n);
+        return NULL;
+    }
     if (*n == 0) {
         cli_fail("%s: labels file is empty", path);
         free(l);
