@@ -197,6 +197,8 @@ $CL --list0 "$T/l0.txt" --output "$T/l0.jsonl" 2>"$T/err" && [ "$(wc -l < "$T/l0
 cp "$T/list.txt" "$T/same.txt"; ln "$T/same.txt" "$T/same-link.txt"
 expect_fail "is the --list file" $CL --list "$T/same.txt" --output "$T/same-link.txt"
 cmp -s "$T/list.txt" "$T/same.txt" && ok || bad "--output over --list destroyed the list"
+expect_fail "is the --list file" $CL --list - --output "$T/same.txt" < "$T/same.txt"
+cmp -s "$T/list.txt" "$T/same.txt" && ok || bad "--output over --list - destroyed the list"
 for s in 1/4294967296 /2 0/2junk 1/0 -1/2 2/2 1/ 0x1/2 " 1/2"; do
     expect_fail "--shard" $CL --list "$T/list.txt" --shard "$s"
 done

@@ -133,7 +133,6 @@ int cli_batch_run(const cli_batch_job *job, long *n_ok, long *n_fail, double *se
     fill(&bufs[cur]);
     while (bufs[cur].n > 0 || bufs[cur].failed) {
         batch_buf *a = &bufs[cur], *nb = &bufs[!cur];
-        if (a->failed) { rc = -1; break; }
         pthread_t th;
         int threaded = 0;
         nb->n = 0;
@@ -159,6 +158,7 @@ int cli_batch_run(const cli_batch_job *job, long *n_ok, long *n_fail, double *se
         done += a->n;
         for (int i = 0; i < a->n; i++) free(a->items[i].path);
         a->n = 0;
+        if (a->failed) rc = -1; /* the input broke off (printed): its items so far are written */
         if (threaded) pthread_join(th, NULL);
         else if (!a->eof && rc == 0) fill(nb);
         if (rc) {
@@ -318,8 +318,8 @@ int cli_out_open(cli_out *o, const char *path, int resume, const char *list_path
     memset(o, 0, sizeof *o);
     o->path = path;
     struct stat so, sl;
-    if (list_path && strcmp(list_path, "-") && stat(path, &so) == 0 && stat(list_path, &sl) == 0 && so.st_dev == sl.st_dev &&
-        so.st_ino == sl.st_ino)
+    if (list_path && stat(path, &so) == 0 && (strcmp(list_path, "-") ? stat(list_path, &sl) : fstat(0, &sl)) == 0 &&
+        so.st_dev == sl.st_dev && so.st_ino == sl.st_ino)
         return cli_fail("--output %s is the --list file %s: refusing to overwrite the input", path, list_path), -1;
     if (!resume) {
         o->f = fopen(path, "w");
