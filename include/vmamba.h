@@ -259,7 +259,7 @@ VM_API int vm_model_is_int8(const vm_model *m);
 VM_API const char *vm_isa(void);
 VM_API const char *vm_onednn_version(void);
 
-/* NumPy .npy tensors: float32, C order (read also widens nothing else).
+/* NumPy .npy tensors: float32 only, C order (what run takes and writes).
  * vm_npy_write writes atomically: no partial file on failure. */
 #define VM_NPY_MAX_DIMS 8
 typedef struct {
