@@ -242,9 +242,10 @@ const char *vm_imagenet_label(int i);
  * with the header's macros to catch a header/library mismatch. */
 VM_API const char *vm_version(void);
 
-/* Softmax of n logits into probs (may be the same array): max-subtracted,
- * summed in double. */
-VM_API void vm_softmax(const float *logits, int n, float *probs);
+/* Softmax of n float logits into n double probabilities: max-subtracted
+ * and computed in double (so printed probabilities do not carry float
+ * rounding). */
+VM_API void vm_softmax(const float *logits, int n, double *probs);
 /* Indices of the k largest of n values, largest first; equal values in
  * index order. Returns min(k, n) (fewer when only NaNs are left). */
 VM_API int vm_topk(const float *v, int n, int k, int *idx);

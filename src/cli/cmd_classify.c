@@ -30,7 +30,7 @@ typedef struct {
     int nlabels;
     int builtin;
     int classes;
-    float *probs; /* classes */
+    double *probs; /* classes */
 } ctx_t;
 
 typedef struct {

@@ -4,15 +4,14 @@
 
 #include "vmamba.h"
 
-void vm_softmax(const float *logits, int n, float *probs) {
+void vm_softmax(const float *logits, int n, double *probs) {
     if (n <= 0) return;
-    /* max-subtracted and summed in double: exp never overflows, and the
-     * probabilities are those of the exact softmax to float precision */
+    /* max-subtracted and in double: exp never overflows */
     float mx = logits[0];
     for (int k = 1; k < n; k++) mx = logits[k] > mx ? logits[k] : mx;
     double sum = 0;
     for (int k = 0; k < n; k++) sum += exp((double)logits[k] - mx);
-    for (int k = 0; k < n; k++) probs[k] = (float)(exp((double)logits[k] - mx) / sum);
+    for (int k = 0; k < n; k++) probs[k] = exp((double)logits[k] - mx) / sum;
 }
 
 /* Selection by repeated scans (k is small, <= 64 in the CLI): O(n k),
