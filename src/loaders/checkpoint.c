@@ -178,11 +178,10 @@ static float load_elem(pk_dtype dt, const uint8_t *p) {
     }
 }
 
-int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen) {
+int vm_ckpt_check_layout(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen) {
     if (t->problem) return vm_errf(err, errlen, "%s: tensor '%s': %s", c->path, t->name, t->problem);
-    if (t->dtype != PK_DT_F32 && t->dtype != PK_DT_F16 && t->dtype != PK_DT_BF16 && t->dtype != PK_DT_F64)
-        return vm_errf(err, errlen, "%s: tensor '%s' has dtype %s; weights must be float32, float16 or bfloat16", c->path, t->name, pk_dtype_name(t->dtype));
     size_t es = pk_dtype_size(t->dtype);
+    if (!es) return vm_errf(err, errlen, "%s: tensor '%s': unsupported dtype", c->path, t->name);
     /* Storage numel must fit the bytes in the archive. */
     if (t->storage_numel < 0 || (uint64_t)t->storage_numel > t->storage_bytes / es)
         return vm_errf(err, errlen, "%s: tensor '%s': storage claims %lld elements but holds %llu bytes", c->path, t->name,
@@ -204,20 +203,40 @@ int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err,
     return 0;
 }
 
+int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen) {
+    if (t->problem) return vm_errf(err, errlen, "%s: tensor '%s': %s", c->path, t->name, t->problem);
+    if (t->dtype != PK_DT_F32 && t->dtype != PK_DT_F16 && t->dtype != PK_DT_BF16 && t->dtype != PK_DT_F64)
+        return vm_errf(err, errlen, "%s: tensor '%s' has dtype %s; weights must be float32, float16 or bfloat16", c->path, t->name, pk_dtype_name(t->dtype));
+    return vm_ckpt_check_layout(c, t, err, errlen);
+}
+
+/* Visit every element's storage index in row-major order of the shape. */
+#define FOR_EACH_ELEMENT(t, n, off, body)                                          \
+    do {                                                                           \
+        int64_t idx_[PK_MAX_DIMS] = {0}, numel_ = vm_ckpt_numel(t);                \
+        for (int64_t n = 0; n < numel_; n++) {                                     \
+            int64_t off = (t)->offset;                                             \
+            for (int i_ = 0; i_ < (t)->ndim; i_++) off += idx_[i_] * (t)->stride[i_]; \
+            body;                                                                  \
+            for (int i_ = (t)->ndim - 1; i_ >= 0; i_--) {                          \
+                if (++idx_[i_] < (t)->shape[i_]) break;                            \
+                idx_[i_] = 0;                                                      \
+            }                                                                      \
+        }                                                                          \
+    } while (0)
+
+int vm_ckpt_read_i8(const vm_checkpoint *c, const vm_ckpt_tensor *t, int8_t *dst, char *err, size_t errlen) {
+    if (t->problem) return vm_errf(err, errlen, "%s: tensor '%s': %s", c->path, t->name, t->problem);
+    if (t->dtype != PK_DT_I8) return vm_errf(err, errlen, "%s: tensor '%s' has dtype %s, not int8", c->path, t->name, pk_dtype_name(t->dtype));
+    if (vm_ckpt_check_layout(c, t, err, errlen)) return -1;
+    FOR_EACH_ELEMENT(t, n, off, dst[n] = (int8_t)t->data[off]);
+    return 0;
+}
+
 int vm_ckpt_read_f32(const vm_checkpoint *c, const vm_ckpt_tensor *t, float *dst, char *err, size_t errlen) {
     if (vm_ckpt_validate(c, t, err, errlen)) return -1;
-    int64_t numel = vm_ckpt_numel(t);
     size_t es = pk_dtype_size(t->dtype);
-    int64_t idx[PK_MAX_DIMS] = {0};
-    for (int64_t n = 0; n < numel; n++) {
-        int64_t off = t->offset;
-        for (int i = 0; i < t->ndim; i++) off += idx[i] * t->stride[i];
-        dst[n] = load_elem(t->dtype, t->data + (size_t)off * es);
-        for (int i = t->ndim - 1; i >= 0; i--) {
-            if (++idx[i] < t->shape[i]) break;
-            idx[i] = 0;
-        }
-    }
+    FOR_EACH_ELEMENT(t, n, off, dst[n] = load_elem(t->dtype, t->data + (size_t)off * es));
     return 0;
 }
 

@@ -43,6 +43,14 @@ int64_t vm_ckpt_numel(const vm_ckpt_tensor *t);
 /* Check dtype, and that every element lies inside the storage bytes. */
 int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen);
 
+/* The layout check alone, for any dtype: the storage holds its claimed
+ * elements, and offset and strides keep every element inside it. */
+int vm_ckpt_check_layout(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen);
+
+/* Copy an int8 tensor into dst contiguously (offset and strides honoured),
+ * after the layout check. */
+int vm_ckpt_read_i8(const vm_checkpoint *c, const vm_ckpt_tensor *t, int8_t *dst, char *err, size_t errlen);
+
 /* Copy tensor `t` into dst as contiguous float32 (converting f16/bf16/f64),
  * checking every element lies inside its storage. */
 int vm_ckpt_read_f32(const vm_checkpoint *c, const vm_ckpt_tensor *t, float *dst, char *err, size_t errlen);

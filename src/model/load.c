@@ -148,13 +148,22 @@ static const int8_t *int8_param(vm_model *m, struct vm_wsrc *src, const char *na
     const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, name);
     if (!t || t->dtype != PK_DT_I8) return NULL;
     int64_t numel = vm_ckpt_numel(t);
-    if (t->ndim < 2 || t->shape[0] != N || numel != (int64_t)N * K || t->storage_numel != numel || t->problem) {
+    if (t->ndim < 2 || t->shape[0] != N || numel != (int64_t)N * K) {
         vm_errf(m->err, sizeof m->err, "%s: int8 tensor '%s' does not have %d x %d elements", src->ck->path, name, N, K);
         *fail = 1;
         return NULL;
     }
+    /* Checked like float tensors (storage bytes, offset, strides) before
+     * anything is allocated or read; then copied element by element. */
+    if (vm_ckpt_check_layout(src->ck, t, m->err, sizeof m->err)) {
+        *fail = 1;
+        return NULL;
+    }
     int8_t *w = (int8_t *)vm_model_alloc(m, ((size_t)N * K + 3) / 4);
-    memcpy(w, t->data, (size_t)N * K);
+    if (vm_ckpt_read_i8(src->ck, t, w, m->err, sizeof m->err)) {
+        *fail = 1;
+        return NULL;
+    }
     src->params += numel;
     return w;
 }

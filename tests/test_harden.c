@@ -1,0 +1,135 @@
+/* test_harden.c - regression tests for the defects of issue #16 found by
+ * hostile testing: each test failed (crash, abort, wrong result or a
+ * misleading message) before its fix. Fixtures: tests/data/hostile/, made
+ * by tests/tools/make_hostile.py; other hostile inputs are made here. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "vmamba.h"
+
+static vm_model *load(const char *path, char *err, size_t errlen) {
+    vm_load_opts o = {.quiet = 1};
+    return vm_model_load(path, &o, err, errlen);
+}
+
+static const char *tmp_file(const void *data, size_t n) {
+    static char path[4][64];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, 64, "/tmp/vmharden_XXXXXX");
+    int fd = mkstemp(p);
+    ck_assert(fd >= 0);
+    ck_assert(write(fd, data, n) == (ssize_t)n);
+    close(fd);
+    return p;
+}
+
+/* The load must fail with an error that names the file and says `needle`. */
+static void expect_load_error(const char *path, const char *needle) {
+    char err[1024] = "";
+    vm_model *m = load(path, err, sizeof err);
+    ck_assert_msg(m == NULL, "%s loaded, expected an error with '%s'", path, needle);
+    ck_assert_msg(strstr(err, needle) != NULL, "error '%s' lacks '%s'", err, needle);
+    ck_assert_msg(strstr(err, path) != NULL, "error '%s' does not name the file", err);
+}
+
+/* Run fn in a child under an address-space limit of `mb` MiB: the child
+ * must exit normally with status 0 (fn's checks passed), never abort. */
+static void under_limit(size_t mb, void (*fn)(void)) {
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        struct rlimit r = {mb << 20, mb << 20};
+        if (setrlimit(RLIMIT_AS, &r) != 0) _exit(90);
+        fn();
+        _exit(0);
+    }
+    int st;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    ck_assert_msg(!WIFSIGNALED(st), "the child was killed by signal %d (abort on out of memory?)", WTERMSIG(st));
+    ck_assert_msg(WEXITSTATUS(st) == 0, "the child exited with %d", WEXITSTATUS(st));
+}
+
+static float *logits(const char *path, int *n) {
+    char err[1024] = "";
+    vm_model *m = load(path, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    vm_info I;
+    vm_model_info(m, &I);
+    float *in = malloc(3 * 32 * 32 * sizeof *in);
+    for (int i = 0; i < 3 * 32 * 32; i++) in[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    *n = I.num_classes;
+    float *out = malloc((size_t)*n * sizeof *out);
+    ck_assert_msg(vm_forward(m, in, 1, 32, 32, out) == 0, "%s", vm_model_error(m));
+    free(in);
+    vm_model_free(m);
+    return out;
+}
+
+/* #16.1: INT8 weights honour the tensor's offset and strides (a
+ * column-major fc1 and a head at storage offset 13 give the same logits
+ * as the contiguous file; before, the strided one was refused or loaded
+ * transposed), and a short int8 storage last in the archive is an error
+ * (before, N*K bytes were copied from past the end of the file). */
+START_TEST(int8_layout) {
+    int n1, n2;
+    float *a = logits(tdata("hostile/int8_ref.pth"), &n1);
+    float *b = logits(tdata("hostile/int8_strided.pth"), &n2);
+    ck_assert_int_eq(n1, 10);
+    ck_assert_int_eq(n1, n2);
+    ck_assert_msg(memcmp(a, b, (size_t)n1 * sizeof *a) == 0, "strided INT8 weights give other logits");
+    free(a);
+    free(b);
+    expect_load_error(tdata("hostile/int8_short.pth"), "classifier.head.weight");
+    expect_load_error(tdata("hostile/int8_short.pth"), "bytes");
+}
+END_TEST
+
+/* #16.2: broadcast (stride-0) tensors may not make the loader allocate
+ * more than the file holds: a 34 KB file with a 10-million-class head
+ * (before: 360 MB allocated; under this 1 GiB limit with a larger model,
+ * an abort). */
+static void broadcast_child(void) {
+    expect_load_error(tdata("hostile/broadcast.pth"), "broadcast");
+}
+START_TEST(broadcast_tensors) {
+    under_limit(1024, broadcast_child);
+}
+END_TEST
+
+/* #16.7: a class count that does not fit an int is an error naming the
+ * tensor (before: loaded as "classes: -1"). */
+START_TEST(shape_fits_int) {
+    expect_load_error(tdata("hostile/classes_2e32.pth"), "classifier.head.weight");
+}
+END_TEST
+
+/* #16.7: a safetensors header length past the file is reported as such
+ * (before: "not a zip archive nor a safetensors file"). */
+START_TEST(safetensors_header_length) {
+    uint8_t b[64] = {0};
+    uint64_t hn = 1ull << 31;
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(hn >> (8 * i));
+    memcpy(b + 8, "{\"a\":{\"dtype\":\"F32\"}}", 21);
+    const char *p = tmp_file(b, sizeof b);
+    expect_load_error(p, "safetensors header length 2147483648");
+    unlink(p);
+}
+END_TEST
+
+Suite *suite_harden(void) {
+    Suite *s = suite_create("harden");
+    TCase *tc = tcase_create("harden");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, int8_layout);
+    suite_add_tcase(s, tc);
+    return s;
+}
