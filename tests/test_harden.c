@@ -130,6 +130,7 @@ Suite *suite_harden(void) {
     TCase *tc = tcase_create("harden");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, int8_layout);
+    tcase_add_test(tc, broadcast_tensors);
     suite_add_tcase(s, tc);
     return s;
 }

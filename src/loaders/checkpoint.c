@@ -189,6 +189,13 @@ int vm_ckpt_check_layout(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *
     int64_t numel = vm_ckpt_numel(t);
     if (numel < 0) return vm_errf(err, errlen, "%s: tensor '%s': shape overflows", c->path, t->name);
     if (numel == 0) return 0;
+    /* Broadcast views (stride 0, overlapping strides) only for small
+     * tensors: otherwise a few bytes of storage would make us allocate
+     * gigabytes (see checkpoint.h). */
+    if (numel > t->storage_numel && numel > VM_CKPT_MAX_BROADCAST)
+        return vm_errf(err, errlen, "%s: tensor '%s': a broadcast (stride-0 or overlapping) view of %lld elements over a "
+                       "%lld-element storage; only tensors of up to %d elements may repeat storage elements", c->path,
+                       t->name, (long long)numel, (long long)t->storage_numel, VM_CKPT_MAX_BROADCAST);
     /* Highest element touched: offset + sum((size-1)*stride). */
     uint64_t hi = (uint64_t)t->offset;
     for (int i = 0; i < t->ndim; i++) {

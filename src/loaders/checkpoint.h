@@ -43,6 +43,19 @@ int64_t vm_ckpt_numel(const vm_ckpt_tensor *t);
 /* Check dtype, and that every element lies inside the storage bytes. */
 int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen);
 
+/* What a tensor's layout may be (torch allows any non-negative strides):
+ *  - every element, offset + sum((size - 1) * stride), lies inside the
+ *    storage, and the storage's elements inside the archive entry's bytes;
+ *  - strides and offsets are otherwise free (transposed, sliced views);
+ *  - a view that repeats storage elements (stride 0 from expand(), or
+ *    overlapping strides) so that it has more elements than its storage is
+ *    legal only up to VM_CKPT_MAX_BROADCAST elements. A real checkpoint
+ *    never needs more (weights are materialised), and without the bound a
+ *    few bytes of file could ask for gigabytes.
+ * The model loader further bounds the memory of all weights together by a
+ * small multiple of the file's size (storages may be shared by tensors). */
+#define VM_CKPT_MAX_BROADCAST 4096
+
 /* The layout check alone, for any dtype: the storage holds its claimed
  * elements, and offset and strides keep every element inside it. */
 int vm_ckpt_check_layout(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen);

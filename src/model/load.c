@@ -20,7 +20,25 @@ struct vm_wsrc {
     uint64_t seed;
     int quiet;
     int64_t params;
+    uint64_t budget; /* bytes of weights the file can still justify */
 };
+
+/* Weights read from a file may take at most VM_LOAD_MEM_FACTOR times the
+ * file's size (+ VM_LOAD_MEM_SLACK): the largest legitimate expansion is
+ * INT8 storage dequantised to float (1 + 4 bytes per file byte). Without
+ * it, tensors sharing one storage could ask for any amount of memory. */
+#define VM_LOAD_MEM_FACTOR 8
+#define VM_LOAD_MEM_SLACK (16u << 20)
+
+static int charge(vm_model *m, struct vm_wsrc *src, const char *name, uint64_t bytes) {
+    if (!src->ck) return 0;
+    if (bytes <= src->budget) {
+        src->budget -= bytes;
+        return 0;
+    }
+    return vm_errf(m->err, sizeof m->err, "%s: tensor '%s' would take the weights past %d times the file's size "
+                   "(%zu bytes): storages shared by many tensors?", src->ck->path, name, VM_LOAD_MEM_FACTOR, src->ck->map.size);
+}
 
 typedef enum { INIT_LINEAR, INIT_ONES, INIT_ZEROS, INIT_ALOGS, INIT_DTBIAS } init_kind;
 
@@ -122,6 +140,10 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
         *fail = 1;
         return NULL;
     }
+    if (charge(m, src, name, (uint64_t)n * sizeof(float))) {
+        *fail = 1;
+        return NULL;
+    }
     float *p = vm_model_alloc(m, n);
     if (vm_ckpt_read_f32(src->ck, t, p, m->err, sizeof m->err)) {
         *fail = 1;
@@ -156,6 +178,10 @@ static const int8_t *int8_param(vm_model *m, struct vm_wsrc *src, const char *na
     /* Checked like float tensors (storage bytes, offset, strides) before
      * anything is allocated or read; then copied element by element. */
     if (vm_ckpt_check_layout(src->ck, t, m->err, sizeof m->err)) {
+        *fail = 1;
+        return NULL;
+    }
+    if (charge(m, src, name, (uint64_t)N * K)) {
         *fail = 1;
         return NULL;
     }
@@ -195,6 +221,7 @@ static vm_qlinear *qlinear(vm_model *m, struct vm_wsrc *src, const char *prefix,
     if (!vm_checkpoint_find(src->ck, nm)) {
         snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
         const float *sc = scales(m, src, nm, N, fail);
+        if (!*fail && charge(m, src, prefix, (uint64_t)N * K * sizeof(float))) *fail = 1;
         if (*fail) return NULL;
         float *f = vm_model_alloc(m, (size_t)N * K);
         for (size_t i = 0; i < (size_t)N * K; i++) f[i] = (float)w[i] * sc[i / (size_t)K];
@@ -262,6 +289,7 @@ static void conv(vm_model *m, struct vm_wsrc *src, vm_conv *c, const char *prefi
     } else if (w8) { /* INT8 storage only: dequantised once here */
         snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
         const float *sc = scales(m, src, nm, cout, &fail);
+        if (!fail && charge(m, src, prefix, (uint64_t)cout * cin * k * k * sizeof(float))) fail = 1;
         if (!fail) {
             float *w = vm_model_alloc(m, (size_t)cout * cin * k * k);
             for (size_t i = 0; i < (size_t)cout * cin * k * k; i++) w[i] = (float)w8[i] * sc[i / ((size_t)cin * k * k)];
@@ -523,6 +551,7 @@ vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, s
         return NULL;
     }
     struct vm_wsrc src = {.ck = &ck, .quiet = opts ? opts->quiet : 0};
+    src.budget = (uint64_t)VM_LOAD_MEM_FACTOR * ck.map.size + VM_LOAD_MEM_SLACK;
     if (ck.metadata) m->metadata = vm_xstrdup(ck.metadata);
     m = finish(m, &src, err, errlen);
     vm_checkpoint_close(&ck); /* weights were copied: the mapping can go */
