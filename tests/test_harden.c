@@ -13,6 +13,7 @@
 
 #include "testutil.h"
 #include "vmamba.h"
+#include "image/image.h"
 
 static vm_model *load(const char *path, char *err, size_t errlen) {
     vm_load_opts o = {.quiet = 1};
@@ -120,8 +121,26 @@ START_TEST(safetensors_header_length) {
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)(hn >> (8 * i));
     memcpy(b + 8, "{\"a\":{\"dtype\":\"F32\"}}", 21);
     const char *p = tmp_file(b, sizeof b);
-    expect_load_error(p, "safetensors header length 2147483648");
+    expect_load_error(p, "header length 2147483648 but the file has only 64 bytes");
     unlink(p);
+}
+END_TEST
+
+/* #16.7: a broken PNG reports libpng's reason (before: every failure said
+ * "cannot initialise the PNG decoder"). */
+START_TEST(png_messages) {
+    size_t n;
+    uint8_t *b = tslurp(tdata("png/gray8.png"), &n);
+    char err[512] = "";
+    vm_image im;
+    /* truncated */
+    ck_assert(vm_image_decode(b, n / 2, "half.png", &im, err, sizeof err) != 0);
+    ck_assert_msg(strstr(err, "half.png: corrupt PNG: ") && !strstr(err, "initialise"), "%s", err);
+    /* a flipped bit in IHDR: libpng's CRC error */
+    b[20] ^= 0x10;
+    ck_assert(vm_image_decode(b, n, "flip.png", &im, err, sizeof err) != 0);
+    ck_assert_msg(strstr(err, "flip.png: corrupt PNG: ") && strstr(err, "CRC"), "%s", err);
+    free(b);
 }
 END_TEST
 
@@ -131,6 +150,9 @@ Suite *suite_harden(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, int8_layout);
     tcase_add_test(tc, broadcast_tensors);
+    tcase_add_test(tc, shape_fits_int);
+    tcase_add_test(tc, safetensors_header_length);
+    tcase_add_test(tc, png_messages);
     suite_add_tcase(s, tc);
     return s;
 }

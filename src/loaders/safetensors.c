@@ -11,9 +11,10 @@
 #define MAX_HEADER (256u << 20)
 
 int vm_is_safetensors(const uint8_t *buf, size_t len) {
-    if (len < 10) return 0;
-    uint64_t n = vm_rd64(buf);
-    return n >= 2 && n <= len - 8 && buf[8] == '{';
+    /* The JSON header starts right after the length: a '{' there is a
+     * safetensors file (a zip starts "PK\3\4" and has a name there), even
+     * if the length is broken; vm_safetensors_index then says what is. */
+    return len >= 10 && buf[8] == '{' && vm_rd32(buf) != 0x04034b50u;
 }
 
 static pk_dtype st_dtype(const char *s) {
@@ -30,8 +31,12 @@ int vm_safetensors_index(vm_checkpoint *c, char *err, size_t errlen) {
     size_t len = c->map.size;
     if (len < 8) return vm_errf(err, errlen, "%s: truncated safetensors file", c->path);
     uint64_t hn = vm_rd64(buf);
-    if (hn > len - 8 || hn > MAX_HEADER)
-        return vm_errf(err, errlen, "%s: corrupted safetensors header (length %llu, file %zu bytes)", c->path, (unsigned long long)hn, len);
+    if (hn > len - 8)
+        return vm_errf(err, errlen, "%s: corrupted safetensors file: header length %llu but the file has only %zu bytes", c->path,
+                       (unsigned long long)hn, len);
+    if (hn > MAX_HEADER)
+        return vm_errf(err, errlen, "%s: corrupted safetensors file: header length %llu is over the %u-byte limit", c->path,
+                       (unsigned long long)hn, MAX_HEADER);
     json_error_t je;
     json_t *h = json_loadb((const char *)buf + 8, (size_t)hn, JSON_REJECT_DUPLICATES, &je);
     if (!h || !json_is_object(h)) {

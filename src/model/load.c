@@ -1,6 +1,7 @@
 /* load.c - build a vm_model: detect the architecture from a checkpoint's
  * key names and shapes (or take a preset), then bind every parameter with
  * its shape checked. Presets get deterministic random weights. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,12 @@
 #include "../core/util.h"
 
 int vm_arch_preset(const char *name, int num_classes, vm_info *info);
+
+/* Upper bounds that no real VMamba comes near; they keep a hostile file
+ * from making us allocate absurd buffers from its shapes. */
+#define MAX_WIDTH 65536
+#define MAX_DEPTH 1024
+#define MAX_STATE VM_MAX_D_STATE
 
 /* Where parameter values come from. */
 struct vm_wsrc {
@@ -356,7 +363,14 @@ static int bind_all(vm_model *m, struct vm_wsrc *src) {
         int half = I->dims[0] / 2;
         if (src->ck) { /* read the hidden width, never assume C/2 */
             const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, "patch_embed.0.weight");
-            if (t && t->ndim == 4) half = (int)t->shape[0];
+            if (t && t->ndim == 4) {
+                if (t->shape[0] < 1 || t->shape[0] > MAX_WIDTH) {
+                    vm_errf(m->err, sizeof m->err, "%s: tensor 'patch_embed.0.weight' has an implausible width %lld",
+                            src->ck->path, (long long)t->shape[0]);
+                    return -1;
+                }
+                half = (int)t->shape[0];
+            }
         }
         int k = I->patch_size / 2 + 1, st = I->patch_size / 2;
         conv(m, src, &m->pe_conv1, "patch_embed.0", 3, half, k, st, 1, &fail);
@@ -423,18 +437,24 @@ static int need(vm_model *m, const vm_checkpoint *c, const vm_ckpt_tensor *t, co
     return vm_errf(m->err, sizeof m->err, "%s: tensor '%s' has %d dimensions, expected %d", c->path, nm, t->ndim, nd);
 }
 
-/* Upper bounds that no real VMamba comes near; they keep a hostile file
- * from making us allocate absurd buffers from its shapes. */
-#define MAX_WIDTH 65536
-#define MAX_DEPTH 1024
-#define MAX_STATE VM_MAX_D_STATE
+/* Shape entry i of t as an int; a size that does not fit (a 64-bit shape
+ * from a hostile or broken file) is an error naming the tensor, never a
+ * silently truncated or negative width. */
+static int dim_of(vm_model *m, const vm_checkpoint *c, const vm_ckpt_tensor *t, int i, int *out) {
+    if (t->shape[i] < 0 || t->shape[i] > INT_MAX)
+        return vm_errf(m->err, sizeof m->err, "%s: tensor '%s' has a dimension of %lld, too large for any model", c->path,
+                       t->name, (long long)t->shape[i]);
+    *out = (int)t->shape[i];
+    return 0;
+}
 
 static int detect(vm_model *m, const vm_checkpoint *c) {
     vm_info *I = &m->info;
     memset(I, 0, sizeof *I);
     const vm_ckpt_tensor *t = vm_checkpoint_find(c, "patch_embed.0.weight");
     if (need(m, c, t, "patch_embed.0.weight", 0, 0, 4)) return -1;
-    int pe_k = (int)t->shape[2];
+    int pe_k = 0;
+    if (dim_of(m, c, t, 2, &pe_k)) return -1;
     if (vm_checkpoint_find(c, "patch_embed.5.weight")) {
         I->patch_embed_version = 2;
         I->patch_size = 2 * (pe_k - 1); /* k = stride + 1, two stride-s convs */
@@ -451,17 +471,18 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
         I->depths[s] = d;
         t = find(c, "layers.%d.blocks.%d.norm.weight", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.norm.weight", s, 0, 1)) return -1;
-        I->dims[s] = (int)t->shape[0];
+        if (dim_of(m, c, t, 0, &I->dims[s])) return -1;
         t = find(c, "layers.%d.blocks.%d.op.conv2d.weight", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.op.conv2d.weight", s, 0, 4)) return -1;
-        I->d_inner[s] = (int)t->shape[0];
+        if (dim_of(m, c, t, 0, &I->d_inner[s])) return -1;
         t = find(c, "layers.%d.blocks.%d.op.dt_projs_weight", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.op.dt_projs_weight", s, 0, 3)) return -1;
-        I->dt_rank[s] = (int)t->shape[2];
+        if (dim_of(m, c, t, 2, &I->dt_rank[s])) return -1;
         t = find(c, "layers.%d.blocks.%d.op.A_logs", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.op.A_logs", s, 0, 2)) return -1;
-        if (s == 0) I->d_state = (int)t->shape[1];
-        else if (t->shape[1] != I->d_state)
+        if (s == 0) {
+            if (dim_of(m, c, t, 1, &I->d_state)) return -1;
+        } else if (t->shape[1] != I->d_state)
             return vm_errf(m->err, sizeof m->err, "%s: stage %d has d_state %lld, stage 0 has %d", c->path, s, (long long)t->shape[1], I->d_state);
         t = find(c, "layers.%d.blocks.%d.op.in_proj.weight", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.op.in_proj.weight", s, 0, 2)) return -1;
@@ -470,7 +491,8 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
         else if (z != I->z_gate) return vm_errf(m->err, sizeof m->err, "%s: stages disagree on the z gate", c->path);
         if (s == 0) I->conv_bias = find(c, "layers.%d.blocks.%d.op.conv2d.bias", s, 0) != NULL;
         t = find(c, "layers.%d.blocks.%d.mlp.fc1.weight", s, 0);
-        I->mlp_hidden[s] = t && t->ndim >= 2 ? (int)t->shape[0] : 0;
+        I->mlp_hidden[s] = 0;
+        if (t && t->ndim >= 2 && dim_of(m, c, t, 0, &I->mlp_hidden[s])) return -1;
         if (I->dims[s] < 1 || I->dims[s] > MAX_WIDTH || I->d_inner[s] < 1 || I->d_inner[s] > MAX_WIDTH ||
             I->dt_rank[s] < 1 || I->dt_rank[s] > MAX_WIDTH || I->mlp_hidden[s] < 0 || I->mlp_hidden[s] > 16 * MAX_WIDTH ||
             I->d_state < 1 || I->d_state > MAX_STATE)
@@ -480,7 +502,7 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
     else if (vm_checkpoint_find(c, "layers.0.downsample.1.weight")) I->downsample_version = 3;
     else return vm_errf(m->err, sizeof m->err, "%s: missing key 'layers.0.downsample.1.weight' (or '.reduction.weight'): unknown downsample", c->path);
     t = vm_checkpoint_find(c, "classifier.head.weight");
-    if (t && t->ndim == 2) I->num_classes = (int)t->shape[0];
+    if (t && t->ndim == 2 && dim_of(m, c, t, 0, &I->num_classes)) return -1;
     I->is_backbone = vm_checkpoint_find(c, "outnorm0.weight") != NULL;
     if (!I->num_classes && !I->is_backbone)
         return vm_errf(m->err, sizeof m->err, "%s: missing key 'classifier.head.weight' (and no 'outnorm0.weight' for a backbone)", c->path);
