@@ -12,7 +12,7 @@ CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
 src="$top/src"
 mkdir -p "$out/ckpt" "$out/image"
 clang $CFLAGS "$top/tests/fuzz/fuzz_checkpoint.c" "$src/loaders/checkpoint.c" "$src/loaders/pickle.c" "$src/loaders/safetensors.c" \
-    "$src/loaders/zipread.c" "$src/core/util.c" $(pkg-config --cflags --libs jansson) -o "$out/fuzz_checkpoint"
+    "$src/loaders/zipread.c" "$src/core/util.c" $(pkg-config --cflags --libs jansson zlib) -o "$out/fuzz_checkpoint"
 clang $CFLAGS $(pkg-config --cflags libturbojpeg libpng) "$top/tests/fuzz/fuzz_image.c" "$src/image/decode.c" \
     "$src/image/decode_jpeg.c" "$src/image/decode_png.c" "$src/image/resize_bicubic.c" "$src/image/preprocess.c" \
     "$src/core/util.c" $(pkg-config --libs libturbojpeg libpng) -lm -o "$out/fuzz_image"

@@ -92,6 +92,7 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
     }
     if (!pkl) { vm_errf(err, errlen, "%s: not a torch checkpoint (zip archive has no <folder>/data.pkl)", path); goto fail; }
     if (pkl->method != 0) { vm_errf(err, errlen, "%s: data.pkl is compressed; torch.save stores it uncompressed (was the file re-zipped?)", path); goto fail; }
+    if (!vm_zip_crc_ok(pkl)) { vm_errf(err, errlen, "%s: '%s' fails its CRC-32 check: the file is corrupt", path, pkl->name); goto fail; }
 
     pk_state *ps = NULL;
     pk_obj *root = NULL;
@@ -135,6 +136,7 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
         if (e->method != 0) { t->problem = "its storage is compressed"; continue; }
         t->data = e->data;
         t->storage_bytes = e->size;
+        t->entry = e;
     }
     pk_free(ps);
     return 0;
@@ -232,16 +234,27 @@ int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err,
         }                                                                          \
     } while (0)
 
+static int crc_check(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen) {
+    static int skip = -1;
+    if (skip < 0) {
+        const char *e = getenv("VMAMBA_NO_CRC");
+        skip = e && *e && strcmp(e, "0") != 0;
+    }
+    if (!t->entry || skip || vm_zip_crc_ok(t->entry)) return 0;
+    return vm_errf(err, errlen, "%s: tensor '%s': its storage '%s' fails its CRC-32 check: the file is corrupt", c->path,
+                   t->name, t->entry->name);
+}
+
 int vm_ckpt_read_i8(const vm_checkpoint *c, const vm_ckpt_tensor *t, int8_t *dst, char *err, size_t errlen) {
     if (t->problem) return vm_errf(err, errlen, "%s: tensor '%s': %s", c->path, t->name, t->problem);
     if (t->dtype != PK_DT_I8) return vm_errf(err, errlen, "%s: tensor '%s' has dtype %s, not int8", c->path, t->name, pk_dtype_name(t->dtype));
-    if (vm_ckpt_check_layout(c, t, err, errlen)) return -1;
+    if (vm_ckpt_check_layout(c, t, err, errlen) || crc_check(c, t, err, errlen)) return -1;
     FOR_EACH_ELEMENT(t, n, off, dst[n] = (int8_t)t->data[off]);
     return 0;
 }
 
 int vm_ckpt_read_f32(const vm_checkpoint *c, const vm_ckpt_tensor *t, float *dst, char *err, size_t errlen) {
-    if (vm_ckpt_validate(c, t, err, errlen)) return -1;
+    if (vm_ckpt_validate(c, t, err, errlen) || crc_check(c, t, err, errlen)) return -1;
     size_t es = pk_dtype_size(t->dtype);
     FOR_EACH_ELEMENT(t, n, off, dst[n] = load_elem(t->dtype, t->data + (size_t)off * es));
     return 0;

@@ -21,6 +21,7 @@ typedef struct {
     uint64_t storage_bytes;
     int64_t storage_numel;
     const char *problem;      /* why it is not a usable tensor, or NULL */
+    const vm_zip_entry *entry;/* its storage's zip entry (CRC checked when read), or NULL */
 } vm_ckpt_tensor;
 
 typedef struct {
@@ -63,6 +64,10 @@ int vm_ckpt_check_layout(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *
 /* Copy an int8 tensor into dst contiguously (offset and strides honoured),
  * after the layout check. */
 int vm_ckpt_read_i8(const vm_checkpoint *c, const vm_ckpt_tensor *t, int8_t *dst, char *err, size_t errlen);
+
+/* The reads below check the CRC-32 of a .pth tensor's storage (the zip
+ * entry) before converting it; data.pkl's CRC is checked at open. The
+ * environment variable VMAMBA_NO_CRC=1 skips the storage checks. */
 
 /* Copy tensor `t` into dst as contiguous float32 (converting f16/bf16/f64),
  * checking every element lies inside its storage. */

@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define EOCD_SIG 0x06054b50u
 #define EOCD64_SIG 0x06064b50u
@@ -81,6 +82,7 @@ int vm_zip_open(vm_zip *z, const uint8_t *buf, size_t len, const char *what, cha
         memcpy(e->name, p + 46, nlen);
         e->name[nlen] = 0;
         e->method = method;
+        e->crc = vm_rd32(p + 16);
         e->size = usize;
         z->n++;
         p += 46 + nlen + xlen + clen;
@@ -118,4 +120,17 @@ const vm_zip_entry *vm_zip_find(const vm_zip *z, const char *name) {
     for (size_t i = 0; i < z->n; i++)
         if (strcmp(z->entries[i].name, name) == 0) return &z->entries[i];
     return NULL;
+}
+
+int vm_zip_crc_ok(const vm_zip_entry *e) {
+    /* zlib's crc32 takes a uInt length: feed large entries in pieces. */
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const uint8_t *p = e->data;
+    for (uint64_t left = e->size; left;) {
+        uInt n = left > (1u << 30) ? (1u << 30) : (uInt)left;
+        crc = crc32(crc, p, n);
+        p += n;
+        left -= n;
+    }
+    return (uint32_t)crc == e->crc;
 }
