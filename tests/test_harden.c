@@ -15,6 +15,7 @@
 #include "vmamba.h"
 #include "image/image.h"
 #include "loaders/zipread.h"
+#include "loaders/pickle.h"
 
 static vm_model *load(const char *path, char *err, size_t errlen) {
     vm_load_opts o = {.quiet = 1};
@@ -182,6 +183,68 @@ START_TEST(zip_crc) {
 }
 END_TEST
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+static size_t rss_kb(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE) / 1024;
+}
+
+/* #16.10: the pickle machine's memory is a small multiple of the pickle:
+ * 4 MB of EMPTY_TUPLE opcodes is refused within 32x (+1 MiB) of counted
+ * memory (before: ~190x, 760 MB of RSS, then "holds a tuple"). The child's
+ * peak RSS growth is checked (not under ASan, whose allocator adds its own
+ * per-block overhead and quarantine). */
+START_TEST(pickle_memory_bound) {
+    const size_t n = 4u << 20;
+    uint8_t *pk = malloc(n + 3);
+    pk[0] = 0x80;
+    pk[1] = 2;
+    memset(pk + 2, ')', n);
+    pk[n + 2] = '.';
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        size_t before = rss_kb();
+        pk_state *st;
+        pk_obj *root;
+        char err[512] = "";
+        int rc = pk_load(pk, n + 3, "tuples.pkl", &st, &root, err, sizeof err);
+        pk_free(st);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        size_t grew_mb = ((size_t)ru.ru_maxrss - before) / 1024;
+        fprintf(stderr, "  pickle of %zu MB: rc %d, peak RSS +%zu MB: %s\n", n >> 20, rc, grew_mb, err);
+        if (rc == 0 || !strstr(err, "tuples.pkl: pickle needs more than")) _exit(1);
+#ifndef UNDER_ASAN
+        if (grew_mb > 40 * (n >> 20)) _exit(2);
+#endif
+        _exit(0);
+    }
+    int stt;
+    ck_assert(waitpid(pid, &stt, 0) == pid);
+    ck_assert_msg(WIFEXITED(stt) && WEXITSTATUS(stt) == 0, "child status %d (1: not refused, 2: RSS above 40x)", stt);
+    /* and the real checkpoints still load (13-16x) */
+    char err[512];
+    vm_model *m = load(tdata("v2_s1/model.pth"), err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    vm_model_free(m);
+    free(pk);
+}
+END_TEST
+
 Suite *suite_harden(void) {
     Suite *s = suite_create("harden");
     TCase *tc = tcase_create("harden");
@@ -192,6 +255,7 @@ Suite *suite_harden(void) {
     tcase_add_test(tc, safetensors_header_length);
     tcase_add_test(tc, png_messages);
     tcase_add_test(tc, zip_crc);
+    tcase_add_test(tc, pickle_memory_bound);
     suite_add_tcase(s, tc);
     return s;
 }

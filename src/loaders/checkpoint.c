@@ -121,12 +121,12 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
         vm_ckpt_tensor *t = &c->t[c->n++];
         t->name = vm_xstrdup(name);
         if (v->t != PK_TENSOR) { t->problem = "not a dense tensor"; continue; }
-        const pk_obj *st = v->u.tensor.storage;
+        const pk_obj *st = v->u.tensor->storage;
         t->dtype = st->u.storage.dtype;
-        t->ndim = v->u.tensor.ndim;
-        memcpy(t->shape, v->u.tensor.size, sizeof t->shape);
-        memcpy(t->stride, v->u.tensor.stride, sizeof t->stride);
-        t->offset = v->u.tensor.offset;
+        t->ndim = v->u.tensor->ndim;
+        memcpy(t->shape, v->u.tensor->size, sizeof t->shape);
+        memcpy(t->stride, v->u.tensor->stride, sizeof t->stride);
+        t->offset = v->u.tensor->offset;
         t->storage_numel = st->u.storage.numel;
         if (t->dtype == PK_DT_UNKNOWN) { t->problem = "unsupported storage type"; continue; }
         if (prefix_len + 5 + strlen(st->u.storage.key) + 1 > sizeof entry) { t->problem = "storage key too long"; continue; }
