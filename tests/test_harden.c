@@ -10,12 +10,21 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "testutil.h"
 #include "vmamba.h"
 #include "image/image.h"
 #include "loaders/zipread.h"
 #include "loaders/pickle.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
 
 static vm_model *load(const char *path, char *err, size_t errlen) {
     vm_load_opts o = {.quiet = 1};
@@ -183,13 +192,6 @@ START_TEST(zip_crc) {
 }
 END_TEST
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
 
 static size_t rss_kb(void) {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -245,6 +247,113 @@ START_TEST(pickle_memory_bound) {
 }
 END_TEST
 
+/* A w x h 1-bit grayscale PNG, all black, built with zlib (a 65500x1 one
+ * is 89 bytes). */
+static uint8_t *make_png(uint32_t w, uint32_t h, size_t *len) {
+    size_t row = 1 + (w + 7) / 8, raw_n = row * h;
+    uint8_t *raw = calloc(raw_n, 1);
+    uLongf zn = compressBound((uLong)raw_n);
+    uint8_t *z = malloc(zn);
+    ck_assert(compress2(z, &zn, raw, (uLong)raw_n, 9) == Z_OK);
+    free(raw);
+    uint8_t *b = malloc(zn + 64), *p = b;
+    memcpy(p, "\x89PNG\r\n\x1a\n", 8);
+    p += 8;
+#define BE32(v) (*p++ = (uint8_t)((v) >> 24), *p++ = (uint8_t)((v) >> 16), *p++ = (uint8_t)((v) >> 8), *p++ = (uint8_t)(v))
+    uint8_t ihdr[13] = {(uint8_t)(w >> 24), (uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w,
+                        (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h, 1, 0, 0, 0, 0};
+    const struct { const char *type; const uint8_t *d; uint32_t n; } chunks[3] = {
+        {"IHDR", ihdr, 13}, {"IDAT", z, (uint32_t)zn}, {"IEND", NULL, 0}};
+    for (int i = 0; i < 3; i++) {
+        BE32(chunks[i].n);
+        uint8_t *crc_from = p;
+        memcpy(p, chunks[i].type, 4);
+        p += 4;
+        if (chunks[i].n) memcpy(p, chunks[i].d, chunks[i].n);
+        p += chunks[i].n;
+        uint32_t crc = (uint32_t)crc32(0L, crc_from, (uInt)(p - crc_from));
+        BE32(crc);
+    }
+#undef BE32
+    free(z);
+    *len = (size_t)(p - b);
+    return b;
+}
+
+/* #16.4: the resized window is bit for bit the same part of the whole
+ * resize, for up- and downsampling, odd sizes and one-pass cases. */
+START_TEST(resize_window_exact) {
+    vm_image in = {37, 23, malloc(37 * 23 * 3)};
+    for (int i = 0; i < 37 * 23 * 3; i++) in.rgb[i] = (uint8_t)((i * 7919u) >> 3);
+    static const int sizes[][2] = {{37, 23}, {37, 50}, {80, 23}, {13, 9}, {101, 7}, {5, 64}, {1, 1}, {200, 150}};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        int W = sizes[k][0], H = sizes[k][1];
+        vm_image full, win;
+        ck_assert(vm_resize_bicubic(&in, &full, W, H) == 0);
+        for (int t = 0; t < 20; t++) {
+            int x0 = (t * 17) % W, y0 = (t * 11) % H;
+            int cw = 1 + (t * 13) % (W - x0), ch = 1 + (t * 5) % (H - y0);
+            ck_assert(vm_resize_bicubic_window(&in, W, H, x0, y0, cw, ch, &win) == 0);
+            for (int y = 0; y < ch; y++)
+                ck_assert_msg(memcmp(win.rgb + (size_t)y * cw * 3, full.rgb + ((size_t)(y + y0) * W + x0) * 3, (size_t)cw * 3) == 0,
+                              "%dx%d window (%d,%d)+%dx%d row %d differs", W, H, x0, y0, cw, ch, y);
+            vm_image_free(&win);
+        }
+        vm_image_free(&full);
+    }
+    vm_image_free(&in);
+}
+END_TEST
+
+static char wide_png[64], big_png[64];
+
+static void wide_child(void) {
+    vm_preprocess_opts o;
+    vm_preprocess_defaults(&o);
+    float *t = malloc(3 * 224 * 224 * sizeof *t);
+    char err[512] = "";
+    /* the official 224 crop of a 65500x1 image: a 16768000x256 resize */
+    if (vm_preprocess_file(wide_png, &o, t, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); _exit(3); }
+    /* black in, so every value is (0 - mean) / std */
+    for (int i = 0; i < 3 * 224 * 224; i++)
+        if (t[i] != (0.0f - o.mean[i / (224 * 224)]) / o.std[i / (224 * 224)]) _exit(4);
+    /* crop_pct 0.001 on a small image: a 224000-pixel resize, 224 kept */
+    o.crop_pct = 0.001;
+    if (vm_preprocess_file(tdata("png/rgb8.png"), &o, t, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); _exit(5); }
+    /* an absurd one is a clear error */
+    o.crop_pct = 1e-9;
+    if (vm_preprocess_file(wide_png, &o, t, err, sizeof err) == 0 || !strstr(err, "would be resized past")) _exit(6);
+    free(t);
+}
+
+/* #16.4: memory follows the output, not the input's shape: under a 512 MiB
+ * address-space limit (before: the 65500x1 PNG allocated the 12.9 GB
+ * resized image and aborted). Decoded sizes are bounded like Pillow's
+ * decompression-bomb check: a 16384x16384 PNG (before: accepted, 1 GB) is
+ * refused before its pixels are allocated. */
+START_TEST(extreme_aspect) {
+    size_t n;
+    uint8_t *b = make_png(65500, 1, &n);
+    ck_assert_uint_lt(n, 200);
+    snprintf(wide_png, sizeof wide_png, "%s", tmp_file(b, n));
+    free(b);
+#ifndef UNDER_ASAN
+    under_limit(512, wide_child);
+#else
+    wide_child();
+#endif
+    unlink(wide_png);
+    b = make_png(16384, 16384, &n);
+    snprintf(big_png, sizeof big_png, "%s", tmp_file(b, n));
+    free(b);
+    vm_image im;
+    char err[512] = "";
+    ck_assert(vm_image_load(big_png, &im, err, sizeof err) != 0);
+    ck_assert_msg(strstr(err, "too large"), "%s", err);
+    unlink(big_png);
+}
+END_TEST
+
 Suite *suite_harden(void) {
     Suite *s = suite_create("harden");
     TCase *tc = tcase_create("harden");
@@ -256,6 +365,8 @@ Suite *suite_harden(void) {
     tcase_add_test(tc, png_messages);
     tcase_add_test(tc, zip_crc);
     tcase_add_test(tc, pickle_memory_bound);
+    tcase_add_test(tc, resize_window_exact);
+    tcase_add_test(tc, extreme_aspect);
     suite_add_tcase(s, tc);
     return s;
 }
