@@ -94,3 +94,21 @@ c["classifier.head.weight"] = bcast((2**32 - 1, 8))
 c["classifier.head.bias"] = bcast((2**32 - 1,))
 save({"model": c}, "classes_2e32.pth")
 print("fixtures written to", out)
+
+# Seeds for tests/fuzz/fuzz_safetensors.c: a 2-byte header length, the
+# JSON header, the data (the harness adds the 8-byte length itself).
+import json, struct
+corpus = os.path.join(here, "..", "fuzz", "corpus")
+def st_seed(sd, fname, meta):
+    hdr, blobs, off = {"__metadata__": meta}, [], 0
+    names = {torch.float32: "F32", torch.int8: "I8", torch.float16: "F16"}
+    for k, v in sd.items():
+        b = v.contiguous().numpy().tobytes()
+        hdr[k] = {"dtype": names[v.dtype], "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b); off += len(b)
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    assert len(h) < 65536
+    with open(os.path.join(corpus, fname), "wb") as f:
+        f.write(struct.pack("<H", len(h)) + h + b"".join(blobs))
+st_seed(tiny, "st_tiny.bin", {"format": "pt", "vmamba": '{"size": 32, "labels": ["a", "b"]}'})
+st_seed(i8, "st_int8.bin", {"format": "pt"})
