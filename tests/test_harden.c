@@ -354,6 +354,110 @@ START_TEST(extreme_aspect) {
 }
 END_TEST
 
+/* Address space in use now, in MiB (the limits below are set on top). */
+static size_t vm_mb(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE) >> 20;
+}
+
+static void limit_extra_kb(size_t extra_kb) {
+    size_t kb = (vm_mb() << 10) + extra_kb;
+    struct rlimit r = {kb << 10, kb << 10};
+    if (setrlimit(RLIMIT_AS, &r) != 0) _exit(90);
+}
+
+static void limit_extra(size_t extra_mb) {
+    size_t mb = vm_mb() + extra_mb;
+    struct rlimit r = {mb << 20, mb << 20};
+    if (setrlimit(RLIMIT_AS, &r) != 0) _exit(90);
+}
+
+/* Run fn(arg) in a child; it must exit 0 and never die of a signal. */
+static void in_child(void (*fn)(int), int arg) {
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        fn(arg);
+        _exit(0);
+    }
+    int st;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    ck_assert_msg(!WIFSIGNALED(st), "arg %d: killed by signal %d (abort on out of memory?)", arg, WTERMSIG(st));
+    ck_assert_msg(WEXITSTATUS(st) == 0, "arg %d: the child exited with %d", arg, WEXITSTATUS(st));
+}
+
+static int is_oom(const char *err) { return strstr(err, "out of memory") != NULL; }
+
+/* A 86M-parameter preset under 128 MiB more address space. */
+static void preset_oom(int arg) {
+    (void)arg;
+    setenv("VMAMBA_PACK", "0", 1);
+    limit_extra(128);
+    char err[512] = "";
+    vm_model *m = vm_model_from_preset("vmamba-base-s1l20", 1000, 1, err, sizeof err);
+    if (m || !is_oom(err) || !strstr(err, "vmamba-base-s1l20")) { fprintf(stderr, "preset: %s\n", err); _exit(1); }
+}
+
+/* Loading a checkpoint with the limit at every 32 KiB step up to 1.5 MiB
+ * more: each load either works or fails with an error, never aborts. */
+static void load_oom(int step) {
+    setenv("VMAMBA_PACK", "0", 1);
+    limit_extra_kb((size_t)step * 32);
+    char err[512] = "";
+    vm_model *m = load(tdata("hostile/int8_ref.pth"), err, sizeof err);
+    if (!m && !is_oom(err) && !strstr(err, "Cannot allocate memory")) { fprintf(stderr, "load: %s\n", err); _exit(1); }
+    vm_model_free(m);
+}
+
+static void decode_oom(int arg) {
+    (void)arg;
+    /* 8000x8000: 64 MB of decoded rows, then 192 MB of RGB */
+    size_t n;
+    uint8_t *b = make_png(8000, 8000, &n);
+    limit_extra(128);
+    vm_image im;
+    char err[512] = "";
+    if (vm_image_decode(b, n, "big.png", &im, err, sizeof err) == 0 || !strstr(err, "memory")) {
+        fprintf(stderr, "decode: %s\n", err);
+        _exit(1);
+    }
+    /* 1x3x4096x4096 preprocessing of a 2000x2000 image: the output exists,
+     * the 4096x4096 resize does not fit in 48 MiB more */
+    b = make_png(2000, 2000, &n);
+    const char *p = tmp_file(b, n);
+    vm_preprocess_opts o;
+    vm_preprocess_defaults(&o);
+    o.size = 4096;
+    float *t = malloc((size_t)3 * 4096 * 4096 * sizeof *t);
+    memset(t, 0, (size_t)3 * 4096 * 4096 * sizeof *t);
+    limit_extra(48);
+    int rc = vm_preprocess_file(p, &o, t, err, sizeof err);
+    unlink(p);
+    if (rc == 0 || !is_oom(err)) { fprintf(stderr, "preprocess: %s\n", err); _exit(2); }
+}
+
+/* #16.3: out of memory is an error, never an abort, in model loads (a
+ * preset, and a checkpoint at every limit from 0 to 1.5 MiB more), image
+ * decoding and preprocessing. Before: vm_x* allocators abort()ed (SIGABRT
+ * in every case). Not under ASan (its allocator reserves terabytes of
+ * address space, so RLIMIT_AS cannot be used). */
+START_TEST(out_of_memory_is_an_error) {
+#ifdef UNDER_ASAN
+    fprintf(stderr, "  out_of_memory_is_an_error: not run under ASan (RLIMIT_AS)\n");
+#else
+    in_child(preset_oom, 0);
+    for (int step = 0; step <= 48; step++) in_child(load_oom, step);
+    in_child(decode_oom, 0);
+#endif
+}
+END_TEST
+
 Suite *suite_harden(void) {
     Suite *s = suite_create("harden");
     TCase *tc = tcase_create("harden");
@@ -367,6 +471,7 @@ Suite *suite_harden(void) {
     tcase_add_test(tc, pickle_memory_bound);
     tcase_add_test(tc, resize_window_exact);
     tcase_add_test(tc, extreme_aspect);
+    tcase_add_test(tc, out_of_memory_is_an_error);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -49,6 +49,7 @@ int cmd_preprocess(int argc, char **argv) {
     }
     int S = pp.pp.size;
     t = malloc((size_t)3 * S * S * sizeof *t);
+    if (!t) { cli_fail("preprocess: out of memory (%zu bytes) for a %dx%d input", (size_t)3 * S * S * sizeof *t, S, S); goto done; }
     char err[1024];
     if (vm_preprocess_file(in, &pp.pp, t, err, sizeof err)) { cli_fail("%s", err); goto done; }
     int64_t shape[4] = {1, 3, S, S};

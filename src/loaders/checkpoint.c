@@ -72,7 +72,7 @@ static int pick_weights(const pk_obj *root, const char *key, const char *path, c
 
 int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
-    c->path = vm_xstrdup(path);
+    if (!(c->path = strdup(path))) return vm_errf(err, errlen, "%s: out of memory (%zu bytes)", path, strlen(path) + 1);
     if (vm_map_file(path, &c->map, err, errlen)) goto fail;
     if (vm_is_safetensors(c->map.data, c->map.size)) {
         if (vm_safetensors_index(c, err, errlen)) goto fail;
@@ -109,7 +109,12 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
     if (!any_prefixed) strip_len = 0;
 
     char entry[512];
-    c->t = vm_xcalloc(sd->u.dict.n ? sd->u.dict.n : 1, sizeof *c->t);
+    c->t = calloc(sd->u.dict.n ? sd->u.dict.n : 1, sizeof *c->t);
+    if (!c->t) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the tensor table", path, sd->u.dict.n * sizeof *c->t);
+        pk_free(ps);
+        goto fail;
+    }
     for (size_t i = 0; i < sd->u.dict.n; i++) {
         const char *name = sd->u.dict.keys[i]->u.str.s;
         const pk_obj *v = sd->u.dict.vals[i];
@@ -118,8 +123,13 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
             name += strip_len;
         }
         if (strncmp(name, "module.", 7) == 0) name += 7; /* DataParallel */
-        vm_ckpt_tensor *t = &c->t[c->n++];
-        t->name = vm_xstrdup(name);
+        vm_ckpt_tensor *t = &c->t[c->n];
+        if (!(t->name = strdup(name))) {
+            vm_errf(err, errlen, "%s: out of memory (%zu bytes) for a tensor name", path, strlen(name) + 1);
+            pk_free(ps);
+            goto fail;
+        }
+        c->n++;
         if (v->t != PK_TENSOR) { t->problem = "not a dense tensor"; continue; }
         const pk_obj *st = v->u.tensor->storage;
         t->dtype = st->u.storage.dtype;

@@ -18,7 +18,8 @@ struct pk_state {
     char *err;
     size_t errlen;
     size_t bytes, limit;   /* bytes allocated so far (with malloc overhead), bound */
-    int over;              /* the bound was hit: the load fails */
+    int over;              /* the bound was hit, or malloc failed: the load fails */
+    pk_obj sink;           /* what newobj gives after a failure (owns nothing) */
 };
 
 /* Memory bound: everything the interpreter allocates (objects, strings,
@@ -42,6 +43,25 @@ static int charge(pk_state *s, size_t n) {
     return s->over ? -1 : 0;
 }
 
+/* realloc that never aborts: on failure the load fails with a message
+ * (the main loop stops at the next opcode) and NULL is returned. */
+static void *pk_alloc(pk_state *s, void *old, size_t n) {
+    void *p = realloc(old, n ? n : 1);
+    if (!p && !s->over) {
+        s->over = 1;
+        vm_errf(s->err, s->errlen, "%s: out of memory (%zu bytes) reading the pickle", s->what, n);
+    }
+    if (!p) s->over = 1;
+    return p;
+}
+
+static char *pk_strdup(pk_state *s, const char *str) {
+    size_t n = strlen(str) + 1;
+    char *p = pk_alloc(s, NULL, n);
+    if (p) memcpy(p, str, n);
+    return p;
+}
+
 /* Containers may not grow past this many items: far above any checkpoint,
  * and it bounds what a hostile pickle can make us allocate. */
 #define PK_MAX_ITEMS (1u << 26)
@@ -51,10 +71,17 @@ static pk_obj *newobj(pk_state *s, pk_type t) {
         size_t old = s->capall;
         s->capall = s->capall ? s->capall * 2 : 256;
         charge(s, (s->capall - old) * sizeof *s->all);
-        s->all = vm_xrealloc(s->all, s->capall * sizeof *s->all);
+        pk_obj **all = pk_alloc(s, s->all, s->capall * sizeof *s->all);
+        if (!all) {
+            s->capall = old;
+            return &s->sink;
+        }
+        s->all = all;
     }
     charge(s, sizeof(pk_obj));
-    pk_obj *o = vm_xcalloc(1, sizeof *o);
+    pk_obj *o = pk_alloc(s, NULL, sizeof *o);
+    if (!o) return &s->sink;
+    memset(o, 0, sizeof *o);
     o->t = t;
     s->all[s->nall++] = o;
     return o;
@@ -88,8 +115,10 @@ static int seq_push(pk_state *s, pk_obj *q, pk_obj *item) {
         if (q->u.seq.cap >= PK_MAX_ITEMS) return vm_errf(s->err, s->errlen, "%s: corrupt pickle: container too large", s->what);
         size_t old = q->u.seq.cap;
         q->u.seq.cap = q->u.seq.cap ? q->u.seq.cap * 2 : 4;
-        if (charge(s, (q->u.seq.cap - old) * sizeof(pk_obj *))) return -1;
-        q->u.seq.items = vm_xrealloc(q->u.seq.items, q->u.seq.cap * sizeof(pk_obj *));
+        if (q == &s->sink || charge(s, (q->u.seq.cap - old) * sizeof(pk_obj *))) return -1;
+        pk_obj **items = pk_alloc(s, q->u.seq.items, q->u.seq.cap * sizeof(pk_obj *));
+        if (!items) { q->u.seq.cap = old; return -1; }
+        q->u.seq.items = items;
     }
     q->u.seq.items[q->u.seq.n++] = item;
     return 0;
@@ -100,9 +129,12 @@ static int dict_set(pk_state *s, pk_obj *d, pk_obj *k, pk_obj *v) {
         if (d->u.dict.cap >= PK_MAX_ITEMS) return vm_errf(s->err, s->errlen, "%s: corrupt pickle: dict too large", s->what);
         size_t old = d->u.dict.cap;
         d->u.dict.cap = d->u.dict.cap ? d->u.dict.cap * 2 : 8;
-        if (charge(s, 2 * (d->u.dict.cap - old) * sizeof(pk_obj *))) return -1;
-        d->u.dict.keys = vm_xrealloc(d->u.dict.keys, d->u.dict.cap * sizeof(pk_obj *));
-        d->u.dict.vals = vm_xrealloc(d->u.dict.vals, d->u.dict.cap * sizeof(pk_obj *));
+        if (d == &s->sink || charge(s, 2 * (d->u.dict.cap - old) * sizeof(pk_obj *))) return -1;
+        pk_obj **keys = pk_alloc(s, d->u.dict.keys, d->u.dict.cap * sizeof(pk_obj *));
+        if (keys) d->u.dict.keys = keys;
+        pk_obj **vals = keys ? pk_alloc(s, d->u.dict.vals, d->u.dict.cap * sizeof(pk_obj *)) : NULL;
+        if (vals) d->u.dict.vals = vals;
+        if (!keys || !vals) { d->u.dict.cap = old; return -1; }
     }
     d->u.dict.keys[d->u.dict.n] = k;
     d->u.dict.vals[d->u.dict.n] = v;
@@ -154,7 +186,9 @@ static int push(pk_state *s, pk_obj *o) {
         size_t old = s->capstack;
         s->capstack = s->capstack ? s->capstack * 2 : 64;
         charge(s, (s->capstack - old) * sizeof *s->stack);
-        s->stack = vm_xrealloc(s->stack, s->capstack * sizeof *s->stack);
+        pk_obj **st = pk_alloc(s, s->stack, s->capstack * sizeof *s->stack);
+        if (!st) { s->capstack = old; return -1; }
+        s->stack = st;
     }
     s->stack[s->sp++] = o;
     return 0;
@@ -187,7 +221,7 @@ static int get_int(const pk_obj *o, int64_t *v) {
 static pk_obj *make_str(pk_state *s, pk_type t, const uint8_t *p, size_t n) {
     charge(s, n + 1);
     pk_obj *o = newobj(s, t);
-    o->u.str.s = vm_xmalloc(n + 1);
+    if (o == &s->sink || !(o->u.str.s = pk_alloc(s, NULL, n + 1))) return o;
     memcpy(o->u.str.s, p, n);
     o->u.str.s[n] = 0;
     o->u.str.len = n;
@@ -202,7 +236,9 @@ static pk_obj *rebuild_tensor(pk_state *s, pk_obj *args) {
     if (a[2]->u.seq.n != a[3]->u.seq.n || a[2]->u.seq.n > PK_MAX_DIMS) return NULL;
     pk_obj *o = newobj(s, PK_TENSOR);
     charge(s, sizeof(pk_tensor));
-    pk_tensor *t = o->u.tensor = vm_xcalloc(1, sizeof(pk_tensor));
+    if (o == &s->sink || !(o->u.tensor = pk_alloc(s, NULL, sizeof(pk_tensor)))) return NULL;
+    pk_tensor *t = o->u.tensor;
+    memset(t, 0, sizeof *t);
     t->storage = a[0];
     if (!get_int(a[1], &t->offset) || t->offset < 0) return NULL;
     t->ndim = (int)a[2]->u.seq.n;
@@ -221,6 +257,7 @@ static int do_reduce(pk_state *s, pk_obj *callable, pk_obj *args, size_t pos, pk
     }
     if (is_global(callable, "torch._utils", "_rebuild_tensor_v2")) {
         *out = rebuild_tensor(s, args);
+        if (!*out && s->over) return -1;
         if (!*out) FAIL("%s: corrupt pickle: bad arguments to _rebuild_tensor_v2 at offset %zu", s->what, pos);
         return 0;
     }
@@ -248,7 +285,9 @@ static int memo_put(pk_state *s, uint64_t idx, size_t len, pk_obj *o) {
         size_t n = s->nmemo ? s->nmemo : 64;
         while (n <= idx) n *= 2;
         if (charge(s, (n - s->nmemo) * sizeof *s->memo)) return -1;
-        s->memo = vm_xrealloc(s->memo, n * sizeof *s->memo);
+        pk_obj **memo = pk_alloc(s, s->memo, n * sizeof *s->memo);
+        if (!memo) return -1;
+        s->memo = memo;
         memset(s->memo + s->nmemo, 0, (n - s->nmemo) * sizeof *s->memo);
         s->nmemo = n;
     }
@@ -261,7 +300,8 @@ static char *dup_line(pk_state *s, const uint8_t *p, const uint8_t *end, const u
     if (!nl) return NULL;
     size_t n = (size_t)(nl - p);
     charge(s, n + 1);
-    char *r = vm_xmalloc(n + 1);
+    char *r = pk_alloc(s, NULL, n + 1);
+    if (!r) return NULL;
     memcpy(r, p, n);
     r[n] = 0;
     *next = nl + 1;
@@ -270,7 +310,10 @@ static char *dup_line(pk_state *s, const uint8_t *p, const uint8_t *end, const u
 
 int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_state, pk_obj **root, char *err,
             size_t errlen) {
-    pk_state *s = vm_xcalloc(1, sizeof *s);
+    pk_state *s = calloc(1, sizeof *s);
+    *out_state = s;
+    *root = NULL;
+    if (!s) return vm_errf(err, errlen, "%s: out of memory (%zu bytes) reading the pickle", what, sizeof *s);
     s->what = what;
     s->err = err;
     s->errlen = errlen;
@@ -303,6 +346,7 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
         case 0x95: NEED(8); p += 8; break;                  /* FRAME */
         case '.': {                                         /* STOP */
             POP(r);
+            if (s->over) return -1;
             *root = r;
             return 0;
         }
@@ -311,7 +355,9 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
                 size_t old = s->capmarks;
                 s->capmarks = s->capmarks ? s->capmarks * 2 : 16;
                 charge(s, (s->capmarks - old) * sizeof *s->marks);
-                s->marks = vm_xrealloc(s->marks, s->capmarks * sizeof *s->marks);
+                size_t *marks = pk_alloc(s, s->marks, s->capmarks * sizeof *s->marks);
+                if (!marks) { s->capmarks = old; return -1; }
+                s->marks = marks;
             }
             s->marks[s->nmarks++] = s->sp;
             break;
@@ -446,10 +492,13 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
         case 'c': {                                         /* GLOBAL "module\nname\n" */
             const uint8_t *q;
             char *mod = dup_line(s, p, end, &q);
+            if (!mod && s->over) return -1;
             if (!mod) FAIL("%s: truncated pickle (GLOBAL at offset %zu)", what, pos);
             char *name = dup_line(s, q, end, &p);
+            if (!name && s->over) { free(mod); return -1; }
             if (!name) { free(mod); FAIL("%s: truncated pickle (GLOBAL at offset %zu)", what, pos); }
             pk_obj *g = newobj(s, PK_GLOBAL);
+            if (g == &s->sink) { free(mod); free(name); return -1; }
             g->u.global.module = mod;
             g->u.global.name = name;
             push(s, g);
@@ -461,8 +510,9 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
             if (name->t != PK_STR || mod->t != PK_STR) FAIL("%s: corrupt pickle: STACK_GLOBAL needs strings at offset %zu", what, pos);
             charge(s, mod->u.str.len + name->u.str.len + 2);
             pk_obj *g = newobj(s, PK_GLOBAL);
-            g->u.global.module = vm_xstrdup(mod->u.str.s);
-            g->u.global.name = vm_xstrdup(name->u.str.s);
+            if (g == &s->sink || !(g->u.global.module = pk_strdup(s, mod->u.str.s)) ||
+                !(g->u.global.name = pk_strdup(s, name->u.str.s)))
+                return -1;
             push(s, g);
             break;
         }
@@ -493,9 +543,10 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
                 FAIL("%s: corrupt pickle: malformed storage id at offset %zu", what, pos);
             charge(s, strlen(a[1]->u.global.name) + strlen(a[2]->u.str.s) + 2);
             pk_obj *st = newobj(s, PK_STORAGE);
+            if (st == &s->sink || !(st->u.storage.type_name = pk_strdup(s, a[1]->u.global.name)) ||
+                !(st->u.storage.key = pk_strdup(s, a[2]->u.str.s)))
+                return -1;
             st->u.storage.dtype = storage_dtype(a[1]->u.global.name);
-            st->u.storage.type_name = vm_xstrdup(a[1]->u.global.name);
-            st->u.storage.key = vm_xstrdup(a[2]->u.str.s);
             st->u.storage.numel = numel;
             push(s, st);
             break;

@@ -45,14 +45,22 @@ int vm_safetensors_index(vm_checkpoint *c, char *err, size_t errlen) {
     }
     const uint8_t *data = buf + 8 + hn;
     size_t data_len = len - 8 - (size_t)hn;
-    c->t = vm_xcalloc(json_object_size(h) + 1, sizeof *c->t);
+    c->t = calloc(json_object_size(h) + 1, sizeof *c->t);
+    if (!c->t) {
+        json_decref(h);
+        return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the tensor table", c->path,
+                       (json_object_size(h) + 1) * sizeof *c->t);
+    }
     const char *key;
     json_t *v;
     int rc = 0;
     json_object_foreach(h, key, v) {
         if (!strcmp(key, "__metadata__")) {
             json_t *m = json_object_get(v, "vmamba");
-            if (json_is_string(m)) c->metadata = vm_xstrdup(json_string_value(m));
+            if (json_is_string(m) && !c->metadata && !(c->metadata = strdup(json_string_value(m)))) {
+                rc = vm_errf(err, errlen, "%s: out of memory for the metadata", c->path);
+                break;
+            }
             continue;
         }
         json_t *dt = json_object_get(v, "dtype"), *sh = json_object_get(v, "shape"), *off = json_object_get(v, "data_offsets");
@@ -61,8 +69,12 @@ int vm_safetensors_index(vm_checkpoint *c, char *err, size_t errlen) {
             rc = vm_errf(err, errlen, "%s: corrupted safetensors header: bad entry '%s'", c->path, key);
             break;
         }
-        vm_ckpt_tensor *t = &c->t[c->n++];
-        t->name = vm_xstrdup(key);
+        vm_ckpt_tensor *t = &c->t[c->n];
+        if (!(t->name = strdup(key))) {
+            rc = vm_errf(err, errlen, "%s: out of memory for a tensor name", c->path);
+            break;
+        }
+        c->n++;
         t->dtype = st_dtype(json_string_value(dt));
         t->ndim = (int)json_array_size(sh);
         uint64_t numel = 1;
@@ -167,7 +179,11 @@ int vm_safetensors_write(const char *path, const vm_st_tensor *t, size_t n, vm_s
     vm_atomic_write(f, "        ", padded - tl);
     free(txt);
     /* Tensors in the order of their offsets (the order given). */
-    uint8_t *buf = vm_xmalloc(1 << 16);
+    uint8_t *buf = malloc(1 << 16);
+    if (!buf) {
+        vm_atomic_abort(f);
+        return vm_errf(err, errlen, "%s: out of memory (65536 bytes)", path);
+    }
     for (size_t i = 0; i < n; i++) {
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];

@@ -61,7 +61,10 @@ int vm_zip_open(vm_zip *z, const uint8_t *buf, size_t len, const char *what, cha
                        (unsigned long long)cd_off, (unsigned long long)cd_size, len);
     /* Each central record is >= 46 bytes, which bounds the count. */
     if (count > cd_size / 46) return vm_errf(err, errlen, "%s: corrupt zip archive (entry count %llu too large)", what, (unsigned long long)count);
-    z->entries = vm_xcalloc(count ? count : 1, sizeof *z->entries);
+    z->entries = calloc(count ? count : 1, sizeof *z->entries);
+    if (!z->entries)
+        return vm_errf(err, errlen, "%s: out of memory (%llu bytes) for the zip directory", what,
+                       (unsigned long long)(count * sizeof *z->entries));
     const uint8_t *p = buf + cd_off, *end = buf + cd_off + cd_size;
     for (uint64_t i = 0; i < count; i++) {
         if (end - p < 46 || vm_rd32(p) != CDIR_SIG) {
@@ -78,7 +81,11 @@ int vm_zip_open(vm_zip *z, const uint8_t *buf, size_t len, const char *what, cha
         }
         zip64_extra(p + 46 + nlen, xlen, &usize, &csize, &loff);
         vm_zip_entry *e = &z->entries[z->n];
-        e->name = vm_xmalloc(nlen + 1);
+        e->name = malloc(nlen + 1);
+        if (!e->name) {
+            vm_zip_close(z);
+            return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for a zip entry name", what, nlen + 1);
+        }
         memcpy(e->name, p + 46, nlen);
         e->name[nlen] = 0;
         e->method = method;

@@ -28,6 +28,7 @@ struct vm_wsrc {
     int quiet;
     int64_t params;
     uint64_t budget; /* bytes of weights the file can still justify */
+    const char *what; /* the file or preset, for messages */
 };
 
 /* Weights read from a file may take at most VM_LOAD_MEM_FACTOR times the
@@ -55,6 +56,28 @@ float *vm_model_alloc(vm_model *m, size_t n) {
         m->allocs = vm_xrealloc(m->allocs, m->capallocs * sizeof *m->allocs);
     }
     float *p = vm_aligned_alloc(n * sizeof(float));
+    m->allocs[m->nallocs++] = p;
+    return p;
+}
+
+/* vm_model_alloc without the abort (the sizes come from the file or the
+ * preset): NULL with m->err set when memory runs out. */
+static void *try_alloc(vm_model *m, struct vm_wsrc *src, size_t bytes, const char *name) {
+    if (m->nallocs == m->capallocs) {
+        size_t cap = m->capallocs ? m->capallocs * 2 : 64;
+        void **a = realloc(m->allocs, cap * sizeof *a);
+        if (!a) {
+            vm_errf(m->err, sizeof m->err, "%s: out of memory (%zu bytes) loading the model", src->what, cap * sizeof *a);
+            return NULL;
+        }
+        m->allocs = a;
+        m->capallocs = cap;
+    }
+    void *p = vm_aligned_alloc_try(bytes);
+    if (!p) {
+        vm_errf(m->err, sizeof m->err, "%s: out of memory (%zu bytes) for '%s'", src->what, bytes, name);
+        return NULL;
+    }
     m->allocs[m->nallocs++] = p;
     return p;
 }
@@ -93,16 +116,21 @@ static void fmt_shape(char *buf, size_t len, int nd, const int64_t *s) {
     if (off < len) snprintf(buf + off, len - off, ")");
 }
 
-static void record(vm_model *m, const char *name, const float *p, int nd, const int64_t *shape) {
+static int record(vm_model *m, struct vm_wsrc *src, const char *name, const float *p, int nd, const int64_t *shape) {
     if (m->nparams == m->capparams) {
-        m->capparams = m->capparams ? m->capparams * 2 : 256;
-        m->params = vm_xrealloc(m->params, m->capparams * sizeof *m->params);
+        size_t cap = m->capparams ? m->capparams * 2 : 256;
+        vm_param *q = realloc(m->params, cap * sizeof *q);
+        if (!q) return vm_errf(m->err, sizeof m->err, "%s: out of memory (%zu bytes) loading the model", src->what, cap * sizeof *q);
+        m->params = q;
+        m->capparams = cap;
     }
-    vm_param *q = &m->params[m->nparams++];
-    q->name = vm_xstrdup(name);
+    vm_param *q = &m->params[m->nparams];
+    if (!(q->name = strdup(name))) return vm_errf(m->err, sizeof m->err, "%s: out of memory loading the model", src->what);
+    m->nparams++;
     q->data = p;
     q->ndim = nd;
     memcpy(q->shape, shape, (size_t)nd * sizeof *shape);
+    return 0;
 }
 
 /* Fetch parameter `name` of the given shape. Returns NULL with m->err set
@@ -112,15 +140,19 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
     size_t n = 1;
     for (int i = 0; i < nd; i++) n *= (size_t)shape[i];
     if (!src->ck) {
-        float *p = vm_model_alloc(m, n);
+        float *p = try_alloc(m, src, n * sizeof(float), name);
+        if (!p) {
+            *fail = 1;
+            return NULL;
+        }
         random_fill(p, n, kind, fan_in, src->seed, name);
         if (kind == INIT_ALOGS) { /* S4D-real: A_n = -(n+1) */
             int64_t N = shape[1];
             for (size_t i = 0; i < n; i++) p[i] = logf((float)(i % (size_t)N + 1));
         }
         src->params += (int64_t)n;
-        record(m, name, p, nd, shape);
-        return p;
+        if (record(m, src, name, p, nd, shape)) *fail = 1;
+        return *fail ? NULL : p;
     }
     const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, name);
     if (!t) {
@@ -151,8 +183,8 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
         *fail = 1;
         return NULL;
     }
-    float *p = vm_model_alloc(m, n);
-    if (vm_ckpt_read_f32(src->ck, t, p, m->err, sizeof m->err)) {
+    float *p = try_alloc(m, src, n * sizeof(float), name);
+    if (!p || vm_ckpt_read_f32(src->ck, t, p, m->err, sizeof m->err)) {
         *fail = 1;
         return NULL;
     }
@@ -162,8 +194,8 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
     if (bad && !src->quiet)
         fprintf(stderr, "vmamba: warning: %s: tensor '%s' has %zu NaN/Inf values\n", src->ck->path, name, bad);
     src->params += (int64_t)n;
-    record(m, name, p, nd, shape);
-    return p;
+    if (record(m, src, name, p, nd, shape)) *fail = 1;
+    return *fail ? NULL : p;
 }
 
 #define S(...) ((int64_t[]){__VA_ARGS__})
@@ -192,8 +224,8 @@ static const int8_t *int8_param(vm_model *m, struct vm_wsrc *src, const char *na
         *fail = 1;
         return NULL;
     }
-    int8_t *w = (int8_t *)vm_model_alloc(m, ((size_t)N * K + 3) / 4);
-    if (vm_ckpt_read_i8(src->ck, t, w, m->err, sizeof m->err)) {
+    int8_t *w = try_alloc(m, src, (size_t)N * K, name);
+    if (!w || vm_ckpt_read_i8(src->ck, t, w, m->err, sizeof m->err)) {
         *fail = 1;
         return NULL;
     }
@@ -230,13 +262,21 @@ static vm_qlinear *qlinear(vm_model *m, struct vm_wsrc *src, const char *prefix,
         const float *sc = scales(m, src, nm, N, fail);
         if (!*fail && charge(m, src, prefix, (uint64_t)N * K * sizeof(float))) *fail = 1;
         if (*fail) return NULL;
-        float *f = vm_model_alloc(m, (size_t)N * K);
+        float *f = try_alloc(m, src, (size_t)N * K * sizeof(float), prefix);
+        if (!f) {
+            *fail = 1;
+            return NULL;
+        }
         for (size_t i = 0; i < (size_t)N * K; i++) f[i] = (float)w[i] * sc[i / (size_t)K];
         *w_fp32 = f;
         m->quantized = 1; /* not re-savable */
         return NULL;
     }
-    vm_qlinear *q = (vm_qlinear *)vm_model_alloc(m, (sizeof(vm_qlinear) + 3) / 4);
+    vm_qlinear *q = try_alloc(m, src, sizeof(vm_qlinear), prefix);
+    if (!q) {
+        *fail = 1;
+        return NULL;
+    }
     q->w = w;
     q->N = N;
     q->K = K;
@@ -298,8 +338,9 @@ static void conv(vm_model *m, struct vm_wsrc *src, vm_conv *c, const char *prefi
         const float *sc = scales(m, src, nm, cout, &fail);
         if (!fail && charge(m, src, prefix, (uint64_t)cout * cin * k * k * sizeof(float))) fail = 1;
         if (!fail) {
-            float *w = vm_model_alloc(m, (size_t)cout * cin * k * k);
-            for (size_t i = 0; i < (size_t)cout * cin * k * k; i++) w[i] = (float)w8[i] * sc[i / ((size_t)cin * k * k)];
+            float *w = try_alloc(m, src, (size_t)cout * cin * k * k * sizeof(float), prefix);
+            if (!w) fail = 1;
+            for (size_t i = 0; w && i < (size_t)cout * cin * k * k; i++) w[i] = (float)w8[i] * sc[i / ((size_t)cin * k * k)];
             c->w = w;
         }
     } else if (!fail) {
@@ -348,7 +389,7 @@ static int bind_block(vm_model *m, struct vm_wsrc *src, vm_block *b, int s, int 
 #undef NM
     if (fail) return -1;
     /* A = -exp(A_logs), once at load time; A_logs is kept for saving. */
-    b->A = vm_model_alloc(m, (size_t)4 * D * N);
+    if (!(b->A = try_alloc(m, src, (size_t)4 * D * N * sizeof(float), "A"))) return -1;
     for (size_t i = 0; i < (size_t)4 * D * N; i++) b->A[i] = -expf(alogs[i]);
     return 0;
 }
@@ -385,7 +426,12 @@ static int bind_all(vm_model *m, struct vm_wsrc *src) {
         st->d_inner = I->d_inner[s];
         st->R = I->dt_rank[s];
         st->hidden = I->mlp_hidden[s];
-        st->blocks = vm_xcalloc((size_t)st->depth, sizeof *st->blocks);
+        st->blocks = calloc((size_t)st->depth, sizeof *st->blocks);
+        if (!st->blocks) {
+            vm_errf(m->err, sizeof m->err, "%s: out of memory loading the model", src->what);
+            fail = 1;
+            break;
+        }
         for (int j = 0; j < st->depth && !fail; j++) fail = bind_block(m, src, &st->blocks[j], s, j) != 0;
         if (fail) break;
         char nm[96];
@@ -516,7 +562,7 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
 
 /* Checkpoints written by the January 2024 code use older module names; map
  * them the way the official VSSM._load_from_state_dict does. */
-static void rename_legacy(vm_checkpoint *c) {
+static int rename_legacy(vm_checkpoint *c, char *err, size_t errlen) {
     static const struct { const char *from, *to; } map[] = {
         {"patch_embed.proj.", "patch_embed.0."}, {"patch_embed.norm.", "patch_embed.2."},
         {".ln_1.", ".norm."}, {".self_attention.", ".op."}, {"norm.", "classifier.norm."},
@@ -529,7 +575,8 @@ static void rename_legacy(vm_checkpoint *c) {
             else hit = strstr(name, map[r].from);
             if (!hit) continue;
             size_t fl = strlen(map[r].from), tl = strlen(map[r].to), nl = strlen(name);
-            char *nn = vm_xmalloc(nl - fl + tl + 1);
+            char *nn = malloc(nl - fl + tl + 1);
+            if (!nn) return vm_errf(err, errlen, "%s: out of memory renaming legacy keys", c->path);
             memcpy(nn, name, (size_t)(hit - name));
             memcpy(nn + (hit - name), map[r].to, tl);
             strcpy(nn + (hit - name) + tl, hit + fl);
@@ -537,6 +584,7 @@ static void rename_legacy(vm_checkpoint *c) {
             c->t[i].name = nn;
         }
     }
+    return 0;
 }
 
 static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errlen) {
@@ -564,30 +612,44 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
 vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen) {
     vm_checkpoint ck;
     if (vm_checkpoint_open(&ck, path, opts ? opts->key : NULL, err, errlen)) return NULL;
-    rename_legacy(&ck);
-    vm_model *m = vm_xcalloc(1, sizeof *m);
+    vm_model *m = NULL;
+    if (rename_legacy(&ck, err, errlen) == 0 && !(m = calloc(1, sizeof *m)))
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes)", path, sizeof *m);
+    if (!m) {
+        vm_checkpoint_close(&ck);
+        return NULL;
+    }
     if (detect(m, &ck)) {
         vm_errf(err, errlen, "%s", m->err);
         vm_checkpoint_close(&ck);
         vm_model_free(m);
         return NULL;
     }
-    struct vm_wsrc src = {.ck = &ck, .quiet = opts ? opts->quiet : 0};
+    struct vm_wsrc src = {.ck = &ck, .quiet = opts ? opts->quiet : 0, .what = ck.path};
     src.budget = (uint64_t)VM_LOAD_MEM_FACTOR * ck.map.size + VM_LOAD_MEM_SLACK;
-    if (ck.metadata) m->metadata = vm_xstrdup(ck.metadata);
+    if (ck.metadata && !(m->metadata = strdup(ck.metadata))) {
+        vm_errf(err, errlen, "%s: out of memory for the metadata", path);
+        vm_checkpoint_close(&ck);
+        vm_model_free(m);
+        return NULL;
+    }
     m = finish(m, &src, err, errlen);
     vm_checkpoint_close(&ck); /* weights were copied: the mapping can go */
     return m;
 }
 
 vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed, char *err, size_t errlen) {
-    vm_model *m = vm_xcalloc(1, sizeof *m);
+    vm_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes)", name, sizeof *m);
+        return NULL;
+    }
     if (vm_arch_preset(name, num_classes, &m->info)) {
         vm_errf(err, errlen, "%s: unknown preset (see 'vmamba info --list-presets')", name);
         free(m);
         return NULL;
     }
-    struct vm_wsrc src = {.ck = NULL, .seed = seed};
+    struct vm_wsrc src = {.ck = NULL, .seed = seed, .what = name};
     return finish(m, &src, err, errlen);
 }
 
