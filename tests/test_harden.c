@@ -113,7 +113,11 @@ static void broadcast_child(void) {
     expect_load_error(tdata("hostile/broadcast.pth"), "broadcast");
 }
 START_TEST(broadcast_tensors) {
+#ifndef UNDER_ASAN
     under_limit(1024, broadcast_child);
+#else
+    broadcast_child(); /* ASan needs more address space than any limit */
+#endif
 }
 END_TEST
 
