@@ -84,6 +84,9 @@ vm run -m "$T/dg.safetensors" -i "$DATA/digits/test_input.npy" -o "$T/st.npy" &&
     cmp -s "$T/st.npy" "$T/pth.npy" && ok || bad "run: safetensors and pth logits differ"
 expect_fail "is not f32, f16 or bf16" vm convert "$M" -o "$T/x.safetensors" --dtype f8
 [ ! -e "$T/x.safetensors" ] && ok || bad "partial output after a failed convert"
+# #16.7: a 2^32-1-class head is refused, naming the tensor (before: 'classes: -1', and convert wrote it)
+expect_fail "'classifier.head.weight' has a dimension of 4294967295" vm convert "$DATA/hostile/classes_2e32.pth" -o "$T/x.safetensors"
+[ ! -e "$T/x.safetensors" ] && ok || bad "convert wrote a model it cannot load"
 # ---- calibrate: deterministic INT8 files, clear errors ---------------------
 vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-crop -o "$T/q1.safetensors" --quiet 2>"$T/err" &&
     vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-crop -o "$T/q2.safetensors" --quiet 2>>"$T/err" &&
