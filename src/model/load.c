@@ -15,12 +15,6 @@
 
 int vm_arch_preset(const char *name, int num_classes, vm_info *info);
 
-/* Upper bounds that no real VMamba comes near; they keep a hostile file
- * from making us allocate absurd buffers from its shapes. */
-#define MAX_WIDTH 65536
-#define MAX_DEPTH 1024
-#define MAX_STATE VM_MAX_D_STATE
-
 /* Where parameter values come from. */
 struct vm_wsrc {
     const vm_checkpoint *ck; /* NULL: random (presets) */
@@ -404,14 +398,7 @@ static int bind_all(vm_model *m, struct vm_wsrc *src) {
         int half = I->dims[0] / 2;
         if (src->ck) { /* read the hidden width, never assume C/2 */
             const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, "patch_embed.0.weight");
-            if (t && t->ndim == 4) {
-                if (t->shape[0] < 1 || t->shape[0] > MAX_WIDTH) {
-                    vm_errf(m->err, sizeof m->err, "%s: tensor 'patch_embed.0.weight' has an implausible width %lld",
-                            src->ck->path, (long long)t->shape[0]);
-                    return -1;
-                }
-                half = (int)t->shape[0];
-            }
+            if (t && t->ndim == 4) half = (int)t->shape[0]; /* checked by detect() */
         }
         int k = I->patch_size / 2 + 1, st = I->patch_size / 2;
         conv(m, src, &m->pe_conv1, "patch_embed.0", 3, half, k, st, 1, &fail);
@@ -483,6 +470,12 @@ static int need(vm_model *m, const vm_checkpoint *c, const vm_ckpt_tensor *t, co
     return vm_errf(m->err, sizeof m->err, "%s: tensor '%s' has %d dimensions, expected %d", c->path, nm, t->ndim, nd);
 }
 
+/* Upper bounds that no real VMamba comes near; they keep a hostile file
+ * from making us allocate absurd buffers from its shapes. */
+#define MAX_WIDTH 65536
+#define MAX_DEPTH 1024
+#define MAX_STATE VM_MAX_D_STATE
+
 /* Shape entry i of t as an int; a size that does not fit (a 64-bit shape
  * from a hostile or broken file) is an error naming the tensor, never a
  * silently truncated or negative width. */
@@ -509,6 +502,9 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
         I->patch_size = pe_k;
     }
     if (pe_k < 1 || pe_k > 64 || I->patch_size < 1) return vm_errf(m->err, sizeof m->err, "%s: unsupported patch embed kernel %d", c->path, pe_k);
+    if (t->shape[0] < 1 || t->shape[0] > MAX_WIDTH) /* bind_all reads the v2 stem's hidden width from it */
+        return vm_errf(m->err, sizeof m->err, "%s: tensor 'patch_embed.0.weight' has an implausible width %lld", c->path,
+                       (long long)t->shape[0]);
     for (int s = 0; s < 4; s++) {
         int d = 0;
         while (d <= MAX_DEPTH && find(c, "layers.%d.blocks.%d.norm.weight", s, d)) d++;
