@@ -138,6 +138,16 @@ START_TEST(safetensors_header_length) {
     const char *p = tmp_file(b, sizeof b);
     expect_load_error(p, "header length 2147483648 but the file has only 64 bytes");
     unlink(p);
+    /* a 17 MB header is refused before jansson spends ~20x that on it */
+    size_t n = (17u << 20) + 64;
+    uint8_t *big = calloc(n, 1);
+    for (int i = 0; i < 8; i++) big[i] = (uint8_t)((uint64_t)(17u << 20) >> (8 * i));
+    memset(big + 8, ' ', 17u << 20);
+    big[8] = '{';
+    p = tmp_file(big, n);
+    free(big);
+    expect_load_error(p, "is over the 16777216-byte limit");
+    unlink(p);
 }
 END_TEST
 
