@@ -18,6 +18,7 @@ harnesses=${*:-checkpoint model safetensors image}
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$top/fuzz-out}
 command -v clang >/dev/null || { echo "fuzz.sh: clang not found (Debian package 'clang')" >&2; exit 1; }
+# The library's OpenMP code needs clang's OpenMP (Debian package 'libomp-dev').
 FLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
   -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -I$top/src -I$top/include -I$top -I$top/quant \
   $(pkg-config --cflags libturbojpeg libpng jansson zlib)"
