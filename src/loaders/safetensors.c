@@ -172,6 +172,7 @@ int vm_safetensors_write(const char *path, const vm_st_tensor *t, size_t n, vm_s
     /* Sorted keys: the same model always gives the same bytes. */
     char *txt = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(h);
+    if (!txt) return vm_errf(err, errlen, "%s: out of memory writing the header", path);
     size_t tl = strlen(txt), padded = (tl + 7) & ~(size_t)7; /* data 8-byte aligned */
     uint8_t hdr[8];
     for (int i = 0; i < 8; i++) hdr[i] = (uint8_t)((uint64_t)padded >> (8 * i));

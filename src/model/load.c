@@ -677,7 +677,8 @@ int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *
     else if (dtype && !strcmp(dtype, "bf16")) dt = VM_ST_BF16;
     else if (dtype && strcmp(dtype, "f32") != 0)
         return vm_errf(m->err, sizeof m->err, "unknown storage dtype '%s' (f32, f16 or bf16)", dtype);
-    vm_st_tensor *t = vm_xcalloc(m->nparams ? m->nparams : 1, sizeof *t);
+    vm_st_tensor *t = calloc(m->nparams ? m->nparams : 1, sizeof *t);
+    if (!t) return vm_errf(m->err, sizeof m->err, "%s: out of memory saving the model", path);
     for (size_t i = 0; i < m->nparams; i++) {
         t[i].name = m->params[i].name;
         t[i].data = m->params[i].data;
