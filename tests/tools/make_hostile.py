@@ -95,6 +95,26 @@ c["classifier.head.bias"] = bcast((2**32 - 1,))
 save({"model": c}, "classes_2e32.pth")
 print("fixtures written to", out)
 
+# Every tensor a view of one shared 150000-element float16 storage (legal:
+# none has more elements than the storage), for a 36-block model whose
+# float32 weights (26 MB) are far more than the 300 KB file can justify.
+wide = {16: 64, 32: 128, 48: 128, 64: 128, 128: 512, 192: 512, 256: 512}
+base = torch.linspace(-0.1, 0.1, 150000).half()
+shared, depths = {}, (2, 2, 30, 2)
+for k, v in ref.items():
+    shape = tuple(wide.get(d, d) for d in v.shape)
+    n = 1
+    for d in shape: n *= d
+    assert n <= base.numel(), (k, shape)
+    parts = k.split(".")
+    if parts[0] == "layers" and parts[2] == "blocks":
+        if parts[3] != "0": continue
+        for j in range(depths[int(parts[1])]):
+            shared[".".join(parts[:3] + [str(j)] + parts[4:])] = base[:n].view(shape)
+    else:
+        shared[k] = base[:n].view(shape)
+save({"model": shared}, "shared_storage.pth")
+
 # Seeds for tests/fuzz/fuzz_safetensors.c: a 2-byte header length, the
 # JSON header, the data (the harness adds the 8-byte length itself).
 import json, struct
