@@ -132,3 +132,11 @@ def st_seed(sd, fname, meta):
         f.write(struct.pack("<H", len(h)) + h + b"".join(blobs))
 st_seed(tiny, "st_tiny.bin", {"format": "pt", "vmamba": '{"size": 32, "labels": ["a", "b"]}'})
 st_seed(i8, "st_int8.bin", {"format": "pt"})
+
+# Checkpoint-harness seeds for the other cases: a pickle of 60000
+# EMPTY_TUPLE opcodes (the memory bound) and a safetensors header length
+# of 2^31 (the message).
+with zipfile.ZipFile(os.path.join(corpus, "tuples.pth"), "w", zipfile.ZIP_STORED) as z:
+    z.writestr("tuples/data.pkl", b"\x80\x02" + b")" * 60000 + b".")
+with open(os.path.join(corpus, "hdrlen.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", 2**31) + b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' + b"\0" * 4)
