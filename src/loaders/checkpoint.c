@@ -101,7 +101,8 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
     const char *strip;
     if (pick_weights(root, key, path, &sd, &strip, err, errlen)) { pk_free(ps); goto fail; }
 
-    /* With a prefix to strip (mmdet/mmseg), keep only the prefixed keys. */
+    /* With a prefix to strip (mmdet/mmseg), the backbone's keys lose it;
+     * every other key (decode_head.*, neck.*, ...) is kept as it is. */
     size_t strip_len = strip ? strlen(strip) : 0;
     int any_prefixed = 0;
     for (size_t i = 0; strip && i < sd->u.dict.n; i++)
@@ -118,10 +119,7 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
     for (size_t i = 0; i < sd->u.dict.n; i++) {
         const char *name = sd->u.dict.keys[i]->u.str.s;
         const pk_obj *v = sd->u.dict.vals[i];
-        if (strip_len) {
-            if (strncmp(name, strip, strip_len) != 0) continue;
-            name += strip_len;
-        }
+        if (strip_len && strncmp(name, strip, strip_len) == 0) name += strip_len;
         if (strncmp(name, "module.", 7) == 0) name += 7; /* DataParallel */
         vm_ckpt_tensor *t = &c->t[c->n];
         if (!(t->name = strdup(name))) {
