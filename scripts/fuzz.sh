@@ -24,14 +24,11 @@ FLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-saniti
   $(pkg-config --cflags libturbojpeg libpng jansson zlib)"
 LIBS="$(pkg-config --libs libturbojpeg libpng jansson zlib) -ldnnl -lm -fopenmp"
 mkdir -p "$out/obj"
-# The library (no CLI), instrumented; scalar kernels only.
+# The library (no CLI), instrumented; scalar kernels only: the C files of
+# libvmamba_core in Makefile.am (the ISA kernels are separate libraries).
+lib=$(sed -n '/^libvmamba_core_la_SOURCES/,/_CFLAGS/p' "$top/Makefile.am" | tr ' \t\\' '\n\n\n' | grep '\.c$')
 objs=""
-for f in src/core/util.c src/core/dnnl_compat.c src/loaders/zipread.c src/loaders/pickle.c src/loaders/checkpoint.c \
-         src/loaders/npy.c src/loaders/safetensors.c src/model/arch.c src/model/load.c src/model/forward.c \
-         src/model/linears.c src/model/api.c simd/dispatch.c simd/scalar/norm-act-scalar.c \
-         simd/scalar/dwconv3x3-silu-scalar.c simd/scalar/selective-scan-scalar.c src/image/decode.c \
-         src/image/decode_jpeg.c src/image/decode_png.c src/image/resize_bicubic.c src/image/preprocess.c \
-         quant/calibrate.c; do
+for f in $lib; do
     o="$out/obj/$(echo "$f" | tr / _).o"
     clang $FLAGS -fopenmp -c "$top/$f" -o "$o"
     objs="$objs $o"
