@@ -39,6 +39,13 @@ expect_fail "cannot create" vm run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/in
 P="$DATA/preprocess"
 vm preprocess "$P/china.jpg" -o "$T/china.npy" && [ -s "$T/china.npy" ] && ok || bad "preprocess"
 expect_fail "unsupported image format" vm preprocess "$DATA/v2_s1/config.json" -o "$T/x.npy"
+# #16.3: out of memory is an error, not a crash: --size 16384 (3.2 GB) under
+# a 1 GiB address-space limit (not with ASan, which needs terabytes of it).
+if ! ldd "$BIN" 2>/dev/null | grep -q libasan && [ -z "$RUN" ]; then
+    (ulimit -v 1048576; vm preprocess "$P/china.jpg" --size 16384 -o "$T/x.npy") >"$T/out" 2>"$T/err"
+    rc=$?
+    [ $rc -eq 1 ] && grep -q "out of memory" "$T/err" && [ ! -e "$T/x.npy" ] && ok || bad "preprocess --size 16384 under ulimit -v: rc $rc: $(cat "$T/err")"
+fi
 expect_fail "must be a number in \[0.01, 1\]" vm preprocess "$P/china.jpg" -o "$T/x.npy" --crop-pct 2
 [ ! -e "$T/x.npy" ] && ok || bad "partial output after a failed preprocess"
 M="$DATA/digits/model.pth"
@@ -78,6 +85,9 @@ vm run -m "$T/dg.safetensors" -i "$DATA/digits/test_input.npy" -o "$T/st.npy" &&
     cmp -s "$T/st.npy" "$T/pth.npy" && ok || bad "run: safetensors and pth logits differ"
 expect_fail "is not f32, f16 or bf16" vm convert "$M" -o "$T/x.safetensors" --dtype f8
 [ ! -e "$T/x.safetensors" ] && ok || bad "partial output after a failed convert"
+# #16.7: a 2^32-1-class head is refused, naming the tensor (before: 'classes: -1', and convert wrote it)
+expect_fail "'classifier.head.weight' has a dimension of 4294967295" vm convert "$DATA/hostile/classes_2e32.pth" -o "$T/x.safetensors"
+[ ! -e "$T/x.safetensors" ] && ok || bad "convert wrote a model it cannot load"
 # ---- calibrate: deterministic INT8 files, clear errors ---------------------
 vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-crop -o "$T/q1.safetensors" --quiet 2>"$T/err" &&
     vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-crop -o "$T/q2.safetensors" --quiet 2>>"$T/err" &&
