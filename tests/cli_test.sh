@@ -42,7 +42,7 @@ expect_fail "unsupported image format" vm preprocess "$DATA/v2_s1/config.json" -
 # #16.3: out of memory is an error, not a crash: --size 16384 (3.2 GB) under
 # a 1 GiB address-space limit (not with ASan, which needs terabytes of it).
 if ! ldd "$BIN" 2>/dev/null | grep -q libasan && [ -z "$RUN" ]; then
-    (ulimit -v 1048576; vm preprocess "$P/china.jpg" --size 16384 -o "$T/x.npy") >"$T/out" 2>"$T/err"
+    (ulimit -v 1048576; vm preprocess "$P/china.jpg" --size 16384 --crop-pct 1 -o "$T/x.npy") >"$T/out" 2>"$T/err"
     rc=$?
     [ $rc -eq 1 ] && grep -q "out of memory" "$T/err" && [ ! -e "$T/x.npy" ] && ok || bad "preprocess --size 16384 under ulimit -v: rc $rc: $(cat "$T/err")"
 fi
