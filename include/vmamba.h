@@ -147,6 +147,76 @@ int vm_preprocess_file(const char *path, const vm_preprocess_opts *o, float *out
 /* Name of ImageNet-1k class i (0..999), or NULL. */
 const char *vm_imagenet_label(int i);
 
+
+/* ==== Detection and instance segmentation (Mask R-CNN + FPN, mmdet) ======
+ * A detector is a VMamba backbone with mmdet's FPN neck, RPN head and
+ * StandardRoIHead (Shared2FC box head, FCN mask head), loaded from an
+ * mmdetection 3.x checkpoint (state_dict with backbone.*, neck.*,
+ * rpn_head.*, roi_head.*) or built from a preset with random weights.
+ * Results are owned by the library: free them with vm_detections_free.
+ * A detector, like a model, is used by one thread at a time. */
+typedef struct vm_detector vm_detector;
+
+typedef struct {
+    int x, y, w, h;        /* the mask's window in the original image      */
+    uint8_t *bits;         /* h * w bytes, 0 or 1; pixels outside are 0    */
+} vm_det_mask;
+
+typedef struct {
+    int count;             /* detections, in the model's output order      */
+    int height, width;     /* original image size (the masks' frame)       */
+    float *boxes;          /* count x 4: x1, y1, x2, y2 in original pixels */
+    float *scores;         /* count                                        */
+    int *labels;           /* count, 0 .. num_classes-1                    */
+    vm_det_mask *masks;    /* count (NULL when count is 0)                 */
+    /* milliseconds spent per stage of this call */
+    double ms_preprocess, ms_backbone, ms_fpn_rpn, ms_roi_heads, ms_mask_paste;
+} vm_detections;
+
+typedef struct {
+    int scale_w, scale_h;  /* keep-ratio test scale: 1333, 800             */
+    float score_thr;       /* 0.05: scores above it are candidates         */
+    float nms_iou;         /* 0.5                                          */
+    int max_per_img;       /* 100                                          */
+    float mask_thr;        /* 0.5: mask pixel on when probability >= it    */
+    int rpn_nms_pre;       /* 1000 per level                               */
+    int rpn_max_per_img;   /* 1000                                         */
+    float rpn_nms_iou;     /* 0.7                                          */
+} vm_detect_opts;
+
+void vm_detect_defaults(vm_detect_opts *o);
+
+/* Load an mmdet Mask R-CNN checkpoint (.pth). opts->key defaults to
+ * "state_dict". Returns NULL on error. */
+vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen);
+/* "maskrcnn-vmamba-tiny": VMamba-T backbone, FPN 256, box FC 1024, mask
+ * convs 256, 80 classes, deterministic random weights (benchmarks). */
+vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+void vm_detector_free(vm_detector *d);
+const char *vm_detector_error(const vm_detector *d);
+int vm_detector_num_classes(const vm_detector *d);
+/* The checkpoint's meta.dataset_meta.classes when present, else COCO's. */
+const char *vm_detector_class_name(const vm_detector *d, int label);
+/* COCO's category id (1..90) of COCO-80 label i (0..79), or -1. */
+int vm_coco_category_id(int label);
+
+/* Detect on a decoded image (RGB, h x w, row-major): keep-ratio resize to
+ * the test scale, normalise, zero-pad to a multiple of 32, run. NULL on
+ * error (see vm_detector_error). */
+vm_detections *vm_detect_rgb(vm_detector *d, const uint8_t *rgb, int h, int w, const vm_detect_opts *o);
+/* The same from an image file (JPEG, PNG). */
+vm_detections *vm_detect_file(vm_detector *d, const char *path, const vm_detect_opts *o);
+/* From a normalised, padded input (3, hp, wp) float32 whose top-left
+ * img_h x img_w is the resized image of an ori_h x ori_w original,
+ * scale_w = img_w / ori_w and scale_h = img_h / ori_h as mmdet computes. */
+vm_detections *vm_detect_tensor(vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w, int ori_h,
+                                int ori_w, double scale_w, double scale_h, const vm_detect_opts *o);
+void vm_detections_free(vm_detections *r);
+/* Detection i's mask expanded to the whole image: full receives
+ * height * width bytes 0/1. */
+void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full);
+/* ==== end of detection ==================================================== */
+
 #ifdef __cplusplus
 }
 #endif

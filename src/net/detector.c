@@ -1,0 +1,281 @@
+/* detector.c - the public detection API: a VMamba backbone (vm_model) plus
+ * the Mask R-CNN heads module, the mmdet test pipeline around them. */
+#include "net/detector.h"
+#include "net/det_weights.h"
+#include "image/image.h"
+#include "core/util.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct vm_detector {
+    vm_model *bb;
+    vm_head *head;
+    vm_head_plan *plan;
+    int plan_H, plan_W;            /* input size the plan was made for */
+    float *nchw[4], *nhwc[4];
+    char **classes;                /* NULL-terminated, or NULL = COCO */
+    int nclasses;
+    char err[512];
+};
+
+static const char *const coco80[80] = {
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush"};
+
+/* COCO's category ids of the 80 classes (the 2017 annotations skip some). */
+static const int coco80_ids[80] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                   22, 23, 24, 25, 27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
+                                   46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65,
+                                   67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90};
+
+int vm_coco_category_id(int label) { return label >= 0 && label < 80 ? coco80_ids[label] : -1; }
+
+void vm_detect_defaults(vm_detect_opts *o) {
+    o->scale_w = 1333;
+    o->scale_h = 800;
+    o->score_thr = 0.05f;
+    o->nms_iou = 0.5f;
+    o->max_per_img = 100;
+    o->mask_thr = 0.5f;
+    o->rpn_nms_pre = 1000;
+    o->rpn_max_per_img = 1000;
+    o->rpn_nms_iou = 0.7f;
+}
+
+static vm_detector *finish(vm_model *bb, det_src *src, char *err, size_t errlen) {
+    vm_detector *d = NULL;
+    vm_info I;
+    vm_model_info(bb, &I);
+    if (!I.is_backbone) {
+        vm_errf(err, errlen, "%s: the backbone has no outnorm0..3 layers (not an mmdet backbone)", det_src_weights(src)->path);
+        goto fail;
+    }
+    d = vm_xcalloc(1, sizeof *d);
+    d->bb = bb;
+    d->head = vm_maskrcnn_head_ops.bind(det_src_weights(src), "", err, errlen);
+    if (!d->head) goto fail;
+    const det_weights *w = (const det_weights *)d->head;
+    for (int i = 0; i < 4; i++)
+        if (w->Cin[i] != I.dims[i]) {
+            vm_errf(err, errlen, "%s: FPN lateral %d takes %d channels but backbone stage %d has %d", det_src_weights(src)->path,
+                    i, w->Cin[i], i, I.dims[i]);
+            goto fail;
+        }
+    d->classes = det_src_take_classes(src, &d->nclasses);
+    if (d->classes && d->nclasses != w->ncls) { /* names that do not fit the head are not used */
+        for (int i = 0; d->classes[i]; i++) free(d->classes[i]);
+        free(d->classes);
+        d->classes = NULL;
+        d->nclasses = 0;
+    }
+    det_src_close(src);
+    return d;
+fail:
+    det_src_close(src);
+    if (d) { d->bb = NULL; vm_detector_free(d); }
+    vm_model_free(bb);
+    return NULL;
+}
+
+vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen) {
+    vm_load_opts lo = {opts && opts->key ? opts->key : "state_dict", 1};
+    vm_model *bb = vm_model_load(path, &lo, err, errlen);
+    if (!bb) return NULL;
+    det_src *src = det_src_open(path, lo.key, err, errlen);
+    if (!src) { vm_model_free(bb); return NULL; }
+    return finish(bb, src, err, errlen);
+}
+
+vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err, size_t errlen) {
+    if (strcmp(name, "maskrcnn-vmamba-tiny") != 0) {
+        vm_errf(err, errlen, "%s: unknown detection preset (known: maskrcnn-vmamba-tiny)", name);
+        return NULL;
+    }
+    vm_model *bb = vm_model_backbone_from_preset("vmamba-tiny-s1l8", seed, err, errlen);
+    if (!bb) return NULL;
+    vm_info I;
+    vm_model_info(bb, &I);
+    return finish(bb, det_src_random(I.dims, 256, 1024, 80, 256, seed), err, errlen);
+}
+
+void vm_detector_free(vm_detector *d) {
+    if (!d) return;
+    vm_maskrcnn_head_ops.plan_free(d->plan);
+    if (d->head) vm_maskrcnn_head_ops.free(d->head);
+    vm_model_free(d->bb);
+    for (int i = 0; i < 4; i++) { free(d->nchw[i]); free(d->nhwc[i]); }
+    if (d->classes)
+        for (int i = 0; d->classes[i]; i++) free(d->classes[i]);
+    free(d->classes);
+    free(d);
+}
+
+const char *vm_detector_error(const vm_detector *d) { return d ? d->err : "no detector"; }
+
+int vm_detector_num_classes(const vm_detector *d) { return ((const det_weights *)d->head)->ncls; }
+
+const char *vm_detector_class_name(const vm_detector *d, int label) {
+    if (label < 0 || label >= vm_detector_num_classes(d)) return NULL;
+    if (d->classes) return d->classes[label];
+    return label < 80 ? coco80[label] : NULL;
+}
+
+void vm_detections_free(vm_detections *r) {
+    if (!r) return;
+    for (int i = 0; r->masks && i < r->count; i++) free(r->masks[i].bits);
+    free(r->masks); free(r->boxes); free(r->scores); free(r->labels);
+    free(r);
+}
+
+void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full) {
+    memset(full, 0, (size_t)r->height * r->width);
+    if (i < 0 || i >= r->count || !r->masks) return;
+    const vm_det_mask *m = &r->masks[i];
+    for (int y = 0; y < m->h; y++) memcpy(full + (size_t)(m->y + y) * r->width + m->x, m->bits + (size_t)y * m->w, (size_t)m->w);
+}
+
+static double now_ms(void) { return omp_get_wtime() * 1e3; }
+
+vm_detections *vm_detect_tensor_traced(vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w,
+                                       int ori_h, int ori_w, double scale_w, double scale_h, const vm_detect_opts *o,
+                                       det_trace_fn trace, void *user) {
+    d->err[0] = 0;
+    vm_detect_opts def;
+    if (!o) { vm_detect_defaults(&def); o = &def; }
+    if (!chw || hp < 32 || wp < 32 || hp % 32 || wp % 32 || img_h < 1 || img_w < 1 || img_h > hp || img_w > wp ||
+        ori_h < 1 || ori_w < 1 || !(scale_w > 0) || !(scale_h > 0)) {
+        vm_errf(d->err, sizeof d->err, "detection input: padded %dx%d (multiples of 32), image %dx%d inside it, original %dx%d, scale %g,%g",
+                wp, hp, img_w, img_h, ori_w, ori_h, scale_w, scale_h);
+        return NULL;
+    }
+    if ((size_t)ori_h * ori_w > (1u << 28)) {
+        vm_errf(d->err, sizeof d->err, "original image %dx%d too large", ori_w, ori_h);
+        return NULL;
+    }
+    vm_detections *r = calloc(1, sizeof *r);
+    if (!r) { vm_errf(d->err, sizeof d->err, "out of memory"); return NULL; }
+    r->height = ori_h;
+    r->width = ori_w;
+    double t0 = now_ms();
+    vm_feats f = {.B = 1};
+    for (int i = 0; i < 4; i++) vm_feature_shape(d->bb, hp, wp, i, &f.C[i], &f.H[i], &f.W[i]);
+    if (d->plan_H != hp || d->plan_W != wp) {
+        vm_maskrcnn_head_ops.plan_free(d->plan);
+        d->plan = NULL;
+        d->plan_H = d->plan_W = 0;
+        for (int i = 0; i < 4; i++) {
+            free(d->nchw[i]); free(d->nhwc[i]);
+            size_t n = (size_t)f.C[i] * f.H[i] * f.W[i] * sizeof(float);
+            d->nchw[i] = malloc(n);
+            d->nhwc[i] = malloc(n);
+            if (!d->nchw[i] || !d->nhwc[i]) { vm_errf(d->err, sizeof d->err, "out of memory for %dx%d features", wp, hp); goto fail; }
+        }
+        d->plan = vm_maskrcnn_head_ops.plan(d->head, &f, d->err, sizeof d->err);
+        if (!d->plan) goto fail;
+        d->plan_H = hp;
+        d->plan_W = wp;
+    }
+    if (vm_forward_features(d->bb, chw, 1, hp, wp, d->nchw)) {
+        vm_errf(d->err, sizeof d->err, "%s", vm_model_error(d->bb));
+        goto fail;
+    }
+    /* NCHW -> NHWC (the heads read channels contiguously) */
+    for (int i = 0; i < 4; i++) {
+        int C = f.C[i];
+        size_t HW = (size_t)f.H[i] * f.W[i];
+        const float *s = d->nchw[i];
+        float *t = d->nhwc[i];
+#pragma omp parallel for schedule(static)
+        for (size_t q = 0; q < HW; q++)
+            for (int c = 0; c < C; c++) t[q * C + c] = s[(size_t)c * HW + q];
+        f.data[i] = t;
+        if (trace) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "backbone_feat%d", i);
+            trace(user, nm, t, 1, f.H[i], f.W[i], C);
+        }
+    }
+    r->ms_backbone = now_ms() - t0;
+    det_io io = {img_h, img_w, ori_h, ori_w, scale_w, scale_h, *o, trace, user, r};
+    if (vm_maskrcnn_head_ops.forward(d->head, d->plan, &f, &io, d->err, sizeof d->err)) goto fail;
+    return r;
+fail:
+    vm_detections_free(r);
+    return NULL;
+}
+
+vm_detections *vm_detect_tensor(vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w, int ori_h,
+                                int ori_w, double scale_w, double scale_h, const vm_detect_opts *o) {
+    return vm_detect_tensor_traced(d, chw, hp, wp, img_h, img_w, ori_h, ori_w, scale_w, scale_h, o, NULL, NULL);
+}
+
+void vm_det_rescale_size(int w, int h, int scale_w, int scale_h, int *new_w, int *new_h) {
+    double lo = scale_w < scale_h ? scale_w : scale_h, hi = scale_w < scale_h ? scale_h : scale_w;
+    double r = fmin(hi / (w > h ? w : h), lo / (w < h ? w : h));
+    *new_w = (int)(w * r + 0.5);
+    *new_h = (int)(h * r + 0.5);
+}
+
+/* The resize of mmcv.imrescale: cv2.resize INTER_LINEAR on uint8.
+ * STAND-IN: until the OpenCV-exact INTER_LINEAR resize
+ * (src/image/resize_cv.c, from the segmentation work) is merged this uses
+ * the Pillow bicubic resize, so results from image files differ slightly
+ * from mmdet's; tests run from stored resized pixels. Swap this one call. */
+static void det_resize(const vm_image *in, vm_image *out, int w, int h) { vm_resize_bicubic(in, out, w, h); }
+
+vm_detections *vm_detect_rgb(vm_detector *d, const uint8_t *rgb, int h, int w, const vm_detect_opts *o) {
+    vm_detect_opts def;
+    if (!o) { vm_detect_defaults(&def); o = &def; }
+    d->err[0] = 0;
+    if (!rgb || h < 1 || w < 1 || (size_t)h * w > VM_IMAGE_MAX_PIXELS || o->scale_w < 1 || o->scale_h < 1 ||
+        o->scale_w > 16384 || o->scale_h > 16384) {
+        vm_errf(d->err, sizeof d->err, "bad detection input: image %dx%d, scale %d,%d", w, h, o->scale_w, o->scale_h);
+        return NULL;
+    }
+    double t0 = now_ms();
+    int nw, nh;
+    vm_det_rescale_size(w, h, o->scale_w, o->scale_h, &nw, &nh);
+    if (nw < 1 || nh < 1 || (size_t)nw * nh > VM_IMAGE_MAX_PIXELS) {
+        vm_errf(d->err, sizeof d->err, "image %dx%d rescales to %dx%d", w, h, nw, nh);
+        return NULL;
+    }
+    vm_image in = {w, h, (uint8_t *)rgb}, rs = {0, 0, NULL};
+    det_resize(&in, &rs, nw, nh);
+    if (!rs.rgb) { vm_errf(d->err, sizeof d->err, "out of memory resizing to %dx%d", nw, nh); return NULL; }
+    int hp = (nh + 31) / 32 * 32, wp = (nw + 31) / 32 * 32;
+    float *x = calloc((size_t)3 * hp * wp, sizeof(float));
+    if (!x) { vm_image_free(&rs); vm_errf(d->err, sizeof d->err, "out of memory for a %dx%d input", wp, hp); return NULL; }
+    const float mean[3] = {123.675f, 116.28f, 103.53f}, std[3] = {58.395f, 57.12f, 57.375f};
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < nh; y++)
+            for (int xx = 0; xx < nw; xx++)
+                x[((size_t)c * hp + y) * wp + xx] = ((float)rs.rgb[((size_t)y * nw + xx) * 3 + c] - mean[c]) / std[c];
+    vm_image_free(&rs);
+    double t1 = now_ms();
+    vm_detections *r = vm_detect_tensor(d, x, hp, wp, nh, nw, h, w, (double)nw / w, (double)nh / h, o);
+    free(x);
+    if (r) r->ms_preprocess = t1 - t0;
+    return r;
+}
+
+vm_detections *vm_detect_file(vm_detector *d, const char *path, const vm_detect_opts *o) {
+    vm_image im;
+    double t0 = now_ms();
+    if (vm_image_load(path, &im, d->err, sizeof d->err)) return NULL;
+    double t1 = now_ms();
+    vm_detections *r = vm_detect_rgb(d, im.rgb, im.h, im.w, o);
+    vm_image_free(&im);
+    if (r) r->ms_preprocess += t1 - t0;
+    return r;
+}

@@ -1,0 +1,22 @@
+/* detector.h - internals of the public vm_detector (include/vmamba.h):
+ * the traced entry the golden tests use. Internal to libvmamba. */
+#ifndef VM_NET_DETECTOR_H
+#define VM_NET_DETECTOR_H
+
+#include "vmamba.h"
+#include "net/heads/maskrcnn.h"
+
+/* vm_detect_tensor with every intermediate handed to trace (see
+ * maskrcnn.h for the names and layouts; "backbone_feat%d" are NHWC). */
+vm_detections *vm_detect_tensor_traced(vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w,
+                                       int ori_h, int ori_w, double scale_w, double scale_h, const vm_detect_opts *o,
+                                       det_trace_fn trace, void *user);
+
+/* mmcv.imrescale's size: r = min(max(scale)/max(h,w), min(scale)/min(h,w)),
+ * new = int(side * r + 0.5). */
+void vm_det_rescale_size(int w, int h, int scale_w, int scale_h, int *new_w, int *new_h);
+
+/* model/load.c: a preset as a backbone (outnorms, no classifier). */
+vm_model *vm_model_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+
+#endif
