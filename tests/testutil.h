@@ -30,5 +30,6 @@ Suite *suite_arch(void);
 Suite *suite_image(void);
 Suite *suite_image_model(void);
 Suite *suite_quant(void);
+Suite *suite_seg(void);
 
 #endif
