@@ -24,6 +24,8 @@
 #include "net/detector.h"
 #include "post/det_post.h"
 #include "image/image.h"
+#include "image/resize_cv.h"
+#include "image/decode_cv.h"
 
 /* ---- kernels against their references ------------------------------------ */
 
@@ -363,7 +365,7 @@ START_TEST(golden_flower_crop_every_step) {
     ck_assert_int_eq(hp, 256);
     ck_assert_int_eq(wp, 384);
     int nw, nh;
-    vm_det_rescale_size(501, 333, 400, 240, &nw, &nh);
+    vm_cv_rescale_size(501, 333, 400, 240, &nw, &nh);
     ck_assert_int_eq(nw, 361);
     ck_assert_int_eq(nh, 240);
     recs t = {.n = 0};
@@ -434,6 +436,133 @@ START_TEST(golden_flower_crop_every_step) {
 }
 END_TEST
 
+
+/* Steps 1-3 with the OpenCV-exact decode and resize: BGR pixels, keep-ratio
+ * INTER_LINEAR, RGB, normalised and padded. rgb receives the resized RGB. */
+typedef struct {
+    int h, w, nh, nw, hp, wp;
+    uint8_t *rgb;
+    float *x;
+} prepared;
+
+static prepared prepare(const char *path, int sw, int sh) {
+    vm_image im;
+    char err[256];
+    ck_assert_msg(vm_cv_load(path, &im, err, sizeof err) == 0, "%s", err);
+    prepared p = {.h = im.h, .w = im.w};
+    vm_cv_rescale_size(im.w, im.h, sw, sh, &p.nw, &p.nh);
+    uint8_t *bgr = malloc((size_t)p.nw * p.nh * 3);
+    vm_cv_resize_linear(im.rgb, im.w, im.h, 3, bgr, p.nw, p.nh);
+    vm_image_free(&im);
+    p.rgb = malloc((size_t)p.nw * p.nh * 3);
+    for (size_t i = 0; i < (size_t)p.nw * p.nh; i++)
+        for (int c = 0; c < 3; c++) p.rgb[3 * i + c] = bgr[3 * i + 2 - c];
+    free(bgr);
+    vm_npy v = {.ndim = 3, .shape = {p.nh, p.nw, 3}, .numel = (size_t)p.nw * p.nh * 3};
+    v.data = malloc(v.numel * sizeof(float));
+    for (size_t i = 0; i < v.numel; i++) v.data[i] = p.rgb[i];
+    p.x = normalise_pad(&v, &p.hp, &p.wp);
+    vm_npy_free(&v);
+    return p;
+}
+
+static void same_result(const vm_detections *a, const vm_detections *b) {
+    ck_assert_int_eq(a->count, b->count);
+    for (int i = 0; i < a->count; i++) {
+        ck_assert_int_eq(a->labels[i], b->labels[i]);
+        ck_assert(a->scores[i] == b->scores[i]);
+        for (int k = 0; k < 4; k++) ck_assert(a->boxes[4 * i + k] == b->boxes[4 * i + k]);
+        ck_assert(a->masks[i].w == b->masks[i].w && a->masks[i].h == b->masks[i].h);
+        ck_assert(memcmp(a->masks[i].bits, b->masks[i].bits, (size_t)a->masks[i].w * a->masks[i].h) == 0);
+    }
+}
+
+/* The real test scale (1333, 800) on the whole china photo: the stored
+ * rows of the resized image, P5/P6, the RPN outputs of levels 3-4, all
+ * 1000 proposals, the class logits, detections and masks; then the public
+ * file entry point gives the same result. */
+START_TEST(golden_china_full_scale) {
+    vm_detector *d = load_golden_model();
+    prepared p = prepare(tdata("preprocess/china.jpg"), 1333, 800);
+    ck_assert_int_eq(p.nw, 1199);
+    ck_assert_int_eq(p.nh, 800);
+    ck_assert_int_eq(p.wp, 1216);
+    vm_npy rows;
+    ck_assert_int_eq(vm_npy_read_u8_or_f32(tdata("det_maskrcnn/china_resized_rgb_rows0_64.npy"), &rows, NULL, 0), 0);
+    for (size_t i = 0; i < rows.numel; i++) ck_assert_msg(p.rgb[i] == (uint8_t)rows.data[i], "resized pixel %zu", i);
+    vm_npy_free(&rows);
+    recs t = {.n = 0};
+    vm_detections *r = vm_detect_tensor_traced(d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
+                                               (double)p.nh / p.h, NULL, record, &t);
+    ck_assert_msg(r != NULL, "%s", vm_detector_error(d));
+    cmp_nchw(&t, "fpn_p5", "china_fpn_p5.npy", 0, -1);
+    cmp_nchw(&t, "fpn_p6", "china_fpn_p6.npy", 0, -1);
+    cmp_nchw(&t, "rpn_out_l3", "china_rpn_cls_l3.npy", 0, 3);
+    cmp_nchw(&t, "rpn_out_l3", "china_rpn_reg_l3.npy", 3, 12);
+    cmp_nchw(&t, "rpn_out_l4", "china_rpn_cls_l4.npy", 0, 3);
+    cmp_nchw(&t, "rpn_out_l4", "china_rpn_reg_l4.npy", 3, 12);
+    vm_npy gp;
+    tload(&gp, tdata("det_maskrcnn/china_proposals.npy"));
+    const rec *pr = find(&t, "proposals");
+    ck_assert_int_eq(pr->n[0], (int)gp.shape[0]);
+    cmp_boxes("proposals", pr->data, 5, gp.data, 5, pr->n[0], 1e-3);
+    for (int i = 0; i < pr->n[0]; i++)
+        ck_assert_msg(fabsf(pr->data[5 * i + 4] - gp.data[5 * i + 4]) <= 1e-4f, "proposal %d score", i);
+    vm_npy_free(&gp);
+    cmp_table(&t, "bbox_cls_logits", "china_bbox_cls_logits.npy");
+    {
+        const rec *m = find(&t, "mask_logits");
+        vm_npy gm;
+        tload(&gm, tdata("det_maskrcnn/china_mask_logits.npy"));
+        ck_assert_int_eq((size_t)m->n[0] * m->n[1] * m->n[2], gm.numel);
+        tclose("mask_logits", m->data, gm.data, gm.numel, 1e-4);
+        vm_npy_free(&gm);
+    }
+    check_final(r, "china", &t);
+    free_recs(&t);
+    vm_detections *f = vm_detect_file(d, tdata("preprocess/china.jpg"), NULL);
+    ck_assert_msg(f != NULL, "%s", vm_detector_error(d));
+    same_result(r, f);
+    vm_detections_free(f);
+    vm_detections_free(r);
+    free(p.rgb);
+    free(p.x);
+    vm_detector_free(d);
+}
+END_TEST
+
+/* flower_crop from its PNG through the public file entry point at the
+ * crop's test scale (400, 240): decode, resize and the stored resized
+ * pixels agree, and the final outputs match. */
+START_TEST(golden_flower_crop_from_png) {
+    vm_detector *d = load_golden_model();
+    prepared p = prepare(tdata("det_maskrcnn/flower_crop.png"), 400, 240);
+    vm_npy rgb;
+    ck_assert_int_eq(vm_npy_read_u8_or_f32(tdata("det_maskrcnn/flower_crop_resized_rgb.npy"), &rgb, NULL, 0), 0);
+    ck_assert_int_eq(rgb.numel, (size_t)p.nw * p.nh * 3);
+    for (size_t i = 0; i < rgb.numel; i++) ck_assert_msg(p.rgb[i] == (uint8_t)rgb.data[i], "resized pixel %zu", i);
+    vm_npy_free(&rgb);
+    vm_detect_opts o;
+    vm_detect_defaults(&o);
+    o.scale_w = 400;
+    o.scale_h = 240;
+    recs t = {.n = 0};
+    vm_detections *r = vm_detect_tensor_traced(d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
+                                               (double)p.nh / p.h, &o, record, &t);
+    ck_assert_msg(r != NULL, "%s", vm_detector_error(d));
+    check_final(r, "flower_crop", &t);
+    free_recs(&t);
+    vm_detections *f = vm_detect_file(d, tdata("det_maskrcnn/flower_crop.png"), &o);
+    ck_assert_msg(f != NULL, "%s", vm_detector_error(d));
+    same_result(r, f);
+    vm_detections_free(f);
+    vm_detections_free(r);
+    free(p.rgb);
+    free(p.x);
+    vm_detector_free(d);
+}
+END_TEST
+
 START_TEST(bad_inputs) {
     char err[512];
     ck_assert(vm_detector_load(tdata("det_maskrcnn/missing.pth"), NULL, err, sizeof err) == NULL);
@@ -465,6 +594,8 @@ Suite *suite_det(void) {
     TCase *g = tcase_create("golden");
     tcase_set_timeout(g, 600);
     tcase_add_test(g, golden_flower_crop_every_step);
+    tcase_add_test(g, golden_china_full_scale);
+    tcase_add_test(g, golden_flower_crop_from_png);
     tcase_add_test(g, bad_inputs);
     suite_add_tcase(s, g);
     return s;

@@ -3,6 +3,8 @@
 #include "net/detector.h"
 #include "net/det_weights.h"
 #include "image/image.h"
+#include "image/decode_cv.h"
+#include "image/resize_cv.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -220,48 +222,43 @@ vm_detections *vm_detect_tensor(vm_detector *d, const float *chw, int hp, int wp
     return vm_detect_tensor_traced(d, chw, hp, wp, img_h, img_w, ori_h, ori_w, scale_w, scale_h, o, NULL, NULL);
 }
 
-void vm_det_rescale_size(int w, int h, int scale_w, int scale_h, int *new_w, int *new_h) {
-    double lo = scale_w < scale_h ? scale_w : scale_h, hi = scale_w < scale_h ? scale_h : scale_w;
-    double r = fmin(hi / (w > h ? w : h), lo / (w < h ? w : h));
-    *new_w = (int)(w * r + 0.5);
-    *new_h = (int)(h * r + 0.5);
-}
-
-/* The resize of mmcv.imrescale: cv2.resize INTER_LINEAR on uint8.
- * STAND-IN: until the OpenCV-exact INTER_LINEAR resize
- * (src/image/resize_cv.c, from the segmentation work) is merged this uses
- * the Pillow bicubic resize, so results from image files differ slightly
- * from mmdet's; tests run from stored resized pixels. Swap this one call. */
-static void det_resize(const vm_image *in, vm_image *out, int w, int h) { vm_resize_bicubic(in, out, w, h); }
-
-vm_detections *vm_detect_rgb(vm_detector *d, const uint8_t *rgb, int h, int w, const vm_detect_opts *o) {
+/* mmdet's test pipeline on interleaved 8-bit pixels (RGB, or BGR as
+ * cv2.imdecode gives): mmcv.imrescale (keep ratio, cv2 INTER_LINEAR),
+ * BGR->RGB, (x - mean) / std in float32, zero padding to multiples of 32. */
+static vm_detections *detect_pixels(vm_detector *d, const uint8_t *px, int h, int w, int bgr, const vm_detect_opts *o) {
     vm_detect_opts def;
     if (!o) { vm_detect_defaults(&def); o = &def; }
     d->err[0] = 0;
-    if (!rgb || h < 1 || w < 1 || (size_t)h * w > VM_IMAGE_MAX_PIXELS || o->scale_w < 1 || o->scale_h < 1 ||
+    if (!px || h < 1 || w < 1 || (size_t)h * w > VM_IMAGE_MAX_PIXELS || o->scale_w < 1 || o->scale_h < 1 ||
         o->scale_w > 16384 || o->scale_h > 16384) {
         vm_errf(d->err, sizeof d->err, "bad detection input: image %dx%d, scale %d,%d", w, h, o->scale_w, o->scale_h);
         return NULL;
     }
     double t0 = now_ms();
     int nw, nh;
-    vm_det_rescale_size(w, h, o->scale_w, o->scale_h, &nw, &nh);
+    vm_cv_rescale_size(w, h, o->scale_w, o->scale_h, &nw, &nh);
     if (nw < 1 || nh < 1 || (size_t)nw * nh > VM_IMAGE_MAX_PIXELS) {
         vm_errf(d->err, sizeof d->err, "image %dx%d rescales to %dx%d", w, h, nw, nh);
         return NULL;
     }
-    vm_image in = {w, h, (uint8_t *)rgb}, rs = {0, 0, NULL};
-    det_resize(&in, &rs, nw, nh);
-    if (!rs.rgb) { vm_errf(d->err, sizeof d->err, "out of memory resizing to %dx%d", nw, nh); return NULL; }
     int hp = (nh + 31) / 32 * 32, wp = (nw + 31) / 32 * 32;
+    uint8_t *rs = malloc((size_t)nw * nh * 3);
     float *x = calloc((size_t)3 * hp * wp, sizeof(float));
-    if (!x) { vm_image_free(&rs); vm_errf(d->err, sizeof d->err, "out of memory for a %dx%d input", wp, hp); return NULL; }
+    if (!rs || !x) {
+        free(rs); free(x);
+        vm_errf(d->err, sizeof d->err, "out of memory for a %dx%d input", wp, hp);
+        return NULL;
+    }
+    vm_cv_resize_linear(px, w, h, 3, rs, nw, nh);
     const float mean[3] = {123.675f, 116.28f, 103.53f}, std[3] = {58.395f, 57.12f, 57.375f};
-    for (int c = 0; c < 3; c++)
+    for (int c = 0; c < 3; c++) {
+        int src_c = bgr ? 2 - c : c;
+#pragma omp parallel for schedule(static)
         for (int y = 0; y < nh; y++)
             for (int xx = 0; xx < nw; xx++)
-                x[((size_t)c * hp + y) * wp + xx] = ((float)rs.rgb[((size_t)y * nw + xx) * 3 + c] - mean[c]) / std[c];
-    vm_image_free(&rs);
+                x[((size_t)c * hp + y) * wp + xx] = ((float)rs[((size_t)y * nw + xx) * 3 + src_c] - mean[c]) / std[c];
+    }
+    free(rs);
     double t1 = now_ms();
     vm_detections *r = vm_detect_tensor(d, x, hp, wp, nh, nw, h, w, (double)nw / w, (double)nh / h, o);
     free(x);
@@ -269,12 +266,16 @@ vm_detections *vm_detect_rgb(vm_detector *d, const uint8_t *rgb, int h, int w, c
     return r;
 }
 
+vm_detections *vm_detect_rgb(vm_detector *d, const uint8_t *rgb, int h, int w, const vm_detect_opts *o) {
+    return detect_pixels(d, rgb, h, w, 0, o);
+}
+
 vm_detections *vm_detect_file(vm_detector *d, const char *path, const vm_detect_opts *o) {
     vm_image im;
     double t0 = now_ms();
-    if (vm_image_load(path, &im, d->err, sizeof d->err)) return NULL;
+    if (vm_cv_load(path, &im, d->err, sizeof d->err)) return NULL; /* BGR, EXIF applied, as cv2.imdecode */
     double t1 = now_ms();
-    vm_detections *r = vm_detect_rgb(d, im.rgb, im.h, im.w, o);
+    vm_detections *r = detect_pixels(d, im.rgb, im.h, im.w, 1, o);
     vm_image_free(&im);
     if (r) r->ms_preprocess += t1 - t0;
     return r;

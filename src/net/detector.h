@@ -12,10 +12,6 @@ vm_detections *vm_detect_tensor_traced(vm_detector *d, const float *chw, int hp,
                                        int ori_h, int ori_w, double scale_w, double scale_h, const vm_detect_opts *o,
                                        det_trace_fn trace, void *user);
 
-/* mmcv.imrescale's size: r = min(max(scale)/max(h,w), min(scale)/min(h,w)),
- * new = int(side * r + 0.5). */
-void vm_det_rescale_size(int w, int h, int scale_w, int scale_h, int *new_w, int *new_h);
-
 /* model/load.c: a preset as a backbone (outnorms, no classifier). */
 vm_model *vm_model_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
 
