@@ -96,5 +96,37 @@ expect_fail "not a zip archive" vm calibrate -m "$DATA/digits/labels.csv" --imag
 expect_fail "already an INT8 model" vm calibrate -m "$T/q1.safetensors" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
 expect_fail "not minmax, percentile or entropy" vm calibrate -m "$M" --images "$DATA/digits/calib" --method magic -o "$T/q3.safetensors"
 [ ! -e "$T/q3.safetensors" ] && ok || bad "partial output after a failed calibrate"
+# ---- detect: Mask R-CNN on the golden photos -------------------------------
+DM="$DATA/det_maskrcnn/model.pth"
+vm detect --help | grep -q "Usage: vmamba detect" && ok || bad "detect --help"
+vm detect -m "$DM" "$DATA/det_maskrcnn/flower_crop.png" --scale 400,240 --raw "$T/dr" --json "$T/d.json" -o "$T/d.png" --threads 2 > "$T/d.txt" &&
+    grep -q "8 detections (501x333)" "$T/d.txt" && [ "$(grep -c "potted plant" "$T/d.txt")" -eq 4 ] && grep -q "  0 cat " "$T/d.txt" &&
+    [ -s "$T/d.png" ] && [ "$(wc -c < "$T/dr/masks.npy")" -eq $((128 + 8 * 333 * 501)) ] && ok || bad "detect flower_crop: $(cat "$T/d.txt")"
+head -c 8 "$T/d.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" && ok || bad "detect -o is not a PNG"
+vm detect -m "$DM" "$P/china.jpg" --raw "$T/cr" --json "$T/c.json" > "$T/c.txt" && grep -q "23 detections (640x427)" "$T/c.txt" && ok || bad "detect china"
+# independent check of the arrays and the COCO JSON (own RLE reader; Debian 12 has no pycocotools)
+if /usr/bin/python3 -c "import numpy" 2>/dev/null; then
+    /usr/bin/python3 "$(dirname "$0")/tools/check_det_outputs.py" "$T/dr" "$T/d.json" "$DATA/det_maskrcnn" flower_crop > "$T/chk" &&
+        /usr/bin/python3 "$(dirname "$0")/tools/check_det_outputs.py" "$T/cr" "$T/c.json" "$DATA/det_maskrcnn" china >> "$T/chk" &&
+        ok || bad "detect outputs vs golden: $(cat "$T/chk")"
+else
+    echo "SKIP: detect output check (needs /usr/bin/python3 with numpy)"
+fi
+# several images: one directory entry per image, one JSON list, numeric names as image_id
+cp "$DATA/det_maskrcnn/flower_crop.png" "$T/000000000042.png"
+vm detect -m "$DM" "$T/000000000042.png" "$P/china.jpg" --raw "$T/many" --json "$T/m.json" -o "$T/vis" 2>/dev/null >/dev/null &&
+    [ -s "$T/many/china/masks.npy" ] && [ -s "$T/many/000000000042/boxes.npy" ] && [ -s "$T/vis/china.png" ] &&
+    grep -q '"image_id":42,' "$T/m.json" && grep -q '"image_id":1,' "$T/m.json" && ok || bad "detect several images"
+# empty result: valid, empty outputs
+vm detect -m "$DM" "$P/china.jpg" --score-thr 1 --raw "$T/e" --json "$T/e.json" > "$T/e.txt" && grep -q "0 detections" "$T/e.txt" &&
+    [ "$(cat "$T/e.json")" = "[]" ] && [ -s "$T/e/masks.npy" ] && ok || bad "detect with no detections"
+vm detect -m maskrcnn-vmamba-tiny "$DATA/det_maskrcnn/flower_crop.png" --scale 320,192 --threads 2 > "$T/p.txt" && grep -q "detections" "$T/p.txt" && ok || bad "detect preset"
+expect_fail "is not W,H" vm detect -m "$DM" "$P/china.jpg" --scale 100
+expect_fail "not a number in \[0, 1\]" vm detect -m "$DM" "$P/china.jpg" --score-thr x
+expect_fail "required" vm detect -m "$DM"
+expect_fail "unknown argument" vm detect -m "$DM" --bogus "$P/china.jpg"
+expect_fail "missing tensor 'neck.lateral_convs.0.conv.weight'" vm detect -m "$DATA/backbone_v2/model.pth" "$P/china.jpg"
+expect_fail "nonexistent.jpg" vm detect -m "$DM" /nonexistent.jpg --json "$T/x.json"
+[ ! -e "$T/x.json" ] && ok || bad "partial output after a failed detect"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
