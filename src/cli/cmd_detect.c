@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
+#include <omp.h>
 
 #include "cli.h"
 #include "det_draw.h"
@@ -37,6 +39,8 @@ static void help(FILE *f) {
             "                      with several images a directory of <name>.png\n"
             "  --key K             checkpoint key holding the weights (state_dict)\n"
             "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --repeat N          run each image N times and print the median time of\n"
+            "                      each stage and the peak memory (benchmarks)\n"
             "\n"
             "image_id is the image name's number when it is one (COCO's\n"
             "000000397133.jpg -> 397133), else the image's position (0, 1, ...).\n");
@@ -128,9 +132,49 @@ static int add_json(json_t *arr, const vm_detections *r, const vm_detector *d, l
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* --repeat: n more runs of one image (the first, already done, warms up). */
+static void bench(vm_detector *d, const vm_image *im, const vm_detect_opts *o, int n, const vm_detections *first) {
+    double *t = calloc((size_t)n * 6, sizeof *t);
+    if (!t) return;
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        double t0 = omp_get_wtime();
+        vm_detections *r = vm_detect_rgb(d, im->rgb, im->h, im->w, o);
+        double t1 = omp_get_wtime();
+        if (!r) break;
+        t[0 * n + i] = (t1 - t0) * 1e3;
+        t[1 * n + i] = r->ms_preprocess;
+        t[2 * n + i] = r->ms_backbone;
+        t[3 * n + i] = r->ms_fpn_rpn;
+        t[4 * n + i] = r->ms_roi_heads;
+        t[5 * n + i] = r->ms_mask_paste;
+        vm_detections_free(r);
+        done++;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (done == n) {
+        const char *names[6] = {"total", "preprocess", "backbone", "fpn+rpn", "roi heads", "mask paste"};
+        printf("median of %d runs (%d threads), %d detections:\n", n, vm_get_threads(), first->count);
+        for (int k = 0; k < 6; k++) printf("  %-11s %9.1f ms\n", names[k], median(t + (size_t)k * n, n));
+        printf("  peak RSS    %9.1f MiB\n", ru.ru_maxrss / 1024.0);
+    }
+    free(t);
+}
+
 int cmd_detect(int argc, char **argv) {
     const char *model = NULL, *raw = NULL, *json = NULL, *vis = NULL, *key = NULL;
-    int threads = 0;
+    int threads = 0, repeat = 0;
     vm_detect_opts o;
     vm_detect_defaults(&o);
     const char **images = calloc((size_t)argc, sizeof *images);
@@ -142,7 +186,7 @@ int cmd_detect(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); free(images); return 0; }
         if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--scale") || !strcmp(a, "--score-thr") ||
             !strcmp(a, "--raw") || !strcmp(a, "--json") || !strcmp(a, "-o") || !strcmp(a, "--output") ||
-            !strcmp(a, "--key") || !strcmp(a, "--threads")) {
+            !strcmp(a, "--key") || !strcmp(a, "--threads") || !strcmp(a, "--repeat")) {
             if (!v) { free(images); return cli_fail("detect: %s needs a value", a); }
             i++;
             if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
@@ -152,6 +196,8 @@ int cmd_detect(int argc, char **argv) {
             else if (!strcmp(a, "--key")) key = v;
             else if (!strcmp(a, "--threads")) {
                 if (cli_int("--threads", v, 1, 4096, &threads)) { free(images); return 1; }
+            } else if (!strcmp(a, "--repeat")) {
+                if (cli_int("--repeat", v, 1, 100000, &repeat)) { free(images); return 1; }
             } else if (!strcmp(a, "--scale")) {
                 int w, h, n = 0;
                 if (sscanf(v, "%d,%d%n", &w, &h, &n) != 2 || v[n] || w < 32 || h < 32 || w > 16384 || h > 16384) {
@@ -204,6 +250,7 @@ int cmd_detect(int argc, char **argv) {
             vm_image_free(&im);
             break;
         }
+        if (repeat) bench(d, &im, &o, repeat, r);
         printf("%s: %d detections (%dx%d)\n", images[k], r->count, im.w, im.h);
         for (int i = 0; i < r->count; i++) {
             const float *b = r->boxes + 4 * (size_t)i;
