@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CHUNK 16
+
 /* Convolution primitives for a batch of n RoIs; kept while n repeats. */
 static int plan_convs(const det_weights *w, det_plan *p, int n, char *err, size_t errlen) {
     if (p->mask_n == n) return 0;
@@ -32,7 +34,7 @@ int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const 
     const int S = w->mask_roi, S2 = 2 * S, Cm = w->Cm;
     size_t cmax = (size_t)(w->F > Cm ? w->F : Cm);
     float *a = malloc((size_t)n * S * S * cmax * sizeof(float)), *b = malloc((size_t)n * S * S * cmax * sizeof(float));
-    float *up = malloc((size_t)n * S * S * 4 * Cm * sizeof(float)), *logit = malloc((size_t)n * S2 * S2 * sizeof(float));
+    float *up = malloc((size_t)(n < CHUNK ? n : CHUNK) * S * S * 4 * Cm * sizeof(float)), *logit = malloc((size_t)n * S2 * S2 * sizeof(float));
     int rc = -1;
     if (!a || !b || !up || !logit) { vm_errf(err, errlen, "out of memory in the mask head (%d detections)", n); goto done; }
     if (plan_convs(w, p, n, err, errlen)) goto done;
@@ -44,27 +46,32 @@ int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const 
         float *t = a; a = b; b = t;
     }
     /* The k2 s2 deconvolution has no overlapping taps: one GEMM gives, per
-     * input pixel, the 2x2 output pixels' channels (rows i, j, co). */
-    if (vm_gemm(n * S * S, 4 * Cm, Cm, a, Cm, w->up_w, Cm, up, 4 * Cm, 0.0f)) {
-        vm_errf(err, errlen, "oneDNN: mask head deconvolution failed");
-        goto done;
-    }
+     * input pixel, the 2x2 output pixels' channels (rows i, j, co). Done
+     * for CHUNK RoIs at a time to bound the buffer. */
+    for (int r0 = 0; r0 < n; r0 += CHUNK) {
+        int nr = n - r0 < CHUNK ? n - r0 : CHUNK;
+        if (vm_gemm(nr * S * S, 4 * Cm, Cm, a + (size_t)r0 * S * S * Cm, Cm, w->up_w, Cm, up, 4 * Cm, 0.0f)) {
+            vm_errf(err, errlen, "oneDNN: mask head deconvolution failed");
+            goto done;
+        }
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < n; r++) {
-        const float *lw = w->logit_w + (size_t)labels[r] * Cm;
-        float lb = w->logit_b[labels[r]];
-        for (int y = 0; y < S; y++)
-            for (int x = 0; x < S; x++)
-                for (int q = 0; q < 4; q++) {
-                    const float *u = up + (((size_t)r * S + y) * S + x) * 4 * Cm + (size_t)q * Cm;
-                    float acc = 0.0f;
-                    for (int c = 0; c < Cm; c++) {
-                        float v = u[c] + w->up_b[c];
-                        acc += (v > 0.0f ? v : 0.0f) * lw[c];
+        for (int rr = 0; rr < nr; rr++) {
+            int r = r0 + rr;
+            const float *lw = w->logit_w + (size_t)labels[r] * Cm;
+            float lb = w->logit_b[labels[r]];
+            for (int y = 0; y < S; y++)
+                for (int x = 0; x < S; x++)
+                    for (int q = 0; q < 4; q++) {
+                        const float *u = up + (((size_t)rr * S + y) * S + x) * 4 * Cm + (size_t)q * Cm;
+                        float acc = 0.0f;
+                        for (int c = 0; c < Cm; c++) {
+                            float v = u[c] + w->up_b[c];
+                            acc += (v > 0.0f ? v : 0.0f) * lw[c];
+                        }
+                        int oy = 2 * y + q / 2, ox = 2 * x + q % 2;
+                        logit[((size_t)r * S2 + oy) * S2 + ox] = acc + lb;
                     }
-                    int oy = 2 * y + q / 2, ox = 2 * x + q % 2;
-                    logit[((size_t)r * S2 + oy) * S2 + ox] = acc + lb;
-                }
+        }
     }
     if (io->trace) io->trace(io->trace_user, "mask_logits", logit, n, S2, S2, 1);
     for (size_t i = 0; i < (size_t)n * S2 * S2; i++) prob[i] = 1.0f / (1.0f + expf(-logit[i]));

@@ -243,7 +243,6 @@ static void det_plan_free(vm_head_plan *pp) {
         free(p->P[l]); free(p->rpn_o[l]);
     }
     for (int i = 0; i < DET_MAX_MASK_CONVS; i++) vm_conv_free(p->mconv[i]);
-    free(p->rpn_t);
     free(p);
 }
 
@@ -279,8 +278,10 @@ static vm_head_plan *det_plan_new(const vm_head *hh, const vm_feats *s, char *er
         p->rpn_o[l] = malloc(hw * w->rpn_out.cout * sizeof(float));
         if (!p->P[l] || !p->rpn_o[l]) goto oom;
     }
-    p->rpn_t = malloc(tmax * F * sizeof(float));
-    if (!p->rpn_t) goto oom;
+    /* The RPN's hidden map reuses the largest lateral buffer: the laterals
+     * are dead once the FPN convolutions ran (saves a P2-sized map). */
+    (void)tmax;
+    p->rpn_t = p->lat[0];
     return (vm_head_plan *)p;
 oom:
     vm_errf(err, errlen, "out of memory for the detection buffers (%dx%d features)", s->H[0], s->W[0]);

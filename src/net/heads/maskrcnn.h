@@ -48,7 +48,8 @@ typedef struct {
 typedef struct {
     int H[DET_LEVELS], W[DET_LEVELS];
     vm_conv_prim *lateral[4], *fpn[4], *rpn_conv[DET_LEVELS], *rpn_out[DET_LEVELS];
-    float *lat[4], *P[DET_LEVELS], *rpn_t, *rpn_o[DET_LEVELS];
+    float *lat[4], *P[DET_LEVELS], *rpn_o[DET_LEVELS];
+    float *rpn_t;                /* aliases lat[0] (largest level) */
     /* mask convs for the last detection count */
     int mask_n;
     vm_conv_prim *mconv[DET_MAX_MASK_CONVS];
