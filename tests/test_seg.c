@@ -11,6 +11,11 @@
 #include "testutil.h"
 #include "image/decode_cv.h"
 #include "image/resize_cv.h"
+#include "net/segmentor.h"
+#include "ops/dense.h"
+#include "post/seg_post.h"
+
+#include <jansson.h>
 
 static void load_any(vm_npy *a, const char *path) {
     char err[512];
@@ -154,6 +159,285 @@ START_TEST(golden_resize) {
 }
 END_TEST
 
+/* ---- dense kernels: variants against the scalar references ------------- */
+
+static void fill_rand(float *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+/* Same float operations in the same order: bit-identical expected. */
+START_TEST(bilinear_variant_vs_ref) {
+    const int shapes[][6] = {{2, 2, 9, 14, 3, 0}, {6, 6, 2, 2, 32, 1}, {9, 14, 36, 53, 16, 0}, {3, 4, 9, 14, 5, 1},
+                             {128, 179, 512, 713, 2, 0}, {7, 5, 7, 5, 8, 1}, {5, 7, 3, 2, 4, 0}, {1, 1, 4, 6, 3, 0}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int H = shapes[k][0], W = shapes[k][1], OH = shapes[k][2], OW = shapes[k][3], C = shapes[k][4];
+        int acc = shapes[k][5], ldi = C + 1, ldo = C + 3;
+        float *in = malloc(sizeof(float) * H * W * ldi), *a = malloc(sizeof(float) * OH * OW * ldo),
+              *b = malloc(sizeof(float) * OH * OW * ldo);
+        fill_rand(in, (size_t)H * W * ldi, (unsigned)k);
+        fill_rand(a, (size_t)OH * OW * ldo, 99);
+        memcpy(b, a, sizeof(float) * OH * OW * ldo);
+        vm_bilinear_nhwc_ref(in, H, W, C, ldi, a, OH, OW, ldo, acc);
+        vm_bilinear_nhwc(in, H, W, C, ldi, b, OH, OW, ldo, acc);
+        ck_assert_msg(memcmp(a, b, sizeof(float) * OH * OW * ldo) == 0, "bilinear %dx%d->%dx%d differs", H, W, OH, OW);
+        free(in), free(a), free(b);
+    }
+}
+END_TEST
+
+START_TEST(avgpool_variant_vs_ref) {
+    const int shapes[][4] = {{2, 2, 64, 6}, {16, 24, 768, 6}, {16, 23, 7, 3}, {5, 7, 3, 2}, {16, 24, 768, 1}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int H = shapes[k][0], W = shapes[k][1], C = shapes[k][2], s = shapes[k][3];
+        float *in = malloc(sizeof(float) * H * W * C), *a = malloc(sizeof(float) * s * s * C),
+              *b = malloc(sizeof(float) * s * s * C);
+        fill_rand(in, (size_t)H * W * C, (unsigned)k + 5);
+        vm_adaptive_avgpool_nhwc_ref(in, H, W, C, s, a);
+        vm_adaptive_avgpool_nhwc(in, H, W, C, s, b);
+        ck_assert_msg(memcmp(a, b, sizeof(float) * s * s * C) == 0, "avgpool %dx%d s=%d differs", H, W, s);
+        free(in), free(a), free(b);
+    }
+    /* Bins overlap when s does not divide H: 5 rows, 3 bins = [0,2) [1,4) [3,5). */
+    float in[5 * 5], out[3 * 3];
+    for (int i = 0; i < 25; i++) in[i] = (float)(1 << (i / 5)); /* value = 2^row */
+    vm_adaptive_avgpool_nhwc_ref(in, 5, 5, 1, 3, out);
+    ck_assert(out[0] == 1.5f && out[3] == 14.0f / 3.0f && out[6] == 12.0f && out[8] == 12.0f);
+}
+END_TEST
+
+/* ---- the golden ------------------------------------------------------------ */
+
+#define TOL 1e-4
+
+static vm_segmentor *g_seg;
+static json_t *g_manifest;
+
+static void seg_setup(void) {
+    char err[512];
+    g_seg = vm_segmentor_load(tdata("seg_upernet/model.pth"), err, sizeof err);
+    ck_assert_msg(g_seg != NULL, "%s", err);
+    json_error_t je;
+    g_manifest = json_load_file(tdata("seg_upernet/manifest.json"), 0, &je);
+    ck_assert_msg(g_manifest != NULL, "manifest: %s", je.text);
+}
+
+static void seg_teardown(void) {
+    vm_segmentor_free(g_seg);
+    json_decref(g_manifest);
+}
+
+/* golden NCHW (1,C,H,W) or (C,H,W) -> NHWC copy */
+static float *to_nhwc(const vm_npy *a, int *C, int *H, int *W) {
+    int o = a->ndim == 4 ? 1 : 0;
+    *C = (int)a->shape[o], *H = (int)a->shape[o + 1], *W = (int)a->shape[o + 2];
+    float *r = malloc(sizeof(float) * a->numel);
+    size_t hw = (size_t)*H * *W;
+    for (int c = 0; c < *C; c++)
+        for (size_t p = 0; p < hw; p++) r[p * *C + c] = a->data[c * hw + p];
+    return r;
+}
+
+static void head_dbg(void *user, const char *name, const float *nhwc, int H, int W, int C) {
+    int *seen = user;
+    vm_npy r;
+    tload(&r, tdata("seg_upernet/mini_head_%s.npy", name));
+    int rc, rh, rw;
+    float *ref = to_nhwc(&r, &rc, &rh, &rw);
+    ck_assert_msg(rc == C && rh == H && rw == W, "%s: %dx%dx%d, golden %dx%dx%d", name, C, H, W, rc, rh, rw);
+    char what[64];
+    snprintf(what, sizeof what, "head %s", name);
+    tclose(what, nhwc, ref, (size_t)C * H * W, TOL);
+    free(ref);
+    vm_npy_free(&r);
+    (*seen)++;
+}
+
+/* The head alone on the golden mini features: every intermediate. */
+START_TEST(golden_head_mini) {
+    vm_npy f[4];
+    float *x[4];
+    int C[4], H[4], W[4];
+    for (int i = 0; i < 4; i++) {
+        tload(&f[i], tdata("seg_upernet/mini_feat%d.npy", i));
+        x[i] = to_nhwc(&f[i], &C[i], &H[i], &W[i]);
+    }
+    ck_assert_int_eq(vm_segmentor_classes(g_seg), 150);
+    float *logits = malloc(sizeof(float) * H[0] * W[0] * 150);
+    int seen = 0;
+    char err[512];
+    ck_assert_msg(vm_segmentor_head(g_seg, (const float *const *)x, C, H, W, logits, head_dbg, &seen, err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_int_eq(seen, 4 + 2 + 3 + 3 + 3 + 2); /* ppm x4, bottleneck_in, psp_out, lateral, fpn_in, fpn_out, fpn_bottleneck_in, fused */
+    vm_npy r;
+    tload(&r, tdata("seg_upernet/mini_logits4.npy"));
+    int rc, rh, rw;
+    float *ref = to_nhwc(&r, &rc, &rh, &rw);
+    tclose("mini logits4 (head on golden features)", logits, ref, r.numel, TOL);
+    /* predict_by_feat: logits4 resized to the image size (channels 0..15). */
+    vm_npy c16;
+    tload(&c16, tdata("seg_upernet/mini_logits_img_c16.npy"));
+    int H1 = (int)c16.shape[1], W1 = (int)c16.shape[2];
+    float *img = malloc(sizeof(float) * H1 * W1 * 150);
+    vm_bilinear_nhwc(ref, rh, rw, 150, 150, img, H1, W1, 150, 0);
+    float *g = malloc(sizeof(float) * H1 * W1 * 16);
+    for (int c = 0; c < 16; c++)
+        for (int p = 0; p < H1 * W1; p++) g[c * H1 * W1 + p] = img[(size_t)p * 150 + c];
+    tclose("mini logits at image size (c0..15)", g, c16.data, c16.numel, TOL);
+    free(g), free(img), free(ref), free(logits);
+    vm_npy_free(&c16);
+    vm_npy_free(&r);
+    for (int i = 0; i < 4; i++) free(x[i]), vm_npy_free(&f[i]);
+}
+END_TEST
+
+static int *sample_idx(int n, int s, int *cnt) {
+    int *r = malloc(sizeof(int) * (size_t)(n / s + 2));
+    *cnt = 0;
+    for (int i = 0; i < n; i += s) r[(*cnt)++] = i;
+    if ((n - 1) % s) r[(*cnt)++] = n - 1;
+    return r;
+}
+
+/* Compare an NHWC map with a golden sampled NCHW one (stride s). */
+static void cmp_sampled(const char *what, const float *nhwc, int C, int H, int W, const char *golden, int s) {
+    vm_npy r;
+    tload(&r, golden);
+    int nr, nc;
+    int *rows = sample_idx(H, s, &nr), *cols = sample_idx(W, s, &nc);
+    int o = r.ndim == 4 ? 1 : 0;
+    ck_assert_msg(r.shape[o] == C && r.shape[o + 1] == nr && r.shape[o + 2] == nc, "%s: golden shape mismatch", what);
+    float *got = malloc(sizeof(float) * r.numel);
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < nr; i++)
+            for (int j = 0; j < nc; j++)
+                got[((size_t)c * nr + i) * nc + j] = nhwc[((size_t)rows[i] * W + cols[j]) * C + c];
+    tclose(what, got, r.data, r.numel, TOL);
+    free(got), free(rows), free(cols);
+    vm_npy_free(&r);
+}
+
+typedef struct {
+    int W0, C, stride;
+    float *rows; /* H0 x W0 x C of the sampled rows only (others untouched) */
+    char *is_sampled;
+} final_rows;
+
+static void keep_row(void *user, int y, const float *row) {
+    final_rows *f = user;
+    if (f->is_sampled[y]) memcpy(f->rows + (size_t)y * f->W0 * f->C, row, sizeof(float) * f->W0 * f->C);
+}
+
+static const char *case_image(const char *file) {
+    if (strcmp(file, "china.jpg") == 0 || strcmp(file, "flower.jpg") == 0) return tdata("preprocess/%s", file);
+    return tdata("seg_upernet/%s", file);
+}
+
+/* Every case end to end: decode, resize, normalise, backbone, head, the two
+ * resizes, argmax; overlay where the golden has one. */
+START_TEST(golden_cases) {
+    json_t *cs = json_object_get(g_manifest, "cases");
+    ck_assert_int_ge(json_array_size(cs), 4);
+    json_t *c = json_array_get(cs, (size_t)_i);
+    const char *name = json_string_value(json_object_get(c, "name"));
+    const char *file = json_string_value(json_object_get(c, "image_file"));
+    json_t *sc = json_object_get(c, "resize_scale");
+    int sw = (int)json_integer_value(json_array_get(sc, 0)), sh = (int)json_integer_value(json_array_get(sc, 1));
+    int mini = strcmp(name, "mini") == 0;
+    vm_image im;
+    char err[512];
+    ck_assert_msg(vm_cv_load(case_image(file), &im, err, sizeof err) == 0, "%s", err);
+    json_t *ori = json_object_get(c, "ori_shape_hw"), *ims = json_object_get(c, "img_shape_hw");
+    ck_assert_int_eq(im.h, json_integer_value(json_array_get(ori, 0)));
+    ck_assert_int_eq(im.w, json_integer_value(json_array_get(ori, 1)));
+    int H0 = im.h, W0 = im.w;
+    final_rows fr = {.W0 = W0, .C = 150, .stride = mini ? 1 : 32};
+    fr.rows = malloc(sizeof(float) * H0 * W0 * 150);
+    fr.is_sampled = calloc((size_t)H0, 1);
+    int nr, nc;
+    int *rows = sample_idx(H0, fr.stride, &nr), *cols = sample_idx(W0, fr.stride, &nc);
+    for (int i = 0; i < nr; i++) fr.is_sampled[rows[i]] = 1;
+    uint8_t *labels = malloc((size_t)H0 * W0);
+    vm_seg_trace tr = {.keep = 1};
+    ck_assert_msg(vm_segmentor_run(g_seg, &im, sw, sh, labels, keep_row, &fr, &tr, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(tr.h1, json_integer_value(json_array_get(ims, 0)));
+    ck_assert_int_eq(tr.w1, json_integer_value(json_array_get(ims, 1)));
+    char what[96], gold[256];
+    if (mini) {
+        vm_npy in;
+        tload(&in, tdata("seg_upernet/mini_input.npy"));
+        tclose("mini input", tr.input, in.data, in.numel, 1e-6); /* bit-exact expected; 1e-6 documents it */
+        vm_npy_free(&in);
+    }
+    const int fs[4] = {8, 4, 2, 1};
+    for (int i = 0; i < 4; i++) {
+        snprintf(what, sizeof what, "%s feat%d", name, i);
+        if (mini) snprintf(gold, sizeof gold, "%s", tdata("seg_upernet/mini_feat%d.npy", i));
+        else snprintf(gold, sizeof gold, "%s", tdata("seg_upernet/%s_feat%d_s%d.npy", name, i, fs[i]));
+        cmp_sampled(what, tr.feats[i], tr.fC[i], tr.fH[i], tr.fW[i], gold, mini ? 1 : fs[i]);
+    }
+    snprintf(what, sizeof what, "%s logits4", name);
+    snprintf(gold, sizeof gold, "%s", mini ? tdata("seg_upernet/mini_logits4.npy") : tdata("seg_upernet/%s_logits4_s16.npy", name));
+    cmp_sampled(what, tr.logits4, 150, tr.h4, tr.w4, gold, mini ? 1 : 16);
+    snprintf(what, sizeof what, "%s final logits", name);
+    snprintf(gold, sizeof gold, "%s", mini ? tdata("seg_upernet/mini_logits_final.npy") : tdata("seg_upernet/%s_logits_final_s32.npy", name));
+    cmp_sampled(what, fr.rows, 150, H0, W0, gold, fr.stride);
+    /* Labels: identical except at the listed near-tie pixels. */
+    vm_npy lab;
+    load_any(&lab, tdata("seg_upernet/%s_label.npy", name));
+    ck_assert_int_eq(lab.numel, (size_t)H0 * W0);
+    char *tie = calloc((size_t)H0 * W0, 1);
+    json_t *amb = json_object_get(c, "ambiguous_pixels_yx");
+    for (size_t k = 0; k < json_array_size(amb); k++) {
+        json_t *yx = json_array_get(amb, k);
+        tie[json_integer_value(json_array_get(yx, 0)) * W0 + json_integer_value(json_array_get(yx, 1))] = 1;
+    }
+    size_t bad = 0, diff_tie = 0;
+    for (size_t p = 0; p < (size_t)H0 * W0; p++)
+        if ((float)labels[p] != lab.data[p]) {
+            if (tie[p]) diff_tie++;
+            else if (!bad++) fprintf(stderr, "%s: label differs at y=%zu x=%zu: %d vs %g\n", name, p / W0, p % W0, labels[p], lab.data[p]);
+        }
+    ck_assert_msg(bad == 0, "%s: %zu labels differ outside the %zu near-tie pixels", name, bad, json_array_size(amb));
+    /* Overlay (china_crop has the golden's). */
+    if (strcmp(name, "china_crop") == 0) {
+        uint8_t *ov = malloc((size_t)H0 * W0 * 3);
+        vm_seg_overlay(im.rgb, labels, W0, H0, ov);
+        vm_image g;
+        ck_assert_msg(vm_cv_load(tdata("seg_upernet/china_crop_overlay.png"), &g, err, sizeof err) == 0, "%s", err);
+        ck_assert(g.w == W0 && g.h == H0);
+        size_t obad = 0;
+        for (size_t p = 0; p < (size_t)H0 * W0; p++)
+            for (int k = 0; k < 3; k++)
+                if (ov[3 * p + k] != g.rgb[3 * p + 2 - k] && !tie[p]) obad++;
+        ck_assert_msg(obad == 0, "overlay: %zu values differ", obad);
+        vm_image_free(&g);
+        free(ov);
+    }
+    free(tie);
+    vm_npy_free(&lab);
+    vm_seg_trace_free(&tr);
+    free(labels), free(rows), free(cols), free(fr.rows), free(fr.is_sampled);
+    vm_image_free(&im);
+}
+END_TEST
+
+START_TEST(segment_refuses_non_seg_checkpoints) {
+    char err[512];
+    vm_segmentor *s = vm_segmentor_load(tdata("v2_s1/model.pth"), err, sizeof err);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err, "decode_head") != NULL, "message does not name what is missing: %s", err);
+    ck_assert_ptr_nonnull(strstr(err, "classification"));
+    s = vm_segmentor_load(tdata("backbone_v2/model.pth"), err, sizeof err);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err, "decode_head") != NULL, "message does not name what is missing: %s", err);
+    s = vm_segmentor_load(tdata("seg_upernet/nonexistent.pth"), err, sizeof err);
+    ck_assert_ptr_null(s);
+}
+END_TEST
+
 Suite *suite_seg(void) {
     Suite *s = suite_create("seg");
     TCase *tc = tcase_create("cv_image");
@@ -163,6 +447,15 @@ Suite *suite_seg(void) {
     tcase_add_test(tc, cv_decode_errors);
     tcase_add_test(tc, cv_resize_vs_opencv);
     tcase_add_test(tc, golden_resize);
+    tcase_add_test(tc, bilinear_variant_vs_ref);
+    tcase_add_test(tc, avgpool_variant_vs_ref);
     suite_add_tcase(s, tc);
+    TCase *tg = tcase_create("golden_upernet");
+    tcase_set_timeout(tg, 600);
+    tcase_add_checked_fixture(tg, seg_setup, seg_teardown); /* in the forked child: OpenMP does not survive a fork */
+    tcase_add_test(tg, golden_head_mini);
+    tcase_add_loop_test(tg, golden_cases, 0, 4);
+    tcase_add_test(tg, segment_refuses_non_seg_checkpoints);
+    suite_add_tcase(s, tg);
     return s;
 }

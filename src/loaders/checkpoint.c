@@ -70,7 +70,7 @@ static int pick_weights(const pk_obj *root, const char *key, const char *path, c
     return vm_errf(err, errlen, "%s: no weights found: expected a 'model' or 'state_dict' entry or a bare state dict (top-level keys: %s)", path, keys);
 }
 
-static int open_impl(vm_checkpoint *c, const char *path, const char *key, int full_names, char *err, size_t errlen) {
+static int checkpoint_open(vm_checkpoint *c, const char *path, const char *key, int keep_all, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     c->path = vm_xstrdup(path);
     if (vm_map_file(path, &c->map, err, errlen)) goto fail;
@@ -99,7 +99,7 @@ static int open_impl(vm_checkpoint *c, const char *path, const char *key, int fu
     const pk_obj *sd = NULL;
     const char *strip;
     if (pick_weights(root, key, path, &sd, &strip, err, errlen)) { pk_free(ps); goto fail; }
-    if (full_names) strip = NULL;
+    if (keep_all) strip = NULL;
 
     /* With a prefix to strip (mmdet/mmseg), keep only the prefixed keys. */
     size_t strip_len = strip ? strlen(strip) : 0;
@@ -145,11 +145,11 @@ fail:
 }
 
 int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
-    return open_impl(c, path, key, 0, err, errlen);
+    return checkpoint_open(c, path, key, 0, err, errlen);
 }
 
-int vm_checkpoint_open_full(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
-    return open_impl(c, path, key, 1, err, errlen);
+int vm_checkpoint_open_all(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
+    return checkpoint_open(c, path, key, 1, err, errlen);
 }
 
 void vm_checkpoint_close(vm_checkpoint *c) {

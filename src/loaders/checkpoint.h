@@ -35,9 +35,9 @@ typedef struct {
 /* key: which top-level entry holds the weights (NULL = auto: "model",
  * then "state_dict" with "backbone." stripped, then a bare state dict). */
 int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen);
-/* The same, keeping every key with its full name ("neck.fpn_convs.0.conv.weight",
- * "backbone.layers.0..."): the heads of mmdet/mmseg checkpoints need them. */
-int vm_checkpoint_open_full(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen);
+/* The same, keeping every key with its full name (no "backbone." strip):
+ * the heads of an mmseg/mmdet checkpoint ("decode_head.*", ...). */
+int vm_checkpoint_open_all(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen);
 void vm_checkpoint_close(vm_checkpoint *c);
 
 const vm_ckpt_tensor *vm_checkpoint_find(const vm_checkpoint *c, const char *name);

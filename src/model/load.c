@@ -531,11 +531,11 @@ vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed,
     return finish(m, &src, err, errlen);
 }
 
-/* A preset as an mmdet/mmseg backbone (outnorm0..3, no classifier), for
- * the detection/segmentation presets. Internal (net/detector.h). */
-vm_model *vm_model_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen) {
+/* A preset as a backbone (outnorm0..3, four features, no classifier) with
+ * random weights: the backbone of the dense-prediction presets. */
+vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen) {
     vm_model *m = vm_xcalloc(1, sizeof *m);
-    if (vm_arch_preset(name, 0, &m->info)) {
+    if (vm_arch_preset(name, 1, &m->info)) {
         vm_errf(err, errlen, "%s: unknown preset (see 'vmamba info --list-presets')", name);
         free(m);
         return NULL;

@@ -192,4 +192,7 @@ void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user);
 #ifdef __cplusplus
 }
 #endif
+/* A released preset as a backbone (outnorm0..3) with random weights. */
+vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+
 #endif

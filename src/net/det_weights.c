@@ -120,7 +120,7 @@ static void read_classes(det_src *s) {
 
 det_src *det_src_open(const char *path, const char *key, char *err, size_t errlen) {
     det_src *s = vm_xcalloc(1, sizeof *s);
-    if (vm_checkpoint_open_full(&s->ck, path, key ? key : "state_dict", err, errlen)) { free(s); return NULL; }
+    if (vm_checkpoint_open_all(&s->ck, path, key ? key : "state_dict", err, errlen)) { free(s); return NULL; }
     s->has_ck = 1;
     s->ws.user = s;
     s->ws.get = get;

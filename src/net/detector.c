@@ -6,6 +6,7 @@
 #include "image/decode_cv.h"
 #include "image/resize_cv.h"
 #include "core/util.h"
+#include "model/model.h" /* vm_backbone_from_preset */
 
 #include <math.h>
 #include <omp.h>
@@ -104,7 +105,7 @@ vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err,
         vm_errf(err, errlen, "%s: unknown detection preset (known: maskrcnn-vmamba-tiny)", name);
         return NULL;
     }
-    vm_model *bb = vm_model_backbone_from_preset("vmamba-tiny-s1l8", seed, err, errlen);
+    vm_model *bb = vm_backbone_from_preset("vmamba-tiny-s1l8", seed, err, errlen);
     if (!bb) return NULL;
     vm_info I;
     vm_model_info(bb, &I);

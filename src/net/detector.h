@@ -12,7 +12,4 @@ vm_detections *vm_detect_tensor_traced(vm_detector *d, const float *chw, int hp,
                                        int ori_h, int ori_w, double scale_w, double scale_h, const vm_detect_opts *o,
                                        det_trace_fn trace, void *user);
 
-/* model/load.c: a preset as a backbone (outnorms, no classifier). */
-vm_model *vm_model_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
-
 #endif

@@ -21,7 +21,7 @@ static int plan_convs(const det_weights *w, det_plan *p, int n, char *err, size_
     int S = w->mask_roi;
     for (int i = 0; i < w->nmask_convs; i++) {
         const det_conv_w *c = &w->mconv[i];
-        p->mconv[i] = vm_conv_create_relu(n, c->cin, S, S, c->cout, c->k, 1, c->k / 2, c->w, c->b, err, errlen);
+        p->mconv[i] = vm_conv_create_relu(n, c->cin, S, S, c->cout, c->k, 1, c->k / 2, c->w, c->b, 1, err, errlen);
         if (!p->mconv[i]) return -1;
     }
     p->mask_n = n;

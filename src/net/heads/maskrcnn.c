@@ -271,7 +271,7 @@ static vm_head_plan *det_plan_new(const vm_head *hh, const vm_feats *s, char *er
             if (!p->lateral[l] || !p->fpn[l]) goto fail;
             if (!p->lat[l]) goto oom;
         }
-        p->rpn_conv[l] = vm_conv_create_relu(1, F, p->H[l], p->W[l], F, 3, 1, 1, w->rpn_conv.w, w->rpn_conv.b, err, errlen);
+        p->rpn_conv[l] = vm_conv_create_relu(1, F, p->H[l], p->W[l], F, 3, 1, 1, w->rpn_conv.w, w->rpn_conv.b, 1, err, errlen);
         p->rpn_out[l] = p->rpn_conv[l] ? vm_conv_create(1, F, p->H[l], p->W[l], w->rpn_out.cout, 1, 1, 0, w->rpn_out.w, w->rpn_out.b, err, errlen) : NULL;
         if (!p->rpn_conv[l] || !p->rpn_out[l]) goto fail;
         p->P[l] = malloc(hw * F * sizeof(float));
