@@ -88,7 +88,9 @@ START_TEST(batched_nms_split_path) {
     float *b = malloc(4 * (size_t)n * sizeof *b), *s = malloc((size_t)n * sizeof *s);
     int *id = malloc((size_t)n * sizeof *id), *k1 = malloc((size_t)n * sizeof *k1), *k2 = malloc((size_t)n * sizeof *k2);
     random_boxes(b, n, 300.0f);
-    for (int i = 0; i < n; i++) { s[i] = frand(); id[i] = i % 7; }
+    /* distinct scores (a permutation; random 24-bit values would tie), so
+     * that the score order is unique */
+    for (int i = 0; i < n; i++) { s[i] = (float)((i * 7919) % n) / (float)n; id[i] = i % 7; }
     int a = vm_batched_nms(b, s, id, n, 0.5f, k1);
     /* reference: per class reference nms, union sorted by score */
     int tot = 0;
