@@ -112,6 +112,19 @@ vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err,
     return finish(bb, det_src_random(I.dims, 256, 1024, 80, 256, seed), err, errlen);
 }
 
+int vm_detector_use_backbone(vm_detector *d, vm_model *bb, char *err, size_t errlen) {
+    vm_info I, J;
+    vm_model_info(bb, &I);
+    vm_model_info(d->bb, &J);
+    if (!I.is_backbone) return vm_errf(err, errlen, "the replacement backbone has no outnorm0..3 layers");
+    for (int i = 0; i < 4; i++)
+        if (I.dims[i] != J.dims[i])
+            return vm_errf(err, errlen, "the replacement backbone's stage %d has %d channels, the heads expect %d", i, I.dims[i], J.dims[i]);
+    vm_model_free(d->bb);
+    d->bb = bb;
+    return 0;
+}
+
 void vm_detector_free(vm_detector *d) {
     if (!d) return;
     vm_maskrcnn_head_ops.plan_free(d->plan);
