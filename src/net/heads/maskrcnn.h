@@ -56,7 +56,14 @@ typedef struct {
 } det_plan;
 
 /* Intermediates for tests: name, data, up to 4 dims (unused = 1), in
- * this module's layout (NHWC maps, row-major tables). */
+ * this module's layout (NHWC maps, row-major tables):
+ *   backbone_feat0..3 (1,H,W,C)    fpn_p2..p6 (1,H,W,F)
+ *   rpn_out_l0..4 (1,H,W,A+4A): objectness of anchor a at channel a, its
+ *                 deltas dx,dy,dw,dh at A+4a..A+4a+3
+ *   proposals (P,5)                bbox_roi_feats (P,7,7,F)
+ *   bbox_cls_logits (P,ncls+1)     bbox_reg (P,4 ncls)
+ *   dets_resized (N,4)             mask_roi_feats (N,14,14,F)
+ *   mask_logits (N,28,28)  (the detection's own class) */
 typedef void (*det_trace_fn)(void *user, const char *name, const float *data, int n0, int n1, int n2, int n3);
 
 /* What forward needs besides the features, and what it returns. */
