@@ -53,14 +53,16 @@ int main(int argc, char **argv) {
     if (vm_calib_write(cal, "det_int8_backbone.safetensors", NULL, err, sizeof err)) { puts(err); return 1; }
     printf("INT8 layers %d\n", vm_calib_layers(cal));
     vm_calib_free(cal); vm_model_free(m);
-    vm_detector *d32 = vm_detector_load(path, NULL, err, sizeof err), *d8 = vm_detector_load(path, NULL, err, sizeof err);
+    vm_detector *d = vm_detector_load(path, NULL, err, sizeof err);
     vm_model *q = vm_model_load("det_int8_backbone.safetensors", NULL, err, sizeof err);
-    if (!q || vm_detector_use_backbone(d8, q, err, sizeof err)) { puts(err); return 1; }
+    if (!d || !q) { puts(err); return 1; }
+    /* FP32 heads on an INT8 backbone: a context of the INT8 model runs the detector */
+    vm_ctx *c32 = vm_ctx_new(vm_detector_model(d), err, sizeof err), *c8 = vm_ctx_new(q, err, sizeof err);
     for (int k = 0; k < 2; k++) {
         vm_detect_opts o; vm_detect_defaults(&o);
-        vm_detections *a = vm_detect_tensor(d32, ps[k].x, ps[k].hp, ps[k].wp, ps[k].nh, ps[k].nw, ps[k].h, ps[k].w, (double)ps[k].nw/ps[k].w, (double)ps[k].nh/ps[k].h, &o);
-        vm_detections *b = vm_detect_tensor(d8, ps[k].x, ps[k].hp, ps[k].wp, ps[k].nh, ps[k].nw, ps[k].h, ps[k].w, (double)ps[k].nw/ps[k].w, (double)ps[k].nh/ps[k].h, &o);
-        if (!a || !b) { puts(vm_detector_error(d8)); return 1; }
+        vm_detections *a = vm_ctx_detect_tensor(c32, d, ps[k].x, ps[k].hp, ps[k].wp, ps[k].nh, ps[k].nw, ps[k].h, ps[k].w, (double)ps[k].nw/ps[k].w, (double)ps[k].nh/ps[k].h, &o);
+        vm_detections *b = vm_ctx_detect_tensor(c8, d, ps[k].x, ps[k].hp, ps[k].wp, ps[k].nh, ps[k].nw, ps[k].h, ps[k].w, (double)ps[k].nw/ps[k].w, (double)ps[k].nh/ps[k].h, &o);
+        if (!a || !b) { puts(vm_ctx_error(c8)); return 1; }
         int matched = 0, same_order = 0; float worst = 1, maxds = 0;
         for (int i = 0; i < a->count; i++) {
             int best = -1; float bi = 0;

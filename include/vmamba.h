@@ -224,12 +224,14 @@ const char *vm_imagenet_label(int i);
 
 
 /* ==== Detection and instance segmentation (Mask R-CNN + FPN, mmdet) ======
- * A detector is a VMamba backbone with mmdet's FPN neck, RPN head and
- * StandardRoIHead (Shared2FC box head, FCN mask head), loaded from an
+ * A detector is mmdet's FPN neck, RPN head and StandardRoIHead (Shared2FC
+ * box head, FCN mask head) bound to a VMamba backbone model, from an
  * mmdetection 3.x checkpoint (state_dict with backbone.*, neck.*,
- * rpn_head.*, roi_head.*) or built from a preset with random weights.
- * Results are owned by the library: free them with vm_detections_free.
- * A detector, like a model, is used by one thread at a time. */
+ * rpn_head.*, roi_head.*) or a preset with random weights. It is immutable
+ * once made: any number of threads share one detector, each running it on
+ * its own vm_ctx of the detector's model (vm_detector_model). Results are
+ * owned by the library: free them with vm_detections_free. Errors of the
+ * vm_ctx_detect_* calls are the context's (vm_ctx_error). */
 typedef struct vm_detector vm_detector;
 
 typedef struct {
@@ -243,7 +245,7 @@ typedef struct {
     float *boxes;          /* count x 4: x1, y1, x2, y2 in original pixels */
     float *scores;         /* count                                        */
     int *labels;           /* count, 0 .. num_classes-1                    */
-    vm_det_mask *masks;    /* count (NULL when count is 0)                 */
+    vm_det_mask *masks;    /* count                                        */
     /* milliseconds spent per stage of this call */
     double ms_preprocess, ms_backbone, ms_fpn_rpn, ms_roi_heads, ms_mask_paste;
 } vm_detections;
@@ -261,14 +263,18 @@ typedef struct {
 
 void vm_detect_defaults(vm_detect_opts *o);
 
-/* Load an mmdet Mask R-CNN checkpoint (.pth). opts->key defaults to
- * "state_dict". Returns NULL on error. */
+/* Load an mmdet Mask R-CNN checkpoint (.pth) with its backbone (owned by
+ * the detector). opts->key defaults to "state_dict". NULL on error. */
 vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen);
+/* Bind the heads from a loaded model's checkpoint tensors (the model is
+ * borrowed and must outlive the detector). */
+vm_detector *vm_detector_new(const vm_model *m, char *err, size_t errlen);
 /* "maskrcnn-vmamba-tiny": VMamba-T backbone, FPN 256, box FC 1024, mask
  * convs 256, 80 classes, deterministic random weights (benchmarks). */
 vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+/* The backbone model: make contexts on it (vm_ctx_new). */
+const vm_model *vm_detector_model(const vm_detector *d);
 void vm_detector_free(vm_detector *d);
-const char *vm_detector_error(const vm_detector *d);
 int vm_detector_num_classes(const vm_detector *d);
 /* The checkpoint's meta.dataset_meta.classes when present, else COCO's. */
 const char *vm_detector_class_name(const vm_detector *d, int label);
@@ -276,16 +282,21 @@ const char *vm_detector_class_name(const vm_detector *d, int label);
 int vm_coco_category_id(int label);
 
 /* Detect on a decoded image (RGB, h x w, row-major): keep-ratio resize to
- * the test scale, normalise, zero-pad to a multiple of 32, run. NULL on
- * error (see vm_detector_error). */
-vm_detections *vm_detect_rgb(vm_detector *d, const uint8_t *rgb, int h, int w, const vm_detect_opts *o);
-/* The same from an image file (JPEG, PNG). */
-vm_detections *vm_detect_file(vm_detector *d, const char *path, const vm_detect_opts *o);
+ * the test scale (OpenCV INTER_LINEAR), normalise, zero-pad to a multiple
+ * of 32, run on context c. NULL on error (vm_ctx_error(c)). c may belong
+ * to another model with the same backbone widths (e.g. the INT8 model
+ * calibrated from this checkpoint's backbone). */
+vm_detections *vm_ctx_detect_rgb(vm_ctx *c, const vm_detector *d, const uint8_t *rgb, int h, int w,
+                                 const vm_detect_opts *o);
+/* The same from an image file (JPEG, PNG; decoded as cv2.imdecode does,
+ * EXIF orientation applied). */
+vm_detections *vm_ctx_detect_file(vm_ctx *c, const vm_detector *d, const char *path, const vm_detect_opts *o);
 /* From a normalised, padded input (3, hp, wp) float32 whose top-left
  * img_h x img_w is the resized image of an ori_h x ori_w original,
  * scale_w = img_w / ori_w and scale_h = img_h / ori_h as mmdet computes. */
-vm_detections *vm_detect_tensor(vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w, int ori_h,
-                                int ori_w, double scale_w, double scale_h, const vm_detect_opts *o);
+vm_detections *vm_ctx_detect_tensor(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
+                                    int img_w, int ori_h, int ori_w, double scale_w, double scale_h,
+                                    const vm_detect_opts *o);
 void vm_detections_free(vm_detections *r);
 /* Detection i's mask expanded to the whole image: full receives
  * height * width bytes 0/1. */

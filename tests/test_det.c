@@ -16,6 +16,7 @@
  * masks) or within 1e-6 (RoIAlign, where the compiler may contract a
  * multiply-add differently in the two loops). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,10 +337,12 @@ static void check_final(const vm_detections *r, const char *img, const recs *t) 
     vm_npy_free(&gb); vm_npy_free(&gs); vm_npy_free(&gl); vm_npy_free(&gm); vm_npy_free(&gr);
 }
 
-static vm_detector *load_golden_model(void) {
+static vm_detector *load_golden_model(vm_ctx **c) {
     char err[512];
     vm_detector *d = vm_detector_load(tdata("det_maskrcnn/model.pth"), NULL, err, sizeof err);
     ck_assert_msg(d != NULL, "%s", err);
+    *c = vm_ctx_new(vm_detector_model(d), err, sizeof err);
+    ck_assert_msg(*c != NULL, "%s", err);
     return d;
 }
 
@@ -358,7 +361,8 @@ static float *normalise_pad(const vm_npy *rgb, int *hp, int *wp) {
 }
 
 START_TEST(golden_flower_crop_every_step) {
-    vm_detector *d = load_golden_model();
+    vm_ctx *c;
+    vm_detector *d = load_golden_model(&c);
     ck_assert_str_eq(vm_detector_class_name(d, 15), "cat");
     vm_npy rgb;
     ck_assert_int_eq(vm_npy_read_u8_or_f32(tdata("det_maskrcnn/flower_crop_resized_rgb.npy"), &rgb, NULL, 0), 0);
@@ -371,8 +375,8 @@ START_TEST(golden_flower_crop_every_step) {
     ck_assert_int_eq(nw, 361);
     ck_assert_int_eq(nh, 240);
     recs t = {.n = 0};
-    vm_detections *r = vm_detect_tensor_traced(d, x, hp, wp, 240, 361, 333, 501, 361.0 / 501, 240.0 / 333, NULL, record, &t);
-    ck_assert_msg(r != NULL, "%s", vm_detector_error(d));
+    vm_detections *r = vm_ctx_detect_tensor_traced(c, d, x, hp, wp, 240, 361, 333, 501, 361.0 / 501, 240.0 / 333, NULL, record, &t);
+    ck_assert_msg(r != NULL, "%s", vm_ctx_error(c));
     char g[64], nm[32];
     for (int i = 0; i < 4; i++) {
         snprintf(nm, sizeof nm, "backbone_feat%d", i);
@@ -413,27 +417,28 @@ START_TEST(golden_flower_crop_every_step) {
     vm_detections_free(r);
     free_recs(&t);
     /* the same detector again (plan reused) gives the same result */
-    vm_detections *r2 = vm_detect_tensor(d, x, hp, wp, 240, 361, 333, 501, 361.0 / 501, 240.0 / 333, NULL);
+    vm_detections *r2 = vm_ctx_detect_tensor(c, d, x, hp, wp, 240, 361, 333, 501, 361.0 / 501, 240.0 / 333, NULL);
     ck_assert(r2 && r2->count == 8);
     vm_detections_free(r2);
     /* empty case: nothing scores above 1.0 -> zero detections, valid result */
     vm_detect_opts o;
     vm_detect_defaults(&o);
     o.score_thr = 1.0f;
-    vm_detections *e = vm_detect_tensor(d, x, hp, wp, 240, 361, 333, 501, 361.0 / 501, 240.0 / 333, &o);
-    ck_assert_msg(e != NULL, "%s", vm_detector_error(d));
+    vm_detections *e = vm_ctx_detect_tensor(c, d, x, hp, wp, 240, 361, 333, 501, 361.0 / 501, 240.0 / 333, &o);
+    ck_assert_msg(e != NULL, "%s", vm_ctx_error(c));
     ck_assert_int_eq(e->count, 0);
     ck_assert_int_eq(e->height, 333);
     vm_detections_free(e);
     /* no proposals at all (rpn keeps none): also zero detections */
     vm_detect_defaults(&o);
     o.rpn_max_per_img = 0;
-    e = vm_detect_tensor(d, x, hp, wp, 240, 361, 333, 501, 361.0 / 501, 240.0 / 333, &o);
-    ck_assert_msg(e != NULL, "%s", vm_detector_error(d));
+    e = vm_ctx_detect_tensor(c, d, x, hp, wp, 240, 361, 333, 501, 361.0 / 501, 240.0 / 333, &o);
+    ck_assert_msg(e != NULL, "%s", vm_ctx_error(c));
     ck_assert_int_eq(e->count, 0);
     vm_detections_free(e);
     free(x);
     vm_npy_free(&rgb);
+    vm_ctx_free(c);
     vm_detector_free(d);
 }
 END_TEST
@@ -484,7 +489,8 @@ static void same_result(const vm_detections *a, const vm_detections *b) {
  * 1000 proposals, the class logits, detections and masks; then the public
  * file entry point gives the same result. */
 START_TEST(golden_china_full_scale) {
-    vm_detector *d = load_golden_model();
+    vm_ctx *c;
+    vm_detector *d = load_golden_model(&c);
     prepared p = prepare(tdata("preprocess/china.jpg"), 1333, 800);
     ck_assert_int_eq(p.nw, 1199);
     ck_assert_int_eq(p.nh, 800);
@@ -494,9 +500,9 @@ START_TEST(golden_china_full_scale) {
     for (size_t i = 0; i < rows.numel; i++) ck_assert_msg(p.rgb[i] == (uint8_t)rows.data[i], "resized pixel %zu", i);
     vm_npy_free(&rows);
     recs t = {.n = 0};
-    vm_detections *r = vm_detect_tensor_traced(d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
-                                               (double)p.nh / p.h, NULL, record, &t);
-    ck_assert_msg(r != NULL, "%s", vm_detector_error(d));
+    vm_detections *r = vm_ctx_detect_tensor_traced(c, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
+                                                   (double)p.nh / p.h, NULL, record, &t);
+    ck_assert_msg(r != NULL, "%s", vm_ctx_error(c));
     cmp_nchw(&t, "fpn_p5", "china_fpn_p5.npy", 0, -1);
     cmp_nchw(&t, "fpn_p6", "china_fpn_p6.npy", 0, -1);
     cmp_nchw(&t, "rpn_out_l3", "china_rpn_cls_l3.npy", 0, 3);
@@ -522,13 +528,14 @@ START_TEST(golden_china_full_scale) {
     }
     check_final(r, "china", &t);
     free_recs(&t);
-    vm_detections *f = vm_detect_file(d, tdata("preprocess/china.jpg"), NULL);
-    ck_assert_msg(f != NULL, "%s", vm_detector_error(d));
+    vm_detections *f = vm_ctx_detect_file(c, d, tdata("preprocess/china.jpg"), NULL);
+    ck_assert_msg(f != NULL, "%s", vm_ctx_error(c));
     same_result(r, f);
     vm_detections_free(f);
     vm_detections_free(r);
     free(p.rgb);
     free(p.x);
+    vm_ctx_free(c);
     vm_detector_free(d);
 }
 END_TEST
@@ -537,7 +544,8 @@ END_TEST
  * crop's test scale (400, 240): decode, resize and the stored resized
  * pixels agree, and the final outputs match. */
 START_TEST(golden_flower_crop_from_png) {
-    vm_detector *d = load_golden_model();
+    vm_ctx *c;
+    vm_detector *d = load_golden_model(&c);
     prepared p = prepare(tdata("det_maskrcnn/flower_crop.png"), 400, 240);
     vm_npy rgb;
     ck_assert_int_eq(vm_npy_read_u8_or_f32(tdata("det_maskrcnn/flower_crop_resized_rgb.npy"), &rgb, NULL, 0), 0);
@@ -549,18 +557,85 @@ START_TEST(golden_flower_crop_from_png) {
     o.scale_w = 400;
     o.scale_h = 240;
     recs t = {.n = 0};
-    vm_detections *r = vm_detect_tensor_traced(d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
-                                               (double)p.nh / p.h, &o, record, &t);
-    ck_assert_msg(r != NULL, "%s", vm_detector_error(d));
+    vm_detections *r = vm_ctx_detect_tensor_traced(c, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
+                                                   (double)p.nh / p.h, &o, record, &t);
+    ck_assert_msg(r != NULL, "%s", vm_ctx_error(c));
     check_final(r, "flower_crop", &t);
     free_recs(&t);
-    vm_detections *f = vm_detect_file(d, tdata("det_maskrcnn/flower_crop.png"), &o);
-    ck_assert_msg(f != NULL, "%s", vm_detector_error(d));
+    vm_detections *f = vm_ctx_detect_file(c, d, tdata("det_maskrcnn/flower_crop.png"), &o);
+    ck_assert_msg(f != NULL, "%s", vm_ctx_error(c));
     same_result(r, f);
     vm_detections_free(f);
     vm_detections_free(r);
     free(p.rgb);
     free(p.x);
+    vm_ctx_free(c);
+    vm_detector_free(d);
+}
+END_TEST
+
+
+/* One detector shared by three threads, a context each: every result is
+ * bit-identical to a single-threaded run. */
+typedef struct {
+    const vm_detector *d;
+    const vm_detections *ref;
+    int ok;
+} share_arg;
+
+static int same_bits(const vm_detections *a, const vm_detections *b) {
+    if (!a || !b || a->count != b->count) return 0;
+    for (int i = 0; i < a->count; i++) {
+        if (a->labels[i] != b->labels[i] || memcmp(a->boxes + 4 * i, b->boxes + 4 * i, 16) ||
+            memcmp(&a->scores[i], &b->scores[i], 4))
+            return 0;
+        const vm_det_mask *x = &a->masks[i], *y = &b->masks[i];
+        if (x->x != y->x || x->y != y->y || x->w != y->w || x->h != y->h || memcmp(x->bits, y->bits, (size_t)x->w * x->h))
+            return 0;
+    }
+    return 1;
+}
+
+static void *share_run(void *p) {
+    share_arg *a = p;
+    char err[256];
+    vm_ctx *c = vm_ctx_new(vm_detector_model(a->d), err, sizeof err);
+    vm_detect_opts o;
+    vm_detect_defaults(&o);
+    o.scale_w = 400;
+    o.scale_h = 240;
+    a->ok = c != NULL && vm_ctx_set_threads(c, 1) == 0;
+    for (int k = 0; k < 3 && a->ok; k++) {
+        vm_detections *r = vm_ctx_detect_file(c, a->d, tdata("det_maskrcnn/flower_crop.png"), &o);
+        a->ok = same_bits(r, a->ref);
+        vm_detections_free(r);
+    }
+    vm_ctx_free(c);
+    return NULL;
+}
+
+START_TEST(shared_detector_threads) {
+    vm_ctx *c;
+    vm_detector *d = load_golden_model(&c);
+    vm_ctx_set_threads(c, 1);
+    vm_detect_opts o;
+    vm_detect_defaults(&o);
+    o.scale_w = 400;
+    o.scale_h = 240;
+    vm_detections *ref = vm_ctx_detect_file(c, d, tdata("det_maskrcnn/flower_crop.png"), &o);
+    ck_assert_msg(ref != NULL && ref->count == 8, "%s", vm_ctx_error(c));
+    pthread_t th[3];
+    share_arg a[3];
+    for (int i = 0; i < 3; i++) {
+        a[i] = (share_arg){d, ref, 0};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, share_run, &a[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(a[i].ok, "thread %d: results differ from the single-context run", i);
+    }
+    vm_detections_free(ref);
+    vm_ctx_free(c);
     vm_detector_free(d);
 }
 END_TEST
@@ -572,12 +647,25 @@ START_TEST(bad_inputs) {
     /* a classification checkpoint is not a detector */
     ck_assert(vm_detector_load(tdata("v2_s1/model.pth"), NULL, err, sizeof err) == NULL);
     ck_assert_msg(strstr(err, "model.pth") != NULL, "%s", err);
-    vm_detector *d = load_golden_model();
+    vm_ctx *c;
+    vm_detector *d = load_golden_model(&c);
     float x[3 * 32 * 32] = {0};
-    ck_assert(vm_detect_tensor(d, x, 30, 32, 30, 32, 30, 32, 1, 1, NULL) == NULL);
-    ck_assert(strlen(vm_detector_error(d)) > 0);
-    ck_assert(vm_detect_tensor(d, x, 32, 32, 33, 32, 30, 32, 1, 1, NULL) == NULL);
+    ck_assert(vm_ctx_detect_tensor(c, d, x, 30, 32, 30, 32, 30, 32, 1, 1, NULL) == NULL);
+    ck_assert(strlen(vm_ctx_error(c)) > 0);
+    ck_assert_int_eq(vm_ctx_error_code(c), VM_ERR_INPUT);
+    ck_assert(vm_ctx_detect_tensor(c, d, x, 32, 32, 33, 32, 30, 32, 1, 1, NULL) == NULL);
+    ck_assert(vm_ctx_detect_file(c, d, "/nonexistent.jpg", NULL) == NULL);
+    ck_assert_int_eq(vm_ctx_error_code(c), VM_ERR_IO);
     ck_assert(vm_detector_from_preset("nope", 1, err, sizeof err) == NULL);
+    /* a context of a model with other widths is refused */
+    vm_model *other = vm_model_load(tdata("v2_s1/model.pth"), NULL, err, sizeof err);
+    ck_assert_msg(other != NULL, "%s", err);
+    vm_ctx *oc = vm_ctx_new(other, err, sizeof err);
+    ck_assert(vm_ctx_detect_tensor(oc, d, x, 32, 32, 32, 32, 32, 32, 1, 1, NULL) == NULL);
+    ck_assert(strstr(vm_ctx_error(oc), "widths") != NULL);
+    vm_ctx_free(oc);
+    vm_model_free(other);
+    vm_ctx_free(c);
     vm_detector_free(d);
 }
 END_TEST
@@ -598,6 +686,7 @@ Suite *suite_det(void) {
     tcase_add_test(g, golden_flower_crop_every_step);
     tcase_add_test(g, golden_china_full_scale);
     tcase_add_test(g, golden_flower_crop_from_png);
+    tcase_add_test(g, shared_detector_threads);
     tcase_add_test(g, bad_inputs);
     suite_add_tcase(s, g);
     return s;

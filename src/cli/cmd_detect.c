@@ -143,13 +143,14 @@ static double median(double *v, int n) {
 }
 
 /* --repeat: n more runs of one image (the first, already done, warms up). */
-static void bench(vm_detector *d, const vm_image *im, const vm_detect_opts *o, int n, const vm_detections *first) {
+static void bench(vm_ctx *c, const vm_detector *d, const vm_image *im, const vm_detect_opts *o, int n,
+                  const vm_detections *first) {
     double *t = calloc((size_t)n * 6, sizeof *t);
     if (!t) return;
     int done = 0;
     for (int i = 0; i < n; i++) {
         double t0 = omp_get_wtime();
-        vm_detections *r = vm_detect_rgb(d, im->rgb, im->h, im->w, o);
+        vm_detections *r = vm_ctx_detect_rgb(c, d, im->rgb, im->h, im->w, o);
         double t1 = omp_get_wtime();
         if (!r) break;
         t[0 * n + i] = (t1 - t0) * 1e3;
@@ -232,6 +233,9 @@ int cmd_detect(int argc, char **argv) {
         d = vm_detector_load(model, &lo, err, sizeof err);
     }
     if (!d) { free(images); return cli_fail("%s", err); }
+    vm_ctx *c = vm_ctx_new(vm_detector_model(d), err, sizeof err);
+    if (!c) { vm_detector_free(d); free(images); return cli_fail("%s", err); }
+    if (threads > 0) vm_ctx_set_threads(c, threads);
     int rc = 0, many = nimg > 1;
     json_t *arr = json ? json_array() : NULL;
     if (many && vis && ensure_dir(vis)) rc = 1;
@@ -244,13 +248,13 @@ int cmd_detect(int argc, char **argv) {
             im.rgb[3 * p] = im.rgb[3 * p + 2];
             im.rgb[3 * p + 2] = t;
         }
-        vm_detections *r = vm_detect_rgb(d, im.rgb, im.h, im.w, &o);
+        vm_detections *r = vm_ctx_detect_rgb(c, d, im.rgb, im.h, im.w, &o);
         if (!r) {
-            rc = cli_fail("%s: %s", images[k], vm_detector_error(d));
+            rc = cli_fail("%s: %s", images[k], vm_ctx_error(c));
             vm_image_free(&im);
             break;
         }
-        if (repeat) bench(d, &im, &o, repeat, r);
+        if (repeat) bench(c, d, &im, &o, repeat, r);
         printf("%s: %d detections (%dx%d)\n", images[k], r->count, im.w, im.h);
         for (int i = 0; i < r->count; i++) {
             const float *b = r->boxes + 4 * (size_t)i;
@@ -291,6 +295,7 @@ int cmd_detect(int argc, char **argv) {
         free(s);
     }
     json_decref(arr);
+    vm_ctx_free(c);
     vm_detector_free(d);
     free(images);
     return rc;

@@ -1,7 +1,8 @@
-/* det_weights.c - vm_weights_src over an mmdet checkpoint (every key with
- * its full name) or over deterministic random tensors. */
+/* det_weights.c - vm_weights_src over deterministic random tensors (the
+ * benchmark preset), and a checkpoint's class names. */
 #include "net/det_weights.h"
-#include "loaders/checkpoint.h"
+#include "loaders/zipread.h"
+#include "core/util.h"
 #include "loaders/pickle.h"
 #include "core/util.h"
 
@@ -20,13 +21,9 @@ typedef struct {
 
 struct det_src {
     vm_weights_src ws;
-    vm_checkpoint ck;
-    int has_ck;
     entry *e;
     size_t n, cap;
     uint64_t seed;
-    char **classes;
-    int nclasses;
 };
 
 static entry *add(det_src *s, const char *name) {
@@ -56,18 +53,6 @@ static uint64_t splitmix(uint64_t *x) {
 static int get(void *user, const char *name, vm_tensor_view *out) {
     det_src *s = user;
     entry *e = lookup(s, name);
-    if (!e && s->has_ck) {
-        const vm_ckpt_tensor *t = vm_checkpoint_find(&s->ck, name);
-        if (!t || t->ndim > 4 || vm_ckpt_validate(&s->ck, t, NULL, 0)) return -1;
-        int64_t numel = vm_ckpt_numel(t);
-        float *d = numel >= 0 ? malloc((size_t)(numel ? numel : 1) * sizeof(float)) : NULL;
-        if (!d) return -1;
-        if (vm_ckpt_read_f32(&s->ck, t, d, NULL, 0)) { free(d); return -1; }
-        e = add(s, name);
-        e->ndim = t->ndim;
-        for (int i = 0; i < t->ndim; i++) e->shape[i] = t->shape[i];
-        e->data = d;
-    }
     if (!e) return -1;
     if (!e->data) { /* random */
         size_t n = 1;
@@ -92,41 +77,38 @@ static int get(void *user, const char *name, vm_tensor_view *out) {
     return 0;
 }
 
-/* meta.dataset_meta.classes from the checkpoint's pickle, when present. */
-static void read_classes(det_src *s) {
+char **det_read_classes(const char *path, int *n) {
+    *n = 0;
+    vm_file_map map;
+    if (vm_map_file(path, &map, NULL, 0)) return NULL;
+    vm_zip zip;
+    char **out = NULL;
+    if (vm_zip_open(&zip, map.data, map.size, path, NULL, 0)) { vm_unmap_file(&map); return NULL; }
     const vm_zip_entry *pkl = NULL;
-    for (size_t i = 0; i < s->ck.zip.n; i++) {
-        const char *nm = s->ck.zip.entries[i].name, *sl = strrchr(nm, '/');
-        if (sl && strchr(nm, '/') == sl && !strcmp(sl + 1, "data.pkl")) { pkl = &s->ck.zip.entries[i]; break; }
+    for (size_t i = 0; i < zip.n; i++) {
+        const char *nm = zip.entries[i].name, *sl = strrchr(nm, '/');
+        if (sl && strchr(nm, '/') == sl && !strcmp(sl + 1, "data.pkl")) { pkl = &zip.entries[i]; break; }
     }
-    if (!pkl || pkl->method != 0) return;
     pk_state *ps = NULL;
     pk_obj *root = NULL;
-    if (pk_load(pkl->data, (size_t)pkl->size, s->ck.path, &ps, &root, NULL, 0)) { pk_free(ps); return; }
-    const pk_obj *meta = root->t == PK_DICT ? pk_dict_get(root, "meta") : NULL;
-    const pk_obj *dm = meta && meta->t == PK_DICT ? pk_dict_get(meta, "dataset_meta") : NULL;
-    const pk_obj *cl = dm && dm->t == PK_DICT ? pk_dict_get(dm, "classes") : NULL;
-    if (cl && (cl->t == PK_LIST || cl->t == PK_TUPLE) && cl->u.seq.n > 0) {
-        int ok = 1;
-        for (size_t i = 0; i < cl->u.seq.n; i++) ok &= cl->u.seq.items[i]->t == PK_STR;
-        if (ok) {
-            s->classes = vm_xcalloc(cl->u.seq.n + 1, sizeof *s->classes);
-            for (size_t i = 0; i < cl->u.seq.n; i++) s->classes[i] = vm_xstrdup(cl->u.seq.items[i]->u.str.s);
-            s->nclasses = (int)cl->u.seq.n;
+    if (pkl && pkl->method == 0 && !pk_load(pkl->data, (size_t)pkl->size, path, &ps, &root, NULL, 0)) {
+        const pk_obj *meta = root->t == PK_DICT ? pk_dict_get(root, "meta") : NULL;
+        const pk_obj *dm = meta && meta->t == PK_DICT ? pk_dict_get(meta, "dataset_meta") : NULL;
+        const pk_obj *cl = dm && dm->t == PK_DICT ? pk_dict_get(dm, "classes") : NULL;
+        if (cl && (cl->t == PK_LIST || cl->t == PK_TUPLE) && cl->u.seq.n > 0 && cl->u.seq.n < 100000) {
+            int ok = 1;
+            for (size_t i = 0; i < cl->u.seq.n; i++) ok &= cl->u.seq.items[i]->t == PK_STR;
+            if (ok) {
+                out = vm_xcalloc(cl->u.seq.n + 1, sizeof *out);
+                for (size_t i = 0; i < cl->u.seq.n; i++) out[i] = vm_xstrdup(cl->u.seq.items[i]->u.str.s);
+                *n = (int)cl->u.seq.n;
+            }
         }
     }
     pk_free(ps);
-}
-
-det_src *det_src_open(const char *path, const char *key, char *err, size_t errlen) {
-    det_src *s = vm_xcalloc(1, sizeof *s);
-    if (vm_checkpoint_open_all(&s->ck, path, key ? key : "state_dict", err, errlen)) { free(s); return NULL; }
-    s->has_ck = 1;
-    s->ws.user = s;
-    s->ws.get = get;
-    s->ws.path = s->ck.path;
-    if (s->ck.zip.n) read_classes(s);
-    return s;
+    vm_zip_close(&zip);
+    vm_unmap_file(&map);
+    return out;
 }
 
 static void shape(det_src *s, const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, float bound, float bias) {
@@ -184,21 +166,9 @@ det_src *det_src_random(const int Cin[4], int F, int fc_hidden, int ncls, int Cm
 
 const vm_weights_src *det_src_weights(det_src *s) { return &s->ws; }
 
-char **det_src_take_classes(det_src *s, int *n) {
-    char **c = s->classes;
-    *n = s->nclasses;
-    s->classes = NULL;
-    s->nclasses = 0;
-    return c;
-}
-
 void det_src_close(det_src *s) {
     if (!s) return;
     for (size_t i = 0; i < s->n; i++) { free(s->e[i].name); free(s->e[i].data); }
     free(s->e);
-    if (s->classes)
-        for (int i = 0; s->classes[i]; i++) free(s->classes[i]);
-    free(s->classes);
-    if (s->has_ck) vm_checkpoint_close(&s->ck);
     free(s);
 }

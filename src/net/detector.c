@@ -14,15 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Immutable once made: the heads' bound weights and the class names, over
+ * a model (owned when the detector loaded it). Shared by any number of
+ * threads; each runs it on its own vm_ctx of that model. */
 struct vm_detector {
-    vm_model *bb;
+    vm_model *owned;
+    const vm_model *m;
     vm_head *head;
-    vm_head_plan *plan;
-    int plan_H, plan_W;            /* input size the plan was made for */
-    float *nchw[4], *nhwc[4];
     char **classes;                /* NULL-terminated, or NULL = COCO */
     int nclasses;
-    char err[512];
 };
 
 static const char *const coco80[80] = {
@@ -56,48 +56,57 @@ void vm_detect_defaults(vm_detect_opts *o) {
     o->rpn_nms_iou = 0.7f;
 }
 
-static vm_detector *finish(vm_model *bb, det_src *src, char *err, size_t errlen) {
-    vm_detector *d = NULL;
+/* Bind the heads from src onto model m (owned: freed on failure). */
+static vm_detector *make(const vm_model *m, vm_model *owned, const vm_weights_src *src, char *err, size_t errlen) {
     vm_info I;
-    vm_model_info(bb, &I);
+    vm_model_info(m, &I);
+    vm_detector *d = NULL;
     if (!I.is_backbone) {
-        vm_errf(err, errlen, "%s: the backbone has no outnorm0..3 layers (not an mmdet backbone)", det_src_weights(src)->path);
+        vm_errf(err, errlen, "%s: the backbone has no outnorm0..3 layers (not an mmdet backbone)", src->path);
         goto fail;
     }
     d = vm_xcalloc(1, sizeof *d);
-    d->bb = bb;
-    d->head = vm_maskrcnn_head_ops.bind(det_src_weights(src), "", err, errlen);
+    d->m = m;
+    d->head = vm_maskrcnn_head_ops.bind(src, "", err, errlen);
     if (!d->head) goto fail;
     const det_weights *w = (const det_weights *)d->head;
     for (int i = 0; i < 4; i++)
         if (w->Cin[i] != I.dims[i]) {
-            vm_errf(err, errlen, "%s: FPN lateral %d takes %d channels but backbone stage %d has %d", det_src_weights(src)->path,
-                    i, w->Cin[i], i, I.dims[i]);
+            vm_errf(err, errlen, "%s: FPN lateral %d takes %d channels but backbone stage %d has %d", src->path, i,
+                    w->Cin[i], i, I.dims[i]);
             goto fail;
         }
-    d->classes = det_src_take_classes(src, &d->nclasses);
-    if (d->classes && d->nclasses != w->ncls) { /* names that do not fit the head are not used */
-        for (int i = 0; d->classes[i]; i++) free(d->classes[i]);
-        free(d->classes);
-        d->classes = NULL;
-        d->nclasses = 0;
-    }
-    det_src_close(src);
+    d->owned = owned;
     return d;
 fail:
-    det_src_close(src);
-    if (d) { d->bb = NULL; vm_detector_free(d); }
-    vm_model_free(bb);
+    vm_detector_free(d);
+    vm_model_free(owned);
     return NULL;
+}
+
+vm_detector *vm_detector_new(const vm_model *m, char *err, size_t errlen) {
+    vm_weights_src src;
+    vm_model_weights(m, &src);
+    return make(m, NULL, &src, err, errlen);
 }
 
 vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen) {
     vm_load_opts lo = {opts && opts->key ? opts->key : "state_dict", 1};
-    vm_model *bb = vm_model_load(path, &lo, err, errlen);
-    if (!bb) return NULL;
-    det_src *src = det_src_open(path, lo.key, err, errlen);
-    if (!src) { vm_model_free(bb); return NULL; }
-    return finish(bb, src, err, errlen);
+    vm_model *m = vm_model_load(path, &lo, err, errlen);
+    if (!m) return NULL;
+    vm_weights_src src;
+    vm_model_weights(m, &src);
+    vm_detector *d = make(m, m, &src, err, errlen);
+    if (d) {
+        d->classes = det_read_classes(path, &d->nclasses);
+        if (d->classes && d->nclasses != ((const det_weights *)d->head)->ncls) { /* names that do not fit are not used */
+            for (int i = 0; d->classes[i]; i++) free(d->classes[i]);
+            free(d->classes);
+            d->classes = NULL;
+            d->nclasses = 0;
+        }
+    }
+    return d;
 }
 
 vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err, size_t errlen) {
@@ -105,39 +114,27 @@ vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err,
         vm_errf(err, errlen, "%s: unknown detection preset (known: maskrcnn-vmamba-tiny)", name);
         return NULL;
     }
-    vm_model *bb = vm_backbone_from_preset("vmamba-tiny-s1l8", seed, err, errlen);
-    if (!bb) return NULL;
+    vm_model *m = vm_backbone_from_preset("vmamba-tiny-s1l8", seed, err, errlen);
+    if (!m) return NULL;
     vm_info I;
-    vm_model_info(bb, &I);
-    return finish(bb, det_src_random(I.dims, 256, 1024, 80, 256, seed), err, errlen);
+    vm_model_info(m, &I);
+    det_src *src = det_src_random(I.dims, 256, 1024, 80, 256, seed);
+    vm_detector *d = make(m, m, det_src_weights(src), err, errlen);
+    det_src_close(src); /* bind copied what it keeps */
+    return d;
 }
 
-int vm_detector_use_backbone(vm_detector *d, vm_model *bb, char *err, size_t errlen) {
-    vm_info I, J;
-    vm_model_info(bb, &I);
-    vm_model_info(d->bb, &J);
-    if (!I.is_backbone) return vm_errf(err, errlen, "the replacement backbone has no outnorm0..3 layers");
-    for (int i = 0; i < 4; i++)
-        if (I.dims[i] != J.dims[i])
-            return vm_errf(err, errlen, "the replacement backbone's stage %d has %d channels, the heads expect %d", i, I.dims[i], J.dims[i]);
-    vm_model_free(d->bb);
-    d->bb = bb;
-    return 0;
-}
+const vm_model *vm_detector_model(const vm_detector *d) { return d->m; }
 
 void vm_detector_free(vm_detector *d) {
     if (!d) return;
-    vm_maskrcnn_head_ops.plan_free(d->plan);
     if (d->head) vm_maskrcnn_head_ops.free(d->head);
-    vm_model_free(d->bb);
-    for (int i = 0; i < 4; i++) { free(d->nchw[i]); free(d->nhwc[i]); }
+    vm_model_free(d->owned);
     if (d->classes)
         for (int i = 0; d->classes[i]; i++) free(d->classes[i]);
     free(d->classes);
     free(d);
 }
-
-const char *vm_detector_error(const vm_detector *d) { return d ? d->err : "no detector"; }
 
 int vm_detector_num_classes(const vm_detector *d) { return ((const det_weights *)d->head)->ncls; }
 
@@ -163,96 +160,74 @@ void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full) {
 
 static double now_ms(void) { return omp_get_wtime() * 1e3; }
 
-vm_detections *vm_detect_tensor_traced(vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w,
-                                       int ori_h, int ori_w, double scale_w, double scale_h, const vm_detect_opts *o,
-                                       det_trace_fn trace, void *user) {
-    d->err[0] = 0;
+vm_detections *vm_ctx_detect_tensor_traced(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
+                                           int img_w, int ori_h, int ori_w, double scale_w, double scale_h,
+                                           const vm_detect_opts *o, det_trace_fn trace, void *user) {
+    if (!c || !d) return NULL;
+    c->status = VM_OK;
+    c->err[0] = 0;
     vm_detect_opts def;
     if (!o) { vm_detect_defaults(&def); o = &def; }
+    if (c->m != d->m) {
+        /* another model's context: fine if the backbone widths fit (an
+         * INT8 model calibrated from the same checkpoint, say) */
+        vm_info I, J;
+        vm_model_info(c->m, &I);
+        vm_model_info(d->m, &J);
+        for (int i = 0; i < 4; i++)
+            if (I.dims[i] != J.dims[i] || !I.is_backbone) {
+                vm_ctx_fail(c, VM_ERR_INPUT, "this context's model is not a backbone of the detector's widths");
+                return NULL;
+            }
+    }
     if (!chw || hp < 32 || wp < 32 || hp % 32 || wp % 32 || img_h < 1 || img_w < 1 || img_h > hp || img_w > wp ||
         ori_h < 1 || ori_w < 1 || !(scale_w > 0) || !(scale_h > 0)) {
-        vm_errf(d->err, sizeof d->err, "detection input: padded %dx%d (multiples of 32), image %dx%d inside it, original %dx%d, scale %g,%g",
-                wp, hp, img_w, img_h, ori_w, ori_h, scale_w, scale_h);
+        vm_ctx_fail(c, VM_ERR_INPUT, "detection input: padded %dx%d (multiples of 32), image %dx%d inside it, original %dx%d, scale %g,%g",
+                    wp, hp, img_w, img_h, ori_w, ori_h, scale_w, scale_h);
         return NULL;
     }
     if ((size_t)ori_h * ori_w > (1u << 28)) {
-        vm_errf(d->err, sizeof d->err, "original image %dx%d too large", ori_w, ori_h);
+        vm_ctx_fail(c, VM_ERR_INPUT, "original image %dx%d too large", ori_w, ori_h);
         return NULL;
     }
     vm_detections *r = calloc(1, sizeof *r);
-    if (!r) { vm_errf(d->err, sizeof d->err, "out of memory"); return NULL; }
+    if (!r) { vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory"); return NULL; }
     r->height = ori_h;
     r->width = ori_w;
-    double t0 = now_ms();
-    vm_feats f = {.B = 1};
-    for (int i = 0; i < 4; i++) vm_feature_shape(d->bb, hp, wp, i, &f.C[i], &f.H[i], &f.W[i]);
-    if (d->plan_H != hp || d->plan_W != wp) {
-        vm_maskrcnn_head_ops.plan_free(d->plan);
-        d->plan = NULL;
-        d->plan_H = d->plan_W = 0;
-        for (int i = 0; i < 4; i++) {
-            free(d->nchw[i]); free(d->nhwc[i]);
-            size_t n = (size_t)f.C[i] * f.H[i] * f.W[i] * sizeof(float);
-            d->nchw[i] = malloc(n);
-            d->nhwc[i] = malloc(n);
-            if (!d->nchw[i] || !d->nhwc[i]) { vm_errf(d->err, sizeof d->err, "out of memory for %dx%d features", wp, hp); goto fail; }
-        }
-        d->plan = vm_maskrcnn_head_ops.plan(d->head, &f, d->err, sizeof d->err);
-        if (!d->plan) goto fail;
-        d->plan_H = hp;
-        d->plan_W = wp;
-    }
-    if (vm_forward_features(d->bb, chw, 1, hp, wp, d->nchw)) {
-        vm_errf(d->err, sizeof d->err, "%s", vm_model_error(d->bb));
-        goto fail;
-    }
-    /* NCHW -> NHWC (the heads read channels contiguously) */
-    for (int i = 0; i < 4; i++) {
-        int C = f.C[i];
-        size_t HW = (size_t)f.H[i] * f.W[i];
-        const float *s = d->nchw[i];
-        float *t = d->nhwc[i];
-#pragma omp parallel for schedule(static)
-        for (size_t q = 0; q < HW; q++)
-            for (int c = 0; c < C; c++) t[q * C + c] = s[(size_t)c * HW + q];
-        f.data[i] = t;
-        if (trace) {
-            char nm[32];
-            snprintf(nm, sizeof nm, "backbone_feat%d", i);
-            trace(user, nm, t, 1, f.H[i], f.W[i], C);
-        }
-    }
-    r->ms_backbone = now_ms() - t0;
     det_io io = {img_h, img_w, ori_h, ori_w, scale_w, scale_h, *o, trace, user, r};
-    if (vm_maskrcnn_head_ops.forward(d->head, d->plan, &f, &io, d->err, sizeof d->err)) goto fail;
+    double t0 = now_ms();
+    if (vm_ctx_run_head(c, &vm_maskrcnn_head_ops, d->head, chw, 1, hp, wp, &io)) {
+        vm_detections_free(r);
+        return NULL;
+    }
+    /* the backbone (and any planning) is what the heads did not time */
+    r->ms_backbone = now_ms() - t0 - r->ms_fpn_rpn - r->ms_roi_heads - r->ms_mask_paste;
     return r;
-fail:
-    vm_detections_free(r);
-    return NULL;
 }
 
-vm_detections *vm_detect_tensor(vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w, int ori_h,
-                                int ori_w, double scale_w, double scale_h, const vm_detect_opts *o) {
-    return vm_detect_tensor_traced(d, chw, hp, wp, img_h, img_w, ori_h, ori_w, scale_w, scale_h, o, NULL, NULL);
+vm_detections *vm_ctx_detect_tensor(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w,
+                                    int ori_h, int ori_w, double scale_w, double scale_h, const vm_detect_opts *o) {
+    return vm_ctx_detect_tensor_traced(c, d, chw, hp, wp, img_h, img_w, ori_h, ori_w, scale_w, scale_h, o, NULL, NULL);
 }
 
 /* mmdet's test pipeline on interleaved 8-bit pixels (RGB, or BGR as
  * cv2.imdecode gives): mmcv.imrescale (keep ratio, cv2 INTER_LINEAR),
  * BGR->RGB, (x - mean) / std in float32, zero padding to multiples of 32. */
-static vm_detections *detect_pixels(vm_detector *d, const uint8_t *px, int h, int w, int bgr, const vm_detect_opts *o) {
+static vm_detections *detect_pixels(vm_ctx *c, const vm_detector *d, const uint8_t *px, int h, int w, int bgr,
+                                    const vm_detect_opts *o) {
     vm_detect_opts def;
     if (!o) { vm_detect_defaults(&def); o = &def; }
-    d->err[0] = 0;
+    if (!c || !d) return NULL;
     if (!px || h < 1 || w < 1 || (size_t)h * w > VM_IMAGE_MAX_PIXELS || o->scale_w < 1 || o->scale_h < 1 ||
         o->scale_w > 16384 || o->scale_h > 16384) {
-        vm_errf(d->err, sizeof d->err, "bad detection input: image %dx%d, scale %d,%d", w, h, o->scale_w, o->scale_h);
+        vm_ctx_fail(c, VM_ERR_INPUT, "bad detection input: image %dx%d, scale %d,%d", w, h, o->scale_w, o->scale_h);
         return NULL;
     }
     double t0 = now_ms();
     int nw, nh;
     vm_cv_rescale_size(w, h, o->scale_w, o->scale_h, &nw, &nh);
     if (nw < 1 || nh < 1 || (size_t)nw * nh > VM_IMAGE_MAX_PIXELS) {
-        vm_errf(d->err, sizeof d->err, "image %dx%d rescales to %dx%d", w, h, nw, nh);
+        vm_ctx_fail(c, VM_ERR_INPUT, "image %dx%d rescales to %dx%d", w, h, nw, nh);
         return NULL;
     }
     int hp = (nh + 31) / 32 * 32, wp = (nw + 31) / 32 * 32;
@@ -260,7 +235,7 @@ static vm_detections *detect_pixels(vm_detector *d, const uint8_t *px, int h, in
     float *x = calloc((size_t)3 * hp * wp, sizeof(float));
     if (!rs || !x) {
         free(rs); free(x);
-        vm_errf(d->err, sizeof d->err, "out of memory for a %dx%d input", wp, hp);
+        vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory for a %dx%d input", wp, hp);
         return NULL;
     }
     vm_cv_resize_linear(px, w, h, 3, rs, nw, nh);
@@ -274,22 +249,27 @@ static vm_detections *detect_pixels(vm_detector *d, const uint8_t *px, int h, in
     }
     free(rs);
     double t1 = now_ms();
-    vm_detections *r = vm_detect_tensor(d, x, hp, wp, nh, nw, h, w, (double)nw / w, (double)nh / h, o);
+    vm_detections *r = vm_ctx_detect_tensor(c, d, x, hp, wp, nh, nw, h, w, (double)nw / w, (double)nh / h, o);
     free(x);
     if (r) r->ms_preprocess = t1 - t0;
     return r;
 }
 
-vm_detections *vm_detect_rgb(vm_detector *d, const uint8_t *rgb, int h, int w, const vm_detect_opts *o) {
-    return detect_pixels(d, rgb, h, w, 0, o);
+vm_detections *vm_ctx_detect_rgb(vm_ctx *c, const vm_detector *d, const uint8_t *rgb, int h, int w, const vm_detect_opts *o) {
+    return detect_pixels(c, d, rgb, h, w, 0, o);
 }
 
-vm_detections *vm_detect_file(vm_detector *d, const char *path, const vm_detect_opts *o) {
+vm_detections *vm_ctx_detect_file(vm_ctx *c, const vm_detector *d, const char *path, const vm_detect_opts *o) {
     vm_image im;
+    char e[512];
+    if (!c || !d) return NULL;
     double t0 = now_ms();
-    if (vm_cv_load(path, &im, d->err, sizeof d->err)) return NULL; /* BGR, EXIF applied, as cv2.imdecode */
+    if (vm_cv_load(path, &im, e, sizeof e)) { /* BGR, EXIF applied, as cv2.imdecode */
+        vm_ctx_fail(c, VM_ERR_IO, "%s", e);
+        return NULL;
+    }
     double t1 = now_ms();
-    vm_detections *r = detect_pixels(d, im.rgb, im.h, im.w, 1, o);
+    vm_detections *r = detect_pixels(c, d, im.rgb, im.h, im.w, 1, o);
     vm_image_free(&im);
     if (r) r->ms_preprocess += t1 - t0;
     return r;

@@ -6,15 +6,10 @@
 #include "vmamba.h"
 #include "net/heads/maskrcnn.h"
 
-/* vm_detect_tensor with every intermediate handed to trace (see
- * maskrcnn.h for the names and layouts; "backbone_feat%d" are NHWC). */
-vm_detections *vm_detect_tensor_traced(vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w,
-                                       int ori_h, int ori_w, double scale_w, double scale_h, const vm_detect_opts *o,
-                                       det_trace_fn trace, void *user);
-
-/* Run the heads on another backbone of the same widths (e.g. the INT8 model
- * `vmamba calibrate` wrote from this checkpoint's backbone); the detector
- * takes ownership of bb on success. */
-int vm_detector_use_backbone(vm_detector *d, vm_model *bb, char *err, size_t errlen);
+/* vm_ctx_detect_tensor with every intermediate handed to trace (see
+ * maskrcnn.h for the names and layouts). */
+vm_detections *vm_ctx_detect_tensor_traced(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
+                                           int img_w, int ori_h, int ori_w, double scale_w, double scale_h,
+                                           const vm_detect_opts *o, det_trace_fn trace, void *user);
 
 #endif

@@ -300,6 +300,12 @@ static int det_forward(const vm_head *hh, vm_head_plan *pp, const vm_feats *in, 
     float *props = NULL, *boxes = NULL, *scores = NULL, *prob = NULL;
     int *labels = NULL, nprop = 0, n = 0, rc = -1;
     double t0 = now_ms();
+    if (io->trace)
+        for (int i = 0; i < 4; i++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "backbone_feat%d", i);
+            io->trace(io->trace_user, nm, in->data[i], 1, in->H[i], in->W[i], in->C[i]);
+        }
     if (det_fpn_forward(w, p, in)) { vm_errf(err, errlen, "oneDNN: FPN convolution failed"); goto done; }
     if (io->trace)
         for (int l = 0; l < DET_LEVELS; l++) {
