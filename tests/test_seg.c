@@ -208,6 +208,46 @@ START_TEST(avgpool_variant_vs_ref) {
 }
 END_TEST
 
+/* The streamed two-step resize + argmax against full-map references. */
+typedef struct {
+    int W0, C;
+    float *rows;
+} rows_out;
+static void put_row(void *u, int y, const float *row) {
+    rows_out *r = u;
+    memcpy(r->rows + (size_t)y * r->W0 * r->C, row, sizeof(float) * r->W0 * r->C);
+}
+
+START_TEST(seg_labels_vs_full_resizes) {
+    const int cases[][7] = {{9, 14, 7, 36, 53, 25, 37}, {5, 4, 3, 20, 17, 20, 17}, {3, 3, 150, 11, 12, 40, 9}, {16, 24, 5, 64, 96, 61, 100}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int h4 = cases[k][0], w4 = cases[k][1], C = cases[k][2], H1 = cases[k][3], W1 = cases[k][4], H0 = cases[k][5],
+            W0 = cases[k][6];
+        float *lg = malloc(sizeof(float) * h4 * w4 * C), *mid = malloc(sizeof(float) * H1 * W1 * C),
+              *fin = malloc(sizeof(float) * H0 * W0 * C);
+        fill_rand(lg, (size_t)h4 * w4 * C, (unsigned)k + 17);
+        vm_bilinear_nhwc_ref(lg, h4, w4, C, C, mid, H1, W1, C, 0);
+        vm_bilinear_nhwc_ref(mid, H1, W1, C, C, fin, H0, W0, C, 0);
+        uint8_t *lab = malloc((size_t)H0 * W0);
+        rows_out ro = {W0, C, malloc(sizeof(float) * H0 * W0 * C)};
+        ck_assert_int_eq(vm_seg_labels(lg, h4, w4, C, H1, W1, H0, W0, lab, put_row, &ro), 0);
+        ck_assert_msg(memcmp(ro.rows, fin, sizeof(float) * H0 * W0 * C) == 0, "case %zu: streamed logits differ", k);
+        for (int p = 0; p < H0 * W0; p++) {
+            int best = 0;
+            for (int c = 1; c < C; c++)
+                if (fin[(size_t)p * C + c] > fin[(size_t)p * C + best]) best = c;
+            ck_assert_int_eq(lab[p], best);
+        }
+        free(lg), free(mid), free(fin), free(lab), free(ro.rows);
+    }
+    /* Ties: the first maximum wins. */
+    float t[4] = {1, 3, 3, 2};
+    uint8_t l;
+    vm_seg_labels(t, 1, 1, 4, 1, 1, 1, 1, &l, NULL, NULL);
+    ck_assert_int_eq(l, 1);
+}
+END_TEST
+
 /* ---- the golden ------------------------------------------------------------ */
 
 #define TOL 1e-4
@@ -449,6 +489,7 @@ Suite *suite_seg(void) {
     tcase_add_test(tc, golden_resize);
     tcase_add_test(tc, bilinear_variant_vs_ref);
     tcase_add_test(tc, avgpool_variant_vs_ref);
+    tcase_add_test(tc, seg_labels_vs_full_resizes);
     suite_add_tcase(s, tc);
     TCase *tg = tcase_create("golden_upernet");
     tcase_set_timeout(tg, 600);

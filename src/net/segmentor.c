@@ -208,6 +208,10 @@ int vm_segmentor_run(vm_segmentor *s, const vm_image *bgr, int sw, int sh, uint8
     double t0 = now_ms();
     vm_cv_rescale_size(bgr->w, bgr->h, sw, sh, &w1, &h1);
     if (w1 < 1 || h1 < 1) return vm_errf(err, errlen, "image %dx%d rescaled to %dx%d by --scale %d,%d: too small", bgr->w, bgr->h, w1, h1, sw, sh);
+    /* The network input is bounded whatever --scale says (mmseg's is 2048x512). */
+    if ((uint64_t)w1 * h1 > VM_SEG_MAX_INPUT_PIXELS)
+        return vm_errf(err, errlen, "image %dx%d rescaled to %dx%d by --scale %d,%d: more than %llu pixels to infer", bgr->w,
+                       bgr->h, w1, h1, sw, sh, (unsigned long long)VM_SEG_MAX_INPUT_PIXELS);
     uint8_t *rs = malloc((size_t)w1 * h1 * 3);
     float *in = malloc(sizeof(float) * 3 * (size_t)w1 * h1);
     float *nhwc[4] = {0}, *logits = NULL;

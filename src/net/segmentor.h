@@ -14,6 +14,9 @@
 
 typedef struct vm_segmentor vm_segmentor;
 
+/* Largest resized image the network is run on (64 Mpixel, 32x mmseg's). */
+#define VM_SEG_MAX_INPUT_PIXELS (1ull << 26)
+
 /* An mmseg checkpoint (backbone.* + decode_head.*). A classifier or
  * backbone-only file is refused with a message naming what is missing. */
 vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen);
