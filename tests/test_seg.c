@@ -464,6 +464,23 @@ START_TEST(golden_cases) {
 }
 END_TEST
 
+/* The public entry point on mini (no near-tie pixel): the golden labels. */
+START_TEST(public_segment_file) {
+    uint8_t *labels;
+    int w, h;
+    char err[512];
+    ck_assert_msg(vm_segment_file(g_seg, tdata("seg_upernet/mini.png"), 2048, 36, &labels, &w, &h, err, sizeof err) == 0, "%s", err);
+    vm_npy lab;
+    load_any(&lab, tdata("seg_upernet/mini_label.npy"));
+    ck_assert(w == 37 && h == 25 && lab.numel == 37 * 25);
+    for (int p = 0; p < w * h; p++) ck_assert_int_eq(labels[p], (int)lab.data[p]);
+    free(labels);
+    vm_npy_free(&lab);
+    ck_assert_int_ne(vm_segment_file(g_seg, tdata("seg_upernet/manifest.json"), 2048, 512, &labels, &w, &h, err, sizeof err), 0);
+    ck_assert_ptr_null(labels);
+}
+END_TEST
+
 START_TEST(segment_refuses_non_seg_checkpoints) {
     char err[512];
     vm_segmentor *s = vm_segmentor_load(tdata("v2_s1/model.pth"), err, sizeof err);
@@ -497,6 +514,7 @@ Suite *suite_seg(void) {
     tcase_add_test(tg, golden_head_mini);
     tcase_add_loop_test(tg, golden_cases, 0, 4);
     tcase_add_test(tg, segment_refuses_non_seg_checkpoints);
+    tcase_add_test(tg, public_segment_file);
     suite_add_tcase(s, tg);
     return s;
 }

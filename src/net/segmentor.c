@@ -12,6 +12,7 @@
 #include "weights_ckpt.h"
 #include "vmamba.h"
 #include "../core/util.h"
+#include "../image/decode_cv.h"
 #include "../image/resize_cv.h"
 #include "../model/model.h"
 
@@ -268,4 +269,24 @@ done:
     for (int i = 0; i < 4; i++) free(nhwc[i]);
     free(logits);
     return rc;
+}
+
+int vm_segment_file(vm_segmentor *s, const char *image_path, int scale_w, int scale_h, uint8_t **labels, int *w,
+                    int *h, char *err, size_t errlen) {
+    vm_image im;
+    *labels = NULL;
+    if (vm_cv_load(image_path, &im, err, errlen)) return -1;
+    uint8_t *l = malloc((size_t)im.w * im.h);
+    if (!l) {
+        vm_image_free(&im);
+        return vm_errf(err, errlen, "%s: out of memory", image_path);
+    }
+    if (vm_segmentor_run(s, &im, scale_w, scale_h, l, NULL, NULL, NULL, err, errlen)) {
+        free(l);
+        vm_image_free(&im);
+        return -1;
+    }
+    *labels = l, *w = im.w, *h = im.h;
+    vm_image_free(&im);
+    return 0;
 }
