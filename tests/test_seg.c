@@ -11,6 +11,7 @@
 #include "testutil.h"
 #include "image/decode_cv.h"
 #include "image/resize_cv.h"
+#include "net/dataset_meta.h"
 #include "net/segmentor.h"
 #include "ops/dense.h"
 #include "post/seg_post.h"
@@ -305,6 +306,12 @@ START_TEST(golden_head_mini) {
         x[i] = to_nhwc(&f[i], &C[i], &H[i], &W[i]);
     }
     ck_assert_int_eq(vm_segmentor_classes(g_seg), 150);
+    /* Names and palette from the checkpoint's meta.dataset_meta = mmseg's ADE20K. */
+    for (int i = 0; i < 150; i++) {
+        ck_assert_str_eq(vm_segmentor_class_name(g_seg, i), vm_ade20k_class(i));
+        ck_assert(memcmp(vm_segmentor_palette(g_seg) + 3 * i, vm_ade20k_color(i), 3) == 0);
+    }
+    ck_assert_str_eq(vm_segmentor_class_name(g_seg, 7), "bed ");
     float *logits = malloc(sizeof(float) * H[0] * W[0] * 150);
     int seen = 0;
     char err[512];
@@ -444,7 +451,7 @@ START_TEST(golden_cases) {
     /* Overlay (china_crop has the golden's). */
     if (strcmp(name, "china_crop") == 0) {
         uint8_t *ov = malloc((size_t)H0 * W0 * 3);
-        vm_seg_overlay(im.rgb, labels, W0, H0, ov);
+        vm_seg_overlay(im.rgb, labels, W0, H0, vm_segmentor_palette(g_seg), 150, ov);
         vm_image g;
         ck_assert_msg(vm_cv_load(tdata("seg_upernet/china_crop_overlay.png"), &g, err, sizeof err) == 0, "%s", err);
         ck_assert(g.w == W0 && g.h == H0);
@@ -478,6 +485,25 @@ START_TEST(public_segment_file) {
     vm_npy_free(&lab);
     ck_assert_int_ne(vm_segment_file(g_seg, tdata("seg_upernet/manifest.json"), 2048, 512, &labels, &w, &h, err, sizeof err), 0);
     ck_assert_ptr_null(labels);
+}
+END_TEST
+
+/* meta.dataset_meta read from the pickle (mmengine's HistoryBuffer objects
+ * elsewhere in it are skipped, never executed); a file without it: empty. */
+START_TEST(dataset_meta_from_checkpoint) {
+    vm_dataset_meta m;
+    vm_dataset_meta_read(tdata("seg_upernet/model.pth"), &m);
+    ck_assert_int_eq(m.n, 150);
+    ck_assert_ptr_nonnull(m.palette);
+    for (int i = 0; i < 150; i++) {
+        ck_assert_str_eq(m.names[i], vm_ade20k_class(i));
+        ck_assert(memcmp(m.palette + 3 * i, vm_ade20k_color(i), 3) == 0);
+    }
+    vm_dataset_meta_free(&m);
+    vm_dataset_meta_read(tdata("v2_s1/model.pth"), &m);
+    ck_assert_int_eq(m.n, 0);
+    vm_dataset_meta_read(tdata("seg_upernet/manifest.json"), &m);
+    ck_assert_int_eq(m.n, 0);
 }
 END_TEST
 
@@ -515,6 +541,7 @@ Suite *suite_seg(void) {
     tcase_add_loop_test(tg, golden_cases, 0, 4);
     tcase_add_test(tg, segment_refuses_non_seg_checkpoints);
     tcase_add_test(tg, public_segment_file);
+    tcase_add_test(tg, dataset_meta_from_checkpoint);
     suite_add_tcase(s, tg);
     return s;
 }

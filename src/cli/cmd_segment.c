@@ -77,10 +77,8 @@ static int by_count(const void *a, const void *b) {
     return x->n != y->n ? (y->n > x->n ? 1 : -1) : x->id - y->id;
 }
 
-static const char *class_name(int i, int ncls) { return ncls == 150 ? vm_ade20k_class(i) : NULL; }
-
-static void report(const seg_opts *o, const char *path, const vm_image *im, const vm_seg_trace *t,
-                   const uint8_t *labels, int ncls, double ms) {
+static void report(const vm_segmentor *sg, const seg_opts *o, const char *path, const vm_image *im, const vm_seg_trace *t,
+                   const uint8_t *labels, double ms) {
     share s[256];
     for (int i = 0; i < 256; i++) s[i].id = i, s[i].n = 0;
     size_t np = (size_t)im->w * im->h;
@@ -93,7 +91,7 @@ static void report(const seg_opts *o, const char *path, const vm_image *im, cons
         json_object_set_new(j, "height", json_integer(im->h));
         json_object_set_new(j, "resized", json_pack("[ii]", t->w1, t->h1));
         for (int i = 0; i < 256 && s[i].n; i++) {
-            const char *nm = class_name(s[i].id, ncls);
+            const char *nm = vm_segmentor_class_name(sg, s[i].id);
             json_t *c = json_pack("{s:i,s:I,s:f}", "id", s[i].id, "pixels", (json_int_t)s[i].n, "share",
                                   (double)s[i].n / (double)np);
             if (nm) json_object_set_new(c, "name", json_string(nm));
@@ -108,7 +106,7 @@ static void report(const seg_opts *o, const char *path, const vm_image *im, cons
     } else {
         printf("%s (%dx%d, inferred at %dx%d):", path, im->w, im->h, t->w1, t->h1);
         for (int i = 0; i < o->top && i < 256 && s[i].n; i++) {
-            const char *nm = class_name(s[i].id, ncls);
+            const char *nm = vm_segmentor_class_name(sg, s[i].id);
             if (nm) printf("%s %s %.1f%%", i ? "," : "", nm, 100.0 * s[i].n / np);
             else printf("%s class %d %.1f%%", i ? "," : "", s[i].id, 100.0 * s[i].n / np);
         }
@@ -117,19 +115,16 @@ static void report(const seg_opts *o, const char *path, const vm_image *im, cons
     fflush(stdout);
 }
 
-static int write_outputs(const char *png, const char *overlay, const char *raw, const vm_image *im,
-                         const uint8_t *labels, int ncls) {
+static int write_outputs(const vm_segmentor *sg, const char *png, const char *overlay, const char *raw,
+                         const vm_image *im, const uint8_t *labels) {
     char err[1024];
-    uint8_t pal[256 * 3] = {0};
-    for (int i = 0; i < ncls && i < 256; i++) {
-        const uint8_t *c = vm_ade20k_color(i);
-        if (c) memcpy(pal + 3 * i, c, 3);
-    }
+    int ncls = vm_segmentor_classes(sg);
+    const uint8_t *pal = vm_segmentor_palette(sg);
     if (png && vm_write_png_indexed(png, labels, im->w, im->h, pal, ncls, err, sizeof err)) return cli_fail("%s", err);
     if (overlay) {
         uint8_t *ov = malloc((size_t)im->w * im->h * 3);
         if (!ov) return cli_fail("%s: out of memory", overlay);
-        vm_seg_overlay(im->rgb, labels, im->w, im->h, ov);
+        vm_seg_overlay(im->rgb, labels, im->w, im->h, pal, ncls, ov);
         int rc = vm_write_png_rgb(overlay, ov, im->w, im->h, err, sizeof err);
         free(ov);
         if (rc) return cli_fail("%s", err);
@@ -177,17 +172,16 @@ static int one(vm_segmentor *s, const seg_opts *o, const char *path, int sw, int
     if (!labels) { cli_fail("%s: out of memory", path); goto done; }
     if (vm_segmentor_run(s, &im, sw, sh, labels, NULL, NULL, &t, err, sizeof err)) { cli_fail("%s: %s", path, err); goto done; }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    int ncls = vm_segmentor_classes(s);
     if (o->outdir) {
         char *a = out_name(o->outdir, path, "_label.png"), *b = out_name(o->outdir, path, "_overlay.png"),
              *c = out_name(o->outdir, path, "_label.npy");
-        int w = a && b && c ? write_outputs(a, b, c, &im, labels, ncls) : cli_fail("out of memory");
+        int w = a && b && c ? write_outputs(s, a, b, c, &im, labels) : cli_fail("out of memory");
         free(a), free(b), free(c);
         if (w) goto done;
-    } else if (write_outputs(o->out_png, o->overlay, o->raw, &im, labels, ncls)) {
+    } else if (write_outputs(s, o->out_png, o->overlay, o->raw, &im, labels)) {
         goto done;
     }
-    report(o, path, &im, &t, labels, ncls, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    report(s, o, path, &im, &t, labels, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
     rc = 0;
 done:
     free(labels);

@@ -9,6 +9,7 @@
 
 #include "segmentor.h"
 #include "heads/upernet.h"
+#include "dataset_meta.h"
 #include "weights_ckpt.h"
 #include "vmamba.h"
 #include "../core/util.h"
@@ -25,7 +26,29 @@ struct vm_segmentor {
     int plan_shape[12];
     float *nchw[4];           /* backbone output scratch */
     size_t nchw_cap[4];
+    vm_dataset_meta meta;     /* from the checkpoint, if any */
+    uint8_t *palette;         /* classes * 3 */
 };
+
+/* Names and colours once the class count is known (see segmentor.h). */
+static void set_palette(vm_segmentor *s) {
+    int n = vm_upernet_classes(s->head);
+    s->palette = vm_xcalloc((size_t)n, 3);
+    for (int i = 0; i < n; i++) {
+        const uint8_t *c = s->meta.n == n && s->meta.palette ? s->meta.palette + 3 * i : n == 150 ? vm_ade20k_color(i) : NULL;
+        if (c) memcpy(s->palette + 3 * i, c, 3);
+        else s->palette[3 * i] = s->palette[3 * i + 1] = s->palette[3 * i + 2] = (uint8_t)(i * 255 / (n > 1 ? n - 1 : 1));
+    }
+}
+
+const char *vm_segmentor_class_name(const vm_segmentor *s, int i) {
+    int n = vm_upernet_classes(s->head);
+    if (i < 0 || i >= n) return NULL;
+    if (s->meta.n == n) return s->meta.names[i];
+    return n == 150 ? vm_ade20k_class(i) : NULL;
+}
+
+const uint8_t *vm_segmentor_palette(const vm_segmentor *s) { return s->palette; }
 
 static double now_ms(void) {
     struct timespec ts;
@@ -54,6 +77,8 @@ vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen) {
                 "the four feature maps UPerHead needs", path);
         goto fail;
     }
+    vm_dataset_meta_read(path, &s->meta);
+    set_palette(s);
     /* The backbone's checkpoint copy is done; only the head's folded
      * weights are kept, so the tensor copies can go. */
     vm_ckpt_src_close(s->ws);
@@ -148,6 +173,7 @@ vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *er
     for (int i = 0; i < r.n; i++) free(r.t[i].data);
     free(r.t);
     if (!s->head) goto fail;
+    set_palette(s);
     return s;
 fail:
     vm_segmentor_free(s);
@@ -161,6 +187,8 @@ void vm_segmentor_free(vm_segmentor *s) {
     vm_ckpt_src_close(s->ws);
     vm_model_free(s->bb);
     for (int i = 0; i < 4; i++) free(s->nchw[i]);
+    vm_dataset_meta_free(&s->meta);
+    free(s->palette);
     free(s);
 }
 

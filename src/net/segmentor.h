@@ -25,6 +25,11 @@ vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen);
 vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
 void vm_segmentor_free(vm_segmentor *s);
 int vm_segmentor_classes(const vm_segmentor *s);
+/* Class names and palette: the checkpoint's meta.dataset_meta when it has
+ * one entry per class, else ADE20K's for 150 classes, else NULL names and a
+ * grey ramp. The palette holds classes * 3 RGB values. */
+const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
+const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
 
 /* Stage outputs and timings of one run (all optional; free with
  * vm_seg_trace_free). keep = 1 keeps the buffers. */

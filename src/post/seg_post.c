@@ -108,12 +108,12 @@ int vm_seg_labels(const float *logits, int h4, int w4, int C, int H1, int W1, in
     return oom ? -1 : 0;
 }
 
-void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, uint8_t *out_rgb) {
+void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
+                    uint8_t *out_rgb) {
     size_t n = (size_t)w * h;
+    static const uint8_t black[3] = {0, 0, 0};
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *p = vm_ade20k_color(labels[i]);
-        static const uint8_t black[3] = {0, 0, 0};
-        if (!p) p = black;
+        const uint8_t *p = labels[i] < ncolors ? palette + 3 * labels[i] : black;
         for (int c = 0; c < 3; c++)
             out_rgb[3 * i + c] = (uint8_t)((double)bgr[3 * i + 2 - c] * 0.5 + (double)p[c] * 0.5);
     }
