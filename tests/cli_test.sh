@@ -109,6 +109,14 @@ printf '%s\n%s\n%s\n' "$S/mini.png" "$DATA/v2_s1/config.json" "$S/mini.png" > "$
 vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout" --json > "$T/seg.jsonl" 2>"$T/err"
 [ $? -eq 3 ] && [ "$(grep -c '"error"' "$T/seg.jsonl")" -eq 1 ] && [ "$(grep -c '"classes"' "$T/seg.jsonl")" -eq 2 ] &&
     cmp -s "$T/segout/mini_label.npy" "$S/mini_label.npy" && [ -s "$T/segout/mini_overlay.png" ] && ok || bad "segment --list: bad image is an error record, the job goes on, exit 3"
+# --shard 1/2 takes line 1 only (the bad one); --resume then skips what is done
+rm -rf "$T/segout2"
+vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout2" --shard 0/2 --json > "$T/s0.jsonl" &&
+    [ "$(grep -c '"classes"' "$T/s0.jsonl")" -eq 2 ] && ok || bad "segment --shard 0/2"
+vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout2" --shard 1/2 --json > "$T/s1.jsonl" 2>"$T/err"
+[ $? -eq 3 ] && [ "$(grep -c '"error"' "$T/s1.jsonl")" -eq 1 ] && ok || bad "segment --shard 1/2"
+vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout2" --shard 0/2 --resume --json > "$T/s2.jsonl" &&
+    [ ! -s "$T/s2.jsonl" ] && ok || bad "segment --resume skips done images"
 expect_fail "decode_head" vm segment -m "$DATA/v2_s1/model.pth" "$S/mini.png" -o "$T/x.png"
 expect_fail "decode_head" vm segment -m "$DATA/backbone_v2/model.pth" "$S/mini.png" -o "$T/x.png"
 expect_fail "corrupt PNG" sh -c "head -c 300 '$S/mini.png' > '$T/trunc.png'; exec $RUN '$BIN' segment -m '$S/model.pth' '$T/trunc.png' -o '$T/x.png'"

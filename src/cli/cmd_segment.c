@@ -43,6 +43,8 @@ static void help(FILE *f) {
             "  --output-dir DIR    for every image write DIR/<name>_label.png,\n"
             "                      DIR/<name>_overlay.png and DIR/<name>_label.npy\n"
             "                      (<name> = file name without its extension)\n"
+            "  --shard I/N         with --list: only lines I, I+N, I+2N, ... (0 <= I < N)\n"
+            "  --resume            with --output-dir: skip images whose outputs are all there\n"
             "  --device cpu        the only device segment supports so far\n"
             "-o, --overlay and --raw take one IMAGE; use --output-dir for several.\n"
             "Unreadable images give an error (an error record with --json) and the\n"
@@ -52,7 +54,7 @@ static void help(FILE *f) {
 
 typedef struct {
     const char *out_png, *overlay, *raw, *outdir;
-    int json, top;
+    int json, top, resume;
 } seg_opts;
 
 static int parse_scale(const char *v, int *w, int *h) {
@@ -153,6 +155,13 @@ static int one(vm_segmentor *s, const seg_opts *o, const char *path, int sw, int
     char err[1024];
     vm_image im;
     struct timespec t0, t1;
+    if (o->outdir && o->resume) { /* the .npy is written last (atomically): it marks a done image */
+        char *n = out_name(o->outdir, path, "_label.npy");
+        struct stat st;
+        int done = n && stat(n, &st) == 0;
+        free(n);
+        if (done) return 0;
+    }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (vm_cv_load(path, &im, err, sizeof err)) {
         if (o->json) {
@@ -192,7 +201,7 @@ done:
 int cmd_segment(int argc, char **argv) {
     seg_opts o = {.top = 5};
     const char *model = NULL, *list = NULL;
-    int sw = 2048, sh = 512, threads = 0, nimg = 0;
+    int sw = 2048, sh = 512, threads = 0, nimg = 0, shard_i = 0, shard_n = 1;
     char **imgs = calloc((size_t)argc, sizeof *imgs);
     if (!imgs) return cli_fail("out of memory");
     int rc = 1;
@@ -210,6 +219,14 @@ int cmd_segment(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) { VAL(); if (cli_int(a, v, 1, 4096, &threads)) goto out; }
         else if (!strcmp(a, "--list")) { VAL(); list = v; }
         else if (!strcmp(a, "--output-dir")) { VAL(); o.outdir = v; }
+        else if (!strcmp(a, "--resume")) o.resume = 1;
+        else if (!strcmp(a, "--shard")) {
+            VAL();
+            char *sl;
+            long si = strtol(v, &sl, 10), sn = *sl == '/' ? strtol(sl + 1, NULL, 10) : 0;
+            if (*sl != '/' || sn < 1 || si < 0 || si >= sn) { cli_fail("--shard: '%s' must be I/N with 0 <= I < N", v); goto out; }
+            shard_i = (int)si, shard_n = (int)sn;
+        }
         else if (!strcmp(a, "--device")) {
             VAL();
             if (strcmp(v, "cpu")) { cli_fail("--device %s: segment runs on the CPU only so far", v); goto out; }
@@ -226,6 +243,8 @@ int cmd_segment(int argc, char **argv) {
         goto out;
     }
     if (list && !o.outdir) { cli_fail("segment: --list needs --output-dir DIR"); goto out; }
+    if (o.resume && !o.outdir) { cli_fail("segment: --resume needs --output-dir DIR"); goto out; }
+    if (shard_n > 1 && !list) { cli_fail("segment: --shard needs --list FILE"); goto out; }
     if (o.outdir) {
         struct stat st;
         if (stat(o.outdir, &st) != 0 && mkdir(o.outdir, 0755) != 0) { cli_fail("%s: cannot create the directory", o.outdir); goto out; }
@@ -245,11 +264,12 @@ int cmd_segment(int argc, char **argv) {
         char *line = NULL;
         size_t cap = 0;
         ssize_t n;
-        long k = 0;
+        long k = 0, idx = -1;
         int tty = isatty(2);
         while (!fatal && (n = getline(&line, &cap, f)) >= 0) {
+            idx++; /* blank lines keep their index, as in classify */
             while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-            if (!n) continue;
+            if (!n || idx % shard_n != shard_i) continue;
             int r = one(s, &o, line, sw, sh);
             if (r == 3) bad = 1;
             else if (r) fatal = 1;
