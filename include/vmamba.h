@@ -7,7 +7,20 @@
  *
  * Errors: functions that take `char *err, size_t errlen` write a message of
  * the form "<file>: <problem>" there on failure. A loaded model carries its
- * own error string for later calls (vm_model_error), like a tjhandle.
+ * own error string for later calls (vm_model_error), like a tjhandle; a
+ * context (vm_ctx) carries the error and its code (vm_status) of its
+ * forward passes; running out of memory there is VM_ERR_NOMEM, not an
+ * abort.
+ *
+ * Threads: a loaded model is read-only and may be shared by any number of
+ * threads, each running forward passes through its own context (vm_ctx_new).
+ * A context holds everything a forward pass changes (activation buffers
+ * planned per input shape, oneDNN primitives, stream and scratchpad, error,
+ * profile) and is used by one thread at a time. vm_forward and
+ * vm_forward_features are single-threaded conveniences over an internal
+ * context of the model: call them from one thread at a time, and never
+ * concurrently with the model-changing calls (vm_model_set_device,
+ * vm_model_save, vm_model_free).
  */
 #ifndef VMAMBA_H
 #define VMAMBA_H
@@ -22,6 +35,17 @@ extern "C" {
 #define VM_VERSION_STRING "0.1.0"
 
 typedef struct vm_model vm_model; /* opaque */
+typedef struct vm_ctx vm_ctx;     /* opaque: one per thread */
+
+/* Error codes (returned by the vm_ctx calls, see vm_ctx_error_code). */
+typedef enum {
+    VM_OK = 0,
+    VM_ERR_INPUT = -1,       /* bad argument or input shape            */
+    VM_ERR_UNSUPPORTED = -2, /* the model or build cannot do this       */
+    VM_ERR_NOMEM = -3,       /* out of memory                           */
+    VM_ERR_IO = -4,          /* reading or writing a file               */
+    VM_ERR_BACKEND = -5      /* oneDNN or CUDA failed                   */
+} vm_status;
 
 /* Architecture family, derived from the checkpoint's key names and shapes. */
 typedef enum {
@@ -106,13 +130,16 @@ int vm_cuda_devices(void);
 void *vm_host_alloc(size_t bytes);
 void vm_host_free(void *p);
 
-/* Threads used by forward passes; <= 0 means OMP_NUM_THREADS or all cores. */
+/* Threads used by forward passes of contexts without their own setting
+ * (vm_ctx_set_threads); <= 0 means OMP_NUM_THREADS or all cores. Sets the
+ * calling thread's OpenMP default. */
 void vm_set_threads(int n);
 int vm_get_threads(void);
 
 /* Classifier forward. in: float32 (B,3,H,W) contiguous; logits: (B,classes).
  * H and W must be >= 1 (>= 32 recommended). Returns 0 or -1 (see
- * vm_model_error). */
+ * vm_model_error). Runs on the model's internal context: one thread at a
+ * time; threads sharing a model use vm_ctx_forward. */
 int vm_forward(vm_model *m, const float *in, int B, int H, int W,
                float *logits);
 
@@ -125,6 +152,54 @@ void vm_feature_shape(const vm_model *m, int H, int W, int i,
  * a classifier gives an error. */
 int vm_forward_features(vm_model *m, const float *in, int B, int H, int W,
                         float *feats[4]);
+
+/* ---- contexts: one model, many threads ----------------------------------
+ * A context runs forward passes of model m (which must outlive it). It
+ * plans its buffers for the last input shape and re-plans when the shape
+ * changes. Returns NULL with a message in err on failure. */
+vm_ctx *vm_ctx_new(const vm_model *m, char *err, size_t errlen);
+void vm_ctx_free(vm_ctx *c);
+/* Message of the last failed call on c ("" if none). Never NULL. */
+const char *vm_ctx_error(const vm_ctx *c);
+/* Code of the last failed call on c (VM_OK if none). */
+vm_status vm_ctx_error_code(const vm_ctx *c);
+/* OpenMP threads this context's forwards use; <= 0: the calling thread's
+ * setting (OMP_NUM_THREADS, vm_set_threads). Returns 0 (VM_ERR_INPUT for
+ * a NULL context, as the forward calls). */
+int vm_ctx_set_threads(vm_ctx *c, int n);
+/* As vm_forward / vm_forward_features, on this context. Return 0 or a
+ * negative vm_status. */
+int vm_ctx_forward(vm_ctx *c, const float *in, int B, int H, int W, float *logits);
+int vm_ctx_forward_features(vm_ctx *c, const float *in, int B, int H, int W, float *feats[4]);
+
+/* Per-op-kind time of c's forward passes (benchmarks). on = 1 zeroes the
+ * counters and starts timing (a little overhead; on a GPU every op is
+ * synchronised, so the sum exceeds a plain run's time), 0 stops. */
+void vm_ctx_profile_enable(vm_ctx *c, int on);
+/* The op kinds: how many, and the name of kind i ("layernorm",
+ * "selective_scan", ...; NULL out of range). */
+int vm_profile_op_count(void);
+const char *vm_profile_op_name(int i);
+/* Seconds c spent in op kind i since profiling was enabled. */
+double vm_ctx_profile_seconds(const vm_ctx *c, int i);
+
+/* Heads the checkpoint holds (bit mask of vm_head_kind), whether or not
+ * this build runs them. Keys the engine does not know are listed by
+ * vm_model_unknown_key (vmamba info --verbose). */
+typedef enum {
+    VM_HEAD_CLASSIFIER = 1 << 0, /* classifier.* (or the legacy head.*)  */
+    VM_HEAD_UPERNET = 1 << 1,    /* mmseg decode_head.*                   */
+    VM_HEAD_AUXILIARY = 1 << 2,  /* mmseg auxiliary_head.* (FCN)          */
+    VM_HEAD_FPN = 1 << 3,        /* mmdet neck.*                          */
+    VM_HEAD_RPN = 1 << 4,        /* mmdet rpn_head.*                      */
+    VM_HEAD_ROI = 1 << 5         /* mmdet roi_head.*                      */
+} vm_head_kind;
+unsigned vm_model_heads(const vm_model *m);
+/* Number of tensors the model keeps from its checkpoint (every one). */
+size_t vm_model_tensor_count(const vm_model *m);
+/* Name of the i-th checkpoint key that belongs to neither the backbone nor
+ * a known head, or NULL past the last. */
+const char *vm_model_unknown_key(const vm_model *m, size_t i);
 
 /* ---- images ------------------------------------------------------------
  * Official evaluation preprocessing, bit-exact with Pillow + torchvision:

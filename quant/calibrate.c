@@ -65,6 +65,11 @@ static float kth(float *v, size_t n, size_t k) {
     return v[k];
 }
 
+/* Take fn off the model's internal context, if it is still set there. */
+static void stop_observing(vm_model *m, vm_observe_fn fn) {
+    if (m->ictx && m->ictx->observe == fn) vm_ctx_set_observe(m->ictx, NULL, NULL);
+}
+
 static void observe(void *user, const char *layer, const float *x, size_t rows, int cols, int ld, const float *w, int n_out) {
     vm_calib *c = user;
     layer_stats *s = NULL;
@@ -126,9 +131,15 @@ vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o) {
     vm_calib *c = vm_xcalloc(1, sizeof *c);
     c->m = m;
     c->o = *o;
-    vm_weights_plain(m); /* the observer keeps pointers to plain weights */
-    m->observe = observe;
-    m->observe_user = c;
+    /* The observer keeps pointers to plain weights, and the INT8 file is
+     * written from them: calibration works on a private model, turned
+     * back to plain weights for good (refused if contexts use it). */
+    vm_ctx *x = vm_model_unpack(m) ? NULL : vm_model_ctx(m);
+    if (!x) {
+        free(c);
+        return NULL;
+    }
+    vm_ctx_set_observe(x, observe, c);
     return c;
 }
 
@@ -230,7 +241,7 @@ static int is_conv_weight(const vm_param *p) {
 
 int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen) {
     vm_model *m = c->m;
-    m->observe = NULL;
+    stop_observing(m, observe);
     if (c->n == 0) return vm_errf(err, errlen, "calibration saw no layer inputs (no forward pass ran)");
     size_t cap = m->nparams * 4 + 8, n = 0;
     vm_st_tensor *t = vm_xcalloc(cap, sizeof *t);
@@ -338,7 +349,7 @@ void vm_calib_report(vm_calib *c, FILE *f) {
 
 void vm_calib_free(vm_calib *c) {
     if (!c) return;
-    if (c->m && c->m->observe == observe) c->m->observe = NULL;
+    if (c->m) stop_observing(c->m, observe);
     for (int i = 0; i < c->n; i++) {
         free(c->l[i].name);
         free(c->l[i].sample);
@@ -386,15 +397,19 @@ static void smooth_observe(void *user, const char *layer, const float *x, size_t
 vm_smooth *vm_smooth_begin(vm_model *m) {
     vm_smooth *s = vm_xcalloc(1, sizeof *s);
     s->m = m;
-    vm_weights_plain(m); /* smoothing rewrites the plain weights */
-    m->observe = smooth_observe;
-    m->observe_user = s;
+    /* smoothing rewrites the plain weights of this private model */
+    vm_ctx *x = vm_model_unpack(m) ? NULL : vm_model_ctx(m);
+    if (!x) {
+        free(s);
+        return NULL;
+    }
+    vm_ctx_set_observe(x, smooth_observe, s);
     return s;
 }
 
 int vm_smooth_apply(vm_smooth *s, double alpha) {
     vm_model *m = s->m;
-    m->observe = NULL;
+    stop_observing(m, smooth_observe);
     int done = 0;
     for (int i = 0; i < s->n; i++) {
         smooth_layer *L = &s->l[i];
@@ -421,7 +436,7 @@ int vm_smooth_apply(vm_smooth *s, double alpha) {
 
 void vm_smooth_free(vm_smooth *s) {
     if (!s) return;
-    if (s->m && s->m->observe == smooth_observe) s->m->observe = NULL;
+    if (s->m) stop_observing(s->m, smooth_observe);
     for (int i = 0; i < s->n; i++) free(s->l[i].amax);
     free(s->l);
     free(s);

@@ -43,7 +43,10 @@ vm_smooth *vm_smooth_begin(vm_model *m);
 int vm_smooth_apply(vm_smooth *s, double alpha);
 void vm_smooth_free(vm_smooth *s);
 
-/* Start observing m's linear-layer inputs; run forward passes, then write. */
+/* Start observing m's linear-layer inputs (through vm_forward: the model's
+ * internal context); run forward passes, then write. m must be private to
+ * the caller: it is turned back to plain weights. NULL if m is in use by
+ * contexts (see vm_model_error). vm_smooth_begin likewise. */
 vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o);
 /* Stop observing; write the INT8 model with metadata_json (may be NULL). */
 int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen);

@@ -6,6 +6,7 @@
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +37,13 @@ extern const vm_kernel_table vm_kernel_table_neon;
 
 const vm_kernel_table *vm_kernels_scalar(void) { return &scalar_table; }
 
-/* Tables this build has and this CPU can run, best first; NULL-ended. */
-const vm_kernel_table *const *vm_kernels_available(void) {
-    static const vm_kernel_table *list[5];
-    static int init;
-    if (!init) {
+/* Tables this build has and this CPU can run, best first; NULL-ended.
+ * Filled once (pthread_once: forward passes on several threads ask). */
+static const vm_kernel_table *list[5];
+static pthread_once_t list_once = PTHREAD_ONCE_INIT;
+
+static void fill_list(void) {
+    {
         int n = 0;
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_cpu_init();
@@ -57,17 +60,22 @@ const vm_kernel_table *const *vm_kernels_available(void) {
 #endif
         list[n++] = &scalar_table;
         list[n] = NULL;
-        init = 1;
     }
+}
+
+const vm_kernel_table *const *vm_kernels_available(void) {
+    pthread_once(&list_once, fill_list);
     return list;
 }
 
+/* Read on every kernel call from any thread: atomic. */
 static const vm_kernel_table *chosen;
 
-void vm_kernels_set(const vm_kernel_table *t) { chosen = t; }
+void vm_kernels_set(const vm_kernel_table *t) { __atomic_store_n(&chosen, t, __ATOMIC_RELEASE); }
 
 const vm_kernel_table *vm_kernels(void) {
-    if (chosen) return chosen;
+    const vm_kernel_table *c = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+    if (c) return c;
     const vm_kernel_table *const *avail = vm_kernels_available();
     const char *isa = getenv("VMAMBA_ISA");
     const vm_kernel_table *pick = avail[0];
@@ -78,6 +86,8 @@ const vm_kernel_table *vm_kernels(void) {
         if (found) pick = found;
         else fprintf(stderr, "vmamba: VMAMBA_ISA=%s is not available on this CPU/build; using %s\n", isa, pick->name);
     }
-    chosen = pick;
-    return chosen;
+    /* Two first callers may both pick: they pick the same table. The
+     * warning above may then show twice, which is harmless. */
+    __atomic_store_n(&chosen, pick, __ATOMIC_RELEASE);
+    return pick;
 }

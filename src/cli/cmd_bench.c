@@ -97,25 +97,24 @@ int cmd_bench(int argc, char **argv) {
         }
     double *t = malloc((size_t)iters * sizeof *t);
     int rc = 0;
+    vm_ctx *c = vm_ctx_new(m, err, sizeof err);
+    if (!c) rc = cli_fail("%s", err);
     for (int it = -warmup; it < iters && !rc; it++) {
-        if (it == 0) {
-            memset(&m->prof, 0, sizeof m->prof);
-            m->prof.enabled = profile;
-        }
+        if (it == 0) vm_ctx_profile_enable(c, profile);
         double t0 = now();
-        rc = I.num_classes ? vm_forward(m, x, batch, size, size, out) : vm_forward_features(m, x, batch, size, size, feats);
+        rc = I.num_classes ? vm_ctx_forward(c, x, batch, size, size, out) : vm_ctx_forward_features(c, x, batch, size, size, feats);
         if (it >= 0) t[it] = now() - t0;
+        if (rc) cli_fail("%s", vm_ctx_error(c));
     }
-    if (rc) {
-        cli_fail("%s", vm_model_error(m));
-    } else {
+    const int nops = vm_profile_op_count();
+    if (!rc) {
         qsort(t, (size_t)iters, sizeof *t, cmp_d);
         double med = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
         double gmacs = vm_arch_gmacs(m, size, size) * batch;
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         double rss = ru.ru_maxrss / 1024.0, total = 0;
-        for (int k = 0; k < VM_OP_COUNT; k++) total += m->prof.seconds[k];
+        for (int k = 0; k < nops; k++) total += vm_ctx_profile_seconds(c, k);
         const char *name = arch ? arch : model;
         if (json) {
             printf("{\"model\": \"%s\", \"device\": \"%s\", \"precision\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, \"isa\": \"%s\", "
@@ -125,8 +124,8 @@ int cmd_bench(int argc, char **argv) {
                    2 * gmacs / med, gmacs / batch, rss);
             if (profile) {
                 printf(", \"profile_ms\": {");
-                for (int k = 0; k < VM_OP_COUNT; k++)
-                    printf("%s\"%s\": %.3f", k ? ", " : "", vm_op_names[k], 1e3 * m->prof.seconds[k] / iters);
+                for (int k = 0; k < nops; k++)
+                    printf("%s\"%s\": %.3f", k ? ", " : "", vm_profile_op_name(k), 1e3 * vm_ctx_profile_seconds(c, k) / iters);
                 printf("}");
             }
             printf("}\n");
@@ -139,10 +138,10 @@ int cmd_bench(int argc, char **argv) {
             printf("peak RSS     %.1f MB\n", rss);
             if (profile) {
                 printf("profile (ms per pass, share of timed ops):\n");
-                for (int k = 0; k < VM_OP_COUNT; k++)
-                    if (m->prof.seconds[k] > 0)
-                        printf("  %-16s %8.2f  %5.1f%%\n", vm_op_names[k], 1e3 * m->prof.seconds[k] / iters,
-                               100 * m->prof.seconds[k] / total);
+                for (int k = 0; k < nops; k++)
+                    if (vm_ctx_profile_seconds(c, k) > 0)
+                        printf("  %-16s %8.2f  %5.1f%%\n", vm_profile_op_name(k), 1e3 * vm_ctx_profile_seconds(c, k) / iters,
+                               100 * vm_ctx_profile_seconds(c, k) / total);
             }
         }
     }
@@ -150,6 +149,7 @@ int cmd_bench(int argc, char **argv) {
     vm_host_free(x);
     free(out);
     for (int k = 0; k < 4; k++) free(feats[k]);
+    vm_ctx_free(c);
     vm_model_free(m);
     return rc ? 1 : 0;
 }

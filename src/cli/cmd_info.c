@@ -8,7 +8,7 @@
 
 static void help(FILE *f) {
     fprintf(f,
-            "Usage: vmamba info MODEL [--json] [--key K]\n"
+            "Usage: vmamba info MODEL [--json] [--verbose] [--key K]\n"
             "       vmamba info --list-presets\n"
             "\n"
             "Print the architecture detected from MODEL (a .pth checkpoint or a\n"
@@ -16,8 +16,19 @@ static void help(FILE *f) {
             "dt rank, MLP, classes, parameters and GFLOPs at 224x224.\n"
             "\n"
             "  --json    one JSON object on stdout\n"
+            "  --verbose also list the checkpoint keys that belong to neither\n"
+            "            the backbone nor a known head (kept, not used)\n"
             "  --key K   take the weights from top-level key K (default: model,\n"
             "            then state_dict, then a bare state dict)\n");
+}
+
+/* The heads the checkpoint holds, comma-separated ("none" if none). */
+static void heads(FILE *f, unsigned h, int json) {
+    static const char *const names[] = {"classifier", "upernet", "auxiliary", "fpn", "rpn", "roi"};
+    int n = 0;
+    for (int i = 0; i < 6; i++)
+        if (h & (1u << i)) fprintf(f, json ? "%s\"%s\"" : "%s%s", n++ ? (json ? ", " : ",") : "", names[i]);
+    if (!n && !json) fprintf(f, "none");
 }
 
 static void ints(FILE *f, const int *v, int json) {
@@ -26,10 +37,11 @@ static void ints(FILE *f, const int *v, int json) {
 
 int cmd_info(int argc, char **argv) {
     const char *model = NULL, *key = NULL;
-    int json = 0;
+    int json = 0, verbose = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(stdout); return 0; }
         else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) verbose = 1;
         else if (!strcmp(argv[i], "--key")) {
             if (++i >= argc) return cli_fail("--key needs a value");
             key = argv[i];
@@ -66,11 +78,24 @@ int cmd_info(int argc, char **argv) {
                 "], \"d_state\": %d, \"ssm_ratio\": %g, \"mlp_ratio\": %g, \"z_gate\": %s, \"conv_bias\": %s, "
                 "\"patch_embed_version\": %d, \"downsample_version\": %d, \"patch_size\": %d, \"num_classes\": %d, "
                 "\"backbone\": %s, \"params\": %lld, \"gflops_224\": %.3f, \"isa\": \"%s\", \"onednn\": \"%s\", "
-                "\"cuda_devices\": %d}\n",
+                "\"cuda_devices\": %d, \"tensors\": %zu, \"heads\": [",
                 I.d_state, I.ssm_ratio, I.mlp_ratio, I.z_gate ? "true" : "false", I.conv_bias ? "true" : "false",
                 I.patch_embed_version, I.downsample_version, I.patch_size, I.num_classes,
                 I.is_backbone ? "true" : "false", (long long)I.params, I.gflops_224, vm_kernels()->name, vm_dnnl_version(),
-                vm_cuda_devices());
+                vm_cuda_devices(), vm_model_tensor_count(m));
+        heads(f, vm_model_heads(m), 1);
+        fprintf(f, "]");
+        if (verbose) {
+            fprintf(f, ", \"unknown_keys\": [");
+            for (size_t i = 0; vm_model_unknown_key(m, i); i++) {
+                fprintf(f, "%s\"", i ? ", " : "");
+                for (const char *c = vm_model_unknown_key(m, i); *c; c++)
+                    fprintf(f, *c == '"' || *c == '\\' ? "\\%c" : (unsigned char)*c < 0x20 ? "?" : "%c", *c);
+                fprintf(f, "\"");
+            }
+            fprintf(f, "]");
+        }
+        fprintf(f, "}\n");
     } else {
         fprintf(f, "model:        %s\n", model);
         fprintf(f, "family:       %s\n", vm_family_name(I.family));
@@ -91,6 +116,12 @@ int cmd_info(int argc, char **argv) {
         fprintf(f, "GFLOPs@224:   %.2f\n", I.gflops_224);
         fprintf(f, "kernels:      %s (oneDNN %s)%s\n", vm_kernels()->name, vm_dnnl_version(),
                 vm_cuda_devices() > 0 ? ", CUDA available" : "");
+        fprintf(f, "heads:        ");
+        heads(f, vm_model_heads(m), 0);
+        size_t nu = 0;
+        while (vm_model_unknown_key(m, nu)) nu++;
+        fprintf(f, "\ntensors:      %zu (%zu unknown%s)\n", vm_model_tensor_count(m), nu, nu && !verbose ? ": --verbose lists them" : "");
+        for (size_t i = 0; verbose && i < nu; i++) fprintf(f, "  unknown key: %s\n", vm_model_unknown_key(m, i));
     }
     vm_model_free(m);
     return 0;

@@ -9,15 +9,72 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* One CPU engine for the process (oneDNN engines are thread-safe). Streams
+ * are not: each context has its own (vm_dnnl_exec), and one-off reorders
+ * at creation time use a stream of their own. */
 static dnnl_engine_t g_engine;
-static dnnl_stream_t g_stream;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_ok;
 
 static void init_engine(void) {
     if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) return;
-    if (dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) return;
     g_ok = 1;
+}
+
+static int engine_ok(char *err, size_t errlen) {
+    pthread_once(&g_once, init_engine);
+    if (!g_ok) return vm_errf(err, errlen, "oneDNN: cannot create a CPU engine");
+    return 0;
+}
+
+/* A context's stream and its scratchpad. Every run-time primitive is
+ * created with a user-managed scratchpad (dnnl_scratchpad_mode_user), so
+ * its temporary memory is this buffer and not one oneDNN ties to the
+ * creating thread: a primitive may then run on any thread, one at a time. */
+struct vm_dnnl_exec {
+    dnnl_stream_t stream;
+    void *scratch;
+    size_t scratch_bytes;
+};
+
+vm_dnnl_exec *vm_dnnl_exec_new(char *err, size_t errlen) {
+    if (engine_ok(err, errlen)) return NULL;
+    vm_dnnl_exec *x = calloc(1, sizeof *x);
+    if (!x) { vm_errf(err, errlen, "out of memory"); return NULL; }
+    if (dnnl_stream_create(&x->stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
+        free(x);
+        vm_errf(err, errlen, "oneDNN: cannot create a CPU stream");
+        return NULL;
+    }
+    return x;
+}
+
+void vm_dnnl_exec_free(vm_dnnl_exec *x) {
+    if (!x) return;
+    if (x->stream) dnnl_stream_destroy(x->stream);
+    free(x->scratch);
+    free(x);
+}
+
+/* Grow the scratchpad to hold `bytes` (64-byte aligned). */
+static int exec_reserve(vm_dnnl_exec *x, size_t bytes, char *err, size_t errlen) {
+    if (bytes <= x->scratch_bytes) return 0;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes) != 0) return vm_errf(err, errlen, "out of memory (oneDNN scratchpad of %zu bytes)", bytes);
+    free(x->scratch);
+    x->scratch = p;
+    x->scratch_bytes = bytes;
+    return 0;
+}
+
+static dnnl_primitive_attr_t user_scratch_attr(void) {
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
+    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return NULL;
+    }
+    return attr;
 }
 
 int vm_gemm(int M, int N, int K, const float *A, int lda, const float *W, int ldw, float *C, int ldc, float beta) {
@@ -26,11 +83,6 @@ int vm_gemm(int M, int N, int K, const float *A, int lda, const float *W, int ld
 }
 
 int vm_conv_out_size(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
-
-struct vm_conv_prim {
-    dnnl_primitive_t prim;
-    dnnl_memory_t src, wei, bias, dst;
-};
 
 #if DNNL_VERSION_MAJOR >= 3
 typedef dnnl_memory_desc_t md_t;
@@ -63,10 +115,13 @@ static int reorder_mem(dnnl_memory_t from, dnnl_memory_t to) {
     int ok = dnnl_memory_get_memory_desc(from, &a) == dnnl_success && dnnl_memory_get_memory_desc(to, &b) == dnnl_success &&
              dnnl_reorder_primitive_desc_create(&rpd, a, g_engine, b, g_engine, NULL) == dnnl_success &&
              dnnl_primitive_create(&r, rpd) == dnnl_success;
+    dnnl_stream_t st = NULL;
+    if (ok) ok = dnnl_stream_create(&st, g_engine, dnnl_stream_default_flags) == dnnl_success;
     if (ok) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-        ok = dnnl_primitive_execute(r, g_stream, 2, args) == dnnl_success && dnnl_stream_wait(g_stream) == dnnl_success;
+        ok = dnnl_primitive_execute(r, st, 2, args) == dnnl_success && dnnl_stream_wait(st) == dnnl_success;
     }
+    if (st) dnnl_stream_destroy(st);
     if (r) dnnl_primitive_destroy(r);
     if (rpd) dnnl_primitive_desc_destroy(rpd);
     return ok ? 0 : -1;
@@ -83,33 +138,84 @@ static int pack_weights(const_dnnl_primitive_desc_t pd, md_arg user, const void 
     return ok ? 0 : -1;
 }
 
-/* Run a convolution or matmul primitive on this call's buffers (its src
- * and dst memories are created without data; bias may be NULL). */
-static int run_prim(dnnl_primitive_t prim, dnnl_memory_t src, dnnl_memory_t wei, dnnl_memory_t dst, dnnl_memory_t bias,
-                    const void *a, void *c) {
-    dnnl_memory_set_data_handle(src, (void *)a);
-    dnnl_memory_set_data_handle(dst, c);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_BIAS, bias}};
-    if (dnnl_primitive_execute(prim, g_stream, bias ? 4 : 3, args) != dnnl_success) return -1;
-    return dnnl_stream_wait(g_stream) == dnnl_success ? 0 : -1;
-}
+/* What every run-time primitive holds: src and dst memories created
+ * without data (each call sets them), its weights, bias and scratchpad
+ * memory (its data is the context's scratchpad, set at each call). */
+typedef struct {
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, wei, bias, dst, scratch;
+    vm_dnnl_exec *x;          /* where it runs: a context's, or its own */
+    int own_x;
+} prim_t;
 
-void vm_conv_free(vm_conv_prim *p) {
-    if (!p) return;
+static void prim_release(prim_t *p) {
+    if (p->own_x) vm_dnnl_exec_free(p->x);
     if (p->prim) dnnl_primitive_destroy(p->prim);
     if (p->src) dnnl_memory_destroy(p->src);
     if (p->wei) dnnl_memory_destroy(p->wei);
     if (p->bias) dnnl_memory_destroy(p->bias);
     if (p->dst) dnnl_memory_destroy(p->dst);
-    free(p);
+    if (p->scratch) dnnl_memory_destroy(p->scratch);
 }
 
-vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+/* Create the primitive, its src/dst/bias memories and the scratchpad
+ * memory of pd, and make room for that scratchpad in x (x NULL: the
+ * primitive gets a stream and scratchpad of its own). */
+static int prim_make(prim_t *p, const_dnnl_primitive_desc_t pd, vm_dnnl_exec *x, const float *bias, md_arg bias_md) {
+    if (!x) {
+        if (!(x = vm_dnnl_exec_new(NULL, 0))) return -1;
+        p->own_x = 1;
+    }
+    p->x = x;
+    if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) return -1;
+    if (dnnl_memory_create(&p->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), g_engine, DNNL_MEMORY_NONE) != dnnl_success)
+        return -1;
+    if (dnnl_memory_create(&p->dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), g_engine, DNNL_MEMORY_NONE) != dnnl_success)
+        return -1;
+    if (bias && dnnl_memory_create(&p->bias, bias_md, g_engine, (void *)bias) != dnnl_success) return -1;
+    md_arg smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (sbytes) {
+        if (dnnl_memory_create(&p->scratch, smd, g_engine, DNNL_MEMORY_NONE) != dnnl_success) return -1;
+        if (exec_reserve(x, sbytes, NULL, 0)) return -1;
+    }
+    return 0;
+}
+
+/* Run a primitive on this call's buffers, on its exec's stream with its
+ * exec's scratchpad. */
+static int run_prim(prim_t *p, const void *a, void *c) {
+    vm_dnnl_exec *x = p->x;
+    dnnl_memory_set_data_handle(p->src, (void *)a);
+    dnnl_memory_set_data_handle(p->dst, c);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_DST, p->dst}};
+    int n = 3;
+    if (p->bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->bias};
+    if (p->scratch) {
+        dnnl_memory_set_data_handle(p->scratch, x->scratch);
+        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch};
+    }
+    if (dnnl_primitive_execute(p->prim, x->stream, n, args) != dnnl_success) return -1;
+    return dnnl_stream_wait(x->stream) == dnnl_success ? 0 : -1;
+}
+
+struct vm_conv_prim {
+    prim_t p;
+};
+
+void vm_conv_free(vm_conv_prim *c) {
+    if (!c) return;
+    prim_release(&c->p);
+    free(c);
+}
+
+vm_conv_prim *vm_conv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                              const float *weight_oihw, const float *bias, char *err, size_t errlen) {
-    pthread_once(&g_once, init_engine);
-    if (!g_ok) { vm_errf(err, errlen, "oneDNN: cannot create a CPU engine"); return NULL; }
+    if (engine_ok(err, errlen)) return NULL;
     int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
     if (OH < 1 || OW < 1) { vm_errf(err, errlen, "input %dx%d too small for a %dx%d stride-%d convolution", H, W, k, k, stride); return NULL; }
+    vm_conv_prim *c = calloc(1, sizeof *c);
+    if (!c) { vm_errf(err, errlen, "out of memory"); return NULL; }
     dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
     dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
     md_t src_md, wei_any, wei_user, bias_md, dst_md;
@@ -118,46 +224,46 @@ vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int 
     md_make(&wei_user, 4, wd, dnnl_oihw);
     md_make(&bias_md, 1, bd, dnnl_x);
     md_make(&dst_md, 4, dd, dnnl_nhwc);
-    vm_conv_prim *p = vm_xcalloc(1, sizeof *p);
+    dnnl_primitive_attr_t attr = user_scratch_attr();
     dnnl_primitive_desc_t pd = NULL;
     int ok = 0;
+    if (!attr) goto done;
 #if DNNL_VERSION_MAJOR >= 3
     if (dnnl_convolution_forward_primitive_desc_create(&pd, g_engine, dnnl_forward_inference, dnnl_convolution_direct,
                                                        src_md, wei_any, bias ? bias_md : NULL, dst_md, strides, NULL,
-                                                       padl, padr, NULL) != dnnl_success)
+                                                       padl, padr, attr) != dnnl_success)
         goto done;
 #else
     dnnl_convolution_desc_t cd;
     if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any,
                                            bias ? &bias_md : NULL, &dst_md, strides, padl, padr) != dnnl_success)
         goto done;
-    if (dnnl_primitive_desc_create(&pd, &cd, NULL, g_engine, NULL) != dnnl_success) goto done;
+    if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
 #endif
-    if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) goto done;
-    if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &p->wei)) goto done;
-    if (dnnl_memory_create(&p->src, MD_PTR(src_md), g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
-    if (dnnl_memory_create(&p->dst, MD_PTR(dst_md), g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
-    if (bias && dnnl_memory_create(&p->bias, MD_PTR(bias_md), g_engine, (void *)bias) != dnnl_success) goto done;
+    if (prim_make(&c->p, pd, x, bias, MD_PTR(bias_md))) goto done;
+    if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &c->p.wei)) goto done;
     ok = 1;
 done:
     if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
     md_free(src_md); md_free(wei_any); md_free(wei_user); md_free(bias_md); md_free(dst_md);
     if (!ok) {
         vm_errf(err, errlen, "oneDNN: cannot create a %dx%d convolution (%d->%d channels) for input %dx%d", k, k, Cin, Cout, H, W);
-        vm_conv_free(p);
+        vm_conv_free(c);
         return NULL;
     }
-    return p;
+    return c;
 }
 
-/* vm_conv_create with a fused ReLU post-op (relu != 0): the ConvModules of
- * the dense heads (conv + folded BatchNorm as bias + ReLU) in one pass. */
-vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
-                                  const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen) {
-    pthread_once(&g_once, init_engine);
-    if (!g_ok) { vm_errf(err, errlen, "oneDNN: cannot create a CPU engine"); return NULL; }
+/* vm_conv_create_x with a fused ReLU post-op (relu != 0): the ConvModules
+ * of the dense heads (conv + folded BatchNorm as bias + ReLU) in one pass. */
+vm_conv_prim *vm_conv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                    const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen) {
+    if (engine_ok(err, errlen)) return NULL;
     int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
     if (OH < 1 || OW < 1) { vm_errf(err, errlen, "input %dx%d too small for a %dx%d stride-%d convolution", H, W, k, k, stride); return NULL; }
+    vm_conv_prim *c = calloc(1, sizeof *c);
+    if (!c) { vm_errf(err, errlen, "out of memory"); return NULL; }
     dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
     dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
     md_t src_md, wei_any, wei_user, bias_md, dst_md;
@@ -166,12 +272,11 @@ vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k,
     md_make(&wei_user, 4, wd, dnnl_oihw);
     md_make(&bias_md, 1, bd, dnnl_x);
     md_make(&dst_md, 4, dd, dnnl_nhwc);
-    vm_conv_prim *p = vm_xcalloc(1, sizeof *p);
+    dnnl_primitive_attr_t attr = user_scratch_attr();
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     int ok = 0;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto done;
+    if (!attr) goto done;
     if (relu) {
         if (dnnl_post_ops_create(&po) != dnnl_success) goto done;
 #if DNNL_VERSION_MAJOR >= 3
@@ -193,11 +298,8 @@ vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k,
         goto done;
     if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
 #endif
-    if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) goto done;
-    if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &p->wei)) goto done;
-    if (dnnl_memory_create(&p->src, MD_PTR(src_md), g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
-    if (dnnl_memory_create(&p->dst, MD_PTR(dst_md), g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
-    if (bias && dnnl_memory_create(&p->bias, MD_PTR(bias_md), g_engine, (void *)bias) != dnnl_success) goto done;
+    if (prim_make(&c->p, pd, x, bias, MD_PTR(bias_md))) goto done;
+    if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &c->p.wei)) goto done;
     ok = 1;
 done:
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -207,24 +309,38 @@ done:
     if (!ok) {
         vm_errf(err, errlen, "oneDNN: cannot create a %dx%d convolution%s (%d->%d channels) for input %dx%d", k, k,
                 relu ? " with ReLU" : "", Cin, Cout, H, W);
-        vm_conv_free(p);
+        vm_conv_free(c);
         return NULL;
     }
-    return p;
+    return c;
+}
+
+vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                  const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen) {
+    return vm_conv_create_relu_x(NULL, B, Cin, H, W, Cout, k, stride, pad, weight_oihw, bias, relu, err, errlen);
 }
 
 #if DNNL_VERSION_MAJOR >= 3
-vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
-                              const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen) {
+vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                              const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias, char *err,
+                              size_t errlen) {
     vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
     return NULL;
 }
 #else
-vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
-                              const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen) {
-    pthread_once(&g_once, init_engine);
-    if (!g_ok) { vm_errf(err, errlen, "oneDNN: cannot create a CPU engine"); return NULL; }
+vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                              const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias, char *err,
+                              size_t errlen) {
+    if (engine_ok(err, errlen)) return NULL;
     int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
+    vm_conv_prim *c = calloc(1, sizeof *c);
+    float *scales = malloc((size_t)Cout * sizeof *scales);
+    if (!c || !scales) {
+        free(c);
+        free(scales);
+        vm_errf(err, errlen, "out of memory");
+        return NULL;
+    }
     dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
     dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
     dnnl_memory_desc_t src_md, wei_any, wei_user, bias_md, dst_md;
@@ -233,26 +349,21 @@ vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int
     dnnl_memory_desc_init_by_tag(&wei_user, 4, wd, dnnl_s8, dnnl_oihw);
     dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x);
     dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
-    vm_conv_prim *p = vm_xcalloc(1, sizeof *p);
-    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_attr_t attr = user_scratch_attr();
     dnnl_primitive_desc_t pd = NULL;
-    float *scales = vm_xmalloc((size_t)Cout * sizeof *scales);
     for (int o = 0; o < Cout; o++) scales[o] = a_scale * w_scale[o];
     int ok = 0;
     dnnl_convolution_desc_t cd;
+    if (!attr) goto done;
     if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any,
                                            bias ? &bias_md : NULL, &dst_md, strides, padl, padr) != dnnl_success)
         goto done;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto done;
     if (dnnl_primitive_attr_set_output_scales(attr, Cout, 1 << 1, scales) != dnnl_success) goto done;
     int32_t z = zp;
     if (dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &z) != dnnl_success) goto done;
     if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
-    if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) goto done;
-    if (pack_weights(pd, &wei_user, w8, &p->wei)) goto done;
-    if (dnnl_memory_create(&p->src, &src_md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
-    if (dnnl_memory_create(&p->dst, &dst_md, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
-    if (bias && dnnl_memory_create(&p->bias, &bias_md, g_engine, (void *)bias) != dnnl_success) goto done;
+    if (prim_make(&c->p, pd, x, bias, &bias_md)) goto done;
+    if (pack_weights(pd, &wei_user, w8, &c->p.wei)) goto done;
     ok = 1;
 done:
     free(scales);
@@ -260,32 +371,37 @@ done:
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (!ok) {
         vm_errf(err, errlen, "oneDNN: cannot create an INT8 %dx%d convolution (%d->%d channels)", k, k, Cin, Cout);
-        vm_conv_free(p);
+        vm_conv_free(c);
         return NULL;
     }
-    return p;
+    return c;
 }
 #endif
 
-int vm_conv_run(vm_conv_prim *p, const float *src, float *dst) { return run_prim(p->prim, p->src, p->wei, p->dst, p->bias, src, dst); }
+int vm_conv_run(vm_conv_prim *c, const float *src, float *dst) { return run_prim(&c->p, src, dst); }
+
+vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const float *weight_oihw,
+                             const float *bias, char *err, size_t errlen) {
+    return vm_conv_create_x(NULL, B, Cin, H, W, Cout, k, stride, pad, weight_oihw, bias, err, errlen);
+}
+
+vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
+                              const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen) {
+    return vm_qconv_create_x(NULL, B, Cin, H, W, Cout, k, stride, pad, w8, w_scale, a_scale, zp, bias, err, errlen);
+}
 
 struct vm_qmatmul {
-    dnnl_primitive_t prim;
-    dnnl_memory_t src, wei, bias, dst;
+    prim_t p;
 };
 
 void vm_qmatmul_free(vm_qmatmul *q) {
     if (!q) return;
-    if (q->prim) dnnl_primitive_destroy(q->prim);
-    if (q->src) dnnl_memory_destroy(q->src);
-    if (q->wei) dnnl_memory_destroy(q->wei);
-    if (q->bias) dnnl_memory_destroy(q->bias);
-    if (q->dst) dnnl_memory_destroy(q->dst);
+    prim_release(&q->p);
     free(q);
 }
 
 #if DNNL_VERSION_MAJOR >= 3
-vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
+vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
                               float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
                               size_t errlen) {
     /* oneDNN 3 moved output scales to per-argument scales; not wired yet. */
@@ -293,11 +409,18 @@ vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_
     return NULL;
 }
 #else
-vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
+vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
                               float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
                               size_t errlen) {
-    pthread_once(&g_once, init_engine);
-    if (!g_ok) { vm_errf(err, errlen, "oneDNN: cannot create a CPU engine"); return NULL; }
+    if (engine_ok(err, errlen)) return NULL;
+    vm_qmatmul *q = calloc(1, sizeof *q);
+    float *scales = malloc((size_t)N * sizeof *scales);
+    if (!q || !scales) {
+        free(q);
+        free(scales);
+        vm_errf(err, errlen, "out of memory");
+        return NULL;
+    }
     dnnl_memory_desc_t src, wany, wusr, dst, bmd;
     dnnl_dims_t sd = {M, K}, ss = {lda, 1}, wd = {K, N}, ws = {1, K}, dd = {M, N}, ds = {ldc, 1}, bd = {1, N};
     dnnl_memory_desc_init_by_strides(&src, 2, sd, dnnl_u8, ss);
@@ -305,16 +428,14 @@ vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_
     dnnl_memory_desc_init_by_strides(&wusr, 2, wd, dnnl_s8, ws);
     dnnl_memory_desc_init_by_strides(&dst, 2, dd, dnnl_f32, ds);
     dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab);
-    vm_qmatmul *q = vm_xcalloc(1, sizeof *q);
-    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_attr_t attr = user_scratch_attr();
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    float *scales = vm_xmalloc((size_t)N * sizeof *scales);
     int ok = 0;
     for (int n = 0; n < N; n++) scales[n] = a_scale * w_scale[n];
     dnnl_matmul_desc_t md;
+    if (!attr) goto done;
     if (dnnl_matmul_desc_init(&md, &src, &wany, bias ? &bmd : NULL, &dst) != dnnl_success) goto done;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto done;
     if (dnnl_primitive_attr_set_output_scales(attr, N, 1 << 1, scales) != dnnl_success) goto done;
     int32_t z = zp;
     if (dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &z) != dnnl_success) goto done;
@@ -325,11 +446,8 @@ vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_
         if (dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) goto done;
     }
     if (dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL) != dnnl_success) goto done;
-    if (dnnl_primitive_create(&q->prim, pd) != dnnl_success) goto done;
-    if (pack_weights(pd, &wusr, W, &q->wei)) goto done;
-    if (dnnl_memory_create(&q->src, &src, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
-    if (dnnl_memory_create(&q->dst, &dst, g_engine, DNNL_MEMORY_NONE) != dnnl_success) goto done;
-    if (bias && dnnl_memory_create(&q->bias, &bmd, g_engine, (void *)bias) != dnnl_success) goto done;
+    if (prim_make(&q->p, pd, x, bias, &bmd)) goto done;
+    if (pack_weights(pd, &wusr, W, &q->p.wei)) goto done;
     ok = 1;
 done:
     free(scales);
@@ -345,7 +463,12 @@ done:
 }
 #endif
 
-int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C) { return run_prim(q->prim, q->src, q->wei, q->dst, q->bias, A, C); }
+int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C) { return run_prim(&q->p, A, C); }
+
+vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale, float a_scale,
+                              int zp, const float *bias, int gelu, int accumulate, char *err, size_t errlen) {
+    return vm_qmatmul_create_x(NULL, M, N, K, lda, ldc, W, w_scale, a_scale, zp, bias, gelu, accumulate, err, errlen);
+}
 
 const char *vm_dnnl_version(void) {
     static char buf[32];
@@ -383,7 +506,7 @@ static int append_sum(dnnl_post_ops_t po) { return dnnl_post_ops_append_sum(po, 
 #endif
 
 struct vm_wpack {
-    dnnl_memory_t mem; /* packed weights, logical shape K x N */
+    dnnl_memory_t mem; /* packed weights, logical shape K x N; read-only once made */
     int N, K;
 };
 
@@ -399,14 +522,14 @@ static int plain_wei_md(md_t *md, int N, int K) {
 static dnnl_primitive_desc_t fmatmul_pd(int M, int N, int K, int lda, int ldc, int bias, int gelu, int accumulate) {
     md_t src, wany, dst, bmd;
     dnnl_dims_t sd = {M, K}, ss = {lda, 1}, wd = {K, N}, dd = {M, N}, ds = {ldc, 1}, bd = {1, N};
-    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_attr_t attr = user_scratch_attr();
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
     md_make_strided(&src, 2, sd, ss);
     md_make(&wany, 2, wd, dnnl_format_tag_any);
     md_make_strided(&dst, 2, dd, ds);
     md_make(&bmd, 2, bd, dnnl_ab);
-    int ok = dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success &&
+    int ok = attr && dnnl_post_ops_create(&po) == dnnl_success &&
              (!gelu || !append_gelu(po)) && (!accumulate || !append_sum(po)) &&
              dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
     if (ok) pd = matmul_pd(MD_PTR(src), MD_PTR(wany), bias ? MD_PTR(bmd) : NULL, MD_PTR(dst), attr);
@@ -417,17 +540,19 @@ static dnnl_primitive_desc_t fmatmul_pd(int M, int N, int K, int lda, int ldc, i
 }
 
 vm_wpack *vm_wpack_create(int N, int K, const float *W, char *err, size_t errlen) {
-    pthread_once(&g_once, init_engine);
-    if (!g_ok) { vm_errf(err, errlen, "oneDNN: cannot create a CPU engine"); return NULL; }
-    /* The layout is chosen for a mid-sized row count; vm_matmul_create
-     * re-lays it if another M wants something else. */
+    if (engine_ok(err, errlen)) return NULL;
+    /* The layout is chosen for a mid-sized row count; a matmul whose M
+     * wants another layout keeps its own re-laid copy (vm_matmul_create). */
     dnnl_primitive_desc_t pd = fmatmul_pd(256, N, K, K, N, 0, 0, 0);
     md_t user;
     plain_wei_md(&user, N, K);
-    vm_wpack *p = vm_xcalloc(1, sizeof *p);
-    p->N = N;
-    p->K = K;
-    int ok = pd && !pack_weights(pd, MD_PTR(user), W, &p->mem);
+    vm_wpack *p = calloc(1, sizeof *p);
+    int ok = p && pd;
+    if (ok) {
+        p->N = N;
+        p->K = K;
+        ok = !pack_weights(pd, MD_PTR(user), W, &p->mem);
+    }
     if (pd) dnnl_primitive_desc_destroy(pd);
     md_free(user);
     if (!ok) {
@@ -455,52 +580,49 @@ void vm_wpack_free(vm_wpack *p) {
 }
 
 struct vm_matmul {
-    dnnl_primitive_t prim;
-    dnnl_memory_t src, dst, bias;
-    vm_wpack *w;
+    prim_t p;
+    int relaid; /* 1: p.wei is this primitive's own re-laid copy of the pack */
 };
 
 void vm_matmul_free(vm_matmul *mm) {
     if (!mm) return;
-    if (mm->prim) dnnl_primitive_destroy(mm->prim);
-    if (mm->src) dnnl_memory_destroy(mm->src);
-    if (mm->dst) dnnl_memory_destroy(mm->dst);
-    if (mm->bias) dnnl_memory_destroy(mm->bias);
+    prim_release(&mm->p);
     free(mm);
 }
 
-vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, vm_wpack *w, const float *bias, int gelu,
-                            int accumulate, char *err, size_t errlen) {
-    vm_matmul *mm = vm_xcalloc(1, sizeof *mm);
-    mm->w = w;
+static int n_relaid;
+
+int vm_matmul_relaid_count(void) { return __atomic_load_n(&n_relaid, __ATOMIC_RELAXED); }
+
+vm_matmul *vm_matmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const vm_wpack *w, const float *bias,
+                            int gelu, int accumulate, char *err, size_t errlen) {
+    if (engine_ok(err, errlen)) return NULL;
+    vm_matmul *mm = calloc(1, sizeof *mm);
+    if (!mm) { vm_errf(err, errlen, "out of memory"); return NULL; }
     dnnl_primitive_desc_t pd = fmatmul_pd(M, N, K, lda, ldc, bias != NULL, gelu, accumulate);
     int ok = pd != NULL && w->N == N && w->K == K;
+    md_t bmd;
+    dnnl_dims_t bd = {1, N};
+    md_make(&bmd, 2, bd, dnnl_ab);
+    if (ok) ok = !prim_make(&mm->p, pd, x, bias, MD_PTR(bmd));
     if (ok) {
-        md_arg want, have;
-        want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        ok = dnnl_memory_get_memory_desc(w->mem, &have) == dnnl_success;
-        if (ok && !dnnl_memory_desc_equal(want, have)) { /* re-lay the one packed copy */
-            dnnl_memory_t fresh = NULL;
-            ok = dnnl_memory_create(&fresh, want, g_engine, DNNL_MEMORY_ALLOCATE) == dnnl_success && !reorder_mem(w->mem, fresh);
-            if (ok) {
-                dnnl_memory_destroy(w->mem);
-                w->mem = fresh;
-            } else if (fresh) dnnl_memory_destroy(fresh);
+        /* The shared pack is never changed: a primitive that wants another
+         * layout for this M keeps a re-laid copy of its own (per context);
+         * one that wants the pack's layout reads it through its own memory
+         * object over the same (read-only) data. */
+        md_arg want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), have;
+        void *data = NULL;
+        ok = dnnl_memory_get_memory_desc(w->mem, &have) == dnnl_success && dnnl_memory_get_data_handle(w->mem, &data) == dnnl_success;
+        if (ok && dnnl_memory_desc_equal(want, have)) {
+            ok = dnnl_memory_create(&mm->p.wei, have, g_engine, data) == dnnl_success;
+        } else if (ok) {
+            ok = dnnl_memory_create(&mm->p.wei, want, g_engine, DNNL_MEMORY_ALLOCATE) == dnnl_success && !reorder_mem(w->mem, mm->p.wei);
+            mm->relaid = 1;
+            __atomic_add_fetch(&n_relaid, 1, __ATOMIC_RELAXED);
         }
     }
-    if (ok) ok = dnnl_primitive_create(&mm->prim, pd) == dnnl_success;
-    if (ok) {
-        ok = dnnl_memory_create(&mm->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-             dnnl_memory_create(&mm->dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), g_engine, DNNL_MEMORY_NONE) == dnnl_success;
-    }
-    if (ok && bias) {
-        md_t bmd;
-        dnnl_dims_t bd = {1, N};
-        md_make(&bmd, 2, bd, dnnl_ab);
-        ok = dnnl_memory_create(&mm->bias, MD_PTR(bmd), g_engine, (void *)bias) == dnnl_success;
-        md_free(bmd);
-    }
     if (pd) dnnl_primitive_desc_destroy(pd);
+    md_free(bmd);
     if (!ok) {
         vm_errf(err, errlen, "oneDNN: cannot create a matmul (%d x %d x %d)", M, N, K);
         vm_matmul_free(mm);
@@ -509,4 +631,9 @@ vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, vm_wpack *w, 
     return mm;
 }
 
-int vm_matmul_run(vm_matmul *mm, const float *A, float *C) { return run_prim(mm->prim, mm->src, mm->w->mem, mm->dst, mm->bias, A, C); }
+int vm_matmul_run(vm_matmul *mm, const float *A, float *C) { return run_prim(&mm->p, A, C); }
+
+vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, const vm_wpack *w, const float *bias, int gelu,
+                            int accumulate, char *err, size_t errlen) {
+    return vm_matmul_create_x(NULL, M, N, K, lda, ldc, w, bias, gelu, accumulate, err, errlen);
+}

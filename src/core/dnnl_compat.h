@@ -6,7 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* C[M][N] = A[M][K] * W[N][K]^T + beta * C (row-major, leading dims). */
+/* Where primitives run: a oneDNN stream and a scratchpad. Every primitive
+ * below is created with a user-managed scratchpad, so it may run on any
+ * thread (one at a time). The *_create_x forms run on exec x, shared by
+ * all primitives of one context (vm_ctx: one scratchpad, the largest any
+ * of them needs); the plain *_create forms give the primitive an exec of
+ * its own. x must outlive the primitives made on it. */
+typedef struct vm_dnnl_exec vm_dnnl_exec;
+vm_dnnl_exec *vm_dnnl_exec_new(char *err, size_t errlen);
+void vm_dnnl_exec_free(vm_dnnl_exec *x);
+
+/* C[M][N] = A[M][K] * W[N][K]^T + beta * C (row-major, leading dims).
+ * Thread-safe (no state). */
 int vm_gemm(int M, int N, int K, const float *A, int lda, const float *W, int ldw, float *C, int ldc, float beta);
 
 /* A 2-D convolution primitive for one input shape, weights pre-packed into
@@ -14,14 +25,20 @@ int vm_gemm(int M, int N, int K, const float *A, int lda, const float *W, int ld
 typedef struct vm_conv_prim vm_conv_prim;
 vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                              const float *weight_oihw, const float *bias, char *err, size_t errlen);
+vm_conv_prim *vm_conv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                               const float *weight_oihw, const float *bias, char *err, size_t errlen);
 int vm_conv_run(vm_conv_prim *p, const float *src, float *dst);
 /* The same with a ReLU fused after the bias when relu != 0 (conv + folded
  * BatchNorm + ReLU of mmcv's ConvModule). bias stays referenced: keep it alive. */
 vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                                   const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen);
+vm_conv_prim *vm_conv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                    const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen);
 /* The INT8 variant: src u8 NHWC with one scale and zero point, weights s8
  * OIHW with a scale per output channel, bias and dst f32 (NHWC). */
 vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
+                              const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen);
+vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
                               const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen);
 void vm_conv_free(vm_conv_prim *p);
 int vm_conv_out_size(int in, int k, int stride, int pad);
@@ -35,12 +52,16 @@ typedef struct vm_qmatmul vm_qmatmul;
 vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
                               float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
                               size_t errlen);
+vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
+                              float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
+                              size_t errlen);
 int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C);
 void vm_qmatmul_free(vm_qmatmul *q);
 
-/* FP32 weights W[N][K] packed once into the layout oneDNN's matmul wants
- * (blocked for its brgemm kernels). The plain copy can then be dropped:
- * vm_wpack_unpack writes it back when a caller needs it again. */
+/* FP32 weights W[N][K] packed once (at model load) into the layout
+ * oneDNN's matmul wants (blocked for its brgemm kernels); read-only
+ * afterwards and shared by every context. vm_wpack_unpack writes the plain
+ * matrix into a caller's buffer (saving, CUDA upload). */
 typedef struct vm_wpack vm_wpack;
 vm_wpack *vm_wpack_create(int N, int K, const float *W, char *err, size_t errlen);
 int vm_wpack_unpack(const vm_wpack *p, float *W);
@@ -48,12 +69,16 @@ void vm_wpack_free(vm_wpack *p);
 
 /* FP32 linear layer for one row count M, a matmul primitive on packed
  * weights: C[M][N] = A[M][K] W^T + bias, then GELU (erf) if gelu, added to
- * C if accumulate, all in one pass. If this M wants another weight layout
- * the pack is re-laid in place (it is never duplicated). */
+ * C if accumulate, all in one pass. The pack is only read: if this M wants
+ * another weight layout the primitive keeps its own re-laid copy. */
 typedef struct vm_matmul vm_matmul;
-vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, vm_wpack *w, const float *bias, int gelu,
+vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, const vm_wpack *w, const float *bias, int gelu,
                             int accumulate, char *err, size_t errlen);
+vm_matmul *vm_matmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const vm_wpack *w, const float *bias,
+                              int gelu, int accumulate, char *err, size_t errlen);
 int vm_matmul_run(vm_matmul *mm, const float *A, float *C);
+/* How many matmuls so far needed their own re-laid weights (tests). */
+int vm_matmul_relaid_count(void);
 void vm_matmul_free(vm_matmul *mm);
 
 const char *vm_dnnl_version(void);

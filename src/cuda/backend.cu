@@ -1,6 +1,9 @@
-/* backend.cu - the CUDA backend: weights uploaded once, activations kept
- * on the GPU in one arena planned per input shape, inputs up and logits /
- * features down once per call. GEMMs through cuBLAS (FP32, or TF32 / FP16
+/* backend.cu - the CUDA backend: weights uploaded once (the model's state,
+ * shared and read-only), activations kept on the GPU in one arena planned
+ * per input shape, inputs up and logits / features down once per call.
+ * Each vm_ctx gets its own state: a shallow copy of the model's (the same
+ * device weights) with its own stream, cuBLAS handle, events and arena, so
+ * contexts on several threads run concurrently. GEMMs through cuBLAS (FP32, or TF32 / FP16
  * / BF16 tensor cores with FP32 storage and accumulation); convolutions
  * as im2col + GEMM; everything else in kernels.cu. The maths and layouts
  * are those of src/model/forward.c (token-major activations). */
@@ -49,6 +52,8 @@ struct state {
     cudaEvent_t landed[UPLOAD_PIECES];
     int scan_chunks;      /* VMAMBA_CUDA_SCAN_CHUNKS (tests): 0 = fit the GPU */
     int direct_stem;      /* VMAMBA_CUDA_DIRECT_STEM=0 (tests): im2col stem */
+    vm_profile *prof;     /* the calling context's (set by forward) */
+    int device;           /* where the weights live */
 };
 
 
@@ -82,6 +87,17 @@ float *dalloc(state *s, size_t n, const float *host, char *err, size_t errlen) {
         if (host) {                                                     \
             if (!((dst) = dalloc(s, (n), (host), err, errlen))) return -1; \
         } else (dst) = NULL;                                            \
+    } while (0)
+
+/* A linear layer's weights: plain, or unpacked from the CPU pack into a
+ * temporary copy (the model's packs are never changed). */
+#define UPL(dst, host, pack, n)                                                      \
+    do {                                                                             \
+        float *tmp_ = NULL;                                                          \
+        const float *w_ = vm_linear_values((host), (pack), (n), &tmp_);              \
+        if (!w_ && ((host) || (pack))) return vm_errf(err, errlen, "out of memory unpacking weights"); \
+        UP(dst, w_, n);                                                              \
+        free(tmp_);                                                                  \
     } while (0)
 
 int up_ln(state *s, dln *d, const vm_ln *h, char *err, size_t errlen) {
@@ -122,6 +138,32 @@ int up_conv(state *s, dconv *d, const vm_conv *h, char *err, size_t errlen) {
     return 0;
 }
 
+/* A stream, cuBLAS handle and events of one state (model or context). */
+int make_streams(state *s, char *err, size_t errlen) {
+    if (cudaStreamCreate(&s->stream) != cudaSuccess) return vm_errf(err, errlen, "CUDA: cannot create a stream");
+    if (cublasCreate(&s->blas) != CUBLAS_STATUS_SUCCESS) {
+        cudaStreamDestroy(s->stream);
+        return vm_errf(err, errlen, "CUDA: cannot create a cuBLAS handle");
+    }
+    cublasSetStream(s->blas, s->stream);
+    /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
+    cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
+    cudaEventCreate(&s->ev0);
+    cudaEventCreate(&s->ev1);
+    cudaStreamCreateWithFlags(&s->up, cudaStreamNonBlocking);
+    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventCreateWithFlags(&s->landed[i], cudaEventDisableTiming);
+    return 0;
+}
+
+void destroy_streams(state *s) {
+    cudaEventDestroy(s->ev0);
+    cudaEventDestroy(s->ev1);
+    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventDestroy(s->landed[i]);
+    cudaStreamDestroy(s->up);
+    cublasDestroy(s->blas);
+    cudaStreamDestroy(s->stream);
+}
+
 void free_plan(state *s) {
     if (s->arena) cudaFree(s->arena);
     s->arena = NULL;
@@ -135,12 +177,7 @@ void release(vm_model *m) {
     for (size_t i = 0; i < s->nallocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
     for (int i = 0; i < 4; i++) free(s->st[i].blocks);
-    cudaEventDestroy(s->ev0);
-    cudaEventDestroy(s->ev1);
-    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventDestroy(s->landed[i]);
-    cudaStreamDestroy(s->up);
-    cublasDestroy(s->blas);
-    cudaStreamDestroy(s->stream);
+    destroy_streams(s);
     free(s);
     m->dev_state = NULL;
 }
@@ -237,14 +274,14 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
 /* Time `stmt` on the GPU under op `op` when profiling (synchronises). */
 #define GPROF(op, stmt)                                                         \
     do {                                                                        \
-        if (m->prof.enabled) {                                                  \
+        if (s->prof->enabled) {                                                  \
             cudaEventRecord(s->ev0, s->stream);                                 \
             stmt;                                                               \
             cudaEventRecord(s->ev1, s->stream);                                 \
             cudaEventSynchronize(s->ev1);                                       \
             float ms_ = 0;                                                      \
             cudaEventElapsedTime(&ms_, s->ev0, s->ev1);                         \
-            m->prof.seconds[op] += ms_ * 1e-3;                                  \
+            s->prof->seconds[op] += ms_ * 1e-3;                                  \
         } else {                                                                \
             stmt;                                                               \
         }                                                                       \
@@ -256,7 +293,7 @@ void prof_since(vm_model *m, state *s, vm_op op) {
     cudaEventSynchronize(s->ev1);
     float ms = 0;
     cudaEventElapsedTime(&ms, s->ev0, s->ev1);
-    m->prof.seconds[op] += ms * 1e-3;
+    s->prof->seconds[op] += ms * 1e-3;
 }
 
 int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, int h, int w) {
@@ -287,10 +324,49 @@ int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, in
     return rc;
 }
 
-int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
-    state *s = (state *)m->dev_state;
-    char *err = m->err;
-    size_t errlen = sizeof m->err;
+void ctx_release(void *p) {
+    state *s = (state *)p;
+    cudaSetDevice(s->device);
+    free_plan(s);
+    destroy_streams(s);
+    free(s);
+}
+
+/* c's state for m's current upload, made on first use: the weights'
+ * device pointers are shared (read-only), the rest is c's own. */
+state *ctx_state(vm_model *m, vm_ctx *c, char *err, size_t errlen) {
+    const state *base = (const state *)m->dev_state;
+    if (c->dev_ctx && c->dev_gen == m->dev_gen) return (state *)c->dev_ctx;
+    if (c->dev_ctx) c->dev_release(c->dev_ctx); /* made for an earlier upload */
+    c->dev_ctx = NULL;
+    state *s = (state *)malloc(sizeof(state));
+    if (!s) {
+        vm_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    *s = *base;
+    s->allocs = NULL; /* the model owns the weights */
+    s->nallocs = s->cap = 0;
+    s->arena = NULL;
+    s->B = s->H = s->W = 0;
+    if (make_streams(s, err, errlen)) {
+        free(s);
+        return NULL;
+    }
+    c->dev_ctx = s;
+    c->dev_release = ctx_release;
+    c->dev_gen = m->dev_gen;
+    return s;
+}
+
+int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+    char *err = c->err;
+    size_t errlen = sizeof c->err;
+    /* this thread may not have the model's device current */
+    if (cudaSetDevice(((const state *)m->dev_state)->device) != cudaSuccess) return vm_errf(err, errlen, "CUDA: cannot select the model's device");
+    state *s = ctx_state(m, c, err, errlen);
+    if (!s) return -1;
+    s->prof = &c->prof;
     const vm_info *I = &m->info;
     if (plan(m, s, B, H, W, err, errlen)) return -1;
     cudaStream_t q = s->stream;
@@ -308,12 +384,12 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
      * stem convolution starts as soon as it has landed, overlapping the
      * next piece's copy (in one piece, on the compute stream, when
      * profiling, so that the transfer is timed on its own). */
-    const int pieces = direct && !m->prof.enabled ? (B < UPLOAD_PIECES ? B : UPLOAD_PIECES) : 1;
+    const int pieces = direct && !s->prof->enabled ? (B < UPLOAD_PIECES ? B : UPLOAD_PIECES) : 1;
     if (pieces == 1) {
         GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(s->in, in, B * img * sizeof(float), cudaMemcpyHostToDevice, q));
         CK(ce);
     }
-    if (m->prof.enabled) cudaEventRecord(s->ev0, q);
+    if (s->prof->enabled) cudaEventRecord(s->ev0, q);
     for (int p = 0; direct && p < pieces; p++) {
         const int b0 = (int)((long)B * p / pieces), b1 = (int)((long)B * (p + 1) / pieces);
         if (pieces > 1) {
@@ -335,7 +411,7 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
         rc |= conv(s, &s->pe2, s->t1, B, oh, ow, s->x, &oh, &ow);
         vmc_layernorm(s->x, s->x, s->pe_norm2.w, s->pe_norm2.b, (size_t)B * oh * ow, I->dims[0], VM_LN_EPS, q);
     }
-    if (m->prof.enabled) prof_since(m, s, VM_OP_PATCH_EMBED);
+    if (s->prof->enabled) prof_since(m, s, VM_OP_PATCH_EMBED);
     for (int i = 0; i < 4 && !rc; i++) {
         const vm_stage *st = &m->st[i];
         const int h = s->h[i], w = s->w[i];
@@ -348,7 +424,7 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
             CK(cudaStreamSynchronize(q)); /* s->out is reused by the next stage */
         }
         if (i == 3) break;
-        if (m->prof.enabled) cudaEventRecord(s->ev0, q);
+        if (s->prof->enabled) cudaEventRecord(s->ev0, q);
         if (I->downsample_version == 1) {
             vmc_patch_merge(s->t0, s->x, B, h, w, st->C, q);
             size_t T2 = (size_t)B * s->h[i + 1] * s->w[i + 1];
@@ -358,18 +434,18 @@ int forward(vm_model *m, const float *in, int B, int H, int W, float *logits, fl
             rc |= conv(s, &s->st[i].ds_conv, s->x, B, h, w, s->t0, &oh, &ow);
             vmc_layernorm(s->x, s->t0, s->st[i].ds_norm.w, s->st[i].ds_norm.b, (size_t)B * oh * ow, st->C_next, VM_LN_EPS, q);
         }
-        if (m->prof.enabled) prof_since(m, s, VM_OP_DOWNSAMPLE);
+        if (s->prof->enabled) prof_since(m, s, VM_OP_DOWNSAMPLE);
     }
     if (rc) return vm_errf(err, errlen, "cuBLAS GEMM failed");
     if (logits) {
         const int C = I->dims[3], L = s->h[3] * s->w[3];
-        if (m->prof.enabled) cudaEventRecord(s->ev0, q);
+        if (s->prof->enabled) cudaEventRecord(s->ev0, q);
         vmc_layernorm(s->t0, s->x, s->cls_norm.w, s->cls_norm.b, (size_t)B * L, C, VM_LN_EPS, q);
         vmc_mean_tokens(s->t1, s->t0, B, L, C, q);
         vmc_fill_rows(s->out, s->head_b, (size_t)B, I->num_classes, q);
         if (gemm(s, B, I->num_classes, C, s->t1, C, s->head_w, C, s->out, I->num_classes, 1.0f))
             return vm_errf(err, errlen, "cuBLAS GEMM failed");
-        if (m->prof.enabled) prof_since(m, s, VM_OP_HEAD);
+        if (s->prof->enabled) prof_since(m, s, VM_OP_HEAD);
         GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(logits, s->out, (size_t)B * I->num_classes * sizeof(float), cudaMemcpyDeviceToHost, q));
         CK(ce);
     }
@@ -394,7 +470,7 @@ int upload(vm_model *m, state *s, char *err, size_t errlen) {
             const vm_block *h = &st->blocks[j];
             dblock *d = &s->st[i].blocks[j];
             if (up_ln(s, &d->norm, &h->norm, err, errlen) || up_ln(s, &d->out_norm, &h->out_norm, err, errlen)) return -1;
-            UP(d->in_proj, h->in_proj_w, D * (I->z_gate ? 2 : 1) * C);
+            UPL(d->in_proj, h->in_proj_w, h->f_in, D * (I->z_gate ? 2 : 1) * C);
             if (!(d->conv_w = up_transposed(s, h->conv_w, D, 9, err, errlen))) return -1; /* [9][D] */
             UP(d->conv_b, h->conv_b, D);
             UP(d->x_proj, h->x_proj_w, 4 * P * D);
@@ -402,25 +478,25 @@ int upload(vm_model *m, state *s, char *err, size_t errlen) {
             UP(d->dt_b, h->dt_b, 4 * D);
             UP(d->A, h->A, 4 * D * N);
             UP(d->Ds, h->Ds, 4 * D);
-            UP(d->out_proj, h->out_proj_w, C * D);
+            UPL(d->out_proj, h->out_proj_w, h->f_out, C * D);
             if (Hd) {
                 if (up_ln(s, &d->norm2, &h->norm2, err, errlen)) return -1;
-                UP(d->fc1_w, h->fc1_w, Hd * C);
+                UPL(d->fc1_w, h->fc1_w, h->f_fc1, Hd * C);
                 UP(d->fc1_b, h->fc1_b, Hd);
-                UP(d->fc2_w, h->fc2_w, C * Hd);
+                UPL(d->fc2_w, h->fc2_w, h->f_fc2, C * Hd);
                 UP(d->fc2_b, h->fc2_b, C);
             }
         }
         if (i < 3) {
             if (up_ln(s, &s->st[i].ds_norm, &st->ds_norm, err, errlen)) return -1;
-            if (I->downsample_version == 1) UP(s->st[i].ds_reduction, st->ds_reduction, (size_t)st->C_next * 4 * C);
+            if (I->downsample_version == 1) UPL(s->st[i].ds_reduction, st->ds_reduction, st->f_ds, (size_t)st->C_next * 4 * C);
             else if (up_conv(s, &s->st[i].ds_conv, &st->ds_conv, err, errlen)) return -1;
         }
         if (I->is_backbone && up_ln(s, &s->st[i].outnorm, &st->outnorm, err, errlen)) return -1;
     }
     if (I->num_classes) {
         if (up_ln(s, &s->cls_norm, &m->cls_norm, err, errlen)) return -1;
-        UP(s->head_w, m->head_w, (size_t)I->num_classes * I->dims[3]);
+        UPL(s->head_w, m->head_w, m->f_head, (size_t)I->num_classes * I->dims[3]);
         UP(s->head_b, m->head_b, (size_t)I->num_classes);
     }
     return 0;
@@ -450,33 +526,27 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errl
         if (m->info.dt_rank[i] > VM_CUDA_MAX_DT_RANK)
             return vm_errf(err, errlen, "dt_rank %d is above the CUDA backend's limit %d", m->info.dt_rank[i], VM_CUDA_MAX_DT_RANK);
     state *s = (state *)calloc(1, sizeof(state));
-    m->dev_state = s;
+    if (!s) return vm_errf(err, errlen, "out of memory");
     static const cublasComputeType_t modes[4] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
                                                  CUBLAS_COMPUTE_32F_FAST_16F, CUBLAS_COMPUTE_32F_FAST_16BF};
     s->compute = modes[precision & 3];
-    if (cudaStreamCreate(&s->stream) != cudaSuccess || cublasCreate(&s->blas) != CUBLAS_STATUS_SUCCESS) {
-        vm_errf(err, errlen, "CUDA: cannot create a stream / cuBLAS handle");
+    if (cudaGetDevice(&s->device) != cudaSuccess || make_streams(s, err, errlen)) {
+        if (!err[0]) vm_errf(err, errlen, "CUDA: no current device");
         free(s);
-        m->dev_state = NULL;
         return -1;
     }
-    cublasSetStream(s->blas, s->stream);
-    cudaEventCreate(&s->ev0);
-    cudaEventCreate(&s->ev1);
-    cudaStreamCreateWithFlags(&s->up, cudaStreamNonBlocking);
-    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventCreateWithFlags(&s->landed[i], cudaEventDisableTiming);
+    m->dev_state = s;
     const char *sc = getenv("VMAMBA_CUDA_SCAN_CHUNKS");
     s->scan_chunks = sc ? atoi(sc) : 0;
     const char *ds = getenv("VMAMBA_CUDA_DIRECT_STEM");
     s->direct_stem = !(ds && !strcmp(ds, "0"));
     const char *rk = getenv("VMAMBA_CUDA_REFERENCE_KERNELS");
     vmc_use_reference_kernels(rk && !strcmp(rk, "1"));
-    /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
-    cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
     if (upload(m, s, err, errlen)) {
         release(m);
         return -1;
     }
+    m->dev_gen++; /* contexts made for an earlier upload start afresh */
     m->dev = &ops;
     return 0;
 }

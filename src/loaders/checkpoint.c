@@ -101,7 +101,8 @@ static int checkpoint_open(vm_checkpoint *c, const char *path, const char *key, 
     if (pick_weights(root, key, path, &sd, &strip, err, errlen)) { pk_free(ps); goto fail; }
     if (keep_all) strip = NULL;
 
-    /* With a prefix to strip (mmdet/mmseg), keep only the prefixed keys. */
+    /* With a prefix to strip (mmdet/mmseg), the backbone's keys lose it;
+     * every other key (decode_head.*, neck.*, ...) is kept as it is. */
     size_t strip_len = strip ? strlen(strip) : 0;
     int any_prefixed = 0;
     for (size_t i = 0; strip && i < sd->u.dict.n; i++)
@@ -113,10 +114,7 @@ static int checkpoint_open(vm_checkpoint *c, const char *path, const char *key, 
     for (size_t i = 0; i < sd->u.dict.n; i++) {
         const char *name = sd->u.dict.keys[i]->u.str.s;
         const pk_obj *v = sd->u.dict.vals[i];
-        if (strip_len) {
-            if (strncmp(name, strip, strip_len) != 0) continue;
-            name += strip_len;
-        }
+        if (strip_len && strncmp(name, strip, strip_len) == 0) name += strip_len;
         if (strncmp(name, "module.", 7) == 0) name += 7; /* DataParallel */
         vm_ckpt_tensor *t = &c->t[c->n++];
         t->name = vm_xstrdup(name);

@@ -21,6 +21,7 @@ typedef struct {
     uint64_t storage_bytes;
     int64_t storage_numel;
     const char *problem;      /* why it is not a usable tensor, or NULL */
+    int used;                 /* set by the model loader: bound by the backbone */
 } vm_ckpt_tensor;
 
 typedef struct {
@@ -33,7 +34,9 @@ typedef struct {
 } vm_checkpoint;
 
 /* key: which top-level entry holds the weights (NULL = auto: "model",
- * then "state_dict" with "backbone." stripped, then a bare state dict). */
+ * then "state_dict" with "backbone." stripped from the backbone's keys,
+ * the others, e.g. "decode_head.*", kept as they are; then a bare state
+ * dict). Every tensor is listed. */
 int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen);
 /* The same, keeping every key with its full name (no "backbone." strip):
  * the heads of an mmseg/mmdet checkpoint ("decode_head.*", ...). */

@@ -4,6 +4,8 @@
 #include "config.h"
 #endif
 #include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,23 +22,226 @@ void vm_set_threads(int n) {
 
 int vm_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
-static int check_input(vm_model *m, const float *in, int B, int H, int W) {
-    if (!in) return vm_errf(m->err, sizeof m->err, "input is NULL");
-    if (B < 1 || H < 1 || W < 1) return vm_errf(m->err, sizeof m->err, "bad input shape (%d, 3, %d, %d)", B, H, W);
+/* ---- contexts ---------------------------------------------------------- */
+
+int vm_ctx_fail(vm_ctx *c, vm_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    c->status = code;
+    return -1;
+}
+
+static vm_ctx *ctx_new(const vm_model *m, char *err, size_t errlen) {
+    vm_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        vm_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->dx = vm_dnnl_exec_new(err, errlen);
+    if (!c->dx) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+vm_ctx *vm_ctx_new(const vm_model *m, char *err, size_t errlen) {
+    if (!m) {
+        vm_errf(err, errlen, "model is NULL");
+        return NULL;
+    }
+    vm_ctx *c = ctx_new(m, err, errlen);
+    /* Counted so that tooling which rewrites weights (calibration) refuses
+     * a model in use; the count is the only thing a context writes in it. */
+    if (c) __atomic_add_fetch(&((vm_model *)m)->nctx, 1, __ATOMIC_ACQ_REL);
+    return c;
+}
+
+static void ctx_release(vm_ctx *c) {
+    for (int i = 0; i < VM_CTX_HEADS; i++)
+        if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
+    if (c->dev_ctx) c->dev_release(c->dev_ctx);
+    vm_plan_free(&c->plan);
+    vm_dnnl_exec_free(c->dx);
+    free(c);
+}
+
+void vm_ctx_free(vm_ctx *c) {
+    if (!c) return;
+    if (!c->internal) __atomic_sub_fetch(&((vm_model *)c->m)->nctx, 1, __ATOMIC_ACQ_REL);
+    ctx_release(c);
+}
+
+vm_ctx *vm_model_ctx(vm_model *m) {
+    if (!m->ictx) {
+        char e[256];
+        m->ictx = ctx_new(m, e, sizeof e);
+        if (!m->ictx) vm_errf(m->err, sizeof m->err, "%s", e);
+        else m->ictx->internal = 1; /* not counted in m->nctx */
+    }
+    return m->ictx;
+}
+
+const char *vm_ctx_error(const vm_ctx *c) { return c ? c->err : "no context"; }
+vm_status vm_ctx_error_code(const vm_ctx *c) { return c ? c->status : VM_ERR_INPUT; }
+
+int vm_ctx_set_threads(vm_ctx *c, int n) {
+    if (!c) return VM_ERR_INPUT;
+    c->threads = n > 0 ? n : 0;
     return 0;
 }
 
+void vm_ctx_set_trace(vm_ctx *c, vm_trace_fn fn, void *user) {
+    c->trace = fn;
+    c->trace_user = user;
+}
+
+void vm_ctx_set_observe(vm_ctx *c, vm_observe_fn fn, void *user) {
+    c->observe = fn;
+    c->observe_user = user;
+}
+
+void vm_ctx_profile_enable(vm_ctx *c, int on) {
+    if (!c) return;
+    if (on) memset(&c->prof, 0, sizeof c->prof);
+    c->prof.enabled = on != 0;
+}
+
+int vm_profile_op_count(void) { return VM_OP_COUNT; }
+const char *vm_profile_op_name(int i) { return i >= 0 && i < VM_OP_COUNT ? vm_op_names[i] : NULL; }
+double vm_ctx_profile_seconds(const vm_ctx *c, int i) { return c && i >= 0 && i < VM_OP_COUNT ? c->prof.seconds[i] : 0.0; }
+
+static int check_input(vm_ctx *c, const float *in, int B, int H, int W);
+
+static int same_shape(const vm_feats *a, const vm_feats *b) {
+    if (a->B != b->B) return 0;
+    for (int i = 0; i < 4; i++)
+        if (a->C[i] != b->C[i] || a->H[i] != b->H[i] || a->W[i] != b->W[i]) return 0;
+    return 1;
+}
+
+static int run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out) {
+    vm_feats f;
+    if (vm_ctx_backbone(c, in, B, H, W, &f)) return -1;
+    vm_ctx_head *slot = NULL, *free_slot = NULL;
+    for (int i = 0; i < VM_CTX_HEADS; i++) {
+        if (c->heads[i].h == h && c->heads[i].ops == ops) slot = &c->heads[i];
+        if (!c->heads[i].h && !free_slot) free_slot = &c->heads[i];
+    }
+    if (!slot) {
+        if (!free_slot) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "more than %d heads on one context", VM_CTX_HEADS);
+        slot = free_slot;
+        slot->ops = ops;
+        slot->h = h;
+    }
+    char e[256] = "";
+    if (slot->p && !same_shape(&slot->shape, &f)) {
+        ops->plan_free(slot->p);
+        slot->p = NULL;
+    }
+    if (!slot->p) {
+        slot->p = ops->plan(h, &f, e, sizeof e);
+        if (!slot->p) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s head: %s", ops->name, e);
+        slot->shape = f;
+    }
+    if (ops->forward(h, slot->p, &f, out, e, sizeof e)) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s head: %s", ops->name, e);
+    return 0;
+}
+
+int vm_ctx_run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out) {
+    c->status = VM_OK;
+    c->err[0] = 0;
+    if (check_input(c, in, B, H, W)) return -1;
+    if (c->m->dev) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "heads run on the CPU only (the model is on %s)", c->m->dev->name);
+    int saved = 0;
+    if (c->threads > 0) {
+        saved = omp_get_max_threads();
+        omp_set_num_threads(c->threads);
+    }
+    int rc = run_head(c, ops, h, in, B, H, W, out);
+    if (c->threads > 0) omp_set_num_threads(saved);
+    return rc;
+}
+
+static int check_input(vm_ctx *c, const float *in, int B, int H, int W) {
+    if (!in) return vm_ctx_fail(c, VM_ERR_INPUT, "input is NULL");
+    if (B < 1 || H < 1 || W < 1) return vm_ctx_fail(c, VM_ERR_INPUT, "bad input shape (%d, 3, %d, %d)", B, H, W);
+    return 0;
+}
+
+/* Run on c's thread count (OpenMP's per-thread setting, restored after),
+ * on the CPU or, for a model moved to a device, on the device. */
+static int run(vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+    vm_model *m = (vm_model *)c->m;
+    int saved = 0;
+    if (c->threads > 0) {
+        saved = omp_get_max_threads();
+        omp_set_num_threads(c->threads);
+    }
+    int rc;
+    if (m->dev) {
+        rc = m->dev->forward(m, c, in, B, H, W, logits, feats);
+        if (rc && c->status == VM_OK) c->status = VM_ERR_BACKEND;
+    } else {
+        rc = vm_forward_impl(c, in, B, H, W, logits, feats);
+    }
+    if (c->threads > 0) omp_set_num_threads(saved);
+    return rc ? (int)(c->status != VM_OK ? c->status : VM_ERR_BACKEND) : 0;
+}
+
+int vm_ctx_forward(vm_ctx *c, const float *in, int B, int H, int W, float *logits) {
+    if (!c) return VM_ERR_INPUT;
+    c->status = VM_OK;
+    c->err[0] = 0;
+    if (check_input(c, in, B, H, W)) return VM_ERR_INPUT;
+    if (c->m->info.num_classes <= 0) {
+        vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "model is a backbone without a classifier head; use features");
+        return VM_ERR_UNSUPPORTED;
+    }
+    if (!logits) return vm_ctx_fail(c, VM_ERR_INPUT, "logits buffer is NULL"), VM_ERR_INPUT;
+    return run(c, in, B, H, W, logits, NULL);
+}
+
+int vm_ctx_forward_features(vm_ctx *c, const float *in, int B, int H, int W, float *feats[4]) {
+    if (!c) return VM_ERR_INPUT;
+    c->status = VM_OK;
+    c->err[0] = 0;
+    if (check_input(c, in, B, H, W)) return VM_ERR_INPUT;
+    if (!c->m->info.is_backbone) {
+        vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "model has no outnorm0..3 layers: features need a backbone (mmdet/mmseg) checkpoint");
+        return VM_ERR_UNSUPPORTED;
+    }
+    for (int i = 0; i < 4; i++)
+        if (!feats || !feats[i]) return vm_ctx_fail(c, VM_ERR_INPUT, "feature buffer %d is NULL", i), VM_ERR_INPUT;
+    return run(c, in, B, H, W, NULL, feats);
+}
+
+/* The single-threaded conveniences: the model's internal context, its
+ * error copied to the model's. */
 int vm_forward(vm_model *m, const float *in, int B, int H, int W, float *logits) {
-    if (check_input(m, in, B, H, W)) return -1;
-    if (m->info.num_classes <= 0)
-        return vm_errf(m->err, sizeof m->err, "model is a backbone without a classifier head; use features");
-    if (!logits) return vm_errf(m->err, sizeof m->err, "logits buffer is NULL");
-    return m->dev ? m->dev->forward(m, in, B, H, W, logits, NULL) : vm_forward_impl(m, in, B, H, W, logits, NULL);
+    vm_ctx *c = vm_model_ctx(m);
+    if (!c) return -1;
+    if (vm_ctx_forward(c, in, B, H, W, logits)) return vm_errf(m->err, sizeof m->err, "%s", c->err);
+    return 0;
+}
+
+int vm_forward_features(vm_model *m, const float *in, int B, int H, int W, float *feats[4]) {
+    vm_ctx *c = vm_model_ctx(m);
+    if (!c) return -1;
+    if (vm_ctx_forward_features(c, in, B, H, W, feats)) return vm_errf(m->err, sizeof m->err, "%s", c->err);
+    return 0;
 }
 
 void vm_feature_shape(const vm_model *m, int H, int W, int i, int *C, int *h, int *w) {
     const vm_info *I = &m->info;
     int hh, ww;
+    if (i < 0 || i > 3) { /* there are four maps */
+        *C = *h = *w = 0;
+        return;
+    }
     if (I->patch_embed_version == 1) {
         hh = vm_conv_out_size(H, I->patch_size, I->patch_size, 0);
         ww = vm_conv_out_size(W, I->patch_size, I->patch_size, 0);
@@ -52,15 +257,6 @@ void vm_feature_shape(const vm_model *m, int H, int W, int i, int *C, int *h, in
     *C = I->dims[i];
     *h = hh;
     *w = ww;
-}
-
-int vm_forward_features(vm_model *m, const float *in, int B, int H, int W, float *feats[4]) {
-    if (check_input(m, in, B, H, W)) return -1;
-    if (!m->info.is_backbone)
-        return vm_errf(m->err, sizeof m->err, "model has no outnorm0..3 layers: features need a backbone (mmdet/mmseg) checkpoint");
-    for (int i = 0; i < 4; i++)
-        if (!feats || !feats[i]) return vm_errf(m->err, sizeof m->err, "feature buffer %d is NULL", i);
-    return m->dev ? m->dev->forward(m, in, B, H, W, NULL, feats) : vm_forward_impl(m, in, B, H, W, NULL, feats);
 }
 
 int vm_cuda_devices(void) {
@@ -117,7 +313,7 @@ int vm_model_set_device(vm_model *m, const char *device, vm_precision precision)
     if (m->dev) m->dev->release(m);
     m->dev = NULL;
     char e[400];
-    if (vm_weights_plain(m)) return -1; /* the upload reads plain weights */
+    if (m->ictx) vm_plan_free(&m->ictx->plan);
     if (vm_cuda_attach(m, (int)precision, e, sizeof e)) return vm_errf(m->err, sizeof m->err, "%s", e);
     return 0;
 #else

@@ -30,49 +30,37 @@ static double now_s(void) {
 /* Time `stmt` under op `op` when profiling; free otherwise. */
 #define PROF(op, stmt)                                                  \
     do {                                                                \
-        if (m->prof.enabled) {                                          \
+        if (c->prof.enabled) {                                          \
             double t_ = now_s();                                        \
             stmt;                                                       \
-            m->prof.seconds[op] += now_s() - t_;                        \
+            c->prof.seconds[op] += now_s() - t_;                        \
         } else {                                                        \
             stmt;                                                       \
         }                                                               \
     } while (0)
 
-void vm_plan_free(vm_model *m) {
-    vm_plan *p = &m->plan;
+void vm_plan_free(vm_plan *p) {
     free(p->arena);
     free(p->qbuf);
-    size_t n;
-    vm_lin_slot *v = vm_linears(m, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].q) {
-            vm_qmatmul_free(v[i].q->prim);
-            v[i].q->prim = NULL;
-        } else if (*v[i].f) {
-            vm_matmul_free((*v[i].f)->prim);
-            (*v[i].f)->prim = NULL;
-        }
+    for (size_t i = 0; i < p->nlin; i++) {
+        vm_matmul_free(p->lin[i].f);
+        vm_qmatmul_free(p->lin[i].q);
     }
-    free(v);
-    vm_conv_free(m->pe_conv1.prim);
-    vm_conv_free(m->pe_conv2.prim);
-    m->pe_conv1.prim = m->pe_conv2.prim = NULL;
-    for (int s = 0; s < 4; s++) {
-        vm_conv_free(m->st[s].ds_conv.prim);
-        m->st[s].ds_conv.prim = NULL;
-    }
+    free(p->lin);
+    vm_conv_free(p->pe1);
+    vm_conv_free(p->pe2);
+    for (int s = 0; s < 3; s++) vm_conv_free(p->ds[s]);
     memset(p, 0, sizeof *p);
 }
 
-static int make_conv(vm_model *m, vm_conv *c, int B, int H, int W) {
+static int make_conv(vm_ctx *c, vm_conv_prim **out, const vm_conv *cv, int B, int H, int W) {
     char e[256];
-    if (c->w8)
-        c->prim = vm_qconv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, c->w8, c->w_scale, c->a_scale, c->a_zp,
-                                  c->b, e, sizeof e);
+    if (cv->w8)
+        *out = vm_qconv_create_x(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w8, cv->w_scale, cv->a_scale,
+                               cv->a_zp, cv->b, e, sizeof e);
     else
-        c->prim = vm_conv_create(B, c->cin, H, W, c->cout, c->k, c->stride, c->pad, c->w, c->b, e, sizeof e);
-    if (!c->prim) return vm_errf(m->err, sizeof m->err, "%s", e);
+        *out = vm_conv_create_x(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w, cv->b, e, sizeof e);
+    if (!*out) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
     return 0;
 }
 
@@ -80,10 +68,17 @@ static int make_conv(vm_model *m, vm_conv *c, int B, int H, int W) {
  * for quantized layers, FP32 on packed weights otherwise (layers left
  * plain run through vm_gemm). Bias, GELU and the residual add are fused
  * as the layer list says. Returns the largest INT8 input (for qbuf). */
-static int make_linears(vm_model *m, int B, size_t *qbytes) {
-    vm_plan *p = &m->plan;
+static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
+    vm_plan *p = &c->plan;
     size_t n;
-    vm_lin_slot *v = vm_linears(m, &n);
+    vm_lin_slot *v = vm_linears(c->m, &n);
+    if (!v) return vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (layer list)");
+    p->lin = calloc(n ? n : 1, sizeof *p->lin);
+    if (!p->lin) {
+        free(v);
+        return vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu layer primitives)", n);
+    }
+    p->nlin = n;
     int rc = 0;
     char e[256];
     for (size_t i = 0; i < n && !rc; i++) {
@@ -93,15 +88,15 @@ static int make_linears(vm_model *m, int B, size_t *qbytes) {
         else if (st >= 10) M = B * ((p->h[st - 10] + 1) / 2) * ((p->w[st - 10] + 1) / 2);
         else M = B * p->h[st] * p->w[st];
         if (L->q) {
-            vm_qlinear *q = L->q;
-            q->prim = vm_qmatmul_create(M, q->N, q->K, q->K, q->N, q->w, q->w_scale, q->a_scale, q->a_zp, L->bias, L->gelu,
-                                        L->accumulate, e, sizeof e);
-            if (!q->prim) rc = vm_errf(m->err, sizeof m->err, "%s", e);
+            const vm_qlinear *q = L->q;
+            p->lin[i].q = vm_qmatmul_create_x(c->dx, M, q->N, q->K, q->K, q->N, q->w, q->w_scale, q->a_scale, q->a_zp, L->bias,
+                                            L->gelu, L->accumulate, e, sizeof e);
+            if (!p->lin[i].q) rc = vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
             if ((size_t)M * q->K > *qbytes) *qbytes = (size_t)M * q->K;
         } else if (*L->f) {
-            vm_flinear *f = *L->f;
-            f->prim = vm_matmul_create(M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e);
-            if (!f->prim) rc = vm_errf(m->err, sizeof m->err, "%s", e);
+            const vm_flinear *f = *L->f;
+            p->lin[i].f = vm_matmul_create_x(c->dx, M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e);
+            if (!p->lin[i].f) rc = vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
         }
     }
     free(v);
@@ -109,11 +104,13 @@ static int make_linears(vm_model *m, int B, size_t *qbytes) {
 }
 
 /* Size every buffer for the largest layer at this input shape, allocate one
- * arena, and create the convolution primitives. */
-int vm_plan_ensure(vm_model *m, int B, int H, int W) {
-    vm_plan *p = &m->plan;
+ * arena, and create the convolution and matmul primitives. Never aborts:
+ * out of memory is VM_ERR_NOMEM on c. */
+int vm_plan_ensure(vm_ctx *c, int B, int H, int W) {
+    const vm_model *m = c->m;
+    vm_plan *p = &c->plan;
     if (p->B == B && p->H == H && p->W == W) return 0;
-    vm_plan_free(m);
+    vm_plan_free(p);
     const vm_info *I = &m->info;
     int h, w;
     size_t sx = 0, s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0;
@@ -130,16 +127,24 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W) {
     /* The input is transposed to NHWC first: oneDNN has fast (jit)
      * kernels for nhwc -> nhwc convolutions, not for nchw -> nhwc. */
     s0 = (size_t)B * H * W * 3;
-    if (h < 1 || w < 1 || B < 1)
-        return vm_errf(m->err, sizeof m->err, "input %dx%d (batch %d) is too small for this model", H, W, B);
+    if (h < 1 || w < 1 || B < 1) {
+        vm_ctx_fail(c, VM_ERR_INPUT, "input %dx%d (batch %d) is too small for this model", H, W, B);
+        memset(p, 0, sizeof *p);
+        return -1;
+    }
     /* Guard the products below against overflow on absurd inputs. */
-    if ((double)B * H * W * 3 > 4e9 / 4)
-        return vm_errf(m->err, sizeof m->err, "input batch %d x %dx%d is too large", B, H, W);
+    if ((double)B * H * W * 3 > 4e9 / 4) {
+        vm_ctx_fail(c, VM_ERR_INPUT, "input batch %d x %dx%d is too large", B, H, W);
+        memset(p, 0, sizeof *p);
+        return -1;
+    }
+    size_t sf[4] = {0, 0, 0, 0};
     for (int s = 0; s < 4; s++) {
         p->h[s] = h;
         p->w[s] = w;
         const vm_stage *st = &m->st[s];
         size_t T = (size_t)B * h * w, D = (size_t)st->d_inner, P = (size_t)st->R + 2 * (size_t)I->d_state;
+        if (I->is_backbone) sf[s] = T * st->C;
         sx = maxz(sx, T * st->C);
         s0 = maxz(s0, T * st->C);
         s1 = maxz(s1, maxz(T * D * (I->z_gate ? 2 : 1), T * (size_t)st->hidden));
@@ -157,35 +162,42 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W) {
             w = w2;
         }
     }
-    size_t sizes[7] = {sx, s0, s1, s2, s3, s4, s5}, total = 0;
-    for (int i = 0; i < 7; i++) total += (sizes[i] + 15) & ~(size_t)15; /* 64-byte aligned slices */
-    p->arena = vm_aligned_alloc(total * sizeof(float));
-    float **slots[7] = {&p->x, &p->t0, &p->t1, &p->t2, &p->t3, &p->t4, &p->t5};
+    size_t sizes[11] = {sx, s0, s1, s2, s3, s4, s5, sf[0], sf[1], sf[2], sf[3]}, total = 0;
+    for (int i = 0; i < 11; i++) total += (sizes[i] + 15) & ~(size_t)15; /* 64-byte aligned slices */
+    void *arena = NULL;
+    if (posix_memalign(&arena, 64, total * sizeof(float)) != 0) {
+        memset(p, 0, sizeof *p);
+        return vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu MB of activations for batch %d x %dx%d)",
+                           total * sizeof(float) >> 20, B, H, W);
+    }
+    p->arena = arena;
+    float **slots[11] = {&p->x, &p->t0, &p->t1, &p->t2, &p->t3, &p->t4, &p->t5, &p->feat[0], &p->feat[1], &p->feat[2], &p->feat[3]};
     size_t off = 0;
-    for (int i = 0; i < 7; i++) {
-        *slots[i] = p->arena + off;
+    for (int i = 0; i < 11; i++) {
+        *slots[i] = sizes[i] ? p->arena + off : NULL;
         off += (sizes[i] + 15) & ~(size_t)15;
     }
     int rc = 0;
-    if (I->patch_embed_version == 1) rc = make_conv(m, &m->pe_conv1, B, H, W);
+    if (I->patch_embed_version == 1) rc = make_conv(c, &p->pe1, &m->pe_conv1, B, H, W);
     else {
-        rc = make_conv(m, &m->pe_conv1, B, H, W);
-        if (!rc) rc = make_conv(m, &m->pe_conv2, B, p->pe_h1, p->pe_w1);
+        rc = make_conv(c, &p->pe1, &m->pe_conv1, B, H, W);
+        if (!rc) rc = make_conv(c, &p->pe2, &m->pe_conv2, B, p->pe_h1, p->pe_w1);
     }
     for (int s = 0; s < 3 && !rc; s++)
-        if (I->downsample_version == 3) rc = make_conv(m, &m->st[s].ds_conv, B, p->h[s], p->w[s]);
+        if (I->downsample_version == 3) rc = make_conv(c, &p->ds[s], &m->st[s].ds_conv, B, p->h[s], p->w[s]);
     size_t qbytes = 0;
-    if (!rc) rc = make_linears(m, B, &qbytes);
+    if (!rc) rc = make_linears(c, B, &qbytes);
     if (!rc && m->quantized) {
         /* INT8 convolutions quantize their whole input map */
         size_t conv_in = (size_t)B * H * W * 3;
         if (I->patch_embed_version == 2) conv_in = maxz(conv_in, (size_t)B * p->pe_h1 * p->pe_w1 * m->pe_conv1.cout);
         for (int s = 0; s < 3; s++) conv_in = maxz(conv_in, (size_t)B * p->h[s] * p->w[s] * m->st[s].C);
         qbytes = maxz(qbytes, conv_in);
-        p->qbuf = vm_xmalloc(qbytes);
+        p->qbuf = malloc(qbytes ? qbytes : 1);
+        if (!p->qbuf) rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (INT8 input buffer of %zu bytes)", qbytes);
     }
     if (rc) {
-        vm_plan_free(m);
+        vm_plan_free(p);
         return -1;
     }
     p->B = B;
@@ -194,8 +206,8 @@ int vm_plan_ensure(vm_model *m, int B, int H, int W) {
     return 0;
 }
 
-#define TRACE(name, data, b, hh, ww, c) \
-    do { if (m->trace) m->trace(m->trace_user, name, data, b, hh, ww, c); } while (0)
+#define TRACE(name, data, b, hh, ww, ch) \
+    do { if (c->trace) c->trace(c->trace_user, name, data, b, hh, ww, ch); } while (0)
 
 static void add_bias_rows(float *x, const float *bias, size_t T, int C) {
 #pragma omp parallel for schedule(static)
@@ -210,13 +222,14 @@ static void fill_bias_rows(float *x, const float *bias, size_t T, int C) {
 
 /* A convolution on an NHWC map: observed for calibration, and on INT8
  * models its input is quantized first. */
-static int run_conv(vm_model *m, vm_conv *c, const char *name, const float *in, size_t pixels, float *out) {
-    if (m->observe) m->observe(m->observe_user, name, in, pixels, c->cin, c->cin, NULL, c->cout);
-    if (c->w8) {
-        vm_kernels()->quantize_u8(m->plan.qbuf, in, pixels, c->cin, c->cin, 1.0f / c->a_scale, (float)c->a_zp);
-        return vm_conv_run(c->prim, (const float *)m->plan.qbuf, out);
+static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char *name, const float *in, size_t pixels,
+                    float *out) {
+    if (c->observe) c->observe(c->observe_user, name, in, pixels, cv->cin, cv->cin, NULL, cv->cout);
+    if (cv->w8) {
+        vm_kernels()->quantize_u8(c->plan.qbuf, in, pixels, cv->cin, cv->cin, 1.0f / cv->a_scale, (float)cv->a_zp);
+        return vm_conv_run(prim, (const float *)c->plan.qbuf, out);
     }
-    return vm_conv_run(c->prim, in, out);
+    return vm_conv_run(prim, in, out);
 }
 
 /* One linear layer: C = A W^T (+ bias) (GELU) (+ C if accumulate), INT8
@@ -225,14 +238,14 @@ static int run_conv(vm_model *m, vm_conv *c, const char *name, const float *in, 
  * separate passes on plain weights. The calibration observer sees A first
  * (weights are plain while it is set). bias/gelu/accumulate must be what
  * vm_linears() lists for the layer: the primitives were built from it. */
-static int linear(vm_model *m, vm_qlinear *q, vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
+int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
                   int K, const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate) {
-    if (m->observe) m->observe(m->observe_user, name, A, (size_t)M, K, lda, W, N);
+    if (c->observe) c->observe(c->observe_user, name, A, (size_t)M, K, lda, W, N);
     if (q) {
-        vm_kernels()->quantize_u8(m->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
-        return vm_qmatmul_run(q->prim, m->plan.qbuf, C);
+        vm_kernels()->quantize_u8(c->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
+        return vm_qmatmul_run(c->plan.lin[q->slot].q, c->plan.qbuf, C);
     }
-    if (f) return vm_matmul_run(f->prim, A, C);
+    if (f) return vm_matmul_run(c->plan.lin[f->slot].f, A, C);
     float beta = accumulate ? 1.0f : 0.0f;
     if (bias && accumulate) add_bias_rows(C, bias, (size_t)M, N);
     else if (bias) { fill_bias_rows(C, bias, (size_t)M, N); beta = 1.0f; }
@@ -242,21 +255,22 @@ static int linear(vm_model *m, vm_qlinear *q, vm_flinear *f, const char *name, c
 }
 
 /* x = x + SS2D(LN(x)); then x = x + MLP(LN2(x)) if the block has one. */
-static int vss_block(vm_model *m, const vm_stage *st, const vm_block *bk, int s, int j, int B, int h, int w) {
+static int vss_block(vm_ctx *c, const vm_stage *st, const vm_block *bk, int s, int j, int B, int h, int w) {
+    const vm_model *m = c->m;
     const vm_kernel_table *K = vm_kernels();
-    vm_plan *p = &m->plan;
+    vm_plan *p = &c->plan;
     const int C = st->C, D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N;
     const int Din = D * (m->info.z_gate ? 2 : 1);
     const size_t T = (size_t)B * h * w;
     char nm[64];
-#define TR(what, data, b, hh, ww, c) \
-    do { if (m->trace) { snprintf(nm, sizeof nm, "s%d.b%d.%s", s, j, what); TRACE(nm, data, b, hh, ww, c); } } while (0)
+#define TR(what, data, b, hh, ww, ch) \
+    do { if (c->trace) { snprintf(nm, sizeof nm, "s%d.b%d.%s", s, j, what); TRACE(nm, data, b, hh, ww, ch); } } while (0)
     int rc = 0;
     PROF(VM_OP_NORM, K->layernorm(p->t0, p->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS));
     TR("ss2d_in", p->t0, B, h, w, C);
     char ln_[80];
 #define LNAME(x) (snprintf(ln_, sizeof ln_, "layers.%d.blocks.%d.%s", s, j, x), ln_)
-    PROF(VM_OP_IN_PROJ, rc |= linear(m, bk->q_in, bk->f_in, LNAME("op.in_proj"), p->t0, C, (int)T, Din, C, bk->in_proj_w, p->t1, Din, NULL, 0, 0));
+    PROF(VM_OP_IN_PROJ, rc |= vm_linear(c, bk->q_in, bk->f_in, LNAME("op.in_proj"), p->t0, C, (int)T, Din, C, bk->in_proj_w, p->t1, Din, NULL, 0, 0));
     TR("in_proj", p->t1, B, h, w, Din);
     PROF(VM_OP_DWCONV, K->dwconv3x3_silu(p->t2, p->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D));
     TR("act", p->t2, B, h, w, D);
@@ -275,28 +289,29 @@ static int vss_block(vm_model *m, const vm_stage *st, const vm_block *bk, int s,
         PROF(VM_OP_GATE, K->mul_silu(p->t5, p->t5, p->t1 + D, T, D, Din));
         TR("out_proj_in", p->t5, B, h, w, D);
     }
-    PROF(VM_OP_OUT_PROJ, rc |= linear(m, bk->q_out, bk->f_out, LNAME("op.out_proj"), p->t5, D, (int)T, C, D, bk->out_proj_w, p->x, C,
+    PROF(VM_OP_OUT_PROJ, rc |= vm_linear(c, bk->q_out, bk->f_out, LNAME("op.out_proj"), p->t5, D, (int)T, C, D, bk->out_proj_w, p->x, C,
                                       NULL, 0, 1)); /* residual fused */
     TR("block_after_ssm", p->x, B, h, w, C);
     if (st->hidden) {
         const int Hd = st->hidden;
         PROF(VM_OP_NORM, K->layernorm(p->t0, p->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS));
-        PROF(VM_OP_MLP_GEMM, rc |= linear(m, bk->q_fc1, bk->f_fc1, LNAME("mlp.fc1"), p->t0, C, (int)T, Hd, C, bk->fc1_w, p->t1, Hd,
+        PROF(VM_OP_MLP_GEMM, rc |= vm_linear(c, bk->q_fc1, bk->f_fc1, LNAME("mlp.fc1"), p->t0, C, (int)T, Hd, C, bk->fc1_w, p->t1, Hd,
                                           bk->fc1_b, 1, 0)); /* bias and GELU included */
-        PROF(VM_OP_MLP_GEMM, rc |= linear(m, bk->q_fc2, bk->f_fc2, LNAME("mlp.fc2"), p->t1, Hd, (int)T, C, Hd, bk->fc2_w, p->x, C,
+        PROF(VM_OP_MLP_GEMM, rc |= vm_linear(c, bk->q_fc2, bk->f_fc2, LNAME("mlp.fc2"), p->t1, Hd, (int)T, C, Hd, bk->fc2_w, p->x, C,
                                           bk->fc2_b, 0, 1));
     }
     TR("block_out", p->x, B, h, w, C);
 #undef TR
 #undef LNAME
-    if (rc) return vm_errf(m->err, sizeof m->err, "oneDNN GEMM failed in stage %d block %d", s, j);
+    if (rc) return vm_ctx_fail(c, VM_ERR_BACKEND, "oneDNN GEMM failed in stage %d block %d", s, j);
     return 0;
 }
 
 /* v1 patch merging: zero-pad to even size, gather 2x2 neighbours into 4C
  * channels in the order (0,0),(1,0),(0,1),(1,1), LayerNorm, project. */
-static int patch_merge(vm_model *m, const vm_stage *st, int B, int h, int w) {
-    vm_plan *p = &m->plan;
+static int patch_merge(vm_ctx *c, const vm_stage *st, int B, int h, int w) {
+    const vm_model *m = c->m;
+    vm_plan *p = &c->plan;
     const int C = st->C, h2 = (h + 1) / 2, w2 = (w + 1) / 2;
     const size_t T2 = (size_t)B * h2 * w2;
     static const int dy[4] = {0, 1, 0, 1}, dx[4] = {0, 0, 1, 1};
@@ -314,8 +329,8 @@ static int patch_merge(vm_model *m, const vm_stage *st, int B, int h, int w) {
     vm_kernels()->layernorm(p->t0, p->t0, st->ds_norm.w, st->ds_norm.b, T2, 4 * C, VM_LN_EPS);
     char name[64];
     snprintf(name, sizeof name, "layers.%d.downsample.reduction", (int)(st - m->st));
-    if (linear(m, st->q_ds, st->f_ds, name, p->t0, 4 * C, (int)T2, st->C_next, 4 * C, st->ds_reduction, p->x, st->C_next, NULL, 0, 0))
-        return vm_errf(m->err, sizeof m->err, "GEMM failed in downsample");
+    if (vm_linear(c, st->q_ds, st->f_ds, name, p->t0, 4 * C, (int)T2, st->C_next, 4 * C, st->ds_reduction, p->x, st->C_next, NULL, 0, 0))
+        return vm_ctx_fail(c, VM_ERR_BACKEND, "GEMM failed in downsample");
     return 0;
 }
 
@@ -336,36 +351,32 @@ static void to_nchw(float *dst, const float *src, int B, int h, int w, int C) {
             for (int t = 0; t < h * w; t++) dst[((size_t)b * C + c) * h * w + t] = src[((size_t)b * h * w + t) * C + c];
 }
 
-int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+/* Patch embed and the four stages of VSS blocks with their downsamples.
+ * The last stage's output stays in p->x; a backbone's outnorm_i maps are
+ * kept in p->feat[i] (NHWC) for the heads. */
+static int backbone(vm_ctx *c, const float *in, int B, int H, int W) {
+    const vm_model *m = c->m;
     const vm_info *I = &m->info;
     const vm_kernel_table *K = vm_kernels();
-    /* Loading packs the FP32 weights; re-pack them here if saving, a CUDA
-     * round trip or calibration unpacked them (not while calibration
-     * observes them: it reads and rewrites the plain arrays). */
-    if (!m->observe && !m->no_pack && !m->flin && vm_weights_pack(m)) {
-        m->no_pack = 1; /* the plain-weight path still works (load warned once if it failed there) */
-        m->err[0] = 0;
-    }
-    if (vm_plan_ensure(m, B, H, W)) return -1;
-    vm_plan *p = &m->plan;
-    double t_pe = m->prof.enabled ? now_s() : 0;
+    vm_plan *p = &c->plan;
+    double t_pe = c->prof.enabled ? now_s() : 0;
     /* Patch embed. */
     nchw_to_nhwc(p->t0, in, B, 3, H, W);
     const size_t px0 = (size_t)B * H * W;
     if (I->patch_embed_version == 1) {
-        if (run_conv(m, &m->pe_conv1, "patch_embed.0", p->t0, px0, p->x)) goto dnnl_fail;
+        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, px0, p->x)) goto dnnl_fail;
     } else {
         size_t T1 = (size_t)B * p->pe_h1 * p->pe_w1;
-        if (run_conv(m, &m->pe_conv1, "patch_embed.0", p->t0, px0, p->t1)) goto dnnl_fail;
+        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, px0, p->t1)) goto dnnl_fail;
         K->layernorm(p->t1, p->t1, m->pe_norm1.w, m->pe_norm1.b, T1, m->pe_norm1.C, VM_LN_EPS);
         K->gelu(p->t1, p->t1, T1 * m->pe_norm1.C);
-        if (run_conv(m, &m->pe_conv2, "patch_embed.5", p->t1, T1, p->x)) goto dnnl_fail;
+        if (run_conv(c, &m->pe_conv2, p->pe2, "patch_embed.5", p->t1, T1, p->x)) goto dnnl_fail;
     }
     {
         const vm_ln *n = I->patch_embed_version == 1 ? &m->pe_norm1 : &m->pe_norm2;
         K->layernorm(p->x, p->x, n->w, n->b, (size_t)B * p->h[0] * p->w[0], I->dims[0], VM_LN_EPS);
     }
-    if (m->prof.enabled) m->prof.seconds[VM_OP_PATCH_EMBED] += now_s() - t_pe;
+    if (c->prof.enabled) c->prof.seconds[VM_OP_PATCH_EMBED] += now_s() - t_pe;
     TRACE("patch_embed", p->x, B, p->h[0], p->w[0], I->dims[0]);
     char nm[64];
     for (int s = 0; s < 4; s++) {
@@ -373,43 +384,52 @@ int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *lo
         const int h = p->h[s], w = p->w[s];
         const size_t T = (size_t)B * h * w;
         for (int j = 0; j < st->depth; j++)
-            if (vss_block(m, st, &st->blocks[j], s, j, B, h, w)) return -1;
+            if (vss_block(c, st, &st->blocks[j], s, j, B, h, w)) return -1;
         snprintf(nm, sizeof nm, "stage%d_blocks", s);
         TRACE(nm, p->x, B, h, w, st->C);
-        if (feats) {
-            K->layernorm(p->t0, p->x, st->outnorm.w, st->outnorm.b, T, st->C, VM_LN_EPS);
-            to_nchw(feats[s], p->t0, B, h, w, st->C);
-        }
+        if (I->is_backbone) K->layernorm(p->feat[s], p->x, st->outnorm.w, st->outnorm.b, T, st->C, VM_LN_EPS);
         if (s == 3) break;
-        double t_ds = m->prof.enabled ? now_s() : 0;
+        double t_ds = c->prof.enabled ? now_s() : 0;
         if (I->downsample_version == 1) {
-            if (patch_merge(m, st, B, h, w)) return -1;
+            if (patch_merge(c, st, B, h, w)) return -1;
         } else {
             snprintf(nm, sizeof nm, "layers.%d.downsample.1", s);
-            if (run_conv(m, (vm_conv *)&st->ds_conv, nm, p->x, T, p->t0)) goto dnnl_fail;
+            if (run_conv(c, &st->ds_conv, p->ds[s], nm, p->x, T, p->t0)) goto dnnl_fail;
             K->layernorm(p->x, p->t0, st->ds_norm.w, st->ds_norm.b, (size_t)B * p->h[s + 1] * p->w[s + 1], st->C_next, VM_LN_EPS);
         }
-        if (m->prof.enabled) m->prof.seconds[VM_OP_DOWNSAMPLE] += now_s() - t_ds;
+        if (c->prof.enabled) c->prof.seconds[VM_OP_DOWNSAMPLE] += now_s() - t_ds;
         snprintf(nm, sizeof nm, "stage%d_downsample", s);
         TRACE(nm, p->x, B, p->h[s + 1], p->w[s + 1], st->C_next);
     }
-    if (logits) {
-        double t_head = m->prof.enabled ? now_s() : 0;
-        const int C = I->dims[3], L = p->h[3] * p->w[3];
-        K->layernorm(p->t0, p->x, m->cls_norm.w, m->cls_norm.b, (size_t)B * L, C, VM_LN_EPS);
-        float *pooled = p->t1;
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < C; c++) {
-                double acc = 0;
-                for (int t = 0; t < L; t++) acc += p->t0[((size_t)b * L + t) * C + c];
-                pooled[(size_t)b * C + c] = (float)(acc / L);
-            }
-        if (linear(m, m->q_head, m->f_head, "classifier.head", pooled, C, B, I->num_classes, C, m->head_w, logits, I->num_classes,
-                   m->head_b, 0, 0))
-            goto dnnl_fail;
-        if (m->prof.enabled) m->prof.seconds[VM_OP_HEAD] += now_s() - t_head;
-    }
     return 0;
 dnnl_fail:
-    return vm_errf(m->err, sizeof m->err, "oneDNN primitive execution failed");
+    return vm_ctx_fail(c, VM_ERR_BACKEND, "oneDNN primitive execution failed");
+}
+
+int vm_ctx_backbone(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *out) {
+    if (vm_plan_ensure(c, B, H, W) || backbone(c, in, B, H, W)) return -1;
+    const vm_plan *p = &c->plan;
+    memset(out, 0, sizeof *out);
+    out->B = B;
+    for (int s = 0; s < 4; s++) {
+        out->C[s] = c->m->st[s].C;
+        out->H[s] = p->h[s];
+        out->W[s] = p->w[s];
+        out->data[s] = p->feat[s];
+    }
+    if (!c->m->info.is_backbone) out->data[3] = p->x; /* the classifier's input: no outnorm */
+    return 0;
+}
+
+int vm_forward_impl(vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+    vm_feats f;
+    if (vm_ctx_backbone(c, in, B, H, W, &f)) return -1;
+    if (feats)
+        for (int s = 0; s < 4; s++) to_nchw(feats[s], f.data[s], B, f.H[s], f.W[s], f.C[s]);
+    if (logits) {
+        double t_head = c->prof.enabled ? now_s() : 0;
+        if (vm_classifier_forward(c, &f, logits)) return -1;
+        if (c->prof.enabled) c->prof.seconds[VM_OP_HEAD] += now_s() - t_head;
+    }
+    return 0;
 }

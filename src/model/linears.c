@@ -1,10 +1,12 @@
 /* linears.c - the model's linear layers as one list, and the packing of
  * their FP32 weights for oneDNN's matmul.
  *
- * Packing trades the plain [N][K] copy for oneDNN's blocked layout, so the
- * weights are held once either way (peak RSS budget: 1.5x the weights).
- * Code that reads plain weights (saving, CUDA upload, calibration) calls
- * vm_weights_plain() first; the next CPU forward packs them again. */
+ * Packing (once, at load) trades the plain [N][K] copy for oneDNN's
+ * blocked layout, so the weights are held once either way (peak RSS
+ * budget: 1.5x the weights). The packs are read-only afterwards: code that
+ * reads plain weights (saving, CUDA upload) unpacks a temporary copy
+ * (vm_param_values); only calibration turns a private model back to plain
+ * weights for good (vm_model_unpack). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +42,26 @@ static size_t list_linears(vm_model *m, vm_lin_slot *out, size_t cap) {
     return n;
 }
 
-vm_lin_slot *vm_linears(vm_model *m, size_t *n) {
+vm_lin_slot *vm_linears(const vm_model *cm, size_t *n) {
+    vm_model *m = (vm_model *)cm; /* only read here; the slots point into m for the load-time packer */
     *n = list_linears(m, NULL, 0);
-    vm_lin_slot *v = vm_xcalloc(*n ? *n : 1, sizeof *v);
-    list_linears(m, v, *n);
+    vm_lin_slot *v = calloc(*n ? *n : 1, sizeof *v);
+    if (v) list_linears(m, v, *n);
     return v;
+}
+
+/* Give every INT8 and packed layer its index in the list (its primitive's
+ * place in a context's plan). */
+static int number_slots(vm_model *m) {
+    size_t n;
+    vm_lin_slot *v = vm_linears(m, &n);
+    if (!v) return vm_errf(m->err, sizeof m->err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].q) v[i].q->slot = (int)i;
+        if (*v[i].f) (*v[i].f)->slot = (int)i;
+    }
+    free(v);
+    return 0;
 }
 
 /* Give a weight buffer back to the system and take it off m->allocs (the
@@ -60,11 +77,14 @@ static void drop_alloc(vm_model *m, const float *p) {
 }
 
 int vm_weights_pack(vm_model *m) {
-    if (m->flin) return 0;
-    vm_plan_free(m); /* its primitives were made for plain weights */
+    if (m->flin || m->no_pack) return number_slots(m);
     size_t n, k = 0;
     vm_lin_slot *v = vm_linears(m, &n);
-    m->flin = vm_xcalloc(n ? n : 1, sizeof *m->flin);
+    m->flin = v ? calloc(n ? n : 1, sizeof *m->flin) : NULL;
+    if (!m->flin) {
+        free(v);
+        return vm_errf(m->err, sizeof m->err, "out of memory");
+    }
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         if (v[i].q || !*v[i].w) continue;
@@ -86,15 +106,53 @@ int vm_weights_pack(vm_model *m) {
         m->nflin = ++k;
     }
     free(v);
-    if (rc) vm_weights_plain(m);
-    return rc;
+    if (rc) {
+        vm_model_unpack(m); /* back to the plain weights already packed */
+        return -1;
+    }
+    return number_slots(m);
 }
 
-int vm_weights_plain(vm_model *m) {
-    if (!m->flin) return 0;
-    vm_plan_free(m); /* its matmul primitives point at the packs */
+const float *vm_param_values(const vm_model *m, size_t i, float **tmp) {
+    *tmp = NULL;
+    const vm_param *p = &m->params[i];
+    if (p->data) return p->data;
+    for (size_t k = 0; k < m->nflin; k++) {
+        const vm_flinear *f = &m->flin[k];
+        if (f->param != i) continue;
+        size_t n = (size_t)p->shape[0] * (size_t)p->shape[1];
+        float *w = malloc(n * sizeof *w);
+        if (!w) return NULL;
+        if (vm_wpack_unpack(f->pack, w)) {
+            free(w);
+            return NULL;
+        }
+        return *tmp = w;
+    }
+    return NULL;
+}
+
+const float *vm_linear_values(const float *w, const vm_flinear *f, size_t n, float **tmp) {
+    *tmp = NULL;
+    if (w || !f) return w;
+    float *p = malloc(n * sizeof *p);
+    if (!p) return NULL;
+    if (vm_wpack_unpack(f->pack, p)) {
+        free(p);
+        return NULL;
+    }
+    return *tmp = p;
+}
+
+int vm_model_unpack(vm_model *m) {
+    if (__atomic_load_n(&m->nctx, __ATOMIC_ACQUIRE) > 0)
+        return vm_errf(m->err, sizeof m->err, "the model is in use by %d context(s): its weights cannot be changed", m->nctx);
+    m->no_pack = 1; /* stays plain: the plain-GEMM path */
+    if (m->ictx) vm_plan_free(&m->ictx->plan); /* its primitives read the packs */
+    if (!m->flin) return number_slots(m);
     size_t n;
     vm_lin_slot *v = vm_linears(m, &n);
+    if (!v) return vm_errf(m->err, sizeof m->err, "out of memory");
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         vm_flinear *f = *v[i].f;
@@ -110,5 +168,5 @@ int vm_weights_plain(vm_model *m) {
     free(m->flin);
     m->flin = NULL;
     m->nflin = 0;
-    return rc;
+    return rc ? rc : number_slots(m);
 }

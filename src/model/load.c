@@ -98,6 +98,7 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
         return p;
     }
     const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, name);
+    if (t) ((vm_ckpt_tensor *)t)->used = 1;
     if (!t) {
         if (!optional) {
             vm_errf(m->err, sizeof m->err, "%s: missing key '%s'", src->ck->path, name);
@@ -155,6 +156,7 @@ static const int8_t *int8_param(vm_model *m, struct vm_wsrc *src, const char *na
     }
     int8_t *w = (int8_t *)vm_model_alloc(m, ((size_t)N * K + 3) / 4);
     memcpy(w, t->data, (size_t)N * K);
+    ((vm_ckpt_tensor *)t)->used = 1;
     src->params += numel;
     return w;
 }
@@ -480,6 +482,10 @@ static void rename_legacy(vm_checkpoint *c) {
     }
 }
 
+static vm_model *model_new(void) {
+    return vm_xcalloc(1, sizeof(vm_model));
+}
+
 static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errlen) {
     if (bind_all(m, src)) {
         vm_errf(err, errlen, "%s", m->err);
@@ -491,9 +497,9 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
      * benchmarks and bug reports, like VMAMBA_ISA). */
     const char *pk = getenv("VMAMBA_PACK");
     m->no_pack = pk && !strcmp(pk, "0");
-    /* Pack the FP32 linear weights for the CPU now, so the first forward
-     * pays nothing extra (moving to CUDA or calibrating unpacks them). */
-    if (!m->no_pack && vm_weights_pack(m)) {
+    /* Pack the FP32 linear weights for the CPU now, once: the model is
+     * read-only from here on (contexts only read the packs). */
+    if (vm_weights_pack(m)) {
         /* Still correct on the plain-weight path, only slower: say so. */
         if (!src->quiet) fprintf(stderr, "vmamba: warning: %s; using unpacked GEMMs\n", m->err);
         m->no_pack = 1;
@@ -502,11 +508,96 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
     return m;
 }
 
+/* ---- everything else in the checkpoint --------------------------------- */
+
+static const struct { const char *prefix; unsigned bit; } head_prefixes[] = {
+    {"classifier.", VM_HEAD_CLASSIFIER}, {"decode_head.", VM_HEAD_UPERNET}, {"auxiliary_head.", VM_HEAD_AUXILIARY},
+    {"neck.", VM_HEAD_FPN}, {"rpn_head.", VM_HEAD_RPN}, {"roi_head.", VM_HEAD_ROI}};
+
+static unsigned head_of(const char *name) {
+    for (size_t i = 0; i < sizeof head_prefixes / sizeof *head_prefixes; i++)
+        if (!strncmp(name, head_prefixes[i].prefix, strlen(head_prefixes[i].prefix))) return head_prefixes[i].bit;
+    return 0;
+}
+
+/* Keep every tensor the backbone did not bind, under its full checkpoint
+ * name: the heads' weights (bound later by their modules through
+ * vm_model_weights) and keys the engine does not know (listed, never
+ * dropped). Float tensors are copied as float32; others (BatchNorm's
+ * num_batches_tracked...) are kept by name and shape only. */
+static int keep_rest(vm_model *m, const vm_checkpoint *ck) {
+    size_t n = 0;
+    for (size_t i = 0; i < ck->n; i++) n += !ck->t[i].used;
+    for (size_t i = 0; i < m->nparams; i++) m->heads |= head_of(m->params[i].name);
+    if (!n) return 0;
+    m->kept = vm_xcalloc(n, sizeof *m->kept);
+    for (size_t i = 0; i < ck->n; i++) {
+        const vm_ckpt_tensor *t = &ck->t[i];
+        if (t->used) continue;
+        vm_kept *k = &m->kept[m->nkept++];
+        k->name = vm_xstrdup(t->name);
+        unsigned h = head_of(t->name);
+        m->heads |= h;
+        k->unknown = h == 0 || h == VM_HEAD_CLASSIFIER; /* the classifier binds all it knows */
+        k->ndim = t->ndim < 8 ? t->ndim : 8;
+        memcpy(k->shape, t->shape, (size_t)k->ndim * sizeof *k->shape);
+        int is_float = t->dtype == PK_DT_F32 || t->dtype == PK_DT_F16 || t->dtype == PK_DT_BF16 || t->dtype == PK_DT_F64;
+        if (!is_float || t->problem || t->ndim > 8) continue;
+        if (vm_ckpt_validate(ck, t, m->err, sizeof m->err)) return -1;
+        int64_t numel = vm_ckpt_numel(t);
+        float *p = vm_model_alloc(m, numel > 0 ? (size_t)numel : 1);
+        if (vm_ckpt_read_f32(ck, t, p, m->err, sizeof m->err)) return -1;
+        k->data = p;
+    }
+    return 0;
+}
+
+static int weights_get(void *user, const char *name, vm_tensor_view *out) {
+    const vm_model *m = user;
+    for (size_t i = 0; i < m->nkept; i++) {
+        const vm_kept *k = &m->kept[i];
+        if (strcmp(k->name, name) != 0) continue;
+        if (!k->data || k->ndim > 4) return -1;
+        out->data = k->data;
+        out->ndim = k->ndim;
+        memset(out->shape, 0, sizeof out->shape);
+        memcpy(out->shape, k->shape, (size_t)k->ndim * sizeof *k->shape);
+        return 0;
+    }
+    for (size_t i = 0; i < m->nparams; i++) {
+        const vm_param *p = &m->params[i];
+        if (strcmp(p->name, name) != 0) continue;
+        if (!p->data) return -1; /* packed for the backbone's matmuls */
+        out->data = p->data;
+        out->ndim = p->ndim;
+        memset(out->shape, 0, sizeof out->shape);
+        memcpy(out->shape, p->shape, (size_t)p->ndim * sizeof *p->shape);
+        return 0;
+    }
+    return -1;
+}
+
+void vm_model_weights(const vm_model *m, vm_weights_src *out) {
+    out->user = (void *)m;
+    out->get = weights_get;
+    out->path = m->path ? m->path : "(preset)";
+}
+
+unsigned vm_model_heads(const vm_model *m) { return m->heads; }
+
+size_t vm_model_tensor_count(const vm_model *m) { return m->ntensors; }
+
+const char *vm_model_unknown_key(const vm_model *m, size_t i) {
+    for (size_t k = 0; k < m->nkept; k++)
+        if (m->kept[k].unknown && i-- == 0) return m->kept[k].name;
+    return NULL;
+}
+
 vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen) {
     vm_checkpoint ck;
     if (vm_checkpoint_open(&ck, path, opts ? opts->key : NULL, err, errlen)) return NULL;
     rename_legacy(&ck);
-    vm_model *m = vm_xcalloc(1, sizeof *m);
+    vm_model *m = model_new();
     if (detect(m, &ck)) {
         vm_errf(err, errlen, "%s", m->err);
         vm_checkpoint_close(&ck);
@@ -515,20 +606,32 @@ vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, s
     }
     struct vm_wsrc src = {.ck = &ck, .quiet = opts ? opts->quiet : 0};
     if (ck.metadata) m->metadata = vm_xstrdup(ck.metadata);
+    m->path = vm_xstrdup(path);
+    m->ntensors = ck.n;
     m = finish(m, &src, err, errlen);
+    if (m && keep_rest(m, &ck)) {
+        vm_errf(err, errlen, "%s", m->err);
+        vm_model_free(m);
+        m = NULL;
+    }
     vm_checkpoint_close(&ck); /* weights were copied: the mapping can go */
     return m;
 }
 
 vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed, char *err, size_t errlen) {
-    vm_model *m = vm_xcalloc(1, sizeof *m);
+    vm_model *m = model_new();
     if (vm_arch_preset(name, num_classes, &m->info)) {
         vm_errf(err, errlen, "%s: unknown preset (see 'vmamba info --list-presets')", name);
-        free(m);
+        vm_model_free(m);
         return NULL;
     }
     struct vm_wsrc src = {.ck = NULL, .seed = seed};
-    return finish(m, &src, err, errlen);
+    m = finish(m, &src, err, errlen);
+    if (m) {
+        m->ntensors = m->nparams;
+        if (m->info.num_classes > 0) m->heads |= VM_HEAD_CLASSIFIER;
+    }
+    return m;
 }
 
 /* A preset as a backbone (outnorm0..3, four features, no classifier) with
@@ -548,8 +651,8 @@ vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, si
 
 void vm_model_free(vm_model *m) {
     if (!m) return;
+    vm_ctx_free(m->ictx);
     if (m->dev) m->dev->release(m);
-    vm_plan_free(m);
     for (size_t i = 0; i < m->nflin; i++) vm_wpack_free(m->flin[i].pack);
     free(m->flin);
     for (int s = 0; s < 4; s++) free(m->st[s].blocks);
@@ -557,7 +660,10 @@ void vm_model_free(vm_model *m) {
     free(m->allocs);
     for (size_t i = 0; i < m->nparams; i++) free(m->params[i].name);
     free(m->params);
+    for (size_t i = 0; i < m->nkept; i++) free(m->kept[i].name);
+    free(m->kept);
     free(m->metadata);
+    free(m->path);
     free(m);
 }
 
@@ -568,23 +674,44 @@ const char *vm_model_metadata(const vm_model *m) { return m->metadata; }
 int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json) {
     if (m->quantized)
         return vm_errf(m->err, sizeof m->err, "an INT8 model cannot be re-saved; convert or calibrate the FP32 model");
-    if (vm_weights_plain(m)) return -1;
     vm_st_dtype dt = VM_ST_F32;
     if (dtype && !strcmp(dtype, "f16")) dt = VM_ST_F16;
     else if (dtype && !strcmp(dtype, "bf16")) dt = VM_ST_BF16;
     else if (dtype && strcmp(dtype, "f32") != 0)
         return vm_errf(m->err, sizeof m->err, "unknown storage dtype '%s' (f32, f16 or bf16)", dtype);
-    vm_st_tensor *t = vm_xcalloc(m->nparams ? m->nparams : 1, sizeof *t);
-    for (size_t i = 0; i < m->nparams; i++) {
-        t[i].name = m->params[i].name;
-        t[i].data = m->params[i].data;
-        t[i].ndim = m->params[i].ndim;
-        memcpy(t[i].shape, m->params[i].shape, sizeof m->params[i].shape);
+    /* Packed linears are unpacked into temporary copies: the model itself
+     * is not changed (another thread may be running it). */
+    /* The heads' (and unknown) float tensors go along under their full
+     * names, so a saved segmentation or detection model keeps its heads. */
+    size_t cap = m->nparams + m->nkept, n = 0;
+    vm_st_tensor *t = calloc(cap ? cap : 1, sizeof *t);
+    float **tmp = calloc(m->nparams ? m->nparams : 1, sizeof *tmp);
+    int rc = 0;
+    if (!t || !tmp) rc = vm_errf(m->err, sizeof m->err, "out of memory");
+    for (size_t i = 0; i < m->nparams && !rc; i++, n++) {
+        t[n].name = m->params[i].name;
+        t[n].data = vm_param_values(m, i, &tmp[i]);
+        if (!t[n].data) rc = vm_errf(m->err, sizeof m->err, "%s: cannot unpack tensor '%s' (out of memory)", path, t[n].name);
+        t[n].ndim = m->params[i].ndim;
+        memcpy(t[n].shape, m->params[i].shape, sizeof m->params[i].shape);
     }
-    char arch[512];
-    vm_arch_json(m, arch, sizeof arch);
-    const char *kv[6] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "architecture", arch};
-    int rc = vm_safetensors_write(path, t, m->nparams, dt, kv, 3, m->err, sizeof m->err);
+    for (size_t i = 0; i < m->nkept && !rc; i++) {
+        const vm_kept *k = &m->kept[i];
+        if (!k->data || k->ndim > 4) continue; /* non-float (e.g. num_batches_tracked) */
+        t[n].name = k->name;
+        t[n].data = k->data;
+        t[n].ndim = k->ndim;
+        memcpy(t[n].shape, k->shape, (size_t)k->ndim * sizeof *k->shape);
+        n++;
+    }
+    if (!rc) {
+        char arch[512];
+        vm_arch_json(m, arch, sizeof arch);
+        const char *kv[6] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "architecture", arch};
+        rc = vm_safetensors_write(path, t, n, dt, kv, 3, m->err, sizeof m->err);
+    }
+    for (size_t i = 0; tmp && i < m->nparams; i++) free(tmp[i]);
+    free(tmp);
     free(t);
     return rc;
 }
@@ -600,6 +727,6 @@ int vm_arch_finish(vm_model *m) {
 }
 
 void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user) {
-    m->trace = fn;
-    m->trace_user = user;
+    vm_ctx *c = vm_model_ctx(m);
+    if (c) vm_ctx_set_trace(c, fn, user);
 }

@@ -1,10 +1,12 @@
-/* model.h - the in-memory model: architecture, bound weights, and the
- * activation plan for the last input shape. Internal to libvmamba. */
+/* model.h - the in-memory model (architecture and bound weights, read-only
+ * once loaded) and the per-thread context (vm_ctx: activation plan,
+ * oneDNN primitives and stream, hooks, profile, error). Internal. */
 #ifndef VM_MODEL_H
 #define VM_MODEL_H
 
 #include "vmamba.h"
 #include "../core/dnnl_compat.h"
+#include "../net/head.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -17,7 +19,6 @@ typedef struct { const float *w, *b; int C; } vm_ln;
 typedef struct {
     const float *w, *b;   /* OIHW, bias or NULL */
     int cin, cout, k, stride, pad;
-    vm_conv_prim *prim;   /* for the planned shape */
     const int8_t *w8;     /* INT8 model: s8 OIHW, per-channel scales, */
     const float *w_scale; /* input scale and zero point (w is NULL)  */
     float a_scale;
@@ -32,14 +33,14 @@ typedef struct {
     float a_scale;
     int a_zp;
     int N, K;
-    vm_qmatmul *prim;         /* for the planned row count */
+    int slot;                 /* index in vm_linears(): its primitive in a plan */
 } vm_qlinear;
 
-/* An FP32 linear layer whose weights were packed for oneDNN's matmul
- * (linears.c). While packed, the plain weight field is NULL. */
+/* An FP32 linear layer whose weights were packed for oneDNN's matmul at
+ * load (linears.c); the plain weight field is then NULL. */
 typedef struct {
     vm_wpack *pack;
-    vm_matmul *prim;          /* for the planned row count */
+    int slot;                 /* index in vm_linears(): its primitive in a plan */
     size_t param;             /* index in m->params, or SIZE_MAX */
 } vm_flinear;
 
@@ -87,26 +88,72 @@ typedef struct {
     double seconds[VM_OP_COUNT];
 } vm_profile;
 
+/* A linear layer's primitive for the planned row count. */
+typedef struct {
+    vm_matmul *f;             /* packed FP32 */
+    vm_qmatmul *q;            /* INT8 */
+} vm_lin_prim;
+
+/* Buffers and primitives for one input shape, owned by one context. */
 typedef struct {
     int B, H, W;              /* planned input shape, 0 = none */
     int h[4], w[4];           /* stage map sizes               */
     int pe_h1, pe_w1;         /* v2 patch embed: after conv 1  */
     float *arena;
     float *x, *t0, *t1, *t2, *t3, *t4, *t5;
+    float *feat[4];           /* backbones: outnorm_i maps, NHWC, kept for heads */
     uint8_t *qbuf;            /* quantized GEMM input, INT8 models */
+    vm_conv_prim *pe1, *pe2, *ds[3];
+    vm_lin_prim *lin;         /* [nlin], in vm_linears() order */
+    size_t nlin;
 } vm_plan;
 
 /* Calibration hook: sees the input of every quantizable linear layer. */
 typedef void (*vm_observe_fn)(void *user, const char *layer, const float *x, size_t rows, int cols, int ld,
                               const float *w, int n_out);
 
-/* A compute backend other than the CPU (src/cuda/). It owns its state,
- * keeps its own copy of the weights, and runs the whole forward pass. */
+/* A compute backend other than the CPU (src/cuda/). It keeps its own copy
+ * of the weights (m->dev_state, read-only once made) and runs the whole
+ * forward pass; its per-call state (stream, handles, arena) hangs off the
+ * context (c->dev_ctx), errors and profile go to c. */
 typedef struct {
     const char *name;
-    int (*forward)(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]);
+    int (*forward)(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]);
     void (*release)(vm_model *m);
 } vm_backend_ops;
+
+/* A head's plan for one feature shape, cached in a context. */
+typedef struct {
+    const vm_head_ops *ops;
+    const vm_head *h;
+    vm_head_plan *p;
+    vm_feats shape;           /* what p was planned for (data unused) */
+} vm_ctx_head;
+
+#define VM_CTX_HEADS 4
+
+/* The per-thread context (public as an opaque vm_ctx). */
+struct vm_ctx {
+    const vm_model *m;
+    vm_dnnl_exec *dx;         /* oneDNN stream + scratchpad */
+    vm_plan plan;
+    int threads;              /* 0: the caller's OpenMP setting */
+    int internal;             /* the model's own (vm_forward's) context */
+    vm_trace_fn trace;        /* tests: named intermediate tensors */
+    void *trace_user;
+    vm_observe_fn observe;    /* calibration: linear-layer inputs */
+    void *observe_user;
+    vm_profile prof;
+    vm_ctx_head heads[VM_CTX_HEADS]; /* head plans (vm_ctx_run_head) */
+    void *dev_ctx;            /* the backend's state for this context, or NULL */
+    void (*dev_release)(void *dev_ctx);
+    unsigned dev_gen;         /* the upload dev_ctx was made for */
+    vm_status status;
+    char err[512];
+};
+
+/* Record an error on c: returns -1. */
+int vm_ctx_fail(vm_ctx *c, vm_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Every bound parameter under its checkpoint name (for saving). */
 typedef struct {
@@ -116,8 +163,23 @@ typedef struct {
     int64_t shape[4];
 } vm_param;
 
+/* A checkpoint tensor the backbone does not bind, kept under its full
+ * name: heads' weights, or a key the engine does not know. */
+typedef struct {
+    char *name;
+    const float *data;        /* float32 copy; NULL for non-float tensors */
+    int ndim;
+    int64_t shape[8];
+    int unknown;              /* belongs to no known head */
+} vm_kept;
+
 struct vm_model {
     vm_info info;
+    char *path;               /* the checkpoint's, NULL for presets */
+    vm_kept *kept;
+    size_t nkept;
+    size_t ntensors;          /* tensors in the checkpoint */
+    unsigned heads;           /* vm_head_kind bits */
     vm_param *params;
     size_t nparams, capparams;
     char *metadata;           /* "vmamba" metadata of a .safetensors file */
@@ -136,20 +198,22 @@ struct vm_model {
     int quantized;            /* any INT8 layer */
     void **allocs;            /* weight buffers, freed with the model */
     size_t nallocs, capallocs;
-    vm_plan plan;
-    vm_trace_fn trace;
-    void *trace_user;
-    vm_observe_fn observe;
-    void *observe_user;
-    vm_profile prof;
     const vm_backend_ops *dev;   /* NULL: the CPU path of forward.c */
     void *dev_state;
-    char err[512];
+    unsigned dev_gen;         /* bumped at each upload (vm_model_set_device) */
+    vm_ctx *ictx;             /* vm_forward's internal context (single-threaded convenience) */
+    int nctx;                 /* live contexts other than ictx (atomic) */
+    char err[512];            /* load, save, set_device and vm_forward errors */
 };
 
 /* weights.c: bind every parameter the forward needs. */
 typedef struct vm_wsrc vm_wsrc;
 float *vm_model_alloc(vm_model *m, size_t n);
+
+/* load.c: the model's tensors by full checkpoint name, for heads' bind
+ * ("decode_head.conv_seg.weight", "neck.lateral_convs.0.conv.weight"...);
+ * valid while the model lives. Packed backbone linears are not served. */
+void vm_model_weights(const vm_model *m, vm_weights_src *out);
 
 /* arch.c */
 int vm_arch_finish(vm_model *m);           /* params and FLOPs */
@@ -166,17 +230,46 @@ typedef struct {
     const float *bias;
     int gelu, accumulate;     /* fused after the product */
 } vm_lin_slot;
-vm_lin_slot *vm_linears(vm_model *m, size_t *n); /* malloc'd list of *n layers; free() it */
-/* Pack every FP32 linear for oneDNN's matmul, dropping the plain copies;
- * vm_weights_plain undoes it for code that reads weights (save, CUDA
- * upload, calibration). Both are no-ops when already in that state. */
+/* malloc'd list of *n layers (free() it), or NULL when out of memory. The
+ * model is only read; the pointers into it are for the load-time packer. */
+vm_lin_slot *vm_linears(const vm_model *m, size_t *n);
+/* At load: pack every FP32 linear for oneDNN's matmul, dropping the plain
+ * copies (the weights are held once), and number the layers' slots. */
 int vm_weights_pack(vm_model *m);
-int vm_weights_plain(vm_model *m);
+/* Parameter i's values: its plain data, or (a packed linear) unpacked into
+ * *tmp, a malloc'd copy the caller frees. NULL when out of memory. */
+const float *vm_param_values(const vm_model *m, size_t i, float **tmp);
+/* A linear layer's plain weights (n values): w, or its pack f unpacked
+ * into *tmp (malloc'd, the caller frees it). NULL when out of memory. */
+const float *vm_linear_values(const float *w, const vm_flinear *f, size_t n, float **tmp);
+/* Tooling only (calibration, SmoothQuant, the plain-GEMM test): turn the
+ * model back to plain weights for good, so observers see and may rewrite
+ * them. Refused while any context other than vm_forward's exists: a
+ * shared model is never changed. */
+int vm_model_unpack(vm_model *m);
 
 /* forward.c */
-int vm_plan_ensure(vm_model *m, int B, int H, int W);
-void vm_plan_free(vm_model *m);
-int vm_forward_impl(vm_model *m, const float *in, int B, int H, int W, float *logits, float *feats[4]);
+int vm_plan_ensure(vm_ctx *c, int B, int H, int W);
+void vm_plan_free(vm_plan *p);
+int vm_forward_impl(vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]);
+/* Run the backbone on c; out gets the four maps, NHWC, in c's arena (valid
+ * until c's next call): a backbone checkpoint's outnorm_i maps, or for a
+ * classifier checkpoint (no outnorm layers) only data[3], the last stage's
+ * output before the classifier's own norm. Heads read these. */
+int vm_ctx_backbone(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *out);
+/* Run the backbone, then head h (bound from this model's weights) on its
+ * maps: the head is planned for the feature shape on first use and when
+ * the shape changes; the plan is kept in c (up to VM_CTX_HEADS heads) and
+ * freed with it. out is the head's. Returns 0 or -1 (vm_ctx_error). */
+int vm_ctx_run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out);
+/* One linear layer of the model on c (INT8, packed FP32 or plain): see
+ * forward.c. */
+int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
+              int K, const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate);
+/* src/net/heads/classifier.c: norm, global average pool, linear. */
+int vm_classifier_forward(vm_ctx *c, const vm_feats *f, float *logits);
+/* The internal context of vm_forward, created on first use, or NULL. */
+vm_ctx *vm_model_ctx(vm_model *m);
 
 #ifdef VM_HAVE_CUDA
 /* src/cuda/backend.cu: upload the weights and switch m to the GPU. */
@@ -186,7 +279,10 @@ void *vm_cuda_host_alloc(size_t bytes); /* page-locked, or NULL */
 void vm_cuda_host_free(void *p);
 #endif
 
-/* Test hook (not in the public header). */
+/* Test and calibration hooks (not in the public header). The model forms
+ * set them on vm_forward's internal context. */
+void vm_ctx_set_trace(vm_ctx *c, vm_trace_fn fn, void *user);
+void vm_ctx_set_observe(vm_ctx *c, vm_observe_fn fn, void *user);
 void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user);
 
 #ifdef __cplusplus

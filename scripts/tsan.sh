@@ -1,0 +1,34 @@
+#!/bin/sh
+# tsan.sh [BUILD_DIR] - ThreadSanitizer run of the shared-model test: four
+# threads, one model, a context each (tests/threads_core.c), built with
+# clang -fsanitize=thread. Exit status: that of the test (TSan makes any
+# reported race fatal: halt_on_error=1).
+#
+# Why no OpenMP here: libdnnl (Debian) is built with gcc and runs its
+# parallel regions on libgomp, which TSan cannot see into (libgomp's
+# barriers are not instrumented), so any OpenMP team gives false reports.
+# The library is therefore compiled without -fopenmp (its pragmas become
+# no-ops; omp_* calls still link against libgomp) and each context runs
+# one OpenMP thread (OMP_NUM_THREADS=1, vm_ctx_set_threads(c, 1)), so
+# oneDNN runs its primitives in the calling thread. What TSan then checks
+# is exactly the new contract: the shared model is only read, and every
+# context's state (plan, primitives, stream, scratchpad) is its own.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-/tmp/vmamba-tsan}
+CC=${TSAN_CC:-clang}
+mkdir -p "$out"
+cflags="-std=gnu11 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Wno-unknown-pragmas"
+cflags="$cflags -I$top/include -I$top/src -I$top -I$top/quant $(pkg-config --cflags libturbojpeg libpng jansson)"
+libs="-ldnnl -lgomp $(pkg-config --libs libturbojpeg libpng jansson) -lpthread -lm"
+srcs=$(cd "$top" && ls src/core/*.c src/loaders/*.c src/model/*.c src/net/heads/*.c src/image/*.c \
+       simd/dispatch.c simd/scalar/*.c quant/calibrate.c tests/threads_core.c tests/tsan_main.c)
+objs=""
+for f in $srcs; do
+    o="$out/$(echo "$f" | tr / _).o"
+    $CC $cflags -c "$top/$f" -o "$o"
+    objs="$objs $o"
+done
+$CC -fsanitize=thread -o "$out/tsan_threads" $objs $libs
+OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
+    "$out/tsan_threads" "$top/tests/data" "${TSAN_ITERS:-100}"
