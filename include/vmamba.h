@@ -222,6 +222,20 @@ int vm_preprocess_file(const char *path, const vm_preprocess_opts *o, float *out
 /* Name of ImageNet-1k class i (0..999), or NULL. */
 const char *vm_imagenet_label(int i);
 
+/* ---- semantic segmentation --------------------------------------------
+ * Official VMamba ADE20K checkpoints (mmsegmentation 1.x UPerNet) run as
+ * mmseg's test pipeline: OpenCV-exact decode (EXIF orientation applied),
+ * keep-ratio resize to fit scale_w x scale_h (mmseg: 2048 x 512), whole-
+ * image inference, logits resized back to the original size, argmax.
+ * A segmentor is used by one thread at a time. */
+typedef struct vm_segmentor vm_segmentor;
+vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen);
+void vm_segmentor_free(vm_segmentor *s);
+/* Segment an image file: *labels receives a malloc'd (*h, *w) uint8 label
+ * map of the (oriented) original size. Returns 0 or -1 with a message. */
+int vm_segment_file(vm_segmentor *s, const char *image_path, int scale_w, int scale_h, uint8_t **labels, int *w,
+                    int *h, char *err, size_t errlen);
+
 
 /* ==== Detection and instance segmentation (Mask R-CNN + FPN, mmdet) ======
  * A detector is mmdet's FPN neck, RPN head and StandardRoIHead (Shared2FC

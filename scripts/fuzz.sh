@@ -15,10 +15,12 @@ clang $CFLAGS "$top/tests/fuzz/fuzz_checkpoint.c" "$src/loaders/checkpoint.c" "$
     "$src/loaders/zipread.c" "$src/core/util.c" $(pkg-config --cflags --libs jansson) -o "$out/fuzz_checkpoint"
 clang $CFLAGS $(pkg-config --cflags libturbojpeg libpng) "$top/tests/fuzz/fuzz_image.c" "$src/image/decode.c" \
     "$src/image/decode_jpeg.c" "$src/image/decode_png.c" "$src/image/resize_bicubic.c" "$src/image/preprocess.c" \
+    "$src/image/decode_cv.c" "$src/image/resize_cv.c" \
     "$src/core/util.c" $(pkg-config --libs libturbojpeg libpng) -lm -o "$out/fuzz_image"
 # Seeds: tiny real checkpoints; small real images of each kind.
 cp "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors "$out/ckpt/"
 cp "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$out/image/" 2>/dev/null || true
+cp "$top"/tests/data/cv_decode/exif6_be.jpg "$top"/tests/data/cv_decode/cmyk.jpg "$out/image/" 2>/dev/null || true
 status=0
 for h in checkpoint image; do
     dir=$([ $h = checkpoint ] && echo ckpt || echo image)

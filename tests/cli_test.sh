@@ -96,6 +96,35 @@ expect_fail "not a zip archive" vm calibrate -m "$DATA/digits/labels.csv" --imag
 expect_fail "already an INT8 model" vm calibrate -m "$T/q1.safetensors" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
 expect_fail "not minmax, percentile or entropy" vm calibrate -m "$M" --images "$DATA/digits/calib" --method magic -o "$T/q3.safetensors"
 [ ! -e "$T/q3.safetensors" ] && ok || bad "partial output after a failed calibrate"
+# ---- segment (mmseg UPerNet) ------------------------------------------------
+S="$DATA/seg_upernet"
+vm segment --help | grep -q "Usage: vmamba segment" && ok || bad "segment --help"
+# mini has no near-tie pixel (top1-top2 margin >= 3.7e-4): the label map is the golden's byte for byte
+vm segment -m "$S/model.pth" "$S/mini.png" --scale 2048,36 --raw "$T/m.npy" -o "$T/m.png" --overlay "$T/mo.png" --threads 2 >"$T/out" &&
+    cmp -s "$T/m.npy" "$S/mini_label.npy" && ok || bad "segment --raw equals the golden label map"
+head -c 8 "$T/m.png" | od -An -c | grep -q "P   N   G" && head -c 8 "$T/mo.png" | od -An -c | grep -q "P   N   G" && ok || bad "segment -o / --overlay write PNGs"
+grep -q "mini.png (37x25, inferred at 53x36): tree 15.9%" "$T/out" && ok || bad "segment text summary: $(cat "$T/out")"
+vm segment -m "$S/model.pth" "$S/mini.png" --scale 2048,36 --json | grep -q '"classes":\[{"id":4,"pixels":147,"share":0.158918918918918[0-9]*,"name":"tree"}' && ok || bad "segment --json"
+printf '%s\n%s\n%s\n' "$S/mini.png" "$DATA/v2_s1/config.json" "$S/mini.png" > "$T/seg.list"
+vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout" --json > "$T/seg.jsonl" 2>"$T/err"
+[ $? -eq 3 ] && [ "$(grep -c '"error"' "$T/seg.jsonl")" -eq 1 ] && [ "$(grep -c '"classes"' "$T/seg.jsonl")" -eq 2 ] &&
+    cmp -s "$T/segout/mini_label.npy" "$S/mini_label.npy" && [ -s "$T/segout/mini_overlay.png" ] && ok || bad "segment --list: bad image is an error record, the job goes on, exit 3"
+# --shard 1/2 takes line 1 only (the bad one); --resume then skips what is done
+rm -rf "$T/segout2"
+vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout2" --shard 0/2 --json > "$T/s0.jsonl" &&
+    [ "$(grep -c '"classes"' "$T/s0.jsonl")" -eq 2 ] && ok || bad "segment --shard 0/2"
+vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout2" --shard 1/2 --json > "$T/s1.jsonl" 2>"$T/err"
+[ $? -eq 3 ] && [ "$(grep -c '"error"' "$T/s1.jsonl")" -eq 1 ] && ok || bad "segment --shard 1/2"
+vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout2" --shard 0/2 --resume --json > "$T/s2.jsonl" &&
+    [ ! -s "$T/s2.jsonl" ] && ok || bad "segment --resume skips done images"
+expect_fail "decode_head" vm segment -m "$DATA/v2_s1/model.pth" "$S/mini.png" -o "$T/x.png"
+expect_fail "decode_head" vm segment -m "$DATA/backbone_v2/model.pth" "$S/mini.png" -o "$T/x.png"
+expect_fail "corrupt PNG" sh -c "head -c 300 '$S/mini.png' > '$T/trunc.png'; exec $RUN '$BIN' segment -m '$S/model.pth' '$T/trunc.png' -o '$T/x.png'"
+[ ! -e "$T/x.png" ] && ok || bad "segment left a partial output"
+expect_fail "is not W,H" vm segment -m "$S/model.pth" "$S/mini.png" --scale 512
+expect_fail "exactly one IMAGE" vm segment -m "$S/model.pth" "$S/mini.png" "$S/mini.png" -o "$T/x.png"
+expect_fail "unknown option" vm segment -m "$S/model.pth" "$S/mini.png" --bogus
+expect_fail "cannot create" vm segment -m "$S/model.pth" "$S/mini.png" --scale 2048,36 -o /nonexistent/dir/x.png
 # ---- detect: Mask R-CNN on the golden photos -------------------------------
 DM="$DATA/det_maskrcnn/model.pth"
 vm detect --help | grep -q "Usage: vmamba detect" && ok || bad "detect --help"

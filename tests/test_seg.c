@@ -11,6 +11,7 @@
 #include "testutil.h"
 #include "image/decode_cv.h"
 #include "image/resize_cv.h"
+#include "net/dataset_meta.h"
 #include "net/segmentor.h"
 #include "ops/dense.h"
 #include "post/seg_post.h"
@@ -208,6 +209,46 @@ START_TEST(avgpool_variant_vs_ref) {
 }
 END_TEST
 
+/* The streamed two-step resize + argmax against full-map references. */
+typedef struct {
+    int W0, C;
+    float *rows;
+} rows_out;
+static void put_row(void *u, int y, const float *row) {
+    rows_out *r = u;
+    memcpy(r->rows + (size_t)y * r->W0 * r->C, row, sizeof(float) * r->W0 * r->C);
+}
+
+START_TEST(seg_labels_vs_full_resizes) {
+    const int cases[][7] = {{9, 14, 7, 36, 53, 25, 37}, {5, 4, 3, 20, 17, 20, 17}, {3, 3, 150, 11, 12, 40, 9}, {16, 24, 5, 64, 96, 61, 100}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int h4 = cases[k][0], w4 = cases[k][1], C = cases[k][2], H1 = cases[k][3], W1 = cases[k][4], H0 = cases[k][5],
+            W0 = cases[k][6];
+        float *lg = malloc(sizeof(float) * h4 * w4 * C), *mid = malloc(sizeof(float) * H1 * W1 * C),
+              *fin = malloc(sizeof(float) * H0 * W0 * C);
+        fill_rand(lg, (size_t)h4 * w4 * C, (unsigned)k + 17);
+        vm_bilinear_nhwc_ref(lg, h4, w4, C, C, mid, H1, W1, C, 0);
+        vm_bilinear_nhwc_ref(mid, H1, W1, C, C, fin, H0, W0, C, 0);
+        uint8_t *lab = malloc((size_t)H0 * W0);
+        rows_out ro = {W0, C, malloc(sizeof(float) * H0 * W0 * C)};
+        ck_assert_int_eq(vm_seg_labels(lg, h4, w4, C, H1, W1, H0, W0, lab, put_row, &ro), 0);
+        ck_assert_msg(memcmp(ro.rows, fin, sizeof(float) * H0 * W0 * C) == 0, "case %zu: streamed logits differ", k);
+        for (int p = 0; p < H0 * W0; p++) {
+            int best = 0;
+            for (int c = 1; c < C; c++)
+                if (fin[(size_t)p * C + c] > fin[(size_t)p * C + best]) best = c;
+            ck_assert_int_eq(lab[p], best);
+        }
+        free(lg), free(mid), free(fin), free(lab), free(ro.rows);
+    }
+    /* Ties: the first maximum wins. */
+    float t[4] = {1, 3, 3, 2};
+    uint8_t l;
+    vm_seg_labels(t, 1, 1, 4, 1, 1, 1, 1, &l, NULL, NULL);
+    ck_assert_int_eq(l, 1);
+}
+END_TEST
+
 /* ---- the golden ------------------------------------------------------------ */
 
 #define TOL 1e-4
@@ -265,6 +306,12 @@ START_TEST(golden_head_mini) {
         x[i] = to_nhwc(&f[i], &C[i], &H[i], &W[i]);
     }
     ck_assert_int_eq(vm_segmentor_classes(g_seg), 150);
+    /* Names and palette from the checkpoint's meta.dataset_meta = mmseg's ADE20K. */
+    for (int i = 0; i < 150; i++) {
+        ck_assert_str_eq(vm_segmentor_class_name(g_seg, i), vm_ade20k_class(i));
+        ck_assert(memcmp(vm_segmentor_palette(g_seg) + 3 * i, vm_ade20k_color(i), 3) == 0);
+    }
+    ck_assert_str_eq(vm_segmentor_class_name(g_seg, 7), "bed ");
     float *logits = malloc(sizeof(float) * H[0] * W[0] * 150);
     int seen = 0;
     char err[512];
@@ -404,7 +451,7 @@ START_TEST(golden_cases) {
     /* Overlay (china_crop has the golden's). */
     if (strcmp(name, "china_crop") == 0) {
         uint8_t *ov = malloc((size_t)H0 * W0 * 3);
-        vm_seg_overlay(im.rgb, labels, W0, H0, ov);
+        vm_seg_overlay(im.rgb, labels, W0, H0, vm_segmentor_palette(g_seg), 150, ov);
         vm_image g;
         ck_assert_msg(vm_cv_load(tdata("seg_upernet/china_crop_overlay.png"), &g, err, sizeof err) == 0, "%s", err);
         ck_assert(g.w == W0 && g.h == H0);
@@ -421,6 +468,42 @@ START_TEST(golden_cases) {
     vm_seg_trace_free(&tr);
     free(labels), free(rows), free(cols), free(fr.rows), free(fr.is_sampled);
     vm_image_free(&im);
+}
+END_TEST
+
+/* The public entry point on mini (no near-tie pixel): the golden labels. */
+START_TEST(public_segment_file) {
+    uint8_t *labels;
+    int w, h;
+    char err[512];
+    ck_assert_msg(vm_segment_file(g_seg, tdata("seg_upernet/mini.png"), 2048, 36, &labels, &w, &h, err, sizeof err) == 0, "%s", err);
+    vm_npy lab;
+    load_any(&lab, tdata("seg_upernet/mini_label.npy"));
+    ck_assert(w == 37 && h == 25 && lab.numel == 37 * 25);
+    for (int p = 0; p < w * h; p++) ck_assert_int_eq(labels[p], (int)lab.data[p]);
+    free(labels);
+    vm_npy_free(&lab);
+    ck_assert_int_ne(vm_segment_file(g_seg, tdata("seg_upernet/manifest.json"), 2048, 512, &labels, &w, &h, err, sizeof err), 0);
+    ck_assert_ptr_null(labels);
+}
+END_TEST
+
+/* meta.dataset_meta read from the pickle (mmengine's HistoryBuffer objects
+ * elsewhere in it are skipped, never executed); a file without it: empty. */
+START_TEST(dataset_meta_from_checkpoint) {
+    vm_dataset_meta m;
+    vm_dataset_meta_read(tdata("seg_upernet/model.pth"), &m);
+    ck_assert_int_eq(m.n, 150);
+    ck_assert_ptr_nonnull(m.palette);
+    for (int i = 0; i < 150; i++) {
+        ck_assert_str_eq(m.names[i], vm_ade20k_class(i));
+        ck_assert(memcmp(m.palette + 3 * i, vm_ade20k_color(i), 3) == 0);
+    }
+    vm_dataset_meta_free(&m);
+    vm_dataset_meta_read(tdata("v2_s1/model.pth"), &m);
+    ck_assert_int_eq(m.n, 0);
+    vm_dataset_meta_read(tdata("seg_upernet/manifest.json"), &m);
+    ck_assert_int_eq(m.n, 0);
 }
 END_TEST
 
@@ -449,6 +532,7 @@ Suite *suite_seg(void) {
     tcase_add_test(tc, golden_resize);
     tcase_add_test(tc, bilinear_variant_vs_ref);
     tcase_add_test(tc, avgpool_variant_vs_ref);
+    tcase_add_test(tc, seg_labels_vs_full_resizes);
     suite_add_tcase(s, tc);
     TCase *tg = tcase_create("golden_upernet");
     tcase_set_timeout(tg, 600);
@@ -456,6 +540,8 @@ Suite *suite_seg(void) {
     tcase_add_test(tg, golden_head_mini);
     tcase_add_loop_test(tg, golden_cases, 0, 4);
     tcase_add_test(tg, segment_refuses_non_seg_checkpoints);
+    tcase_add_test(tg, public_segment_file);
+    tcase_add_test(tg, dataset_meta_from_checkpoint);
     suite_add_tcase(s, tg);
     return s;
 }

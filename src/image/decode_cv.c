@@ -164,11 +164,12 @@ static int cv_png(const uint8_t *buf, size_t len, const char *what, vm_image *ou
     uint8_t *volatile pix = NULL;
     png_bytep *volatile rows = NULL;
     if (!info || setjmp(png_jmpbuf(png))) {
+        /* (png_destroy_read_struct clears info: test it before) */
+        if (!info) vm_errf(err, errlen, "%s: cannot initialise the PNG decoder", what);
         free(pix);
         free(rows);
         png_destroy_read_struct(&png, info ? &info : NULL, NULL);
         vm_image_free(out);
-        if (!info) vm_errf(err, errlen, "%s: cannot initialise the PNG decoder", what);
         return -1;
     }
     png_set_user_limits(png, VM_IMAGE_MAX_SIDE, VM_IMAGE_MAX_SIDE);

@@ -9,9 +9,11 @@
 
 #include "segmentor.h"
 #include "heads/upernet.h"
+#include "dataset_meta.h"
 #include "weights_ckpt.h"
 #include "vmamba.h"
 #include "../core/util.h"
+#include "../image/decode_cv.h"
 #include "../image/resize_cv.h"
 #include "../model/model.h"
 
@@ -24,7 +26,29 @@ struct vm_segmentor {
     int plan_shape[12];
     float *nchw[4];           /* backbone output scratch */
     size_t nchw_cap[4];
+    vm_dataset_meta meta;     /* from the checkpoint, if any */
+    uint8_t *palette;         /* classes * 3 */
 };
+
+/* Names and colours once the class count is known (see segmentor.h). */
+static void set_palette(vm_segmentor *s) {
+    int n = vm_upernet_classes(s->head);
+    s->palette = vm_xcalloc((size_t)n, 3);
+    for (int i = 0; i < n; i++) {
+        const uint8_t *c = s->meta.n == n && s->meta.palette ? s->meta.palette + 3 * i : n == 150 ? vm_ade20k_color(i) : NULL;
+        if (c) memcpy(s->palette + 3 * i, c, 3);
+        else s->palette[3 * i] = s->palette[3 * i + 1] = s->palette[3 * i + 2] = (uint8_t)(i * 255 / (n > 1 ? n - 1 : 1));
+    }
+}
+
+const char *vm_segmentor_class_name(const vm_segmentor *s, int i) {
+    int n = vm_upernet_classes(s->head);
+    if (i < 0 || i >= n) return NULL;
+    if (s->meta.n == n) return s->meta.names[i];
+    return n == 150 ? vm_ade20k_class(i) : NULL;
+}
+
+const uint8_t *vm_segmentor_palette(const vm_segmentor *s) { return s->palette; }
 
 static double now_ms(void) {
     struct timespec ts;
@@ -53,6 +77,8 @@ vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen) {
                 "the four feature maps UPerHead needs", path);
         goto fail;
     }
+    vm_dataset_meta_read(path, &s->meta);
+    set_palette(s);
     /* The backbone's checkpoint copy is done; only the head's folded
      * weights are kept, so the tensor copies can go. */
     vm_ckpt_src_close(s->ws);
@@ -147,6 +173,7 @@ vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *er
     for (int i = 0; i < r.n; i++) free(r.t[i].data);
     free(r.t);
     if (!s->head) goto fail;
+    set_palette(s);
     return s;
 fail:
     vm_segmentor_free(s);
@@ -160,6 +187,8 @@ void vm_segmentor_free(vm_segmentor *s) {
     vm_ckpt_src_close(s->ws);
     vm_model_free(s->bb);
     for (int i = 0; i < 4; i++) free(s->nchw[i]);
+    vm_dataset_meta_free(&s->meta);
+    free(s->palette);
     free(s);
 }
 
@@ -208,6 +237,10 @@ int vm_segmentor_run(vm_segmentor *s, const vm_image *bgr, int sw, int sh, uint8
     double t0 = now_ms();
     vm_cv_rescale_size(bgr->w, bgr->h, sw, sh, &w1, &h1);
     if (w1 < 1 || h1 < 1) return vm_errf(err, errlen, "image %dx%d rescaled to %dx%d by --scale %d,%d: too small", bgr->w, bgr->h, w1, h1, sw, sh);
+    /* The network input is bounded whatever --scale says (mmseg's is 2048x512). */
+    if ((uint64_t)w1 * h1 > VM_SEG_MAX_INPUT_PIXELS)
+        return vm_errf(err, errlen, "image %dx%d rescaled to %dx%d by --scale %d,%d: more than %llu pixels to infer", bgr->w,
+                       bgr->h, w1, h1, sw, sh, (unsigned long long)VM_SEG_MAX_INPUT_PIXELS);
     uint8_t *rs = malloc((size_t)w1 * h1 * 3);
     float *in = malloc(sizeof(float) * 3 * (size_t)w1 * h1);
     float *nhwc[4] = {0}, *logits = NULL;
@@ -264,4 +297,24 @@ done:
     for (int i = 0; i < 4; i++) free(nhwc[i]);
     free(logits);
     return rc;
+}
+
+int vm_segment_file(vm_segmentor *s, const char *image_path, int scale_w, int scale_h, uint8_t **labels, int *w,
+                    int *h, char *err, size_t errlen) {
+    vm_image im;
+    *labels = NULL;
+    if (vm_cv_load(image_path, &im, err, errlen)) return -1;
+    uint8_t *l = malloc((size_t)im.w * im.h);
+    if (!l) {
+        vm_image_free(&im);
+        return vm_errf(err, errlen, "%s: out of memory", image_path);
+    }
+    if (vm_segmentor_run(s, &im, scale_w, scale_h, l, NULL, NULL, NULL, err, errlen)) {
+        free(l);
+        vm_image_free(&im);
+        return -1;
+    }
+    *labels = l, *w = im.w, *h = im.h;
+    vm_image_free(&im);
+    return 0;
 }

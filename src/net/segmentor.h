@@ -14,6 +14,9 @@
 
 typedef struct vm_segmentor vm_segmentor;
 
+/* Largest resized image the network is run on (64 Mpixel, 32x mmseg's). */
+#define VM_SEG_MAX_INPUT_PIXELS (1ull << 26)
+
 /* An mmseg checkpoint (backbone.* + decode_head.*). A classifier or
  * backbone-only file is refused with a message naming what is missing. */
 vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen);
@@ -22,6 +25,11 @@ vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen);
 vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
 void vm_segmentor_free(vm_segmentor *s);
 int vm_segmentor_classes(const vm_segmentor *s);
+/* Class names and palette: the checkpoint's meta.dataset_meta when it has
+ * one entry per class, else ADE20K's for 150 classes, else NULL names and a
+ * grey ramp. The palette holds classes * 3 RGB values. */
+const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
+const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
 
 /* Stage outputs and timings of one run (all optional; free with
  * vm_seg_trace_free). keep = 1 keeps the buffers. */

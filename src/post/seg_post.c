@@ -59,7 +59,7 @@ int vm_seg_labels(const float *logits, int h4, int w4, int C, int H1, int W1, in
     vm_bilin_axis_make(&s.ax1, w4, W1);
     vm_bilin_axis_make(&s.ay2, H1, H0);
     vm_bilin_axis_make(&s.ax2, W1, W0);
-    int oom = 0;
+    int oom = 0, same = H1 == H0 && W1 == W0;
 #pragma omp parallel
     {
         size_t n1 = (size_t)W1 * C, n0 = (size_t)W0 * C;
@@ -75,17 +75,23 @@ int vm_seg_labels(const float *logits, int h4, int w4, int C, int H1, int W1, in
         for (int y = 0; y < H0; y++) {
             if (!mem) continue;
             int a = s.ay2.i0[y], b = s.ay2.i1[y];
-            /* Horizontal pass of the second resize on the two mid rows. */
-            int fresh;
-            float *ha = cache_get(&fin, a, b, &fresh);
-            if (fresh) vm_bilin_hrow(mid_row(&s, &src, &mid, a, b), C, C, &s.ax2, ha);
-            float *hb = cache_get(&fin, b, a, &fresh);
-            if (fresh) vm_bilin_hrow(mid_row(&s, &src, &mid, b, a), C, C, &s.ax2, hb);
-            vm_bilin_vrow(ha, hb, s.ay2.l0[y], s.ay2.l1[y], n0, row);
-            if (row_cb) row_cb(user, y, row);
+            const float *out;
+            if (same) { /* no resize back (F.interpolate copies): the mid row itself */
+                out = mid_row(&s, &src, &mid, y, -1);
+            } else {
+                /* Horizontal pass of the second resize on the two mid rows. */
+                int fresh;
+                float *ha = cache_get(&fin, a, b, &fresh);
+                if (fresh) vm_bilin_hrow(mid_row(&s, &src, &mid, a, b), C, C, &s.ax2, ha);
+                float *hb = cache_get(&fin, b, a, &fresh);
+                if (fresh) vm_bilin_hrow(mid_row(&s, &src, &mid, b, a), C, C, &s.ax2, hb);
+                vm_bilin_vrow(ha, hb, s.ay2.l0[y], s.ay2.l1[y], n0, row);
+                out = row;
+            }
+            if (row_cb) row_cb(user, y, out);
             uint8_t *L = labels + (size_t)y * W0;
             for (int x = 0; x < W0; x++) {
-                const float *v = row + (size_t)x * C;
+                const float *v = out + (size_t)x * C;
                 int best = 0;
                 float bv = v[0];
                 for (int c = 1; c < C; c++)
@@ -102,12 +108,12 @@ int vm_seg_labels(const float *logits, int h4, int w4, int C, int H1, int W1, in
     return oom ? -1 : 0;
 }
 
-void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, uint8_t *out_rgb) {
+void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
+                    uint8_t *out_rgb) {
     size_t n = (size_t)w * h;
+    static const uint8_t black[3] = {0, 0, 0};
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *p = vm_ade20k_color(labels[i]);
-        static const uint8_t black[3] = {0, 0, 0};
-        if (!p) p = black;
+        const uint8_t *p = labels[i] < ncolors ? palette + 3 * labels[i] : black;
         for (int c = 0; c < 3; c++)
             out_rgb[3 * i + c] = (uint8_t)((double)bgr[3 * i + 2 - c] * 0.5 + (double)p[c] * 0.5);
     }

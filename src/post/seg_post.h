@@ -25,8 +25,9 @@ int vm_seg_labels(const float *logits, int h4, int w4, int C, int H1, int W1, in
 
 /* mmseg's SegLocalVisualizer overlay (alpha 0.5, no text):
  * out_rgb = (uint8)(rgb * 0.5 + palette[label] * 0.5) in double, from the
- * original BGR image. */
-void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, uint8_t *out_rgb);
+ * original BGR image; palette: ncolors RGB triplets (labels beyond: black). */
+void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
+                    uint8_t *out_rgb);
 
 /* ADE20K (150 classes): name and RGB colour of label i, NULL outside. */
 const char *vm_ade20k_class(int i);
