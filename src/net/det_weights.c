@@ -1,9 +1,7 @@
 /* det_weights.c - vm_weights_src over deterministic random tensors (the
- * benchmark preset), and a checkpoint's class names. */
+ * benchmark preset's heads). */
 #include "net/det_weights.h"
-#include "loaders/zipread.h"
 #include "core/util.h"
-#include "loaders/pickle.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -75,40 +73,6 @@ static int get(void *user, const char *name, vm_tensor_view *out) {
     out->ndim = e->ndim;
     for (int i = 0; i < 4; i++) out->shape[i] = i < e->ndim ? e->shape[i] : 1;
     return 0;
-}
-
-char **det_read_classes(const char *path, int *n) {
-    *n = 0;
-    vm_file_map map;
-    if (vm_map_file(path, &map, NULL, 0)) return NULL;
-    vm_zip zip;
-    char **out = NULL;
-    if (vm_zip_open(&zip, map.data, map.size, path, NULL, 0)) { vm_unmap_file(&map); return NULL; }
-    const vm_zip_entry *pkl = NULL;
-    for (size_t i = 0; i < zip.n; i++) {
-        const char *nm = zip.entries[i].name, *sl = strrchr(nm, '/');
-        if (sl && strchr(nm, '/') == sl && !strcmp(sl + 1, "data.pkl")) { pkl = &zip.entries[i]; break; }
-    }
-    pk_state *ps = NULL;
-    pk_obj *root = NULL;
-    if (pkl && pkl->method == 0 && !pk_load(pkl->data, (size_t)pkl->size, path, &ps, &root, NULL, 0)) {
-        const pk_obj *meta = root->t == PK_DICT ? pk_dict_get(root, "meta") : NULL;
-        const pk_obj *dm = meta && meta->t == PK_DICT ? pk_dict_get(meta, "dataset_meta") : NULL;
-        const pk_obj *cl = dm && dm->t == PK_DICT ? pk_dict_get(dm, "classes") : NULL;
-        if (cl && (cl->t == PK_LIST || cl->t == PK_TUPLE) && cl->u.seq.n > 0 && cl->u.seq.n < 100000) {
-            int ok = 1;
-            for (size_t i = 0; i < cl->u.seq.n; i++) ok &= cl->u.seq.items[i]->t == PK_STR;
-            if (ok) {
-                out = vm_xcalloc(cl->u.seq.n + 1, sizeof *out);
-                for (size_t i = 0; i < cl->u.seq.n; i++) out[i] = vm_xstrdup(cl->u.seq.items[i]->u.str.s);
-                *n = (int)cl->u.seq.n;
-            }
-        }
-    }
-    pk_free(ps);
-    vm_zip_close(&zip);
-    vm_unmap_file(&map);
-    return out;
 }
 
 static void shape(det_src *s, const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, float bound, float bias) {

@@ -2,6 +2,7 @@
  * the Mask R-CNN heads module, the mmdet test pipeline around them. */
 #include "net/detector.h"
 #include "net/det_weights.h"
+#include "net/dataset_meta.h"
 #include "image/image.h"
 #include "image/decode_cv.h"
 #include "image/resize_cv.h"
@@ -98,13 +99,14 @@ vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *
     vm_model_weights(m, &src);
     vm_detector *d = make(m, m, &src, err, errlen);
     if (d) {
-        d->classes = det_read_classes(path, &d->nclasses);
-        if (d->classes && d->nclasses != ((const det_weights *)d->head)->ncls) { /* names that do not fit are not used */
-            for (int i = 0; d->classes[i]; i++) free(d->classes[i]);
-            free(d->classes);
-            d->classes = NULL;
-            d->nclasses = 0;
+        vm_dataset_meta meta;
+        vm_dataset_meta_read(path, &meta);
+        if (meta.n == ((const det_weights *)d->head)->ncls) { /* names that do not fit the head are not used */
+            d->classes = vm_xcalloc((size_t)meta.n + 1, sizeof *d->classes);
+            for (int i = 0; i < meta.n; i++) d->classes[i] = vm_xstrdup(meta.names[i]);
+            d->nclasses = meta.n;
         }
+        vm_dataset_meta_free(&meta);
     }
     return d;
 }
