@@ -37,4 +37,19 @@ export PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconf
 make -j"$(nproc)"
 file vmamba | grep -q "ARM aarch64"
 make check VMAMBA_RUNNER="qemu-aarch64 -L /" || { cat tests/*.log; exit 1; }
+# That ran on qemu's default CPU ('max': SVE-512, where oneDNN JITs SVE
+# kernels). Raspberry Pi and RK3588 cores have no SVE, and there oneDNN runs
+# its reference GEMMs: the kernel and golden suites again on such a core (~2 min).
+for suite in kernels golden; do
+    CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=$suite QEMU_CPU=cortex-a72 VMAMBA_TEST_DATA="$src/tests/data" \
+        qemu-aarch64 -L / tests/check_vmamba
+done
+# The instruction counter (bench/arm-icount.sh, a qemu TCG plugin) counts a
+# known instruction stream exactly and still maps every op: a few seconds.
+if command -v python3 >/dev/null && command -v cc >/dev/null; then
+    sh "$src/bench/icount/selftest.sh" "$build/icount-selftest"
+    sh "$src/bench/arm-icount.sh" vmamba-tiny-s1l8 --size 32 --cpu cortex-a72 --build "$build" --json > icount.json
+    python3 -c 'import json, sys; d = json.load(open("icount.json")); ops = {r["op"] for r in d["ops"]}
+sys.exit(0 if d["instructions_per_forward"] > 0 and {"in_proj", "mlp_gemm", "selective_scan"} <= ops else "icount: ops missing")'
+fi
 echo "aarch64: build and test suite passed under qemu (kernels: $(qemu-aarch64 -L / ./vmamba bench --arch vmamba-tiny-s1l8 --size 64 --iters 1 --warmup 0 --json | sed 's/.*"isa": "\([a-z0-9]*\)".*/\1/'))"
