@@ -51,6 +51,9 @@ int main(int argc, char **argv) {
     vm_segmentor *s = strcmp(argv[1], "upernet-vmamba-tiny") == 0 ? vm_segmentor_from_preset(argv[1], 0, err, sizeof err)
                                                                   : vm_segmentor_load(argv[1], err, sizeof err);
     if (!s) { fprintf(stderr, "%s\n", err); return 1; }
+    vm_ctx *ctx = vm_ctx_new(vm_segmentor_model(s), err, sizeof err);
+    if (!ctx) { fprintf(stderr, "%s\n", err); return 1; }
+    vm_ctx_set_threads(ctx, threads);
     vm_image im;
     if (vm_cv_load(argv[2], &im, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
     if (rw > 0 && rh > 0) {
@@ -65,7 +68,7 @@ int main(int argc, char **argv) {
     vm_seg_trace t = {0};
     for (int r = -1; r < runs; r++) { /* r = -1: warm-up (plans, primitives) */
         double t0 = now_ms();
-        if (vm_segmentor_run(s, &im, sw, sh, labels, NULL, NULL, &t, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
+        if (vm_ctx_segment_image(ctx, s, &im, sw, sh, labels, NULL, NULL, &t)) { fprintf(stderr, "%s\n", vm_ctx_error(ctx)); return 1; }
         double t1 = now_ms();
         if (r < 0) continue;
         tot[r] = t1 - t0;
@@ -79,6 +82,7 @@ int main(int argc, char **argv) {
            "\"runs\": %d, \"median_ms\": %.1f, \"resize_normalize_ms\": %.2f, \"backbone_ms\": %.1f, \"head_ms\": %.1f, "
            "\"logit_resizes_argmax_ms\": %.1f, \"peak_rss_mb\": %.1f}\n",
            argv[1], argv[2], im.h, im.w, t.h1, t.w1, threads, runs, mt, m0, m1, m2, m3, ru.ru_maxrss / 1024.0);
+    vm_ctx_free(ctx);
     vm_segmentor_free(s);
     free(labels), free(tot);
     for (int k = 0; k < 4; k++) free(p[k]);

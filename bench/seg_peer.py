@@ -7,10 +7,16 @@ bilinear adds, FPN convs, fpn_bottleneck, conv_seg) plus mmseg's test-mode
 postprocessing (two bilinear resizes, argmax), in Debian's python3-torch,
 eval + no_grad, random weights, at the feature shapes of VMamba-T on a
 512x683 input (channels 96/192/384/768, head channels 512, 150 classes).
-NOT the backbone: the official VMamba code is not available here.
-Prints one JSON object: head_ms, post_ms medians.
-Usage: bench/seg_peer.py --threads N [--iters N] [--h 512 --w 683]"""
-import argparse, json, math, statistics, time
+With --vmamba-py PATH (the upstream single-file vmamba.py, commit 2ed52ead
+of MzeroMiko/VMamba, the one the goldens came from) the OFFICIAL backbone
+runs first: Backbone_VSSM with MM_VSSM's tiny config (dims 96, depths
+2,2,8,2, d_state 1, ssm_ratio 1, v05_noz, ln2d, downsample v3, patch
+embed v2), on CPU through its pure-PyTorch cross-scan and selective scan
+(no Triton/CUDA), as in bench/official_cpu.py; its four maps feed the head.
+Without it, random feature maps of the same shapes feed the head.
+Prints one JSON object: backbone_ms (official only), head_ms, post_ms medians.
+Usage: bench/seg_peer.py --threads N [--iters N] [--h 512 --w 683] [--vmamba-py vmamba.py]"""
+import argparse, builtins, importlib.util, json, math, statistics, sys, time, types
 import torch, torch.nn as nn, torch.nn.functional as F
 
 ap = argparse.ArgumentParser()
@@ -18,6 +24,7 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--iters", type=int, default=5)
 ap.add_argument("--h", type=int, default=512)
 ap.add_argument("--w", type=int, default=683)
+ap.add_argument("--vmamba-py", default=None)
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 
@@ -53,11 +60,39 @@ for i in range(4):
     shapes.append(tuple(s))
     s = [math.ceil(s[0] / 2), math.ceil(s[1] / 2)]
 feats = [torch.randn(1, c, *hw) for c, hw in zip((96, 192, 384, 768), shapes)]
+backbone = None
+if a.vmamba_py:
+    def stub(name, **attrs):
+        mod = types.ModuleType(name)
+        mod.__dict__.update(attrs)
+        sys.modules[name] = mod
+    class DropPath(nn.Identity):
+        def __init__(self, *args, **kw):
+            super().__init__()
+    stub("timm"); stub("timm.models", register_model=lambda f: f)
+    stub("timm.models.layers", DropPath=DropPath, trunc_normal_=lambda t, std=1.0, **k: nn.init.normal_(t, std=std))
+    stub("fvcore"); stub("fvcore.nn", FlopCountAnalysis=None, flop_count_str=None, flop_count=None, parameter_count=None)
+    builtins.triton = types.SimpleNamespace(jit=lambda f: f)
+    builtins.tl = types.SimpleNamespace(constexpr=int, tensor=object)
+    spec = importlib.util.spec_from_file_location("vmamba_official", a.vmamba_py)
+    vmo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vmo)
+    backbone = vmo.Backbone_VSSM(out_indices=(0, 1, 2, 3), norm_layer="ln2d", depths=[2, 2, 8, 2], dims=96,
+                                 drop_path_rate=0.2, ssm_d_state=1, ssm_ratio=1.0, ssm_dt_rank="auto", ssm_conv=3,
+                                 ssm_conv_bias=False, forward_type="v05_noz", mlp_ratio=4.0, downsample_version="v3",
+                                 patchembed_version="v2").eval()
+x = torch.randn(1, 3, h, w)
 m = UPerHead().eval()
-th, tp = [], []
+th, tp, tb = [], [], []
 with torch.no_grad():
     for it in range(a.iters + 1):
+        tb0 = time.perf_counter()
+        if backbone is not None:
+            feats = backbone(x)
+            assert [tuple(f.shape[2:]) for f in feats] == shapes, [f.shape for f in feats]
         t0 = time.perf_counter()
+        if it:
+            tb.append(t0 - tb0)
         l4 = m(feats)
         t1 = time.perf_counter()
         lg = up(up(l4, (h, w)), (h, w))   # predict_by_feat to img_shape, postprocess_result to ori_shape
@@ -65,6 +100,8 @@ with torch.no_grad():
         t2 = time.perf_counter()
         if it:
             th.append(t1 - t0); tp.append(t2 - t1)
-print(json.dumps({"peer": "UPerHead re-implementation (plain torch) + mmseg postprocess", "threads": a.threads,
+print(json.dumps({"peer": ("official VMamba backbone + " if backbone is not None else "") +
+                  "UPerHead re-implementation (plain torch) + mmseg postprocess", "threads": a.threads,
+                  "backbone_ms": round(statistics.median(tb) * 1e3, 1) if backbone is not None else None,
                   "input_hw": [h, w], "feature_hw": shapes, "head_ms": round(statistics.median(th) * 1e3, 1),
                   "post_ms": round(statistics.median(tp) * 1e3, 1), "torch": torch.__version__}))

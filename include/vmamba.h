@@ -227,14 +227,30 @@ const char *vm_imagenet_label(int i);
  * mmseg's test pipeline: OpenCV-exact decode (EXIF orientation applied),
  * keep-ratio resize to fit scale_w x scale_h (mmseg: 2048 x 512), whole-
  * image inference, logits resized back to the original size, argmax.
- * A segmentor is used by one thread at a time. */
+ * A segmentor (the model plus its bound UPerHead, class names, palette) is
+ * read-only after load and shared by any number of threads, each running
+ * through its own context made on the segmentor's model:
+ *     vm_segmentor *s = vm_segmentor_load("upernet.pth", err, sizeof err);
+ *     vm_ctx *c = vm_ctx_new(vm_segmentor_model(s), err, sizeof err);
+ *     vm_ctx_segment_file(c, s, "photo.jpg", 2048, 512, &labels, &w, &h);
+ * A classification or backbone-only checkpoint is refused at load. */
 typedef struct vm_segmentor vm_segmentor;
 vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen);
 void vm_segmentor_free(vm_segmentor *s);
-/* Segment an image file: *labels receives a malloc'd (*h, *w) uint8 label
- * map of the (oriented) original size. Returns 0 or -1 with a message. */
-int vm_segment_file(vm_segmentor *s, const char *image_path, int scale_w, int scale_h, uint8_t **labels, int *w,
-                    int *h, char *err, size_t errlen);
+const vm_model *vm_segmentor_model(const vm_segmentor *s);
+int vm_segmentor_classes(const vm_segmentor *s);
+/* Class i's name (NULL if unknown) and the classes x 3 RGB palette: the
+ * checkpoint's meta.dataset_meta, else ADE20K's for 150 classes. */
+const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
+const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
+/* Segment a BGR image (h, w, 3) uint8: labels receives (h, w) class ids.
+ * Returns 0, or -1 with vm_ctx_error / vm_ctx_error_code. */
+int vm_ctx_segment(vm_ctx *c, const vm_segmentor *s, const uint8_t *bgr, int w, int h, int scale_w, int scale_h,
+                   uint8_t *labels);
+/* Decode an image file (JPEG/PNG, as cv2.imdecode) and segment it: *labels
+ * receives a malloc'd (*h, *w) label map of the oriented original size. */
+int vm_ctx_segment_file(vm_ctx *c, const vm_segmentor *s, const char *image_path, int scale_w, int scale_h,
+                        uint8_t **labels, int *w, int *h);
 
 
 /* ==== Detection and instance segmentation (Mask R-CNN + FPN, mmdet) ======

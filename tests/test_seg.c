@@ -4,6 +4,7 @@
  * Tolerances: decoded and resized pixels and label maps are exact (integer
  * arithmetic reproduced); float maps within the golden's 1e-4*max(1,|ref|). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,18 +255,22 @@ END_TEST
 #define TOL 1e-4
 
 static vm_segmentor *g_seg;
+static vm_ctx *g_ctx;
 static json_t *g_manifest;
 
 static void seg_setup(void) {
     char err[512];
     g_seg = vm_segmentor_load(tdata("seg_upernet/model.pth"), err, sizeof err);
     ck_assert_msg(g_seg != NULL, "%s", err);
+    g_ctx = vm_ctx_new(vm_segmentor_model(g_seg), err, sizeof err);
+    ck_assert_msg(g_ctx != NULL, "%s", err);
     json_error_t je;
     g_manifest = json_load_file(tdata("seg_upernet/manifest.json"), 0, &je);
     ck_assert_msg(g_manifest != NULL, "manifest: %s", je.text);
 }
 
 static void seg_teardown(void) {
+    vm_ctx_free(g_ctx);
     vm_segmentor_free(g_seg);
     json_decref(g_manifest);
 }
@@ -408,7 +413,7 @@ START_TEST(golden_cases) {
     for (int i = 0; i < nr; i++) fr.is_sampled[rows[i]] = 1;
     uint8_t *labels = malloc((size_t)H0 * W0);
     vm_seg_trace tr = {.keep = 1};
-    ck_assert_msg(vm_segmentor_run(g_seg, &im, sw, sh, labels, keep_row, &fr, &tr, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(vm_ctx_segment_image(g_ctx, g_seg, &im, sw, sh, labels, keep_row, &fr, &tr) == 0, "%s", vm_ctx_error(g_ctx));
     ck_assert_int_eq(tr.h1, json_integer_value(json_array_get(ims, 0)));
     ck_assert_int_eq(tr.w1, json_integer_value(json_array_get(ims, 1)));
     char what[96], gold[256];
@@ -476,15 +481,25 @@ START_TEST(public_segment_file) {
     uint8_t *labels;
     int w, h;
     char err[512];
-    ck_assert_msg(vm_segment_file(g_seg, tdata("seg_upernet/mini.png"), 2048, 36, &labels, &w, &h, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(vm_ctx_segment_file(g_ctx, g_seg, tdata("seg_upernet/mini.png"), 2048, 36, &labels, &w, &h) == 0, "%s",
+                  vm_ctx_error(g_ctx));
     vm_npy lab;
     load_any(&lab, tdata("seg_upernet/mini_label.npy"));
     ck_assert(w == 37 && h == 25 && lab.numel == 37 * 25);
     for (int p = 0; p < w * h; p++) ck_assert_int_eq(labels[p], (int)lab.data[p]);
     free(labels);
     vm_npy_free(&lab);
-    ck_assert_int_ne(vm_segment_file(g_seg, tdata("seg_upernet/manifest.json"), 2048, 512, &labels, &w, &h, err, sizeof err), 0);
+    ck_assert_int_ne(vm_ctx_segment_file(g_ctx, g_seg, tdata("seg_upernet/manifest.json"), 2048, 512, &labels, &w, &h), 0);
     ck_assert_ptr_null(labels);
+    ck_assert_int_eq(vm_ctx_error_code(g_ctx), VM_ERR_IO);
+    /* A context made for another model is refused. */
+    vm_model *other = vm_model_from_preset("vmamba-tiny-s1l8", 10, 0, err, sizeof err);
+    vm_ctx *oc = vm_ctx_new(other, err, sizeof err);
+    uint8_t px[3 * 4] = {0}, lab4[4];
+    ck_assert_int_ne(vm_ctx_segment(oc, g_seg, px, 2, 2, 64, 64, lab4), 0);
+    ck_assert_int_eq(vm_ctx_error_code(oc), VM_ERR_INPUT);
+    vm_ctx_free(oc);
+    vm_model_free(other);
 }
 END_TEST
 
@@ -504,6 +519,59 @@ START_TEST(dataset_meta_from_checkpoint) {
     ck_assert_int_eq(m.n, 0);
     vm_dataset_meta_read(tdata("seg_upernet/manifest.json"), &m);
     ck_assert_int_eq(m.n, 0);
+}
+END_TEST
+
+/* One segmentor shared by threads, a context each, two input sizes per
+ * thread: every label map identical to the golden's (mini has no near-tie
+ * pixel). */
+typedef struct {
+    const vm_segmentor *s;
+    const vm_image *im;
+    const uint8_t *want;
+    int bad;
+    char err[256];
+} seg_thread;
+
+static void *seg_worker(void *u) {
+    seg_thread *t = u;
+    vm_ctx *c = vm_ctx_new(vm_segmentor_model(t->s), t->err, sizeof t->err);
+    if (!c) { t->bad = -1; return NULL; }
+    vm_ctx_set_threads(c, 1);
+    uint8_t *lab = malloc((size_t)t->im->w * t->im->h);
+    for (int r = 0; r < 6 && !t->bad; r++) {
+        /* odd runs at another scale (re-plans the backbone and the head) */
+        if (vm_ctx_segment_image(c, t->s, t->im, 2048, r % 2 ? 48 : 36, lab, NULL, NULL, NULL)) {
+            snprintf(t->err, sizeof t->err, "%s", vm_ctx_error(c));
+            t->bad = -1;
+        } else if (r % 2 == 0 && memcmp(lab, t->want, (size_t)t->im->w * t->im->h)) {
+            t->bad = 1;
+        }
+    }
+    free(lab);
+    vm_ctx_free(c);
+    return NULL;
+}
+
+START_TEST(shared_segmentor_threads) {
+    vm_image im;
+    char err[512];
+    ck_assert_msg(vm_cv_load(tdata("seg_upernet/mini.png"), &im, err, sizeof err) == 0, "%s", err);
+    vm_npy lab;
+    load_any(&lab, tdata("seg_upernet/mini_label.npy"));
+    uint8_t *want = malloc(lab.numel);
+    for (size_t i = 0; i < lab.numel; i++) want[i] = (uint8_t)lab.data[i];
+    seg_thread t[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        t[i] = (seg_thread){.s = g_seg, .im = &im, .want = want};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, seg_worker, &t[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) ck_assert_msg(t[i].bad == 0, "thread %d: %s", i, t[i].bad < 0 ? t[i].err : "labels differ");
+    free(want);
+    vm_npy_free(&lab);
+    vm_image_free(&im);
 }
 END_TEST
 
@@ -542,6 +610,7 @@ Suite *suite_seg(void) {
     tcase_add_test(tg, segment_refuses_non_seg_checkpoints);
     tcase_add_test(tg, public_segment_file);
     tcase_add_test(tg, dataset_meta_from_checkpoint);
+    tcase_add_test(tg, shared_segmentor_threads);
     suite_add_tcase(s, tg);
     return s;
 }

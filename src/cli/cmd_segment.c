@@ -151,7 +151,7 @@ static char *out_name(const char *dir, const char *path, const char *suffix) {
 }
 
 /* 0 done, 1 fatal error, 3 this image could not be read. */
-static int one(vm_segmentor *s, const seg_opts *o, const char *path, int sw, int sh) {
+static int one(const vm_segmentor *s, vm_ctx *ctx, const seg_opts *o, const char *path, int sw, int sh) {
     char err[1024];
     vm_image im;
     struct timespec t0, t1;
@@ -179,7 +179,7 @@ static int one(vm_segmentor *s, const seg_opts *o, const char *path, int sw, int
     vm_seg_trace t = {0};
     int rc = 1;
     if (!labels) { cli_fail("%s: out of memory", path); goto done; }
-    if (vm_segmentor_run(s, &im, sw, sh, labels, NULL, NULL, &t, err, sizeof err)) { cli_fail("%s: %s", path, err); goto done; }
+    if (vm_ctx_segment_image(ctx, s, &im, sw, sh, labels, NULL, NULL, &t)) { cli_fail("%s: %s", path, vm_ctx_error(ctx)); goto done; }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (o->outdir) {
         char *a = out_name(o->outdir, path, "_label.png"), *b = out_name(o->outdir, path, "_overlay.png"),
@@ -257,10 +257,13 @@ int cmd_segment(int argc, char **argv) {
                           ? vm_segmentor_from_preset(model, 0, err, sizeof err)
                           : vm_segmentor_load(model, err, sizeof err);
     if (!s) { cli_fail("%s", err); goto out; }
+    vm_ctx *ctx = vm_ctx_new(vm_segmentor_model(s), err, sizeof err);
+    if (!ctx) { cli_fail("%s", err); vm_segmentor_free(s); goto out; }
+    if (threads > 0) vm_ctx_set_threads(ctx, threads);
     int bad = 0, fatal = 0;
     if (list) {
         FILE *f = strcmp(list, "-") ? fopen(list, "r") : stdin;
-        if (!f) { cli_fail("%s: cannot open", list); vm_segmentor_free(s); goto out; }
+        if (!f) { cli_fail("%s: cannot open", list); vm_ctx_free(ctx); vm_segmentor_free(s); goto out; }
         char *line = NULL;
         size_t cap = 0;
         ssize_t n;
@@ -270,7 +273,7 @@ int cmd_segment(int argc, char **argv) {
             idx++; /* blank lines keep their index, as in classify */
             while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
             if (!n || idx % shard_n != shard_i) continue;
-            int r = one(s, &o, line, sw, sh);
+            int r = one(s, ctx, &o, line, sw, sh);
             if (r == 3) bad = 1;
             else if (r) fatal = 1;
             if (tty) fprintf(stderr, "\rsegment: %ld images", ++k);
@@ -280,11 +283,12 @@ int cmd_segment(int argc, char **argv) {
         if (f != stdin) fclose(f);
     } else {
         for (int i = 0; i < nimg && !fatal; i++) {
-            int r = one(s, &o, imgs[i], sw, sh);
+            int r = one(s, ctx, &o, imgs[i], sw, sh);
             if (r == 3) bad = 1;
             else if (r) fatal = 1;
         }
     }
+    vm_ctx_free(ctx);
     vm_segmentor_free(s);
     rc = fatal ? 1 : bad ? 3 : 0;
 out:

@@ -1,36 +1,33 @@
-/* segmentor.c - see segmentor.h. The backbone runs through the public
- * vm_forward_features (NCHW) and is transposed to NHWC here: the only glue
- * to replace once the ctx branch gives NHWC features from a context. */
+/* segmentor.c - see segmentor.h. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "segmentor.h"
-#include "heads/upernet.h"
 #include "dataset_meta.h"
-#include "weights_ckpt.h"
-#include "vmamba.h"
+#include "heads/upernet.h"
 #include "../core/util.h"
 #include "../image/decode_cv.h"
 #include "../image/resize_cv.h"
 #include "../model/model.h"
 
 struct vm_segmentor {
-    vm_model *bb;
-    vm_ckpt_src *ws;          /* NULL for presets */
-    vm_head *head;
-    const vm_head_ops *ops;
-    vm_head_plan *plan;       /* for plan_shape */
-    int plan_shape[12];
-    float *nchw[4];           /* backbone output scratch */
-    size_t nchw_cap[4];
+    vm_model *m;              /* backbone + kept head tensors */
+    vm_head *head;            /* UPerHead, bound from m's weights */
     vm_dataset_meta meta;     /* from the checkpoint, if any */
     uint8_t *palette;         /* classes * 3 */
 };
 
-/* Names and colours once the class count is known (see segmentor.h). */
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Names and colours once the class count is known (see vmamba.h). */
 static void set_palette(vm_segmentor *s) {
     int n = vm_upernet_classes(s->head);
     s->palette = vm_xcalloc((size_t)n, 3);
@@ -41,6 +38,10 @@ static void set_palette(vm_segmentor *s) {
     }
 }
 
+const vm_model *vm_segmentor_model(const vm_segmentor *s) { return s->m; }
+int vm_segmentor_classes(const vm_segmentor *s) { return vm_upernet_classes(s->head); }
+const uint8_t *vm_segmentor_palette(const vm_segmentor *s) { return s->palette; }
+
 const char *vm_segmentor_class_name(const vm_segmentor *s, int i) {
     int n = vm_upernet_classes(s->head);
     if (i < 0 || i >= n) return NULL;
@@ -48,41 +49,28 @@ const char *vm_segmentor_class_name(const vm_segmentor *s, int i) {
     return n == 150 ? vm_ade20k_class(i) : NULL;
 }
 
-const uint8_t *vm_segmentor_palette(const vm_segmentor *s) { return s->palette; }
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen) {
     vm_segmentor *s = vm_xcalloc(1, sizeof *s);
-    s->ops = &vm_upernet_ops;
-    if (!(s->ws = vm_ckpt_src_open(path, err, errlen))) goto fail;
-    if (!vm_ckpt_src_has_prefix(s->ws, "decode_head.")) {
-        int cls = vm_ckpt_src_has_prefix(s->ws, "classifier.") || vm_ckpt_src_has_prefix(s->ws, "head.");
+    vm_load_opts o = {.key = NULL, .quiet = 1};
+    if (!(s->m = vm_model_load(path, &o, err, errlen))) goto fail;
+    vm_info I;
+    vm_model_info(s->m, &I);
+    if (!(vm_model_heads(s->m) & VM_HEAD_UPERNET)) {
         vm_errf(err, errlen, "%s: not a segmentation checkpoint: no 'decode_head.*' weights (UPerHead) found; this "
                 "looks like a %s checkpoint. Use an mmseg UPerNet checkpoint (e.g. upernet_vssm_4xb4-160k_ade20k-"
-                "512x512_tiny)", path, cls ? "classification" : "backbone-only");
+                "512x512_tiny)", path, I.num_classes > 0 ? "classification" : "backbone-only");
         goto fail;
     }
-    if (!(s->head = s->ops->bind(vm_ckpt_src_get(s->ws), "decode_head.", err, errlen))) goto fail;
-    vm_load_opts o = {.key = "state_dict", .quiet = 1};
-    if (!(s->bb = vm_model_load(path, &o, err, errlen))) goto fail;
-    vm_info I;
-    vm_model_info(s->bb, &I);
     if (!I.is_backbone) {
         vm_errf(err, errlen, "%s: the backbone has no outnorm0..3 (backbone.outnorm0.weight missing): it cannot give "
                 "the four feature maps UPerHead needs", path);
         goto fail;
     }
+    vm_weights_src src;
+    vm_model_weights(s->m, &src);
+    if (!(s->head = vm_upernet_ops.bind(&src, "decode_head.", err, errlen))) goto fail;
     vm_dataset_meta_read(path, &s->meta);
     set_palette(s);
-    /* The backbone's checkpoint copy is done; only the head's folded
-     * weights are kept, so the tensor copies can go. */
-    vm_ckpt_src_close(s->ws);
-    s->ws = NULL;
     return s;
 fail:
     vm_segmentor_free(s);
@@ -154,8 +142,7 @@ vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *er
         return NULL;
     }
     vm_segmentor *s = vm_xcalloc(1, sizeof *s);
-    s->ops = &vm_upernet_ops;
-    if (!(s->bb = vm_backbone_from_preset("vmamba-tiny-s1l8", seed, err, errlen))) goto fail;
+    if (!(s->m = vm_backbone_from_preset("vmamba-tiny-s1l8", seed, err, errlen))) goto fail;
     const int cin[4] = {96, 192, 384, 768}, ch = 512, ncls = 150;
     rand_src r = {.state = seed * 2654435761u + 1};
     char n[64];
@@ -169,7 +156,7 @@ vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *er
     radd(&r, "decode_head.conv_seg.weight", 4, ncls, ch, 1, 1, 0);
     radd(&r, "decode_head.conv_seg.bias", 1, ncls, 1, 1, 1, 0);
     vm_weights_src src = {.user = &r, .get = rget, .path = name};
-    s->head = s->ops->bind(&src, "decode_head.", err, errlen);
+    s->head = vm_upernet_ops.bind(&src, "decode_head.", err, errlen);
     for (int i = 0; i < r.n; i++) free(r.t[i].data);
     free(r.t);
     if (!s->head) goto fail;
@@ -182,17 +169,12 @@ fail:
 
 void vm_segmentor_free(vm_segmentor *s) {
     if (!s) return;
-    if (s->plan) s->ops->plan_free(s->plan);
-    if (s->head) s->ops->free(s->head);
-    vm_ckpt_src_close(s->ws);
-    vm_model_free(s->bb);
-    for (int i = 0; i < 4; i++) free(s->nchw[i]);
+    if (s->head) vm_upernet_ops.free(s->head);
+    vm_model_free(s->m);
     vm_dataset_meta_free(&s->meta);
     free(s->palette);
     free(s);
 }
-
-int vm_segmentor_classes(const vm_segmentor *s) { return vm_upernet_classes(s->head); }
 
 void vm_seg_trace_free(vm_seg_trace *t) {
     free(t->resized);
@@ -202,79 +184,53 @@ void vm_seg_trace_free(vm_seg_trace *t) {
     memset(t, 0, sizeof *t);
 }
 
-static vm_head_plan *get_plan(vm_segmentor *s, const vm_feats *f, char *err, size_t errlen) {
-    int key[12];
-    for (int i = 0; i < 4; i++) key[3 * i] = f->C[i], key[3 * i + 1] = f->H[i], key[3 * i + 2] = f->W[i];
-    if (s->plan && memcmp(key, s->plan_shape, sizeof key) == 0) return s->plan;
-    if (s->plan) s->ops->plan_free(s->plan);
-    s->plan = s->ops->plan(s->head, f, err, errlen);
-    memcpy(s->plan_shape, key, sizeof key);
-    return s->plan;
-}
-
-int vm_segmentor_head(vm_segmentor *s, const float *const feats[4], const int C[4], const int H[4], const int W[4],
+int vm_segmentor_head(const vm_segmentor *s, const float *const feats[4], const int C[4], const int H[4], const int W[4],
                       float *logits4, void (*dbg)(void *, const char *, const float *, int, int, int), void *dbg_user,
                       char *err, size_t errlen) {
     vm_feats f = {.B = 1};
     for (int i = 0; i < 4; i++) f.C[i] = C[i], f.H[i] = H[i], f.W[i] = W[i], f.data[i] = feats[i];
-    vm_head_plan *p = get_plan(s, &f, err, errlen);
+    vm_head_plan *p = vm_upernet_ops.plan(s->head, &f, err, errlen);
     if (!p) return -1;
     vm_upernet_set_debug(p, dbg, dbg_user);
-    int rc = s->ops->forward(s->head, p, &f, logits4, err, errlen);
-    vm_upernet_set_debug(p, NULL, NULL);
+    int rc = vm_upernet_ops.forward(s->head, p, &f, logits4, err, errlen);
+    vm_upernet_ops.plan_free(p);
     return rc;
 }
 
-static void nchw_to_nhwc(const float *in, int C, int HW, float *out) {
-#pragma omp parallel for schedule(static) if ((size_t)C * HW > 65536)
-    for (int p = 0; p < HW; p++)
-        for (int c = 0; c < C; c++) out[(size_t)p * C + c] = in[(size_t)c * HW + p];
+static float *dup_f(const float *p, size_t n) {
+    float *d = malloc(sizeof(float) * (n ? n : 1));
+    if (d) memcpy(d, p, sizeof(float) * n);
+    return d;
 }
 
-int vm_segmentor_run(vm_segmentor *s, const vm_image *bgr, int sw, int sh, uint8_t *labels, vm_seg_row_fn row_cb,
-                     void *user, vm_seg_trace *trace, char *err, size_t errlen) {
-    int rc = -1, w1, h1;
+static int seg_run(vm_ctx *c, const vm_segmentor *s, const vm_image *bgr, int sw, int sh, uint8_t *labels,
+                   vm_seg_row_fn row_cb, void *user, vm_seg_trace *trace) {
+    int w1, h1;
     double t0 = now_ms();
     vm_cv_rescale_size(bgr->w, bgr->h, sw, sh, &w1, &h1);
-    if (w1 < 1 || h1 < 1) return vm_errf(err, errlen, "image %dx%d rescaled to %dx%d by --scale %d,%d: too small", bgr->w, bgr->h, w1, h1, sw, sh);
-    /* The network input is bounded whatever --scale says (mmseg's is 2048x512). */
+    if (w1 < 1 || h1 < 1)
+        return vm_ctx_fail(c, VM_ERR_INPUT, "image %dx%d rescaled to %dx%d by scale %d,%d: too small", bgr->w, bgr->h,
+                           w1, h1, sw, sh);
+    /* The network input is bounded whatever the scale says (mmseg's is 2048x512). */
     if ((uint64_t)w1 * h1 > VM_SEG_MAX_INPUT_PIXELS)
-        return vm_errf(err, errlen, "image %dx%d rescaled to %dx%d by --scale %d,%d: more than %llu pixels to infer", bgr->w,
-                       bgr->h, w1, h1, sw, sh, (unsigned long long)VM_SEG_MAX_INPUT_PIXELS);
+        return vm_ctx_fail(c, VM_ERR_INPUT, "image %dx%d rescaled to %dx%d by scale %d,%d: more than %llu pixels to infer",
+                           bgr->w, bgr->h, w1, h1, sw, sh, (unsigned long long)VM_SEG_MAX_INPUT_PIXELS);
+    int rc = -1, ncls = vm_upernet_classes(s->head);
     uint8_t *rs = malloc((size_t)w1 * h1 * 3);
-    float *in = malloc(sizeof(float) * 3 * (size_t)w1 * h1);
-    float *nhwc[4] = {0}, *logits = NULL;
-    if (!rs || !in) { vm_errf(err, errlen, "out of memory for a %dx%d input", w1, h1); goto done; }
+    float *in = malloc(sizeof(float) * 3 * (size_t)w1 * h1), *logits = NULL;
+    if (!rs || !in) { vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory for a %dx%d input", w1, h1); goto done; }
     vm_cv_resize_linear(bgr->rgb, bgr->w, bgr->h, 3, rs, w1, h1);
     vm_seg_normalize(rs, w1, h1, in);
     double t1 = now_ms();
-    vm_feats f = {.B = 1};
-    for (int i = 0; i < 4; i++) {
-        vm_feature_shape(s->bb, h1, w1, i, &f.C[i], &f.H[i], &f.W[i]);
-        size_t n = (size_t)f.C[i] * f.H[i] * f.W[i];
-        if (n > s->nchw_cap[i]) {
-            free(s->nchw[i]);
-            s->nchw[i] = malloc(sizeof(float) * n);
-            s->nchw_cap[i] = s->nchw[i] ? n : 0;
-        }
-        nhwc[i] = malloc(sizeof(float) * n);
-        if (!s->nchw[i] || !nhwc[i]) { vm_errf(err, errlen, "out of memory for the feature maps"); goto done; }
-        f.data[i] = nhwc[i];
-    }
-    if (vm_forward_features(s->bb, in, 1, h1, w1, s->nchw)) {
-        vm_errf(err, errlen, "%s", vm_model_error(s->bb));
-        goto done;
-    }
-    for (int i = 0; i < 4; i++) nchw_to_nhwc(s->nchw[i], f.C[i], f.H[i] * f.W[i], nhwc[i]);
+    vm_feats f;
+    if (vm_ctx_backbone(c, in, 1, h1, w1, &f)) goto done;
     double t2 = now_ms();
-    int ncls = vm_upernet_classes(s->head);
     logits = malloc(sizeof(float) * (size_t)f.H[0] * f.W[0] * ncls);
-    if (!logits) { vm_errf(err, errlen, "out of memory for the logits"); goto done; }
-    vm_head_plan *p = get_plan(s, &f, err, errlen);
-    if (!p || s->ops->forward(s->head, p, &f, logits, err, errlen)) goto done;
+    if (!logits) { vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory for the logits"); goto done; }
+    if (vm_ctx_head_forward(c, &vm_upernet_ops, s->head, &f, logits)) goto done;
     double t3 = now_ms();
     if (vm_seg_labels(logits, f.H[0], f.W[0], ncls, h1, w1, bgr->h, bgr->w, labels, row_cb, user)) {
-        vm_errf(err, errlen, "out of memory resizing the logits");
+        vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory resizing the logits");
         goto done;
     }
     double t4 = now_ms();
@@ -283,10 +239,10 @@ int vm_segmentor_run(vm_segmentor *s, const vm_image *bgr, int sw, int sh, uint8
         trace->ms_resize = t1 - t0, trace->ms_backbone = t2 - t1, trace->ms_head = t3 - t2, trace->ms_post = t4 - t3;
         trace->h4 = f.H[0], trace->w4 = f.W[0], trace->classes = ncls;
         for (int i = 0; i < 4; i++) trace->fC[i] = f.C[i], trace->fH[i] = f.H[i], trace->fW[i] = f.W[i];
-        if (trace->keep) {
+        if (trace->keep) { /* the maps live in c's arena: copies */
             trace->resized = rs, rs = NULL;
             trace->input = in, in = NULL;
-            for (int i = 0; i < 4; i++) trace->feats[i] = nhwc[i], nhwc[i] = NULL;
+            for (int i = 0; i < 4; i++) trace->feats[i] = dup_f(f.data[i], (size_t)f.C[i] * f.H[i] * f.W[i]);
             trace->logits4 = logits, logits = NULL;
         }
     }
@@ -294,22 +250,49 @@ int vm_segmentor_run(vm_segmentor *s, const vm_image *bgr, int sw, int sh, uint8
 done:
     free(rs);
     free(in);
-    for (int i = 0; i < 4; i++) free(nhwc[i]);
     free(logits);
     return rc;
 }
 
-int vm_segment_file(vm_segmentor *s, const char *image_path, int scale_w, int scale_h, uint8_t **labels, int *w,
-                    int *h, char *err, size_t errlen) {
-    vm_image im;
+int vm_ctx_segment_image(vm_ctx *c, const vm_segmentor *s, const vm_image *bgr, int sw, int sh, uint8_t *labels,
+                         vm_seg_row_fn row_cb, void *user, vm_seg_trace *trace) {
+    if (!c) return -1;
+    c->status = VM_OK;
+    c->err[0] = 0;
+    if (!s || !bgr || !bgr->rgb || bgr->w < 1 || bgr->h < 1 || !labels || sw < 1 || sh < 1)
+        return vm_ctx_fail(c, VM_ERR_INPUT, "segment: bad arguments");
+    if (c->m != s->m) return vm_ctx_fail(c, VM_ERR_INPUT, "segment: the context was made for another model");
+    if (c->m->dev) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "segmentation runs on the CPU only (the model is on %s)", c->m->dev->name);
+    /* The context's thread count for everything, the resizes included. */
+    int saved = 0;
+    if (c->threads > 0) {
+        saved = omp_get_max_threads();
+        omp_set_num_threads(c->threads);
+    }
+    int rc = seg_run(c, s, bgr, sw, sh, labels, row_cb, user, trace);
+    if (c->threads > 0) omp_set_num_threads(saved);
+    return rc;
+}
+
+int vm_ctx_segment(vm_ctx *c, const vm_segmentor *s, const uint8_t *bgr, int w, int h, int scale_w, int scale_h,
+                   uint8_t *labels) {
+    vm_image im = {.w = w, .h = h, .rgb = (uint8_t *)bgr};
+    return vm_ctx_segment_image(c, s, &im, scale_w, scale_h, labels, NULL, NULL, NULL);
+}
+
+int vm_ctx_segment_file(vm_ctx *c, const vm_segmentor *s, const char *image_path, int scale_w, int scale_h,
+                        uint8_t **labels, int *w, int *h) {
+    if (!c) return -1;
     *labels = NULL;
-    if (vm_cv_load(image_path, &im, err, errlen)) return -1;
+    vm_image im;
+    char err[512];
+    if (vm_cv_load(image_path, &im, err, sizeof err)) return vm_ctx_fail(c, VM_ERR_IO, "%s", err);
     uint8_t *l = malloc((size_t)im.w * im.h);
     if (!l) {
         vm_image_free(&im);
-        return vm_errf(err, errlen, "%s: out of memory", image_path);
+        return vm_ctx_fail(c, VM_ERR_NOMEM, "%s: out of memory", image_path);
     }
-    if (vm_segmentor_run(s, &im, scale_w, scale_h, l, NULL, NULL, NULL, err, errlen)) {
+    if (vm_ctx_segment_image(c, s, &im, scale_w, scale_h, l, NULL, NULL, NULL)) {
         free(l);
         vm_image_free(&im);
         return -1;
