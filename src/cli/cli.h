@@ -20,7 +20,9 @@ int cli_dev_parse(cli_dev *d, int argc, char **argv, int *i);
 /* Move the model to the device; prints the error and returns -1. */
 int cli_dev_apply(const cli_dev *d, vm_model *m);
 #define CLI_DEV_HELP "  --device D          cpu (default) or cuda (builds with --with-cuda)\n" \
-                     "  --precision P       GPU GEMMs: fp32 (default), tf32, fp16 or bf16\n"
+                     "  --precision P       fp32 (default); bf16: linear layers and convolutions in\n" \
+                     "                      bf16, FP32 accumulation (CPUs with avx512_bf16 or AMX,\n" \
+                     "                      or GPUs); tf32, fp16: GPU GEMMs only\n"
 
 /* Apply --threads (0 = leave OMP_NUM_THREADS / all cores). */
 void cli_threads(int n);
