@@ -6,6 +6,7 @@
 #    only fetches optional CUDA libraries);
 #  - the peers are exported by Debian's PyTorch (python3-torch, python3-torchvision; random weights: timing only);
 #  - vmamba.c: s1l8 FP32 / BF16 / INT8 (the preset calibrated on the 8 bundled digit images) and vanilla-tiny FP32.
+# On a loaded machine run it with OMP_WAIT_POLICY=passive (vmamba.c and ORT then both sleep instead of spinning).
 # usage: sh bench/ort-peers.sh [VMAMBA_BIN] [THREADS] [ROUNDS] [OUT.jsonl]
 set -e
 BIN=${1:-./vmamba}; TH=${2:-2}; ROUNDS=${3:-5}; OUT=${4:-ort-peers.jsonl}

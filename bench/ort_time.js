@@ -7,7 +7,9 @@ const ort = require('onnxruntime-node');
   const x = new ort.Tensor('float32', Float32Array.from({length: 3 * 224 * 224}, () => Math.random() * 2 - 1), [1, 3, 224, 224]);
   for (const path of models) {
     const s = await ort.InferenceSession.create(path, {intraOpNumThreads: +threads, interOpNumThreads: 1,
-      executionMode: 'sequential', graphOptimizationLevel: 'all', executionProviders: ['cpu']});
+      executionMode: 'sequential', graphOptimizationLevel: 'all', executionProviders: ['cpu'],
+      // OMP_WAIT_POLICY=passive (a loaded machine): no spin-waiting in ORT's thread pool either, to compare alike
+      ...(process.env.OMP_WAIT_POLICY === 'passive' ? {extra: {session: {intra_op: {allow_spinning: '0'}}}} : {})});
     const feeds = {[s.inputNames[0]]: x};
     for (let i = 0; i < +warmup; i++) await s.run(feeds);
     const t = [];
