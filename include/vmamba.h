@@ -32,7 +32,21 @@
 extern "C" {
 #endif
 
-#define VM_VERSION_STRING "0.1.0"
+#define VM_VERSION_MAJOR 0
+#define VM_VERSION_MINOR 2
+#define VM_VERSION_PATCH 0
+#define VM_VERSION_STRING "0.2.0"
+
+/* Export control: the library is built with -fvisibility=hidden and exports
+ * exactly what this header declares (every declaration between the push and
+ * the pop below); VM_API marks a declaration exported explicitly. */
+#if defined(__GNUC__) && !defined(VM_STATIC)
+#define VM_API __attribute__((visibility("default")))
+#pragma GCC visibility push(default)
+#define VM_VISIBILITY_PUSHED 1
+#else
+#define VM_API
+#endif
 
 typedef struct vm_model vm_model; /* opaque */
 typedef struct vm_ctx vm_ctx;     /* opaque: one per thread */
@@ -234,6 +248,47 @@ int vm_preprocess_file(const char *path, const vm_preprocess_opts *o, float *out
 
 /* Name of ImageNet-1k class i (0..999), or NULL. */
 const char *vm_imagenet_label(int i);
+
+/* ---- library contract (version, postprocessing) -------------------------- */
+
+/* The library's version, VM_VERSION_STRING of the build ("0.2.0"); compare
+ * with the header's macros to catch a header/library mismatch. */
+VM_API const char *vm_version(void);
+
+/* Softmax of n float logits into n double probabilities: max-subtracted
+ * and computed in double (so printed probabilities do not carry float
+ * rounding). */
+VM_API void vm_softmax(const float *logits, int n, double *probs);
+/* Indices of the k largest of n values, largest first; equal values in
+ * index order. Returns min(k, n) (fewer when only NaNs are left). */
+VM_API int vm_topk(const float *v, int n, int k, int *idx);
+
+/* Multiply-adds of one forward pass at H x W in G (fvcore's convention). */
+VM_API double vm_model_gmacs(const vm_model *m, int H, int W);
+/* 1 when the model has INT8 layers (written by calibration). */
+VM_API int vm_model_is_int8(const vm_model *m);
+
+/* What the build runs on: the CPU kernels in use ("avx512", "avx2",
+ * "neon", "scalar"; VMAMBA_ISA may force one) and oneDNN's version. */
+VM_API const char *vm_isa(void);
+VM_API const char *vm_onednn_version(void);
+
+/* NumPy .npy tensors: float32 only, C order (what run takes and writes).
+ * vm_npy_write writes atomically: no partial file on failure. */
+#define VM_NPY_MAX_DIMS 8
+typedef struct {
+    float *data;      /* malloc'd, contiguous C order */
+    int ndim;
+    int64_t shape[VM_NPY_MAX_DIMS];
+    size_t numel;
+} vm_npy;
+VM_API int vm_npy_read(const char *path, vm_npy *out, char *err, size_t errlen);
+VM_API int vm_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, char *err, size_t errlen);
+VM_API void vm_npy_free(vm_npy *a);
+
+#ifdef VM_VISIBILITY_PUSHED
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
 # cli_test.sh - the vmamba command's contract: outputs, exit codes, errors.
 set -u
 BIN=${VMAMBA_BIN:-./vmamba}
+case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
 RUN=${VMAMBA_RUNNER:-}   # e.g. "qemu-aarch64 -L /" for a cross build
 vm() { $RUN "$BIN" "$@"; }
 DATA=${VMAMBA_TEST_DATA:-tests/data}
@@ -32,7 +33,7 @@ if vm run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/b.
 else
     grep -q "avx512_bf16" "$T/err" && ok || bad "run --precision bf16: $(cat "$T/err")"
 fi
-expect_fail "unknown argument" vm run --bogus
+expect_fail "unknown option '--bogus'" vm run --bogus
 expect_fail "not an integer" vm run -m x -i y -o z --threads zero
 expect_fail "No such file" vm info /nonexistent.pth
 expect_fail "expected shape (N, 3, H, W)" vm run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/logits.npy" -o "$T/x.npy"
@@ -45,7 +46,14 @@ expect_fail "cannot create" vm run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/in
 P="$DATA/preprocess"
 vm preprocess "$P/china.jpg" -o "$T/china.npy" && [ -s "$T/china.npy" ] && ok || bad "preprocess"
 expect_fail "unsupported image format" vm preprocess "$DATA/v2_s1/config.json" -o "$T/x.npy"
-expect_fail "must be a number in (0, 1]" vm preprocess "$P/china.jpg" -o "$T/x.npy" --crop-pct 2
+# #16.3: out of memory is an error, not a crash: --size 16384 (3.2 GB) under
+# a 1 GiB address-space limit (not with ASan, which needs terabytes of it).
+if ! ldd "$BIN" 2>/dev/null | grep -q libasan && [ -z "$RUN" ]; then
+    (ulimit -v 1048576; vm preprocess "$P/china.jpg" --size 16384 -o "$T/x.npy") >"$T/out" 2>"$T/err"
+    rc=$?
+    [ $rc -eq 1 ] && grep -q "out of memory" "$T/err" && [ ! -e "$T/x.npy" ] && ok || bad "preprocess --size 16384 under ulimit -v: rc $rc: $(cat "$T/err")"
+fi
+expect_fail "must be a number in \[0.01, 1\]" vm preprocess "$P/china.jpg" -o "$T/x.npy" --crop-pct 2
 [ ! -e "$T/x.npy" ] && ok || bad "partial output after a failed preprocess"
 M="$DATA/digits/model.pth"
 grep -e '^file,' -e '^test/' "$DATA/digits/labels.csv" > "$T/test.csv"
@@ -84,6 +92,9 @@ vm run -m "$T/dg.safetensors" -i "$DATA/digits/test_input.npy" -o "$T/st.npy" &&
     cmp -s "$T/st.npy" "$T/pth.npy" && ok || bad "run: safetensors and pth logits differ"
 expect_fail "is not f32, f16 or bf16" vm convert "$M" -o "$T/x.safetensors" --dtype f8
 [ ! -e "$T/x.safetensors" ] && ok || bad "partial output after a failed convert"
+# #16.7: a 2^32-1-class head is refused, naming the tensor (before: 'classes: -1', and convert wrote it)
+expect_fail "'classifier.head.weight' has a dimension of 4294967295" vm convert "$DATA/hostile/classes_2e32.pth" -o "$T/x.safetensors"
+[ ! -e "$T/x.safetensors" ] && ok || bad "convert wrote a model it cannot load"
 # ---- calibrate: deterministic INT8 files, clear errors ---------------------
 vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-crop -o "$T/q1.safetensors" --quiet 2>"$T/err" &&
     vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-crop -o "$T/q2.safetensors" --quiet 2>>"$T/err" &&
@@ -96,12 +107,141 @@ for opt in "--method entropy" "--smooth 0.5" "--method percentile --percentile 9
         vm eval -m "$T/qo.safetensors" --images "$DATA/digits" --labels "$T/test.csv" --json | grep -q '"top1": 0.99' &&
         ok || bad "calibrate $opt: $(cat "$T/err")"
 done
-expect_fail "must be in \[0, 1\]" vm calibrate -m "$M" --images "$DATA/digits/calib" --smooth 2 -o "$T/q3.safetensors"
+expect_fail "must be a number in \[0, 1\]" vm calibrate -m "$M" --images "$DATA/digits/calib" --smooth 2 -o "$T/q3.safetensors"
 mkdir -p "$T/empty"
 expect_fail "no JPEG or PNG images" vm calibrate -m "$M" --images "$T/empty" -o "$T/q3.safetensors"
 expect_fail "not a zip archive" vm calibrate -m "$DATA/digits/labels.csv" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
 expect_fail "already an INT8 model" vm calibrate -m "$T/q1.safetensors" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
 expect_fail "not minmax, percentile or entropy" vm calibrate -m "$M" --images "$DATA/digits/calib" --method magic -o "$T/q3.safetensors"
 [ ! -e "$T/q3.safetensors" ] && ok || bad "partial output after a failed calibrate"
+
+# ---- the option parser: every command, strict values, exit 2 on usage errors --
+expect_usage() { # expect_usage "needle" cmd...: exit status 2 and the needle on stderr
+    needle=$1; shift
+    "$@" >"$T/out" 2>"$T/err"; r=$?
+    [ $r -eq 2 ] && grep -q -- "$needle" "$T/err" && ok || bad "$* (exit $r, want 2): $(cat "$T/err")"
+}
+for c in info run preprocess classify eval bench convert calibrate; do
+    vm $c --help > "$T/h" && grep -q "Usage: vmamba $c" "$T/h" && grep -q -- "--help" "$T/h" && ok || bad "$c --help"
+    expect_usage "unknown option '--frob'" vm $c --frob
+done
+vm classify --help | grep -q -- "--list0 FILE" && vm classify --help | grep -q -- "--crop-pct P" && vm classify --help | grep -q -- "--device D" &&
+    ok || bad "classify --help lacks shared options"
+expect_usage "not an integer in \[1, 1024\]" vm classify -m "$M" --batch 2junk x.png
+expect_usage "not an integer in \[1, 1024\]" vm classify -m "$M" --batch "" x.png
+expect_usage "not an integer in \[1, 1024\]" vm classify -m "$M" --batch " 4" x.png
+expect_usage "not an integer in \[1, 1024\]" vm classify -m "$M" --batch 99999999999999999999 x.png
+expect_usage "not an integer in \[8, 8192\]" vm bench --arch vmamba-tiny-s1l8 --size 4
+expect_usage "needs a value" vm classify -m "$M" x.png --topk
+expect_usage "must be a number in \[0.01, 1\]" vm classify -m "$M" --crop-pct nan x.png
+expect_usage "must be a number in \[0.01, 1\]" vm classify -m "$M" --crop-pct 0.5x x.png
+expect_usage "is not cpu or cuda" vm run -m x -i y -o z --device tpu
+expect_usage "three numbers" vm preprocess "$P/china.jpg" -o "$T/x.npy" --mean 1,2
+expect_usage "three positive numbers" vm preprocess "$P/china.jpg" -o "$T/x.npy" --std 1,0,1
+expect_usage "takes no value" vm classify -m "$M" --json=1 x.png
+expect_usage "more than 1 MODEL" vm info a b
+expect_usage "unexpected argument" vm run -m x -i y -o z extra
+expect_usage "-m MODEL is required" vm classify x.png
+expect_fail "resizes the shorter side to 22400 pixels" vm classify -m "$M" --crop-pct 0.01 "$DATA/digits/test/000.png"
+# --name=value and "--" before a positional that starts with a dash
+cp "$DATA/digits/test/000.png" "$T/-dash.png"
+MA=$(cd "$(dirname "$M")" && pwd)/model.pth
+(cd "$T" && $RUN "$BIN" classify -m "$MA" --size=32 --no-crop --topk=1 --json -- -dash.png) | grep -q '"file": "-dash.png", "top": \[{"class": 9' &&
+    ok || bad "--name=value and --"
+vm --version | grep -q "^vmamba 0\.2\.0$" && ok || bad "--version"
+# the man page documents every option of every command's --help
+MAN="$DATA/../../vmamba.1"
+if [ -f "$MAN" ]; then
+    for c in info run preprocess classify eval bench convert calibrate; do
+        grep -q "^\.SS $c" "$MAN" || bad "vmamba.1 lacks the command $c"
+        for o in $(vm $c --help | grep -o -- '--[a-z0-9][a-z0-9-]*' | sort -u); do
+            grep -q -F -- "$(printf '%s' "$o" | sed 's/-/\\-/g')" "$MAN" && ok || bad "vmamba.1 lacks $c $o"
+        done
+    done
+fi
+
+# ---- hardening (#16): devices, torn resume files, odd names, signals ------
+SHIM=${VMAMBA_SHIM:-}
+[ -n "$RUN" ] && SHIM=""   # LD_PRELOAD would apply to the emulator, not the target
+# ASan wants its runtime first: let a preloaded shim come before it
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"; export ASAN_OPTIONS
+valid_jsonl() { # every line of $1 parses as JSON
+    if command -v jq >/dev/null 2>&1; then jq -e . "$1" >/dev/null 2>&1
+    elif command -v python3 >/dev/null 2>&1; then python3 -c 'import json,sys
+for l in open(sys.argv[1], "rb"): json.loads(l.decode("utf-8"))' "$1" 2>/dev/null
+    else return 0; fi
+}
+CL="vm classify -m $M --size 32 --no-crop --quiet"
+TCL="timeout 60 $RUN $BIN classify -m $M --size 32 --no-crop --quiet"
+# 5: a FIFO or a device in a list is an error record, never a hang or an unbounded read
+mkfifo "$T/fifo.png"
+printf '%s\n' "$T/fifo.png" /dev/zero "$DATA/digits/test/000.png" > "$T/dev.txt"
+$TCL --list "$T/dev.txt" --output "$T/dev.jsonl" 2>"$T/err"; r=$?
+[ $r -eq 3 ] && [ "$(grep -c '"error": .*not a regular file' "$T/dev.jsonl")" -eq 2 ] && grep -q '"index": 2, .*"top"' "$T/dev.jsonl" &&
+    ok || bad "FIFO/device in --list (exit $r): $(cat "$T/dev.jsonl" "$T/err" 2>/dev/null | head -5)"
+mkdir -p "$T/cal"; cp "$DATA"/digits/calib/00[0-7].png "$T/cal/"; mkfifo "$T/cal/zz.png"
+timeout 60 $RUN "$BIN" calibrate -m "$M" --images "$T/cal" --size 32 --no-crop -o "$T/qf.safetensors" --quiet 2>"$T/err"; r=$?
+[ $r -eq 0 ] && grep -q "zz.png: not a regular file" "$T/err" && ok || bad "FIFO in calibrate --images (exit $r): $(head -3 "$T/err")"
+# 6: --resume after a torn last line: no invalid line, no lost record
+{ head -5 "$T/all.jsonl"; printf '{"index": 5, "file": "/tmp/x'; } > "$T/torn.jsonl"
+$CL --list "$T/list.txt" --output "$T/torn.jsonl" --resume 2>/dev/null
+[ "$(wc -l < "$T/torn.jsonl")" -eq 21 ] && valid_jsonl "$T/torn.jsonl" &&
+    [ "$(sed -n 's/.*"index": \([0-9]*\),.*/\1/p' "$T/torn.jsonl" | sort -n | uniq | wc -l)" -eq 21 ] && ok || bad "resume after a torn line: $(head -c 600 "$T/torn.jsonl")"
+# 6: error records are flushed as they are written (the job is still running here)
+mkfifo "$T/feed"
+$CL --list - --output "$T/flush.jsonl" --batch 1 < "$T/feed" 2>/dev/null &
+pid=$!
+exec 7>"$T/feed"
+echo /nonexistent/a.png >&7
+i=0; while [ $i -lt 100 ] && ! grep -q '"error"' "$T/flush.jsonl" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+grep -q '"index": 0, .*"error"' "$T/flush.jsonl" 2>/dev/null && ok || bad "error record not flushed while the job runs"
+exec 7>&-
+wait $pid
+# resume index beyond any bitmap: no huge allocation, no crash
+printf '{"index": 1099511627776, "file": "x", "top": []}\n{"index": 99999999999999999999, "file": "y"}\n' > "$T/huge.jsonl"
+$CL --list "$T/list.txt" --output "$T/huge.jsonl" --resume 2>"$T/err"; r=$?
+[ $r -eq 3 ] && [ "$(wc -l < "$T/huge.jsonl")" -eq 23 ] && ok || bad "resume with index 2^40 (exit $r): $(head -3 "$T/err")"
+# 8: non-UTF-8 names and names with newlines; --list0
+bn=$(printf 'bad\377\376name.png'); nl=$(printf 'new\nline.png')
+cp "$DATA/digits/test/000.png" "$T/$bn"; cp "$DATA/digits/test/001.png" "$T/$nl"
+printf '%s\n' "$T/$bn" > "$T/utf.txt"
+$CL --list "$T/utf.txt" --output "$T/utf.jsonl" 2>/dev/null && valid_jsonl "$T/utf.jsonl" && grep -q 'bad\\ufffd\\ufffdname.png' "$T/utf.jsonl" &&
+    grep -q '"file_hex": "' "$T/utf.jsonl" && ok || bad "non-UTF-8 name in JSON: $(cat "$T/utf.jsonl")"
+$CL --json "$T/$bn" > "$T/utf2.jsonl" 2>/dev/null && valid_jsonl "$T/utf2.jsonl" && ok || bad "non-UTF-8 name, --json: $(cat "$T/utf2.jsonl")"
+printf '%s\0%s\0' "$T/$nl" "$T/$bn" > "$T/l0.txt"
+$CL --list0 "$T/l0.txt" --output "$T/l0.jsonl" 2>"$T/err" && [ "$(wc -l < "$T/l0.jsonl")" -eq 2 ] && valid_jsonl "$T/l0.jsonl" &&
+    grep -q 'new\\nline.png", "top"' "$T/l0.jsonl" && ok || bad "--list0: $(cat "$T/l0.jsonl" "$T/err")"
+cp "$T/list.txt" "$T/same.txt"; ln "$T/same.txt" "$T/same-link.txt"
+expect_fail "is the --list file" $CL --list "$T/same.txt" --output "$T/same-link.txt"
+cmp -s "$T/list.txt" "$T/same.txt" && ok || bad "--output over --list destroyed the list"
+expect_fail "is the --list file" $CL --list - --output "$T/same.txt" < "$T/same.txt"
+cmp -s "$T/list.txt" "$T/same.txt" && ok || bad "--output over --list - destroyed the list"
+for s in 1/4294967296 /2 0/2junk 1/0 -1/2 2/2 1/ 0x1/2 " 1/2"; do
+    expect_fail "--shard" $CL --list "$T/list.txt" --shard "$s"
+done
+# 9: a killed writer leaves no temporary file
+if [ -n "$SHIM" ] && [ -e "$SHIM" ]; then
+    for w in "convert $M -o $T/k.safetensors" "calibrate -m $M --images $T/cal --size 32 --no-crop -o $T/k.safetensors --quiet"; do
+        for sig in TERM HUP; do  # (a background job of sh ignores SIGINT)
+            rm -f "$T"/k.safetensors* "$T/err"
+            LD_PRELOAD=$SHIM VMAMBA_SHIM_RENAME_STALL=1 timeout -s KILL 60 "$BIN" $w 2>"$T/err" & pid=$!
+            i=0; while [ $i -lt 300 ] && ! grep -q "rename stalled" "$T/err" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+            ls "$T"/k.safetensors.tmp.* >/dev/null 2>&1 || bad "$w: no temp file seen while stalled"
+            kill -$sig $pid; wait $pid; r=$?
+            [ $r -gt 128 ] && ! ls "$T"/k.safetensors* >/dev/null 2>&1 && ok || bad "SIG$sig during '$w' (exit $r) left: $(ls "$T"/k.safetensors* 2>&1)"
+        done
+    done
+    # B: a failed pthread_create is reported and the job still completes
+    LD_PRELOAD=$SHIM VMAMBA_SHIM_PTHREAD_FAIL=1 "$BIN" classify -m "$M" --size 32 --no-crop --quiet --list "$T/list.txt" --output "$T/nt.jsonl" --batch 4 2>"$T/err"; r=$?
+    [ $r -eq 3 ] && [ "$(wc -l < "$T/nt.jsonl")" -eq 21 ] && grep -q "decoding in the main thread" "$T/err" && ok || bad "pthread_create failure (exit $r): $(cat "$T/err")"
+else
+    echo "SKIP: no failure shim (VMAMBA_SHIM) for the signal and pthread tests"
+fi
+# 3 (CLI part): option values that drive allocation are bounded; no unchecked malloc
+expect_fail "--crop-pct" vm preprocess "$P/china.jpg" -o "$T/x.npy" --crop-pct 0.001
+if ! nm "$BIN" 2>/dev/null | grep -q __asan_init; then  # ASan needs its large address space
+    (ulimit -v 1500000; vm preprocess "$P/china.jpg" -o "$T/x.npy" --size 16384 --no-crop) >/dev/null 2>"$T/err"; r=$?
+    [ $r -eq 1 ] && grep -q "out of memory" "$T/err" && ok || bad "--size 16384 under a 1.5 GB limit (exit $r): $(head -3 "$T/err")"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

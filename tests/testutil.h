@@ -32,5 +32,6 @@ Suite *suite_image_model(void);
 Suite *suite_quant(void);
 Suite *suite_threads(void);
 Suite *suite_heads(void);
+Suite *suite_harden(void);
 
 #endif

@@ -8,23 +8,13 @@
 #include <time.h>
 
 #include "cli.h"
-#include "model/model.h"
-#include "simd/kernels.h"
+#include "options.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba bench (-m MODEL | --arch PRESET) [options]\n"
-            "\n"
-            "Time forward passes on random input (presets get random weights).\n"
-            "  --size N        input H = W (224)\n"
-            "  --batch B       images per pass (1)\n"
-            "  --threads N     threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --iters N       timed passes (20); --warmup N untimed passes first (3)\n"
-            "  --profile       time per op kind (adds a little overhead; on a GPU it\n"
-            "                  synchronises after every op, so totals run higher)\n"
-            "  --json          one JSON object: latency_ms_median, latency_ms_min, images_per_s,\n"
-            "                  gflops, peak_rss_mb, and the profile when asked\n" CLI_DEV_HELP);
-}
+static const char usage[] =
+    "Usage: vmamba bench (-m MODEL | --arch PRESET) [options]\n"
+    "\n"
+    "Time forward passes on random input (presets get random weights).\n"
+    "\n";
 
 static double now(void) {
     struct timespec t;
@@ -39,30 +29,26 @@ static int cmp_d(const void *a, const void *b) {
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *arch = NULL;
-    int size = 224, batch = 1, threads = 0, iters = 20, warmup = 3, json = 0, profile = 0;
+    int size = 224, batch = 1, threads = 0, iters = 20, warmup = 3, json = 0, profile = 0, npos = 0;
     cli_dev dev = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = cli_dev_parse(&dev, argc, argv, &i);
-        if (r < 0) return 1;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); return 0; }
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--profile")) profile = 1;
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--arch") || !strcmp(a, "--size") ||
-                 !strcmp(a, "--batch") || !strcmp(a, "--threads") || !strcmp(a, "--iters") || !strcmp(a, "--warmup")) {
-            if (!v) return cli_fail("bench: %s needs a value", a);
-            i++;
-            if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-            else if (!strcmp(a, "--arch")) arch = v;
-            else if (!strcmp(a, "--size")) { if (cli_int(a, v, 8, 8192, &size)) return 1; }
-            else if (!strcmp(a, "--batch")) { if (cli_int(a, v, 1, 4096, &batch)) return 1; }
-            else if (!strcmp(a, "--threads")) { if (cli_int(a, v, 1, 4096, &threads)) return 1; }
-            else if (!strcmp(a, "--iters")) { if (cli_int(a, v, 1, 100000, &iters)) return 1; }
-            else if (cli_int(a, v, 0, 100000, &warmup)) return 1;
-        } else return cli_fail("bench: unknown argument '%s' (try --help)", a);
-    }
-    if (!model == !arch) { help(stderr); return cli_fail("bench: give -m MODEL or --arch PRESET"); }
+    cli_opt opts[] = {
+        {CLI_OPT_STR, "--model", 'm', &model, "MODEL", ".pth checkpoint or .safetensors file"},
+        {CLI_OPT_STR, "--arch", 0, &arch, "PRESET", "a preset architecture with random weights"},
+        {CLI_OPT_INT, "--size", 0, &size, "N", "input H = W (224)", .lo = 8, .hi = 8192},
+        {CLI_OPT_INT, "--batch", 0, &batch, "B", "images per pass (1)", .lo = 1, .hi = 1024},
+        {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
+        {CLI_OPT_INT, "--iters", 0, &iters, "N", "timed passes (20)", .lo = 1, .hi = 100000},
+        {CLI_OPT_INT, "--warmup", 0, &warmup, "N", "untimed passes first (3)", .lo = 0, .hi = 100000},
+        {CLI_OPT_FLAG, "--profile", 0, &profile, NULL, "time per op kind (adds a little overhead; on a GPU it\nsynchronises after every op, so totals run higher)"},
+        {CLI_OPT_FLAG, "--json", 0, &json, NULL, "one JSON object: latency_ms_median, latency_ms_min, images_per_s,\ngflops, peak_rss_mb, and the profile when asked"},
+        {CLI_OPT_END},
+    };
+    cli_opt devo[4];
+    cli_dev_options(&dev, devo);
+    cli_spec spec = {usage, {opts, devo}, NULL, NULL, &npos, 0, NULL};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) return pr < 0 ? 0 : pr;
+    if (!model == !arch) return cli_fail("bench: give -m MODEL or --arch PRESET (try 'vmamba bench --help')"), 2;
     cli_threads(threads);
     char err[512];
     vm_model *m;
@@ -79,7 +65,7 @@ int cmd_bench(int argc, char **argv) {
     size_t n = (size_t)batch * 3 * size * size;
     float *x = vm_host_alloc(n * sizeof *x), *out = NULL, *feats[4] = {0};
     if (!x) {
-        fprintf(stderr, "vmamba bench: out of memory for a %d-image batch\n", batch);
+        cli_fail("bench: out of memory for a %d-image batch", batch);
         vm_model_free(m);
         return 1;
     }
@@ -88,15 +74,23 @@ int cmd_bench(int argc, char **argv) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         x[i] = (float)((s >> 40) * (1.0 / 16777216.0)) * 4.0f - 2.0f;
     }
-    if (I.num_classes) out = malloc((size_t)batch * I.num_classes * sizeof *out);
+    int rc = 0;
+    if (I.num_classes) rc |= !(out = malloc((size_t)batch * I.num_classes * sizeof *out));
     else
         for (int k = 0; k < 4; k++) {
             int C, h, w;
             vm_feature_shape(m, size, size, k, &C, &h, &w);
-            feats[k] = malloc((size_t)batch * C * h * w * sizeof(float));
+            rc |= !(feats[k] = malloc((size_t)batch * C * h * w * sizeof(float)));
         }
     double *t = malloc((size_t)iters * sizeof *t);
-    int rc = 0;
+    if (rc || !t) {
+        free(t);
+        vm_host_free(x);
+        free(out);
+        for (int k = 0; k < 4; k++) free(feats[k]);
+        vm_model_free(m);
+        return cli_fail("bench: out of memory for the outputs of a %d-image batch", batch);
+    }
     vm_ctx *c = vm_ctx_new(m, err, sizeof err);
     if (!c) rc = cli_fail("%s", err);
     for (int it = -warmup; it < iters && !rc; it++) {
@@ -110,7 +104,7 @@ int cmd_bench(int argc, char **argv) {
     if (!rc) {
         qsort(t, (size_t)iters, sizeof *t, cmp_d);
         double med = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
-        double gmacs = vm_arch_gmacs(m, size, size) * batch;
+        double gmacs = vm_model_gmacs(m, size, size) * batch;
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         double rss = ru.ru_maxrss / 1024.0, total = 0;
@@ -120,7 +114,7 @@ int cmd_bench(int argc, char **argv) {
             printf("{\"model\": \"%s\", \"device\": \"%s\", \"precision\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, \"isa\": \"%s\", "
                    "\"latency_ms_median\": %.3f, \"latency_ms_min\": %.3f, \"images_per_s\": %.2f, \"gflops\": %.2f, "
                    "\"gmacs_per_image\": %.3f, \"peak_rss_mb\": %.1f",
-                   name, vm_model_device(m), dev.precision ? dev.precision : "fp32", size, batch, vm_get_threads(), vm_kernels()->name, med * 1e3, t[0] * 1e3, batch / med,
+                   name, vm_model_device(m), dev.precision ? dev.precision : "fp32", size, batch, vm_get_threads(), vm_isa(), med * 1e3, t[0] * 1e3, batch / med,
                    2 * gmacs / med, gmacs / batch, rss);
             if (profile) {
                 printf(", \"profile_ms\": {");
@@ -132,7 +126,7 @@ int cmd_bench(int argc, char **argv) {
         } else {
             printf("model        %s (%s, %.2fM params)\n", name, vm_family_name(I.family), I.params / 1e6);
             printf("input        %d x 3 x %d x %d, device %s, %s, %d threads, kernels %s\n", batch, size, size, vm_model_device(m),
-                   dev.precision ? dev.precision : "fp32", vm_get_threads(), vm_kernels()->name);
+                   dev.precision ? dev.precision : "fp32", vm_get_threads(), vm_isa());
             printf("latency      median %.2f ms, min %.2f ms (%d iters)\n", med * 1e3, t[0] * 1e3, iters);
             printf("throughput   %.2f images/s, %.1f GFLOP/s (%.2f GMACs/image)\n", batch / med, 2 * gmacs / med, gmacs / batch);
             printf("peak RSS     %.1f MB\n", rss);

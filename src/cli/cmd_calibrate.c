@@ -12,43 +12,34 @@
 
 #include "batch.h"
 #include "cli.h"
-#include "loaders/npy.h"
 #include "options.h"
 #include "quant.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba calibrate -m MODEL --images DIR -o OUT.safetensors [options]\n"
-            "       vmamba calibrate -m MODEL --inputs X.npy -o OUT.safetensors [options]\n"
-            "\n"
-            "Quantize MODEL to INT8 after observing it on calibration data: s8 weights\n"
-            "per output channel, u8 activations per tensor. in_proj, out_proj, the MLP\n"
-            "and the v1 downsample run as INT8 matmuls; the head and the convolutions\n"
-            "are stored as s8 (options below make them INT8 too); the scan, norms,\n"
-            "x_proj and residuals stay FP32.\n"
-            "\n"
-            "  --images DIR        JPEG/PNG files of DIR (sorted; not recursive)\n"
-            "  --inputs X.npy      already preprocessed float32 (N,3,H,W) inputs instead\n"
-            "  --samples N         use the first N images (default: all)\n"
-            "  --method M          minmax (default), percentile, or entropy (KL-divergence\n"
-            "                      clipping threshold, as TensorRT)\n"
-            "  --percentile P      for percentile: clip at the P-th percentile (99.99)\n"
-            "  --smooth ALPHA      SmoothQuant: migrate activation outliers into the weights\n"
-            "                      of in_proj and fc1 (folded into the LayerNorms), 0..1\n"
-            "  --skip PATTERN      keep layers matching PATTERN (fnmatch or substring) in\n"
-            "                      FP32; repeatable, e.g. --skip classifier.head\n"
-            "  --int8-head         run the classifier head in INT8 too (default: s8 storage,\n"
-            "                      FP32 compute: its error goes straight into the logits)\n"
-            "  --int8-convs        run the patch-embed and downsample convolutions in INT8\n"
-            "                      too (default: s8 storage, FP32 compute; check --report)\n"
-            "  --report            print each layer's INT8 error (cosine, relative L2)\n"
-            "  --batch B           images per forward pass (8)\n"
-            "  --threads N, --key K, --progress / --quiet\n"
-            "%s",
-            cli_pp_help());
+static const char usage[] =
+    "Usage: vmamba calibrate -m MODEL --images DIR -o OUT.safetensors [options]\n"
+    "       vmamba calibrate -m MODEL --inputs X.npy -o OUT.safetensors [options]\n"
+    "\n"
+    "Quantize MODEL to INT8 after observing it on calibration data: s8 weights\n"
+    "per output channel, u8 activations per tensor. in_proj, out_proj, the MLP\n"
+    "and the v1 downsample run as INT8 matmuls; the head and the convolutions\n"
+    "are stored as s8 (options below make them INT8 too); the scan, norms,\n"
+    "x_proj and residuals stay FP32.\n"
+    "\n";
+
+typedef struct {
+    const char **v;
+    int n;
+} str_list;
+
+static int add_skip(void *dest, const char *name, const char *value) {
+    str_list *l = dest;
+    if (!*value) return cli_fail("%s: the pattern is empty", name), -1;
+    l->v[l->n++] = value; /* capacity argc: never more values than arguments */
+    return 0;
 }
 
 typedef struct {
+    cli_cls cls; /* first: the task's prepare and run use it */
     char **files;
     long n, pos;
 } dir_ctx;
@@ -56,14 +47,15 @@ typedef struct {
 static int next_file(void *vc, char **path, long *index) {
     dir_ctx *c = vc;
     if (c->pos >= c->n) return 0;
-    *path = strdup(c->files[c->pos]);
+    if (!(*path = strdup(c->files[c->pos]))) return cli_fail("out of memory"), -1;
     *index = c->pos++;
     return 1;
 }
 
-static void on_result(void *vc, const cli_item *it, const float *logits, int classes) {
-    (void)vc; (void)logits; (void)classes;
+static int on_result(void *vc, const cli_item *it, const float *logits) {
+    (void)vc; (void)logits;
     if (!it->ok) fprintf(stderr, "\rvmamba: %s (skipped)\n", it->err);
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -80,12 +72,19 @@ static int list_images(const char *dir, long limit, dir_ctx *c) {
     long cap = 0;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || !is_image(e->d_name)) continue;
-        if (c->n == cap) c->files = realloc(c->files, (size_t)(cap = cap ? 2 * cap : 256) * sizeof *c->files);
+        if (c->n == cap) {
+            long nc = cap ? 2 * cap : 256;
+            char **nf = realloc(c->files, (size_t)nc * sizeof *c->files);
+            if (!nf) break;
+            c->files = nf;
+            cap = nc;
+        }
         size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        c->files[c->n] = malloc(len);
+        if (!(c->files[c->n] = malloc(len))) break;
         snprintf(c->files[c->n++], len, "%s/%s", dir, e->d_name);
     }
     closedir(d);
+    if (e) return cli_fail("%s: out of memory listing the images", dir), -1;
     if (c->n == 0) return cli_fail("%s: no JPEG or PNG images to calibrate on", dir), -1;
     qsort(c->files, (size_t)c->n, sizeof *c->files, cmp_str);
     if (limit > 0 && c->n > limit) {
@@ -99,8 +98,12 @@ static int list_images(const char *dir, long limit, dir_ctx *c) {
 static int run_pass(vm_model *m, cli_pp *pp, dir_ctx *dc, const vm_npy *x, int samples, int batch, int progress, int classes) {
     if (dc->n) {
         dc->pos = 0;
-        cli_batch_job job = {.model = m, .pp = &pp->pp, .batch = batch, .next = next_file, .next_ctx = dc,
-                             .result = on_result, .result_ctx = NULL, .total = dc->n, .progress = progress};
+        dc->cls.m = m;
+        dc->cls.pp = pp->pp;
+        cli_task task = {.in_floats = (size_t)3 * pp->pp.size * pp->pp.size, .out_floats = (size_t)classes,
+                         .prepare = cli_cls_prepare, .run = cli_cls_run, .write = on_result, .ctx = dc};
+        cli_batch_job job = {.task = &task, .batch = batch, .next = next_file, .next_ctx = dc, .shard = {0, 1},
+                             .total = dc->n, .progress = progress};
         long ok, fail;
         double secs;
         if (cli_batch_run(&job, &ok, &fail, &secs)) return -1;
@@ -111,6 +114,7 @@ static int run_pass(vm_model *m, cli_pp *pp, dir_ctx *dc, const vm_npy *x, int s
     int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
     if (samples > 0 && samples < N) N = samples;
     float *logits = malloc((size_t)batch * classes * sizeof(float));
+    if (!logits) return cli_fail("out of memory"), -1;
     int rc = 0;
     for (int b = 0; b < N && !rc; b += batch) {
         int nb = N - b < batch ? N - b : batch;
@@ -123,77 +127,66 @@ static int run_pass(vm_model *m, cli_pp *pp, dir_ctx *dc, const vm_npy *x, int s
     return rc;
 }
 
+static const char *const methods[] = {"minmax", "percentile", "entropy", NULL};
+
 int cmd_calibrate(int argc, char **argv) {
     const char *model = NULL, *dir = NULL, *inputs = NULL, *out = NULL, *key = NULL, *method = "minmax";
-    int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0, int8_pe = 0;
+    int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0, int8_pe = 0, npos = 0;
     double pct = 99.99, smooth = -1;
-    const char **skip = calloc((size_t)argc, sizeof *skip);
-    int nskip = 0;
+    str_list skip = {calloc((size_t)argc + 1, sizeof(char *)), 0};
+    const char **skipv = skip.v;
     cli_pp pp;
     cli_pp_init(&pp);
     dir_ctx dc = {0};
     vm_model *m = NULL;
     vm_calib *cal = NULL;
     char *meta = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = cli_pp_parse(&pp, argc, argv, &i);
-        if (r < 0) goto done;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); rc = 0; goto done; }
-        else if (!strcmp(a, "--report")) report = 1;
-        else if (!strcmp(a, "--int8-head")) int8_head = 1;
-        else if (!strcmp(a, "--int8-convs")) int8_pe = 1;
-        else if (!strcmp(a, "--progress")) progress = 1;
-        else if (!strcmp(a, "--quiet")) progress = 0;
-
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--images") || !strcmp(a, "--inputs") ||
-                 !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--key") || !strcmp(a, "--method") ||
-                 !strcmp(a, "--percentile") || !strcmp(a, "--skip") || !strcmp(a, "--batch") || !strcmp(a, "--threads") ||
-                 !strcmp(a, "--samples") || !strcmp(a, "--smooth")) {
-            if (!v) { cli_fail("calibrate: %s needs a value", a); goto done; }
-            i++;
-            if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-            else if (!strcmp(a, "--images")) dir = v;
-            else if (!strcmp(a, "--inputs")) inputs = v;
-            else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-            else if (!strcmp(a, "--key")) key = v;
-            else if (!strcmp(a, "--method")) method = v;
-            else if (!strcmp(a, "--skip")) skip[nskip++] = v;
-            else if (!strcmp(a, "--smooth")) {
-                char *e;
-                smooth = strtod(v, &e);
-                if (*e || !(smooth >= 0 && smooth <= 1)) { cli_fail("--smooth: '%s' must be in [0, 1]", v); goto done; }
-            }
-            else if (!strcmp(a, "--percentile")) {
-                char *e;
-                pct = strtod(v, &e);
-                if (*e || !(pct > 50 && pct <= 100)) { cli_fail("--percentile: '%s' must be in (50, 100]", v); goto done; }
-            } else if (!strcmp(a, "--batch")) { if (cli_int(a, v, 1, 4096, &batch)) goto done; }
-            else if (!strcmp(a, "--samples")) { if (cli_int(a, v, 1, 1 << 30, &samples)) goto done; }
-            else if (cli_int(a, v, 1, 4096, &threads)) goto done;
-        } else { cli_fail("calibrate: unknown argument '%s' (try --help)", a); goto done; }
-    }
+    if (!skip.v) return cli_fail("out of memory");
+    cli_opt opts[] = {
+        {CLI_OPT_STR, "--model", 'm', &model, "MODEL", "the FP32 model (.pth or .safetensors)"},
+        {CLI_OPT_STR, "--output", 'o', &out, "OUT", "the INT8 model to write (.safetensors)"},
+        {CLI_OPT_STR, "--images", 0, &dir, "DIR", "JPEG/PNG files of DIR (sorted; not recursive; regular\nfiles only: FIFOs and devices are skipped)"},
+        {CLI_OPT_STR, "--inputs", 0, &inputs, "X.npy", "already preprocessed float32 (N,3,H,W) inputs instead"},
+        {CLI_OPT_INT, "--samples", 0, &samples, "N", "use the first N images (default: all)", .lo = 1, .hi = 1 << 30},
+        {CLI_OPT_CHOICE, "--method", 0, &method, "M", "minmax (default), percentile, or entropy (KL-divergence\nclipping threshold, as TensorRT)", .choices = methods},
+        {CLI_OPT_DOUBLE, "--percentile", 0, &pct, "P", "for percentile: clip at the P-th percentile (99.99)", .lo = 50, .hi = 100},
+        {CLI_OPT_DOUBLE, "--smooth", 0, &smooth, "ALPHA", "SmoothQuant: migrate activation outliers into the weights\nof in_proj and fc1 (folded into the LayerNorms), 0..1", .lo = 0, .hi = 1},
+        {CLI_OPT_FN, "--skip", 0, &skip, "PATTERN", "keep layers matching PATTERN (fnmatch or substring) in\nFP32; repeatable, e.g. --skip classifier.head", .fn = add_skip},
+        {CLI_OPT_FLAG, "--int8-head", 0, &int8_head, NULL, "run the classifier head in INT8 too (default: s8 storage,\nFP32 compute: its error goes straight into the logits)"},
+        {CLI_OPT_FLAG, "--int8-convs", 0, &int8_pe, NULL, "run the patch-embed and downsample convolutions in INT8\ntoo (default: s8 storage, FP32 compute; check --report)"},
+        {CLI_OPT_FLAG, "--report", 0, &report, NULL, "print each layer's INT8 error (cosine, relative L2)"},
+        {CLI_OPT_INT, "--batch", 0, &batch, "B", "images per forward pass (8)", .lo = 1, .hi = 1024},
+        {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
+        {CLI_OPT_STR, "--key", 0, &key, "K", "checkpoint key holding the weights"},
+        {CLI_OPT_CONST, "--progress", 0, &progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
+        {CLI_OPT_CONST, "--quiet", 0, &progress, NULL, "no progress bar", .ival = 0},
+        {CLI_OPT_END},
+    };
+    cli_opt ppo[7];
+    cli_pp_options(&pp, ppo);
+    cli_spec spec = {usage, {opts, ppo}, NULL, NULL, &npos, 0, NULL};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) { rc = pr < 0 ? 0 : pr; goto done; }
     if (!model || !out || !dir == !inputs) {
-        help(stderr);
-        cli_fail("calibrate: -m MODEL, -o OUT and one of --images DIR / --inputs X.npy are required");
+        cli_fail("calibrate: -m MODEL, -o OUT and one of --images DIR / --inputs X.npy are required (try 'vmamba calibrate --help')");
+        rc = 2;
         goto done;
     }
-    vm_calib_opts co = {VM_CALIB_MINMAX, pct, skip, nskip, int8_head, int8_pe};
+    vm_calib_opts co = {VM_CALIB_MINMAX, pct, skip.v, skip.n, int8_head, int8_pe};
     if (!strcmp(method, "percentile")) co.method = VM_CALIB_PERCENTILE;
     else if (!strcmp(method, "entropy")) co.method = VM_CALIB_ENTROPY;
-    else if (strcmp(method, "minmax")) { cli_fail("--method: '%s' is not minmax, percentile or entropy", method); goto done; }
     cli_threads(threads);
     cli_dev dev = {0};
     vm_info I;
     if (!(m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
-    if (m->quantized) { cli_fail("%s: already an INT8 model; calibrate the FP32 model", model); goto done; }
+    if (vm_model_is_int8(m)) { cli_fail("%s: already an INT8 model; calibrate the FP32 model", model); goto done; }
     vm_npy x = {0};
     if (dir && list_images(dir, samples, &dc)) goto done;
     if (inputs) {
         char e2[512];
         if (vm_npy_read(inputs, &x, e2, sizeof e2)) { cli_fail("%s", e2); goto done; }
-        if (x.ndim != 4 || x.shape[1] != 3 || x.shape[0] < 1) { cli_fail("%s: expected shape (N, 3, H, W)", inputs); vm_npy_free(&x); goto done; }
+        if (x.ndim != 4 || x.shape[1] != 3 || x.shape[0] < 1 || x.shape[0] > INT32_MAX || x.shape[2] < 1 || x.shape[2] > 65536 ||
+            x.shape[3] < 1 || x.shape[3] > 65536) { cli_fail("%s: expected shape (N, 3, H, W)", inputs); vm_npy_free(&x); goto done; }
     }
     if (progress < 0) progress = isatty(2);
     if (smooth >= 0) { /* pass 1: per-channel maxima, then fold the scales */
@@ -208,7 +201,7 @@ int cmd_calibrate(int argc, char **argv) {
     int bad = run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes);
     vm_npy_free(&x);
     if (bad) goto done;
-    meta = cli_pp_to_json(&pp);
+    if (!(meta = cli_pp_to_json(&pp))) { cli_fail("out of memory"); goto done; }
     char err[512];
     if (report) vm_calib_report(cal, stderr);
     if (vm_calib_write(cal, out, meta, err, sizeof err)) { cli_fail("%s", err); goto done; }
@@ -219,7 +212,7 @@ done:
     free(meta);
     for (long i = 0; i < dc.n; i++) free(dc.files[i]);
     free(dc.files);
-    free(skip);
+    free(skipv);
     cli_pp_free(&pp);
     vm_model_free(m);
     return rc;

@@ -1,7 +1,5 @@
 /* cmd_classify.c - `vmamba classify`: images in, top-k labels out; with
  * --list, a streaming batch job (JSON Lines, shards, resume, progress). */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,93 +9,41 @@
 #include "cli.h"
 #include "options.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba classify -m MODEL [options] IMAGE...\n"
-            "       vmamba classify -m MODEL [options] --list FILE [--output OUT.jsonl]\n"
-            "\n"
-            "Print each image's top classes with softmax probabilities. ImageNet class\n"
-            "names are built in for 1000-class models; MODEL.json may carry labels.\n"
-            "\n"
-            "  -m, --model MODEL   .pth checkpoint (or a preset name)\n"
-            "  --labels FILE       class names, one per line (overrides the others)\n"
-            "  --topk K            classes per image (5)\n"
-            "  --json              JSON Lines on stdout, one object per image\n"
-            "  --batch B           images per forward pass (8)\n"
-            "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --key K             checkpoint key holding the weights\n"
-            CLI_DEV_HELP
-            "Batch jobs:\n"
-            "  --list FILE         image paths, one per line ('-' = stdin)\n"
-            "  --output FILE       write JSON Lines there (in input order) instead of stdout\n"
-            "  --shard I/N         only items I, I+N, I+2N, ... (0 <= I < N)\n"
-            "  --resume            skip items already in --output, append the rest\n"
-            "  --progress / --quiet  force / silence the progress bar (default: on a terminal)\n"
-            "Unreadable images give an error record and the job goes on; the exit status\n"
-            "is then 3. Other errors exit 1.\n"
-            "%s",
-            cli_pp_help());
-}
+static const char usage[] =
+    "Usage: vmamba classify -m MODEL [options] IMAGE...\n"
+    "       vmamba classify -m MODEL [options] --list FILE [--output OUT.jsonl]\n"
+    "\n"
+    "Print each image's top classes with softmax probabilities. ImageNet class\n"
+    "names are built in for 1000-class models; MODEL.json may carry labels.\n"
+    "\n";
+static const char footer[] =
+    "Unreadable images (and FIFOs, devices: only regular files are read) give an\n"
+    "error record and the job goes on; the exit status is then 3. Usage errors\n"
+    "exit 2, other errors 1. File names are JSON strings: bytes that are not UTF-8\n"
+    "become U+FFFD and the record adds \"file_hex\", the name's bytes in hex.\n";
 
 typedef struct {
-    /* source */
-    char **argv_items;
-    int nargv, pos;
-    FILE *list;
-    long line;
-    int shard_i, shard_n;
-    unsigned char *done; /* resume bitmap by item index */
-    long ndone_bits;
-    /* sink */
-    FILE *out;
+    cli_cls cls; /* first: the task's prepare and run use it */
+    cli_out out;
     int json, topk;
     char **labels;
     int nlabels;
     int builtin;
+    int classes;
+    double *probs; /* classes */
 } ctx_t;
 
-static int is_done(const ctx_t *c, long idx) {
-    return c->done && idx < c->ndone_bits && (c->done[idx >> 3] >> (idx & 7) & 1);
-}
+typedef struct {
+    const char **items;
+    int n, pos;
+} argv_src;
 
-static int next_item(void *vc, char **path, long *index) {
-    ctx_t *c = vc;
-    for (;;) {
-        const char *p = NULL;
-        char *line = NULL;
-        size_t cap = 0;
-        long idx;
-        if (c->list) {
-            ssize_t n = getline(&line, &cap, c->list);
-            if (n < 0) { free(line); return 0; }
-            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-            idx = c->line++;
-            if (n == 0) { free(line); continue; } /* blank lines keep their index */
-            p = line;
-        } else {
-            if (c->pos >= c->nargv) return 0;
-            idx = c->pos;
-            p = c->argv_items[c->pos++];
-        }
-        if ((c->shard_n > 1 && idx % c->shard_n != c->shard_i) || is_done(c, idx)) {
-            free(line);
-            continue;
-        }
-        *path = line ? line : strdup(p);
-        *index = idx;
-        return 1;
-    }
-}
-
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
-    }
-    fputc('"', f);
+static int next_arg(void *vc, char **path, long *index) {
+    argv_src *c = vc;
+    if (c->pos >= c->n) return 0;
+    if (!(*path = strdup(c->items[c->pos]))) return cli_fail("out of memory"), -1;
+    *index = c->pos++;
+    return 1;
 }
 
 static const char *label_of(const ctx_t *c, int k) {
@@ -106,45 +52,33 @@ static const char *label_of(const ctx_t *c, int k) {
     return NULL;
 }
 
-static void on_result(void *vc, const cli_item *it, const float *logits, int classes) {
+static int write_result(void *vc, const cli_item *it, const float *logits) {
     ctx_t *c = vc;
-    FILE *f = c->out;
+    FILE *f = c->out.f;
     if (!logits) {
         if (c->json) {
-            fprintf(f, "{\"index\": %ld, \"file\": ", it->index);
-            json_str(f, it->path);
+            fprintf(f, "{\"index\": %ld, ", it->index);
+            cli_json_path(f, "file", it->path);
             fprintf(f, ", \"error\": ");
-            json_str(f, it->err);
+            cli_json_str(f, it->err);
             fprintf(f, "}\n");
         } else {
             fprintf(f, "%s: error: %s\n", it->path, it->err);
         }
         fprintf(stderr, "\rvmamba: %s\n", it->err);
-        return;
+        return cli_out_flush(&c->out);
     }
-    /* softmax, then the top k by selection */
-    float mx = logits[0];
-    for (int k = 1; k < classes; k++) mx = logits[k] > mx ? logits[k] : mx;
-    double sum = 0;
-    for (int k = 0; k < classes; k++) sum += exp((double)logits[k] - mx);
-    int K = c->topk < classes ? c->topk : classes, best[64];
-    for (int j = 0; j < K; j++) {
-        int b = -1;
-        for (int k = 0; k < classes; k++) {
-            int used = 0;
-            for (int q = 0; q < j; q++) used |= best[q] == k;
-            if (!used && (b < 0 || logits[k] > logits[b])) b = k;
-        }
-        best[j] = b;
-    }
+    int best[64];
+    int K = vm_topk(logits, c->classes, c->topk, best);
+    vm_softmax(logits, c->classes, c->probs);
     if (c->json) {
-        fprintf(f, "{\"index\": %ld, \"file\": ", it->index);
-        json_str(f, it->path);
+        fprintf(f, "{\"index\": %ld, ", it->index);
+        cli_json_path(f, "file", it->path);
         fprintf(f, ", \"top\": [");
         for (int j = 0; j < K; j++) {
             const char *l = label_of(c, best[j]);
-            fprintf(f, "%s{\"class\": %d, \"prob\": %.6f", j ? ", " : "", best[j], exp((double)logits[best[j]] - mx) / sum);
-            if (l) { fprintf(f, ", \"label\": "); json_str(f, l); }
+            fprintf(f, "%s{\"class\": %d, \"prob\": %.6f", j ? ", " : "", best[j], c->probs[best[j]]);
+            if (l) { fprintf(f, ", \"label\": "); cli_json_str(f, l); }
             fprintf(f, "}");
         }
         fprintf(f, "]}\n");
@@ -152,103 +86,55 @@ static void on_result(void *vc, const cli_item *it, const float *logits, int cla
         fprintf(f, "%s:\n", it->path);
         for (int j = 0; j < K; j++) {
             const char *l = label_of(c, best[j]);
-            fprintf(f, "  %6.2f%%  %-4d %s\n", 100.0 * exp((double)logits[best[j]] - mx) / sum, best[j], l ? l : "");
+            fprintf(f, "  %6.2f%%  %-4d %s\n", 100.0 * c->probs[best[j]], best[j], l ? l : "");
         }
     }
-    fflush(f);
-}
-
-/* Mark the "index" of every complete line already in the output. */
-static int load_resume(ctx_t *c, const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return errno == ENOENT ? 0 : (cli_fail("%s: %s", path, strerror(errno)), -1);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] != '\n') break; /* a torn last line is redone */
-        const char *p = strstr(line, "\"index\": ");
-        if (!p) continue;
-        long idx = strtol(p + 9, NULL, 10);
-        if (idx < 0 || idx > (1L << 40)) continue;
-        if (idx >= c->ndone_bits) {
-            long nb = c->ndone_bits ? c->ndone_bits : 1024;
-            while (nb <= idx) nb *= 2;
-            c->done = realloc(c->done, (size_t)nb / 8);
-            memset(c->done + c->ndone_bits / 8, 0, (size_t)(nb - c->ndone_bits) / 8);
-            c->ndone_bits = nb;
-        }
-        c->done[idx >> 3] |= (unsigned char)(1u << (idx & 7));
-    }
-    free(line);
-    fclose(f);
-    return 0;
-}
-
-static long count_lines(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    long n = 0;
-    int ch, last = '\n';
-    while ((ch = getc(f)) != EOF) {
-        if (ch == '\n') n++;
-        last = ch;
-    }
-    if (last != '\n') n++;
-    fclose(f);
-    return n;
+    return cli_out_flush(&c->out);
 }
 
 int cmd_classify(int argc, char **argv) {
-    const char *model = NULL, *labels_path = NULL, *list = NULL, *output = NULL, *key = NULL;
-    int threads = 0, batch = 8, resume = 0, progress = -1;
-    ctx_t c = {.topk = 5, .shard_n = 1};
+    const char *model = NULL, *labels_path = NULL, *list = NULL, *list0 = NULL, *output = NULL, *key = NULL;
+    int threads = 0, batch = 8, resume = 0, progress = -1, npos = 0, rc = 1;
+    ctx_t c = {.topk = 5};
+    cli_shard shard = {0, 1};
     cli_dev dev = {0};
     cli_pp pp;
     cli_pp_init(&pp);
-    char **items = calloc((size_t)argc, sizeof *items);
-    int nitems = 0, rc = 1;
-    vm_model *m = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = cli_pp_parse(&pp, argc, argv, &i);
-        if (!r) r = cli_dev_parse(&dev, argc, argv, &i);
-        if (r < 0) goto done;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); rc = 0; goto done; }
-        else if (!strcmp(a, "--json")) c.json = 1;
-        else if (!strcmp(a, "--resume")) resume = 1;
-        else if (!strcmp(a, "--progress")) progress = 1;
-        else if (!strcmp(a, "--quiet")) progress = 0;
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--labels") || !strcmp(a, "--topk") ||
-                 !strcmp(a, "--batch") || !strcmp(a, "--threads") || !strcmp(a, "--list") || !strcmp(a, "--output") ||
-                 !strcmp(a, "--shard") || !strcmp(a, "--key")) {
-            if (!v) { cli_fail("classify: %s needs a value", a); goto done; }
-            i++;
-            if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-            else if (!strcmp(a, "--labels")) labels_path = v;
-            else if (!strcmp(a, "--list")) list = v;
-            else if (!strcmp(a, "--output")) output = v;
-            else if (!strcmp(a, "--key")) key = v;
-            else if (!strcmp(a, "--topk")) { if (cli_int(a, v, 1, 64, &c.topk)) goto done; }
-            else if (!strcmp(a, "--batch")) { if (cli_int(a, v, 1, 4096, &batch)) goto done; }
-            else if (!strcmp(a, "--threads")) { if (cli_int(a, v, 1, 4096, &threads)) goto done; }
-            else {
-                char *slash;
-                long si = strtol(v, &slash, 10), sn = *slash == '/' ? strtol(slash + 1, NULL, 10) : 0;
-                if (*slash != '/' || sn < 1 || si < 0 || si >= sn) { cli_fail("--shard: '%s' must be I/N with 0 <= I < N", v); goto done; }
-                c.shard_i = (int)si;
-                c.shard_n = (int)sn;
-            }
-        } else if (a[0] == '-' && a[1]) { cli_fail("classify: unknown option '%s' (try --help)", a); goto done; }
-        else items[nitems++] = argv[i];
-    }
-    if (!model) { help(stderr); cli_fail("classify: -m MODEL is required"); goto done; }
-    if (!list == !nitems) { cli_fail("classify: give IMAGE arguments or --list FILE (one of the two)"); goto done; }
-    if (resume && !output) { cli_fail("classify: --resume needs --output"); goto done; }
+    const char **items = calloc((size_t)argc + 1, sizeof *items);
+    cli_list L = {0};
+    if (!items) return cli_fail("out of memory");
+    cli_opt opts[] = {
+        {CLI_OPT_STR, "--model", 'm', &model, "MODEL", ".pth checkpoint, .safetensors file (or a preset name)"},
+        {CLI_OPT_STR, "--labels", 0, &labels_path, "FILE", "class names, one per line (overrides the others)"},
+        {CLI_OPT_INT, "--topk", 0, &c.topk, "K", "classes per image (5)", .lo = 1, .hi = 64},
+        {CLI_OPT_FLAG, "--json", 0, &c.json, NULL, "JSON Lines on stdout, one object per image"},
+        {CLI_OPT_INT, "--batch", 0, &batch, "B", "images per forward pass (8)", .lo = 1, .hi = 1024},
+        {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
+        {CLI_OPT_STR, "--key", 0, &key, "K", "checkpoint key holding the weights"},
+        {CLI_OPT_SECTION, .help = "Batch jobs:"},
+        {CLI_OPT_STR, "--list", 0, &list, "FILE", "image paths, one per line ('-' = stdin)"},
+        {CLI_OPT_STR, "--list0", 0, &list0, "FILE", "image paths separated by NUL bytes (find -print0),\nfor names holding newlines"},
+        {CLI_OPT_STR, "--output", 0, &output, "FILE", "write JSON Lines there (in input order) instead of stdout"},
+        {CLI_OPT_FN, "--shard", 0, &shard, "I/N", "only items I, I+N, I+2N, ... (0 <= I < N <= 1000000)", .fn = cli_opt_shard},
+        {CLI_OPT_FLAG, "--resume", 0, &resume, NULL, "skip items already in --output, append the rest\n(a torn last line from a killed job is cut and redone)"},
+        {CLI_OPT_CONST, "--progress", 0, &progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
+        {CLI_OPT_CONST, "--quiet", 0, &progress, NULL, "no progress bar", .ival = 0},
+        {CLI_OPT_END},
+    };
+    cli_opt ppo[7], devo[4];
+    cli_pp_options(&pp, ppo);
+    cli_dev_options(&dev, devo);
+    cli_spec spec = {usage, {opts, devo, ppo}, footer, items, &npos, -1, "IMAGE"};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) { rc = pr < 0 ? 0 : pr; goto done; }
+    if (!model) { cli_fail("classify: -m MODEL is required (try 'vmamba classify --help')"); rc = 2; goto done; }
+    if (list && list0) { cli_fail("classify: give --list or --list0, not both"); rc = 2; goto done; }
+    if (list0) list = list0;
+    if (!list == !npos) { cli_fail("classify: give IMAGE arguments or --list FILE (one of the two)"); rc = 2; goto done; }
+    if (resume && !output) { cli_fail("classify: --resume needs --output"); rc = 2; goto done; }
     cli_threads(threads);
     vm_info I;
-    if (!(m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
+    if (!(c.cls.m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
     if (labels_path) {
         if (!(c.labels = cli_read_labels(labels_path, &c.nlabels))) goto done;
         if (c.nlabels != I.num_classes)
@@ -260,25 +146,26 @@ int cmd_classify(int argc, char **argv) {
         pp.nlabels = 0;
     }
     c.builtin = I.num_classes == 1000;
-    if (list) {
-        c.list = strcmp(list, "-") ? fopen(list, "r") : stdin;
-        if (!c.list) { cli_fail("%s: %s", list, strerror(errno)); goto done; }
-    }
-    c.argv_items = items;
-    c.nargv = nitems;
+    c.classes = I.num_classes;
+    c.cls.pp = pp.pp;
+    if (!(c.probs = malloc((size_t)c.classes * sizeof *c.probs))) { cli_fail("out of memory"); goto done; }
     if (output) {
-        if (resume && load_resume(&c, output)) goto done;
-        c.out = fopen(output, resume ? "a" : "w");
-        if (!c.out) { cli_fail("%s: cannot open for writing: %s", output, strerror(errno)); goto done; }
+        if (cli_out_open(&c.out, output, resume, list)) goto done;
         c.json = 1;
     } else {
-        c.out = stdout;
+        c.out.f = stdout;
     }
-    if (progress < 0) progress = isatty(2) && (list || nitems > batch);
-    long total = list ? (strcmp(list, "-") && progress ? count_lines(list) : -1) : nitems;
-    if (total > 0 && c.shard_n > 1) total = (total + c.shard_n - 1 - c.shard_i) / c.shard_n;
-    cli_batch_job job = {.model = m, .pp = &pp.pp, .batch = batch, .next = next_item, .next_ctx = &c,
-                         .result = on_result, .result_ctx = &c, .total = total, .progress = progress};
+    if (list && cli_list_open(&L, list, list0 != NULL)) goto done;
+    argv_src as = {items, npos, 0};
+    if (progress < 0) progress = isatty(2) && (list || npos > batch);
+    long total = list ? (progress ? cli_list_count(list, list0 != NULL) : -1) : npos;
+    if (total > 0 && shard.n > 1) total = (total + shard.n - 1 - shard.i) / shard.n;
+    if (total > 0 && c.out.done.n) total = total > (long)c.out.done.n ? total - (long)c.out.done.n : 0;
+    cli_task task = {.in_floats = (size_t)3 * pp.pp.size * pp.pp.size, .out_floats = (size_t)I.num_classes,
+                     .prepare = cli_cls_prepare, .run = cli_cls_run, .write = write_result, .ctx = &c};
+    cli_batch_job job = {.task = &task, .batch = batch, .next = list ? cli_list_next : next_arg,
+                         .next_ctx = list ? (void *)&L : (void *)&as, .shard = shard, .done = resume ? &c.out.done : NULL,
+                         .total = total, .progress = progress};
     long ok, fail;
     double secs;
     if (cli_batch_run(&job, &ok, &fail, &secs)) goto done;
@@ -286,12 +173,12 @@ int cmd_classify(int argc, char **argv) {
         fprintf(stderr, "vmamba: %ld images classified, %ld failed, %.1f images/s\n", ok, fail, secs > 0 ? ok / secs : 0.0);
     rc = fail ? 3 : 0;
 done:
-    if (c.out && c.out != stdout && fclose(c.out) != 0) { cli_fail("%s: write failed", output); rc = 1; }
-    if (c.list && c.list != stdin) fclose(c.list);
-    free(c.done);
+    if (cli_out_close(&c.out)) rc = 1;
+    cli_list_close(&L);
     cli_free_labels(c.labels, c.nlabels);
     cli_pp_free(&pp);
-    vm_model_free(m);
+    free(c.probs);
+    vm_model_free(c.cls.m);
     free(items);
     return rc;
 }

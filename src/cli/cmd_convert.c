@@ -8,51 +8,39 @@
 #include "cli.h"
 #include "options.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba convert MODEL -o OUT.safetensors [options]\n"
-            "\n"
-            "Write MODEL's weights as safetensors; run, classify, eval, bench and info\n"
-            "accept it like a .pth. Preprocessing defaults and labels (from MODEL.json,\n"
-            "MODEL's own metadata, or the options below) go into its metadata.\n"
-            "  --dtype D           storage: f32 (default), f16 or bf16\n"
-            "  --key K             checkpoint key holding the weights\n"
-            "  --labels FILE       class names, one per line\n"
-            "%s",
-            cli_pp_help());
-}
+static const char usage[] =
+    "Usage: vmamba convert MODEL -o OUT.safetensors [options]\n"
+    "\n"
+    "Write MODEL's weights as safetensors; run, classify, eval, bench and info\n"
+    "accept it like a .pth. Preprocessing defaults and labels (from MODEL.json,\n"
+    "MODEL's own metadata, or the options below) go into its metadata.\n"
+    "\n";
+
+static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
 
 int cmd_convert(int argc, char **argv) {
-    const char *model = NULL, *out = NULL, *dtype = "f32", *key = NULL, *labels = NULL;
+    const char *out = NULL, *dtype = "f32", *key = NULL, *labels = NULL, *pos[1];
     cli_pp pp;
     cli_pp_init(&pp);
-    int rc = 1;
+    int rc = 1, npos = 0;
     vm_model *m = NULL;
     char *meta = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = cli_pp_parse(&pp, argc, argv, &i);
-        if (r < 0) goto done;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); rc = 0; goto done; }
-        if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--dtype") || !strcmp(a, "--key") || !strcmp(a, "--labels")) {
-            if (!v) { cli_fail("convert: %s needs a value", a); goto done; }
-            i++;
-            if (a[1] == 'o' || !strcmp(a, "--output")) out = v;
-            else if (!strcmp(a, "--dtype")) dtype = v;
-            else if (!strcmp(a, "--key")) key = v;
-            else labels = v;
-        } else if (a[0] == '-' && a[1]) { cli_fail("convert: unknown option '%s' (try --help)", a); goto done; }
-        else if (!model) model = a;
-        else { cli_fail("convert: more than one MODEL given"); goto done; }
-    }
-    if (!model || !out) { help(stderr); cli_fail("convert: MODEL and -o OUT.safetensors are required"); goto done; }
-    if (strcmp(dtype, "f32") && strcmp(dtype, "f16") && strcmp(dtype, "bf16")) {
-        cli_fail("--dtype: '%s' is not f32, f16 or bf16", dtype);
-        goto done;
-    }
+    cli_opt opts[] = {
+        {CLI_OPT_STR, "--output", 'o', &out, "OUT", "the .safetensors file to write (atomically)"},
+        {CLI_OPT_CHOICE, "--dtype", 0, &dtype, "D", "storage: f32 (default), f16 or bf16", .choices = dtypes},
+        {CLI_OPT_STR, "--key", 0, &key, "K", "checkpoint key holding the weights"},
+        {CLI_OPT_STR, "--labels", 0, &labels, "FILE", "class names, one per line"},
+        {CLI_OPT_END},
+    };
+    cli_opt ppo[7];
+    cli_pp_options(&pp, ppo);
+    cli_spec spec = {usage, {opts, ppo}, NULL, pos, &npos, 1, "MODEL"};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) { rc = pr < 0 ? 0 : pr; goto done; }
+    if (!npos || !out) { cli_fail("convert: MODEL and -o OUT.safetensors are required (try 'vmamba convert --help')"); rc = 2; goto done; }
+    const char *model = pos[0];
     if (!(m = cli_load_model(model, key))) goto done;
-    if (cli_pp_metadata(&pp, vm_model_metadata(m), model) || cli_pp_sidecar(&pp, model)) goto done;
+    if (cli_pp_metadata(&pp, vm_model_metadata(m), model) || cli_pp_sidecar(&pp, model) || cli_pp_check(&pp, model)) goto done;
     if (labels) {
         int n;
         char **l = cli_read_labels(labels, &n);
@@ -61,7 +49,7 @@ int cmd_convert(int argc, char **argv) {
         pp.labels = l;
         pp.nlabels = n;
     }
-    meta = cli_pp_to_json(&pp);
+    if (!(meta = cli_pp_to_json(&pp))) { cli_fail("out of memory"); goto done; }
     if (vm_model_save(m, out, dtype, meta)) { cli_fail("%s", vm_model_error(m)); goto done; }
     rc = 0;
 done:

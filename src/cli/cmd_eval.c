@@ -8,58 +8,51 @@
 
 #include "batch.h"
 #include "cli.h"
-#include "loaders/npy.h"
 #include "options.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba eval -m MODEL --images DIR --labels CSV [options]\n"
-            "\n"
-            "Classify every image of CSV (header 'file,label'; file relative to DIR,\n"
-            "label a class index) and print top-1, top-5, count and images/s.\n"
-            "\n"
-            "  --json              one JSON object: top1, top5 (fractions), n, failed, images_per_s\n"
-            "  --save-logits F     write the logits (n, classes) float32 .npy in CSV order\n"
-            "  --batch B           images per forward pass (16)\n"
-            "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --key K             checkpoint key holding the weights\n"
-            "  --progress / --quiet  force / silence the progress bar\n"
-            CLI_DEV_HELP
-            "%s",
-            cli_pp_help());
-}
+static const char usage[] =
+    "Usage: vmamba eval -m MODEL --images DIR --labels CSV [options]\n"
+    "\n"
+    "Classify every image of CSV (header 'file,label'; file relative to DIR,\n"
+    "label a class index) and print top-1, top-5, count and images/s.\n"
+    "\n";
 
 typedef struct {
+    cli_cls cls; /* first: the task's prepare and run use it */
     char **files;
     int *labels;
     long n, pos;
     const char *dir;
     long top1, top5, failed;
     float *logits; /* n x classes when saving */
+    int classes;
 } eval_ctx;
 
 static int next_item(void *vc, char **path, long *index) {
     eval_ctx *c = vc;
     if (c->pos >= c->n) return 0;
     size_t len = strlen(c->dir) + strlen(c->files[c->pos]) + 2;
-    *path = malloc(len);
+    if (!(*path = malloc(len))) return cli_fail("out of memory"), -1;
     snprintf(*path, len, "%s/%s", c->dir, c->files[c->pos]);
     *index = c->pos++;
     return 1;
 }
 
-static void on_result(void *vc, const cli_item *it, const float *logits, int classes) {
+static int on_result(void *vc, const cli_item *it, const float *logits) {
     eval_ctx *c = vc;
     if (!logits) {
         c->failed++;
         fprintf(stderr, "\rvmamba: %s\n", it->err);
-        return;
+        return 0;
     }
-    int y = c->labels[it->index], rank = 0;
-    for (int k = 0; k < classes; k++) rank += logits[k] > logits[y] || (logits[k] == logits[y] && k < y);
-    c->top1 += rank == 0;
-    c->top5 += rank < 5;
-    if (c->logits) memcpy(c->logits + (size_t)it->index * classes, logits, (size_t)classes * sizeof(float));
+    int y = c->labels[it->index], top[5], K = vm_topk(logits, c->classes, 5, top);
+    for (int j = 0; j < K; j++)
+        if (top[j] == y) {
+            c->top1 += j == 0;
+            c->top5++;
+        }
+    if (c->logits) memcpy(c->logits + (size_t)it->index * c->classes, logits, (size_t)c->classes * sizeof(float));
+    return 0;
 }
 
 static int read_csv(eval_ctx *c, const char *path, int classes) {
@@ -84,11 +77,23 @@ static int read_csv(eval_ctx *c, const char *path, int classes) {
         }
         *comma = 0;
         if ((size_t)c->n == alloc) {
-            alloc = alloc ? alloc * 2 : 1024;
-            c->files = realloc(c->files, alloc * sizeof *c->files);
-            c->labels = realloc(c->labels, alloc * sizeof *c->labels);
+            size_t na = alloc ? alloc * 2 : 1024;
+            char **nf = realloc(c->files, na * sizeof *c->files);
+            if (nf) c->files = nf;
+            int *nl = nf ? realloc(c->labels, na * sizeof *c->labels) : NULL;
+            if (!nl) {
+                cli_fail("%s: out of memory at line %ld", path, lineno);
+                rc = -1;
+                break;
+            }
+            c->labels = nl;
+            alloc = na;
         }
-        c->files[c->n] = strdup(line);
+        if (!(c->files[c->n] = strdup(line))) {
+            cli_fail("%s: out of memory at line %ld", path, lineno);
+            rc = -1;
+            break;
+        }
         c->labels[c->n++] = (int)lab;
     }
     free(line);
@@ -99,45 +104,47 @@ static int read_csv(eval_ctx *c, const char *path, int classes) {
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *dir = NULL, *csv = NULL, *key = NULL, *save = NULL;
-    int threads = 0, batch = 16, json = 0, progress = -1, rc = 1;
+    int threads = 0, batch = 16, json = 0, progress = -1, rc = 1, npos = 0;
     cli_pp pp;
     cli_pp_init(&pp);
     eval_ctx c = {0};
     cli_dev dev = {0};
-    vm_model *m = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = cli_pp_parse(&pp, argc, argv, &i);
-        if (!r) r = cli_dev_parse(&dev, argc, argv, &i);
-        if (r < 0) goto done;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); rc = 0; goto done; }
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--progress")) progress = 1;
-        else if (!strcmp(a, "--quiet")) progress = 0;
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--images") || !strcmp(a, "--labels") ||
-                 !strcmp(a, "--batch") || !strcmp(a, "--threads") || !strcmp(a, "--key") || !strcmp(a, "--save-logits")) {
-            if (!v) { cli_fail("eval: %s needs a value", a); goto done; }
-            i++;
-            if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-            else if (!strcmp(a, "--images")) dir = v;
-            else if (!strcmp(a, "--labels")) csv = v;
-            else if (!strcmp(a, "--key")) key = v;
-            else if (!strcmp(a, "--save-logits")) save = v;
-            else if (!strcmp(a, "--batch")) { if (cli_int(a, v, 1, 4096, &batch)) goto done; }
-            else if (cli_int(a, v, 1, 4096, &threads)) goto done;
-        } else { cli_fail("eval: unknown argument '%s' (try --help)", a); goto done; }
-    }
-    if (!model || !dir || !csv) { help(stderr); cli_fail("eval: -m, --images and --labels are required"); goto done; }
+    cli_opt opts[] = {
+        {CLI_OPT_STR, "--model", 'm', &model, "MODEL", ".pth checkpoint, .safetensors file (or a preset name)"},
+        {CLI_OPT_STR, "--images", 0, &dir, "DIR", "the folder CSV's file names are relative to"},
+        {CLI_OPT_STR, "--labels", 0, &csv, "CSV", "'file,label' lines (a 'file,...' header is skipped)"},
+        {CLI_OPT_FLAG, "--json", 0, &json, NULL, "one JSON object: top1, top5 (fractions), n, failed, images_per_s"},
+        {CLI_OPT_STR, "--save-logits", 0, &save, "F", "write the logits (n, classes) float32 .npy in CSV order"},
+        {CLI_OPT_INT, "--batch", 0, &batch, "B", "images per forward pass (16)", .lo = 1, .hi = 1024},
+        {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
+        {CLI_OPT_STR, "--key", 0, &key, "K", "checkpoint key holding the weights"},
+        {CLI_OPT_CONST, "--progress", 0, &progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
+        {CLI_OPT_CONST, "--quiet", 0, &progress, NULL, "no progress bar", .ival = 0},
+        {CLI_OPT_END},
+    };
+    cli_opt ppo[7], devo[4];
+    cli_pp_options(&pp, ppo);
+    cli_dev_options(&dev, devo);
+    cli_spec spec = {usage, {opts, devo, ppo}, NULL, NULL, &npos, 0, NULL};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) { rc = pr < 0 ? 0 : pr; goto done; }
+    if (!model || !dir || !csv) { cli_fail("eval: -m, --images and --labels are required (try 'vmamba eval --help')"); rc = 2; goto done; }
     cli_threads(threads);
     vm_info I;
-    if (!(m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
+    if (!(c.cls.m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
+    c.cls.pp = pp.pp;
+    c.classes = I.num_classes;
     if (read_csv(&c, csv, I.num_classes)) goto done;
     c.dir = dir;
-    if (save) c.logits = calloc((size_t)c.n * I.num_classes, sizeof(float));
+    if (save && !(c.logits = calloc((size_t)c.n * I.num_classes, sizeof(float)))) {
+        cli_fail("out of memory for %ld x %d logits (--save-logits)", c.n, I.num_classes);
+        goto done;
+    }
     if (progress < 0) progress = isatty(2);
-    cli_batch_job job = {.model = m, .pp = &pp.pp, .batch = batch, .next = next_item, .next_ctx = &c,
-                         .result = on_result, .result_ctx = &c, .total = c.n, .progress = progress};
+    cli_task task = {.in_floats = (size_t)3 * pp.pp.size * pp.pp.size, .out_floats = (size_t)I.num_classes,
+                     .prepare = cli_cls_prepare, .run = cli_cls_run, .write = on_result, .ctx = &c};
+    cli_batch_job job = {.task = &task, .batch = batch, .next = next_item, .next_ctx = &c, .shard = {0, 1},
+                         .total = c.n, .progress = progress};
     long ok, fail;
     double secs;
     if (cli_batch_run(&job, &ok, &fail, &secs)) goto done;
@@ -160,6 +167,6 @@ done:
     free(c.labels);
     free(c.logits);
     cli_pp_free(&pp);
-    vm_model_free(m);
+    vm_model_free(c.cls.m);
     return rc;
 }

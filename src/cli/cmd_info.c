@@ -3,24 +3,16 @@
 #include <string.h>
 
 #include "cli.h"
-#include "core/dnnl_compat.h"
-#include "simd/kernels.h"
+#include "options.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba info MODEL [--json] [--verbose] [--key K]\n"
-            "       vmamba info --list-presets\n"
-            "\n"
-            "Print the architecture detected from MODEL (a .pth checkpoint or a\n"
-            "preset name): family, stage widths and depths, d_state, ssm ratio,\n"
-            "dt rank, MLP, classes, parameters and GFLOPs at 224x224.\n"
-            "\n"
-            "  --json    one JSON object on stdout\n"
-            "  --verbose also list the checkpoint keys that belong to neither\n"
-            "            the backbone nor a known head (kept, not used)\n"
-            "  --key K   take the weights from top-level key K (default: model,\n"
-            "            then state_dict, then a bare state dict)\n");
-}
+static const char usage[] =
+    "Usage: vmamba info MODEL [--json] [--verbose] [--key K]\n"
+    "       vmamba info --list-presets\n"
+    "\n"
+    "Print the architecture detected from MODEL (a .pth checkpoint or a\n"
+    "preset name): family, stage widths and depths, d_state, ssm ratio,\n"
+    "dt rank, MLP, classes, parameters and GFLOPs at 224x224.\n"
+    "\n";
 
 /* The heads the checkpoint holds, comma-separated ("none" if none). */
 static void heads(FILE *f, unsigned h, int json) {
@@ -36,35 +28,33 @@ static void ints(FILE *f, const int *v, int json) {
 }
 
 int cmd_info(int argc, char **argv) {
-    const char *model = NULL, *key = NULL;
-    int json = 0, verbose = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(stdout); return 0; }
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) verbose = 1;
-        else if (!strcmp(argv[i], "--key")) {
-            if (++i >= argc) return cli_fail("--key needs a value");
-            key = argv[i];
-        } else if (!strcmp(argv[i], "--list-presets")) {
-            for (const char *const *p = vm_preset_names(); *p; p++) puts(*p);
-            return 0;
-        } else if (argv[i][0] == '-' && argv[i][1]) return cli_fail("info: unknown option '%s' (try --help)", argv[i]);
-        else if (!model) model = argv[i];
-        else return cli_fail("info: more than one MODEL given ('%s')", argv[i]);
+    const char *key = NULL, *pos[1];
+    int json = 0, list = 0, verbose = 0, npos = 0;
+    cli_opt opts[] = {
+        {CLI_OPT_FLAG, "--json", 0, &json, NULL, "one JSON object on stdout"},
+        {CLI_OPT_FLAG, "--verbose", 0, &verbose, NULL, "also list the checkpoint keys that belong to neither\nthe backbone nor a known head (kept, not used)"},
+        {CLI_OPT_STR, "--key", 0, &key, "K", "take the weights from top-level key K (default: model,\nthen state_dict, then a bare state dict)"},
+        {CLI_OPT_FLAG, "--list-presets", 0, &list, NULL, "the preset names, one per line"},
+        {CLI_OPT_END},
+    };
+    cli_spec spec = {usage, {opts}, NULL, pos, &npos, 1, "MODEL"};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) return pr < 0 ? 0 : pr;
+    if (list) {
+        for (const char *const *p = vm_preset_names(); *p; p++) puts(*p);
+        return 0;
     }
-    if (!model) { help(stderr); return 2; }
+    if (!npos) return cli_fail("info: MODEL is required (try 'vmamba info --help')"), 2;
+    const char *model = pos[0];
     vm_model *m = cli_load_model(model, key);
     if (!m) return 1;
     vm_info I;
     vm_model_info(m, &I);
     FILE *f = stdout;
     if (json) {
-        fprintf(f, "{\"model\": \"");
-        for (const char *c = model; *c; c++) {
-            if (*c == '"' || *c == '\\') fputc('\\', f);
-            if ((unsigned char)*c >= 0x20) fputc(*c, f);
-        }
-        fprintf(f, "\", \"family\": \"%s\", \"dims\": [", vm_family_name(I.family));
+        fprintf(f, "{");
+        cli_json_path(f, "model", model);
+        fprintf(f, ", \"family\": \"%s\", \"dims\": [", vm_family_name(I.family));
         ints(f, I.dims, 1);
         fprintf(f, "], \"depths\": [");
         ints(f, I.depths, 1);
@@ -81,17 +71,15 @@ int cmd_info(int argc, char **argv) {
                 "\"cuda_devices\": %d, \"tensors\": %zu, \"heads\": [",
                 I.d_state, I.ssm_ratio, I.mlp_ratio, I.z_gate ? "true" : "false", I.conv_bias ? "true" : "false",
                 I.patch_embed_version, I.downsample_version, I.patch_size, I.num_classes,
-                I.is_backbone ? "true" : "false", (long long)I.params, I.gflops_224, vm_kernels()->name, vm_dnnl_version(),
+                I.is_backbone ? "true" : "false", (long long)I.params, I.gflops_224, vm_isa(), vm_onednn_version(),
                 vm_cuda_devices(), vm_model_tensor_count(m));
         heads(f, vm_model_heads(m), 1);
         fprintf(f, "]");
         if (verbose) {
             fprintf(f, ", \"unknown_keys\": [");
             for (size_t i = 0; vm_model_unknown_key(m, i); i++) {
-                fprintf(f, "%s\"", i ? ", " : "");
-                for (const char *c = vm_model_unknown_key(m, i); *c; c++)
-                    fprintf(f, *c == '"' || *c == '\\' ? "\\%c" : (unsigned char)*c < 0x20 ? "?" : "%c", *c);
-                fprintf(f, "\"");
+                fprintf(f, "%s", i ? ", " : "");
+                cli_json_str(f, vm_model_unknown_key(m, i));
             }
             fprintf(f, "]");
         }
@@ -114,7 +102,7 @@ int cmd_info(int argc, char **argv) {
         fprintf(f, "backbone:     %s\n", I.is_backbone ? "yes (outnorm0..3)" : "no");
         fprintf(f, "params:       %lld (%.2fM)\n", (long long)I.params, I.params / 1e6);
         fprintf(f, "GFLOPs@224:   %.2f\n", I.gflops_224);
-        fprintf(f, "kernels:      %s (oneDNN %s)%s\n", vm_kernels()->name, vm_dnnl_version(),
+        fprintf(f, "kernels:      %s (oneDNN %s)%s\n", vm_isa(), vm_onednn_version(),
                 vm_cuda_devices() > 0 ? ", CUDA available" : "");
         fprintf(f, "heads:        ");
         heads(f, vm_model_heads(m), 0);

@@ -5,40 +5,32 @@
 #include <string.h>
 
 #include "cli.h"
-#include "loaders/npy.h"
 #include "options.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba preprocess IMAGE -o OUT.npy [options]\n"
-            "\n"
-            "Decode IMAGE (JPEG or PNG) and write the float32 (1,3,size,size) model input.\n"
-            "  -m, --model MODEL   take defaults from MODEL's sidecar MODEL.json\n"
-            "%s",
-            cli_pp_help());
-}
+static const char usage[] =
+    "Usage: vmamba preprocess IMAGE -o OUT.npy [options]\n"
+    "\n"
+    "Decode IMAGE (JPEG or PNG) and write the float32 (1,3,size,size) model input.\n"
+    "\n";
 
 int cmd_preprocess(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *model = NULL;
+    const char *out = NULL, *model = NULL, *pos[1];
     cli_pp pp;
     cli_pp_init(&pp);
-    int rc = 1;
+    int rc = 1, npos = 0;
     float *t = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = cli_pp_parse(&pp, argc, argv, &i);
-        if (r < 0) goto done;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); rc = 0; goto done; }
-        if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (i + 1 >= argc) { cli_fail("preprocess: %s needs a value", a); goto done; }
-            if (a[1] == 'o' || !strcmp(a, "--output")) out = argv[++i];
-            else model = argv[++i];
-        } else if (a[0] == '-' && a[1]) { cli_fail("preprocess: unknown option '%s' (try --help)", a); goto done; }
-        else if (!in) in = a;
-        else { cli_fail("preprocess: more than one IMAGE given"); goto done; }
-    }
-    if (!in || !out) { help(stderr); cli_fail("preprocess: IMAGE and -o OUT.npy are required"); goto done; }
+    cli_opt opts[] = {
+        {CLI_OPT_STR, "--output", 'o', &out, "OUT.npy", "the tensor to write"},
+        {CLI_OPT_STR, "--model", 'm', &model, "MODEL", "take defaults from MODEL's metadata and sidecar MODEL.json"},
+        {CLI_OPT_END},
+    };
+    cli_opt ppo[7];
+    cli_pp_options(&pp, ppo);
+    cli_spec spec = {usage, {opts, ppo}, NULL, pos, &npos, 1, "IMAGE"};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) { rc = pr < 0 ? 0 : pr; goto done; }
+    if (!npos || !out) { cli_fail("preprocess: IMAGE and -o OUT.npy are required (try 'vmamba preprocess --help')"); rc = 2; goto done; }
+    const char *in = pos[0];
     if (model) {
         /* the model file's own metadata, then MODEL.json, then flags */
         vm_model *mm = cli_load_model(model, NULL);
@@ -47,8 +39,12 @@ int cmd_preprocess(int argc, char **argv) {
         vm_model_free(mm);
         if (bad) goto done;
     }
+    if (cli_pp_check(&pp, model)) goto done;
     int S = pp.pp.size;
-    t = malloc((size_t)3 * S * S * sizeof *t);
+    if (!(t = malloc((size_t)3 * S * S * sizeof *t))) {
+        cli_fail("out of memory for a %dx%d input (%.1f MB)", S, S, 12.0 * S * S / 1e6);
+        goto done;
+    }
     char err[1024];
     if (vm_preprocess_file(in, &pp.pp, t, err, sizeof err)) { cli_fail("%s", err); goto done; }
     int64_t shape[4] = {1, 3, S, S};

@@ -6,54 +6,35 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "loaders/npy.h"
+#include "options.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba run -m MODEL -i IN.npy -o OUT.npy [options]\n"
-            "\n"
-            "Forward a float32 (N,3,H,W) .npy tensor (already normalised) through\n"
-            "MODEL and write float32 logits (N,classes) to OUT.npy.\n"
-            "\n"
-            "  -m, --model MODEL   .pth checkpoint or preset name\n"
-            "  -i, --input IN.npy  float32, C order, shape (N,3,H,W)\n"
-            "  -o, --output OUT    logits .npy, or with --features a directory\n"
-            "  --features          write the 4 backbone feature maps (NCHW) as\n"
-            "                      OUT/feat0.npy .. OUT/feat3.npy\n"
-            "  --key K             top-level checkpoint key holding the weights\n"
-            "  --print             also print each row's top class as JSON Lines:\n"
-            "                      {\"index\": i, \"class\": k, \"logit\": v}\n"
-            "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n" CLI_DEV_HELP);
-}
+static const char usage[] =
+    "Usage: vmamba run -m MODEL -i IN.npy -o OUT.npy [options]\n"
+    "\n"
+    "Forward a float32 (N,3,H,W) .npy tensor (already normalised) through\n"
+    "MODEL and write float32 logits (N,classes) to OUT.npy.\n"
+    "\n";
 
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *in = NULL, *out = NULL, *key = NULL;
-    int features = 0, threads = 0, print = 0;
+    int features = 0, threads = 0, print = 0, npos = 0;
     cli_dev dev = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = cli_dev_parse(&dev, argc, argv, &i);
-        if (r < 0) return 1;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); return 0; }
-        else if (!strcmp(a, "--features")) features = 1;
-        else if (!strcmp(a, "--print")) print = 1;
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-i") || !strcmp(a, "--input") ||
-                 !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--key") || !strcmp(a, "--threads")) {
-            if (!v) return cli_fail("run: %s needs a value", a);
-            i++;
-            if (a[1] == 'm' || !strcmp(a, "--model")) model = v;
-            else if (a[1] == 'i' || !strcmp(a, "--input")) in = v;
-            else if (a[1] == 'o' || !strcmp(a, "--output")) out = v;
-            else if (!strcmp(a, "--key")) key = v;
-            else if (cli_int("--threads", v, 1, 4096, &threads)) return 1;
-        } else return cli_fail("run: unknown argument '%s' (try --help)", a);
-    }
-    if (!model || !in || !out) {
-        help(stderr);
-        return cli_fail("run: -m, -i and -o are required");
-    }
+    cli_opt opts[] = {
+        {CLI_OPT_STR, "--model", 'm', &model, "MODEL", ".pth checkpoint, .safetensors file or preset name"},
+        {CLI_OPT_STR, "--input", 'i', &in, "IN.npy", "float32, C order, shape (N,3,H,W)"},
+        {CLI_OPT_STR, "--output", 'o', &out, "OUT", "logits .npy, or with --features a directory"},
+        {CLI_OPT_FLAG, "--features", 0, &features, NULL, "write the 4 backbone feature maps (NCHW) as\nOUT/feat0.npy .. OUT/feat3.npy"},
+        {CLI_OPT_STR, "--key", 0, &key, "K", "top-level checkpoint key holding the weights"},
+        {CLI_OPT_FLAG, "--print", 0, &print, NULL, "also print each row's top class as JSON Lines:\n{\"index\": i, \"class\": k, \"logit\": v}"},
+        {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
+        {CLI_OPT_END},
+    };
+    cli_opt devo[4];
+    cli_dev_options(&dev, devo);
+    cli_spec spec = {usage, {opts, devo}, NULL, NULL, &npos, 0, NULL};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) return pr < 0 ? 0 : pr;
+    if (!model || !in || !out) return cli_fail("run: -m, -i and -o are required (try 'vmamba run --help')"), 2;
     cli_threads(threads);
     char err[1024];
     vm_npy x;
@@ -83,7 +64,10 @@ int cmd_run(int argc, char **argv) {
             cli_fail("%s: a backbone checkpoint has no classifier; use --features", model);
             goto done;
         }
-        buf = malloc((size_t)B * I.num_classes * sizeof *buf);
+        if (!(buf = malloc((size_t)B * I.num_classes * sizeof *buf))) {
+            cli_fail("out of memory for %d x %d logits", B, I.num_classes);
+            goto done;
+        }
         if (vm_forward(m, x.data, B, H, W, buf)) {
             cli_fail("%s: %s", model, vm_model_error(m));
             goto done;
@@ -92,8 +76,7 @@ int cmd_run(int argc, char **argv) {
         for (int b = 0; print && b < B; b++) {
             const float *row = buf + (size_t)b * I.num_classes;
             int best = 0;
-            for (int k = 1; k < I.num_classes; k++)
-                if (row[k] > row[best]) best = k;
+            vm_topk(row, I.num_classes, 1, &best);
             printf("{\"index\": %d, \"class\": %d, \"logit\": %.6g}\n", b, best, row[best]);
         }
         if (vm_npy_write(out, buf, 2, shape, err, sizeof err)) {
@@ -108,7 +91,10 @@ int cmd_run(int argc, char **argv) {
         int C[4], h[4], w[4];
         for (int i = 0; i < 4; i++) {
             vm_feature_shape(m, H, W, i, &C[i], &h[i], &w[i]);
-            feats[i] = malloc((size_t)B * C[i] * h[i] * w[i] * sizeof(float));
+            if (!(feats[i] = malloc((size_t)B * C[i] * h[i] * w[i] * sizeof(float)))) {
+                cli_fail("out of memory for feature map %d (%d x %d x %d x %d)", i, B, C[i], h[i], w[i]);
+                goto done;
+            }
         }
         if (vm_forward_features(m, x.data, B, H, W, feats)) {
             cli_fail("%s: %s", model, vm_model_error(m));

@@ -1,215 +1,272 @@
 /* options.c - see options.h. */
-#include <jansson.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "options.h"
 
-void cli_pp_init(cli_pp *p) {
-    memset(p, 0, sizeof *p);
-    vm_preprocess_defaults(&p->pp);
+/* %g without a trailing ".0" and without exponent noise for bounds. */
+static void fmt_num(char *b, size_t n, double v) {
+    if (v == (double)(long long)v && fabs(v) < 1e15) snprintf(b, n, "%lld", (long long)v);
+    else snprintf(b, n, "%g", v);
 }
 
-const char *cli_pp_help(void) {
-    return "Preprocessing (defaults: the official ImageNet evaluation, or the model's sidecar MODEL.json):\n"
-           "  --size N            model input size (224)\n"
-           "  --crop-pct P        resize the shorter side to int(size / P), then center crop (0.875)\n"
-           "  --no-crop           resize straight to size x size instead\n"
-           "  --mean R,G,B        normalisation mean (0.485,0.456,0.406)\n"
-           "  --std R,G,B         normalisation std (0.229,0.224,0.225)\n";
+/* The whole of v, decimal, no blanks or sign games beyond a leading '-'. */
+static int parse_ll(const char *v, long long lo, long long hi, long long *out) {
+    char *end;
+    if (!*v || !(isdigit((unsigned char)*v) || (*v == '-' && isdigit((unsigned char)v[1])))) return -1;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (*end || errno == ERANGE || x < lo || x > hi) return -1;
+    *out = x;
+    return 0;
 }
 
-static int parse3(const char *opt, const char *v, float out[3], int positive) {
+int cli_parse_long(const char *opt, const char *v, long long lo, long long hi, long long *out) {
+    if (parse_ll(v, lo, hi, out)) {
+        cli_fail("%s: '%s' is not an integer in [%lld, %lld]", opt, v, lo, hi);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_parse_double(const char *opt, const char *v, double lo, double hi, double *out) {
+    char *end = NULL, a[32], b[32];
+    double x = (*v && !isspace((unsigned char)*v)) ? strtod(v, &end) : NAN;
+    fmt_num(a, sizeof a, lo);
+    fmt_num(b, sizeof b, hi);
+    if (!end || *end || !isfinite(x) || x < lo || x > hi) {
+        cli_fail("%s: '%s' must be a number in [%s, %s]", opt, v, a, b);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int floats3(void *dest, const char *name, const char *v, int positive) {
     float t[3];
     char *end;
     const char *s = v;
     for (int k = 0; k < 3; k++) {
-        t[k] = strtof(s, &end);
-        if (end == s || (k < 2 && *end != ',') || (k == 2 && *end) || (positive && !(t[k] > 0)))
-            return cli_fail("%s: '%s' is not three %snumbers separated by commas", opt, v, positive ? "positive " : ""), -1;
+        t[k] = isspace((unsigned char)*s) ? NAN : strtof(s, &end);
+        if (end == s || !isfinite(t[k]) || (k < 2 && *end != ',') || (k == 2 && *end) || (positive && !(t[k] > 0))) {
+            cli_fail("%s: '%s' is not three %snumbers separated by commas", name, v, positive ? "positive " : "");
+            return -1;
+        }
         s = end + 1;
     }
-    memcpy(out, t, sizeof t);
+    memcpy(dest, t, sizeof t);
+    return 0;
+}
+int cli_opt_floats3(void *dest, const char *name, const char *value) { return floats3(dest, name, value, 0); }
+int cli_opt_floats3_positive(void *dest, const char *name, const char *value) { return floats3(dest, name, value, 1); }
+
+int cli_opt_shard(void *dest, const char *name, const char *value) {
+    cli_shard *s = dest;
+    const char *slash = strchr(value, '/');
+    char ib[32];
+    long long i, n;
+    if (!slash || (size_t)(slash - value) >= sizeof ib) {
+        cli_fail("%s: '%s' must be I/N with 0 <= I < N <= %d", name, value, CLI_SHARD_MAX);
+        return -1;
+    }
+    memcpy(ib, value, (size_t)(slash - value));
+    ib[slash - value] = 0;
+    if (parse_ll(slash + 1, 1, CLI_SHARD_MAX, &n) || parse_ll(ib, 0, n - 1, &i)) {
+        cli_fail("%s: '%s' must be I/N with 0 <= I < N <= %d", name, value, CLI_SHARD_MAX);
+        return -1;
+    }
+    s->i = (long)i;
+    s->n = (long)n;
     return 0;
 }
 
-int cli_pp_parse(cli_pp *p, int argc, char **argv, int *i) {
-    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (!strcmp(a, "--no-crop")) { p->pp.no_crop = 1; p->set_no_crop = 1; return 1; }
-    int takes = !strcmp(a, "--size") || !strcmp(a, "--crop-pct") || !strcmp(a, "--mean") || !strcmp(a, "--std");
-    if (!takes) return 0;
-    if (!v) return cli_fail("%s needs a value", a), -1;
-    (*i)++;
-    if (!strcmp(a, "--size")) {
-        if (cli_int("--size", v, 1, 16384, &p->pp.size)) return -1;
-        p->set_size = 1;
-    } else if (!strcmp(a, "--crop-pct")) {
-        char *end;
-        double c = strtod(v, &end);
-        if (*end || !(c > 0 && c <= 1)) return cli_fail("--crop-pct: '%s' must be a number in (0, 1]", v), -1;
-        p->pp.crop_pct = c;
-        p->set_crop_pct = 1;
-    } else if (!strcmp(a, "--mean")) {
-        if (parse3("--mean", v, p->pp.mean, 0)) return -1;
-        p->set_mean = 1;
+static const cli_opt *find(const cli_spec *s, const char *a, size_t len, int is_short) {
+    for (int t = 0; s->tables[t]; t++)
+        for (const cli_opt *o = s->tables[t]; o->kind != CLI_OPT_END; o++) {
+            if (o->kind == CLI_OPT_SECTION) continue;
+            if (is_short ? o->short_name == a[0] : (o->name && strlen(o->name) == len && !strncmp(o->name, a, len))) return o;
+        }
+    return NULL;
+}
+
+static int takes_value(const cli_opt *o) { return o->kind != CLI_OPT_FLAG && o->kind != CLI_OPT_CONST; }
+
+static int store(const cli_opt *o, const char *name, const char *v) {
+    long long x;
+    double d;
+    switch (o->kind) {
+    case CLI_OPT_FLAG: *(int *)o->dest = 1; break;
+    case CLI_OPT_CONST: *(int *)o->dest = o->ival; break;
+    case CLI_OPT_INT:
+        if (cli_parse_long(name, v, (long long)o->lo, (long long)o->hi, &x)) return -1;
+        *(int *)o->dest = (int)x;
+        break;
+    case CLI_OPT_DOUBLE:
+        if (cli_parse_double(name, v, o->lo, o->hi, &d)) return -1;
+        *(double *)o->dest = d;
+        break;
+    case CLI_OPT_STR:
+        if (!*v) return cli_fail("%s: the value is empty", name), -1;
+        *(const char **)o->dest = v;
+        break;
+    case CLI_OPT_CHOICE: {
+        for (const char *const *c = o->choices; *c; c++)
+            if (!strcmp(*c, v)) {
+                *(const char **)o->dest = *c;
+                goto stored;
+            }
+        char list[256] = "";
+        for (const char *const *c = o->choices; *c; c++) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "%s%s", c == o->choices ? "" : c[1] ? ", " : " or ", *c);
+        }
+        return cli_fail("%s: '%s' is not %s", name, v, list), -1;
+    }
+    case CLI_OPT_WH: {
+        int *wh = o->dest;
+        const char *comma = strchr(v, ',');
+        char wb[32];
+        long long w, h;
+        if (!comma) {
+            if (cli_parse_long(name, v, (long long)o->lo, (long long)o->hi, &w)) return -1;
+            h = w;
+        } else {
+            if ((size_t)(comma - v) >= sizeof wb) return cli_fail("%s: '%s' is not N or W,H", name, v), -1;
+            memcpy(wb, v, (size_t)(comma - v));
+            wb[comma - v] = 0;
+            if (cli_parse_long(name, wb, (long long)o->lo, (long long)o->hi, &w) ||
+                cli_parse_long(name, comma + 1, (long long)o->lo, (long long)o->hi, &h))
+                return -1;
+        }
+        wh[0] = (int)w;
+        wh[1] = (int)h;
+        break;
+    }
+    case CLI_OPT_FN:
+        if (o->fn(o->dest, name, v)) return -1;
+        break;
+    default: return -1;
+    }
+stored:
+    if (o->seen) *o->seen = 1;
+    return 0;
+}
+
+int cli_parse(const cli_spec *s, int argc, char **argv) {
+    const char *cmd = argv[0];
+    int only_pos = 0;
+    *s->npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || !a[1]) {
+            if (s->max_pos >= 0 && *s->npos >= s->max_pos) {
+                if (s->max_pos == 0) cli_fail("%s: unexpected argument '%s' (try 'vmamba %s --help')", cmd, a, cmd);
+                else cli_fail("%s: more than %d %s given ('%s')", cmd, s->max_pos, s->pos_name ? s->pos_name : "argument", a);
+                return CLI_EXIT_USAGE;
+            }
+            s->pos[(*s->npos)++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) { only_pos = 1; continue; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            cli_help(s, stdout);
+            return -1;
+        }
+        const cli_opt *o;
+        const char *eq = NULL, *v = NULL;
+        char name[64];
+        if (a[1] == '-') {
+            eq = strchr(a, '=');
+            size_t len = eq ? (size_t)(eq - a) : strlen(a);
+            o = find(s, a, len, 0);
+            snprintf(name, sizeof name, "%.*s", (int)(len < 60 ? len : 60), a);
+        } else {
+            o = a[2] ? NULL : find(s, a + 1, 1, 1);
+            snprintf(name, sizeof name, "%s", a);
+        }
+        if (!o) {
+            cli_fail("%s: unknown option '%s' (try 'vmamba %s --help')", cmd, a, cmd);
+            return CLI_EXIT_USAGE;
+        }
+        if (takes_value(o)) {
+            if (eq) v = eq + 1;
+            else if (i + 1 < argc) v = argv[++i];
+            else {
+                cli_fail("%s: %s needs a value (%s)", cmd, name, o->metavar ? o->metavar : "an argument");
+                return CLI_EXIT_USAGE;
+            }
+        } else if (eq) {
+            cli_fail("%s: %s takes no value", cmd, name);
+            return CLI_EXIT_USAGE;
+        }
+        if (store(o, o->name ? o->name : name, v)) return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+static void help_line(FILE *f, const cli_opt *o) {
+    char left[96];
+    const char *mv = takes_value(o) ? (o->metavar ? o->metavar : "X") : NULL;
+    if (o->short_name && o->name) snprintf(left, sizeof left, "-%c, %s%s%s", o->short_name, o->name, mv ? " " : "", mv ? mv : "");
+    else if (o->short_name) snprintf(left, sizeof left, "-%c%s%s", o->short_name, mv ? " " : "", mv ? mv : "");
+    else snprintf(left, sizeof left, "%s%s%s", o->name, mv ? " " : "", mv ? mv : "");
+    const char *h = o->help ? o->help : "";
+    int pad = strlen(left) < 20 ? 20 - (int)strlen(left) : 1;
+    if (strlen(left) >= 20) {
+        fprintf(f, "  %s\n", left);
+        pad = 22;
+        left[0] = 0;
+        fprintf(f, "%*s", pad, "");
     } else {
-        if (parse3("--std", v, p->pp.std, 1)) return -1;
-        p->set_std = 1;
+        fprintf(f, "  %s%*s", left, pad, "");
     }
-    return 1;
+    for (const char *p = h; *p; p++) {
+        fputc(*p, f);
+        if (*p == '\n' && p[1]) fprintf(f, "%22s", "");
+    }
+    fputc('\n', f);
 }
 
-static int json3(json_t *o, const char *key, float out[3], const char *path, int positive) {
-    json_t *a = json_object_get(o, key);
-    if (!a) return 0;
-    if (!json_is_array(a) || json_array_size(a) != 3) return cli_fail("%s: '%s' must be an array of 3 numbers", path, key), -1;
-    for (int k = 0; k < 3; k++) {
-        json_t *x = json_array_get(a, (size_t)k);
-        if (!json_is_number(x) || (positive && !(json_number_value(x) > 0)))
-            return cli_fail("%s: '%s' must be an array of 3 %snumbers", path, key, positive ? "positive " : ""), -1;
-        out[k] = (float)json_number_value(x);
-    }
-    return 1;
+void cli_help(const cli_spec *s, FILE *f) {
+    fputs(s->usage, f);
+    for (int t = 0; s->tables[t]; t++)
+        for (const cli_opt *o = s->tables[t]; o->kind != CLI_OPT_END; o++) {
+            if (o->kind == CLI_OPT_SECTION) fprintf(f, "%s\n", o->help);
+            else help_line(f, o);
+        }
+    fputs("  -h, --help          this help\n", f);
+    if (s->footer) fputs(s->footer, f);
 }
 
-/* Merge one JSON object (sidecar file or model metadata) under the flags. */
-static int apply_json(cli_pp *p, json_t *o, const char *path) {
-    float mean[3], std[3];
-    if (!json_is_object(o)) return cli_fail("%s: expected a JSON object", path), -1;
-    json_t *v;
-    if ((v = json_object_get(o, "size"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 16384)
-            return cli_fail("%s: 'size' must be an integer in [1, 16384]", path), -1;
-        if (!p->set_size) p->pp.size = (int)json_integer_value(v);
-    }
-    if ((v = json_object_get(o, "crop"))) {
-        if (!json_is_boolean(v)) return cli_fail("%s: 'crop' must be true or false", path), -1;
-        if (!p->set_no_crop) p->pp.no_crop = !json_is_true(v);
-    }
-    if ((v = json_object_get(o, "crop_pct"))) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0 && json_number_value(v) <= 1))
-            return cli_fail("%s: 'crop_pct' must be in (0, 1]", path), -1;
-        if (!p->set_crop_pct) p->pp.crop_pct = json_number_value(v);
-    }
-    int r = json3(o, "mean", mean, path, 0);
-    if (r < 0) return -1;
-    if (r && !p->set_mean) memcpy(p->pp.mean, mean, sizeof mean);
-    r = json3(o, "std", std, path, 1);
-    if (r < 0) return -1;
-    if (r && !p->set_std) memcpy(p->pp.std, std, sizeof std);
-    if ((v = json_object_get(o, "labels"))) {
-        if (!json_is_array(v)) return cli_fail("%s: 'labels' must be an array of strings", path), -1;
-        size_t n = json_array_size(v);
-        for (size_t k = 0; k < n; k++)
-            if (!json_is_string(json_array_get(v, k))) return cli_fail("%s: 'labels' must be an array of strings", path), -1;
-        cli_free_labels(p->labels, p->nlabels);
-        p->labels = calloc(n ? n : 1, sizeof *p->labels);
-        for (size_t k = 0; k < n; k++) p->labels[k] = strdup(json_string_value(json_array_get(v, k)));
-        p->nlabels = (int)n;
-    }
-    return 0;
+void cli_pp_options(cli_pp *p, cli_opt o[7]) {
+    cli_opt t[7] = {
+        {CLI_OPT_SECTION, .help = "Preprocessing (defaults: the official ImageNet evaluation, or the model's sidecar MODEL.json):"},
+        {CLI_OPT_INT, "--size", 0, &p->pp.size, "N", "model input size (224)", .lo = 1, .hi = 16384, .seen = &p->set_size},
+        {CLI_OPT_DOUBLE, "--crop-pct", 0, &p->pp.crop_pct, "P",
+         "resize the shorter side to int(size / P), then center crop (0.875);\nint(size / P) is at most 16384",
+         .lo = 0.01, .hi = 1, .seen = &p->set_crop_pct},
+        {CLI_OPT_FLAG, "--no-crop", 0, &p->pp.no_crop, NULL, "resize straight to size x size instead", .seen = &p->set_no_crop},
+        {CLI_OPT_FN, "--mean", 0, p->pp.mean, "R,G,B", "normalisation mean (0.485,0.456,0.406)", .fn = cli_opt_floats3, .seen = &p->set_mean},
+        {CLI_OPT_FN, "--std", 0, p->pp.std, "R,G,B", "normalisation std (0.229,0.224,0.225)", .fn = cli_opt_floats3_positive,
+         .seen = &p->set_std},
+        {CLI_OPT_END},
+    };
+    memcpy(o, t, sizeof t);
 }
 
-int cli_pp_metadata(cli_pp *p, const char *json, const char *what) {
-    if (!json) return 0;
-    json_error_t je;
-    json_t *o = json_loads(json, 0, &je);
-    if (!o) return cli_fail("%s: invalid vmamba metadata: %s", what, je.text), -1;
-    int rc = apply_json(p, o, what);
-    json_decref(o);
-    return rc;
-}
+static const char *const dev_choices[] = {"cpu", "cuda", NULL};
+static const char *const prec_choices[] = {"fp32", "tf32", "fp16", "bf16", NULL};
 
-int cli_pp_sidecar(cli_pp *p, const char *model_path) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s", model_path);
-    char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-    if (dot && (!slash || dot > slash)) *dot = 0;
-    if (strlen(path) + 6 > sizeof path) return 0;
-    strcat(path, ".json");
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    json_error_t je;
-    json_t *o = json_loadf(f, 0, &je);
-    fclose(f);
-    if (!o) return cli_fail("%s: invalid JSON at line %d: %s", path, je.line, je.text), -1;
-    int rc = apply_json(p, o, path);
-    json_decref(o);
-    return rc;
-}
-
-char *cli_pp_to_json(const cli_pp *p) {
-    json_t *o = json_object(), *mean = json_array(), *std = json_array();
-    json_object_set_new(o, "size", json_integer(p->pp.size));
-    json_object_set_new(o, "crop", json_boolean(!p->pp.no_crop));
-    json_object_set_new(o, "crop_pct", json_real(p->pp.crop_pct));
-    for (int k = 0; k < 3; k++) {
-        json_array_append_new(mean, json_real(p->pp.mean[k]));
-        json_array_append_new(std, json_real(p->pp.std[k]));
-    }
-    json_object_set_new(o, "mean", mean);
-    json_object_set_new(o, "std", std);
-    if (p->labels) {
-        json_t *l = json_array();
-        for (int k = 0; k < p->nlabels; k++) json_array_append_new(l, json_string(p->labels[k]));
-        json_object_set_new(o, "labels", l);
-    }
-    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
-    json_decref(o);
-    return s;
-}
-
-void cli_pp_free(cli_pp *p) {
-    cli_free_labels(p->labels, p->nlabels);
-    p->labels = NULL;
-    p->nlabels = 0;
-}
-
-char **cli_read_labels(const char *path, int *n) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        cli_fail("%s: cannot open labels file", path);
-        return NULL;
-    }
-    char **l = NULL, *line = NULL;
-    size_t cap = 0, lcap = 0;
-    ssize_t len;
-    *n = 0;
-    while ((len = getline(&line, &lcap, f)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if ((size_t)*n == cap) l = realloc(l, (cap = cap ? cap * 2 : 256) * sizeof *l);
-        l[(*n)++] = strdup(line);
-    }
-    free(line);
-    fclose(f);
-    if (*n == 0) {
-        cli_fail("%s: labels file is empty", path);
-        free(l);
-        return NULL;
-    }
-    return l;
-}
-
-void cli_free_labels(char **l, int n) {
-    for (int i = 0; i < n; i++) free(l[i]);
-    free(l);
-}
-
-vm_model *cli_load_classifier(const char *model, const char *key, const cli_dev *dev, cli_pp *pp, vm_info *info) {
-    vm_model *m = cli_load_model(model, key);
-    if (!m) return NULL;
-    /* defaults < the model file's own metadata < MODEL.json < flags */
-    if (cli_dev_apply(dev, m) || cli_pp_metadata(pp, vm_model_metadata(m), model) || cli_pp_sidecar(pp, model)) {
-        vm_model_free(m);
-        return NULL;
-    }
-    vm_model_info(m, info);
-    if (!info->num_classes) {
-        cli_fail("%s: a backbone checkpoint has no classifier head", model);
-        vm_model_free(m);
-        return NULL;
-    }
-    return m;
+void cli_dev_options(cli_dev *d, cli_opt o[4]) {
+    cli_opt t[4] = {
+        {CLI_OPT_SECTION, .help = "Device:"},
+        {CLI_OPT_CHOICE, "--device", 0, &d->device, "D", "cpu (default) or cuda (builds with --with-cuda)", .choices = dev_choices},
+        {CLI_OPT_CHOICE, "--precision", 0, &d->precision, "P", "fp32 (default); bf16: linear layers and convolutions in bf16 with FP32 accumulation (CPUs with avx512_bf16 or AMX, or GPUs); tf32, fp16: GPU GEMMs only", .choices = prec_choices},
+        {CLI_OPT_END},
+    };
+    memcpy(o, t, sizeof t);
 }

@@ -1,39 +1,81 @@
-/* options.h - preprocessing options shared by preprocess / classify /
- * eval, the model's sidecar file (MODEL.json), and label lists. */
+/* options.h - the one option parser of every subcommand. Each command
+ * declares its options once, in tables (name, short name, kind of value
+ * with bounds, help text); cli_parse checks every value completely
+ * ("2junk", "", " 2", out of range, a missing value, an unknown option are
+ * errors naming the option) and --help is generated from the same tables,
+ * so an option cannot be parsed as another or be missing from the help. */
 #ifndef VM_CLI_OPTIONS_H
 #define VM_CLI_OPTIONS_H
 
-#include "vmamba.h"
 #include "cli.h"
+#include "pp.h"
 
+typedef enum {
+    CLI_OPT_END = 0,  /* terminates a table */
+    CLI_OPT_SECTION,  /* a heading in --help (help = the heading) */
+    CLI_OPT_FLAG,     /* no value: *(int *)dest = 1 */
+    CLI_OPT_CONST,    /* no value: *(int *)dest = ival (e.g. --quiet sets progress = 0) */
+    CLI_OPT_INT,      /* *(int *)dest, in [lo, hi] */
+    CLI_OPT_DOUBLE,   /* *(double *)dest, finite, in [lo, hi] */
+    CLI_OPT_STR,      /* *(const char **)dest = the argument */
+    CLI_OPT_CHOICE,   /* *(const char **)dest = one of choices[] */
+    CLI_OPT_WH,       /* int[2] {W, H} from "W,H" or "N" (square), each in [lo, hi] */
+    CLI_OPT_FN,       /* fn(dest, name, value) parses and stores; prints and returns -1 on error */
+} cli_opt_kind;
+
+typedef struct cli_opt {
+    cli_opt_kind kind;
+    const char *name;       /* long name with its dashes, "--batch" */
+    char short_name;        /* 'm' for -m, or 0 */
+    void *dest;
+    const char *metavar;    /* value's name in --help, "N" */
+    const char *help;       /* may hold '\n' for continuation lines */
+    double lo, hi;          /* INT, DOUBLE, WH bounds (inclusive) */
+    int ival;               /* CONST */
+    const char *const *choices; /* CHOICE, NULL-terminated */
+    int (*fn)(void *dest, const char *name, const char *value); /* FN */
+    int *seen;              /* when non-NULL: set to 1 once given */
+} cli_opt;
+
+/* A command's command line: its options (several tables, e.g. its own,
+ * the preprocessing ones, the device ones) and its positional arguments. */
 typedef struct {
-    vm_preprocess_opts pp;
-    int set_size, set_crop_pct, set_no_crop, set_mean, set_std; /* given on the command line */
-    char **labels;  /* from the sidecar, or NULL */
-    int nlabels;
-} cli_pp;
+    const char *usage;      /* "Usage: ..." and the description, printed first */
+    const cli_opt *tables[6]; /* NULL-terminated list of tables */
+    const char *footer;     /* printed after the options, or NULL */
+    const char **pos;       /* receives the positional arguments (capacity argc) */
+    int *npos;
+    int max_pos;            /* -1: any number */
+    const char *pos_name;   /* "IMAGE", for the error on too many */
+} cli_spec;
 
-void cli_pp_init(cli_pp *p);
-/* If argv[*i] is a preprocessing option, consume it (and its value) and
- * return 1; return -1 on a bad value, 0 if not ours. */
-int cli_pp_parse(cli_pp *p, int argc, char **argv, int *i);
-/* Merge MODEL.json (MODEL with its extension replaced) under the explicit
- * flags. A missing sidecar is fine; a malformed one is an error. */
-int cli_pp_sidecar(cli_pp *p, const char *model_path);
-/* Merge a model file's own metadata (JSON text, may be NULL) likewise. */
-int cli_pp_metadata(cli_pp *p, const char *json, const char *what);
-/* The options and labels as the metadata JSON (malloc'd). */
-char *cli_pp_to_json(const cli_pp *p);
-void cli_pp_free(cli_pp *p);
-const char *cli_pp_help(void);
+/* Exit status of usage errors (unknown option, bad value, missing argument). */
+#define CLI_EXIT_USAGE 2
 
-/* Load MODEL for image classification: move it to the device, merge its
- * sidecar into pp, and check it has a classifier head. NULL on error
- * (printed). */
-vm_model *cli_load_classifier(const char *model, const char *key, const cli_dev *dev, cli_pp *pp, vm_info *info);
+/* Parse argv[1..argc-1] (argv[0] is the command name). Returns 0 to go on,
+ * -1 after printing --help to stdout (exit 0), or CLI_EXIT_USAGE after
+ * printing an error. "--name=value" works for any option taking a value;
+ * "--" ends the options; "-" alone is a positional argument. */
+int cli_parse(const cli_spec *s, int argc, char **argv);
 
-/* One label per line; returns NULL and prints on error. */
-char **cli_read_labels(const char *path, int *n);
-void cli_free_labels(char **l, int n);
+/* --help text on f. */
+void cli_help(const cli_spec *s, FILE *f);
+
+/* Strict number parsing shared with other checks: the whole string, no
+ * blanks, in [lo, hi]. Print "OPT: ..." and return -1 on error. */
+int cli_parse_long(const char *opt, const char *v, long long lo, long long hi, long long *out);
+int cli_parse_double(const char *opt, const char *v, double lo, double hi, double *out);
+
+/* CLI_OPT_FN parsers. */
+int cli_opt_floats3(void *dest, const char *name, const char *value);          /* float[3] "R,G,B" */
+int cli_opt_floats3_positive(void *dest, const char *name, const char *value); /* same, each > 0 */
+typedef struct { long i, n; } cli_shard;
+int cli_opt_shard(void *dest, const char *name, const char *value);            /* cli_shard "I/N" */
+
+/* Common tables, bound to the caller's variables. Each is a table of its own
+ * (terminated), to list in cli_spec.tables. */
+#define CLI_SHARD_MAX 1000000
+void cli_pp_options(cli_pp *p, cli_opt out[7]);
+void cli_dev_options(cli_dev *d, cli_opt out[4]);
 
 #endif

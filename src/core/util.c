@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,14 @@ void *vm_aligned_alloc_impl(size_t n, const char *file, int line) {
     void *p = NULL;
     size_t r = (n + 63) & ~(size_t)63;
     if (r < n || posix_memalign(&p, 64, r ? r : 64) != 0) oom(n, file, line);
+    memset(p, 0, r ? r : 64);
+    return p;
+}
+
+void *vm_aligned_alloc_try(size_t n) {
+    void *p = NULL;
+    size_t r = (n + 63) & ~(size_t)63;
+    if (r < n || posix_memalign(&p, 64, r ? r : 64) != 0) return NULL;
     memset(p, 0, r ? r : 64);
     return p;
 }
@@ -94,9 +104,18 @@ int vm_map_file(const char *path, vm_file_map *out, char *err, size_t errlen) {
     }
     /* A pipe or device: read it all. */
     size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = vm_xmalloc(cap);
+    uint8_t *buf = malloc(cap);
     for (;;) {
-        if (n == cap) buf = vm_xrealloc(buf, cap *= 2);
+        if (buf && n == cap) {
+            uint8_t *nb = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+            if (!nb) free(buf);
+            buf = nb;
+            cap *= 2;
+        }
+        if (!buf) {
+            close(fd);
+            return vm_errf(err, errlen, "%s: out of memory (%zu bytes) reading it", path, cap);
+        }
         ssize_t r = read(fd, buf + n, cap - n);
         if (r < 0) {
             int e = errno;
@@ -126,50 +145,156 @@ struct vm_atomic_file {
     FILE *fp;
     char *path;
     char *tmp;
-    int failed;
+    int failed, err; /* err: errno of the failed write */
+    int slot; /* in tmp_used, or -1 */
 };
+
+/* Temporary files of writes in progress, removed when SIGINT, SIGTERM or
+ * SIGHUP ends the process (a killed convert must not leave a 67 MB
+ * *.tmp.XXXXXX). The handler only reads these static buffers and calls
+ * unlink and raise, which are async-signal-safe. It is installed only for
+ * signals whose action is the default: an application's own handler (or an
+ * ignored SIGINT in a background job) is left alone. SIGKILL cannot be
+ * caught: such leftovers are named PATH.tmp.XXXXXX next to PATH. */
+#define VM_ATOMIC_SLOTS 16
+static char tmp_paths[VM_ATOMIC_SLOTS][4096];
+static volatile sig_atomic_t tmp_used[VM_ATOMIC_SLOTS];
+static pthread_mutex_t tmp_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t tmp_once = PTHREAD_ONCE_INIT;
+static const int tmp_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void tmp_on_signal(int sig) {
+    int e = errno;
+    for (int i = 0; i < VM_ATOMIC_SLOTS; i++)
+        if (tmp_used[i]) unlink(tmp_paths[i]);
+    errno = e;
+    raise(sig); /* SA_RESETHAND: delivered with the default action on return */
+}
+
+static void tmp_install(void) {
+    for (size_t k = 0; k < sizeof tmp_signals / sizeof *tmp_signals; k++) {
+        struct sigaction old, sa;
+        if (sigaction(tmp_signals[k], NULL, &old) != 0) continue;
+        if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = tmp_on_signal;
+        sa.sa_flags = SA_RESETHAND;
+        sigemptyset(&sa.sa_mask);
+        sigaction(tmp_signals[k], &sa, NULL);
+    }
+}
+
+static int tmp_register(const char *tmp) {
+    if (strlen(tmp) >= sizeof tmp_paths[0]) return -1;
+    pthread_once(&tmp_once, tmp_install);
+    int slot = -1;
+    pthread_mutex_lock(&tmp_lock);
+    for (int i = 0; i < VM_ATOMIC_SLOTS && slot < 0; i++)
+        if (!tmp_used[i]) {
+            strcpy(tmp_paths[i], tmp);
+            __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the path is complete before the handler may read it */
+            tmp_used[i] = 1;
+            slot = i;
+        }
+    pthread_mutex_unlock(&tmp_lock);
+    return slot;
+}
+
+static void tmp_unregister(int slot) {
+    if (slot < 0) return;
+    pthread_mutex_lock(&tmp_lock);
+    tmp_used[slot] = 0;
+    pthread_mutex_unlock(&tmp_lock);
+}
 
 vm_atomic_file *vm_atomic_open(const char *path, char *err, size_t errlen) {
     size_t n = strlen(path);
-    char *tmp = vm_xmalloc(n + 16);
+    vm_atomic_file *f = calloc(1, sizeof *f);
+    char *tmp = malloc(n + 16), *dup = strdup(path);
+    if (!f || !tmp || !dup) {
+        free(f);
+        free(tmp);
+        free(dup);
+        vm_errf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
     snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
+    /* block the cleanup signals while the file exists but is not yet
+     * registered, so a kill in between cannot leave it behind */
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (size_t k = 0; k < sizeof tmp_signals / sizeof *tmp_signals; k++) sigaddset(&block, tmp_signals[k]);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     int fd = mkstemp(tmp);
+    if (fd >= 0) f->slot = tmp_register(tmp);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (fd < 0) {
         vm_errf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        free(f);
         free(tmp);
+        free(dup);
         return NULL;
     }
     fchmod(fd, 0644);
-    vm_atomic_file *f = vm_xcalloc(1, sizeof *f);
     f->fp = fdopen(fd, "wb");
-    f->path = vm_xstrdup(path);
+    f->path = dup;
     f->tmp = tmp;
+    if (!f->fp) {
+        vm_errf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        tmp_unregister(f->slot);
+        free(f->path);
+        free(f->tmp);
+        free(f);
+        return NULL;
+    }
     return f;
 }
 
 int vm_atomic_write(vm_atomic_file *f, const void *p, size_t n) {
     if (f->failed) return -1;
-    if (n && fwrite(p, 1, n, f->fp) != n) f->failed = 1;
+    if (n && fwrite(p, 1, n, f->fp) != n) f->failed = 1, f->err = errno;
     return f->failed ? -1 : 0;
 }
 
 static void atomic_free(vm_atomic_file *f) {
+    tmp_unregister(f->slot);
     free(f->path);
     free(f->tmp);
     free(f);
 }
 
+/* The directory entry of a rename is durable once the directory is synced. */
+static void sync_dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else if ((size_t)(slash - path) < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    fsync(fd); /* best effort: some file systems refuse (EINVAL) */
+    close(fd);
+}
+
 int vm_atomic_commit(vm_atomic_file *f, char *err, size_t errlen) {
-    int bad = f->failed;
-    if (fflush(f->fp) != 0) bad = 1;
-    if (fclose(f->fp) != 0) bad = 1;
+    int bad = f->failed, e = f->err;
+    if (!bad && fflush(f->fp) != 0) bad = 1, e = errno;
+    /* the data reaches the disk before the name does: a crash leaves the
+     * old file or the new one, never a new name on missing data */
+    if (!bad && fsync(fileno(f->fp)) != 0 && errno != EINVAL && errno != EROFS) bad = 1, e = errno;
+    if (fclose(f->fp) != 0 && !bad) bad = 1, e = errno;
     int rc = 0;
     if (bad) {
-        rc = vm_errf(err, errlen, "%s: write failed: %s", f->path, strerror(errno));
+        rc = vm_errf(err, errlen, "%s: write failed: %s", f->path, strerror(e ? e : EIO));
         unlink(f->tmp);
     } else if (rename(f->tmp, f->path) != 0) {
         rc = vm_errf(err, errlen, "%s: cannot rename into place: %s", f->path, strerror(errno));
         unlink(f->tmp);
+    } else {
+        sync_dir_of(f->path);
     }
     atomic_free(f);
     return rc;

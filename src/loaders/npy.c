@@ -34,7 +34,8 @@ static int parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, 
         hoff = 12;
     } else return vm_errf(err, errlen, "%s: unsupported .npy version %d", what, major);
     if (hlen > len - hoff) return vm_errf(err, errlen, "%s: truncated .npy header", what);
-    char *h = vm_xmalloc(hlen + 1);
+    char *h = malloc(hlen + 1);
+    if (!h) return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the .npy header", what, hlen + 1);
     memcpy(h, buf + hoff, hlen);
     h[hlen] = 0;
     int rc = -1;
@@ -67,8 +68,9 @@ static int parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, 
         vm_errf(err, errlen, "%s: truncated .npy data (expected %zu elements)", what, numel);
         goto done;
     }
+    out->data = malloc(numel ? numel * sizeof(float) : 1);
+    if (!out->data) { vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the array", what, numel * sizeof(float)); goto done; }
     out->numel = numel;
-    out->data = vm_xmalloc(numel * sizeof(float));
     if (u8)
         for (size_t i = 0; i < numel; i++) out->data[i] = buf[hoff + hlen + i];
     else

@@ -5,22 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VM_NPY_MAX_DIMS 8
+#include "vmamba.h" /* vm_npy, vm_npy_read, vm_npy_write, vm_npy_free are public */
 
-typedef struct {
-    float *data;      /* malloc'd, contiguous C order */
-    int ndim;
-    int64_t shape[VM_NPY_MAX_DIMS];
-    size_t numel;
-} vm_npy;
-
-int vm_npy_read(const char *path, vm_npy *out, char *err, size_t errlen);
 /* Also accepts uint8 arrays, widened to float (tests of decoded pixels). */
 int vm_npy_read_u8_or_f32(const char *path, vm_npy *out, char *err, size_t errlen);
 /* Parse from memory (used by the reader and by tests/fuzzers). */
 int vm_npy_parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, char *err, size_t errlen);
-/* Written atomically: no partial file on failure. */
-int vm_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, char *err, size_t errlen);
-void vm_npy_free(vm_npy *a);
 
 #endif
