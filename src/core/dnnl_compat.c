@@ -605,13 +605,55 @@ static inline uint16_t f2bf(float f) {
     return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
 }
 
-static void cvt_bf16(const float *a, int rows, int cols, int ld, uint16_t *out) {
-#pragma omp parallel for schedule(static) if ((long)rows * cols > 32768)
-    for (int r = 0; r < rows; r++) {
-        const float *s = a + (size_t)r * ld;
-        uint16_t *d = out + (size_t)r * cols;
-        for (int j = 0; j < cols; j++) d[j] = f2bf(s[j]);
+static void row_scalar(const float *s, int n, uint16_t *d) {
+    for (int j = 0; j < n; j++) d[j] = f2bf(s[j]);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10 || defined(__clang__))
+#include <immintrin.h>
+/* vcvtneps2bf16: the same rounding (nearest even); only reached where the
+ * CPU has avx512_bf16 (every BF16 primitive checks vm_dnnl_bf16_supported).
+ * It treats denormal inputs as zero, which the scalar path does not:
+ * vm_bf16_round's test compares on normal numbers and zeros. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void row_avx512(const float *s, int n, uint16_t *d) {
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(s + j));
+        _mm256_storeu_si256((__m256i *)(d + j), (__m256i)v);
     }
+    if (j < n) {
+        __mmask16 k = (__mmask16)((1u << (n - j)) - 1);
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(k, s + j));
+        _mm256_mask_storeu_epi16(d + j, k, (__m256i)v);
+    }
+}
+#define VM_HAVE_ROW_AVX512 1
+#endif
+
+static void row_round(const float *s, int n, uint16_t *d, int simd) {
+#ifdef VM_HAVE_ROW_AVX512
+    if (simd) {
+        row_avx512(s, n, d);
+        return;
+    }
+#endif
+    (void)simd;
+    row_scalar(s, n, d);
+}
+
+int vm_bf16_round(const float *x, int n, uint16_t *out, int simd) {
+#ifndef VM_HAVE_ROW_AVX512
+    if (simd) return -1;
+#endif
+    if (simd && !vm_dnnl_bf16_supported()) return -1;
+    row_round(x, n, out, simd);
+    return 0;
+}
+
+static void cvt_bf16(const float *a, int rows, int cols, int ld, uint16_t *out) {
+    const int simd = vm_dnnl_bf16_supported();
+#pragma omp parallel for schedule(static) if ((long)rows * cols > 32768)
+    for (int r = 0; r < rows; r++) row_round(a + (size_t)r * ld, cols, out + (size_t)r * cols, simd);
 }
 
 static int exec_reserve_cvt(vm_dnnl_exec *x, size_t elems) {
