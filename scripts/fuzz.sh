@@ -44,7 +44,8 @@ for h in $harnesses; do
     safetensors) seed "$top"/tests/fuzz/corpus/st_*.bin ;;
     image) # 4 option bytes (size 224, crop 0.875 / size 32, no_crop / size 300, crop 1e-6) + each image
         i=0
-        for f in "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$top"/tests/fuzz/corpus/*.png; do
+        for f in "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$top"/tests/fuzz/corpus/*.png \
+                 "$top"/tests/data/cv_decode/exif6_be.jpg "$top"/tests/data/cv_decode/cmyk.jpg; do
             [ -f "$f" ] || continue
             i=$((i + 1))
             printf '\337\000\337\000' | cat - "$f" > "$out/corpus_$h/a$i.bin"

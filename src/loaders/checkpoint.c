@@ -70,7 +70,7 @@ static int pick_weights(const pk_obj *root, const char *key, const char *path, c
     return vm_errf(err, errlen, "%s: no weights found: expected a 'model' or 'state_dict' entry or a bare state dict (top-level keys: %s)", path, keys);
 }
 
-int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
+static int checkpoint_open(vm_checkpoint *c, const char *path, const char *key, int keep_all, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     if (!(c->path = strdup(path))) return vm_errf(err, errlen, "%s: out of memory (%zu bytes)", path, strlen(path) + 1);
     if (vm_map_file(path, &c->map, err, errlen)) goto fail;
@@ -100,6 +100,7 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
     const pk_obj *sd = NULL;
     const char *strip;
     if (pick_weights(root, key, path, &sd, &strip, err, errlen)) { pk_free(ps); goto fail; }
+    if (keep_all) strip = NULL;
 
     /* With a prefix to strip (mmdet/mmseg), the backbone's keys lose it;
      * every other key (decode_head.*, neck.*, ...) is kept as it is. */
@@ -151,6 +152,14 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
 fail:
     vm_checkpoint_close(c);
     return -1;
+}
+
+int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
+    return checkpoint_open(c, path, key, 0, err, errlen);
+}
+
+int vm_checkpoint_open_all(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
+    return checkpoint_open(c, path, key, 1, err, errlen);
 }
 
 void vm_checkpoint_close(vm_checkpoint *c) {

@@ -39,6 +39,9 @@ typedef struct {
  * the others, e.g. "decode_head.*", kept as they are; then a bare state
  * dict). Every tensor is listed. */
 int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen);
+/* The same, keeping every key with its full name (no "backbone." strip):
+ * the heads of an mmseg/mmdet checkpoint ("decode_head.*", ...). */
+int vm_checkpoint_open_all(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen);
 void vm_checkpoint_close(vm_checkpoint *c);
 
 const vm_ckpt_tensor *vm_checkpoint_find(const vm_checkpoint *c, const char *name);

@@ -756,6 +756,21 @@ vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed,
     return m;
 }
 
+/* A preset as a backbone (outnorm0..3, four features, no classifier) with
+ * random weights: the backbone of the dense-prediction presets. */
+vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen) {
+    vm_model *m = vm_xcalloc(1, sizeof *m);
+    if (vm_arch_preset(name, 1, &m->info)) {
+        vm_errf(err, errlen, "%s: unknown preset (see 'vmamba info --list-presets')", name);
+        free(m);
+        return NULL;
+    }
+    m->info.num_classes = 0;
+    m->info.is_backbone = 1;
+    struct vm_wsrc src = {.ck = NULL, .seed = seed};
+    return finish(m, &src, err, errlen);
+}
+
 void vm_model_free(vm_model *m) {
     if (!m) return;
     vm_ctx_free(m->ictx);

@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "image/decode_cv.h"
 #include "image/image.h"
+#include "image/resize_cv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 4) return 0;
@@ -25,6 +27,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         float *t = malloc((size_t)3 * o.size * o.size * sizeof *t);
         vm_preprocess_image_err(&im, &o, t, "fuzz", err, sizeof err);
         free(t);
+        vm_image_free(&im);
+    }
+    /* The OpenCV-exact decoder (EXIF parsing, CMYK) and keep-ratio resize. */
+    if (vm_cv_decode(data, size, "fuzz", &im, err, sizeof err) == 0) {
+        int w1, h1;
+        vm_cv_rescale_size(im.w, im.h, 48, 32, &w1, &h1);
+        if (w1 >= 1 && h1 >= 1) {
+            uint8_t *r = malloc((size_t)w1 * h1 * 3);
+            vm_cv_resize_linear_ref(im.rgb, im.w, im.h, 3, r, w1, h1);
+            free(r);
+        }
         vm_image_free(&im);
     }
     return 0;
