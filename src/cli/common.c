@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "options.h"
 
 int cli_fail(const char *fmt, ...) {
     va_list ap;
@@ -36,12 +37,11 @@ vm_model *cli_load_model(const char *spec, const char *key) {
     return m;
 }
 
+/* Strict, as the option table's integers: the whole string, no blanks. */
 int cli_int(const char *opt, const char *val, int lo, int hi, int *out) {
     if (!val) return cli_fail("%s needs a value", opt), -1;
-    char *end;
-    long v = strtol(val, &end, 10);
-    if (*val == 0 || *end != 0 || v < lo || v > hi)
-        return cli_fail("%s: '%s' is not an integer in [%d, %d]", opt, val, lo, hi), -1;
+    long long v;
+    if (cli_parse_long(opt, val, lo, hi, &v)) return -1;
     *out = (int)v;
     return 0;
 }
