@@ -6,6 +6,8 @@
 #                INT8 weights, broadcast tensors, shapes, memory bounds)
 #   safetensors  the JSON header and its __metadata__ (length written for it)
 #   image        JPEG/PNG decoders + preprocessing at fuzzer-chosen sizes/crops
+#   resume       the batch jobs' --resume JSON Lines reader and JSON string
+#                writer (tests/fuzz/fuzz_resume.c; CLI files linked in)
 # Exits non-zero on any crash, leak, timeout, out-of-memory or sanitizer
 # report. Prints each harness's execution count. Seeds: tests/fuzz/corpus,
 # tests/data/hostile, tests/data/png. The library is compiled with
@@ -14,7 +16,7 @@
 set -eu
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-harnesses=${*:-checkpoint model safetensors image}
+harnesses=${*:-checkpoint model safetensors image resume}
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$top/fuzz-out}
 command -v clang >/dev/null || { echo "fuzz.sh: clang not found (Debian package 'clang')" >&2; exit 1; }
@@ -35,13 +37,18 @@ for f in $lib; do
 done
 status=0
 for h in $harnesses; do
-    clang $FLAGS -fsanitize=fuzzer "$top/tests/fuzz/fuzz_$h.c" $objs $LIBS -o "$out/fuzz_$h"
+    extra=""
+    [ $h = resume ] && extra="-I$top/src/cli $top/src/cli/batch.c $top/src/cli/jsonstr.c $top/src/cli/common.c -lpthread"
+    clang $FLAGS -fsanitize=fuzzer "$top/tests/fuzz/fuzz_$h.c" $extra $objs $LIBS -o "$out/fuzz_$h"
     mkdir -p "$out/corpus_$h"
     seed() { for f in "$@"; do [ -f "$f" ] && cp "$f" "$out/corpus_$h/$(basename "$(dirname "$f")")_$(basename "$f")"; done; return 0; }
     case $h in
     checkpoint) seed "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors "$top"/tests/data/hostile/*.pth ;;
     model) seed "$top"/tests/data/hostile/*.pth "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors ;;
     safetensors) seed "$top"/tests/fuzz/corpus/st_*.bin ;;
+    resume) # records as classify writes them, a torn last line, an index of 2^40
+        printf '{"index": 0, "path": "a.jpg", "class": 3}\n{"index": 2, "path": "b\\u00e9.png", "error": "x"}\n{"ind' > "$out/corpus_$h/r1"
+        printf '{"index": 1099511627776, "path": "c.png", "class": 1}\n' > "$out/corpus_$h/r2" ;;
     image) # 4 option bytes (size 224, crop 0.875 / size 32, no_crop / size 300, crop 1e-6) + each image
         i=0
         for f in "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$top"/tests/fuzz/corpus/*.png \
