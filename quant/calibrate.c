@@ -34,6 +34,7 @@ struct vm_calib {
     int n, cap;
     float *tmp;
     size_t tmp_cap;
+    size_t oom; /* bytes of the first allocation that failed (observers cannot return an error) */
 };
 
 static int cmpf(const void *a, const void *b) {
@@ -70,29 +71,56 @@ static void stop_observing(vm_model *m, vm_observe_fn fn) {
     if (m->ictx && m->ictx->observe == fn) vm_ctx_set_observe(m->ictx, NULL, NULL);
 }
 
+/* Record an out-of-memory in c (first one wins): vm_calib_write reports it. */
+static int calib_oom(vm_calib *c, size_t bytes) {
+    if (!c->oom) c->oom = bytes ? bytes : 1;
+    return -1;
+}
+
 static void observe(void *user, const char *layer, const float *x, size_t rows, int cols, int ld, const float *w, int n_out) {
     vm_calib *c = user;
+    if (c->oom) return; /* the run already failed: vm_calib_write says so */
     layer_stats *s = NULL;
     for (int i = 0; i < c->n; i++)
         if (!strcmp(c->l[i].name, layer)) s = &c->l[i];
     if (!s) {
-        if (c->n == c->cap) c->l = vm_xrealloc(c->l, (size_t)(c->cap = c->cap ? 2 * c->cap : 64) * sizeof *c->l);
+        if (c->n == c->cap) {
+            int cap = c->cap ? 2 * c->cap : 64;
+            layer_stats *nl = realloc(c->l, (size_t)cap * sizeof *nl);
+            if (!nl) {
+                calib_oom(c, (size_t)cap * sizeof *nl);
+                return;
+            }
+            c->l = nl;
+            c->cap = cap;
+        }
         s = &c->l[c->n++];
         memset(s, 0, sizeof *s);
-        s->name = vm_xstrdup(layer);
+        if (!(s->name = strdup(layer))) {
+            c->n--;
+            calib_oom(c, strlen(layer) + 1);
+            return;
+        }
         s->lo = INFINITY;
         s->hi = -INFINITY;
         s->w = w;
         s->K = cols;
         s->n_out = n_out;
         s->sample_rows = rows < REPORT_ROWS ? (int)rows : REPORT_ROWS;
-        s->sample = vm_xmalloc((size_t)s->sample_rows * cols * sizeof(float));
+        s->sample = malloc((size_t)(s->sample_rows ? s->sample_rows : 1) * cols * sizeof(float));
+        if (!s->sample) {
+            calib_oom(c, (size_t)s->sample_rows * cols * sizeof(float));
+            return;
+        }
         for (int r = 0; r < s->sample_rows; r++) memcpy(s->sample + (size_t)r * cols, x + (size_t)r * ld, (size_t)cols * sizeof(float));
         if (c->o.method == VM_CALIB_PERCENTILE) s->lo = s->hi = 0;
     }
     size_t n = rows * (size_t)cols;
     if (c->o.method == VM_CALIB_ENTROPY) {
-        if (!s->hist) s->hist = vm_xcalloc(HBINS, sizeof *s->hist);
+        if (!s->hist && !(s->hist = calloc(HBINS, sizeof *s->hist))) {
+            calib_oom(c, HBINS * sizeof *s->hist);
+            return;
+        }
         double amax = 0;
         for (size_t r = 0; r < rows; r++)
             for (int k = 0; k < cols; k++) amax = fmax(amax, fabs(x[r * ld + k]));
@@ -117,7 +145,15 @@ static void observe(void *user, const char *layer, const float *x, size_t rows, 
                 if (v > s->hi) s->hi = v;
             }
     } else {
-        if (n > c->tmp_cap) c->tmp = vm_xrealloc(c->tmp, (c->tmp_cap = n) * sizeof *c->tmp);
+        if (n > c->tmp_cap) {
+            float *nt = realloc(c->tmp, n * sizeof *nt);
+            if (!nt) {
+                calib_oom(c, n * sizeof *nt);
+                return;
+            }
+            c->tmp = nt;
+            c->tmp_cap = n;
+        }
         for (size_t r = 0; r < rows; r++) memcpy(c->tmp + r * cols, x + r * ld, (size_t)cols * sizeof(float));
         double q = c->o.percentile / 100.0;
         size_t khi = (size_t)floor(q * (double)(n - 1)), klo = n - 1 - khi;
@@ -128,7 +164,11 @@ static void observe(void *user, const char *layer, const float *x, size_t rows, 
 }
 
 vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o) {
-    vm_calib *c = vm_xcalloc(1, sizeof *c);
+    vm_calib *c = calloc(1, sizeof *c);
+    if (!c) {
+        vm_errf(m->err, sizeof m->err, "out of memory (%zu bytes) starting calibration", sizeof *c);
+        return NULL;
+    }
     c->m = m;
     c->o = *o;
     /* The observer keeps pointers to plain weights, and the INT8 file is
@@ -170,7 +210,8 @@ static double entropy_threshold(const layer_stats *s) {
     const double *h = s->hist;
     double best = INFINITY;
     int best_i = HBINS;
-    double *P = vm_xmalloc(HBINS * sizeof *P), *Q = vm_xmalloc(HBINS * sizeof *Q);
+    /* On the stack (32 KB): nothing here can run out of memory. */
+    double P[HBINS], Q[HBINS];
     for (int i = QLEVELS; i <= HBINS; i += 16) {
         double outl = 0, tot = 0;
         for (int b = i; b < HBINS; b++) outl += h[b];
@@ -194,8 +235,6 @@ static double entropy_threshold(const layer_stats *s) {
             if (P[b] > 0) kl += P[b] / tot * log((P[b] / tot) / (Q[b] > 0 ? Q[b] / qt : 1e-12));
         if (kl < best) { best = kl; best_i = i; }
     }
-    free(P);
-    free(Q);
     return (double)best_i * s->hmax / HBINS;
 }
 
@@ -242,15 +281,24 @@ static int is_conv_weight(const vm_param *p) {
 int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen) {
     vm_model *m = c->m;
     stop_observing(m, observe);
+    if (c->oom)
+        return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for calibration statistics: nothing written", path, c->oom);
     if (c->n == 0) return vm_errf(err, errlen, "calibration saw no layer inputs (no forward pass ran)");
     size_t cap = m->nparams * 4 + 8, n = 0;
-    vm_st_tensor *t = vm_xcalloc(cap, sizeof *t);
-    void **owned = vm_xcalloc(cap, sizeof *owned);
+    vm_st_tensor *t = calloc(cap, sizeof *t);
+    void **owned = calloc(cap, sizeof *owned);
     size_t nowned = 0;
-    char **names = vm_xcalloc(cap, sizeof *names);
+    char **names = calloc(cap, sizeof *names);
     size_t nnames = 0;
-#define OWN(p) (owned[nowned++] = (p))
-#define NAME(...) (names[nnames] = vm_xmalloc(200), snprintf(names[nnames], 200, __VA_ARGS__), names[nnames++])
+    size_t oom = 0;
+    int rc = -1;
+    if (!t || !owned || !names) {
+        oom = cap * (sizeof *t + sizeof *owned + sizeof *names);
+        goto done;
+    }
+    /* OWN/NAME jump to done (out of memory) when an allocation fails. */
+#define OWN(bytes) ((owned[nowned] = malloc(bytes)) ? owned[nowned++] : (oom = (bytes), NULL))
+#define NAME(...) ((names[nnames] = malloc(200)) ? (snprintf(names[nnames], 200, __VA_ARGS__), names[nnames++]) : (oom = 200, NULL))
     int nq = 0;
     for (size_t i = 0; i < m->nparams; i++) {
         const vm_param *p = &m->params[i];
@@ -267,19 +315,24 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
         if ((s || conv) && (store8 || !skipped(c, p->name))) {
             int rows = (int)p->shape[0];
             size_t K = numel / (size_t)rows;
-            int8_t *q = OWN(vm_xmalloc(numel));
-            float *ws = OWN(vm_xmalloc((size_t)rows * sizeof(float)));
+            int8_t *q = OWN(numel);
+            float *ws = q ? OWN((size_t)rows * sizeof(float)) : NULL;
+            char *wsn = ws ? NAME("%.*s.weight_scale", (int)nl - 7, p->name) : NULL;
+            if (!wsn) goto done;
             quantize_rows_s8(q, ws, p->data, rows, K);
             t[n++] = (vm_st_tensor){.name = p->name, .i8 = q, .ndim = p->ndim,
                                     .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}};
-            t[n++] = (vm_st_tensor){.name = NAME("%.*s.weight_scale", (int)nl - 7, p->name), .data = ws, .ndim = 1, .shape = {rows}};
+            t[n++] = (vm_st_tensor){.name = wsn, .data = ws, .ndim = 1, .shape = {rows}};
             if (s) {
-                float *as = OWN(vm_xmalloc(2 * sizeof(float)));
+                float *as = OWN(2 * sizeof(float));
+                char *isn = as ? NAME("%.*s.input_scale", (int)nl - 7, p->name) : NULL;
+                char *izn = isn ? NAME("%.*s.input_zero_point", (int)nl - 7, p->name) : NULL;
+                if (!izn) goto done;
                 int zp;
                 range(c, s, &as[0], &zp);
                 as[1] = (float)zp;
-                t[n++] = (vm_st_tensor){.name = NAME("%.*s.input_scale", (int)nl - 7, p->name), .data = as, .ndim = 1, .shape = {1}};
-                t[n++] = (vm_st_tensor){.name = NAME("%.*s.input_zero_point", (int)nl - 7, p->name), .data = as + 1, .ndim = 1, .shape = {1}};
+                t[n++] = (vm_st_tensor){.name = isn, .data = as, .ndim = 1, .shape = {1}};
+                t[n++] = (vm_st_tensor){.name = izn, .data = as + 1, .ndim = 1, .shape = {1}};
                 nq++;
             }
             continue;
@@ -297,7 +350,9 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
     vm_arch_json(m, arch, sizeof arch);
     const char *kv[8] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "quantization", scheme,
                          "architecture", arch};
-    int rc = vm_safetensors_write(path, t, n, VM_ST_F32, kv, 4, err, errlen);
+    rc = vm_safetensors_write(path, t, n, VM_ST_F32, kv, 4, err, errlen);
+done:
+    if (oom) rc = vm_errf(err, errlen, "%s: out of memory (%zu bytes) quantizing the weights: nothing written", path, oom);
     for (size_t i = 0; i < nowned; i++) free(owned[i]);
     for (size_t i = 0; i < nnames; i++) free(names[i]);
     free(owned);
@@ -320,8 +375,14 @@ void vm_calib_report(vm_calib *c, FILE *f) {
             continue;
         }
         const int K = s->K, N = s->n_out;
-        int8_t *q = vm_xmalloc((size_t)N * K);
-        float *ws = vm_xmalloc((size_t)N * sizeof(float));
+        int8_t *q = malloc((size_t)N * K);
+        float *ws = malloc((size_t)N * sizeof(float));
+        if (!q || !ws) {
+            fprintf(f, "%-42s (out of memory for the error report: %zu bytes)\n", s->name, (size_t)N * (K + 4));
+            free(q);
+            free(ws);
+            continue;
+        }
         quantize_rows_s8(q, ws, s->w, N, (size_t)K);
         double dot = 0, nf = 0, nq = 0, d2 = 0;
         for (int r = 0; r < s->sample_rows; r++) {
@@ -372,11 +433,13 @@ struct vm_smooth {
     vm_model *m;
     smooth_layer *l;
     int n, cap;
+    size_t oom; /* bytes of the first allocation that failed */
 };
 
 static void smooth_observe(void *user, const char *layer, const float *x, size_t rows, int cols, int ld, const float *w,
                            int n_out) {
     vm_smooth *sm = user;
+    if (sm->oom) return;
     int st, bl;
     char what[32];
     if (sscanf(layer, "layers.%d.blocks.%d.%31s", &st, &bl, what) != 3) return;
@@ -386,16 +449,34 @@ static void smooth_observe(void *user, const char *layer, const float *x, size_t
     for (int i = 0; i < sm->n; i++)
         if (sm->l[i].stage == st && sm->l[i].block == bl && sm->l[i].fc1 == fc1) L = &sm->l[i];
     if (!L) {
-        if (sm->n == sm->cap) sm->l = vm_xrealloc(sm->l, (size_t)(sm->cap = sm->cap ? 2 * sm->cap : 32) * sizeof *sm->l);
+        if (sm->n == sm->cap) {
+            int cap = sm->cap ? 2 * sm->cap : 32;
+            smooth_layer *nl = realloc(sm->l, (size_t)cap * sizeof *nl);
+            if (!nl) {
+                sm->oom = (size_t)cap * sizeof *nl;
+                return;
+            }
+            sm->l = nl;
+            sm->cap = cap;
+        }
+        float *amax = calloc((size_t)(cols > 0 ? cols : 1), sizeof(float));
+        if (!amax) {
+            sm->oom = (size_t)cols * sizeof(float) + 1;
+            return;
+        }
         L = &sm->l[sm->n++];
-        *L = (smooth_layer){st, bl, fc1, cols, vm_xcalloc((size_t)cols, sizeof(float))};
+        *L = (smooth_layer){st, bl, fc1, cols, amax};
     }
     for (size_t r = 0; r < rows; r++)
         for (int k = 0; k < cols; k++) L->amax[k] = fmaxf(L->amax[k], fabsf(x[r * ld + k]));
 }
 
 vm_smooth *vm_smooth_begin(vm_model *m) {
-    vm_smooth *s = vm_xcalloc(1, sizeof *s);
+    vm_smooth *s = calloc(1, sizeof *s);
+    if (!s) {
+        vm_errf(m->err, sizeof m->err, "out of memory (%zu bytes) starting SmoothQuant", sizeof *s);
+        return NULL;
+    }
     s->m = m;
     /* smoothing rewrites the plain weights of this private model */
     vm_ctx *x = vm_model_unpack(m) ? NULL : vm_model_ctx(m);
@@ -410,6 +491,8 @@ vm_smooth *vm_smooth_begin(vm_model *m) {
 int vm_smooth_apply(vm_smooth *s, double alpha) {
     vm_model *m = s->m;
     stop_observing(m, smooth_observe);
+    if (s->oom)
+        return vm_errf(m->err, sizeof m->err, "out of memory (%zu bytes) for SmoothQuant statistics: nothing smoothed", s->oom);
     int done = 0;
     for (int i = 0; i < s->n; i++) {
         smooth_layer *L = &s->l[i];

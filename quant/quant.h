@@ -39,7 +39,9 @@ typedef struct vm_calib vm_calib;
  * by s (the FP32 model computes the same function, up to rounding). */
 typedef struct vm_smooth vm_smooth;
 vm_smooth *vm_smooth_begin(vm_model *m);
-/* Fold the scales into m (stops observing). Returns the layers smoothed. */
+/* Fold the scales into m (stops observing). Returns the layers smoothed,
+ * or -1 (nothing changed; vm_model_error says why) when memory for the
+ * statistics ran out during the forward passes. */
 int vm_smooth_apply(vm_smooth *s, double alpha);
 void vm_smooth_free(vm_smooth *s);
 
@@ -48,7 +50,9 @@ void vm_smooth_free(vm_smooth *s);
  * the caller: it is turned back to plain weights. NULL if m is in use by
  * contexts (see vm_model_error). vm_smooth_begin likewise. */
 vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o);
-/* Stop observing; write the INT8 model with metadata_json (may be NULL). */
+/* Stop observing; write the INT8 model with metadata_json (may be NULL).
+ * -1 with an "out of memory" error (and no file) when memory for the
+ * statistics ran out during the forward passes or runs out here. */
 int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen);
 /* Each layer's error on the first calibration batch: cosine and relative
  * L2 of its INT8 output against FP32. */

@@ -459,6 +459,67 @@ static void decode_oom(int arg) {
     if (rc == 0 || !is_oom(err)) { fprintf(stderr, "preprocess: %s\n", err); _exit(2); }
 }
 
+/* A segmentor or a detector loaded with the limit at `step` 16 KiB steps
+ * above what the process has: each load works or fails with an "out of
+ * memory" error naming the file, never aborts. The steps reach past the
+ * backbone into the heads' allocations (UPerHead weights, palette, class
+ * names; the Mask R-CNN heads and the class list). */
+static int head_kind; /* 0: segmentor, 1: detector */
+static void head_load_oom(int step) {
+    setenv("VMAMBA_PACK", "0", 1);
+    const char *path = tdata(head_kind ? "det_maskrcnn/model.pth" : "seg_upernet/model.pth");
+    limit_extra_kb((size_t)step * 16);
+    char err[512] = "";
+    int ok;
+    if (head_kind) {
+        vm_detector *d = vm_detector_load(path, NULL, err, sizeof err);
+        ok = d != NULL;
+        vm_detector_free(d);
+    } else {
+        vm_segmentor *sg = vm_segmentor_load(path, err, sizeof err);
+        ok = sg != NULL;
+        vm_segmentor_free(sg);
+    }
+    if (!ok && !is_oom(err) && !strstr(err, "Cannot allocate memory")) {
+        fprintf(stderr, "%s at +%d KiB: %s\n", path, step * 16, err);
+        _exit(1);
+    }
+    _exit(ok ? 3 : 0); /* 3: loaded (the caller stops the sweep there) */
+}
+
+/* Like in_child, but returns 1 when the child says it loaded (exit 3). */
+static int head_child(int step) {
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) head_load_oom(step);
+    int st;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    ck_assert_msg(!WIFSIGNALED(st), "%s load at +%d KiB: killed by signal %d (abort on out of memory?)",
+                  head_kind ? "detector" : "segmentor", step * 16, WTERMSIG(st));
+    ck_assert_msg(WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 3, "%s load at +%d KiB: the child exited with %d",
+                  head_kind ? "detector" : "segmentor", step * 16, WEXITSTATUS(st));
+    return WEXITSTATUS(st) == 3;
+}
+
+/* #16.3 for the dense heads: vm_segmentor_load and vm_detector_load under
+ * every address-space limit from 0 up to the first one that loads. Before:
+ * the UPerHead, segmentor, detector, dataset-meta and resize allocations
+ * went through the aborting vm_x* wrappers (SIGABRT at some limits). */
+START_TEST(head_load_out_of_memory) {
+#ifdef UNDER_ASAN
+    fprintf(stderr, "  head_load_out_of_memory: not run under ASan (RLIMIT_AS)\n");
+#else
+    for (head_kind = 0; head_kind < 2; head_kind++) {
+        int step = 0, loaded = 0;
+        for (; step <= 4096 && !loaded; step++) loaded = head_child(step);
+        ck_assert_msg(loaded, "%s never loaded within +64 MiB", head_kind ? "detector" : "segmentor");
+        fprintf(stderr, "  %s: loads from +%d KiB, out-of-memory errors below\n", head_kind ? "detector" : "segmentor", (step - 1) * 16);
+    }
+#endif
+}
+END_TEST
+
 /* #16.3: out of memory is an error, never an abort, in model loads (a
  * preset, and a checkpoint at every limit from 0 to 1.5 MiB more), image
  * decoding and preprocessing. Before: vm_x* allocators abort()ed (SIGABRT
@@ -489,6 +550,7 @@ Suite *suite_harden(void) {
     tcase_add_test(tc, resize_window_exact);
     tcase_add_test(tc, extreme_aspect);
     tcase_add_test(tc, out_of_memory_is_an_error);
+    tcase_add_test(tc, head_load_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -507,7 +507,8 @@ END_TEST
  * elsewhere in it are skipped, never executed); a file without it: empty. */
 START_TEST(dataset_meta_from_checkpoint) {
     vm_dataset_meta m;
-    vm_dataset_meta_read(tdata("seg_upernet/model.pth"), &m);
+    char err[256];
+    ck_assert_int_eq(vm_dataset_meta_read(tdata("seg_upernet/model.pth"), &m, err, sizeof err), 0);
     ck_assert_int_eq(m.n, 150);
     ck_assert_ptr_nonnull(m.palette);
     for (int i = 0; i < 150; i++) {
@@ -515,9 +516,9 @@ START_TEST(dataset_meta_from_checkpoint) {
         ck_assert(memcmp(m.palette + 3 * i, vm_ade20k_color(i), 3) == 0);
     }
     vm_dataset_meta_free(&m);
-    vm_dataset_meta_read(tdata("v2_s1/model.pth"), &m);
+    ck_assert_int_eq(vm_dataset_meta_read(tdata("v2_s1/model.pth"), &m, err, sizeof err), 0);
     ck_assert_int_eq(m.n, 0);
-    vm_dataset_meta_read(tdata("seg_upernet/manifest.json"), &m);
+    ck_assert_int_eq(vm_dataset_meta_read(tdata("seg_upernet/manifest.json"), &m, err, sizeof err), 0);
     ck_assert_int_eq(m.n, 0);
 }
 END_TEST

@@ -191,13 +191,16 @@ int cmd_calibrate(int argc, char **argv) {
     if (progress < 0) progress = isatty(2);
     if (smooth >= 0) { /* pass 1: per-channel maxima, then fold the scales */
         vm_smooth *sm = vm_smooth_begin(m);
+        if (!sm) { cli_fail("%s: %s", model, vm_model_error(m)); vm_npy_free(&x); goto done; }
         int bad = run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes);
         int nl = vm_smooth_apply(sm, smooth);
         vm_smooth_free(sm);
+        if (!bad && nl < 0) { cli_fail("%s: %s", model, vm_model_error(m)); bad = 1; }
         if (bad) { vm_npy_free(&x); goto done; }
         fprintf(stderr, "vmamba: SmoothQuant (alpha %.2f) folded into %d layers\n", smooth, nl);
     }
     cal = vm_calib_begin(m, &co);
+    if (!cal) { cli_fail("%s: %s", model, vm_model_error(m)); vm_npy_free(&x); goto done; }
     int bad = run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes);
     vm_npy_free(&x);
     if (bad) goto done;

@@ -1,4 +1,4 @@
-/* util.c - checked allocation, error strings, file mapping, atomic writes. */
+/* util.c - non-aborting aligned allocation, error strings, file mapping, atomic writes. */
 #include "util.h"
 
 #include <errno.h>
@@ -11,44 +11,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void oom(size_t n, const char *file, int line) {
-    fprintf(stderr, "vmamba: out of memory allocating %zu bytes at %s:%d\n", n, file, line);
-    abort();
-}
-
-void *vm_xmalloc_impl(size_t n, const char *file, int line) {
-    void *p = malloc(n ? n : 1);
-    if (!p) oom(n, file, line);
-    return p;
-}
-
-void *vm_xcalloc_impl(size_t n, size_t sz, const char *file, int line) {
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p) oom(n * sz, file, line);
-    return p;
-}
-
-void *vm_xrealloc_impl(void *p, size_t n, const char *file, int line) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) oom(n, file, line);
-    return q;
-}
-
-char *vm_xstrdup_impl(const char *s, const char *file, int line) {
-    size_t n = strlen(s) + 1;
-    char *p = vm_xmalloc_impl(n, file, line);
-    memcpy(p, s, n);
-    return p;
-}
-
-void *vm_aligned_alloc_impl(size_t n, const char *file, int line) {
-    void *p = NULL;
-    size_t r = (n + 63) & ~(size_t)63;
-    if (r < n || posix_memalign(&p, 64, r ? r : 64) != 0) oom(n, file, line);
-    memset(p, 0, r ? r : 64);
-    return p;
-}
 
 void *vm_aligned_alloc_try(size_t n) {
     void *p = NULL;

@@ -1,9 +1,8 @@
-/* util.h - checked allocation, error strings, file helpers.
- * The vm_x* wrappers report the source file and line (llm.c style) and
- * abort on out-of-memory: only for sizes no input controls, and the CLI.
- * The library never aborts on what a file, an image or an option asks
- * for: those allocations use malloc/vm_aligned_alloc_try and return -1
- * with an "out of memory (N bytes) ..." error naming the file. */
+/* util.h - aligned allocation, error strings, file helpers.
+ * The library never aborts on out-of-memory: every allocation is checked
+ * (malloc/calloc/realloc or vm_aligned_alloc_try) and a failure returns
+ * -1 / NULL with an "out of memory (N bytes) ..." error naming the file
+ * or the object. There are deliberately no aborting x-wrappers. */
 #ifndef VM_UTIL_H
 #define VM_UTIL_H
 
@@ -11,23 +10,8 @@
 #include <stdint.h>
 #include <stdarg.h>
 
-void *vm_xmalloc_impl(size_t n, const char *file, int line);
-void *vm_xcalloc_impl(size_t n, size_t sz, const char *file, int line);
-void *vm_xrealloc_impl(void *p, size_t n, const char *file, int line);
-char *vm_xstrdup_impl(const char *s, const char *file, int line);
-#define vm_xmalloc(n) vm_xmalloc_impl((n), __FILE__, __LINE__)
-#define vm_xcalloc(n, sz) vm_xcalloc_impl((n), (sz), __FILE__, __LINE__)
-#define vm_xrealloc(p, n) vm_xrealloc_impl((p), (n), __FILE__, __LINE__)
-#define vm_xstrdup(s) vm_xstrdup_impl((s), __FILE__, __LINE__)
-
-/* 64-byte aligned, zeroed; free with free(). */
-void *vm_aligned_alloc_impl(size_t n, const char *file, int line);
-#define vm_aligned_alloc(n) vm_aligned_alloc_impl((n), __FILE__, __LINE__)
-
-/* The library's non-aborting path: the same 64-byte aligned, zeroed block,
- * or NULL when memory runs out; callers return -1 with an "out of memory
- * (N bytes)" error. The vm_x* wrappers above abort and are kept for sizes
- * no input controls (and the CLI). */
+/* A 64-byte aligned, zeroed block (free with free()), or NULL when memory
+ * runs out; callers return -1 with an "out of memory (N bytes)" error. */
 void *vm_aligned_alloc_try(size_t n);
 
 /* snprintf into an error buffer; tolerates buf == NULL. Returns -1 so

@@ -61,11 +61,12 @@ int vm_jpeg_exif_orientation(const uint8_t *buf, size_t len) {
     return 1;
 }
 
-void vm_image_orient(vm_image *im, int o) {
-    if (o < 2 || o > 8) return;
+int vm_image_orient(vm_image *im, int o) {
+    if (o < 2 || o > 8) return 0;
     int W = im->w, H = im->h, tr = o >= 5;
     int dw = tr ? H : W, dh = tr ? W : H;
-    uint8_t *d = vm_xmalloc((size_t)W * H * 3);
+    uint8_t *d = malloc((size_t)W * H * 3);
+    if (!d) return -1;
     for (int y = 0; y < dh; y++)
         for (int x = 0; x < dw; x++) {
             int sy, sx;
@@ -84,6 +85,7 @@ void vm_image_orient(vm_image *im, int o) {
     im->rgb = d;
     im->w = dw;
     im->h = dh;
+    return 0;
 }
 
 static int cv_jpeg(const uint8_t *buf, size_t len, const char *what, vm_image *out, char *err, size_t errlen) {
@@ -114,7 +116,10 @@ static int cv_jpeg(const uint8_t *buf, size_t len, const char *what, vm_image *o
         out->rgb = tmp;
         tmp = NULL;
     } else {
-        out->rgb = vm_xmalloc((size_t)w * h * 3);
+        if (!(out->rgb = malloc((size_t)w * h * 3))) {
+            vm_errf(err, errlen, "%s: out of memory for a %dx%d image", what, w, h);
+            goto done;
+        }
         size_t n = (size_t)w * h;
         for (size_t i = 0; i < n; i++) {
             const uint8_t *c = tmp + 4 * i;
@@ -125,7 +130,12 @@ static int cv_jpeg(const uint8_t *buf, size_t len, const char *what, vm_image *o
             o[0] = (uint8_t)(k - ((255 - c[2]) * k >> 8));
         }
     }
-    vm_image_orient(out, vm_jpeg_exif_orientation(buf, len));
+    if (vm_image_orient(out, vm_jpeg_exif_orientation(buf, len))) {
+        free(out->rgb);
+        out->rgb = NULL;
+        vm_errf(err, errlen, "%s: out of memory rotating a %dx%d image", what, w, h);
+        goto done;
+    }
     rc = 0;
 done:
     free(tmp);

@@ -21,6 +21,6 @@ int vm_cv_load(const char *path, vm_image *out, char *err, size_t errlen);
 int vm_jpeg_exif_orientation(const uint8_t *buf, size_t len);
 /* Apply orientation o (OpenCV's ApplyExifOrientation) to a 3-channel
  * image in place (pixels reallocated; w/h swapped for 5..8). */
-void vm_image_orient(vm_image *im, int o);
+int vm_image_orient(vm_image *im, int o); /* -1 (im unchanged) when memory runs out */
 
 #endif

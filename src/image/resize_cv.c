@@ -28,10 +28,22 @@ typedef struct {
 } axis_tab;
 
 /* clamp_cols: the column rule (border -> f = 0); rows keep f. */
-static void make_axis(int in, int out, int clamp_cols, axis_tab *t) {
+static void free_axis(axis_tab *t) {
+    free(t->ofs);
+    free(t->a);
+    t->ofs = NULL;
+    t->a = NULL;
+}
+
+/* -1 (nothing allocated) when memory runs out. */
+static int make_axis(int in, int out, int clamp_cols, axis_tab *t) {
     double scale = 1.0 / ((double)out / (double)in);
-    t->ofs = vm_xmalloc(sizeof(int) * (size_t)out * 2);
-    t->a = vm_xmalloc(sizeof(short) * (size_t)out * 2);
+    t->ofs = malloc(sizeof(int) * (size_t)out * 2);
+    t->a = malloc(sizeof(short) * (size_t)out * 2);
+    if (!t->ofs || !t->a) {
+        free_axis(t);
+        return -1;
+    }
     for (int d = 0; d < out; d++) {
         float f = (float)((d + 0.5) * scale - 0.5);
         int s = (int)floorf(f);
@@ -51,11 +63,7 @@ static void make_axis(int in, int out, int clamp_cols, axis_tab *t) {
         t->a[2 * d] = (short)rintf((1.0f - f) * 2048.0f);
         t->a[2 * d + 1] = (short)rintf(f * 2048.0f);
     }
-}
-
-static void free_axis(axis_tab *t) {
-    free(t->ofs);
-    free(t->a);
+    return 0;
 }
 
 static void hrow(const uint8_t *S, int cn, const axis_tab *x, int ow, int *T) {
@@ -94,14 +102,17 @@ static int special(const uint8_t *src, int w, int h, int cn, uint8_t *dst, int o
     return 0;
 }
 
-void vm_cv_resize_linear_ref(const uint8_t *src, int w, int h, int cn, uint8_t *dst, int ow, int oh) {
-    if (special(src, w, h, cn, dst, ow, oh)) return;
-    axis_tab X, Y;
-    make_axis(w, ow, 1, &X);
-    make_axis(h, oh, 0, &Y);
-    /* Every source row's horizontal pass once, then the vertical pass. */
+int vm_cv_resize_linear_ref(const uint8_t *src, int w, int h, int cn, uint8_t *dst, int ow, int oh) {
+    if (special(src, w, h, cn, dst, ow, oh)) return 0;
+    axis_tab X = {0}, Y = {0};
     size_t n = (size_t)ow * cn;
-    int *T = vm_xmalloc(sizeof(int) * n * (size_t)h);
+    int *T = NULL;
+    if (make_axis(w, ow, 1, &X) || make_axis(h, oh, 0, &Y) || !(T = malloc(sizeof(int) * n * (size_t)h))) {
+        free_axis(&X);
+        free_axis(&Y);
+        return -1;
+    }
+    /* Every source row's horizontal pass once, then the vertical pass. */
     for (int y = 0; y < h; y++) hrow(src + (size_t)y * w * cn, cn, &X, ow, T + (size_t)y * n);
     for (int y = 0; y < oh; y++)
         vrow(T + (size_t)Y.ofs[2 * y] * n, T + (size_t)Y.ofs[2 * y + 1] * n, Y.a[2 * y], Y.a[2 * y + 1], (int)n,
@@ -109,23 +120,35 @@ void vm_cv_resize_linear_ref(const uint8_t *src, int w, int h, int cn, uint8_t *
     free(T);
     free_axis(&X);
     free_axis(&Y);
+    return 0;
 }
 
-void vm_cv_resize_linear(const uint8_t *src, int w, int h, int cn, uint8_t *dst, int ow, int oh) {
-    if (special(src, w, h, cn, dst, ow, oh)) return;
-    axis_tab X, Y;
-    make_axis(w, ow, 1, &X);
-    make_axis(h, oh, 0, &Y);
+int vm_cv_resize_linear(const uint8_t *src, int w, int h, int cn, uint8_t *dst, int ow, int oh) {
+    if (special(src, w, h, cn, dst, ow, oh)) return 0;
+    axis_tab X = {0}, Y = {0};
+    if (make_axis(w, ow, 1, &X) || make_axis(h, oh, 0, &Y)) {
+        free_axis(&X);
+        free_axis(&Y);
+        return -1;
+    }
+    int oom = 0;
     size_t n = (size_t)ow * cn;
     /* Each thread walks a contiguous band of output rows and keeps the two
      * source rows it last converted (consecutive output rows mostly share
      * them), so the horizontal work is not repeated within a band. */
 #pragma omp parallel
     {
-        int *T = vm_xmalloc(sizeof(int) * n * 2);
+        int *T = malloc(sizeof(int) * n * 2);
         int have[2] = {-1, -1};
+        if (!T) {
+#pragma omp atomic write
+            oom = 1;
+        }
+        /* Every thread still meets the worksharing loop; one without its
+         * rows skips its share and the call reports -1. */
 #pragma omp for schedule(static)
         for (int y = 0; y < oh; y++) {
+            if (!T) continue;
             int r0 = Y.ofs[2 * y], r1 = Y.ofs[2 * y + 1];
             int s0 = have[0] == r0 ? 0 : have[1] == r0 ? 1 : -1;
             if (s0 < 0) { /* keep the slot that may hold r1 */
@@ -146,4 +169,5 @@ void vm_cv_resize_linear(const uint8_t *src, int w, int h, int cn, uint8_t *dst,
     }
     free_axis(&X);
     free_axis(&Y);
+    return oom ? -1 : 0;
 }

@@ -14,9 +14,10 @@ double vm_cv_rescale_size(int w, int h, int scale_w, int scale_h, int *w1, int *
 /* cv::resize(src, (ow, oh), INTER_LINEAR) for uint8: 11-bit fixed-point
  * coefficients, OpenCV's SIMD vertical rounding; same size copies, an
  * exact 2x reduction in both axes averages 2x2 blocks (OpenCV switches to
- * INTER_AREA there). Plain scalar reference, one thread. */
-void vm_cv_resize_linear_ref(const uint8_t *src, int w, int h, int cn, uint8_t *dst, int ow, int oh);
+ * INTER_AREA there). Plain scalar reference, one thread. Returns 0, or -1
+ * (dst unwritten or partly written) when memory for its tables runs out. */
+int vm_cv_resize_linear_ref(const uint8_t *src, int w, int h, int cn, uint8_t *dst, int ow, int oh);
 /* The same result, rows split over OpenMP threads (tested equal). */
-void vm_cv_resize_linear(const uint8_t *src, int w, int h, int cn, uint8_t *dst, int ow, int oh);
+int vm_cv_resize_linear(const uint8_t *src, int w, int h, int cn, uint8_t *dst, int ow, int oh);
 
 #endif

@@ -158,6 +158,10 @@ int vm_model_unpack(vm_model *m) {
         vm_flinear *f = *v[i].f;
         if (!f) continue;
         float *w = vm_model_alloc(m, (size_t)v[i].N * v[i].K);
+        if (!w) {
+            rc = -1; /* m->err says out of memory; the remaining packs stay packed */
+            break;
+        }
         if (vm_wpack_unpack(f->pack, w)) rc = vm_errf(m->err, sizeof m->err, "oneDNN: cannot unpack a %d x %d weight matrix", v[i].N, v[i].K);
         vm_wpack_free(f->pack);
         *v[i].w = w;

@@ -44,12 +44,24 @@ static int charge(vm_model *m, struct vm_wsrc *src, const char *name, uint64_t b
 
 typedef enum { INIT_LINEAR, INIT_ONES, INIT_ZEROS, INIT_ALOGS, INIT_DTBIAS } init_kind;
 
+/* NULL with m->err set ("out of memory (N bytes) ...") when memory runs out. */
 float *vm_model_alloc(vm_model *m, size_t n) {
+    size_t bytes;
     if (m->nallocs == m->capallocs) {
-        m->capallocs = m->capallocs ? m->capallocs * 2 : 64;
-        m->allocs = vm_xrealloc(m->allocs, m->capallocs * sizeof *m->allocs);
+        size_t cap = m->capallocs ? m->capallocs * 2 : 64;
+        void **a = realloc(m->allocs, cap * sizeof *a);
+        if (!a) {
+            vm_errf(m->err, sizeof m->err, "out of memory (%zu bytes) for the model's allocation table", cap * sizeof *a);
+            return NULL;
+        }
+        m->allocs = a;
+        m->capallocs = cap;
     }
-    float *p = vm_aligned_alloc(n * sizeof(float));
+    float *p = vm_mul_ok(n, sizeof(float), &bytes) ? vm_aligned_alloc_try(bytes) : NULL;
+    if (!p) {
+        vm_errf(m->err, sizeof m->err, "out of memory (%zu x 4 bytes) for model weights", n);
+        return NULL;
+    }
     m->allocs[m->nallocs++] = p;
     return p;
 }
@@ -759,7 +771,11 @@ vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed,
 /* A preset as a backbone (outnorm0..3, four features, no classifier) with
  * random weights: the backbone of the dense-prediction presets. */
 vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen) {
-    vm_model *m = vm_xcalloc(1, sizeof *m);
+    vm_model *m = model_new();
+    if (!m) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes)", name, sizeof(vm_model));
+        return NULL;
+    }
     if (vm_arch_preset(name, 1, &m->info)) {
         vm_errf(err, errlen, "%s: unknown preset (see 'vmamba info --list-presets')", name);
         free(m);

@@ -4,6 +4,7 @@
 #ifndef VM_NET_DATASET_META_H
 #define VM_NET_DATASET_META_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -12,9 +13,10 @@ typedef struct {
     uint8_t *palette; /* n * 3 (RGB), or NULL when absent or malformed */
 } vm_dataset_meta;
 
-/* Fills m (zeroed when the file has no usable meta); never fails hard:
- * a file without meta is normal. */
-void vm_dataset_meta_read(const char *path, vm_dataset_meta *m);
+/* Fills m (zeroed when the file has no usable meta): a file without meta
+ * is normal and returns 0. Returns -1 with an "out of memory" error (m
+ * zeroed) only when memory for the names or palette runs out. */
+int vm_dataset_meta_read(const char *path, vm_dataset_meta *m, char *err, size_t errlen);
 void vm_dataset_meta_free(vm_dataset_meta *m);
 
 #endif

@@ -2,7 +2,6 @@
  * benchmark preset's heads). */
 #include "net/det_weights.h"
 #include "core/util.h"
-#include "core/util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,17 +20,30 @@ struct det_src {
     vm_weights_src ws;
     entry *e;
     size_t n, cap;
+    int oom; /* an allocation failed: det_src_random gives NULL */
     uint64_t seed;
 };
 
+/* NULL (and s->oom set) when memory runs out. */
 static entry *add(det_src *s, const char *name) {
+    if (s->oom) return NULL;
     if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->e = vm_xrealloc(s->e, s->cap * sizeof *s->e);
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        entry *ne = realloc(s->e, cap * sizeof *ne);
+        if (!ne) {
+            s->oom = 1;
+            return NULL;
+        }
+        s->e = ne;
+        s->cap = cap;
     }
-    entry *e = &s->e[s->n++];
+    entry *e = &s->e[s->n];
     memset(e, 0, sizeof *e);
-    e->name = vm_xstrdup(name);
+    if (!(e->name = strdup(name))) {
+        s->oom = 1;
+        return NULL;
+    }
+    s->n++;
     return e;
 }
 
@@ -77,6 +89,7 @@ static int get(void *user, const char *name, vm_tensor_view *out) {
 
 static void shape(det_src *s, const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, float bound, float bias) {
     entry *e = add(s, name);
+    if (!e) return;
     e->ndim = ndim;
     e->shape[0] = a; e->shape[1] = b; e->shape[2] = c; e->shape[3] = d;
     e->bound = bound;
@@ -93,7 +106,8 @@ static void conv(det_src *s, const char *name, int cout, int cin, int k) {
 }
 
 det_src *det_src_random(const int Cin[4], int F, int fc_hidden, int ncls, int Cm, uint64_t seed) {
-    det_src *s = vm_xcalloc(1, sizeof *s);
+    det_src *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
     s->seed = seed;
     s->ws.user = s;
     s->ws.get = get;
@@ -125,6 +139,10 @@ det_src *det_src_random(const int Cin[4], int F, int fc_hidden, int ncls, int Cm
     shape(s, "roi_head.mask_head.upsample.weight", 4, Cm, Cm, 2, 2, bu, 0.0f);
     shape(s, "roi_head.mask_head.upsample.bias", 1, Cm, 1, 1, 1, bu, 0.0f);
     conv(s, "roi_head.mask_head.conv_logits", ncls, Cm, 1);
+    if (s->oom) {
+        det_src_close(s);
+        return NULL;
+    }
     return s;
 }
 

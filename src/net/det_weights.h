@@ -11,6 +11,7 @@
 typedef struct det_src det_src;
 
 /* Random tensors with the shapes of mmdet's Mask R-CNN heads. */
+/* NULL when memory runs out. */
 det_src *det_src_random(const int Cin[4], int F, int fc_hidden, int ncls, int Cm, uint64_t seed);
 const vm_weights_src *det_src_weights(det_src *s);
 void det_src_close(det_src *s);

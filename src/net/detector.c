@@ -66,7 +66,10 @@ static vm_detector *make(const vm_model *m, vm_model *owned, const vm_weights_sr
         vm_errf(err, errlen, "%s: the backbone has no outnorm0..3 layers (not an mmdet backbone)", src->path);
         goto fail;
     }
-    d = vm_xcalloc(1, sizeof *d);
+    if (!(d = calloc(1, sizeof *d))) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the detector", src->path, sizeof *d);
+        goto fail;
+    }
     d->m = m;
     d->head = vm_maskrcnn_head_ops.bind(src, "", err, errlen);
     if (!d->head) goto fail;
@@ -100,11 +103,24 @@ vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *
     vm_detector *d = make(m, m, &src, err, errlen);
     if (d) {
         vm_dataset_meta meta;
-        vm_dataset_meta_read(path, &meta);
+        if (vm_dataset_meta_read(path, &meta, err, errlen)) {
+            vm_detector_free(d);
+            return NULL;
+        }
         if (meta.n == ((const det_weights *)d->head)->ncls) { /* names that do not fit the head are not used */
-            d->classes = vm_xcalloc((size_t)meta.n + 1, sizeof *d->classes);
-            for (int i = 0; i < meta.n; i++) d->classes[i] = vm_xstrdup(meta.names[i]);
+            /* The names move over (NULL-terminated: one more slot). */
+            char **c = realloc(meta.names, ((size_t)meta.n + 1) * sizeof *c);
+            if (!c) {
+                vm_dataset_meta_free(&meta);
+                vm_detector_free(d);
+                vm_errf(err, errlen, "%s: out of memory for the class names", path);
+                return NULL;
+            }
+            c[meta.n] = NULL;
+            d->classes = c;
             d->nclasses = meta.n;
+            meta.names = NULL;
+            meta.n = 0;
         }
         vm_dataset_meta_free(&meta);
     }
@@ -121,6 +137,11 @@ vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err,
     vm_info I;
     vm_model_info(m, &I);
     det_src *src = det_src_random(I.dims, 256, 1024, 80, 256, seed);
+    if (!src) {
+        vm_errf(err, errlen, "%s: out of memory for the random head weights", name);
+        vm_model_free(m);
+        return NULL;
+    }
     vm_detector *d = make(m, m, det_src_weights(src), err, errlen);
     det_src_close(src); /* bind copied what it keeps */
     return d;
@@ -240,7 +261,11 @@ static vm_detections *detect_pixels(vm_ctx *c, const vm_detector *d, const uint8
         vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory for a %dx%d input", wp, hp);
         return NULL;
     }
-    vm_cv_resize_linear(px, w, h, 3, rs, nw, nh);
+    if (vm_cv_resize_linear(px, w, h, 3, rs, nw, nh)) {
+        free(rs); free(x);
+        vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory resizing to %dx%d", nw, nh);
+        return NULL;
+    }
     const float mean[3] = {123.675f, 116.28f, 103.53f}, std[3] = {58.395f, 57.12f, 57.375f};
     for (int c = 0; c < 3; c++) {
         int src_c = bgr ? 2 - c : c;

@@ -28,14 +28,16 @@ static double now_ms(void) {
 }
 
 /* Names and colours once the class count is known (see vmamba.h). */
-static void set_palette(vm_segmentor *s) {
+static int set_palette(vm_segmentor *s, const char *what, char *err, size_t errlen) {
     int n = vm_upernet_classes(s->head);
-    s->palette = vm_xcalloc((size_t)n, 3);
+    if (!(s->palette = calloc((size_t)n, 3)))
+        return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the palette", what, (size_t)n * 3);
     for (int i = 0; i < n; i++) {
         const uint8_t *c = s->meta.n == n && s->meta.palette ? s->meta.palette + 3 * i : n == 150 ? vm_ade20k_color(i) : NULL;
         if (c) memcpy(s->palette + 3 * i, c, 3);
         else s->palette[3 * i] = s->palette[3 * i + 1] = s->palette[3 * i + 2] = (uint8_t)(i * 255 / (n > 1 ? n - 1 : 1));
     }
+    return 0;
 }
 
 const vm_model *vm_segmentor_model(const vm_segmentor *s) { return s->m; }
@@ -50,7 +52,11 @@ const char *vm_segmentor_class_name(const vm_segmentor *s, int i) {
 }
 
 vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen) {
-    vm_segmentor *s = vm_xcalloc(1, sizeof *s);
+    vm_segmentor *s = calloc(1, sizeof *s);
+    if (!s) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the segmentor", path, sizeof *s);
+        return NULL;
+    }
     vm_load_opts o = {.key = NULL, .quiet = 1};
     if (!(s->m = vm_model_load(path, &o, err, errlen))) goto fail;
     vm_info I;
@@ -69,8 +75,7 @@ vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen) {
     vm_weights_src src;
     vm_model_weights(s->m, &src);
     if (!(s->head = vm_upernet_ops.bind(&src, "decode_head.", err, errlen))) goto fail;
-    vm_dataset_meta_read(path, &s->meta);
-    set_palette(s);
+    if (vm_dataset_meta_read(path, &s->meta, err, errlen) || set_palette(s, path, err, errlen)) goto fail;
     return s;
 fail:
     vm_segmentor_free(s);
@@ -89,6 +94,7 @@ typedef struct {
 typedef struct {
     rt *t;
     int n, cap;
+    int oom; /* an allocation failed: the tensors are incomplete */
     uint64_t state;
 } rand_src;
 
@@ -98,14 +104,28 @@ static float urand(uint64_t *s) {
 }
 
 static void radd(rand_src *r, const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, int kind) {
-    if (r->n == r->cap) r->t = vm_xrealloc(r->t, sizeof(rt) * (size_t)(r->cap = r->cap ? 2 * r->cap : 64));
-    rt *t = &r->t[r->n++];
+    if (r->oom) return;
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 64;
+        rt *nt = realloc(r->t, sizeof(rt) * (size_t)cap);
+        if (!nt) {
+            r->oom = 1;
+            return;
+        }
+        r->t = nt;
+        r->cap = cap;
+    }
+    rt *t = &r->t[r->n];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
     int64_t sh[4] = {a, b, c, d};
     size_t n = 1;
     for (int i = 0; i < 4; i++) t->shape[i] = i < ndim ? sh[i] : 1, n *= (size_t)t->shape[i];
-    t->data = vm_xmalloc(sizeof(float) * n);
+    if (!(t->data = malloc(sizeof(float) * n))) {
+        r->oom = 1;
+        return;
+    }
+    r->n++;
     float fan = ndim == 4 ? (float)(b * c * d) : 1.0f, bound = 1.0f / sqrtf(fan);
     for (size_t i = 0; i < n; i++)
         t->data[i] = kind == 0 ? urand(&r->state) * bound : kind == 1 ? 1.0f : kind == 2 ? 0.0f
@@ -141,7 +161,11 @@ vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *er
         vm_errf(err, errlen, "%s: unknown segmentation preset (known: upernet-vmamba-tiny)", name);
         return NULL;
     }
-    vm_segmentor *s = vm_xcalloc(1, sizeof *s);
+    vm_segmentor *s = calloc(1, sizeof *s);
+    if (!s) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the segmentor", name, sizeof *s);
+        return NULL;
+    }
     if (!(s->m = vm_backbone_from_preset("vmamba-tiny-s1l8", seed, err, errlen))) goto fail;
     const int cin[4] = {96, 192, 384, 768}, ch = 512, ncls = 150;
     rand_src r = {.state = seed * 2654435761u + 1};
@@ -156,11 +180,11 @@ vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *er
     radd(&r, "decode_head.conv_seg.weight", 4, ncls, ch, 1, 1, 0);
     radd(&r, "decode_head.conv_seg.bias", 1, ncls, 1, 1, 1, 0);
     vm_weights_src src = {.user = &r, .get = rget, .path = name};
-    s->head = vm_upernet_ops.bind(&src, "decode_head.", err, errlen);
+    if (r.oom) vm_errf(err, errlen, "%s: out of memory for the random head weights", name);
+    else s->head = vm_upernet_ops.bind(&src, "decode_head.", err, errlen);
     for (int i = 0; i < r.n; i++) free(r.t[i].data);
     free(r.t);
-    if (!s->head) goto fail;
-    set_palette(s);
+    if (!s->head || set_palette(s, name, err, errlen)) goto fail;
     return s;
 fail:
     vm_segmentor_free(s);
@@ -219,7 +243,10 @@ static int seg_run(vm_ctx *c, const vm_segmentor *s, const vm_image *bgr, int sw
     uint8_t *rs = malloc((size_t)w1 * h1 * 3);
     float *in = malloc(sizeof(float) * 3 * (size_t)w1 * h1), *logits = NULL;
     if (!rs || !in) { vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory for a %dx%d input", w1, h1); goto done; }
-    vm_cv_resize_linear(bgr->rgb, bgr->w, bgr->h, 3, rs, w1, h1);
+    if (vm_cv_resize_linear(bgr->rgb, bgr->w, bgr->h, 3, rs, w1, h1)) {
+        vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory resizing to %dx%d", w1, h1);
+        goto done;
+    }
     vm_seg_normalize(rs, w1, h1, in);
     double t1 = now_ms();
     vm_feats f;

@@ -10,12 +10,17 @@
 #include "dense.h"
 #include "../core/util.h"
 
-void vm_bilin_axis_make(vm_bilin_axis *a, int in, int out) {
+int vm_bilin_axis_make(vm_bilin_axis *a, int in, int out) {
+    size_t n = out > 0 ? (size_t)out : 1;
     a->n = out;
-    a->i0 = vm_xmalloc(sizeof(int) * (size_t)out);
-    a->i1 = vm_xmalloc(sizeof(int) * (size_t)out);
-    a->l0 = vm_xmalloc(sizeof(float) * (size_t)out);
-    a->l1 = vm_xmalloc(sizeof(float) * (size_t)out);
+    a->i0 = malloc(sizeof(int) * n);
+    a->i1 = malloc(sizeof(int) * n);
+    a->l0 = malloc(sizeof(float) * n);
+    a->l1 = malloc(sizeof(float) * n);
+    if (!a->i0 || !a->i1 || !a->l0 || !a->l1) {
+        vm_bilin_axis_free(a);
+        return -1;
+    }
     float scale = (float)in / (float)out;
     for (int d = 0; d < out; d++) {
         if (in == out) {
@@ -33,6 +38,7 @@ void vm_bilin_axis_make(vm_bilin_axis *a, int in, int out) {
         a->l1[d] = (float)(src - i0);
         a->l0[d] = 1.0f - a->l1[d];
     }
+    return 0;
 }
 
 void vm_bilin_axis_free(vm_bilin_axis *a) {
@@ -54,15 +60,18 @@ static void copy_same(const float *in, int H, int W, int C, int ldi, float *out,
     }
 }
 
-void vm_bilinear_nhwc_ref(const float *in, int H, int W, int C, int ldi, float *out, int OH, int OW, int ldo,
-                          int accumulate) {
+int vm_bilinear_nhwc_ref(const float *in, int H, int W, int C, int ldi, float *out, int OH, int OW, int ldo,
+                         int accumulate) {
     if (H == OH && W == OW) {
         copy_same(in, H, W, C, ldi, out, ldo, accumulate);
-        return;
+        return 0;
     }
     vm_bilin_axis ay, ax;
-    vm_bilin_axis_make(&ay, H, OH);
-    vm_bilin_axis_make(&ax, W, OW);
+    if (vm_bilin_axis_make(&ay, H, OH)) return -1;
+    if (vm_bilin_axis_make(&ax, W, OW)) {
+        vm_bilin_axis_free(&ay);
+        return -1;
+    }
     for (int y = 0; y < OH; y++)
         for (int x = 0; x < OW; x++)
             for (int c = 0; c < C; c++) {
@@ -75,6 +84,7 @@ void vm_bilinear_nhwc_ref(const float *in, int H, int W, int C, int ldi, float *
             }
     vm_bilin_axis_free(&ay);
     vm_bilin_axis_free(&ax);
+    return 0;
 }
 
 void vm_bilin_hrow(const float *src_row, int C, int ldi, const vm_bilin_axis *x, float *hrow) {
@@ -92,24 +102,35 @@ void vm_bilin_vrow(const float *h0, const float *h1, float lh0, float lh1, size_
     for (size_t i = 0; i < n; i++) out[i] = h0[i] * lh0 + h1[i] * lh1;
 }
 
-void vm_bilinear_nhwc(const float *in, int H, int W, int C, int ldi, float *out, int OH, int OW, int ldo,
-                      int accumulate) {
+int vm_bilinear_nhwc(const float *in, int H, int W, int C, int ldi, float *out, int OH, int OW, int ldo,
+                     int accumulate) {
     if (H == OH && W == OW) {
         copy_same(in, H, W, C, ldi, out, ldo, accumulate);
-        return;
+        return 0;
     }
     vm_bilin_axis ay, ax;
-    vm_bilin_axis_make(&ay, H, OH);
-    vm_bilin_axis_make(&ax, W, OW);
+    if (vm_bilin_axis_make(&ay, H, OH)) return -1;
+    if (vm_bilin_axis_make(&ax, W, OW)) {
+        vm_bilin_axis_free(&ay);
+        return -1;
+    }
+    int oom = 0;
     size_t n = (size_t)OW * C;
     /* A thread keeps the last two horizontally interpolated source rows:
      * consecutive output rows of its band mostly reuse them. */
 #pragma omp parallel if ((size_t)OH * n > 16384)
     {
-        float *T = vm_xmalloc(sizeof(float) * n * 3), *row = T + 2 * n;
+        float *T = malloc(sizeof(float) * (n ? n : 1) * 3), *row = T + 2 * n;
         int have[2] = {-1, -1};
+        if (!T) {
+#pragma omp atomic write
+            oom = 1;
+        }
+        /* Every thread still meets the worksharing loop; one without its
+         * rows skips its share and the call reports -1. */
 #pragma omp for schedule(static)
         for (int y = 0; y < OH; y++) {
+            if (!T) continue;
             int r0 = ay.i0[y], r1 = ay.i1[y];
             int s0 = have[0] == r0 ? 0 : have[1] == r0 ? 1 : -1;
             if (s0 < 0) {
@@ -139,6 +160,7 @@ void vm_bilinear_nhwc(const float *in, int H, int W, int C, int ldi, float *out,
     }
     vm_bilin_axis_free(&ay);
     vm_bilin_axis_free(&ax);
+    return oom ? -1 : 0;
 }
 
 static void pool_bin(const float *in, int W, int C, int h0, int h1, int w0, int w1, float *o) {

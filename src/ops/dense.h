@@ -16,17 +16,19 @@ typedef struct {
     int *i0, *i1;
     float *l0, *l1;
 } vm_bilin_axis;
-void vm_bilin_axis_make(vm_bilin_axis *a, int in, int out);
+/* -1 (nothing allocated) when memory runs out. */
+int vm_bilin_axis_make(vm_bilin_axis *a, int in, int out);
 void vm_bilin_axis_free(vm_bilin_axis *a);
 
 /* in (H, W, C) with pixel stride ldi -> out (OH, OW, C) with pixel stride
  * ldo (so out may be a channel slice of a concatenation). Per element, in
  * float32: (x00*lw0 + x01*lw1)*lh0 + (x10*lw0 + x11*lw1)*lh1; when
- * accumulate, out += that (a top-down `L + up(...)`). Same size copies. */
-void vm_bilinear_nhwc_ref(const float *in, int H, int W, int C, int ldi, float *out, int OH, int OW, int ldo,
-                          int accumulate);
-void vm_bilinear_nhwc(const float *in, int H, int W, int C, int ldi, float *out, int OH, int OW, int ldo,
-                      int accumulate);
+ * accumulate, out += that (a top-down `L + up(...)`). Same size copies.
+ * Return 0, or -1 when memory for the tables or row buffers runs out. */
+int vm_bilinear_nhwc_ref(const float *in, int H, int W, int C, int ldi, float *out, int OH, int OW, int ldo,
+                         int accumulate);
+int vm_bilinear_nhwc(const float *in, int H, int W, int C, int ldi, float *out, int OH, int OW, int ldo,
+                     int accumulate);
 
 /* One output row of the interpolation from two horizontally interpolated
  * source rows (for callers that stream rows, e.g. logits -> label map):

@@ -55,11 +55,16 @@ static const float *mid_row(const seg_ctx *s, row_cache *src, row_cache *mid, in
 int vm_seg_labels(const float *logits, int h4, int w4, int C, int H1, int W1, int H0, int W0, uint8_t *labels,
                   vm_seg_row_fn row_cb, void *user) {
     seg_ctx s = {.logits = logits, .h4 = h4, .w4 = w4, .C = C, .W1 = W1, .W0 = W0};
-    vm_bilin_axis_make(&s.ay1, h4, H1);
-    vm_bilin_axis_make(&s.ax1, w4, W1);
-    vm_bilin_axis_make(&s.ay2, H1, H0);
-    vm_bilin_axis_make(&s.ax2, W1, W0);
-    int oom = 0, same = H1 == H0 && W1 == W0;
+    int oom = vm_bilin_axis_make(&s.ay1, h4, H1) | vm_bilin_axis_make(&s.ax1, w4, W1) |
+              vm_bilin_axis_make(&s.ay2, H1, H0) | vm_bilin_axis_make(&s.ax2, W1, W0);
+    if (oom) { /* a failed make leaves its axis empty: freeing all four is safe */
+        vm_bilin_axis_free(&s.ay1);
+        vm_bilin_axis_free(&s.ax1);
+        vm_bilin_axis_free(&s.ay2);
+        vm_bilin_axis_free(&s.ax2);
+        return -1;
+    }
+    int same = H1 == H0 && W1 == W0;
 #pragma omp parallel
     {
         size_t n1 = (size_t)W1 * C, n0 = (size_t)W0 * C;

@@ -78,8 +78,11 @@ static int bind_cm(const vm_weights_src *src, const char *prefix, const char *na
     c->cin = (int)w.shape[1];
     c->k = k;
     size_t per = (size_t)c->cin * k * k;
-    c->w = vm_xmalloc(sizeof(float) * per * c->cout);
-    c->b = vm_xmalloc(sizeof(float) * c->cout);
+    c->w = malloc(sizeof(float) * per * c->cout);
+    c->b = malloc(sizeof(float) * c->cout);
+    if (!c->w || !c->b)
+        return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for UPerHead weights %s%s", src->path,
+                       sizeof(float) * (per + 1) * c->cout, prefix, name);
     for (int o = 0; o < c->cout; o++) {
         float a = g.data[o] / sqrtf(v.data[o] + 1e-5f);
         c->b[o] = b.data[o] - m.data[o] * a;
@@ -104,7 +107,11 @@ static void up_free(vm_head *h) {
 }
 
 static vm_head *up_bind(const vm_weights_src *src, const char *prefix, char *err, size_t errlen) {
-    vm_head *h = vm_xcalloc(1, sizeof *h);
+    vm_head *h = calloc(1, sizeof *h);
+    if (!h) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the UPerHead", src->path, sizeof *h);
+        return NULL;
+    }
     vm_tensor_view v;
     char n[160];
     /* PPM branches: psp_modules.<i>.1 (index 0 of each Sequential is the pool). */
@@ -165,8 +172,13 @@ static vm_head *up_bind(const vm_weights_src *src, const char *prefix, char *err
     }
     h->ncls = (int)w.shape[0];
     h->seg.cin = h->ch, h->seg.cout = h->ncls, h->seg.k = 1;
-    h->seg.w = vm_xmalloc(sizeof(float) * h->ncls * h->ch);
-    h->seg.b = vm_xmalloc(sizeof(float) * h->ncls);
+    h->seg.w = malloc(sizeof(float) * h->ncls * h->ch);
+    h->seg.b = malloc(sizeof(float) * h->ncls);
+    if (!h->seg.w || !h->seg.b) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes) for %sconv_seg", src->path,
+                sizeof(float) * (size_t)h->ncls * (h->ch + 1), prefix);
+        goto fail;
+    }
     memcpy(h->seg.w, w.data, sizeof(float) * h->ncls * h->ch);
     memcpy(h->seg.b, b.data, sizeof(float) * h->ncls);
     return h;
@@ -210,7 +222,11 @@ static vm_head_plan *up_plan(const vm_head *h, const vm_feats *f, char *err, siz
                     f->C[i], h->cin[i]);
             return NULL;
         }
-    vm_head_plan *p = vm_xcalloc(1, sizeof *p);
+    vm_head_plan *p = calloc(1, sizeof *p);
+    if (!p) {
+        vm_errf(err, errlen, "out of memory (%zu bytes) for the UPerHead plan", sizeof *p);
+        return NULL;
+    }
     memcpy(p->H, f->H, sizeof p->H);
     memcpy(p->W, f->W, sizeof p->W);
     int ch = h->ch, H3 = f->H[3], W3 = f->W[3], H0 = f->H[0], W0 = f->W[0];
@@ -287,7 +303,7 @@ static int up_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void
             if (run(p->ppm[j], p->pooled, p->ppm_out, "a pyramid pooling conv", err, errlen)) return -1;
             snprintf(nm, sizeof nm, "ppm%d", s);
             DBG(nm, p->ppm_out, s, s, ch);
-            vm_bilinear_nhwc(p->ppm_out, s, s, ch, ch, p->bott_in + C3 + j * ch, H3, W3, cb, 0);
+            if (vm_bilinear_nhwc(p->ppm_out, s, s, ch, ch, p->bott_in + C3 + j * ch, H3, W3, cb, 0)) goto oom;
         }
         DBG("bottleneck_in", p->bott_in, H3, W3, cb);
         if (run(p->bottleneck, p->bott_in, p->lat[3], "the PPM bottleneck", err, errlen)) return -1;
@@ -299,7 +315,8 @@ static int up_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void
         }
         /* Top-down, coarse to fine, each from the already-updated level. */
         for (int i = 3; i >= 1; i--)
-            vm_bilinear_nhwc(p->lat[i], f->H[i], f->W[i], ch, ch, p->lat[i - 1], f->H[i - 1], f->W[i - 1], ch, 1);
+            if (vm_bilinear_nhwc(p->lat[i], f->H[i], f->W[i], ch, ch, p->lat[i - 1], f->H[i - 1], f->W[i - 1], ch, 1))
+                goto oom;
         /* FPN convs; every level resized straight to level 0 into fuse_in. */
         for (int i = 0; i < 4; i++) {
             const float *o = p->lat[3];
@@ -312,7 +329,7 @@ static int up_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void
                 o = p->tmp;
             }
             if (i == 0) put_slice(o, (size_t)H0 * W0, ch, p->fuse_in, cf, 0);
-            else vm_bilinear_nhwc(o, f->H[i], f->W[i], ch, ch, p->fuse_in + i * ch, H0, W0, cf, 0);
+            else if (vm_bilinear_nhwc(o, f->H[i], f->W[i], ch, ch, p->fuse_in + i * ch, H0, W0, cf, 0)) goto oom;
         }
         DBG("fpn_bottleneck_in", p->fuse_in, H0, W0, cf);
         if (run(p->fpn_bottleneck, p->fuse_in, p->fused, "the FPN bottleneck", err, errlen)) return -1;
@@ -321,6 +338,8 @@ static int up_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void
         if (run(p->seg, p->fused, logits, "conv_seg", err, errlen)) return -1;
     }
     return 0;
+oom:
+    return vm_errf(err, errlen, "UPerHead: out of memory for the bilinear resize tables and rows");
 }
 
 const vm_head_ops vm_upernet_ops = {
