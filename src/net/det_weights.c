@@ -60,11 +60,13 @@ static uint64_t splitmix(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-static int get(void *user, const char *name, vm_tensor_view *out) {
-    det_src *s = user;
-    entry *e = lookup(s, name);
-    if (!e) return -1;
-    if (!e->data) { /* random */
+/* The entry's random values (deterministic per name and seed); -1 when
+ * memory runs out. det_src_random fills every entry up front, so that
+ * running out is an "out of memory" error there, not a "missing tensor"
+ * from get(). */
+static int fill(det_src *s, entry *e) {
+    const char *name = e->name;
+    {
         size_t n = 1;
         for (int i = 0; i < e->ndim; i++) n *= (size_t)e->shape[i];
         e->data = malloc(n * sizeof(float));
@@ -81,6 +83,13 @@ static int get(void *user, const char *name, vm_tensor_view *out) {
         if (strstr(name, "fc_cls.bias"))
             for (size_t i = 0; i < n && i < 5; i++) e->data[i] += 5.0f;
     }
+    return 0;
+}
+
+static int get(void *user, const char *name, vm_tensor_view *out) {
+    det_src *s = user;
+    entry *e = lookup(s, name);
+    if (!e || (!e->data && fill(s, e))) return -1;
     out->data = e->data;
     out->ndim = e->ndim;
     for (int i = 0; i < 4; i++) out->shape[i] = i < e->ndim ? e->shape[i] : 1;
@@ -94,6 +103,7 @@ static void shape(det_src *s, const char *name, int ndim, int64_t a, int64_t b, 
     e->shape[0] = a; e->shape[1] = b; e->shape[2] = c; e->shape[3] = d;
     e->bound = bound;
     e->bias = bias;
+    if (fill(s, e)) s->oom = 1;
 }
 
 static void conv(det_src *s, const char *name, int cout, int cin, int k) {
