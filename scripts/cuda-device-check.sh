@@ -23,10 +23,12 @@ export JANSSON_CFLAGS="-I$P/include" JANSSON_LIBS="-L$L -ljansson"
 export CHECK_CFLAGS="-I$P/include" CHECK_LIBS="-L$L -lcheck_pic -pthread -lrt -lm -lsubunit"
 ./configure --with-cuda=/usr/local/cuda NVCCFLAGS=-arch=sm_90 > "$OUT/configure.log" 2>&1 \
     || { cp config.log "$OUT/"; tail -30 "$OUT/configure.log"; exit 1; }
-make -j16 > "$OUT/make.log" 2>&1 || { tail -60 "$OUT/make.log"; exit 1; }
+make -j16 V=1 > "$OUT/make.log" 2>&1 || { tail -60 "$OUT/make.log"; exit 1; }
 ./vmamba info > "$OUT/info.txt" 2>&1
 make -j8 check > "$OUT/check.log" 2>&1; rc=$?
 cp test-suite.log tests/*.log "$OUT/" 2>/dev/null
+{ gcc -print-file-name=libstdc++.so; gcc -print-file-name=libsupc++.a; grep "libtool: link:.*libvmamba.so" "$OUT/make.log"; } > "$OUT/link.txt" 2>&1
+tar czf "$OUT/logs.tgz" -C "$OUT" --exclude=logs.tgz . 2>/dev/null
 grep -h -E "^(# |PASS|FAIL|SKIP|ERROR|XFAIL)" "$OUT/check.log" | tail -20
 for f in tests/check_vmamba.log tests/check_cli.log; do grep -h -E "^[0-9]+%: Checks" "$f"; done
 grep -h -E ":(F|E):" tests/*.log | head -40
