@@ -273,6 +273,118 @@ VM_API int vm_npy_read(const char *path, vm_npy *out, char *err, size_t errlen);
 VM_API int vm_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, char *err, size_t errlen);
 VM_API void vm_npy_free(vm_npy *a);
 
+
+/* ---- semantic segmentation --------------------------------------------
+ * Official VMamba ADE20K checkpoints (mmsegmentation 1.x UPerNet) run as
+ * mmseg's test pipeline: OpenCV-exact decode (EXIF orientation applied),
+ * keep-ratio resize to fit scale_w x scale_h (mmseg: 2048 x 512), whole-
+ * image inference, logits resized back to the original size, argmax.
+ * A segmentor (the model plus its bound UPerHead, class names, palette) is
+ * read-only after load and shared by any number of threads, each running
+ * through its own context made on the segmentor's model:
+ *     vm_segmentor *s = vm_segmentor_load("upernet.pth", err, sizeof err);
+ *     vm_ctx *c = vm_ctx_new(vm_segmentor_model(s), err, sizeof err);
+ *     vm_ctx_segment_file(c, s, "photo.jpg", 2048, 512, &labels, &w, &h);
+ * A classification or backbone-only checkpoint is refused at load. */
+typedef struct vm_segmentor vm_segmentor;
+vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen);
+void vm_segmentor_free(vm_segmentor *s);
+const vm_model *vm_segmentor_model(const vm_segmentor *s);
+int vm_segmentor_classes(const vm_segmentor *s);
+/* Class i's name (NULL if unknown) and the classes x 3 RGB palette: the
+ * checkpoint's meta.dataset_meta, else ADE20K's for 150 classes. */
+const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
+const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
+/* Segment a BGR image (h, w, 3) uint8: labels receives (h, w) class ids.
+ * Returns 0, or -1 with vm_ctx_error / vm_ctx_error_code. */
+int vm_ctx_segment(vm_ctx *c, const vm_segmentor *s, const uint8_t *bgr, int w, int h, int scale_w, int scale_h,
+                   uint8_t *labels);
+/* Decode an image file (JPEG/PNG, as cv2.imdecode) and segment it: *labels
+ * receives a malloc'd (*h, *w) label map of the oriented original size. */
+int vm_ctx_segment_file(vm_ctx *c, const vm_segmentor *s, const char *image_path, int scale_w, int scale_h,
+                        uint8_t **labels, int *w, int *h);
+
+
+/* ==== Detection and instance segmentation (Mask R-CNN + FPN, mmdet) ======
+ * A detector is mmdet's FPN neck, RPN head and StandardRoIHead (Shared2FC
+ * box head, FCN mask head) bound to a VMamba backbone model, from an
+ * mmdetection 3.x checkpoint (state_dict with backbone.*, neck.*,
+ * rpn_head.*, roi_head.*) or a preset with random weights. It is immutable
+ * once made: any number of threads share one detector, each running it on
+ * its own vm_ctx of the detector's model (vm_detector_model). Results are
+ * owned by the library: free them with vm_detections_free. Errors of the
+ * vm_ctx_detect_* calls are the context's (vm_ctx_error). */
+typedef struct vm_detector vm_detector;
+
+typedef struct {
+    int x, y, w, h;        /* the mask's window in the original image      */
+    uint8_t *bits;         /* h * w bytes, 0 or 1; pixels outside are 0    */
+} vm_det_mask;
+
+typedef struct {
+    int count;             /* detections, in the model's output order      */
+    int height, width;     /* original image size (the masks' frame)       */
+    float *boxes;          /* count x 4: x1, y1, x2, y2 in original pixels */
+    float *scores;         /* count                                        */
+    int *labels;           /* count, 0 .. num_classes-1                    */
+    vm_det_mask *masks;    /* count                                        */
+    /* milliseconds spent per stage of this call */
+    double ms_preprocess, ms_backbone, ms_fpn_rpn, ms_roi_heads, ms_mask_paste;
+} vm_detections;
+
+typedef struct {
+    int scale_w, scale_h;  /* keep-ratio test scale: 1333, 800             */
+    float score_thr;       /* 0.05: scores above it are candidates         */
+    float nms_iou;         /* 0.5                                          */
+    int max_per_img;       /* 100                                          */
+    float mask_thr;        /* 0.5: mask pixel on when probability >= it    */
+    int rpn_nms_pre;       /* 1000 per level                               */
+    int rpn_max_per_img;   /* 1000                                         */
+    float rpn_nms_iou;     /* 0.7                                          */
+} vm_detect_opts;
+
+void vm_detect_defaults(vm_detect_opts *o);
+
+/* Load an mmdet Mask R-CNN checkpoint (.pth) with its backbone (owned by
+ * the detector). opts->key defaults to "state_dict". NULL on error. */
+vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen);
+/* Bind the heads from a loaded model's checkpoint tensors (the model is
+ * borrowed and must outlive the detector). */
+vm_detector *vm_detector_new(const vm_model *m, char *err, size_t errlen);
+/* "maskrcnn-vmamba-tiny": VMamba-T backbone, FPN 256, box FC 1024, mask
+ * convs 256, 80 classes, deterministic random weights (benchmarks). */
+vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+/* The backbone model: make contexts on it (vm_ctx_new). */
+const vm_model *vm_detector_model(const vm_detector *d);
+void vm_detector_free(vm_detector *d);
+int vm_detector_num_classes(const vm_detector *d);
+/* The checkpoint's meta.dataset_meta.classes when present, else COCO's. */
+const char *vm_detector_class_name(const vm_detector *d, int label);
+/* COCO's category id (1..90) of COCO-80 label i (0..79), or -1. */
+int vm_coco_category_id(int label);
+
+/* Detect on a decoded image (RGB, h x w, row-major): keep-ratio resize to
+ * the test scale (OpenCV INTER_LINEAR), normalise, zero-pad to a multiple
+ * of 32, run on context c. NULL on error (vm_ctx_error(c)). c may belong
+ * to another model with the same backbone widths (e.g. the INT8 model
+ * calibrated from this checkpoint's backbone). */
+vm_detections *vm_ctx_detect_rgb(vm_ctx *c, const vm_detector *d, const uint8_t *rgb, int h, int w,
+                                 const vm_detect_opts *o);
+/* The same from an image file (JPEG, PNG; decoded as cv2.imdecode does,
+ * EXIF orientation applied). */
+vm_detections *vm_ctx_detect_file(vm_ctx *c, const vm_detector *d, const char *path, const vm_detect_opts *o);
+/* From a normalised, padded input (3, hp, wp) float32 whose top-left
+ * img_h x img_w is the resized image of an ori_h x ori_w original,
+ * scale_w = img_w / ori_w and scale_h = img_h / ori_h as mmdet computes. */
+vm_detections *vm_ctx_detect_tensor(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
+                                    int img_w, int ori_h, int ori_w, double scale_w, double scale_h,
+                                    const vm_detect_opts *o);
+void vm_detections_free(vm_detections *r);
+/* Detection i's mask expanded to the whole image: full receives
+ * height * width bytes 0/1. */
+void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full);
+/* ==== end of detection ==================================================== */
+
 #ifdef VM_VISIBILITY_PUSHED
 #pragma GCC visibility pop
 #endif

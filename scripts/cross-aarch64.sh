@@ -14,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then dpkg --add-architecture arm64; fi
 need=""
 for p in gcc-aarch64-linux-gnu qemu-user libc6:arm64 libgomp1:arm64 libstdc++6:arm64 libturbojpeg0-dev:arm64 \
-         libpng-dev:arm64 libjansson-dev:arm64 check:arm64; do
+         libpng-dev:arm64 libjansson-dev:arm64 zlib1g-dev:arm64 check:arm64; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
 done
 if [ -n "$need" ]; then

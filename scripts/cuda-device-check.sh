@@ -2,7 +2,7 @@
 # cuda-device-check.sh - build --with-cuda and run the whole Check suite on a
 # GPU machine that has the CUDA toolkit but not Debian's libraries.
 # Expects, in the source tree: .devbundle.tgz holding .devprefix/usr (Debian 12's
-# oneDNN, libturbojpeg, libpng, jansson, check, subunit, ocl-icd unpacked with
+# oneDNN, libturbojpeg, libpng, jansson, check, subunit, ocl-icd, zlib1g-dev unpacked with
 # dpkg -x) and the autoreconf output (configure, Makefile.in, ...), for machines
 # without autotools or pkg-config. Logs go to $OUT (default ./out).
 # Usage: OUT=dir sh scripts/cuda-device-check.sh [bench]
@@ -20,6 +20,7 @@ export PKG_CONFIG_PATH=$L/pkgconfig
 export TURBOJPEG_CFLAGS="-I$P/include" TURBOJPEG_LIBS="-L$L -lturbojpeg"
 export PNG_CFLAGS="-I$P/include/libpng16" PNG_LIBS="-L$L -lpng16"
 export JANSSON_CFLAGS="-I$P/include" JANSSON_LIBS="-L$L -ljansson"
+export ZLIB_CFLAGS="" ZLIB_LIBS="-lz"
 export CHECK_CFLAGS="-I$P/include" CHECK_LIBS="-L$L -lcheck_pic -pthread -lrt -lm -lsubunit"
 ./configure --with-cuda=/usr/local/cuda NVCCFLAGS=-arch=sm_90 > "$OUT/configure.log" 2>&1 \
     || { cp config.log "$OUT/"; tail -30 "$OUT/configure.log"; exit 1; }

@@ -1,34 +1,65 @@
 #!/bin/sh
-# fuzz.sh [SECONDS] - build the libFuzzer harnesses (checkpoint parser;
-# image decoders + preprocessing) with clang, ASan and UBSan, and run each
-# for SECONDS over its seed corpus. Exits non-zero on any crash, leak or
-# sanitizer report. Prints each harness's execution count.
+# fuzz.sh [SECONDS] [HARNESS...] - build the libFuzzer harnesses with clang,
+# ASan and UBSan, and run each for SECONDS over its seed corpus:
+#   checkpoint   zip reader, pickle machine, state-dict indexing, tensor reads
+#   model        a whole model load from a file's bytes (src/model/load.c:
+#                INT8 weights, broadcast tensors, shapes, memory bounds)
+#   safetensors  the JSON header and its __metadata__ (length written for it)
+#   image        JPEG/PNG decoders + preprocessing at fuzzer-chosen sizes/crops
+# Exits non-zero on any crash, leak, timeout, out-of-memory or sanitizer
+# report. Prints each harness's execution count. Seeds: tests/fuzz/corpus,
+# tests/data/hostile, tests/data/png. The library is compiled with
+# -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION (zip CRC-32 mismatches do not
+# stop the parse) and only the scalar kernels.
 set -eu
 secs=${1:-60}
+[ $# -gt 0 ] && shift
+harnesses=${*:-checkpoint model safetensors image}
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$top/fuzz-out}
 command -v clang >/dev/null || { echo "fuzz.sh: clang not found (Debian package 'clang')" >&2; exit 1; }
-CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$top/src -I$top/include"
-src="$top/src"
-mkdir -p "$out/ckpt" "$out/image"
-clang $CFLAGS "$top/tests/fuzz/fuzz_checkpoint.c" "$src/loaders/checkpoint.c" "$src/loaders/pickle.c" "$src/loaders/safetensors.c" \
-    "$src/loaders/zipread.c" "$src/core/util.c" $(pkg-config --cflags --libs jansson) -o "$out/fuzz_checkpoint"
-clang $CFLAGS $(pkg-config --cflags libturbojpeg libpng) "$top/tests/fuzz/fuzz_image.c" "$src/image/decode.c" \
-    "$src/image/decode_jpeg.c" "$src/image/decode_png.c" "$src/image/resize_bicubic.c" "$src/image/preprocess.c" \
-    "$src/core/util.c" $(pkg-config --libs libturbojpeg libpng) -lm -o "$out/fuzz_image"
-# Seeds: tiny real checkpoints; small real images of each kind.
-cp "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors "$out/ckpt/"
-cp "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$out/image/" 2>/dev/null || true
+# The library's OpenMP code needs clang's OpenMP (Debian package 'libomp-dev').
+FLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+  -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -I$top/src -I$top/include -I$top -I$top/quant \
+  $(pkg-config --cflags libturbojpeg libpng jansson zlib)"
+LIBS="$(pkg-config --libs libturbojpeg libpng jansson zlib) -ldnnl -lm -fopenmp"
+mkdir -p "$out/obj"
+# The library (no CLI), instrumented; scalar kernels only: the C files of
+# libvmamba_core in Makefile.am (the ISA kernels are separate libraries).
+lib=$(sed -n '/^libvmamba_core_la_SOURCES/,/_CFLAGS/p' "$top/Makefile.am" | tr ' \t\\' '\n\n\n' | grep '\.c$')
+objs=""
+for f in $lib; do
+    o="$out/obj/$(echo "$f" | tr / _).o"
+    clang $FLAGS -fopenmp -c "$top/$f" -o "$o"
+    objs="$objs $o"
+done
 status=0
-for h in checkpoint image; do
-    dir=$([ $h = checkpoint ] && echo ckpt || echo image)
-    (cd "$out" && ./fuzz_$h -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-        -print_final_stats=1 "$dir" > "fuzz_$h.log" 2>&1) || status=1
+for h in $harnesses; do
+    clang $FLAGS -fsanitize=fuzzer "$top/tests/fuzz/fuzz_$h.c" $objs $LIBS -o "$out/fuzz_$h"
+    mkdir -p "$out/corpus_$h"
+    seed() { for f in "$@"; do [ -f "$f" ] && cp "$f" "$out/corpus_$h/$(basename "$(dirname "$f")")_$(basename "$f")"; done; return 0; }
+    case $h in
+    checkpoint) seed "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors "$top"/tests/data/hostile/*.pth ;;
+    model) seed "$top"/tests/data/hostile/*.pth "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors ;;
+    safetensors) seed "$top"/tests/fuzz/corpus/st_*.bin ;;
+    image) # 4 option bytes (size 224, crop 0.875 / size 32, no_crop / size 300, crop 1e-6) + each image
+        i=0
+        for f in "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$top"/tests/fuzz/corpus/*.png \
+                 "$top"/tests/data/cv_decode/exif6_be.jpg "$top"/tests/data/cv_decode/cmyk.jpg; do
+            [ -f "$f" ] || continue
+            i=$((i + 1))
+            printf '\337\000\337\000' | cat - "$f" > "$out/corpus_$h/a$i.bin"
+            printf '\037\000\000\001' | cat - "$f" > "$out/corpus_$h/b$i.bin"
+            printf '\053\001\000\002' | cat - "$f" > "$out/corpus_$h/c$i.bin"
+        done ;;
+    esac
+    (cd "$out" && ASAN_OPTIONS=detect_leaks=1 ./fuzz_$h -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
+        -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1 "corpus_$h" > "fuzz_$h.log" 2>&1) || status=1
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/fuzz_$h.log")
     echo "fuzz_$h: ${n:-0} executions in ${secs}s"
     if [ $status -ne 0 ] || [ -z "$n" ]; then
         echo "fuzz.sh: fuzz_$h failed:" >&2
-        grep -A30 -E "==[0-9]+==ERROR|runtime error|SUMMARY" "$out/fuzz_$h.log" | head -60 >&2 || tail -30 "$out/fuzz_$h.log" >&2
+        grep -A30 -E "==[0-9]+==ERROR|runtime error|SUMMARY|out-of-memory|timeout" "$out/fuzz_$h.log" | head -60 >&2 || tail -30 "$out/fuzz_$h.log" >&2
         exit 1
     fi
 done

@@ -2,8 +2,8 @@
 # install-deps.sh - install the Debian 12 packages vmamba.c needs to build
 # and test. Idempotent; run as root (or it uses sudo when available).
 set -eu
-# clang + libomp-dev (its omp.h): the ThreadSanitizer run, scripts/tsan.sh
-PKGS="build-essential autoconf automake libtool pkg-config libdnnl-dev libturbojpeg0-dev libpng-dev libjansson-dev check clang libomp-dev"
+# clang + libomp-dev (its omp.h): the ThreadSanitizer run, scripts/tsan.sh, and scripts/fuzz.sh
+PKGS="build-essential autoconf automake libtool pkg-config libdnnl-dev libturbojpeg0-dev libpng-dev libjansson-dev zlib1g-dev check clang libomp-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -12,8 +12,11 @@ int main(void) {
     srunner_add_suite(sr, suite_kernels());
     srunner_add_suite(sr, suite_golden());
     srunner_add_suite(sr, suite_quant());
+    srunner_add_suite(sr, suite_seg());
     srunner_add_suite(sr, suite_threads());
     srunner_add_suite(sr, suite_heads());
+    srunner_add_suite(sr, suite_harden());
+    srunner_add_suite(sr, suite_det());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "testutil.h"
 #include "loaders/checkpoint.h"
@@ -169,11 +170,12 @@ static size_t make_zip(uint8_t *out, const uint8_t *pkl, size_t n) {
     uint8_t *p = out;
 #define W16(v) (*p++ = (uint8_t)((v) & 0xff), *p++ = (uint8_t)(((v) >> 8) & 0xff))
 #define W32(v) (W16((v) & 0xffff), W16(((uint32_t)(v) >> 16) & 0xffff))
-    W32(0x04034b50u); W16(20); W16(0); W16(0); W16(0); W16(0); W32(0); W32(n); W32(n); W16(nl); W16(0);
+    const uint32_t crc = (uint32_t)crc32(0L, pkl, (uInt)n); /* checked by the loader */
+    W32(0x04034b50u); W16(20); W16(0); W16(0); W16(0); W16(0); W32(crc); W32(n); W32(n); W16(nl); W16(0);
     memcpy(p, name, nl); p += nl;
     memcpy(p, pkl, n); p += n;
     size_t cd = (size_t)(p - out);
-    W32(0x02014b50u); W16(20); W16(20); W16(0); W16(0); W16(0); W16(0); W32(0); W32(n); W32(n); W16(nl); W16(0); W16(0);
+    W32(0x02014b50u); W16(20); W16(20); W16(0); W16(0); W16(0); W16(0); W32(crc); W32(n); W32(n); W16(nl); W16(0); W16(0);
     W16(0); W16(0); W32(0); W32(0);
     memcpy(p, name, nl); p += nl;
     size_t cdlen = (size_t)(p - out) - cd;

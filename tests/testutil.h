@@ -30,7 +30,10 @@ Suite *suite_arch(void);
 Suite *suite_image(void);
 Suite *suite_image_model(void);
 Suite *suite_quant(void);
+Suite *suite_seg(void);
 Suite *suite_threads(void);
 Suite *suite_heads(void);
+Suite *suite_harden(void);
+Suite *suite_det(void);
 
 #endif

@@ -35,5 +35,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
+int cmd_segment(int argc, char **argv);
+int cmd_detect(int argc, char **argv);
 
 #endif

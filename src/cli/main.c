@@ -22,6 +22,8 @@ static void usage(FILE *f) {
             "  bench      -m MODEL | --arch PRESET       latency, throughput, memory, profile\n"
             "  convert    MODEL -o OUT.safetensors       native format (mmap, metadata, f16/bf16)\n"
             "  calibrate  -m MODEL --images DIR -o OUT   INT8 model from calibration images\n"
+            "  segment    -m MODEL IMAGE... [-o OUT.png] semantic segmentation (mmseg UPerNet)\n"
+            "  detect     -m MODEL IMAGE...              Mask R-CNN boxes, labels, masks\n"
             "\n"
             "MODEL is a .pth checkpoint, a .safetensors file from 'convert', or a\n"
             "preset name (random weights, for\n"
@@ -52,6 +54,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "segment")) return cmd_segment(argc - 1, argv + 1);
+    if (!strcmp(cmd, "detect")) return cmd_detect(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'vmamba --help')", cmd);
     return 2;
 }

@@ -255,6 +255,71 @@ done:
     return c;
 }
 
+/* vm_conv_create_x with a fused ReLU post-op (relu != 0): the ConvModules
+ * of the dense heads (conv + folded BatchNorm as bias + ReLU) in one pass. */
+vm_conv_prim *vm_conv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                    const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen) {
+    if (engine_ok(err, errlen)) return NULL;
+    int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
+    if (OH < 1 || OW < 1) { vm_errf(err, errlen, "input %dx%d too small for a %dx%d stride-%d convolution", H, W, k, k, stride); return NULL; }
+    vm_conv_prim *c = calloc(1, sizeof *c);
+    if (!c) { vm_errf(err, errlen, "out of memory"); return NULL; }
+    dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
+    dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
+    md_t src_md, wei_any, wei_user, bias_md, dst_md;
+    md_make(&src_md, 4, sd, dnnl_nhwc);
+    md_make(&wei_any, 4, wd, dnnl_format_tag_any);
+    md_make(&wei_user, 4, wd, dnnl_oihw);
+    md_make(&bias_md, 1, bd, dnnl_x);
+    md_make(&dst_md, 4, dd, dnnl_nhwc);
+    dnnl_primitive_attr_t attr = user_scratch_attr();
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_post_ops_t po = NULL;
+    int ok = 0;
+    if (!attr) goto done;
+    if (relu) {
+        if (dnnl_post_ops_create(&po) != dnnl_success) goto done;
+#if DNNL_VERSION_MAJOR >= 3
+        if (dnnl_post_ops_append_eltwise(po, dnnl_eltwise_relu, 0.0f, 0.0f) != dnnl_success) goto done;
+#else
+        if (dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) != dnnl_success) goto done;
+#endif
+        if (dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) goto done;
+    }
+#if DNNL_VERSION_MAJOR >= 3
+    if (dnnl_convolution_forward_primitive_desc_create(&pd, g_engine, dnnl_forward_inference, dnnl_convolution_direct,
+                                                       src_md, wei_any, bias ? bias_md : NULL, dst_md, strides, NULL,
+                                                       padl, padr, attr) != dnnl_success)
+        goto done;
+#else
+    dnnl_convolution_desc_t cd;
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any,
+                                           bias ? &bias_md : NULL, &dst_md, strides, padl, padr) != dnnl_success)
+        goto done;
+    if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
+#endif
+    if (prim_make(&c->p, pd, x, bias, MD_PTR(bias_md))) goto done;
+    if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &c->p.wei)) goto done;
+    ok = 1;
+done:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    md_free(src_md); md_free(wei_any); md_free(wei_user); md_free(bias_md); md_free(dst_md);
+    if (!ok) {
+        vm_errf(err, errlen, "oneDNN: cannot create a %dx%d convolution%s (%d->%d channels) for input %dx%d", k, k,
+                relu ? " with ReLU" : "", Cin, Cout, H, W);
+        vm_conv_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                  const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen) {
+    return vm_conv_create_relu_x(NULL, B, Cin, H, W, Cout, k, stride, pad, weight_oihw, bias, relu, err, errlen);
+}
+
 #if DNNL_VERSION_MAJOR >= 3
 vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                               const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias, char *err,

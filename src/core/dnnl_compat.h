@@ -28,6 +28,12 @@ vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int 
 vm_conv_prim *vm_conv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                                const float *weight_oihw, const float *bias, char *err, size_t errlen);
 int vm_conv_run(vm_conv_prim *p, const float *src, float *dst);
+/* The same with a ReLU fused after the bias when relu != 0 (conv + folded
+ * BatchNorm + ReLU of mmcv's ConvModule). bias stays referenced: keep it alive. */
+vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                  const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen);
+vm_conv_prim *vm_conv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                    const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen);
 /* The INT8 variant: src u8 NHWC with one scale and zero point, weights s8
  * OIHW with a scale per output channel, bias and dst f32 (NHWC). */
 vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,

@@ -50,6 +50,14 @@ void *vm_aligned_alloc_impl(size_t n, const char *file, int line) {
     return p;
 }
 
+void *vm_aligned_alloc_try(size_t n) {
+    void *p = NULL;
+    size_t r = (n + 63) & ~(size_t)63;
+    if (r < n || posix_memalign(&p, 64, r ? r : 64) != 0) return NULL;
+    memset(p, 0, r ? r : 64);
+    return p;
+}
+
 int vm_errf(char *buf, size_t len, const char *fmt, ...) {
     if (buf && len) {
         va_list ap;
@@ -96,9 +104,18 @@ int vm_map_file(const char *path, vm_file_map *out, char *err, size_t errlen) {
     }
     /* A pipe or device: read it all. */
     size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = vm_xmalloc(cap);
+    uint8_t *buf = malloc(cap);
     for (;;) {
-        if (n == cap) buf = vm_xrealloc(buf, cap *= 2);
+        if (buf && n == cap) {
+            uint8_t *nb = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+            if (!nb) free(buf);
+            buf = nb;
+            cap *= 2;
+        }
+        if (!buf) {
+            close(fd);
+            return vm_errf(err, errlen, "%s: out of memory (%zu bytes) reading it", path, cap);
+        }
         ssize_t r = read(fd, buf + n, cap - n);
         if (r < 0) {
             int e = errno;

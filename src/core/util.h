@@ -1,7 +1,9 @@
 /* util.h - checked allocation, error strings, file helpers.
- * Checked wrappers report the source file and line (llm.c style) and abort
- * only on out-of-memory, which a caller cannot recover from anyway; every
- * input-dependent failure returns an error instead. */
+ * The vm_x* wrappers report the source file and line (llm.c style) and
+ * abort on out-of-memory: only for sizes no input controls, and the CLI.
+ * The library never aborts on what a file, an image or an option asks
+ * for: those allocations use malloc/vm_aligned_alloc_try and return -1
+ * with an "out of memory (N bytes) ..." error naming the file. */
 #ifndef VM_UTIL_H
 #define VM_UTIL_H
 
@@ -21,6 +23,12 @@ char *vm_xstrdup_impl(const char *s, const char *file, int line);
 /* 64-byte aligned, zeroed; free with free(). */
 void *vm_aligned_alloc_impl(size_t n, const char *file, int line);
 #define vm_aligned_alloc(n) vm_aligned_alloc_impl((n), __FILE__, __LINE__)
+
+/* The library's non-aborting path: the same 64-byte aligned, zeroed block,
+ * or NULL when memory runs out; callers return -1 with an "out of memory
+ * (N bytes)" error. The vm_x* wrappers above abort and are kept for sizes
+ * no input controls (and the CLI). */
+void *vm_aligned_alloc_try(size_t n);
 
 /* snprintf into an error buffer; tolerates buf == NULL. Returns -1 so
  * callers can `return vm_errf(...)`. */

@@ -46,7 +46,11 @@ int vm_decode_jpeg(const uint8_t *buf, size_t len, const char *what, vm_image *o
         out->rgb = tmp;
         tmp = NULL;
     } else {
-        out->rgb = vm_xmalloc((size_t)w * h * 3);
+        out->rgb = malloc((size_t)w * h * 3);
+        if (!out->rgb) {
+            vm_errf(err, errlen, "%s: out of memory (%zu bytes) for a %dx%d image", what, (size_t)w * h * 3, w, h);
+            goto done;
+        }
         size_t n = (size_t)w * h;
         for (size_t i = 0; i < n; i++) {
             uint8_t *o = out->rgb + 3 * i;

@@ -28,7 +28,8 @@ static void png_read_mem(png_structp png, png_bytep dst, size_t n) {
 
 static void png_on_error(png_structp png, png_const_charp msg) {
     png_src *s = png_get_error_ptr(png);
-    vm_errf(s->err, s->errlen, "%s: corrupt PNG: %s", s->what, msg);
+    if (strstr(msg, "memory")) vm_errf(s->err, s->errlen, "%s: cannot decode the PNG: %s", s->what, msg);
+    else vm_errf(s->err, s->errlen, "%s: corrupt PNG: %s", s->what, msg);
     png_longjmp(png, 1);
 }
 
@@ -43,11 +44,14 @@ int vm_decode_png(const uint8_t *buf, size_t len, const char *what, vm_image *ou
     uint8_t *volatile pix = NULL;
     png_bytep *volatile rows = NULL;
     if (!info || setjmp(png_jmpbuf(png))) {
+        /* png_destroy_read_struct sets info to NULL: decide first whether
+         * png_on_error already wrote libpng's reason into err. */
+        const int no_info = !info;
         free(pix);
         free(rows);
         png_destroy_read_struct(&png, info ? &info : NULL, NULL);
         vm_image_free(out);
-        if (!info) vm_errf(err, errlen, "%s: cannot initialise the PNG decoder", what);
+        if (no_info) vm_errf(err, errlen, "%s: cannot initialise the PNG decoder", what);
         return -1;
     }
     png_set_user_limits(png, VM_IMAGE_MAX_SIDE, VM_IMAGE_MAX_SIDE);
@@ -70,13 +74,14 @@ int vm_decode_png(const uint8_t *buf, size_t len, const char *what, vm_image *ou
     int ch = png_get_channels(png, info);
     pix = malloc(rowbytes * h);
     rows = malloc(sizeof(png_bytep) * h);
-    if (!pix || !rows) png_error(png, "out of memory");
+    if (!pix || !rows) png_error(png, "out of memory for the decoded rows");
     for (png_uint_32 y = 0; y < h; y++) rows[y] = pix + y * rowbytes;
     png_read_image(png, rows);
     png_read_end(png, NULL);
+    out->rgb = malloc((size_t)w * h * 3);
+    if (!out->rgb) png_error(png, "out of memory for the RGB image");
     out->w = (int)w;
     out->h = (int)h;
-    out->rgb = vm_xmalloc((size_t)w * h * 3);
     for (png_uint_32 y = 0; y < h; y++) {
         const uint8_t *r = rows[y];
         uint8_t *o = out->rgb + (size_t)y * w * 3;

@@ -70,9 +70,9 @@ static int pick_weights(const pk_obj *root, const char *key, const char *path, c
     return vm_errf(err, errlen, "%s: no weights found: expected a 'model' or 'state_dict' entry or a bare state dict (top-level keys: %s)", path, keys);
 }
 
-int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
+static int checkpoint_open(vm_checkpoint *c, const char *path, const char *key, int keep_all, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
-    c->path = vm_xstrdup(path);
+    if (!(c->path = strdup(path))) return vm_errf(err, errlen, "%s: out of memory (%zu bytes)", path, strlen(path) + 1);
     if (vm_map_file(path, &c->map, err, errlen)) goto fail;
     if (vm_is_safetensors(c->map.data, c->map.size)) {
         if (vm_safetensors_index(c, err, errlen)) goto fail;
@@ -92,6 +92,7 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
     }
     if (!pkl) { vm_errf(err, errlen, "%s: not a torch checkpoint (zip archive has no <folder>/data.pkl)", path); goto fail; }
     if (pkl->method != 0) { vm_errf(err, errlen, "%s: data.pkl is compressed; torch.save stores it uncompressed (was the file re-zipped?)", path); goto fail; }
+    if (!vm_zip_crc_ok(pkl)) { vm_errf(err, errlen, "%s: '%s' fails its CRC-32 check: the file is corrupt", path, pkl->name); goto fail; }
 
     pk_state *ps = NULL;
     pk_obj *root = NULL;
@@ -99,6 +100,7 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
     const pk_obj *sd = NULL;
     const char *strip;
     if (pick_weights(root, key, path, &sd, &strip, err, errlen)) { pk_free(ps); goto fail; }
+    if (keep_all) strip = NULL;
 
     /* With a prefix to strip (mmdet/mmseg), the backbone's keys lose it;
      * every other key (decode_head.*, neck.*, ...) is kept as it is. */
@@ -109,21 +111,31 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
     if (!any_prefixed) strip_len = 0;
 
     char entry[512];
-    c->t = vm_xcalloc(sd->u.dict.n ? sd->u.dict.n : 1, sizeof *c->t);
+    c->t = calloc(sd->u.dict.n ? sd->u.dict.n : 1, sizeof *c->t);
+    if (!c->t) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the tensor table", path, sd->u.dict.n * sizeof *c->t);
+        pk_free(ps);
+        goto fail;
+    }
     for (size_t i = 0; i < sd->u.dict.n; i++) {
         const char *name = sd->u.dict.keys[i]->u.str.s;
         const pk_obj *v = sd->u.dict.vals[i];
         if (strip_len && strncmp(name, strip, strip_len) == 0) name += strip_len;
         if (strncmp(name, "module.", 7) == 0) name += 7; /* DataParallel */
-        vm_ckpt_tensor *t = &c->t[c->n++];
-        t->name = vm_xstrdup(name);
+        vm_ckpt_tensor *t = &c->t[c->n];
+        if (!(t->name = strdup(name))) {
+            vm_errf(err, errlen, "%s: out of memory (%zu bytes) for a tensor name", path, strlen(name) + 1);
+            pk_free(ps);
+            goto fail;
+        }
+        c->n++;
         if (v->t != PK_TENSOR) { t->problem = "not a dense tensor"; continue; }
-        const pk_obj *st = v->u.tensor.storage;
+        const pk_obj *st = v->u.tensor->storage;
         t->dtype = st->u.storage.dtype;
-        t->ndim = v->u.tensor.ndim;
-        memcpy(t->shape, v->u.tensor.size, sizeof t->shape);
-        memcpy(t->stride, v->u.tensor.stride, sizeof t->stride);
-        t->offset = v->u.tensor.offset;
+        t->ndim = v->u.tensor->ndim;
+        memcpy(t->shape, v->u.tensor->size, sizeof t->shape);
+        memcpy(t->stride, v->u.tensor->stride, sizeof t->stride);
+        t->offset = v->u.tensor->offset;
         t->storage_numel = st->u.storage.numel;
         if (t->dtype == PK_DT_UNKNOWN) { t->problem = "unsupported storage type"; continue; }
         if (prefix_len + 5 + strlen(st->u.storage.key) + 1 > sizeof entry) { t->problem = "storage key too long"; continue; }
@@ -133,12 +145,21 @@ int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char
         if (e->method != 0) { t->problem = "its storage is compressed"; continue; }
         t->data = e->data;
         t->storage_bytes = e->size;
+        t->entry = e;
     }
     pk_free(ps);
     return 0;
 fail:
     vm_checkpoint_close(c);
     return -1;
+}
+
+int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
+    return checkpoint_open(c, path, key, 0, err, errlen);
+}
+
+int vm_checkpoint_open_all(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen) {
+    return checkpoint_open(c, path, key, 1, err, errlen);
 }
 
 void vm_checkpoint_close(vm_checkpoint *c) {
@@ -176,11 +197,10 @@ static float load_elem(pk_dtype dt, const uint8_t *p) {
     }
 }
 
-int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen) {
+int vm_ckpt_check_layout(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen) {
     if (t->problem) return vm_errf(err, errlen, "%s: tensor '%s': %s", c->path, t->name, t->problem);
-    if (t->dtype != PK_DT_F32 && t->dtype != PK_DT_F16 && t->dtype != PK_DT_BF16 && t->dtype != PK_DT_F64)
-        return vm_errf(err, errlen, "%s: tensor '%s' has dtype %s; weights must be float32, float16 or bfloat16", c->path, t->name, pk_dtype_name(t->dtype));
     size_t es = pk_dtype_size(t->dtype);
+    if (!es) return vm_errf(err, errlen, "%s: tensor '%s': unsupported dtype", c->path, t->name);
     /* Storage numel must fit the bytes in the archive. */
     if (t->storage_numel < 0 || (uint64_t)t->storage_numel > t->storage_bytes / es)
         return vm_errf(err, errlen, "%s: tensor '%s': storage claims %lld elements but holds %llu bytes", c->path, t->name,
@@ -188,6 +208,13 @@ int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err,
     int64_t numel = vm_ckpt_numel(t);
     if (numel < 0) return vm_errf(err, errlen, "%s: tensor '%s': shape overflows", c->path, t->name);
     if (numel == 0) return 0;
+    /* Broadcast views (stride 0, overlapping strides) only for small
+     * tensors: otherwise a few bytes of storage would make us allocate
+     * gigabytes (see checkpoint.h). */
+    if (numel > t->storage_numel && numel > VM_CKPT_MAX_BROADCAST)
+        return vm_errf(err, errlen, "%s: tensor '%s': a broadcast (stride-0 or overlapping) view of %lld elements over a "
+                       "%lld-element storage; only tensors of up to %d elements may repeat storage elements", c->path,
+                       t->name, (long long)numel, (long long)t->storage_numel, VM_CKPT_MAX_BROADCAST);
     /* Highest element touched: offset + sum((size-1)*stride). */
     uint64_t hi = (uint64_t)t->offset;
     for (int i = 0; i < t->ndim; i++) {
@@ -202,20 +229,51 @@ int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err,
     return 0;
 }
 
-int vm_ckpt_read_f32(const vm_checkpoint *c, const vm_ckpt_tensor *t, float *dst, char *err, size_t errlen) {
-    if (vm_ckpt_validate(c, t, err, errlen)) return -1;
-    int64_t numel = vm_ckpt_numel(t);
-    size_t es = pk_dtype_size(t->dtype);
-    int64_t idx[PK_MAX_DIMS] = {0};
-    for (int64_t n = 0; n < numel; n++) {
-        int64_t off = t->offset;
-        for (int i = 0; i < t->ndim; i++) off += idx[i] * t->stride[i];
-        dst[n] = load_elem(t->dtype, t->data + (size_t)off * es);
-        for (int i = t->ndim - 1; i >= 0; i--) {
-            if (++idx[i] < t->shape[i]) break;
-            idx[i] = 0;
-        }
+int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen) {
+    if (t->problem) return vm_errf(err, errlen, "%s: tensor '%s': %s", c->path, t->name, t->problem);
+    if (t->dtype != PK_DT_F32 && t->dtype != PK_DT_F16 && t->dtype != PK_DT_BF16 && t->dtype != PK_DT_F64)
+        return vm_errf(err, errlen, "%s: tensor '%s' has dtype %s; weights must be float32, float16 or bfloat16", c->path, t->name, pk_dtype_name(t->dtype));
+    return vm_ckpt_check_layout(c, t, err, errlen);
+}
+
+/* Visit every element's storage index in row-major order of the shape. */
+#define FOR_EACH_ELEMENT(t, n, off, body)                                          \
+    do {                                                                           \
+        int64_t idx_[PK_MAX_DIMS] = {0}, numel_ = vm_ckpt_numel(t);                \
+        for (int64_t n = 0; n < numel_; n++) {                                     \
+            int64_t off = (t)->offset;                                             \
+            for (int i_ = 0; i_ < (t)->ndim; i_++) off += idx_[i_] * (t)->stride[i_]; \
+            body;                                                                  \
+            for (int i_ = (t)->ndim - 1; i_ >= 0; i_--) {                          \
+                if (++idx_[i_] < (t)->shape[i_]) break;                            \
+                idx_[i_] = 0;                                                      \
+            }                                                                      \
+        }                                                                          \
+    } while (0)
+
+static int crc_check(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen) {
+    static int skip = -1;
+    if (skip < 0) {
+        const char *e = getenv("VMAMBA_NO_CRC");
+        skip = e && *e && strcmp(e, "0") != 0;
     }
+    if (!t->entry || skip || vm_zip_crc_ok(t->entry)) return 0;
+    return vm_errf(err, errlen, "%s: tensor '%s': its storage '%s' fails its CRC-32 check: the file is corrupt", c->path,
+                   t->name, t->entry->name);
+}
+
+int vm_ckpt_read_i8(const vm_checkpoint *c, const vm_ckpt_tensor *t, int8_t *dst, char *err, size_t errlen) {
+    if (t->problem) return vm_errf(err, errlen, "%s: tensor '%s': %s", c->path, t->name, t->problem);
+    if (t->dtype != PK_DT_I8) return vm_errf(err, errlen, "%s: tensor '%s' has dtype %s, not int8", c->path, t->name, pk_dtype_name(t->dtype));
+    if (vm_ckpt_check_layout(c, t, err, errlen) || crc_check(c, t, err, errlen)) return -1;
+    FOR_EACH_ELEMENT(t, n, off, dst[n] = (int8_t)t->data[off]);
+    return 0;
+}
+
+int vm_ckpt_read_f32(const vm_checkpoint *c, const vm_ckpt_tensor *t, float *dst, char *err, size_t errlen) {
+    if (vm_ckpt_validate(c, t, err, errlen) || crc_check(c, t, err, errlen)) return -1;
+    size_t es = pk_dtype_size(t->dtype);
+    FOR_EACH_ELEMENT(t, n, off, dst[n] = load_elem(t->dtype, t->data + (size_t)off * es));
     return 0;
 }
 

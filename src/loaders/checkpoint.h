@@ -21,6 +21,7 @@ typedef struct {
     uint64_t storage_bytes;
     int64_t storage_numel;
     const char *problem;      /* why it is not a usable tensor, or NULL */
+    const vm_zip_entry *entry;/* its storage's zip entry (CRC checked when read), or NULL */
     int used;                 /* set by the model loader: bound by the backbone */
 } vm_ckpt_tensor;
 
@@ -38,6 +39,9 @@ typedef struct {
  * the others, e.g. "decode_head.*", kept as they are; then a bare state
  * dict). Every tensor is listed. */
 int vm_checkpoint_open(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen);
+/* The same, keeping every key with its full name (no "backbone." strip):
+ * the heads of an mmseg/mmdet checkpoint ("decode_head.*", ...). */
+int vm_checkpoint_open_all(vm_checkpoint *c, const char *path, const char *key, char *err, size_t errlen);
 void vm_checkpoint_close(vm_checkpoint *c);
 
 const vm_ckpt_tensor *vm_checkpoint_find(const vm_checkpoint *c, const char *name);
@@ -45,6 +49,31 @@ int64_t vm_ckpt_numel(const vm_ckpt_tensor *t);
 
 /* Check dtype, and that every element lies inside the storage bytes. */
 int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen);
+
+/* What a tensor's layout may be (torch allows any non-negative strides):
+ *  - every element, offset + sum((size - 1) * stride), lies inside the
+ *    storage, and the storage's elements inside the archive entry's bytes;
+ *  - strides and offsets are otherwise free (transposed, sliced views);
+ *  - a view that repeats storage elements (stride 0 from expand(), or
+ *    overlapping strides) so that it has more elements than its storage is
+ *    legal only up to VM_CKPT_MAX_BROADCAST elements. A real checkpoint
+ *    never needs more (weights are materialised), and without the bound a
+ *    few bytes of file could ask for gigabytes.
+ * The model loader further bounds the memory of all weights together by a
+ * small multiple of the file's size (storages may be shared by tensors). */
+#define VM_CKPT_MAX_BROADCAST 4096
+
+/* The layout check alone, for any dtype: the storage holds its claimed
+ * elements, and offset and strides keep every element inside it. */
+int vm_ckpt_check_layout(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err, size_t errlen);
+
+/* Copy an int8 tensor into dst contiguously (offset and strides honoured),
+ * after the layout check. */
+int vm_ckpt_read_i8(const vm_checkpoint *c, const vm_ckpt_tensor *t, int8_t *dst, char *err, size_t errlen);
+
+/* The reads below check the CRC-32 of a .pth tensor's storage (the zip
+ * entry) before converting it; data.pkl's CRC is checked at open. The
+ * environment variable VMAMBA_NO_CRC=1 skips the storage checks. */
 
 /* Copy tensor `t` into dst as contiguous float32 (converting f16/bf16/f64),
  * checking every element lies inside its storage. */

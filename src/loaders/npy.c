@@ -34,14 +34,16 @@ static int parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, 
         hoff = 12;
     } else return vm_errf(err, errlen, "%s: unsupported .npy version %d", what, major);
     if (hlen > len - hoff) return vm_errf(err, errlen, "%s: truncated .npy header", what);
-    char *h = vm_xmalloc(hlen + 1);
+    char *h = malloc(hlen + 1);
+    if (!h) return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the .npy header", what, hlen + 1);
     memcpy(h, buf + hoff, hlen);
     h[hlen] = 0;
     int rc = -1;
     const char *d = hdr_value(h, "descr"), *f = hdr_value(h, "fortran_order"), *s = hdr_value(h, "shape");
     if (!d || !f || !s) { vm_errf(err, errlen, "%s: malformed .npy header", what); goto done; }
     int u8 = allow_u8 && (strncmp(d, "'|u1'", 5) == 0 || strncmp(d, "'<u1'", 5) == 0);
-    if (!u8 && strncmp(d, "'<f4'", 5) != 0 && strncmp(d, "'float32'", 9) != 0) {
+    int i64 = allow_u8 == 2 && strncmp(d, "'<i8'", 5) == 0;
+    if (!u8 && !i64 && strncmp(d, "'<f4'", 5) != 0 && strncmp(d, "'float32'", 9) != 0) {
         char dt[16] = {0};
         sscanf(d, "'%15[^']'", dt);
         vm_errf(err, errlen, "%s: dtype is '%s', expected float32 ('<f4')", what, dt);
@@ -63,14 +65,17 @@ static int parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, 
         s = e;
     }
     size_t nbytes;
-    if (!vm_mul_ok(numel, u8 ? 1 : 4, &nbytes) || nbytes > len - hoff - hlen) {
+    if (!vm_mul_ok(numel, u8 ? 1 : i64 ? 8 : 4, &nbytes) || nbytes > len - hoff - hlen) {
         vm_errf(err, errlen, "%s: truncated .npy data (expected %zu elements)", what, numel);
         goto done;
     }
+    out->data = malloc(numel ? numel * sizeof(float) : 1);
+    if (!out->data) { vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the array", what, numel * sizeof(float)); goto done; }
     out->numel = numel;
-    out->data = vm_xmalloc(numel * sizeof(float));
     if (u8)
         for (size_t i = 0; i < numel; i++) out->data[i] = buf[hoff + hlen + i];
+    else if (i64)
+        for (size_t i = 0; i < numel; i++) out->data[i] = (float)(int64_t)vm_rd64(buf + hoff + hlen + 8 * i);
     else
         memcpy(out->data, buf + hoff + hlen, nbytes);
     rc = 0;
@@ -97,9 +102,16 @@ int vm_npy_read_u8_or_f32(const char *path, vm_npy *out, char *err, size_t errle
     return read_file(path, out, 1, err, errlen);
 }
 
+int vm_npy_read_any(const char *path, vm_npy *out, char *err, size_t errlen) { return read_file(path, out, 2, err, errlen); }
+
 int vm_npy_write(const char *path, const float *data, int ndim, const int64_t *shape, char *err, size_t errlen) {
+    return vm_npy_write_typed(path, data, "<f4", 4, ndim, shape, err, errlen);
+}
+
+int vm_npy_write_typed(const char *path, const void *data, const char *descr, size_t elsize, int ndim, const int64_t *shape,
+                       char *err, size_t errlen) {
     char hdr[256];
-    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) {
         n += snprintf(hdr + n, sizeof hdr - (size_t)n, "%lld,%s", (long long)shape[i], (ndim > 1 && i < ndim - 1) ? " " : "");
@@ -122,7 +134,7 @@ int vm_npy_write(const char *path, const float *data, int ndim, const int64_t *s
     vm_atomic_write(f, hdr, (size_t)n);
     vm_atomic_write(f, spaces, pad);
     vm_atomic_write(f, "\n", 1);
-    vm_atomic_write(f, data, numel * 4);
+    vm_atomic_write(f, data, numel * elsize);
     return vm_atomic_commit(f, err, errlen);
 }
 

@@ -17,7 +17,50 @@ struct pk_state {
     const char *what;
     char *err;
     size_t errlen;
+    size_t bytes, limit;   /* bytes allocated so far (with malloc overhead), bound */
+    int over;              /* the bound was hit, or malloc failed: the load fails */
+    pk_obj sink;           /* what newobj gives after a failure (owns nothing) */
 };
+
+/* Memory bound: everything the interpreter allocates (objects, strings,
+ * containers, stack, memo), counted with a 16-byte malloc overhead per
+ * block, may not exceed PK_MEM_FACTOR x the pickle's length plus
+ * PK_MEM_SLACK. torch's state-dict pickles need ~ 10x (measured on a
+ * 347 MB vmamba-base checkpoint and on the test checkpoints: 13-16x); a pickle made
+ * of 1-byte object-creating opcodes needs ~ 70x and is refused. */
+#define PK_MEM_FACTOR 32
+#define PK_MEM_SLACK (1u << 20)
+#define PK_MALLOC_OVERHEAD 16
+
+/* Charge n more bytes; 0 if within the bound. */
+static int charge(pk_state *s, size_t n) {
+    s->bytes += n + PK_MALLOC_OVERHEAD;
+    if (s->bytes > s->limit && !s->over) {
+        s->over = 1;
+        vm_errf(s->err, s->errlen, "%s: pickle needs more than %zu bytes of memory (%d x its size): refused as hostile or corrupt",
+                s->what, s->limit, PK_MEM_FACTOR);
+    }
+    return s->over ? -1 : 0;
+}
+
+/* realloc that never aborts: on failure the load fails with a message
+ * (the main loop stops at the next opcode) and NULL is returned. */
+static void *pk_alloc(pk_state *s, void *old, size_t n) {
+    void *p = realloc(old, n ? n : 1);
+    if (!p && !s->over) {
+        s->over = 1;
+        vm_errf(s->err, s->errlen, "%s: out of memory (%zu bytes) reading the pickle", s->what, n);
+    }
+    if (!p) s->over = 1;
+    return p;
+}
+
+static char *pk_strdup(pk_state *s, const char *str) {
+    size_t n = strlen(str) + 1;
+    char *p = pk_alloc(s, NULL, n);
+    if (p) memcpy(p, str, n);
+    return p;
+}
 
 /* Containers may not grow past this many items: far above any checkpoint,
  * and it bounds what a hostile pickle can make us allocate. */
@@ -25,10 +68,20 @@ struct pk_state {
 
 static pk_obj *newobj(pk_state *s, pk_type t) {
     if (s->nall == s->capall) {
+        size_t old = s->capall;
         s->capall = s->capall ? s->capall * 2 : 256;
-        s->all = vm_xrealloc(s->all, s->capall * sizeof *s->all);
+        charge(s, (s->capall - old) * sizeof *s->all);
+        pk_obj **all = pk_alloc(s, s->all, s->capall * sizeof *s->all);
+        if (!all) {
+            s->capall = old;
+            return &s->sink;
+        }
+        s->all = all;
     }
-    pk_obj *o = vm_xcalloc(1, sizeof *o);
+    charge(s, sizeof(pk_obj));
+    pk_obj *o = pk_alloc(s, NULL, sizeof *o);
+    if (!o) return &s->sink;
+    memset(o, 0, sizeof *o);
     o->t = t;
     s->all[s->nall++] = o;
     return o;
@@ -41,6 +94,7 @@ static void free_obj(pk_obj *o) {
     case PK_DICT: free(o->u.dict.keys); free(o->u.dict.vals); break;
     case PK_GLOBAL: free(o->u.global.module); free(o->u.global.name); break;
     case PK_STORAGE: free(o->u.storage.key); free(o->u.storage.type_name); break;
+    case PK_TENSOR: free(o->u.tensor); break;
     default: break;
     }
     free(o);
@@ -59,8 +113,12 @@ void pk_free(pk_state *s) {
 static int seq_push(pk_state *s, pk_obj *q, pk_obj *item) {
     if (q->u.seq.n == q->u.seq.cap) {
         if (q->u.seq.cap >= PK_MAX_ITEMS) return vm_errf(s->err, s->errlen, "%s: corrupt pickle: container too large", s->what);
+        size_t old = q->u.seq.cap;
         q->u.seq.cap = q->u.seq.cap ? q->u.seq.cap * 2 : 4;
-        q->u.seq.items = vm_xrealloc(q->u.seq.items, q->u.seq.cap * sizeof(pk_obj *));
+        if (q == &s->sink || charge(s, (q->u.seq.cap - old) * sizeof(pk_obj *))) return -1;
+        pk_obj **items = pk_alloc(s, q->u.seq.items, q->u.seq.cap * sizeof(pk_obj *));
+        if (!items) { q->u.seq.cap = old; return -1; }
+        q->u.seq.items = items;
     }
     q->u.seq.items[q->u.seq.n++] = item;
     return 0;
@@ -69,9 +127,14 @@ static int seq_push(pk_state *s, pk_obj *q, pk_obj *item) {
 static int dict_set(pk_state *s, pk_obj *d, pk_obj *k, pk_obj *v) {
     if (d->u.dict.n == d->u.dict.cap) {
         if (d->u.dict.cap >= PK_MAX_ITEMS) return vm_errf(s->err, s->errlen, "%s: corrupt pickle: dict too large", s->what);
+        size_t old = d->u.dict.cap;
         d->u.dict.cap = d->u.dict.cap ? d->u.dict.cap * 2 : 8;
-        d->u.dict.keys = vm_xrealloc(d->u.dict.keys, d->u.dict.cap * sizeof(pk_obj *));
-        d->u.dict.vals = vm_xrealloc(d->u.dict.vals, d->u.dict.cap * sizeof(pk_obj *));
+        if (d == &s->sink || charge(s, 2 * (d->u.dict.cap - old) * sizeof(pk_obj *))) return -1;
+        pk_obj **keys = pk_alloc(s, d->u.dict.keys, d->u.dict.cap * sizeof(pk_obj *));
+        if (keys) d->u.dict.keys = keys;
+        pk_obj **vals = keys ? pk_alloc(s, d->u.dict.vals, d->u.dict.cap * sizeof(pk_obj *)) : NULL;
+        if (vals) d->u.dict.vals = vals;
+        if (!keys || !vals) { d->u.dict.cap = old; return -1; }
     }
     d->u.dict.keys[d->u.dict.n] = k;
     d->u.dict.vals[d->u.dict.n] = v;
@@ -120,8 +183,12 @@ static pk_dtype storage_dtype(const char *name) {
 
 static int push(pk_state *s, pk_obj *o) {
     if (s->sp == s->capstack) {
+        size_t old = s->capstack;
         s->capstack = s->capstack ? s->capstack * 2 : 64;
-        s->stack = vm_xrealloc(s->stack, s->capstack * sizeof *s->stack);
+        charge(s, (s->capstack - old) * sizeof *s->stack);
+        pk_obj **st = pk_alloc(s, s->stack, s->capstack * sizeof *s->stack);
+        if (!st) { s->capstack = old; return -1; }
+        s->stack = st;
     }
     s->stack[s->sp++] = o;
     return 0;
@@ -152,8 +219,9 @@ static int get_int(const pk_obj *o, int64_t *v) {
 }
 
 static pk_obj *make_str(pk_state *s, pk_type t, const uint8_t *p, size_t n) {
+    charge(s, n + 1);
     pk_obj *o = newobj(s, t);
-    o->u.str.s = vm_xmalloc(n + 1);
+    if (o == &s->sink || !(o->u.str.s = pk_alloc(s, NULL, n + 1))) return o;
     memcpy(o->u.str.s, p, n);
     o->u.str.s[n] = 0;
     o->u.str.len = n;
@@ -166,15 +234,19 @@ static pk_obj *rebuild_tensor(pk_state *s, pk_obj *args) {
     pk_obj **a = args->u.seq.items;
     if (a[0]->t != PK_STORAGE || a[2]->t != PK_TUPLE || a[3]->t != PK_TUPLE) return NULL;
     if (a[2]->u.seq.n != a[3]->u.seq.n || a[2]->u.seq.n > PK_MAX_DIMS) return NULL;
-    pk_obj *t = newobj(s, PK_TENSOR);
-    t->u.tensor.storage = a[0];
-    if (!get_int(a[1], &t->u.tensor.offset) || t->u.tensor.offset < 0) return NULL;
-    t->u.tensor.ndim = (int)a[2]->u.seq.n;
-    for (int i = 0; i < t->u.tensor.ndim; i++) {
-        if (!get_int(a[2]->u.seq.items[i], &t->u.tensor.size[i]) || t->u.tensor.size[i] < 0) return NULL;
-        if (!get_int(a[3]->u.seq.items[i], &t->u.tensor.stride[i]) || t->u.tensor.stride[i] < 0) return NULL;
+    pk_obj *o = newobj(s, PK_TENSOR);
+    charge(s, sizeof(pk_tensor));
+    if (o == &s->sink || !(o->u.tensor = pk_alloc(s, NULL, sizeof(pk_tensor)))) return NULL;
+    pk_tensor *t = o->u.tensor;
+    memset(t, 0, sizeof *t);
+    t->storage = a[0];
+    if (!get_int(a[1], &t->offset) || t->offset < 0) return NULL;
+    t->ndim = (int)a[2]->u.seq.n;
+    for (int i = 0; i < t->ndim; i++) {
+        if (!get_int(a[2]->u.seq.items[i], &t->size[i]) || t->size[i] < 0) return NULL;
+        if (!get_int(a[3]->u.seq.items[i], &t->stride[i]) || t->stride[i] < 0) return NULL;
     }
-    return t;
+    return o;
 }
 
 static int do_reduce(pk_state *s, pk_obj *callable, pk_obj *args, size_t pos, pk_obj **out) {
@@ -185,6 +257,7 @@ static int do_reduce(pk_state *s, pk_obj *callable, pk_obj *args, size_t pos, pk
     }
     if (is_global(callable, "torch._utils", "_rebuild_tensor_v2")) {
         *out = rebuild_tensor(s, args);
+        if (!*out && s->over) return -1;
         if (!*out) FAIL("%s: corrupt pickle: bad arguments to _rebuild_tensor_v2 at offset %zu", s->what, pos);
         return 0;
     }
@@ -211,7 +284,10 @@ static int memo_put(pk_state *s, uint64_t idx, size_t len, pk_obj *o) {
     if (idx >= s->nmemo) {
         size_t n = s->nmemo ? s->nmemo : 64;
         while (n <= idx) n *= 2;
-        s->memo = vm_xrealloc(s->memo, n * sizeof *s->memo);
+        if (charge(s, (n - s->nmemo) * sizeof *s->memo)) return -1;
+        pk_obj **memo = pk_alloc(s, s->memo, n * sizeof *s->memo);
+        if (!memo) return -1;
+        s->memo = memo;
         memset(s->memo + s->nmemo, 0, (n - s->nmemo) * sizeof *s->memo);
         s->nmemo = n;
     }
@@ -219,11 +295,13 @@ static int memo_put(pk_state *s, uint64_t idx, size_t len, pk_obj *o) {
     return 0;
 }
 
-static char *dup_line(const uint8_t *p, const uint8_t *end, const uint8_t **next) {
+static char *dup_line(pk_state *s, const uint8_t *p, const uint8_t *end, const uint8_t **next) {
     const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
     if (!nl) return NULL;
     size_t n = (size_t)(nl - p);
-    char *r = vm_xmalloc(n + 1);
+    charge(s, n + 1);
+    char *r = pk_alloc(s, NULL, n + 1);
+    if (!r) return NULL;
     memcpy(r, p, n);
     r[n] = 0;
     *next = nl + 1;
@@ -232,10 +310,14 @@ static char *dup_line(const uint8_t *p, const uint8_t *end, const uint8_t **next
 
 int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_state, pk_obj **root, char *err,
             size_t errlen) {
-    pk_state *s = vm_xcalloc(1, sizeof *s);
+    pk_state *s = calloc(1, sizeof *s);
+    *out_state = s;
+    *root = NULL;
+    if (!s) return vm_errf(err, errlen, "%s: out of memory (%zu bytes) reading the pickle", what, sizeof *s);
     s->what = what;
     s->err = err;
     s->errlen = errlen;
+    s->limit = len > (SIZE_MAX - PK_MEM_SLACK) / PK_MEM_FACTOR ? SIZE_MAX : len * PK_MEM_FACTOR + PK_MEM_SLACK;
     *out_state = s;
     *root = NULL;
     const uint8_t *p = buf, *end = buf + len;
@@ -256,6 +338,7 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
     if (pop_mark(s, &var) != 0) return vm_errf(err, errlen, "%s: corrupt pickle: no MARK before offset %zu", what, pos)
 
     while (p < end) {
+        if (s->over) return -1; /* the bound was hit by the last opcode: err says so */
         size_t pos = (size_t)(p - buf);
         uint8_t op = *p++;
         switch (op) {
@@ -263,13 +346,18 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
         case 0x95: NEED(8); p += 8; break;                  /* FRAME */
         case '.': {                                         /* STOP */
             POP(r);
+            if (s->over) return -1;
             *root = r;
             return 0;
         }
         case '(':                                           /* MARK */
             if (s->nmarks == s->capmarks) {
+                size_t old = s->capmarks;
                 s->capmarks = s->capmarks ? s->capmarks * 2 : 16;
-                s->marks = vm_xrealloc(s->marks, s->capmarks * sizeof *s->marks);
+                charge(s, (s->capmarks - old) * sizeof *s->marks);
+                size_t *marks = pk_alloc(s, s->marks, s->capmarks * sizeof *s->marks);
+                if (!marks) { s->capmarks = old; return -1; }
+                s->marks = marks;
             }
             s->marks[s->nmarks++] = s->sp;
             break;
@@ -403,11 +491,14 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
         }
         case 'c': {                                         /* GLOBAL "module\nname\n" */
             const uint8_t *q;
-            char *mod = dup_line(p, end, &q);
+            char *mod = dup_line(s, p, end, &q);
+            if (!mod && s->over) return -1;
             if (!mod) FAIL("%s: truncated pickle (GLOBAL at offset %zu)", what, pos);
-            char *name = dup_line(q, end, &p);
+            char *name = dup_line(s, q, end, &p);
+            if (!name && s->over) { free(mod); return -1; }
             if (!name) { free(mod); FAIL("%s: truncated pickle (GLOBAL at offset %zu)", what, pos); }
             pk_obj *g = newobj(s, PK_GLOBAL);
+            if (g == &s->sink) { free(mod); free(name); return -1; }
             g->u.global.module = mod;
             g->u.global.name = name;
             push(s, g);
@@ -417,9 +508,11 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
             POP(name);
             POP(mod);
             if (name->t != PK_STR || mod->t != PK_STR) FAIL("%s: corrupt pickle: STACK_GLOBAL needs strings at offset %zu", what, pos);
+            charge(s, mod->u.str.len + name->u.str.len + 2);
             pk_obj *g = newobj(s, PK_GLOBAL);
-            g->u.global.module = vm_xstrdup(mod->u.str.s);
-            g->u.global.name = vm_xstrdup(name->u.str.s);
+            if (g == &s->sink || !(g->u.global.module = pk_strdup(s, mod->u.str.s)) ||
+                !(g->u.global.name = pk_strdup(s, name->u.str.s)))
+                return -1;
             push(s, g);
             break;
         }
@@ -448,10 +541,12 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
             int64_t numel;
             if (a[1]->t != PK_GLOBAL || a[2]->t != PK_STR || !get_int(a[4], &numel) || numel < 0)
                 FAIL("%s: corrupt pickle: malformed storage id at offset %zu", what, pos);
+            charge(s, strlen(a[1]->u.global.name) + strlen(a[2]->u.str.s) + 2);
             pk_obj *st = newobj(s, PK_STORAGE);
+            if (st == &s->sink || !(st->u.storage.type_name = pk_strdup(s, a[1]->u.global.name)) ||
+                !(st->u.storage.key = pk_strdup(s, a[2]->u.str.s)))
+                return -1;
             st->u.storage.dtype = storage_dtype(a[1]->u.global.name);
-            st->u.storage.type_name = vm_xstrdup(a[1]->u.global.name);
-            st->u.storage.key = vm_xstrdup(a[2]->u.str.s);
             st->u.storage.numel = numel;
             push(s, st);
             break;

@@ -5,7 +5,9 @@
  * understood (collections.OrderedDict, torch._utils._rebuild_tensor_v2,
  * torch._utils._rebuild_parameter[_with_state]); any other class becomes
  * an opaque object that later code skips. Memory use is bounded by a small
- * multiple of the pickle's length: every object is made by an opcode. */
+ * multiple of the pickle's length: everything the interpreter allocates is
+ * counted, and a pickle that needs more than 32 x its length (+1 MiB) is
+ * refused (torch's own pickles need 13-16x; see PK_MEM_FACTOR). */
 #ifndef VM_PICKLE_H
 #define VM_PICKLE_H
 
@@ -26,6 +28,13 @@ typedef enum {
 #define PK_MAX_DIMS 8
 
 typedef struct pk_obj pk_obj;
+typedef struct {
+    pk_obj *storage;
+    int64_t offset;
+    int ndim;
+    int64_t size[PK_MAX_DIMS], stride[PK_MAX_DIMS];
+} pk_tensor;
+/* Kept small (40 bytes): the pickle's memory bound counts every object. */
 struct pk_obj {
     pk_type t;
     union {
@@ -37,12 +46,7 @@ struct pk_obj {
         struct { char *module, *name; } global;             /* GLOBAL    */
         struct { pk_obj *cls; } obj;                        /* OBJ       */
         struct { pk_dtype dtype; char *type_name; char *key; int64_t numel; } storage;
-        struct {
-            pk_obj *storage;
-            int64_t offset;
-            int ndim;
-            int64_t size[PK_MAX_DIMS], stride[PK_MAX_DIMS];
-        } tensor;
+        pk_tensor *tensor;                                  /* TENSOR    */
     } u;
 };
 

@@ -8,12 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_HEADER (256u << 20)
+/* jansson needs ~20x a JSON header's size (measured: a 50 MB header took
+ * 1 GB), so the header is bounded well below the format's 100 MB: real
+ * ones are ~100 bytes per tensor plus the metadata (a few hundred KB). */
+#define MAX_HEADER (16u << 20)
 
 int vm_is_safetensors(const uint8_t *buf, size_t len) {
-    if (len < 10) return 0;
-    uint64_t n = vm_rd64(buf);
-    return n >= 2 && n <= len - 8 && buf[8] == '{';
+    /* The JSON header starts right after the length: a '{' there is a
+     * safetensors file (a zip starts "PK\3\4" and has a name there), even
+     * if the length is broken; vm_safetensors_index then says what is. */
+    return len >= 10 && buf[8] == '{' && vm_rd32(buf) != 0x04034b50u;
 }
 
 static pk_dtype st_dtype(const char *s) {
@@ -30,8 +34,12 @@ int vm_safetensors_index(vm_checkpoint *c, char *err, size_t errlen) {
     size_t len = c->map.size;
     if (len < 8) return vm_errf(err, errlen, "%s: truncated safetensors file", c->path);
     uint64_t hn = vm_rd64(buf);
-    if (hn > len - 8 || hn > MAX_HEADER)
-        return vm_errf(err, errlen, "%s: corrupted safetensors header (length %llu, file %zu bytes)", c->path, (unsigned long long)hn, len);
+    if (hn > len - 8)
+        return vm_errf(err, errlen, "%s: corrupted safetensors file: header length %llu but the file has only %zu bytes", c->path,
+                       (unsigned long long)hn, len);
+    if (hn > MAX_HEADER)
+        return vm_errf(err, errlen, "%s: corrupted safetensors file: header length %llu is over the %u-byte limit", c->path,
+                       (unsigned long long)hn, MAX_HEADER);
     json_error_t je;
     json_t *h = json_loadb((const char *)buf + 8, (size_t)hn, JSON_REJECT_DUPLICATES, &je);
     if (!h || !json_is_object(h)) {
@@ -40,14 +48,22 @@ int vm_safetensors_index(vm_checkpoint *c, char *err, size_t errlen) {
     }
     const uint8_t *data = buf + 8 + hn;
     size_t data_len = len - 8 - (size_t)hn;
-    c->t = vm_xcalloc(json_object_size(h) + 1, sizeof *c->t);
+    c->t = calloc(json_object_size(h) + 1, sizeof *c->t);
+    if (!c->t) {
+        json_decref(h);
+        return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the tensor table", c->path,
+                       (json_object_size(h) + 1) * sizeof *c->t);
+    }
     const char *key;
     json_t *v;
     int rc = 0;
     json_object_foreach(h, key, v) {
         if (!strcmp(key, "__metadata__")) {
             json_t *m = json_object_get(v, "vmamba");
-            if (json_is_string(m)) c->metadata = vm_xstrdup(json_string_value(m));
+            if (json_is_string(m) && !c->metadata && !(c->metadata = strdup(json_string_value(m)))) {
+                rc = vm_errf(err, errlen, "%s: out of memory for the metadata", c->path);
+                break;
+            }
             continue;
         }
         json_t *dt = json_object_get(v, "dtype"), *sh = json_object_get(v, "shape"), *off = json_object_get(v, "data_offsets");
@@ -56,8 +72,12 @@ int vm_safetensors_index(vm_checkpoint *c, char *err, size_t errlen) {
             rc = vm_errf(err, errlen, "%s: corrupted safetensors header: bad entry '%s'", c->path, key);
             break;
         }
-        vm_ckpt_tensor *t = &c->t[c->n++];
-        t->name = vm_xstrdup(key);
+        vm_ckpt_tensor *t = &c->t[c->n];
+        if (!(t->name = strdup(key))) {
+            rc = vm_errf(err, errlen, "%s: out of memory for a tensor name", c->path);
+            break;
+        }
+        c->n++;
         t->dtype = st_dtype(json_string_value(dt));
         t->ndim = (int)json_array_size(sh);
         uint64_t numel = 1;
@@ -152,6 +172,7 @@ int vm_safetensors_write(const char *path, const vm_st_tensor *t, size_t n, vm_s
     /* Sorted keys: the same model always gives the same bytes. */
     char *txt = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(h);
+    if (!txt) return vm_errf(err, errlen, "%s: out of memory writing the header", path);
     size_t tl = strlen(txt), padded = (tl + 7) & ~(size_t)7; /* data 8-byte aligned */
     uint8_t hdr[8];
     for (int i = 0; i < 8; i++) hdr[i] = (uint8_t)((uint64_t)padded >> (8 * i));
@@ -162,7 +183,11 @@ int vm_safetensors_write(const char *path, const vm_st_tensor *t, size_t n, vm_s
     vm_atomic_write(f, "        ", padded - tl);
     free(txt);
     /* Tensors in the order of their offsets (the order given). */
-    uint8_t *buf = vm_xmalloc(1 << 16);
+    uint8_t *buf = malloc(1 << 16);
+    if (!buf) {
+        vm_atomic_abort(f);
+        return vm_errf(err, errlen, "%s: out of memory (65536 bytes)", path);
+    }
     for (size_t i = 0; i < n; i++) {
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];

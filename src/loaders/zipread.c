@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define EOCD_SIG 0x06054b50u
 #define EOCD64_SIG 0x06064b50u
@@ -60,7 +61,10 @@ int vm_zip_open(vm_zip *z, const uint8_t *buf, size_t len, const char *what, cha
                        (unsigned long long)cd_off, (unsigned long long)cd_size, len);
     /* Each central record is >= 46 bytes, which bounds the count. */
     if (count > cd_size / 46) return vm_errf(err, errlen, "%s: corrupt zip archive (entry count %llu too large)", what, (unsigned long long)count);
-    z->entries = vm_xcalloc(count ? count : 1, sizeof *z->entries);
+    z->entries = calloc(count ? count : 1, sizeof *z->entries);
+    if (!z->entries)
+        return vm_errf(err, errlen, "%s: out of memory (%llu bytes) for the zip directory", what,
+                       (unsigned long long)(count * sizeof *z->entries));
     const uint8_t *p = buf + cd_off, *end = buf + cd_off + cd_size;
     for (uint64_t i = 0; i < count; i++) {
         if (end - p < 46 || vm_rd32(p) != CDIR_SIG) {
@@ -77,10 +81,15 @@ int vm_zip_open(vm_zip *z, const uint8_t *buf, size_t len, const char *what, cha
         }
         zip64_extra(p + 46 + nlen, xlen, &usize, &csize, &loff);
         vm_zip_entry *e = &z->entries[z->n];
-        e->name = vm_xmalloc(nlen + 1);
+        e->name = malloc(nlen + 1);
+        if (!e->name) {
+            vm_zip_close(z);
+            return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for a zip entry name", what, nlen + 1);
+        }
         memcpy(e->name, p + 46, nlen);
         e->name[nlen] = 0;
         e->method = method;
+        e->crc = vm_rd32(p + 16);
         e->size = usize;
         z->n++;
         p += 46 + nlen + xlen + clen;
@@ -118,4 +127,22 @@ const vm_zip_entry *vm_zip_find(const vm_zip *z, const char *name) {
     for (size_t i = 0; i < z->n; i++)
         if (strcmp(z->entries[i].name, name) == 0) return &z->entries[i];
     return NULL;
+}
+
+int vm_zip_crc_ok(const vm_zip_entry *e) {
+    /* zlib's crc32 takes a uInt length: feed large entries in pieces. */
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const uint8_t *p = e->data;
+    for (uint64_t left = e->size; left;) {
+        uInt n = left > (1u << 30) ? (1u << 30) : (uInt)left;
+        crc = crc32(crc, p, n);
+        p += n;
+        left -= n;
+    }
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    (void)crc; /* fuzzers: computed, but mutated data may pass on to the parsers */
+    return 1;
+#else
+    return (uint32_t)crc == e->crc;
+#endif
 }

@@ -16,6 +16,7 @@ typedef struct {
     const uint8_t *data;  /* points into the mapping                    */
     uint64_t size;
     int method;           /* 0 = stored                                 */
+    uint32_t crc;         /* CRC-32 of the data, from the central record */
 } vm_zip_entry;
 
 typedef struct {
@@ -27,6 +28,9 @@ typedef struct {
 int vm_zip_open(vm_zip *z, const uint8_t *buf, size_t len, const char *what,
                 char *err, size_t errlen);
 void vm_zip_close(vm_zip *z);
+
+/* Does the entry's data match its CRC-32? (zlib's crc32, ~GB/s.) */
+int vm_zip_crc_ok(const vm_zip_entry *e);
 const vm_zip_entry *vm_zip_find(const vm_zip *z, const char *name);
 
 #endif

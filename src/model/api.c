@@ -126,6 +126,11 @@ static int same_shape(const vm_feats *a, const vm_feats *b) {
 static int run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out) {
     vm_feats f;
     if (vm_ctx_backbone(c, in, B, H, W, &f)) return -1;
+    return vm_ctx_head_forward(c, ops, h, &f, out);
+}
+
+int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const vm_feats *fp, void *out) {
+    vm_feats f = *fp;
     vm_ctx_head *slot = NULL, *free_slot = NULL;
     for (int i = 0; i < VM_CTX_HEADS; i++) {
         if (c->heads[i].h == h && c->heads[i].ops == ops) slot = &c->heads[i];

@@ -1,6 +1,7 @@
 /* load.c - build a vm_model: detect the architecture from a checkpoint's
  * key names and shapes (or take a preset), then bind every parameter with
  * its shape checked. Presets get deterministic random weights. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,26 @@ struct vm_wsrc {
     uint64_t seed;
     int quiet;
     int64_t params;
+    uint64_t budget; /* bytes of weights the file can still justify */
+    const char *what; /* the file or preset, for messages */
 };
+
+/* Weights read from a file may take at most VM_LOAD_MEM_FACTOR times the
+ * file's size (+ VM_LOAD_MEM_SLACK): the largest legitimate expansion is
+ * INT8 storage dequantised to float (1 + 4 bytes per file byte). Without
+ * it, tensors sharing one storage could ask for any amount of memory. */
+#define VM_LOAD_MEM_FACTOR 8
+#define VM_LOAD_MEM_SLACK (16u << 20)
+
+static int charge(vm_model *m, struct vm_wsrc *src, const char *name, uint64_t bytes) {
+    if (!src->ck) return 0;
+    if (bytes <= src->budget) {
+        src->budget -= bytes;
+        return 0;
+    }
+    return vm_errf(m->err, sizeof m->err, "%s: tensor '%s' would take the weights past %d times the file's size "
+                   "(%zu bytes): storages shared by many tensors?", src->ck->path, name, VM_LOAD_MEM_FACTOR, src->ck->map.size);
+}
 
 typedef enum { INIT_LINEAR, INIT_ONES, INIT_ZEROS, INIT_ALOGS, INIT_DTBIAS } init_kind;
 
@@ -30,6 +50,28 @@ float *vm_model_alloc(vm_model *m, size_t n) {
         m->allocs = vm_xrealloc(m->allocs, m->capallocs * sizeof *m->allocs);
     }
     float *p = vm_aligned_alloc(n * sizeof(float));
+    m->allocs[m->nallocs++] = p;
+    return p;
+}
+
+/* vm_model_alloc without the abort (the sizes come from the file or the
+ * preset): NULL with m->err set when memory runs out. */
+static void *try_alloc(vm_model *m, struct vm_wsrc *src, size_t bytes, const char *name) {
+    if (m->nallocs == m->capallocs) {
+        size_t cap = m->capallocs ? m->capallocs * 2 : 64;
+        void **a = realloc(m->allocs, cap * sizeof *a);
+        if (!a) {
+            vm_errf(m->err, sizeof m->err, "%s: out of memory (%zu bytes) loading the model", src->what, cap * sizeof *a);
+            return NULL;
+        }
+        m->allocs = a;
+        m->capallocs = cap;
+    }
+    void *p = vm_aligned_alloc_try(bytes);
+    if (!p) {
+        vm_errf(m->err, sizeof m->err, "%s: out of memory (%zu bytes) for '%s'", src->what, bytes, name);
+        return NULL;
+    }
     m->allocs[m->nallocs++] = p;
     return p;
 }
@@ -68,16 +110,21 @@ static void fmt_shape(char *buf, size_t len, int nd, const int64_t *s) {
     if (off < len) snprintf(buf + off, len - off, ")");
 }
 
-static void record(vm_model *m, const char *name, const float *p, int nd, const int64_t *shape) {
+static int record(vm_model *m, struct vm_wsrc *src, const char *name, const float *p, int nd, const int64_t *shape) {
     if (m->nparams == m->capparams) {
-        m->capparams = m->capparams ? m->capparams * 2 : 256;
-        m->params = vm_xrealloc(m->params, m->capparams * sizeof *m->params);
+        size_t cap = m->capparams ? m->capparams * 2 : 256;
+        vm_param *q = realloc(m->params, cap * sizeof *q);
+        if (!q) return vm_errf(m->err, sizeof m->err, "%s: out of memory (%zu bytes) loading the model", src->what, cap * sizeof *q);
+        m->params = q;
+        m->capparams = cap;
     }
-    vm_param *q = &m->params[m->nparams++];
-    q->name = vm_xstrdup(name);
+    vm_param *q = &m->params[m->nparams];
+    if (!(q->name = strdup(name))) return vm_errf(m->err, sizeof m->err, "%s: out of memory loading the model", src->what);
+    m->nparams++;
     q->data = p;
     q->ndim = nd;
     memcpy(q->shape, shape, (size_t)nd * sizeof *shape);
+    return 0;
 }
 
 /* Fetch parameter `name` of the given shape. Returns NULL with m->err set
@@ -87,15 +134,19 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
     size_t n = 1;
     for (int i = 0; i < nd; i++) n *= (size_t)shape[i];
     if (!src->ck) {
-        float *p = vm_model_alloc(m, n);
+        float *p = try_alloc(m, src, n * sizeof(float), name);
+        if (!p) {
+            *fail = 1;
+            return NULL;
+        }
         random_fill(p, n, kind, fan_in, src->seed, name);
         if (kind == INIT_ALOGS) { /* S4D-real: A_n = -(n+1) */
             int64_t N = shape[1];
             for (size_t i = 0; i < n; i++) p[i] = logf((float)(i % (size_t)N + 1));
         }
         src->params += (int64_t)n;
-        record(m, name, p, nd, shape);
-        return p;
+        if (record(m, src, name, p, nd, shape)) *fail = 1;
+        return *fail ? NULL : p;
     }
     const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, name);
     if (t) ((vm_ckpt_tensor *)t)->used = 1;
@@ -123,8 +174,12 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
         *fail = 1;
         return NULL;
     }
-    float *p = vm_model_alloc(m, n);
-    if (vm_ckpt_read_f32(src->ck, t, p, m->err, sizeof m->err)) {
+    if (charge(m, src, name, (uint64_t)n * sizeof(float))) {
+        *fail = 1;
+        return NULL;
+    }
+    float *p = try_alloc(m, src, n * sizeof(float), name);
+    if (!p || vm_ckpt_read_f32(src->ck, t, p, m->err, sizeof m->err)) {
         *fail = 1;
         return NULL;
     }
@@ -134,8 +189,8 @@ static float *param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, 
     if (bad && !src->quiet)
         fprintf(stderr, "vmamba: warning: %s: tensor '%s' has %zu NaN/Inf values\n", src->ck->path, name, bad);
     src->params += (int64_t)n;
-    record(m, name, p, nd, shape);
-    return p;
+    if (record(m, src, name, p, nd, shape)) *fail = 1;
+    return *fail ? NULL : p;
 }
 
 #define S(...) ((int64_t[]){__VA_ARGS__})
@@ -149,13 +204,26 @@ static const int8_t *int8_param(vm_model *m, struct vm_wsrc *src, const char *na
     const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, name);
     if (!t || t->dtype != PK_DT_I8) return NULL;
     int64_t numel = vm_ckpt_numel(t);
-    if (t->ndim < 2 || t->shape[0] != N || numel != (int64_t)N * K || t->storage_numel != numel || t->problem) {
+    if (t->ndim < 2 || t->shape[0] != N || numel != (int64_t)N * K) {
         vm_errf(m->err, sizeof m->err, "%s: int8 tensor '%s' does not have %d x %d elements", src->ck->path, name, N, K);
         *fail = 1;
         return NULL;
     }
-    int8_t *w = (int8_t *)vm_model_alloc(m, ((size_t)N * K + 3) / 4);
-    memcpy(w, t->data, (size_t)N * K);
+    /* Checked like float tensors (storage bytes, offset, strides) before
+     * anything is allocated or read; then copied element by element. */
+    if (vm_ckpt_check_layout(src->ck, t, m->err, sizeof m->err)) {
+        *fail = 1;
+        return NULL;
+    }
+    if (charge(m, src, name, (uint64_t)N * K)) {
+        *fail = 1;
+        return NULL;
+    }
+    int8_t *w = try_alloc(m, src, (size_t)N * K, name);
+    if (!w || vm_ckpt_read_i8(src->ck, t, w, m->err, sizeof m->err)) {
+        *fail = 1;
+        return NULL;
+    }
     ((vm_ckpt_tensor *)t)->used = 1;
     src->params += numel;
     return w;
@@ -188,14 +256,23 @@ static vm_qlinear *qlinear(vm_model *m, struct vm_wsrc *src, const char *prefix,
     if (!vm_checkpoint_find(src->ck, nm)) {
         snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
         const float *sc = scales(m, src, nm, N, fail);
+        if (!*fail && charge(m, src, prefix, (uint64_t)N * K * sizeof(float))) *fail = 1;
         if (*fail) return NULL;
-        float *f = vm_model_alloc(m, (size_t)N * K);
+        float *f = try_alloc(m, src, (size_t)N * K * sizeof(float), prefix);
+        if (!f) {
+            *fail = 1;
+            return NULL;
+        }
         for (size_t i = 0; i < (size_t)N * K; i++) f[i] = (float)w[i] * sc[i / (size_t)K];
         *w_fp32 = f;
         m->quantized = 1; /* not re-savable */
         return NULL;
     }
-    vm_qlinear *q = (vm_qlinear *)vm_model_alloc(m, (sizeof(vm_qlinear) + 3) / 4);
+    vm_qlinear *q = try_alloc(m, src, sizeof(vm_qlinear), prefix);
+    if (!q) {
+        *fail = 1;
+        return NULL;
+    }
     q->w = w;
     q->N = N;
     q->K = K;
@@ -255,9 +332,11 @@ static void conv(vm_model *m, struct vm_wsrc *src, vm_conv *c, const char *prefi
     } else if (w8) { /* INT8 storage only: dequantised once here */
         snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
         const float *sc = scales(m, src, nm, cout, &fail);
+        if (!fail && charge(m, src, prefix, (uint64_t)cout * cin * k * k * sizeof(float))) fail = 1;
         if (!fail) {
-            float *w = vm_model_alloc(m, (size_t)cout * cin * k * k);
-            for (size_t i = 0; i < (size_t)cout * cin * k * k; i++) w[i] = (float)w8[i] * sc[i / ((size_t)cin * k * k)];
+            float *w = try_alloc(m, src, (size_t)cout * cin * k * k * sizeof(float), prefix);
+            if (!w) fail = 1;
+            for (size_t i = 0; w && i < (size_t)cout * cin * k * k; i++) w[i] = (float)w8[i] * sc[i / ((size_t)cin * k * k)];
             c->w = w;
         }
     } else if (!fail) {
@@ -306,7 +385,7 @@ static int bind_block(vm_model *m, struct vm_wsrc *src, vm_block *b, int s, int 
 #undef NM
     if (fail) return -1;
     /* A = -exp(A_logs), once at load time; A_logs is kept for saving. */
-    b->A = vm_model_alloc(m, (size_t)4 * D * N);
+    if (!(b->A = try_alloc(m, src, (size_t)4 * D * N * sizeof(float), "A"))) return -1;
     for (size_t i = 0; i < (size_t)4 * D * N; i++) b->A[i] = -expf(alogs[i]);
     return 0;
 }
@@ -321,7 +400,7 @@ static int bind_all(vm_model *m, struct vm_wsrc *src) {
         int half = I->dims[0] / 2;
         if (src->ck) { /* read the hidden width, never assume C/2 */
             const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, "patch_embed.0.weight");
-            if (t && t->ndim == 4) half = (int)t->shape[0];
+            if (t && t->ndim == 4) half = (int)t->shape[0]; /* checked by detect() */
         }
         int k = I->patch_size / 2 + 1, st = I->patch_size / 2;
         conv(m, src, &m->pe_conv1, "patch_embed.0", 3, half, k, st, 1, &fail);
@@ -336,7 +415,12 @@ static int bind_all(vm_model *m, struct vm_wsrc *src) {
         st->d_inner = I->d_inner[s];
         st->R = I->dt_rank[s];
         st->hidden = I->mlp_hidden[s];
-        st->blocks = vm_xcalloc((size_t)st->depth, sizeof *st->blocks);
+        st->blocks = calloc((size_t)st->depth, sizeof *st->blocks);
+        if (!st->blocks) {
+            vm_errf(m->err, sizeof m->err, "%s: out of memory loading the model", src->what);
+            fail = 1;
+            break;
+        }
         for (int j = 0; j < st->depth && !fail; j++) fail = bind_block(m, src, &st->blocks[j], s, j) != 0;
         if (fail) break;
         char nm[96];
@@ -394,12 +478,24 @@ static int need(vm_model *m, const vm_checkpoint *c, const vm_ckpt_tensor *t, co
 #define MAX_DEPTH 1024
 #define MAX_STATE VM_MAX_D_STATE
 
+/* Shape entry i of t as an int; a size that does not fit (a 64-bit shape
+ * from a hostile or broken file) is an error naming the tensor, never a
+ * silently truncated or negative width. */
+static int dim_of(vm_model *m, const vm_checkpoint *c, const vm_ckpt_tensor *t, int i, int *out) {
+    if (t->shape[i] < 0 || t->shape[i] > INT_MAX)
+        return vm_errf(m->err, sizeof m->err, "%s: tensor '%s' has a dimension of %lld, too large for any model", c->path,
+                       t->name, (long long)t->shape[i]);
+    *out = (int)t->shape[i];
+    return 0;
+}
+
 static int detect(vm_model *m, const vm_checkpoint *c) {
     vm_info *I = &m->info;
     memset(I, 0, sizeof *I);
     const vm_ckpt_tensor *t = vm_checkpoint_find(c, "patch_embed.0.weight");
     if (need(m, c, t, "patch_embed.0.weight", 0, 0, 4)) return -1;
-    int pe_k = (int)t->shape[2];
+    int pe_k = 0;
+    if (dim_of(m, c, t, 2, &pe_k)) return -1;
     if (vm_checkpoint_find(c, "patch_embed.5.weight")) {
         I->patch_embed_version = 2;
         I->patch_size = 2 * (pe_k - 1); /* k = stride + 1, two stride-s convs */
@@ -408,6 +504,9 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
         I->patch_size = pe_k;
     }
     if (pe_k < 1 || pe_k > 64 || I->patch_size < 1) return vm_errf(m->err, sizeof m->err, "%s: unsupported patch embed kernel %d", c->path, pe_k);
+    if (t->shape[0] < 1 || t->shape[0] > MAX_WIDTH) /* bind_all reads the v2 stem's hidden width from it */
+        return vm_errf(m->err, sizeof m->err, "%s: tensor 'patch_embed.0.weight' has an implausible width %lld", c->path,
+                       (long long)t->shape[0]);
     for (int s = 0; s < 4; s++) {
         int d = 0;
         while (d <= MAX_DEPTH && find(c, "layers.%d.blocks.%d.norm.weight", s, d)) d++;
@@ -416,17 +515,18 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
         I->depths[s] = d;
         t = find(c, "layers.%d.blocks.%d.norm.weight", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.norm.weight", s, 0, 1)) return -1;
-        I->dims[s] = (int)t->shape[0];
+        if (dim_of(m, c, t, 0, &I->dims[s])) return -1;
         t = find(c, "layers.%d.blocks.%d.op.conv2d.weight", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.op.conv2d.weight", s, 0, 4)) return -1;
-        I->d_inner[s] = (int)t->shape[0];
+        if (dim_of(m, c, t, 0, &I->d_inner[s])) return -1;
         t = find(c, "layers.%d.blocks.%d.op.dt_projs_weight", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.op.dt_projs_weight", s, 0, 3)) return -1;
-        I->dt_rank[s] = (int)t->shape[2];
+        if (dim_of(m, c, t, 2, &I->dt_rank[s])) return -1;
         t = find(c, "layers.%d.blocks.%d.op.A_logs", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.op.A_logs", s, 0, 2)) return -1;
-        if (s == 0) I->d_state = (int)t->shape[1];
-        else if (t->shape[1] != I->d_state)
+        if (s == 0) {
+            if (dim_of(m, c, t, 1, &I->d_state)) return -1;
+        } else if (t->shape[1] != I->d_state)
             return vm_errf(m->err, sizeof m->err, "%s: stage %d has d_state %lld, stage 0 has %d", c->path, s, (long long)t->shape[1], I->d_state);
         t = find(c, "layers.%d.blocks.%d.op.in_proj.weight", s, 0);
         if (need(m, c, t, "layers.%d.blocks.%d.op.in_proj.weight", s, 0, 2)) return -1;
@@ -435,7 +535,8 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
         else if (z != I->z_gate) return vm_errf(m->err, sizeof m->err, "%s: stages disagree on the z gate", c->path);
         if (s == 0) I->conv_bias = find(c, "layers.%d.blocks.%d.op.conv2d.bias", s, 0) != NULL;
         t = find(c, "layers.%d.blocks.%d.mlp.fc1.weight", s, 0);
-        I->mlp_hidden[s] = t && t->ndim >= 2 ? (int)t->shape[0] : 0;
+        I->mlp_hidden[s] = 0;
+        if (t && t->ndim >= 2 && dim_of(m, c, t, 0, &I->mlp_hidden[s])) return -1;
         if (I->dims[s] < 1 || I->dims[s] > MAX_WIDTH || I->d_inner[s] < 1 || I->d_inner[s] > MAX_WIDTH ||
             I->dt_rank[s] < 1 || I->dt_rank[s] > MAX_WIDTH || I->mlp_hidden[s] < 0 || I->mlp_hidden[s] > 16 * MAX_WIDTH ||
             I->d_state < 1 || I->d_state > MAX_STATE)
@@ -445,7 +546,7 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
     else if (vm_checkpoint_find(c, "layers.0.downsample.1.weight")) I->downsample_version = 3;
     else return vm_errf(m->err, sizeof m->err, "%s: missing key 'layers.0.downsample.1.weight' (or '.reduction.weight'): unknown downsample", c->path);
     t = vm_checkpoint_find(c, "classifier.head.weight");
-    if (t && t->ndim == 2) I->num_classes = (int)t->shape[0];
+    if (t && t->ndim == 2 && dim_of(m, c, t, 0, &I->num_classes)) return -1;
     I->is_backbone = vm_checkpoint_find(c, "outnorm0.weight") != NULL;
     if (!I->num_classes && !I->is_backbone)
         return vm_errf(m->err, sizeof m->err, "%s: missing key 'classifier.head.weight' (and no 'outnorm0.weight' for a backbone)", c->path);
@@ -459,7 +560,7 @@ static int detect(vm_model *m, const vm_checkpoint *c) {
 
 /* Checkpoints written by the January 2024 code use older module names; map
  * them the way the official VSSM._load_from_state_dict does. */
-static void rename_legacy(vm_checkpoint *c) {
+static int rename_legacy(vm_checkpoint *c, char *err, size_t errlen) {
     static const struct { const char *from, *to; } map[] = {
         {"patch_embed.proj.", "patch_embed.0."}, {"patch_embed.norm.", "patch_embed.2."},
         {".ln_1.", ".norm."}, {".self_attention.", ".op."}, {"norm.", "classifier.norm."},
@@ -472,7 +573,8 @@ static void rename_legacy(vm_checkpoint *c) {
             else hit = strstr(name, map[r].from);
             if (!hit) continue;
             size_t fl = strlen(map[r].from), tl = strlen(map[r].to), nl = strlen(name);
-            char *nn = vm_xmalloc(nl - fl + tl + 1);
+            char *nn = malloc(nl - fl + tl + 1);
+            if (!nn) return vm_errf(err, errlen, "%s: out of memory renaming legacy keys", c->path);
             memcpy(nn, name, (size_t)(hit - name));
             memcpy(nn + (hit - name), map[r].to, tl);
             strcpy(nn + (hit - name) + tl, hit + fl);
@@ -480,10 +582,11 @@ static void rename_legacy(vm_checkpoint *c) {
             c->t[i].name = nn;
         }
     }
+    return 0;
 }
 
 static vm_model *model_new(void) {
-    return vm_xcalloc(1, sizeof(vm_model));
+    return calloc(1, sizeof(vm_model)); /* NULL: the caller reports out of memory */
 }
 
 static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errlen) {
@@ -525,17 +628,20 @@ static unsigned head_of(const char *name) {
  * vm_model_weights) and keys the engine does not know (listed, never
  * dropped). Float tensors are copied as float32; others (BatchNorm's
  * num_batches_tracked...) are kept by name and shape only. */
-static int keep_rest(vm_model *m, const vm_checkpoint *ck) {
+static int keep_rest(vm_model *m, const vm_checkpoint *ck, struct vm_wsrc *src) {
     size_t n = 0;
     for (size_t i = 0; i < ck->n; i++) n += !ck->t[i].used;
     for (size_t i = 0; i < m->nparams; i++) m->heads |= head_of(m->params[i].name);
     if (!n) return 0;
-    m->kept = vm_xcalloc(n, sizeof *m->kept);
+    /* Kept tensors come from the file: allocated without aborting and
+     * charged to the same budget as the backbone's weights. */
+    if (!(m->kept = calloc(n, sizeof *m->kept)))
+        return vm_errf(m->err, sizeof m->err, "%s: out of memory (%zu bytes) for the tensor table", ck->path, n * sizeof *m->kept);
     for (size_t i = 0; i < ck->n; i++) {
         const vm_ckpt_tensor *t = &ck->t[i];
         if (t->used) continue;
         vm_kept *k = &m->kept[m->nkept++];
-        k->name = vm_xstrdup(t->name);
+        if (!(k->name = strdup(t->name))) return vm_errf(m->err, sizeof m->err, "%s: out of memory loading the model", ck->path);
         unsigned h = head_of(t->name);
         m->heads |= h;
         k->unknown = h == 0 || h == VM_HEAD_CLASSIFIER; /* the classifier binds all it knows */
@@ -545,8 +651,10 @@ static int keep_rest(vm_model *m, const vm_checkpoint *ck) {
         if (!is_float || t->problem || t->ndim > 8) continue;
         if (vm_ckpt_validate(ck, t, m->err, sizeof m->err)) return -1;
         int64_t numel = vm_ckpt_numel(t);
-        float *p = vm_model_alloc(m, numel > 0 ? (size_t)numel : 1);
-        if (vm_ckpt_read_f32(ck, t, p, m->err, sizeof m->err)) return -1;
+        size_t bytes = (numel > 0 ? (size_t)numel : 1) * sizeof(float);
+        if (charge(m, src, t->name, bytes)) return -1;
+        float *p = try_alloc(m, src, bytes, t->name);
+        if (!p || vm_ckpt_read_f32(ck, t, p, m->err, sizeof m->err)) return -1;
         k->data = p;
     }
     return 0;
@@ -596,20 +704,30 @@ const char *vm_model_unknown_key(const vm_model *m, size_t i) {
 vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen) {
     vm_checkpoint ck;
     if (vm_checkpoint_open(&ck, path, opts ? opts->key : NULL, err, errlen)) return NULL;
-    rename_legacy(&ck);
-    vm_model *m = model_new();
+    vm_model *m = NULL;
+    if (rename_legacy(&ck, err, errlen) == 0 && !(m = model_new()))
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes)", path, sizeof(vm_model));
+    if (!m) {
+        vm_checkpoint_close(&ck);
+        return NULL;
+    }
     if (detect(m, &ck)) {
         vm_errf(err, errlen, "%s", m->err);
         vm_checkpoint_close(&ck);
         vm_model_free(m);
         return NULL;
     }
-    struct vm_wsrc src = {.ck = &ck, .quiet = opts ? opts->quiet : 0};
-    if (ck.metadata) m->metadata = vm_xstrdup(ck.metadata);
-    m->path = vm_xstrdup(path);
+    struct vm_wsrc src = {.ck = &ck, .quiet = opts ? opts->quiet : 0, .what = ck.path};
+    src.budget = (uint64_t)VM_LOAD_MEM_FACTOR * ck.map.size + VM_LOAD_MEM_SLACK;
+    if ((ck.metadata && !(m->metadata = strdup(ck.metadata))) || !(m->path = strdup(path))) {
+        vm_errf(err, errlen, "%s: out of memory loading the model", path);
+        vm_checkpoint_close(&ck);
+        vm_model_free(m);
+        return NULL;
+    }
     m->ntensors = ck.n;
     m = finish(m, &src, err, errlen);
-    if (m && keep_rest(m, &ck)) {
+    if (m && keep_rest(m, &ck, &src)) {
         vm_errf(err, errlen, "%s", m->err);
         vm_model_free(m);
         m = NULL;
@@ -620,18 +738,37 @@ vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, s
 
 vm_model *vm_model_from_preset(const char *name, int num_classes, uint64_t seed, char *err, size_t errlen) {
     vm_model *m = model_new();
+    if (!m) {
+        vm_errf(err, errlen, "%s: out of memory (%zu bytes)", name, sizeof(vm_model));
+        return NULL;
+    }
     if (vm_arch_preset(name, num_classes, &m->info)) {
         vm_errf(err, errlen, "%s: unknown preset (see 'vmamba info --list-presets')", name);
         vm_model_free(m);
         return NULL;
     }
-    struct vm_wsrc src = {.ck = NULL, .seed = seed};
+    struct vm_wsrc src = {.ck = NULL, .seed = seed, .what = name};
     m = finish(m, &src, err, errlen);
     if (m) {
         m->ntensors = m->nparams;
         if (m->info.num_classes > 0) m->heads |= VM_HEAD_CLASSIFIER;
     }
     return m;
+}
+
+/* A preset as a backbone (outnorm0..3, four features, no classifier) with
+ * random weights: the backbone of the dense-prediction presets. */
+vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen) {
+    vm_model *m = vm_xcalloc(1, sizeof *m);
+    if (vm_arch_preset(name, 1, &m->info)) {
+        vm_errf(err, errlen, "%s: unknown preset (see 'vmamba info --list-presets')", name);
+        free(m);
+        return NULL;
+    }
+    m->info.num_classes = 0;
+    m->info.is_backbone = 1;
+    struct vm_wsrc src = {.ck = NULL, .seed = seed};
+    return finish(m, &src, err, errlen);
 }
 
 void vm_model_free(vm_model *m) {

@@ -262,6 +262,9 @@ int vm_ctx_backbone(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *o
  * the shape changes; the plan is kept in c (up to VM_CTX_HEADS heads) and
  * freed with it. out is the head's. Returns 0 or -1 (vm_ctx_error). */
 int vm_ctx_run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out);
+/* Its second half: head h on maps f already computed on c (vm_ctx_backbone),
+ * through the same per-context plan cache. The caller sets the threads. */
+int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const vm_feats *f, void *out);
 /* One linear layer of the model on c (INT8, packed FP32 or plain): see
  * forward.c. */
 int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
@@ -288,4 +291,7 @@ void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user);
 #ifdef __cplusplus
 }
 #endif
+/* A released preset as a backbone (outnorm0..3) with random weights. */
+vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+
 #endif

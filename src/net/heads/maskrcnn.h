@@ -1,0 +1,97 @@
+/* maskrcnn.h - mmdet's Mask R-CNN heads on the backbone's NHWC features,
+ * one file per pipeline step:
+ *   fpn.c        lateral 1x1 convs, top-down nearest adds, 3x3 convs, P6
+ *   rpn.c        RPN conv + objectness/deltas, anchors, top-k, NMS -> proposals
+ *   roi_heads.c  RoIAlign 7x7, Shared2FC box head, per-class decode, NMS
+ *   mask_head.c  RoIAlign 14x14, FCN mask head, deconv, paste
+ *   maskrcnn.c   bind / plan / forward / free (net/head.h module)
+ * Internal to libvmamba. */
+#ifndef VM_NET_MASKRCNN_H
+#define VM_NET_MASKRCNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/head.h"
+#include "core/dnnl_compat.h"
+#include "vmamba.h"
+
+#define DET_LEVELS 5   /* P2..P6 */
+#define DET_ROI_LEVELS 4
+#define DET_MAX_MASK_CONVS 8
+
+typedef struct {
+    int cout, cin, k;
+    float *w;          /* OIHW */
+    float *b;          /* cout */
+} det_conv_w;
+
+/* Bound weights: immutable, shared. */
+typedef struct {
+    int Cin[4], F;               /* backbone widths, FPN width */
+    det_conv_w lateral[4], fpn[4];
+    int A;                       /* anchors per location */
+    det_conv_w rpn_conv;
+    det_conv_w rpn_out;          /* objectness (A) and deltas (4A) fused: A + 4A outputs */
+    int roi_out, fc_hidden, ncls;  /* 7, 1024, 80 */
+    float *fc0_w, *fc0_b;        /* (hidden, 49*F) reordered to (ph, pw, c) inputs */
+    float *fc1_w, *fc1_b;
+    float *cls_w, *cls_b;        /* (ncls + 1, hidden) */
+    float *reg_w, *reg_b;        /* (4 ncls, hidden) */
+    int nmask_convs, Cm, mask_roi;  /* 4, 256, 14 */
+    det_conv_w mconv[DET_MAX_MASK_CONVS];
+    float *up_w, *up_b;          /* deconv k2 s2 as a GEMM: (4 Cm, Cm) rows (i, j, co) */
+    float *logit_w, *logit_b;    /* (ncls, Cm) */
+} det_weights;
+
+/* Per context and input shape. */
+typedef struct {
+    int H[DET_LEVELS], W[DET_LEVELS];
+    vm_conv_prim *lateral[4], *fpn[4], *rpn_conv[DET_LEVELS], *rpn_out[DET_LEVELS];
+    float *lat[4], *P[DET_LEVELS], *rpn_o[DET_LEVELS];
+    float *rpn_t;                /* aliases lat[0] (largest level) */
+    /* mask convs for the last detection count */
+    int mask_n;
+    vm_conv_prim *mconv[DET_MAX_MASK_CONVS];
+} det_plan;
+
+/* Intermediates for tests: name, data, up to 4 dims (unused = 1), in
+ * this module's layout (NHWC maps, row-major tables):
+ *   backbone_feat0..3 (1,H,W,C)    fpn_p2..p6 (1,H,W,F)
+ *   rpn_out_l0..4 (1,H,W,A+4A): objectness of anchor a at channel a, its
+ *                 deltas dx,dy,dw,dh at A+4a..A+4a+3
+ *   proposals (P,5)                bbox_roi_feats (P,7,7,F)
+ *   bbox_cls_logits (P,ncls+1)     bbox_reg (P,4 ncls)
+ *   dets_resized (N,4)             mask_roi_feats (N,14,14,F)
+ *   mask_logits (N,28,28)  (the detection's own class) */
+typedef void (*det_trace_fn)(void *user, const char *name, const float *data, int n0, int n1, int n2, int n3);
+
+/* What forward needs besides the features, and what it returns. */
+typedef struct {
+    int img_h, img_w;            /* resized, unpadded */
+    int ori_h, ori_w;
+    double scale_w, scale_h;
+    vm_detect_opts opts;
+    det_trace_fn trace;
+    void *trace_user;
+    vm_detections *out;          /* filled: count, boxes, scores, labels, masks, ms_* */
+} det_io;
+
+extern const vm_head_ops vm_maskrcnn_head_ops;
+
+/* Pipeline steps (explicit sizes; w bound, p planned). */
+int det_fpn_forward(const det_weights *w, det_plan *p, const vm_feats *in);
+int det_rpn_forward(const det_weights *w, det_plan *p);
+/* Proposals (n, 5: x1 y1 x2 y2 score) into *props (malloc'd). */
+int det_rpn_proposals(const det_weights *w, const det_plan *p, const det_io *io, float **props, int *n);
+/* Box head on the proposals: detections in the resized frame. */
+int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, const float *props, int nprop,
+                     float **boxes, float **scores, int **labels, int *ndet);
+/* Mask head on the detections (resized frame): probabilities (n, 28, 28). */
+int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const float *boxes, const int *labels, int n,
+                     float *prob, char *err, size_t errlen);
+
+/* FPN level of a P2..P5 map for a box (0..3) and the feature pointers. */
+void det_roi_feats(const det_weights *w, const det_plan *p, const float *box, int out, float *dst);
+
+#endif

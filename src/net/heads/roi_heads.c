@@ -1,0 +1,105 @@
+/* roi_heads.c - mmdet StandardRoIHead, box branch: SingleRoIExtractor
+ * (RoIAlign 7x7 on the level chosen by box size), Shared2FCBBoxHead (two
+ * FC + ReLU, then class logits and per-class deltas), softmax, per-class
+ * decoding clipped to the resized image, multiclass NMS. */
+#include "maskrcnn.h"
+#include "post/det_post.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void det_roi_feats(const det_weights *w, const det_plan *p, const float *box, int out, float *dst) {
+    int l = vm_roi_level(box, 56.0f, DET_ROI_LEVELS);
+    vm_roi_align(p->P[l], p->H[l], p->W[l], w->F, box, 1.0f / (float)(4 << l), out, out, 0, dst);
+}
+
+/* C = act(A W^T + b), row-major, through oneDNN's sgemm. */
+static int fc(const float *A, int M, int K, const float *W, const float *b, int N, int relu, float *C) {
+    if (vm_gemm(M, N, K, A, K, W, K, C, N, 0.0f)) return -1;
+#pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * N;
+        for (int j = 0; j < N; j++) {
+            float v = c[j] + b[j];
+            c[j] = relu && v < 0.0f ? 0.0f : v;
+        }
+    }
+    return 0;
+}
+
+int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, const float *props, int P,
+                     float **obox, float **oscore, int **olabel, int *ndet) {
+    const int R = w->roi_out, K0 = R * R * w->F, Hd = w->fc_hidden, NC = w->ncls;
+    float *feats = NULL, *h1 = NULL, *h2 = NULL, *cls = NULL, *reg = NULL, *cb = NULL, *cs = NULL;
+    int *cl = NULL, *keep = NULL, rc = -1;
+    *obox = NULL; *oscore = NULL; *olabel = NULL; *ndet = 0;
+    size_t Pn = (size_t)(P ? P : 1);
+    feats = malloc(Pn * K0 * sizeof(float));
+    h1 = malloc(Pn * Hd * sizeof(float));
+    h2 = malloc(Pn * Hd * sizeof(float));
+    cls = malloc(Pn * (NC + 1) * sizeof(float));
+    reg = malloc(Pn * 4 * NC * sizeof(float));
+    if (!feats || !h1 || !h2 || !cls || !reg) goto done;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < P; i++) det_roi_feats(w, p, props + 5 * (size_t)i, R, feats + (size_t)i * K0);
+    if (io->trace) io->trace(io->trace_user, "bbox_roi_feats", feats, P, R, R, w->F);
+    if (fc(feats, P, K0, w->fc0_w, w->fc0_b, Hd, 1, h1) || fc(h1, P, Hd, w->fc1_w, w->fc1_b, Hd, 1, h2) ||
+        fc(h2, P, Hd, w->cls_w, w->cls_b, NC + 1, 0, cls) || fc(h2, P, Hd, w->reg_w, w->reg_b, 4 * NC, 0, reg))
+        goto done;
+    if (io->trace) {
+        io->trace(io->trace_user, "bbox_cls_logits", cls, P, NC + 1, 1, 1);
+        io->trace(io->trace_user, "bbox_reg", reg, P, 4 * NC, 1, 1);
+    }
+    /* softmax as torch's vectorised lastdim kernel: exp(x - max), times 1/sum */
+    for (int i = 0; i < P; i++) {
+        float *c = cls + (size_t)i * (NC + 1), mx = c[0], s = 0.0f;
+        for (int j = 1; j <= NC; j++) mx = fmaxf(mx, c[j]);
+        for (int j = 0; j <= NC; j++) s += (c[j] = expf(c[j] - mx));
+        float inv = 1.0f / s;
+        for (int j = 0; j <= NC; j++) c[j] *= inv;
+    }
+    /* candidates (i, c) with score > thr, row-major i*NC + c */
+    int n = 0;
+    for (int i = 0; i < P; i++)
+        for (int c = 0; c < NC; c++) n += cls[(size_t)i * (NC + 1) + c] > io->opts.score_thr;
+    size_t nn = (size_t)(n ? n : 1);
+    cb = malloc(nn * 4 * sizeof(float));
+    cs = malloc(nn * sizeof(float));
+    cl = malloc(nn * sizeof(int));
+    keep = malloc(nn * sizeof(int));
+    if (!cb || !cs || !cl || !keep) goto done;
+    const float stds[4] = {0.1f, 0.1f, 0.2f, 0.2f};
+    int m = 0;
+    for (int i = 0; i < P; i++)
+        for (int c = 0; c < NC; c++) {
+            float s = cls[(size_t)i * (NC + 1) + c];
+            if (!(s > io->opts.score_thr)) continue;
+            vm_delta2bbox(props + 5 * (size_t)i, reg + (size_t)i * 4 * NC + 4 * c, stds, (float)io->img_w,
+                          (float)io->img_h, cb + 4 * (size_t)m);
+            cs[m] = s;
+            cl[m++] = c;
+        }
+    int nk = vm_batched_nms(cb, cs, cl, m, io->opts.nms_iou, keep);
+    if (nk < 0) goto done;
+    if (nk > io->opts.max_per_img) nk = io->opts.max_per_img;
+    size_t nd = (size_t)(nk ? nk : 1);
+    *obox = malloc(nd * 4 * sizeof(float));
+    *oscore = malloc(nd * sizeof(float));
+    *olabel = malloc(nd * sizeof(int));
+    if (!*obox || !*oscore || !*olabel) {
+        free(*obox); free(*oscore); free(*olabel);
+        *obox = NULL; *oscore = NULL; *olabel = NULL;
+        goto done;
+    }
+    for (int j = 0; j < nk; j++) {
+        memcpy(*obox + 4 * (size_t)j, cb + 4 * (size_t)keep[j], 4 * sizeof(float));
+        (*oscore)[j] = cs[keep[j]];
+        (*olabel)[j] = cl[keep[j]];
+    }
+    *ndet = nk;
+    rc = 0;
+done:
+    free(feats); free(h1); free(h2); free(cls); free(reg); free(cb); free(cs); free(cl); free(keep);
+    return rc;
+}

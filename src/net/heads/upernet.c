@@ -1,0 +1,333 @@
+/* upernet.c - UPerHead (mmseg 1.2.2 decode_heads/uper_head.py), NHWC.
+ *
+ *   PPM on x = feat[L-1]: p_s = up(ConvModule1x1(AdaptiveAvgPool(s)(x))),
+ *     s in (1,2,3,6); psp = bottleneck3x3(cat[x, p_1, p_2, p_3, p_6])
+ *   lateral_i = ConvModule1x1(feat_i) for i < L-1; lateral_{L-1} = psp
+ *   top-down: lat_{i-1} += up(lat_i), i = L-1..1 (each from the updated one)
+ *   fpn_i = ConvModule3x3(lat_i) for i < L-1; fpn_{L-1} = psp
+ *   fused = fpn_bottleneck3x3(cat[fpn_0, up(fpn_1), .., up(fpn_{L-1})])
+ *   logits = conv_seg1x1(fused) + bias
+ * up = bilinear, align_corners=False, to the target's size. Every
+ * ConvModule is conv (no bias) + BatchNorm (eval) + ReLU; the BatchNorm is
+ * folded into the conv at bind (w' = w*a, b' = beta - mean*a with
+ * a = gamma / sqrt(var + 1e-5)), and the ReLU fused by oneDNN. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "upernet.h"
+#include "../../core/dnnl_compat.h"
+#include "../../core/util.h"
+#include "../../ops/dense.h"
+
+#define MAX_PPM 8
+
+typedef struct {
+    int cin, cout, k;
+    float *w, *b; /* folded OIHW weights and bias */
+} conv_w;
+
+struct vm_head {
+    int L;                  /* input levels (4) */
+    int cin[4], ch, ncls;
+    int nppm, scales[MAX_PPM];
+    conv_w ppm[MAX_PPM], bottleneck, lateral[3], fpn[3], fpn_bottleneck, seg;
+};
+
+struct vm_head_plan {
+    int H[4], W[4];
+    vm_conv_prim *ppm[MAX_PPM], *bottleneck, *lateral[3], *fpn[3], *fpn_bottleneck, *seg;
+    float *pooled, *ppm_out, *bott_in, *lat[4], *tmp, *fuse_in, *fused;
+    vm_head_dbg_fn dbg;
+    void *dbg_user;
+};
+
+static int get_w(const vm_weights_src *src, const char *prefix, const char *name, vm_tensor_view *v, int ndim,
+                char *err, size_t errlen) {
+    char key[256];
+    snprintf(key, sizeof key, "%s%s", prefix, name);
+    if (src->get(src->user, key, v) != 0)
+        return vm_errf(err, errlen, "%s: missing or unreadable tensor '%s' (an mmseg UPerHead checkpoint has it)",
+                       src->path, key);
+    if (v->ndim != ndim) return vm_errf(err, errlen, "%s: tensor '%s' has %d dimensions, expected %d", src->path, key, v->ndim, ndim);
+    return 0;
+}
+
+/* A ConvModule (conv + bn) under prefix+name, folded. cin < 0: any. */
+static int bind_cm(const vm_weights_src *src, const char *prefix, const char *name, int cin, int cout, int k,
+                   conv_w *c, char *err, size_t errlen) {
+    char n[160];
+    vm_tensor_view w, g, b, m, v;
+    snprintf(n, sizeof n, "%s.conv.weight", name);
+    if (get_w(src, prefix, n, &w, 4, err, errlen)) return -1;
+    if ((cin >= 0 && w.shape[1] != cin) || (cout >= 0 && w.shape[0] != cout) || w.shape[2] != k || w.shape[3] != k)
+        return vm_errf(err, errlen, "%s: %s%s has shape [%lld,%lld,%lld,%lld], expected [%d,%d,%d,%d]", src->path,
+                       prefix, n, (long long)w.shape[0], (long long)w.shape[1], (long long)w.shape[2],
+                       (long long)w.shape[3], cout, cin, k, k);
+    const char *bn[4] = {"weight", "bias", "running_mean", "running_var"};
+    vm_tensor_view *bv[4] = {&g, &b, &m, &v};
+    for (int i = 0; i < 4; i++) {
+        snprintf(n, sizeof n, "%s.bn.%s", name, bn[i]);
+        if (get_w(src, prefix, n, bv[i], 1, err, errlen)) return -1;
+        if (bv[i]->shape[0] != w.shape[0])
+            return vm_errf(err, errlen, "%s: %s%s has %lld entries for %lld channels", src->path, prefix, n,
+                           (long long)bv[i]->shape[0], (long long)w.shape[0]);
+    }
+    c->cout = (int)w.shape[0];
+    c->cin = (int)w.shape[1];
+    c->k = k;
+    size_t per = (size_t)c->cin * k * k;
+    c->w = vm_xmalloc(sizeof(float) * per * c->cout);
+    c->b = vm_xmalloc(sizeof(float) * c->cout);
+    for (int o = 0; o < c->cout; o++) {
+        float a = g.data[o] / sqrtf(v.data[o] + 1e-5f);
+        c->b[o] = b.data[o] - m.data[o] * a;
+        for (size_t i = 0; i < per; i++) c->w[o * per + i] = w.data[o * per + i] * a;
+    }
+    return 0;
+}
+
+static void free_cw(conv_w *c) {
+    free(c->w);
+    free(c->b);
+}
+
+static void up_free(vm_head *h) {
+    if (!h) return;
+    for (int i = 0; i < h->nppm; i++) free_cw(&h->ppm[i]);
+    for (int i = 0; i < 3; i++) free_cw(&h->lateral[i]), free_cw(&h->fpn[i]);
+    free_cw(&h->bottleneck);
+    free_cw(&h->fpn_bottleneck);
+    free_cw(&h->seg);
+    free(h);
+}
+
+static vm_head *up_bind(const vm_weights_src *src, const char *prefix, char *err, size_t errlen) {
+    vm_head *h = vm_xcalloc(1, sizeof *h);
+    vm_tensor_view v;
+    char n[160];
+    /* PPM branches: psp_modules.<i>.1 (index 0 of each Sequential is the pool). */
+    while (h->nppm < MAX_PPM) {
+        snprintf(n, sizeof n, "%spsp_modules.%d.1.conv.weight", prefix, h->nppm);
+        if (src->get(src->user, n, &v) != 0) break;
+        h->nppm++;
+    }
+    if (h->nppm == 0) {
+        vm_errf(err, errlen, "%s: no UPerHead weights: '%spsp_modules.0.1.conv.weight' is missing (is this a "
+                "segmentation checkpoint?)", src->path, prefix);
+        goto fail;
+    }
+    /* The pool sizes are not in the weights: mmseg's (1,2,3,6) is the only
+     * 4-branch setting VMamba's configs use. */
+    if (h->nppm != 4) {
+        vm_errf(err, errlen, "%s: UPerHead with %d pyramid pooling branches; only pool_scales (1,2,3,6) are supported",
+                src->path, h->nppm);
+        goto fail;
+    }
+    h->scales[0] = 1, h->scales[1] = 2, h->scales[2] = 3, h->scales[3] = 6;
+    for (int i = 0; i < h->nppm; i++) {
+        snprintf(n, sizeof n, "psp_modules.%d.1", i);
+        if (bind_cm(src, prefix, n, i ? h->ppm[0].cin : -1, i ? h->ppm[0].cout : -1, 1, &h->ppm[i], err, errlen)) goto fail;
+    }
+    h->ch = h->ppm[0].cout;
+    /* Laterals: lateral_convs.<i> for every level but the last. */
+    h->L = 1;
+    for (int i = 0; i < 3; i++) {
+        snprintf(n, sizeof n, "%slateral_convs.%d.conv.weight", prefix, i);
+        if (src->get(src->user, n, &v) != 0) break;
+        snprintf(n, sizeof n, "lateral_convs.%d", i);
+        if (bind_cm(src, prefix, n, -1, h->ch, 1, &h->lateral[i], err, errlen)) goto fail;
+        h->cin[i] = h->lateral[i].cin;
+        h->L++;
+    }
+    if (h->L != 4) {
+        vm_errf(err, errlen, "%s: UPerHead has %d lateral convolutions; the VMamba backbone gives 4 levels (3 expected)",
+                src->path, h->L - 1);
+        goto fail;
+    }
+    h->cin[3] = h->ppm[0].cin;
+    if (bind_cm(src, prefix, "bottleneck", h->cin[3] + h->nppm * h->ch, h->ch, 3, &h->bottleneck, err, errlen)) goto fail;
+    for (int i = 0; i < h->L - 1; i++) {
+        snprintf(n, sizeof n, "fpn_convs.%d", i);
+        if (bind_cm(src, prefix, n, h->ch, h->ch, 3, &h->fpn[i], err, errlen)) goto fail;
+    }
+    if (bind_cm(src, prefix, "fpn_bottleneck", h->L * h->ch, h->ch, 3, &h->fpn_bottleneck, err, errlen)) goto fail;
+    vm_tensor_view w, b;
+    if (get_w(src, prefix, "conv_seg.weight", &w, 4, err, errlen) || get_w(src, prefix, "conv_seg.bias", &b, 1, err, errlen))
+        goto fail;
+    if (w.shape[1] != h->ch || w.shape[2] != 1 || w.shape[3] != 1 || b.shape[0] != w.shape[0] || w.shape[0] < 1 ||
+        w.shape[0] > 255) {
+        vm_errf(err, errlen, "%s: %sconv_seg.weight has shape [%lld,%lld,%lld,%lld], expected [classes<=255,%d,1,1]",
+                src->path, prefix, (long long)w.shape[0], (long long)w.shape[1], (long long)w.shape[2],
+                (long long)w.shape[3], h->ch);
+        goto fail;
+    }
+    h->ncls = (int)w.shape[0];
+    h->seg.cin = h->ch, h->seg.cout = h->ncls, h->seg.k = 1;
+    h->seg.w = vm_xmalloc(sizeof(float) * h->ncls * h->ch);
+    h->seg.b = vm_xmalloc(sizeof(float) * h->ncls);
+    memcpy(h->seg.w, w.data, sizeof(float) * h->ncls * h->ch);
+    memcpy(h->seg.b, b.data, sizeof(float) * h->ncls);
+    return h;
+fail:
+    up_free(h);
+    return NULL;
+}
+
+int vm_upernet_classes(const vm_head *h) { return h->ncls; }
+int vm_upernet_channels(const vm_head *h) { return h->ch; }
+
+static void up_plan_free(vm_head_plan *p) {
+    if (!p) return;
+    for (int i = 0; i < MAX_PPM; i++) vm_conv_free(p->ppm[i]);
+    for (int i = 0; i < 3; i++) vm_conv_free(p->lateral[i]), vm_conv_free(p->fpn[i]);
+    vm_conv_free(p->bottleneck);
+    vm_conv_free(p->fpn_bottleneck);
+    vm_conv_free(p->seg);
+    free(p->pooled);
+    free(p->ppm_out);
+    free(p->bott_in);
+    for (int i = 0; i < 4; i++) free(p->lat[i]);
+    free(p->tmp);
+    free(p->fuse_in);
+    free(p->fused);
+    free(p);
+}
+
+static vm_conv_prim *mk(const conv_w *c, int H, int W, int relu, char *err, size_t errlen) {
+    return vm_conv_create_relu(1, c->cin, H, W, c->cout, c->k, 1, c->k / 2, c->w, c->b, relu, err, errlen);
+}
+
+static float *buf(size_t n) {
+    return malloc(sizeof(float) * (n ? n : 1));
+}
+
+static vm_head_plan *up_plan(const vm_head *h, const vm_feats *f, char *err, size_t errlen) {
+    for (int i = 0; i < 4; i++)
+        if (f->C[i] != h->cin[i] || f->H[i] < 1 || f->W[i] < 1) {
+            vm_errf(err, errlen, "UPerHead: feature %d is %dx%dx%d, the head expects %d channels", i, f->H[i], f->W[i],
+                    f->C[i], h->cin[i]);
+            return NULL;
+        }
+    vm_head_plan *p = vm_xcalloc(1, sizeof *p);
+    memcpy(p->H, f->H, sizeof p->H);
+    memcpy(p->W, f->W, sizeof p->W);
+    int ch = h->ch, H3 = f->H[3], W3 = f->W[3], H0 = f->H[0], W0 = f->W[0];
+    int smax = 0;
+    for (int j = 0; j < h->nppm; j++) {
+        int s = h->scales[j];
+        smax = s > smax ? s : smax;
+        if (!(p->ppm[j] = mk(&h->ppm[j], s, s, 1, err, errlen))) goto fail;
+    }
+    if (!(p->bottleneck = mk(&h->bottleneck, H3, W3, 1, err, errlen))) goto fail;
+    size_t big = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!(p->lateral[i] = mk(&h->lateral[i], f->H[i], f->W[i], 1, err, errlen))) goto fail;
+        if (!(p->fpn[i] = mk(&h->fpn[i], f->H[i], f->W[i], 1, err, errlen))) goto fail;
+        size_t n = (size_t)f->H[i] * f->W[i] * ch;
+        big = n > big ? n : big;
+    }
+    if (!(p->fpn_bottleneck = mk(&h->fpn_bottleneck, H0, W0, 1, err, errlen))) goto fail;
+    if (!(p->seg = mk(&h->seg, H0, W0, 0, err, errlen))) goto fail;
+    p->pooled = buf((size_t)smax * smax * h->cin[3]);
+    p->ppm_out = buf((size_t)smax * smax * ch);
+    p->bott_in = buf((size_t)H3 * W3 * h->bottleneck.cin);
+    for (int i = 0; i < 4; i++) p->lat[i] = buf((size_t)f->H[i] * f->W[i] * ch);
+    p->tmp = buf(big);
+    p->fuse_in = buf((size_t)H0 * W0 * h->fpn_bottleneck.cin);
+    p->fused = buf((size_t)H0 * W0 * ch);
+    if (!p->pooled || !p->ppm_out || !p->bott_in || !p->lat[0] || !p->lat[1] || !p->lat[2] || !p->lat[3] || !p->tmp ||
+        !p->fuse_in || !p->fused) {
+        vm_errf(err, errlen, "UPerHead: out of memory for a %dx%d level-0 map", H0, W0);
+        goto fail;
+    }
+    return p;
+fail:
+    up_plan_free(p);
+    return NULL;
+}
+
+void vm_upernet_set_debug(vm_head_plan *p, vm_head_dbg_fn fn, void *user) {
+    p->dbg = fn;
+    p->dbg_user = user;
+}
+
+/* Copy a dense (H*W, C) map into channel slice [off, off+C) of a (H*W, ld) one. */
+static void put_slice(const float *src, size_t hw, int C, float *dst, int ld, int off) {
+    for (size_t i = 0; i < hw; i++) memcpy(dst + i * ld + off, src + i * C, sizeof(float) * C);
+}
+
+static int run(vm_conv_prim *c, const float *in, float *out, const char *what, char *err, size_t errlen) {
+    if (vm_conv_run(c, in, out)) return vm_errf(err, errlen, "UPerHead: oneDNN failed running %s", what);
+    return 0;
+}
+
+#define DBG(name, ptr, H, W, C) \
+    do { \
+        if (p->dbg && b == 0) p->dbg(p->dbg_user, name, ptr, H, W, C); \
+    } while (0)
+
+static int up_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void *out, char *err, size_t errlen) {
+    for (int i = 0; i < 4; i++)
+        if (f->H[i] != p->H[i] || f->W[i] != p->W[i] || f->C[i] != h->cin[i])
+            return vm_errf(err, errlen, "UPerHead: features do not match the plan's shapes");
+    int ch = h->ch, C3 = h->cin[3], H3 = f->H[3], W3 = f->W[3], H0 = f->H[0], W0 = f->W[0];
+    int cb = h->bottleneck.cin, cf = h->fpn_bottleneck.cin;
+    char nm[32];
+    for (int b = 0; b < f->B; b++) {
+        const float *x[4];
+        for (int i = 0; i < 4; i++) x[i] = f->data[i] + (size_t)b * f->H[i] * f->W[i] * f->C[i];
+        size_t hw3 = (size_t)H3 * W3;
+        /* PPM: cat([x, up(ppm_s)...]) built in place in bott_in. */
+        put_slice(x[3], hw3, C3, p->bott_in, cb, 0);
+        for (int j = 0; j < h->nppm; j++) {
+            int s = h->scales[j];
+            vm_adaptive_avgpool_nhwc(x[3], H3, W3, C3, s, p->pooled);
+            if (run(p->ppm[j], p->pooled, p->ppm_out, "a pyramid pooling conv", err, errlen)) return -1;
+            snprintf(nm, sizeof nm, "ppm%d", s);
+            DBG(nm, p->ppm_out, s, s, ch);
+            vm_bilinear_nhwc(p->ppm_out, s, s, ch, ch, p->bott_in + C3 + j * ch, H3, W3, cb, 0);
+        }
+        DBG("bottleneck_in", p->bott_in, H3, W3, cb);
+        if (run(p->bottleneck, p->bott_in, p->lat[3], "the PPM bottleneck", err, errlen)) return -1;
+        DBG("psp_out", p->lat[3], H3, W3, ch);
+        for (int i = 0; i < 3; i++) {
+            if (run(p->lateral[i], x[i], p->lat[i], "a lateral conv", err, errlen)) return -1;
+            snprintf(nm, sizeof nm, "lateral%d", i);
+            DBG(nm, p->lat[i], f->H[i], f->W[i], ch);
+        }
+        /* Top-down, coarse to fine, each from the already-updated level. */
+        for (int i = 3; i >= 1; i--)
+            vm_bilinear_nhwc(p->lat[i], f->H[i], f->W[i], ch, ch, p->lat[i - 1], f->H[i - 1], f->W[i - 1], ch, 1);
+        /* FPN convs; every level resized straight to level 0 into fuse_in. */
+        for (int i = 0; i < 4; i++) {
+            const float *o = p->lat[3];
+            if (i < 3) {
+                snprintf(nm, sizeof nm, "fpn_in%d", i);
+                DBG(nm, p->lat[i], f->H[i], f->W[i], ch);
+                if (run(p->fpn[i], p->lat[i], p->tmp, "an FPN conv", err, errlen)) return -1;
+                snprintf(nm, sizeof nm, "fpn_out%d", i);
+                DBG(nm, p->tmp, f->H[i], f->W[i], ch);
+                o = p->tmp;
+            }
+            if (i == 0) put_slice(o, (size_t)H0 * W0, ch, p->fuse_in, cf, 0);
+            else vm_bilinear_nhwc(o, f->H[i], f->W[i], ch, ch, p->fuse_in + i * ch, H0, W0, cf, 0);
+        }
+        DBG("fpn_bottleneck_in", p->fuse_in, H0, W0, cf);
+        if (run(p->fpn_bottleneck, p->fuse_in, p->fused, "the FPN bottleneck", err, errlen)) return -1;
+        DBG("fused", p->fused, H0, W0, ch);
+        float *logits = (float *)out + (size_t)b * H0 * W0 * h->ncls;
+        if (run(p->seg, p->fused, logits, "conv_seg", err, errlen)) return -1;
+    }
+    return 0;
+}
+
+const vm_head_ops vm_upernet_ops = {
+    .name = "upernet",
+    .bind = up_bind,
+    .plan = up_plan,
+    .forward = up_forward,
+    .plan_free = up_plan_free,
+    .free = up_free,
+};
