@@ -20,7 +20,7 @@ export PKG_CONFIG_PATH=$L/pkgconfig
 export TURBOJPEG_CFLAGS="-I$P/include" TURBOJPEG_LIBS="-L$L -lturbojpeg"
 export PNG_CFLAGS="-I$P/include/libpng16" PNG_LIBS="-L$L -lpng16"
 export JANSSON_CFLAGS="-I$P/include" JANSSON_LIBS="-L$L -ljansson"
-export ZLIB_CFLAGS="" ZLIB_LIBS="-lz"
+export ZLIB_CFLAGS="-I$P/include" ZLIB_LIBS="-lz"
 export CHECK_CFLAGS="-I$P/include" CHECK_LIBS="-L$L -lcheck_pic -pthread -lrt -lm -lsubunit"
 ./configure --with-cuda=/usr/local/cuda NVCCFLAGS=-arch=sm_90 > "$OUT/configure.log" 2>&1 \
     || { cp config.log "$OUT/"; tail -30 "$OUT/configure.log"; exit 1; }
