@@ -9,7 +9,7 @@
 set -u
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
 { nvidia-smi; nvcc --version || /usr/local/cuda/bin/nvcc --version; gcc --version; nproc; cat /etc/os-release; } > "$OUT/env.txt" 2>&1
-tar xzf .devbundle.tgz
+[ ! -f .devbundle.tgz ] || tar xzf .devbundle.tgz  # or already unpacked
 # The copied tree's mtimes may be newer than the generated files: keep make from re-running autotools.
 touch aclocal.m4; sleep 1; touch configure config.h.in Makefile.in
 P=$PWD/.devprefix/usr; L=$P/lib/x86_64-linux-gnu
