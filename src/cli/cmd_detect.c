@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include "cli.h"
+#include "options.h"
 #include "det_draw.h"
 #include "core/util.h"
 #include "image/decode_cv.h"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "image/decode_cv.h"
 #include "net/segmentor.h"
 #include "post/seg_post.h"
