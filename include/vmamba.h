@@ -129,7 +129,14 @@ const char *vm_family_name(vm_family f);
 /* Where forward passes run. "cpu" (default) or "cuda" (builds configured
  * with --with-cuda and a GPU present). precision selects the GPU GEMM
  * arithmetic: FP32 (exact), or TF32 / FP16 / BF16 tensor cores with FP32
- * storage and accumulation. Returns 0, or -1 (see vm_model_error). */
+ * storage and accumulation. On the CPU: FP32, or BF16 = linear layers and
+ * convolutions (patch embed, downsample) in bf16 with FP32 accumulation
+ * through oneDNN (CPUs with avx512_bf16 or AMX; elsewhere -1 with a message
+ * saying so), everything else FP32. It is the default of the model's
+ * contexts (vm_ctx_set_precision overrides it per context); the weights
+ * stay FP32 in the model and each BF16 context keeps a bf16 copy of the
+ * linear/conv weights (half their FP32 size). Returns 0, or -1 (see
+ * vm_model_error). */
 typedef enum { VM_PRECISION_FP32 = 0, VM_PRECISION_TF32, VM_PRECISION_FP16, VM_PRECISION_BF16 } vm_precision;
 int vm_model_set_device(vm_model *m, const char *device, vm_precision precision);
 const char *vm_model_device(const vm_model *m);
@@ -181,6 +188,12 @@ vm_status vm_ctx_error_code(const vm_ctx *c);
  * setting (OMP_NUM_THREADS, vm_set_threads). Returns 0 (VM_ERR_INPUT for
  * a NULL context, as the forward calls). */
 int vm_ctx_set_threads(vm_ctx *c, int n);
+/* This context's CPU arithmetic: VM_PRECISION_FP32 or VM_PRECISION_BF16
+ * (see vm_model_set_device), overriding the model's default; takes effect
+ * at the next forward (re-plans). Returns 0, VM_ERR_UNSUPPORTED (message in
+ * vm_ctx_error) for TF32/FP16 or BF16 on a CPU without avx512_bf16/AMX, or
+ * VM_ERR_INPUT for a NULL context. */
+int vm_ctx_set_precision(vm_ctx *c, vm_precision p);
 /* As vm_forward / vm_forward_features, on this context. Return 0 or a
  * negative vm_status. */
 int vm_ctx_forward(vm_ctx *c, const float *in, int B, int H, int W, float *logits);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "options.h"
 
 int cli_fail(const char *fmt, ...) {
     va_list ap;
@@ -36,9 +37,21 @@ vm_model *cli_load_model(const char *spec, const char *key) {
     return m;
 }
 
+/* Strict, as the option table's integers: the whole string, no blanks. */
+int cli_int(const char *opt, const char *val, int lo, int hi, int *out) {
+    if (!val) return cli_fail("%s needs a value", opt), -1;
+    long long v;
+    if (cli_parse_long(opt, val, lo, hi, &v)) return -1;
+    *out = (int)v;
+    return 0;
+}
+
 int cli_dev_apply(const cli_dev *d, vm_model *m) {
     if (!d->device || !strcmp(d->device, "cpu")) {
-        if (d->precision && strcmp(d->precision, "fp32")) return cli_fail("--precision %s needs --device cuda", d->precision), -1;
+        if (d->precision && strcmp(d->precision, "fp32") && strcmp(d->precision, "bf16"))
+            return cli_fail("--precision %s needs --device cuda (the CPU does fp32 or bf16)", d->precision), -1;
+        if (d->precision && !strcmp(d->precision, "bf16") && vm_model_set_device(m, "cpu", VM_PRECISION_BF16))
+            return cli_fail("--precision bf16: %s", vm_model_error(m)), -1;
         return 0;
     }
     vm_precision p = VM_PRECISION_FP32;

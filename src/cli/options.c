@@ -265,7 +265,7 @@ void cli_dev_options(cli_dev *d, cli_opt o[4]) {
     cli_opt t[4] = {
         {CLI_OPT_SECTION, .help = "Device:"},
         {CLI_OPT_CHOICE, "--device", 0, &d->device, "D", "cpu (default) or cuda (builds with --with-cuda)", .choices = dev_choices},
-        {CLI_OPT_CHOICE, "--precision", 0, &d->precision, "P", "GPU GEMMs: fp32 (default), tf32, fp16 or bf16", .choices = prec_choices},
+        {CLI_OPT_CHOICE, "--precision", 0, &d->precision, "P", "fp32 (default); bf16 (CPU: avx512_bf16/AMX; GPU); tf32, fp16 (GPU)", .choices = prec_choices},
         {CLI_OPT_END},
     };
     memcpy(o, t, sizeof t);

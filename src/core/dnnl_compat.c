@@ -35,6 +35,8 @@ struct vm_dnnl_exec {
     dnnl_stream_t stream;
     void *scratch;
     size_t scratch_bytes;
+    uint16_t *cvt;            /* BF16 primitives: their input, converted (bf16 block below) */
+    size_t cvt_elems;
 };
 
 vm_dnnl_exec *vm_dnnl_exec_new(char *err, size_t errlen) {
@@ -53,6 +55,7 @@ void vm_dnnl_exec_free(vm_dnnl_exec *x) {
     if (!x) return;
     if (x->stream) dnnl_stream_destroy(x->stream);
     free(x->scratch);
+    free(x->cvt);
     free(x);
 }
 
@@ -146,7 +149,11 @@ typedef struct {
     dnnl_memory_t src, wei, bias, dst, scratch;
     vm_dnnl_exec *x;          /* where it runs: a context's, or its own */
     int own_x;
+    int cvt_rows, cvt_cols, cvt_ld; /* BF16 primitives: the f32 input (rows x cols, leading
+                                        dim ld) is rounded to bf16 into x->cvt first; 0: none */
 } prim_t;
+
+static void cvt_bf16(const float *a, int rows, int cols, int ld, uint16_t *out);
 
 static void prim_release(prim_t *p) {
     if (p->own_x) vm_dnnl_exec_free(p->x);
@@ -186,6 +193,10 @@ static int prim_make(prim_t *p, const_dnnl_primitive_desc_t pd, vm_dnnl_exec *x,
  * exec's scratchpad. */
 static int run_prim(prim_t *p, const void *a, void *c) {
     vm_dnnl_exec *x = p->x;
+    if (p->cvt_rows) {
+        cvt_bf16(a, p->cvt_rows, p->cvt_cols, p->cvt_ld, x->cvt);
+        a = x->cvt;
+    }
     dnnl_memory_set_data_handle(p->src, (void *)a);
     dnnl_memory_set_data_handle(p->dst, c);
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_DST, p->dst}};
@@ -636,4 +647,203 @@ int vm_matmul_run(vm_matmul *mm, const float *A, float *C) { return run_prim(&mm
 vm_matmul *vm_matmul_create(int M, int N, int K, int lda, int ldc, const vm_wpack *w, const float *bias, int gelu,
                             int accumulate, char *err, size_t errlen) {
     return vm_matmul_create_x(NULL, M, N, K, lda, ldc, w, bias, gelu, accumulate, err, errlen);
+}
+
+/* ---- BF16 (--precision bf16 on the CPU) ------------------------------
+ * Convolutions and matmuls with bf16 src and weights, f32 accumulation,
+ * bias, post-ops and dst. oneDNN 2.6's "fpmath mode" (f32 primitives
+ * allowed to compute in bf16) only takes effect on AMX, so the src is
+ * rounded to bf16 explicitly (cvt_bf16, into the exec's buffer) before each
+ * run; weights are converted once, when the primitive is made. */
+
+int vm_dnnl_bf16_supported(void) {
+    /* oneDNN's effective ISA: honours ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA,
+     * so a BF16-less CPU can be imitated. AMX implies avx512_core_bf16's bits. */
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+}
+
+/* f32 -> bf16, round to nearest even (what vcvtneps2bf16 does); NaN stays NaN. */
+static inline uint16_t f2bf(float f) {
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40);
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+
+static void row_scalar(const float *s, int n, uint16_t *d) {
+    for (int j = 0; j < n; j++) d[j] = f2bf(s[j]);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10 || defined(__clang__))
+#include <immintrin.h>
+/* vcvtneps2bf16: the same rounding (nearest even); only reached where the
+ * CPU has avx512_bf16 (every BF16 primitive checks vm_dnnl_bf16_supported).
+ * It treats denormal inputs as zero, which the scalar path does not:
+ * vm_bf16_round's test compares on normal numbers and zeros. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void row_avx512(const float *s, int n, uint16_t *d) {
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(s + j));
+        _mm256_storeu_si256((__m256i *)(d + j), (__m256i)v);
+    }
+    if (j < n) {
+        __mmask16 k = (__mmask16)((1u << (n - j)) - 1);
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(k, s + j));
+        _mm256_mask_storeu_epi16(d + j, k, (__m256i)v);
+    }
+}
+#define VM_HAVE_ROW_AVX512 1
+#endif
+
+static void row_round(const float *s, int n, uint16_t *d, int simd) {
+#ifdef VM_HAVE_ROW_AVX512
+    if (simd) {
+        row_avx512(s, n, d);
+        return;
+    }
+#endif
+    (void)simd;
+    row_scalar(s, n, d);
+}
+
+int vm_bf16_round(const float *x, int n, uint16_t *out, int simd) {
+#ifndef VM_HAVE_ROW_AVX512
+    if (simd) return -1;
+#endif
+    if (simd && !vm_dnnl_bf16_supported()) return -1;
+    row_round(x, n, out, simd);
+    return 0;
+}
+
+static void cvt_bf16(const float *a, int rows, int cols, int ld, uint16_t *out) {
+    const int simd = vm_dnnl_bf16_supported();
+#pragma omp parallel for schedule(static) if ((long)rows * cols > 32768)
+    for (int r = 0; r < rows; r++) row_round(a + (size_t)r * ld, cols, out + (size_t)r * cols, simd);
+}
+
+static int exec_reserve_cvt(vm_dnnl_exec *x, size_t elems) {
+    if (elems <= x->cvt_elems) return 0;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, elems * sizeof(uint16_t)) != 0) return -1;
+    free(x->cvt);
+    x->cvt = p;
+    x->cvt_elems = elems;
+    return 0;
+}
+
+#if DNNL_VERSION_MAJOR >= 3
+static int md_make_t(md_t *md, int nd, const dnnl_dims_t dims, dnnl_data_type_t dt, dnnl_format_tag_t tag) {
+    return dnnl_memory_desc_create_with_tag(md, nd, dims, dt, tag) == dnnl_success ? 0 : -1;
+}
+#else
+static int md_make_t(md_t *md, int nd, const dnnl_dims_t dims, dnnl_data_type_t dt, dnnl_format_tag_t tag) {
+    return dnnl_memory_desc_init_by_tag(md, nd, dims, dt, tag) == dnnl_success ? 0 : -1;
+}
+#endif
+
+vm_conv_prim *vm_conv_create_bf16_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                    const float *weight_oihw, const float *bias, char *err, size_t errlen) {
+    if (engine_ok(err, errlen)) return NULL;
+    if (!vm_dnnl_bf16_supported()) { vm_errf(err, errlen, "BF16 needs a CPU with avx512_bf16 or AMX (this one has neither)"); return NULL; }
+    int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
+    if (OH < 1 || OW < 1) { vm_errf(err, errlen, "input %dx%d too small for a %dx%d stride-%d convolution", H, W, k, k, stride); return NULL; }
+    vm_conv_prim *c = calloc(1, sizeof *c);
+    if (!c) { vm_errf(err, errlen, "out of memory"); return NULL; }
+    dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
+    dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
+    md_t src_md, wei_any, wei_user, bias_md, dst_md;
+    md_make_t(&src_md, 4, sd, dnnl_bf16, dnnl_nhwc);
+    md_make_t(&wei_any, 4, wd, dnnl_bf16, dnnl_format_tag_any);
+    md_make(&wei_user, 4, wd, dnnl_oihw);
+    md_make(&bias_md, 1, bd, dnnl_x);
+    md_make(&dst_md, 4, dd, dnnl_nhwc);
+    dnnl_primitive_attr_t attr = user_scratch_attr();
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = 0;
+    if (!attr) goto done;
+#if DNNL_VERSION_MAJOR >= 3
+    if (dnnl_convolution_forward_primitive_desc_create(&pd, g_engine, dnnl_forward_inference, dnnl_convolution_direct,
+                                                       src_md, wei_any, bias ? bias_md : NULL, dst_md, strides, NULL,
+                                                       padl, padr, attr) != dnnl_success)
+        goto done;
+#else
+    dnnl_convolution_desc_t cd;
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any,
+                                           bias ? &bias_md : NULL, &dst_md, strides, padl, padr) != dnnl_success)
+        goto done;
+    if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
+#endif
+    if (prim_make(&c->p, pd, x, bias, MD_PTR(bias_md))) goto done;
+    if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &c->p.wei)) goto done; /* the reorder rounds f32 -> bf16 */
+    c->p.cvt_rows = B * H * W;
+    c->p.cvt_cols = Cin;
+    c->p.cvt_ld = Cin;
+    if (exec_reserve_cvt(c->p.x, (size_t)B * H * W * Cin)) goto done;
+    ok = 1;
+done:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    md_free(src_md); md_free(wei_any); md_free(wei_user); md_free(bias_md); md_free(dst_md);
+    if (!ok) {
+        vm_errf(err, errlen, "oneDNN: cannot create a BF16 %dx%d convolution (%d->%d channels) for input %dx%d", k, k, Cin, Cout, H, W);
+        vm_conv_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+vm_matmul *vm_matmul_create_bf16_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const vm_wpack *w,
+                                   const float *bias, int gelu, int accumulate, char *err, size_t errlen) {
+    if (engine_ok(err, errlen)) return NULL;
+    if (!vm_dnnl_bf16_supported()) { vm_errf(err, errlen, "BF16 needs a CPU with avx512_bf16 or AMX (this one has neither)"); return NULL; }
+    vm_matmul *mm = calloc(1, sizeof *mm);
+    if (!mm) { vm_errf(err, errlen, "out of memory"); return NULL; }
+    md_t src, wany, dst, bmd;
+    dnnl_dims_t sd = {M, K}, wd = {K, N}, dd = {M, N}, ds = {ldc, 1}, bd = {1, N};
+    md_make_t(&src, 2, sd, dnnl_bf16, dnnl_ab);
+    md_make_t(&wany, 2, wd, dnnl_bf16, dnnl_format_tag_any);
+    md_make_strided(&dst, 2, dd, ds);
+    md_make(&bmd, 2, bd, dnnl_ab);
+    dnnl_primitive_attr_t attr = user_scratch_attr();
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    float *plain = NULL;
+    int ok = w->N == N && w->K == K && attr && dnnl_post_ops_create(&po) == dnnl_success &&
+             (!gelu || !append_gelu(po)) && (!accumulate || !append_sum(po)) &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    if (ok) ok = (pd = matmul_pd(MD_PTR(src), MD_PTR(wany), bias ? MD_PTR(bmd) : NULL, MD_PTR(dst), attr)) != NULL;
+    if (ok) ok = !prim_make(&mm->p, pd, x, bias, MD_PTR(bmd));
+    if (ok) {
+        /* This context's own bf16 copy of the shared FP32 pack (half its
+         * size); the pack itself is only read. */
+        md_arg want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        ok = dnnl_memory_create(&mm->p.wei, want, g_engine, DNNL_MEMORY_ALLOCATE) == dnnl_success;
+        if (ok && reorder_mem(w->mem, mm->p.wei)) {
+            /* no blocked f32 -> blocked bf16 reorder: go through the plain matrix */
+            md_t user;
+            dnnl_memory_t pm = NULL;
+            plain_wei_md(&user, N, K);
+            ok = (plain = malloc((size_t)N * K * sizeof *plain)) && !vm_wpack_unpack(w, plain) &&
+                 dnnl_memory_create(&pm, MD_PTR(user), g_engine, plain) == dnnl_success && !reorder_mem(pm, mm->p.wei);
+            if (pm) dnnl_memory_destroy(pm);
+            md_free(user);
+        }
+    }
+    if (ok) {
+        mm->p.cvt_rows = M;
+        mm->p.cvt_cols = K;
+        mm->p.cvt_ld = lda;
+        ok = !exec_reserve_cvt(mm->p.x, (size_t)M * K);
+    }
+    free(plain);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    md_free(src); md_free(wany); md_free(dst); md_free(bmd);
+    if (!ok) {
+        vm_errf(err, errlen, "oneDNN: cannot create a BF16 matmul (%d x %d x %d)", M, N, K);
+        vm_matmul_free(mm);
+        return NULL;
+    }
+    return mm;
 }

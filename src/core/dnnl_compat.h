@@ -81,6 +81,21 @@ int vm_matmul_run(vm_matmul *mm, const float *A, float *C);
 int vm_matmul_relaid_count(void);
 void vm_matmul_free(vm_matmul *mm);
 
+/* BF16: the same primitives with bf16 src and weights (rounded to nearest
+ * even; the weights once, at creation: a matmul makes its own bf16 copy of
+ * the shared FP32 pack) and f32 accumulation, bias, post-ops and dst. The
+ * f32 input is rounded to bf16 at each run (into the exec's buffer). Only
+ * where vm_dnnl_bf16_supported(): oneDNN sees avx512_bf16 or AMX (capped by
+ * ONEDNN_MAX_CPU_ISA); otherwise creation fails with a message saying so. */
+int vm_dnnl_bf16_supported(void);
+/* The input rounding itself, for tests: simd 0 = the scalar reference,
+ * 1 = the avx512_bf16 kernel (-1 where there is none). */
+int vm_bf16_round(const float *x, int n, uint16_t *out, int simd);
+vm_conv_prim *vm_conv_create_bf16_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                    const float *weight_oihw, const float *bias, char *err, size_t errlen);
+vm_matmul *vm_matmul_create_bf16_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const vm_wpack *w,
+                                   const float *bias, int gelu, int accumulate, char *err, size_t errlen);
+
 const char *vm_dnnl_version(void);
 
 #endif

@@ -94,6 +94,31 @@ int vm_ctx_set_threads(vm_ctx *c, int n) {
     return 0;
 }
 
+int vm_ctx_bf16(const vm_ctx *c) {
+    return c->precision ? c->precision - 1 == VM_PRECISION_BF16 : c->m->cpu_bf16;
+}
+
+/* CPU arithmetic: FP32, or BF16 GEMMs and convolutions (avx512_bf16 / AMX). */
+static int cpu_precision_ok(vm_precision p, char *err, size_t errlen) {
+    if (p == VM_PRECISION_FP32) return 0;
+    if (p != VM_PRECISION_BF16)
+        return vm_errf(err, errlen, "precision %s is for CUDA only; the CPU does fp32 or bf16",
+                       p == VM_PRECISION_TF32 ? "tf32" : p == VM_PRECISION_FP16 ? "fp16" : "(unknown)");
+    if (!vm_dnnl_bf16_supported())
+        return vm_errf(err, errlen, "bf16 needs a CPU with avx512_bf16 or AMX; this one (as oneDNN sees it) has neither");
+    return 0;
+}
+
+int vm_ctx_set_precision(vm_ctx *c, vm_precision p) {
+    if (!c) return VM_ERR_INPUT;
+    if (cpu_precision_ok(p, c->err, sizeof c->err)) {
+        c->status = VM_ERR_UNSUPPORTED;
+        return VM_ERR_UNSUPPORTED;
+    }
+    c->precision = 1 + (int)p; /* the plan follows at the next forward */
+    return 0;
+}
+
 void vm_ctx_set_trace(vm_ctx *c, vm_trace_fn fn, void *user) {
     c->trace = fn;
     c->trace_user = user;
@@ -305,6 +330,9 @@ const char *vm_model_device(const vm_model *m) { return m->dev ? m->dev->name : 
 
 int vm_model_set_device(vm_model *m, const char *device, vm_precision precision) {
     if (!device || !strcmp(device, "cpu")) {
+        if (cpu_precision_ok(precision, m->err, sizeof m->err)) return -1;
+        m->cpu_bf16 = precision == VM_PRECISION_BF16;
+        if (m->ictx) vm_plan_free(&m->ictx->plan);
         if (m->dev) {
             m->dev->release(m);
             m->dev = NULL;

@@ -58,6 +58,8 @@ static int make_conv(vm_ctx *c, vm_conv_prim **out, const vm_conv *cv, int B, in
     if (cv->w8)
         *out = vm_qconv_create_x(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w8, cv->w_scale, cv->a_scale,
                                cv->a_zp, cv->b, e, sizeof e);
+    else if (c->plan.bf16)
+        *out = vm_conv_create_bf16_x(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w, cv->b, e, sizeof e);
     else
         *out = vm_conv_create_x(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w, cv->b, e, sizeof e);
     if (!*out) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
@@ -95,7 +97,8 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
             if ((size_t)M * q->K > *qbytes) *qbytes = (size_t)M * q->K;
         } else if (*L->f) {
             const vm_flinear *f = *L->f;
-            p->lin[i].f = vm_matmul_create_x(c->dx, M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e);
+            p->lin[i].f = p->bf16 ? vm_matmul_create_bf16_x(c->dx, M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e)
+                                  : vm_matmul_create_x(c->dx, M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e);
             if (!p->lin[i].f) rc = vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
         }
     }
@@ -109,8 +112,10 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
 int vm_plan_ensure(vm_ctx *c, int B, int H, int W) {
     const vm_model *m = c->m;
     vm_plan *p = &c->plan;
-    if (p->B == B && p->H == H && p->W == W) return 0;
+    const int bf16 = vm_ctx_bf16(c);
+    if (p->B == B && p->H == H && p->W == W && p->bf16 == bf16) return 0;
     vm_plan_free(p);
+    p->bf16 = bf16;
     const vm_info *I = &m->info;
     int h, w;
     size_t sx = 0, s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0;

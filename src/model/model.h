@@ -106,6 +106,7 @@ typedef struct {
     vm_conv_prim *pe1, *pe2, *ds[3];
     vm_lin_prim *lin;         /* [nlin], in vm_linears() order */
     size_t nlin;
+    int bf16;                 /* primitives made in BF16 (vm_ctx_bf16) */
 } vm_plan;
 
 /* Calibration hook: sees the input of every quantizable linear layer. */
@@ -138,6 +139,7 @@ struct vm_ctx {
     vm_dnnl_exec *dx;         /* oneDNN stream + scratchpad */
     vm_plan plan;
     int threads;              /* 0: the caller's OpenMP setting */
+    int precision;            /* 0: the model's CPU default; else 1 + vm_precision */
     int internal;             /* the model's own (vm_forward's) context */
     vm_trace_fn trace;        /* tests: named intermediate tensors */
     void *trace_user;
@@ -203,6 +205,8 @@ struct vm_model {
     unsigned dev_gen;         /* bumped at each upload (vm_model_set_device) */
     vm_ctx *ictx;             /* vm_forward's internal context (single-threaded convenience) */
     int nctx;                 /* live contexts other than ictx (atomic) */
+    int cpu_bf16;             /* default CPU arithmetic of contexts: BF16 GEMMs/convs
+                                 (vm_model_set_device "cpu", BF16); a setting, not weights */
     char err[512];            /* load, save, set_device and vm_forward errors */
 };
 
@@ -251,6 +255,8 @@ int vm_model_unpack(vm_model *m);
 /* forward.c */
 int vm_plan_ensure(vm_ctx *c, int B, int H, int W);
 void vm_plan_free(vm_plan *p);
+/* Whether c's CPU primitives are BF16: its own choice, else the model's. */
+int vm_ctx_bf16(const vm_ctx *c);
 int vm_forward_impl(vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]);
 /* Run the backbone on c; out gets the four maps, NHWC, in c's arena (valid
  * until c's next call): a backbone checkpoint's outnorm_i maps, or for a
