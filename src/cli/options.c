@@ -270,10 +270,3 @@ void cli_dev_options(cli_dev *d, cli_opt o[4]) {
     };
     memcpy(o, t, sizeof t);
 }
-
-int cli_int(const char *opt, const char *v, int lo, int hi, int *out) {
-    long long x;
-    if (cli_parse_long(opt, v, lo, hi, &x)) return -1;
-    *out = (int)x;
-    return 0;
-}

@@ -65,8 +65,6 @@ void cli_help(const cli_spec *s, FILE *f);
  * blanks, in [lo, hi]. Print "OPT: ..." and return -1 on error. */
 int cli_parse_long(const char *opt, const char *v, long long lo, long long hi, long long *out);
 int cli_parse_double(const char *opt, const char *v, double lo, double hi, double *out);
-/* cli_parse_long into an int (the hand-written loops of segment and detect). */
-int cli_int(const char *opt, const char *v, int lo, int hi, int *out);
 
 /* CLI_OPT_FN parsers. */
 int cli_opt_floats3(void *dest, const char *name, const char *value);          /* float[3] "R,G,B" */
