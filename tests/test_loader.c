@@ -384,6 +384,7 @@ END_TEST
 START_TEST(safetensors_errors) {
     char err[512];
     vm_model *m = try_load(tdata("v2_s1/model.pth"), NULL, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
     const char *p = tmp_path(".safetensors");
     ck_assert(vm_model_save(m, p, "f32", NULL) == 0);
     vm_model_free(m);

@@ -1,0 +1,42 @@
+#!/bin/bash
+# cuda-device-check.sh - build --with-cuda and run the whole Check suite on a
+# GPU machine that has the CUDA toolkit but not Debian's libraries.
+# Expects, in the source tree: .devbundle.tgz holding .devprefix/usr (Debian 12's
+# oneDNN, libturbojpeg, libpng, jansson, check, subunit, ocl-icd, zlib1g-dev unpacked with
+# dpkg -x) and the autoreconf output (configure, Makefile.in, ...), for machines
+# without autotools or pkg-config. Logs go to $OUT (default ./out).
+# Usage: OUT=dir sh scripts/cuda-device-check.sh [bench]
+set -u
+OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
+{ nvidia-smi; nvcc --version || /usr/local/cuda/bin/nvcc --version; gcc --version; nproc; cat /etc/os-release; } > "$OUT/env.txt" 2>&1
+[ ! -f .devbundle.tgz ] || tar xzf .devbundle.tgz  # or already unpacked
+# The copied tree's mtimes may be newer than the generated files: keep make from re-running autotools.
+touch aclocal.m4; sleep 1; touch configure config.h.in Makefile.in
+P=$PWD/.devprefix/usr; L=$P/lib/x86_64-linux-gnu
+export PATH=/usr/local/cuda/bin:$PATH
+export CPPFLAGS="-I$P/include" LDFLAGS="-L$L" LD_LIBRARY_PATH="$L:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PKG_CONFIG_PATH=$L/pkgconfig
+# Explicit module flags: the machine may have no pkg-config.
+export TURBOJPEG_CFLAGS="-I$P/include" TURBOJPEG_LIBS="-L$L -lturbojpeg"
+export PNG_CFLAGS="-I$P/include/libpng16" PNG_LIBS="-L$L -lpng16"
+export JANSSON_CFLAGS="-I$P/include" JANSSON_LIBS="-L$L -ljansson"
+export ZLIB_CFLAGS="-I$P/include" ZLIB_LIBS="-lz"
+export CHECK_CFLAGS="-I$P/include" CHECK_LIBS="-L$L -lcheck_pic -pthread -lrt -lm -lsubunit"
+./configure --with-cuda=/usr/local/cuda NVCCFLAGS=-arch=sm_90 > "$OUT/configure.log" 2>&1 \
+    || { cp config.log "$OUT/"; tail -30 "$OUT/configure.log"; exit 1; }
+make -j16 V=1 > "$OUT/make.log" 2>&1 || { tail -60 "$OUT/make.log"; exit 1; }
+./vmamba info > "$OUT/info.txt" 2>&1
+make -j8 check > "$OUT/check.log" 2>&1; rc=$?
+cp test-suite.log tests/*.log "$OUT/" 2>/dev/null
+{ gcc -print-file-name=libstdc++.so; gcc -print-file-name=libsupc++.a; grep "libtool: link:.*libvmamba.so" "$OUT/make.log"; } > "$OUT/link.txt" 2>&1
+tar czf "$OUT/logs.tgz" -C "$OUT" --exclude=logs.tgz . 2>/dev/null
+grep -h -E "^(# |PASS|FAIL|SKIP|ERROR|XFAIL)" "$OUT/check.log" | tail -20
+for f in tests/check_vmamba.log tests/check_cli.log; do grep -h -E "^[0-9]+%: Checks" "$f"; done
+grep -h -E ":(F|E):" tests/*.log | head -40
+[ "$rc" = 0 ] || exit "$rc"
+if [ "${1:-}" = bench ]; then
+    for p in fp32 tf32; do
+        ./vmamba bench --arch vmamba-tiny-s1l8 --device cuda --precision $p --batch 128 --iters 10 --warmup 2 --json \
+            | tee -a "$OUT/bench.jsonl"
+    done
+fi
