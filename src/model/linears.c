@@ -159,11 +159,15 @@ int vm_model_unpack(vm_model *m) {
         if (!f) continue;
         float *w = vm_model_alloc(m, (size_t)v[i].N * v[i].K);
         if (!w) {
-            rc = -1; /* m->err says out of memory; the remaining packs stay packed */
-            break;
+            /* m->err says out of memory. The slots not reached keep their
+             * packs (m->flin stays, vm_model_free frees them); the ones
+             * done are plain. */
+            free(v);
+            return -1;
         }
         if (vm_wpack_unpack(f->pack, w)) rc = vm_errf(m->err, sizeof m->err, "oneDNN: cannot unpack a %d x %d weight matrix", v[i].N, v[i].K);
         vm_wpack_free(f->pack);
+        f->pack = NULL;
         *v[i].w = w;
         if (f->param != SIZE_MAX) m->params[f->param].data = w;
         *v[i].f = NULL;
