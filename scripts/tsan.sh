@@ -19,10 +19,12 @@ out=${1:-/tmp/vmamba-tsan}
 CC=${TSAN_CC:-clang}
 mkdir -p "$out"
 cflags="-std=gnu11 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Wno-unknown-pragmas"
-cflags="$cflags -I$top/include -I$top/src -I$top -I$top/quant $(pkg-config --cflags libturbojpeg libpng jansson)"
-libs="-ldnnl -lgomp $(pkg-config --libs libturbojpeg libpng jansson) -lpthread -lm"
-srcs=$(cd "$top" && ls src/core/*.c src/loaders/*.c src/model/*.c src/net/heads/*.c src/image/*.c \
-       simd/dispatch.c simd/scalar/*.c quant/calibrate.c tests/threads_core.c tests/tsan_main.c)
+cflags="$cflags -I$top/include -I$top/src -I$top -I$top/quant $(pkg-config --cflags libturbojpeg libpng jansson zlib)"
+libs="-ldnnl -lgomp $(pkg-config --libs libturbojpeg libpng jansson zlib) -lpthread -lm"
+# The library's C files (libvmamba_core in Makefile.am: scalar kernels, the
+# ISA kernels are separate libraries) and the test driver.
+srcs="$(sed -n '/^libvmamba_core_la_SOURCES/,/_CFLAGS/p' "$top/Makefile.am" | tr ' \t\\' '\n\n\n' | grep '\.c$')
+      tests/threads_core.c tests/tsan_main.c"
 objs=""
 for f in $srcs; do
     o="$out/$(echo "$f" | tr / _).o"
