@@ -14,31 +14,9 @@ void det_roi_feats(const det_weights *w, const det_plan *p, const float *box, in
     vm_roi_align(p->P[l], p->H[l], p->W[l], w->F, box, 1.0f / (float)(4 << l), out, out, 0, dst);
 }
 
-/* C = act(A W^T + b), row-major, through oneDNN's sgemm. The box head's
- * first FC has K = 256*7*7 = 12544: a GEMM kernel that accumulates all of K
- * in one register (oneDNN's aarch64 paths do) lets FP32 rounding grow with
- * K, which put china's class logits 1.05x past the golden tolerance under
- * qemu. So long K is summed in blocks of FC_KBLOCK, each block a separate
- * product added to C: the rounding error grows with the block length plus
- * the number of blocks instead of with K. */
-#define FC_KBLOCK 1024
+/* C = act(A W^T + b), row-major, through oneDNN's sgemm. */
 static int fc(const float *A, int M, int K, const float *W, const float *b, int N, int relu, float *C) {
-    if (K <= 2 * FC_KBLOCK) {
-        if (vm_gemm(M, N, K, A, K, W, K, C, N, 0.0f)) return -1;
-    } else {
-        float *part = malloc((size_t)M * N * sizeof(float));
-        if (!part) return -1;
-        for (int k0 = 0; k0 < K; k0 += FC_KBLOCK) {
-            int kb = K - k0 < FC_KBLOCK ? K - k0 : FC_KBLOCK;
-            float *dst = k0 ? part : C;
-            if (vm_gemm(M, N, kb, A + k0, K, W + k0, K, dst, N, 0.0f)) { free(part); return -1; }
-            if (k0) {
-#pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
-                for (size_t i = 0; i < (size_t)M * N; i++) C[i] += part[i];
-            }
-        }
-        free(part);
-    }
+    if (vm_gemm(M, N, K, A, K, W, K, C, N, 0.0f)) return -1;
 #pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * N;
