@@ -90,18 +90,21 @@ int vm_conv_out_size(int in, int k, int stride, int pad) { return (in + 2 * pad 
 #if DNNL_VERSION_MAJOR >= 3
 typedef dnnl_memory_desc_t md_t;
 #define MD_PTR(x) (x)
-static int md_make(md_t *md, int nd, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
-    return dnnl_memory_desc_create_with_tag(md, nd, dims, dnnl_f32, tag) == dnnl_success ? 0 : -1;
+static int md_make_t(md_t *md, int nd, const dnnl_dims_t dims, dnnl_data_type_t dt, dnnl_format_tag_t tag) {
+    return dnnl_memory_desc_create_with_tag(md, nd, dims, dt, tag) == dnnl_success ? 0 : -1;
 }
 static void md_free(md_t md) { dnnl_memory_desc_destroy(md); }
 #else
 typedef dnnl_memory_desc_t md_t;
 #define MD_PTR(x) (&(x))
-static int md_make(md_t *md, int nd, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
-    return dnnl_memory_desc_init_by_tag(md, nd, dims, dnnl_f32, tag) == dnnl_success ? 0 : -1;
+static int md_make_t(md_t *md, int nd, const dnnl_dims_t dims, dnnl_data_type_t dt, dnnl_format_tag_t tag) {
+    return dnnl_memory_desc_init_by_tag(md, nd, dims, dt, tag) == dnnl_success ? 0 : -1;
 }
 static void md_free(md_t md) { (void)md; }
 #endif
+static int md_make(md_t *md, int nd, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
+    return md_make_t(md, nd, dims, dnnl_f32, tag);
+}
 
 #if DNNL_VERSION_MAJOR >= 3
 typedef const_dnnl_memory_desc_t md_arg;
@@ -220,8 +223,13 @@ void vm_conv_free(vm_conv_prim *c) {
     free(c);
 }
 
-vm_conv_prim *vm_conv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
-                             const float *weight_oihw, const float *bias, char *err, size_t errlen) {
+/* One convolution primitive for one input shape: NHWC src/dst, OIHW user
+ * weights packed at creation, optional bias and fused ReLU. dt is the
+ * arithmetic type of src and weights (f32, or bf16 with f32 bias/dst);
+ * what names the kind in the error message. */
+static vm_conv_prim *conv_make(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                               const float *weight_oihw, const float *bias, int relu, dnnl_data_type_t dt,
+                               const char *what, char *err, size_t errlen) {
     if (engine_ok(err, errlen)) return NULL;
     int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
     if (OH < 1 || OW < 1) { vm_errf(err, errlen, "input %dx%d too small for a %dx%d stride-%d convolution", H, W, k, k, stride); return NULL; }
@@ -230,56 +238,8 @@ vm_conv_prim *vm_conv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, in
     dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
     dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
     md_t src_md, wei_any, wei_user, bias_md, dst_md;
-    md_make(&src_md, 4, sd, dnnl_nhwc);
-    md_make(&wei_any, 4, wd, dnnl_format_tag_any);
-    md_make(&wei_user, 4, wd, dnnl_oihw);
-    md_make(&bias_md, 1, bd, dnnl_x);
-    md_make(&dst_md, 4, dd, dnnl_nhwc);
-    dnnl_primitive_attr_t attr = user_scratch_attr();
-    dnnl_primitive_desc_t pd = NULL;
-    int ok = 0;
-    if (!attr) goto done;
-#if DNNL_VERSION_MAJOR >= 3
-    if (dnnl_convolution_forward_primitive_desc_create(&pd, g_engine, dnnl_forward_inference, dnnl_convolution_direct,
-                                                       src_md, wei_any, bias ? bias_md : NULL, dst_md, strides, NULL,
-                                                       padl, padr, attr) != dnnl_success)
-        goto done;
-#else
-    dnnl_convolution_desc_t cd;
-    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any,
-                                           bias ? &bias_md : NULL, &dst_md, strides, padl, padr) != dnnl_success)
-        goto done;
-    if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
-#endif
-    if (prim_make(&c->p, pd, x, bias, MD_PTR(bias_md))) goto done;
-    if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &c->p.wei)) goto done;
-    ok = 1;
-done:
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    if (attr) dnnl_primitive_attr_destroy(attr);
-    md_free(src_md); md_free(wei_any); md_free(wei_user); md_free(bias_md); md_free(dst_md);
-    if (!ok) {
-        vm_errf(err, errlen, "oneDNN: cannot create a %dx%d convolution (%d->%d channels) for input %dx%d", k, k, Cin, Cout, H, W);
-        vm_conv_free(c);
-        return NULL;
-    }
-    return c;
-}
-
-/* vm_conv_create_x with a fused ReLU post-op (relu != 0): the ConvModules
- * of the dense heads (conv + folded BatchNorm as bias + ReLU) in one pass. */
-vm_conv_prim *vm_conv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
-                                    const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen) {
-    if (engine_ok(err, errlen)) return NULL;
-    int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
-    if (OH < 1 || OW < 1) { vm_errf(err, errlen, "input %dx%d too small for a %dx%d stride-%d convolution", H, W, k, k, stride); return NULL; }
-    vm_conv_prim *c = calloc(1, sizeof *c);
-    if (!c) { vm_errf(err, errlen, "out of memory"); return NULL; }
-    dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
-    dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
-    md_t src_md, wei_any, wei_user, bias_md, dst_md;
-    md_make(&src_md, 4, sd, dnnl_nhwc);
-    md_make(&wei_any, 4, wd, dnnl_format_tag_any);
+    md_make_t(&src_md, 4, sd, dt, dnnl_nhwc);
+    md_make_t(&wei_any, 4, wd, dt, dnnl_format_tag_any);
     md_make(&wei_user, 4, wd, dnnl_oihw);
     md_make(&bias_md, 1, bd, dnnl_x);
     md_make(&dst_md, 4, dd, dnnl_nhwc);
@@ -310,6 +270,7 @@ vm_conv_prim *vm_conv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int 
     if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
 #endif
     if (prim_make(&c->p, pd, x, bias, MD_PTR(bias_md))) goto done;
+    /* for bf16 the reorder also rounds the f32 weights */
     if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &c->p.wei)) goto done;
     ok = 1;
 done:
@@ -318,12 +279,24 @@ done:
     if (attr) dnnl_primitive_attr_destroy(attr);
     md_free(src_md); md_free(wei_any); md_free(wei_user); md_free(bias_md); md_free(dst_md);
     if (!ok) {
-        vm_errf(err, errlen, "oneDNN: cannot create a %dx%d convolution%s (%d->%d channels) for input %dx%d", k, k,
-                relu ? " with ReLU" : "", Cin, Cout, H, W);
+        vm_errf(err, errlen, "oneDNN: cannot create a %s%dx%d convolution%s (%d->%d channels) for input %dx%d", what, k,
+                k, relu ? " with ReLU" : "", Cin, Cout, H, W);
         vm_conv_free(c);
         return NULL;
     }
     return c;
+}
+
+vm_conv_prim *vm_conv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                             const float *weight_oihw, const float *bias, char *err, size_t errlen) {
+    return conv_make(x, B, Cin, H, W, Cout, k, stride, pad, weight_oihw, bias, 0, dnnl_f32, "", err, errlen);
+}
+
+/* vm_conv_create_x with a fused ReLU post-op (relu != 0): the ConvModules
+ * of the dense heads (conv + folded BatchNorm as bias + ReLU) in one pass. */
+vm_conv_prim *vm_conv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                    const float *weight_oihw, const float *bias, int relu, char *err, size_t errlen) {
+    return conv_make(x, B, Cin, H, W, Cout, k, stride, pad, weight_oihw, bias, relu, dnnl_f32, "", err, errlen);
 }
 
 vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
@@ -731,60 +704,17 @@ static int exec_reserve_cvt(vm_dnnl_exec *x, size_t elems) {
     return 0;
 }
 
-#if DNNL_VERSION_MAJOR >= 3
-static int md_make_t(md_t *md, int nd, const dnnl_dims_t dims, dnnl_data_type_t dt, dnnl_format_tag_t tag) {
-    return dnnl_memory_desc_create_with_tag(md, nd, dims, dt, tag) == dnnl_success ? 0 : -1;
-}
-#else
-static int md_make_t(md_t *md, int nd, const dnnl_dims_t dims, dnnl_data_type_t dt, dnnl_format_tag_t tag) {
-    return dnnl_memory_desc_init_by_tag(md, nd, dims, dt, tag) == dnnl_success ? 0 : -1;
-}
-#endif
-
 vm_conv_prim *vm_conv_create_bf16_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                                     const float *weight_oihw, const float *bias, char *err, size_t errlen) {
     if (engine_ok(err, errlen)) return NULL;
     if (!vm_dnnl_bf16_supported()) { vm_errf(err, errlen, "BF16 needs a CPU with avx512_bf16 or AMX (this one has neither)"); return NULL; }
-    int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
-    if (OH < 1 || OW < 1) { vm_errf(err, errlen, "input %dx%d too small for a %dx%d stride-%d convolution", H, W, k, k, stride); return NULL; }
-    vm_conv_prim *c = calloc(1, sizeof *c);
-    if (!c) { vm_errf(err, errlen, "out of memory"); return NULL; }
-    dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
-    dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
-    md_t src_md, wei_any, wei_user, bias_md, dst_md;
-    md_make_t(&src_md, 4, sd, dnnl_bf16, dnnl_nhwc);
-    md_make_t(&wei_any, 4, wd, dnnl_bf16, dnnl_format_tag_any);
-    md_make(&wei_user, 4, wd, dnnl_oihw);
-    md_make(&bias_md, 1, bd, dnnl_x);
-    md_make(&dst_md, 4, dd, dnnl_nhwc);
-    dnnl_primitive_attr_t attr = user_scratch_attr();
-    dnnl_primitive_desc_t pd = NULL;
-    int ok = 0;
-    if (!attr) goto done;
-#if DNNL_VERSION_MAJOR >= 3
-    if (dnnl_convolution_forward_primitive_desc_create(&pd, g_engine, dnnl_forward_inference, dnnl_convolution_direct,
-                                                       src_md, wei_any, bias ? bias_md : NULL, dst_md, strides, NULL,
-                                                       padl, padr, attr) != dnnl_success)
-        goto done;
-#else
-    dnnl_convolution_desc_t cd;
-    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any,
-                                           bias ? &bias_md : NULL, &dst_md, strides, padl, padr) != dnnl_success)
-        goto done;
-    if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
-#endif
-    if (prim_make(&c->p, pd, x, bias, MD_PTR(bias_md))) goto done;
-    if (pack_weights(pd, MD_PTR(wei_user), weight_oihw, &c->p.wei)) goto done; /* the reorder rounds f32 -> bf16 */
+    vm_conv_prim *c = conv_make(x, B, Cin, H, W, Cout, k, stride, pad, weight_oihw, bias, 0, dnnl_bf16, "BF16 ", err,
+                                errlen);
+    if (!c) return NULL;
     c->p.cvt_rows = B * H * W;
     c->p.cvt_cols = Cin;
     c->p.cvt_ld = Cin;
-    if (exec_reserve_cvt(c->p.x, (size_t)B * H * W * Cin)) goto done;
-    ok = 1;
-done:
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    if (attr) dnnl_primitive_attr_destroy(attr);
-    md_free(src_md); md_free(wei_any); md_free(wei_user); md_free(bias_md); md_free(dst_md);
-    if (!ok) {
+    if (exec_reserve_cvt(c->p.x, (size_t)B * H * W * Cin)) {
         vm_errf(err, errlen, "oneDNN: cannot create a BF16 %dx%d convolution (%d->%d channels) for input %dx%d", k, k, Cin, Cout, H, W);
         vm_conv_free(c);
         return NULL;
