@@ -163,6 +163,10 @@ static void observe(void *user, const char *layer, const float *x, size_t rows, 
     s->batches++;
 }
 
+void vm_calib_observe(vm_calib *c, const char *layer, const float *x, size_t rows, int cols) {
+    if (rows && cols > 0) observe(c, layer, x, rows, cols, cols, NULL, 0);
+}
+
 vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o) {
     vm_calib *c = calloc(1, sizeof *c);
     if (!c) {
@@ -284,7 +288,7 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
     if (c->oom)
         return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for calibration statistics: nothing written", path, c->oom);
     if (c->n == 0) return vm_errf(err, errlen, "calibration saw no layer inputs (no forward pass ran)");
-    size_t cap = m->nparams * 4 + 8, n = 0;
+    size_t cap = (m->nparams + m->nkept) * 4 + 8, n = 0;
     vm_st_tensor *t = calloc(cap, sizeof *t);
     void **owned = calloc(cap, sizeof *owned);
     size_t nowned = 0;
@@ -339,6 +343,46 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
         }
         t[n++] = (vm_st_tensor){.name = p->name, .data = p->data, .ndim = p->ndim,
                                 .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}};
+    }
+    /* The heads' tensors (decode_head.*, neck.*, rpn_head.*, roi_head.*,
+     * unknown keys): FP32 as loaded, except a head convolution whose input
+     * was observed (vm_calib_observe) and is not skipped: s8 per output
+     * channel with its input scale, run as an INT8 convolution by the head.
+     * Non-float tensors (BatchNorm's num_batches_tracked) are not needed
+     * at inference and are dropped. */
+    for (size_t i = 0; i < m->nkept; i++) {
+        const vm_kept *k = &m->kept[i];
+        if (!k->data || k->ndim > 4) continue;
+        layer_stats *s = NULL;
+        size_t nl = strlen(k->name);
+        if (k->ndim == 4 && nl > 7 && !strcmp(k->name + nl - 7, ".weight") && !skipped(c, k->name))
+            for (int j = 0; j < c->n; j++)
+                if (!c->l[j].w && strlen(c->l[j].name) == nl - 7 && !strncmp(c->l[j].name, k->name, nl - 7)) s = &c->l[j];
+        if (s) {
+            int rows = (int)k->shape[0];
+            size_t numel = (size_t)k->shape[0] * k->shape[1] * k->shape[2] * k->shape[3], K = numel / (size_t)rows;
+            int8_t *q = OWN(numel);
+            float *ws = q ? OWN((size_t)rows * sizeof(float)) : NULL;
+            float *as = ws ? OWN(2 * sizeof(float)) : NULL;
+            char *wsn = as ? NAME("%.*s.weight_scale", (int)nl - 7, k->name) : NULL;
+            char *isn = wsn ? NAME("%.*s.input_scale", (int)nl - 7, k->name) : NULL;
+            char *izn = isn ? NAME("%.*s.input_zero_point", (int)nl - 7, k->name) : NULL;
+            if (!izn) goto done;
+            quantize_rows_s8(q, ws, k->data, rows, K);
+            int zp;
+            range(c, s, &as[0], &zp);
+            as[1] = (float)zp;
+            t[n++] = (vm_st_tensor){.name = k->name, .i8 = q, .ndim = 4,
+                                    .shape = {k->shape[0], k->shape[1], k->shape[2], k->shape[3]}};
+            t[n++] = (vm_st_tensor){.name = wsn, .data = ws, .ndim = 1, .shape = {rows}};
+            t[n++] = (vm_st_tensor){.name = isn, .data = as, .ndim = 1, .shape = {1}};
+            t[n++] = (vm_st_tensor){.name = izn, .data = as + 1, .ndim = 1, .shape = {1}};
+            nq++;
+            continue;
+        }
+        vm_st_tensor e = {.name = k->name, .data = k->data, .ndim = k->ndim};
+        for (int d = 0; d < k->ndim; d++) e.shape[d] = k->shape[d];
+        t[n++] = e;
     }
     char scheme[256];
     snprintf(scheme, sizeof scheme,

@@ -50,6 +50,24 @@ void vm_smooth_free(vm_smooth *s);
  * the caller: it is turned back to plain weights. NULL if m is in use by
  * contexts (see vm_model_error). vm_smooth_begin likewise. */
 vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o);
+/* A head convolution's input (dense heads: UPerHead), seen by the caller
+ * running the head: NHWC rows x cols, under the convolution's checkpoint
+ * prefix ("decode_head.bottleneck.conv"). vm_calib_write then stores that
+ * convolution's weight as s8 per output channel with the observed input
+ * scale (an INT8 convolution), unless a --skip pattern matches it. Heads
+ * not observed are written FP32 as loaded. */
+void vm_calib_observe(vm_calib *c, const char *layer, const float *x, size_t rows, int cols);
+/* calib_dense.c - one calibration input of a segmentation, detection or
+ * backbone-only model (m is the model given to vm_calib_begin): the
+ * backbone on the input, then, when uper is given (a UPerHead bound from
+ * m's weights), the head with every convolution's input observed. The
+ * image form runs the task's test pipeline on a photo: OpenCV decode,
+ * keep-ratio resize to fit sw x sh, normalise, and for detection (pad32)
+ * zero padding to multiples of 32. 0, or -1 with err. */
+int vm_calib_dense_tensor(vm_calib *c, vm_model *m, const vm_head *uper, const float *chw, int H, int W, char *err,
+                          size_t errlen);
+int vm_calib_dense_image(vm_calib *c, vm_model *m, const vm_head *uper, const char *path, int pad32, int sw, int sh,
+                         char *err, size_t errlen);
 /* Stop observing; write the INT8 model with metadata_json (may be NULL).
  * -1 with an "out of memory" error (and no file) when memory for the
  * statistics ran out during the forward passes or runs out here. */

@@ -1,6 +1,10 @@
 /* cmd_calibrate.c - `vmamba calibrate`: run the FP32 model over the user's
  * images, collect the input ranges of every linear layer, and write the
- * INT8 model (quant/). Deterministic: images are taken in sorted order. */
+ * INT8 model (quant/). Deterministic: images are taken in sorted order.
+ * Classifiers see the classification preprocessing; segmentation,
+ * detection and backbone-only models their task's test pipeline
+ * (quant/calib_dense.c), and a UPerNet head's convolutions are observed
+ * too (INT8 head convolutions). */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +18,7 @@
 #include "cli.h"
 #include "options.h"
 #include "quant.h"
+#include "net/heads/upernet.h"
 
 static const char usage[] =
     "Usage: vmamba calibrate -m MODEL --images DIR -o OUT.safetensors [options]\n"
@@ -21,9 +26,21 @@ static const char usage[] =
     "\n"
     "Quantize MODEL to INT8 after observing it on calibration data: s8 weights\n"
     "per output channel, u8 activations per tensor. in_proj, out_proj, the MLP\n"
-    "and the v1 downsample run as INT8 matmuls; the head and the convolutions\n"
-    "are stored as s8 (options below make them INT8 too); the scan, norms,\n"
-    "x_proj and residuals stay FP32.\n"
+    "and the v1 downsample run as INT8 matmuls; the classifier head and the\n"
+    "convolutions are stored as s8 (options below make them INT8 too); the\n"
+    "scan, norms, x_proj and residuals stay FP32.\n"
+    "\n"
+    "MODEL may be a classifier, an mmseg UPerNet segmentation checkpoint, an\n"
+    "mmdet Mask R-CNN detection checkpoint or a backbone-only one (--task\n"
+    "says which pipeline the images go through; by default the model's own).\n"
+    "Segmentation: the backbone's linears and the UPerHead convolutions run in\n"
+    "INT8 (--fp32-head keeps the head FP32; --skip keeps single convolutions,\n"
+    "e.g. --skip decode_head.conv_seg). Detection: the backbone in INT8, FPN,\n"
+    "RPN and RoI heads FP32. The images are decoded as OpenCV does (EXIF\n"
+    "orientation applied) and resized keeping their aspect ratio to fit\n"
+    "--scale, as `vmamba segment` / `vmamba detect` do; --inputs gives\n"
+    "already normalised (N,3,H,W) tensors instead. The INT8 file keeps the\n"
+    "heads and is loaded by classify, segment or detect like the FP32 one.\n"
     "\n";
 
 typedef struct {
@@ -128,10 +145,39 @@ static int run_pass(vm_model *m, cli_pp *pp, dir_ctx *dc, const vm_npy *x, int s
 }
 
 static const char *const methods[] = {"minmax", "percentile", "entropy", NULL};
+static const char *const tasks[] = {"auto", "classify", "segment", "detect", NULL};
+
+/* The dense tasks' calibration passes: every image (or tensor) through the
+ * backbone, and the UPerHead when uper is given. */
+static int run_dense(vm_calib *cal, vm_model *m, const vm_head *uper, dir_ctx *dc, const vm_npy *x, int samples, int pad32,
+                     const int scale[2], int progress) {
+    char err[512];
+    if (dc->n) {
+        long ok = 0;
+        for (long i = 0; i < dc->n; i++) {
+            if (progress) fprintf(stderr, "\rvmamba: calibrating %ld/%ld", i + 1, dc->n);
+            if (vm_calib_dense_image(cal, m, uper, dc->files[i], pad32, scale[0], scale[1], err, sizeof err))
+                fprintf(stderr, "\rvmamba: %s (skipped)\n", err);
+            else ok++;
+        }
+        if (progress) fprintf(stderr, "\n");
+        if (ok == 0) return cli_fail("none of the %ld calibration images could be used", dc->n), -1;
+        fprintf(stderr, "vmamba: observed %ld images (%ld skipped)\n", ok, dc->n - ok);
+        return 0;
+    }
+    int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
+    if (samples > 0 && samples < N) N = samples;
+    for (int b = 0; b < N; b++)
+        if (vm_calib_dense_tensor(cal, m, uper, x->data + (size_t)b * 3 * H * W, H, W, err, sizeof err))
+            return cli_fail("%s: sample %d: %s", "--inputs", b, err), -1;
+    return 0;
+}
 
 int cmd_calibrate(int argc, char **argv) {
-    const char *model = NULL, *dir = NULL, *inputs = NULL, *out = NULL, *key = NULL, *method = "minmax";
+    const char *model = NULL, *dir = NULL, *inputs = NULL, *out = NULL, *key = NULL, *method = "minmax", *task = "auto";
     int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0, int8_pe = 0, npos = 0;
+    int scale[2] = {0, 0}, fp32_head = 0;
+    vm_head *uper = NULL;
     double pct = 99.99, smooth = -1;
     str_list skip = {calloc((size_t)argc + 1, sizeof(char *)), 0};
     const char **skipv = skip.v;
@@ -154,6 +200,9 @@ int cmd_calibrate(int argc, char **argv) {
         {CLI_OPT_FN, "--skip", 0, &skip, "PATTERN", "keep layers matching PATTERN (fnmatch or substring) in\nFP32; repeatable, e.g. --skip classifier.head", .fn = add_skip},
         {CLI_OPT_FLAG, "--int8-head", 0, &int8_head, NULL, "run the classifier head in INT8 too (default: s8 storage,\nFP32 compute: its error goes straight into the logits)"},
         {CLI_OPT_FLAG, "--int8-convs", 0, &int8_pe, NULL, "run the patch-embed and downsample convolutions in INT8\ntoo (default: s8 storage, FP32 compute; check --report)"},
+        {CLI_OPT_CHOICE, "--task", 0, &task, "T", "auto (default: from the model's heads), classify, segment\nor detect: the preprocessing the images go through\n(segment/detect: OpenCV decode, keep-ratio resize to fit\n--scale; a backbone-only model defaults to segment)", .choices = tasks},
+        {CLI_OPT_WH, "--scale", 0, scale, "W,H", "segment/detect: resize to fit W,H (2048,512 segment;\n1333,800 detect, padded to multiples of 32)", .lo = 32, .hi = 16384},
+        {CLI_OPT_FLAG, "--fp32-head", 0, &fp32_head, NULL, "segment: keep the UPerHead FP32 (default: its\nconvolutions INT8)"},
         {CLI_OPT_FLAG, "--report", 0, &report, NULL, "print each layer's INT8 error (cosine, relative L2)"},
         {CLI_OPT_INT, "--batch", 0, &batch, "B", "images per forward pass (8)", .lo = 1, .hi = 1024},
         {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
@@ -178,8 +227,36 @@ int cmd_calibrate(int argc, char **argv) {
     cli_threads(threads);
     cli_dev dev = {0};
     vm_info I;
-    if (!(m = cli_load_classifier(model, key, &dev, &pp, &I))) goto done;
+    if (!(m = cli_load_model(model, key))) goto done;
     if (vm_model_is_int8(m)) { cli_fail("%s: already an INT8 model; calibrate the FP32 model", model); goto done; }
+    vm_model_info(m, &I);
+    unsigned heads = vm_model_heads(m);
+    int is_seg = !!(heads & VM_HEAD_UPERNET), is_det = !!(heads & (VM_HEAD_FPN | VM_HEAD_RPN | VM_HEAD_ROI));
+    if (!strcmp(task, "auto")) {
+        task = is_seg ? "segment" : is_det ? "detect" : I.num_classes > 0 ? "classify" : "segment";
+        if (!is_seg && !is_det && I.num_classes == 0)
+            fprintf(stderr, "vmamba: %s is a backbone-only model: calibrating with the segmentation pipeline (--task "
+                            "detect for detection's)\n", model);
+    }
+    int classify = !strcmp(task, "classify"), pad32 = !strcmp(task, "detect");
+    if (classify && I.num_classes == 0) {
+        cli_fail("%s: --task classify needs a classifier head and this %s checkpoint has none (use --task segment or "
+                 "detect)", model, is_seg ? "segmentation" : is_det ? "detection" : "backbone-only");
+        goto done;
+    }
+    if (!classify && !I.is_backbone && I.num_classes == 0) {
+        cli_fail("%s: no classifier head and no outnorm0..3 layers: not a model calibrate can run", model);
+        goto done;
+    }
+    if (classify && (scale[0] || fp32_head)) {
+        cli_fail("%s: --scale and --fp32-head are for segmentation and detection models", model);
+        goto done;
+    }
+    if (!scale[0]) scale[0] = pad32 ? 1333 : 2048, scale[1] = pad32 ? 800 : 512;
+    if (classify &&
+        (cli_dev_apply(&dev, m) || cli_pp_metadata(&pp, vm_model_metadata(m), model) || cli_pp_sidecar(&pp, model) ||
+         cli_pp_check(&pp, model)))
+        goto done;
     vm_npy x = {0};
     if (dir && list_images(dir, samples, &dc)) goto done;
     if (inputs) {
@@ -189,10 +266,17 @@ int cmd_calibrate(int argc, char **argv) {
             x.shape[3] < 1 || x.shape[3] > 65536) { cli_fail("%s: expected shape (N, 3, H, W)", inputs); vm_npy_free(&x); goto done; }
     }
     if (progress < 0) progress = isatty(2);
+    if (!classify && is_seg && !strcmp(task, "segment") && !fp32_head) { /* the head runs too: its convs are observed */
+        vm_weights_src src;
+        char e2[512];
+        vm_model_weights(m, &src);
+        if (!(uper = vm_upernet_ops.bind(&src, "decode_head.", e2, sizeof e2))) { cli_fail("%s", e2); vm_npy_free(&x); goto done; }
+    }
     if (smooth >= 0) { /* pass 1: per-channel maxima, then fold the scales */
         vm_smooth *sm = vm_smooth_begin(m);
         if (!sm) { cli_fail("%s: %s", model, vm_model_error(m)); vm_npy_free(&x); goto done; }
-        int bad = run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes);
+        int bad = classify ? run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes)
+                           : run_dense(NULL, m, NULL, &dc, &x, samples, pad32, scale, progress);
         int nl = vm_smooth_apply(sm, smooth);
         vm_smooth_free(sm);
         if (!bad && nl < 0) { cli_fail("%s: %s", model, vm_model_error(m)); bad = 1; }
@@ -201,16 +285,21 @@ int cmd_calibrate(int argc, char **argv) {
     }
     cal = vm_calib_begin(m, &co);
     if (!cal) { cli_fail("%s: %s", model, vm_model_error(m)); vm_npy_free(&x); goto done; }
-    int bad = run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes);
+    int bad = classify ? run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes)
+                       : run_dense(cal, m, uper, &dc, &x, samples, pad32, scale, progress);
     vm_npy_free(&x);
     if (bad) goto done;
-    if (!(meta = cli_pp_to_json(&pp))) { cli_fail("out of memory"); goto done; }
+    if (classify) meta = cli_pp_to_json(&pp);
+    else if ((meta = malloc(96))) snprintf(meta, 96, "{\"task\": \"%s\", \"calibration_scale\": [%d, %d]}", task, scale[0], scale[1]);
+    if (!meta) { cli_fail("out of memory"); goto done; }
     char err[512];
     if (report) vm_calib_report(cal, stderr);
     if (vm_calib_write(cal, out, meta, err, sizeof err)) { cli_fail("%s", err); goto done; }
-    fprintf(stderr, "vmamba: wrote %s (%d INT8 linear layers observed)\n", out, vm_calib_layers(cal));
+    fprintf(stderr, "vmamba: wrote %s (%d layer inputs observed%s)\n", out, vm_calib_layers(cal),
+            uper ? ", UPerHead convolutions included" : "");
     rc = 0;
 done:
+    if (uper) vm_upernet_ops.free(uper);
     vm_calib_free(cal);
     free(meta);
     for (long i = 0; i < dc.n; i++) free(dc.files[i]);

@@ -154,6 +154,7 @@ typedef struct {
     int own_x;
     int cvt_rows, cvt_cols, cvt_ld; /* BF16 primitives: the f32 input (rows x cols, leading
                                         dim ld) is rounded to bf16 into x->cvt first; 0: none */
+    float *own_bias;          /* INT8 primitives: the bias divided by the output scales */
 } prim_t;
 
 static void cvt_bf16(const float *a, int rows, int cols, int ld, uint16_t *out);
@@ -166,6 +167,22 @@ static void prim_release(prim_t *p) {
     if (p->bias) dnnl_memory_destroy(p->bias);
     if (p->dst) dnnl_memory_destroy(p->dst);
     if (p->scratch) dnnl_memory_destroy(p->scratch);
+    free(p->own_bias);
+}
+
+/* oneDNN 2.x adds an f32 bias to the s32 accumulator BEFORE the output
+ * scales: dst = scale[o] * (acc + bias[o]) (measured on the AMX, AVX-512
+ * and AVX2 kernels; tests/test_quant.c checks it against a scalar
+ * reference). The caller's bias is in output units, so the primitive gets
+ * bias[o] / scale[o], a copy it owns. NULL bias: NULL. *fail on OOM. */
+static inline const float *int8_bias(prim_t *p, const float *bias, const float *scales, int n, int *fail) {
+    if (!bias) return NULL;
+    if (!(p->own_bias = malloc((size_t)n * sizeof(float)))) {
+        *fail = 1;
+        return NULL;
+    }
+    for (int o = 0; o < n; o++) p->own_bias[o] = scales[o] != 0.0f ? bias[o] / scales[o] : 0.0f;
+    return p->own_bias;
 }
 
 /* Create the primitive, its src/dst/bias memories and the scratchpad
@@ -305,16 +322,16 @@ vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k,
 }
 
 #if DNNL_VERSION_MAJOR >= 3
-vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
-                              const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias, char *err,
-                              size_t errlen) {
+vm_conv_prim *vm_qconv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                     const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias,
+                                     int relu, char *err, size_t errlen) {
     vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
     return NULL;
 }
 #else
-vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
-                              const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias, char *err,
-                              size_t errlen) {
+vm_conv_prim *vm_qconv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                     const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias,
+                                     int relu, char *err, size_t errlen) {
     if (engine_ok(err, errlen)) return NULL;
     int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
     vm_conv_prim *c = calloc(1, sizeof *c);
@@ -335,10 +352,16 @@ vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, i
     dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
     dnnl_primitive_attr_t attr = user_scratch_attr();
     dnnl_primitive_desc_t pd = NULL;
+    dnnl_post_ops_t po = NULL;
     for (int o = 0; o < Cout; o++) scales[o] = a_scale * w_scale[o];
     int ok = 0;
     dnnl_convolution_desc_t cd;
     if (!attr) goto done;
+    if (relu) { /* after the scales and the bias: ConvModule's conv + BN + ReLU */
+        if (dnnl_post_ops_create(&po) != dnnl_success) goto done;
+        if (dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) != dnnl_success) goto done;
+        if (dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) goto done;
+    }
     if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any,
                                            bias ? &bias_md : NULL, &dst_md, strides, padl, padr) != dnnl_success)
         goto done;
@@ -346,12 +369,15 @@ vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, i
     int32_t z = zp;
     if (dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &z) != dnnl_success) goto done;
     if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
-    if (prim_make(&c->p, pd, x, bias, &bias_md)) goto done;
+    int bfail = 0;
+    const float *qb = int8_bias(&c->p, bias, scales, Cout, &bfail);
+    if (bfail || prim_make(&c->p, pd, x, qb, &bias_md)) goto done;
     if (pack_weights(pd, &wei_user, w8, &c->p.wei)) goto done;
     ok = 1;
 done:
     free(scales);
     if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (!ok) {
         vm_errf(err, errlen, "oneDNN: cannot create an INT8 %dx%d convolution (%d->%d channels)", k, k, Cin, Cout);
@@ -361,6 +387,12 @@ done:
     return c;
 }
 #endif
+
+vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                              const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias, char *err,
+                              size_t errlen) {
+    return vm_qconv_create_relu_x(x, B, Cin, H, W, Cout, k, stride, pad, w8, w_scale, a_scale, zp, bias, 0, err, errlen);
+}
 
 int vm_conv_run(vm_conv_prim *c, const float *src, float *dst) { return run_prim(&c->p, src, dst); }
 
@@ -430,7 +462,9 @@ vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, i
         if (dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) goto done;
     }
     if (dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL) != dnnl_success) goto done;
-    if (prim_make(&q->p, pd, x, bias, &bmd)) goto done;
+    int bfail = 0;
+    const float *qb = int8_bias(&q->p, bias, scales, N, &bfail);
+    if (bfail || prim_make(&q->p, pd, x, qb, &bmd)) goto done;
     if (pack_weights(pd, &wusr, W, &q->p.wei)) goto done;
     ok = 1;
 done:

@@ -40,6 +40,11 @@ vm_conv_prim *vm_qconv_create(int B, int Cin, int H, int W, int Cout, int k, int
                               const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen);
 vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const int8_t *w8,
                               const float *w_scale, float a_scale, int zp, const float *bias, char *err, size_t errlen);
+/* With a ReLU fused after the scales and bias when relu != 0 (a head's
+ * ConvModule with BatchNorm folded into the scales and bias). */
+vm_conv_prim *vm_qconv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
+                                     const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias,
+                                     int relu, char *err, size_t errlen);
 void vm_conv_free(vm_conv_prim *p);
 int vm_conv_out_size(int in, int k, int stride, int pad);
 

@@ -660,6 +660,16 @@ static int keep_rest(vm_model *m, const vm_checkpoint *ck, struct vm_wsrc *src) 
         k->ndim = t->ndim < 8 ? t->ndim : 8;
         memcpy(k->shape, t->shape, (size_t)k->ndim * sizeof *k->shape);
         int is_float = t->dtype == PK_DT_F32 || t->dtype == PK_DT_F16 || t->dtype == PK_DT_BF16 || t->dtype == PK_DT_F64;
+        if (t->dtype == PK_DT_I8 && !t->problem && t->ndim >= 1 && t->ndim <= 4) { /* a head's INT8 conv weight */
+            if (vm_ckpt_check_layout(ck, t, m->err, sizeof m->err)) return -1;
+            int64_t numel = vm_ckpt_numel(t);
+            size_t bytes = numel > 0 ? (size_t)numel : 1;
+            if (charge(m, src, t->name, bytes)) return -1;
+            int8_t *p = try_alloc(m, src, bytes, t->name);
+            if (!p || vm_ckpt_read_i8(ck, t, p, m->err, sizeof m->err)) return -1;
+            k->i8 = p;
+            continue;
+        }
         if (!is_float || t->problem || t->ndim > 8) continue;
         if (vm_ckpt_validate(ck, t, m->err, sizeof m->err)) return -1;
         int64_t numel = vm_ckpt_numel(t);
@@ -697,9 +707,25 @@ static int weights_get(void *user, const char *name, vm_tensor_view *out) {
     return -1;
 }
 
+static int weights_get_i8(void *user, const char *name, const int8_t **data, int *ndim, int64_t shape[4]) {
+    const vm_model *m = user;
+    for (size_t i = 0; i < m->nkept; i++) {
+        const vm_kept *k = &m->kept[i];
+        if (strcmp(k->name, name) != 0) continue;
+        if (!k->i8 || k->ndim > 4) return -1;
+        *data = k->i8;
+        *ndim = k->ndim;
+        memset(shape, 0, 4 * sizeof *shape);
+        memcpy(shape, k->shape, (size_t)k->ndim * sizeof *k->shape);
+        return 0;
+    }
+    return -1;
+}
+
 void vm_model_weights(const vm_model *m, vm_weights_src *out) {
     out->user = (void *)m;
     out->get = weights_get;
+    out->get_i8 = weights_get_i8;
     out->path = m->path ? m->path : "(preset)";
 }
 

@@ -170,6 +170,7 @@ typedef struct {
 typedef struct {
     char *name;
     const float *data;        /* float32 copy; NULL for non-float tensors */
+    const int8_t *i8;         /* an int8 tensor (a head's INT8 conv weight) */
     int ndim;
     int64_t shape[8];
     int unknown;              /* belongs to no known head */

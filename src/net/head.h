@@ -37,6 +37,11 @@ typedef struct vm_weights_src {
     void *user;
     int (*get)(void *user, const char *name, vm_tensor_view *out);
     const char *path;             /* for error messages */
+    /* Optional (NULL: no int8 tensors): an int8 tensor by name (a
+     * calibrated model's head convolution weights, s8 with a
+     * "<prefix>.weight_scale" per output channel beside it). 0 and *data,
+     * ndim, shape filled, or -1 when absent or not int8. */
+    int (*get_i8)(void *user, const char *name, const int8_t **data, int *ndim, int64_t shape[4]);
 } vm_weights_src;
 
 /* The backbone's four feature maps for one batch, NHWC: data[i] holds

@@ -20,12 +20,19 @@
 #include "../../core/dnnl_compat.h"
 #include "../../core/util.h"
 #include "../../ops/dense.h"
+#include "../../../simd/kernels.h"
 
 #define MAX_PPM 8
 
 typedef struct {
     int cin, cout, k;
     float *w, *b; /* folded OIHW weights and bias */
+    /* INT8 (a calibrated model): s8 OIHW weights with the BatchNorm folded
+     * into the per-channel scales (w is NULL), u8 input scale/zero point */
+    int8_t *w8;
+    float *wsc, a_scale;
+    int zp;
+    char name[96]; /* checkpoint prefix ("decode_head.bottleneck.conv"): calibration sees inputs under it */
 } conv_w;
 
 struct vm_head {
@@ -37,6 +44,9 @@ struct vm_head {
 
 struct vm_head_plan {
     int H[4], W[4];
+    uint8_t *qbuf;          /* quantized input of the INT8 convolutions */
+    vm_head_obs_fn obs;
+    void *obs_user;
     vm_conv_prim *ppm[MAX_PPM], *bottleneck, *lateral[3], *fpn[3], *fpn_bottleneck, *seg;
     float *pooled, *ppm_out, *bott_in, *lat[4], *tmp, *fuse_in, *fused;
     vm_head_dbg_fn dbg;
@@ -54,13 +64,77 @@ static int get_w(const vm_weights_src *src, const char *prefix, const char *name
     return 0;
 }
 
+/* An int8 weight under prefix+name: its shape into *w (data NULL), 1. */
+static int get_i8_w(const vm_weights_src *src, const char *prefix, const char *name, vm_tensor_view *w, const int8_t **w8) {
+    char key[256];
+    snprintf(key, sizeof key, "%s%s", prefix, name);
+    int nd;
+    if (!src->get_i8 || src->get_i8(src->user, key, w8, &nd, w->shape) != 0 || nd != 4) return 0;
+    w->data = NULL;
+    w->ndim = 4;
+    return 1;
+}
+
+/* A positive finite float tensor of n values (scales), or -1. */
+static int get_scales(const vm_weights_src *src, const char *conv, const char *what, int n, vm_tensor_view *v, char *err,
+                      size_t errlen) {
+    char key[192];
+    snprintf(key, sizeof key, "%s.%s", conv, what);
+    if (src->get(src->user, key, v) != 0 || v->ndim != 1 || v->shape[0] != n)
+        return vm_errf(err, errlen, "%s: int8 '%s.weight' needs a float '%s' of %d values", src->path, conv, key, n);
+    for (int i = 0; i < n; i++)
+        if (!(v->data[i] > 0.0f) || !isfinite(v->data[i]))
+            return vm_errf(err, errlen, "%s: '%s' holds a non-positive or non-finite scale", src->path, key);
+    return 0;
+}
+
+/* An INT8 convolution (int8 weight with weight_scale, input_scale and
+ * input_zero_point beside it, as `vmamba calibrate` writes): the s8
+ * weights and scales copied into c (the BatchNorm folded later). An int8
+ * weight without input scale is storage only: dequantised into c->w. */
+static int bind_q(const vm_weights_src *src, const char *conv, const vm_tensor_view *w, conv_w *c, char *err, size_t errlen) {
+    char key[192];
+    const int8_t *w8;
+    int nd;
+    int64_t sh[4];
+    snprintf(key, sizeof key, "%s.weight", conv);
+    src->get_i8(src->user, key, &w8, &nd, sh);
+    int cout = (int)w->shape[0];
+    size_t per = (size_t)w->shape[1] * w->shape[2] * w->shape[3], n = per * cout;
+    vm_tensor_view ws, is, zp;
+    if (cout < 1 || get_scales(src, conv, "weight_scale", cout, &ws, err, errlen)) return cout < 1 ? vm_errf(err, errlen, "%s: '%s' is empty", src->path, key) : -1;
+    snprintf(key, sizeof key, "%s.input_scale", conv);
+    if (src->get(src->user, key, &is) != 0) { /* storage only */
+        if (!(c->w = malloc(sizeof(float) * n))) return vm_errf(err, errlen, "%s: out of memory for %s", src->path, conv);
+        for (size_t i = 0; i < n; i++) c->w[i] = (float)w8[i] * ws.data[i / per];
+        return 0;
+    }
+    if (get_scales(src, conv, "input_scale", 1, &is, err, errlen)) return -1;
+    snprintf(key, sizeof key, "%s.input_zero_point", conv);
+    if (src->get(src->user, key, &zp) != 0 || zp.ndim != 1 || zp.shape[0] != 1 || !(zp.data[0] >= 0.0f && zp.data[0] <= 255.0f) ||
+        zp.data[0] != floorf(zp.data[0]))
+        return vm_errf(err, errlen, "%s: '%s' must be one integer in [0, 255]", src->path, key);
+    c->w8 = malloc(n);
+    c->wsc = malloc(sizeof(float) * cout);
+    if (!c->w8 || !c->wsc) return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for %s", src->path, n + 4 * (size_t)cout, conv);
+    memcpy(c->w8, w8, n);
+    memcpy(c->wsc, ws.data, sizeof(float) * cout);
+    c->a_scale = is.data[0];
+    c->zp = (int)zp.data[0];
+    return 0;
+}
+
 /* A ConvModule (conv + bn) under prefix+name, folded. cin < 0: any. */
 static int bind_cm(const vm_weights_src *src, const char *prefix, const char *name, int cin, int cout, int k,
                    conv_w *c, char *err, size_t errlen) {
     char n[160];
     vm_tensor_view w, g, b, m, v;
     snprintf(n, sizeof n, "%s.conv.weight", name);
-    if (get_w(src, prefix, n, &w, 4, err, errlen)) return -1;
+    snprintf(c->name, sizeof c->name, "%s%s.conv", prefix, name);
+    const int8_t *w8 = NULL;
+    if (get_i8_w(src, prefix, n, &w, &w8)) {
+        if (bind_q(src, c->name, &w, c, err, errlen)) return -1;
+    } else if (get_w(src, prefix, n, &w, 4, err, errlen)) return -1;
     if ((cin >= 0 && w.shape[1] != cin) || (cout >= 0 && w.shape[0] != cout) || w.shape[2] != k || w.shape[3] != k)
         return vm_errf(err, errlen, "%s: %s%s has shape [%lld,%lld,%lld,%lld], expected [%d,%d,%d,%d]", src->path,
                        prefix, n, (long long)w.shape[0], (long long)w.shape[1], (long long)w.shape[2],
@@ -78,15 +152,21 @@ static int bind_cm(const vm_weights_src *src, const char *prefix, const char *na
     c->cin = (int)w.shape[1];
     c->k = k;
     size_t per = (size_t)c->cin * k * k;
-    c->w = malloc(sizeof(float) * per * c->cout);
+    const float *wsrc = w.data ? w.data : c->w; /* c->w: an int8 weight stored only, dequantised (folded in place) */
+    if (!c->w8 && !c->w) c->w = malloc(sizeof(float) * per * c->cout);
     c->b = malloc(sizeof(float) * c->cout);
-    if (!c->w || !c->b)
+    if ((!c->w && !c->w8) || !c->b)
         return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for UPerHead weights %s%s", src->path,
                        sizeof(float) * (per + 1) * c->cout, prefix, name);
     for (int o = 0; o < c->cout; o++) {
         float a = g.data[o] / sqrtf(v.data[o] + 1e-5f);
         c->b[o] = b.data[o] - m.data[o] * a;
-        for (size_t i = 0; i < per; i++) c->w[o * per + i] = w.data[o * per + i] * a;
+        if (c->w8) { /* into the scale; a negative factor flips the row (s8 is symmetric: -127..127) */
+            c->wsc[o] *= fabsf(a);
+            if (a < 0)
+                for (size_t i = 0; i < per; i++) c->w8[o * per + i] = (int8_t)-c->w8[o * per + i];
+        } else
+            for (size_t i = 0; i < per; i++) c->w[o * per + i] = wsrc[o * per + i] * a;
     }
     return 0;
 }
@@ -94,6 +174,8 @@ static int bind_cm(const vm_weights_src *src, const char *prefix, const char *na
 static void free_cw(conv_w *c) {
     free(c->w);
     free(c->b);
+    free(c->w8);
+    free(c->wsc);
 }
 
 static void up_free(vm_head *h) {
@@ -104,6 +186,13 @@ static void up_free(vm_head *h) {
     free_cw(&h->fpn_bottleneck);
     free_cw(&h->seg);
     free(h);
+}
+
+/* Whether a float or int8 (INT8 model) tensor of that name exists. */
+static int has_w(const vm_weights_src *src, const char *key, vm_tensor_view *v) {
+    const int8_t *d;
+    int nd;
+    return src->get(src->user, key, v) == 0 || (src->get_i8 && src->get_i8(src->user, key, &d, &nd, v->shape) == 0);
 }
 
 static vm_head *up_bind(const vm_weights_src *src, const char *prefix, char *err, size_t errlen) {
@@ -117,7 +206,7 @@ static vm_head *up_bind(const vm_weights_src *src, const char *prefix, char *err
     /* PPM branches: psp_modules.<i>.1 (index 0 of each Sequential is the pool). */
     while (h->nppm < MAX_PPM) {
         snprintf(n, sizeof n, "%spsp_modules.%d.1.conv.weight", prefix, h->nppm);
-        if (src->get(src->user, n, &v) != 0) break;
+        if (!has_w(src, n, &v)) break;
         h->nppm++;
     }
     if (h->nppm == 0) {
@@ -142,7 +231,7 @@ static vm_head *up_bind(const vm_weights_src *src, const char *prefix, char *err
     h->L = 1;
     for (int i = 0; i < 3; i++) {
         snprintf(n, sizeof n, "%slateral_convs.%d.conv.weight", prefix, i);
-        if (src->get(src->user, n, &v) != 0) break;
+        if (!has_w(src, n, &v)) break;
         snprintf(n, sizeof n, "lateral_convs.%d", i);
         if (bind_cm(src, prefix, n, -1, h->ch, 1, &h->lateral[i], err, errlen)) goto fail;
         h->cin[i] = h->lateral[i].cin;
@@ -161,8 +250,13 @@ static vm_head *up_bind(const vm_weights_src *src, const char *prefix, char *err
     }
     if (bind_cm(src, prefix, "fpn_bottleneck", h->L * h->ch, h->ch, 3, &h->fpn_bottleneck, err, errlen)) goto fail;
     vm_tensor_view w, b;
-    if (get_w(src, prefix, "conv_seg.weight", &w, 4, err, errlen) || get_w(src, prefix, "conv_seg.bias", &b, 1, err, errlen))
+    const int8_t *w8 = NULL;
+    snprintf(h->seg.name, sizeof h->seg.name, "%sconv_seg", prefix);
+    if (get_i8_w(src, prefix, "conv_seg.weight", &w, &w8)) {
+        if (bind_q(src, h->seg.name, &w, &h->seg, err, errlen)) goto fail;
+    } else if (get_w(src, prefix, "conv_seg.weight", &w, 4, err, errlen))
         goto fail;
+    if (get_w(src, prefix, "conv_seg.bias", &b, 1, err, errlen)) goto fail;
     if (w.shape[1] != h->ch || w.shape[2] != 1 || w.shape[3] != 1 || b.shape[0] != w.shape[0] || w.shape[0] < 1 ||
         w.shape[0] > 255) {
         vm_errf(err, errlen, "%s: %sconv_seg.weight has shape [%lld,%lld,%lld,%lld], expected [classes<=255,%d,1,1]",
@@ -172,14 +266,14 @@ static vm_head *up_bind(const vm_weights_src *src, const char *prefix, char *err
     }
     h->ncls = (int)w.shape[0];
     h->seg.cin = h->ch, h->seg.cout = h->ncls, h->seg.k = 1;
-    h->seg.w = malloc(sizeof(float) * h->ncls * h->ch);
+    if (!h->seg.w8 && !h->seg.w) h->seg.w = malloc(sizeof(float) * h->ncls * h->ch);
     h->seg.b = malloc(sizeof(float) * h->ncls);
-    if (!h->seg.w || !h->seg.b) {
+    if ((!h->seg.w && !h->seg.w8) || !h->seg.b) {
         vm_errf(err, errlen, "%s: out of memory (%zu bytes) for %sconv_seg", src->path,
                 sizeof(float) * (size_t)h->ncls * (h->ch + 1), prefix);
         goto fail;
     }
-    memcpy(h->seg.w, w.data, sizeof(float) * h->ncls * h->ch);
+    if (w.data) memcpy(h->seg.w, w.data, sizeof(float) * h->ncls * h->ch);
     memcpy(h->seg.b, b.data, sizeof(float) * h->ncls);
     return h;
 fail:
@@ -204,10 +298,14 @@ static void up_plan_free(vm_head_plan *p) {
     free(p->tmp);
     free(p->fuse_in);
     free(p->fused);
+    free(p->qbuf);
     free(p);
 }
 
 static vm_conv_prim *mk(const conv_w *c, int H, int W, int relu, char *err, size_t errlen) {
+    if (c->w8)
+        return vm_qconv_create_relu_x(NULL, 1, c->cin, H, W, c->cout, c->k, 1, c->k / 2, c->w8, c->wsc, c->a_scale, c->zp,
+                                      c->b, relu, err, errlen);
     return vm_conv_create_relu(1, c->cin, H, W, c->cout, c->k, 1, c->k / 2, c->w, c->b, relu, err, errlen);
 }
 
@@ -253,6 +351,22 @@ static vm_head_plan *up_plan(const vm_head *h, const vm_feats *f, char *err, siz
     p->tmp = buf(big);
     p->fuse_in = buf((size_t)H0 * W0 * h->fpn_bottleneck.cin);
     p->fused = buf((size_t)H0 * W0 * ch);
+    /* The largest input among the INT8 convolutions, quantized before each. */
+    size_t qn = 0;
+#define QN(c, hw) if ((c).w8 && (size_t)(hw) * (c).cin > qn) qn = (size_t)(hw) * (c).cin
+    for (int j = 0; j < h->nppm; j++) QN(h->ppm[j], h->scales[j] * h->scales[j]);
+    QN(h->bottleneck, H3 * W3);
+    for (int i = 0; i < 3; i++) {
+        QN(h->lateral[i], f->H[i] * f->W[i]);
+        QN(h->fpn[i], f->H[i] * f->W[i]);
+    }
+    QN(h->fpn_bottleneck, H0 * W0);
+    QN(h->seg, H0 * W0);
+#undef QN
+    if (qn && !(p->qbuf = malloc(qn))) {
+        vm_errf(err, errlen, "UPerHead: out of memory (%zu bytes) for INT8 inputs", qn);
+        goto fail;
+    }
     if (!p->pooled || !p->ppm_out || !p->bott_in || !p->lat[0] || !p->lat[1] || !p->lat[2] || !p->lat[3] || !p->tmp ||
         !p->fuse_in || !p->fused) {
         vm_errf(err, errlen, "UPerHead: out of memory for a %dx%d level-0 map", H0, W0);
@@ -274,7 +388,20 @@ static void put_slice(const float *src, size_t hw, int C, float *dst, int ld, in
     for (size_t i = 0; i < hw; i++) memcpy(dst + i * ld + off, src + i * C, sizeof(float) * C);
 }
 
-static int run(vm_conv_prim *c, const float *in, float *out, const char *what, char *err, size_t errlen) {
+void vm_upernet_set_observe(vm_head_plan *p, vm_head_obs_fn fn, void *user) {
+    p->obs = fn;
+    p->obs_user = user;
+}
+
+/* One convolution on an NHWC input of hw pixels: seen by the calibration
+ * observer; an INT8 one quantizes its input to u8 first. */
+static int run(vm_head_plan *p, const conv_w *cw, vm_conv_prim *c, const float *in, size_t hw, float *out, const char *what,
+               char *err, size_t errlen) {
+    if (p->obs) p->obs(p->obs_user, cw->name, in, hw, cw->cin);
+    if (cw->w8) {
+        vm_kernels()->quantize_u8(p->qbuf, in, hw, cw->cin, cw->cin, 1.0f / cw->a_scale, (float)cw->zp);
+        in = (const float *)p->qbuf;
+    }
     if (vm_conv_run(c, in, out)) return vm_errf(err, errlen, "UPerHead: oneDNN failed running %s", what);
     return 0;
 }
@@ -300,16 +427,16 @@ static int up_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void
         for (int j = 0; j < h->nppm; j++) {
             int s = h->scales[j];
             vm_adaptive_avgpool_nhwc(x[3], H3, W3, C3, s, p->pooled);
-            if (run(p->ppm[j], p->pooled, p->ppm_out, "a pyramid pooling conv", err, errlen)) return -1;
+            if (run(p, &h->ppm[j], p->ppm[j], p->pooled, (size_t)s * s, p->ppm_out, "a pyramid pooling conv", err, errlen)) return -1;
             snprintf(nm, sizeof nm, "ppm%d", s);
             DBG(nm, p->ppm_out, s, s, ch);
             if (vm_bilinear_nhwc(p->ppm_out, s, s, ch, ch, p->bott_in + C3 + j * ch, H3, W3, cb, 0)) goto oom;
         }
         DBG("bottleneck_in", p->bott_in, H3, W3, cb);
-        if (run(p->bottleneck, p->bott_in, p->lat[3], "the PPM bottleneck", err, errlen)) return -1;
+        if (run(p, &h->bottleneck, p->bottleneck, p->bott_in, hw3, p->lat[3], "the PPM bottleneck", err, errlen)) return -1;
         DBG("psp_out", p->lat[3], H3, W3, ch);
         for (int i = 0; i < 3; i++) {
-            if (run(p->lateral[i], x[i], p->lat[i], "a lateral conv", err, errlen)) return -1;
+            if (run(p, &h->lateral[i], p->lateral[i], x[i], (size_t)f->H[i] * f->W[i], p->lat[i], "a lateral conv", err, errlen)) return -1;
             snprintf(nm, sizeof nm, "lateral%d", i);
             DBG(nm, p->lat[i], f->H[i], f->W[i], ch);
         }
@@ -323,7 +450,7 @@ static int up_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void
             if (i < 3) {
                 snprintf(nm, sizeof nm, "fpn_in%d", i);
                 DBG(nm, p->lat[i], f->H[i], f->W[i], ch);
-                if (run(p->fpn[i], p->lat[i], p->tmp, "an FPN conv", err, errlen)) return -1;
+                if (run(p, &h->fpn[i], p->fpn[i], p->lat[i], (size_t)f->H[i] * f->W[i], p->tmp, "an FPN conv", err, errlen)) return -1;
                 snprintf(nm, sizeof nm, "fpn_out%d", i);
                 DBG(nm, p->tmp, f->H[i], f->W[i], ch);
                 o = p->tmp;
@@ -332,10 +459,10 @@ static int up_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void
             else if (vm_bilinear_nhwc(o, f->H[i], f->W[i], ch, ch, p->fuse_in + i * ch, H0, W0, cf, 0)) goto oom;
         }
         DBG("fpn_bottleneck_in", p->fuse_in, H0, W0, cf);
-        if (run(p->fpn_bottleneck, p->fuse_in, p->fused, "the FPN bottleneck", err, errlen)) return -1;
+        if (run(p, &h->fpn_bottleneck, p->fpn_bottleneck, p->fuse_in, (size_t)H0 * W0, p->fused, "the FPN bottleneck", err, errlen)) return -1;
         DBG("fused", p->fused, H0, W0, ch);
         float *logits = (float *)out + (size_t)b * H0 * W0 * h->ncls;
-        if (run(p->seg, p->fused, logits, "conv_seg", err, errlen)) return -1;
+        if (run(p, &h->seg, p->seg, p->fused, (size_t)H0 * W0, logits, "conv_seg", err, errlen)) return -1;
     }
     return 0;
 oom:
@@ -350,3 +477,16 @@ const vm_head_ops vm_upernet_ops = {
     .plan_free = up_plan_free,
     .free = up_free,
 };
+
+int vm_upernet_int8_convs(const vm_head *h, int *total) {
+    int n = 0, t = 0;
+    const conv_w *all[MAX_PPM + 9];
+    for (int i = 0; i < h->nppm; i++) all[t++] = &h->ppm[i];
+    all[t++] = &h->bottleneck;
+    for (int i = 0; i < 3; i++) all[t++] = &h->lateral[i], all[t++] = &h->fpn[i];
+    all[t++] = &h->fpn_bottleneck;
+    all[t++] = &h->seg;
+    for (int i = 0; i < t; i++) n += all[i]->w8 != NULL;
+    if (total) *total = t;
+    return n;
+}

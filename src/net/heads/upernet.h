@@ -16,5 +16,12 @@ int vm_upernet_channels(const vm_head *h);
  * fpn_in0.., fpn_out0.., fpn_bottleneck_in, fused). */
 typedef void (*vm_head_dbg_fn)(void *user, const char *name, const float *nhwc, int H, int W, int C);
 void vm_upernet_set_debug(vm_head_plan *p, vm_head_dbg_fn fn, void *user);
+/* Calibration: called with every convolution's input (NHWC, hw pixels of
+ * C channels) under the convolution's checkpoint prefix
+ * ("decode_head.fpn_convs.0.conv", "decode_head.conv_seg"). */
+typedef void (*vm_head_obs_fn)(void *user, const char *conv, const float *nhwc, size_t hw, int C);
+void vm_upernet_set_observe(vm_head_plan *p, vm_head_obs_fn fn, void *user);
+/* Convolutions bound as INT8 (a calibrated model), of all. */
+int vm_upernet_int8_convs(const vm_head *h, int *total);
 
 #endif
