@@ -200,12 +200,14 @@ static int storage_only(const vm_calib *c, const char *name) {
     return 0;
 }
 
-static int skipped(const vm_calib *c, const char *name) {
-    if (storage_only(c, name)) return 1;
+/* A --skip pattern matches: the layer stays FP32, its weights too. */
+static int user_skipped(const vm_calib *c, const char *name) {
     for (int i = 0; i < c->o.nskip; i++)
         if (fnmatch(c->o.skip[i], name, 0) == 0 || strstr(name, c->o.skip[i])) return 1;
     return 0;
 }
+
+static int skipped(const vm_calib *c, const char *name) { return storage_only(c, name) || user_skipped(c, name); }
 
 /* KL-divergence threshold (the TensorRT recipe): clip |x| at the bin edge
  * whose clipped, QLEVELS-level quantized distribution Q is closest to the
@@ -314,7 +316,7 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
             for (int k = 0; k < c->n; k++)
                 if (strlen(c->l[k].name) == nl - 7 && !strncmp(c->l[k].name, p->name, nl - 7)) s = &c->l[k];
         int conv = is_conv_weight(p);
-        int store8 = (s || conv) && storage_only(c, p->name); /* s8 storage, FP32 compute */
+        int store8 = (s || conv) && storage_only(c, p->name) && !user_skipped(c, p->name); /* s8 storage, FP32 compute */
         if (store8) s = NULL;
         if ((s || conv) && (store8 || !skipped(c, p->name))) {
             int rows = (int)p->shape[0];

@@ -295,6 +295,19 @@ expect_fail "not a number in \[0, 1\]" vm detect -m "$DM" "$P/china.jpg" --score
 expect_fail "required" vm detect -m "$DM"
 expect_fail "unknown argument" vm detect -m "$DM" --bogus "$P/china.jpg"
 expect_fail "missing tensor 'neck.lateral_convs.0.conv.weight'" vm detect -m "$DATA/backbone_v2/model.pth" "$P/china.jpg"
+# ---- calibrate on dense-prediction models (#12, #13) -------------------------
+mkdir -p "$T/dcal" && cp "$DATA/seg_upernet/mini.png" "$DATA/det_maskrcnn/flower_crop.png" "$T/dcal/"
+vm calibrate -m "$DATA/seg_upernet/model.pth" --images "$T/dcal" -o "$T/segq.safetensors" --quiet 2>"$T/err" &&
+    vm segment -m "$T/segq.safetensors" "$DATA/seg_upernet/mini.png" --raw "$T/segq.npy" >/dev/null 2>>"$T/err" &&
+    grep -q "UPerHead convolutions included" "$T/err" && [ -s "$T/segq.npy" ] && ok || bad "calibrate + segment INT8: $(cat "$T/err")"
+vm calibrate -m "$DM" --images "$T/dcal" --scale 400,240 -o "$T/detq.safetensors" --quiet 2>"$T/err" &&
+    vm detect -m "$T/detq.safetensors" "$DATA/det_maskrcnn/flower_crop.png" --scale 400,240 --json "$T/detq.json" >/dev/null 2>>"$T/err" &&
+    [ -s "$T/detq.json" ] && ok || bad "calibrate + detect INT8: $(cat "$T/err")"
+vm calibrate -m "$DATA/backbone_v2/model.pth" --images "$T/dcal" --task detect -o "$T/bbq.safetensors" --quiet 2>"$T/err" &&
+    vm info "$T/bbq.safetensors" >/dev/null 2>>"$T/err" && ok || bad "calibrate a backbone-only model: $(cat "$T/err")"
+expect_fail "needs a classifier head" vm calibrate -m "$DM" --images "$T/dcal" --task classify -o "$T/q4.safetensors"
+expect_fail "are for segmentation and detection models" vm calibrate -m "$M" --images "$DATA/digits/calib" --scale 64,64 -o "$T/q4.safetensors"
+[ ! -e "$T/q4.safetensors" ] && ok || bad "partial output after a failed calibrate"
 expect_fail "nonexistent.jpg" vm detect -m "$DM" /nonexistent.jpg --json "$T/x.json"
 [ ! -e "$T/x.json" ] && ok || bad "partial output after a failed detect"
 echo "$pass passed, $fail failed"

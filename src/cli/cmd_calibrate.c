@@ -197,7 +197,7 @@ int cmd_calibrate(int argc, char **argv) {
         {CLI_OPT_CHOICE, "--method", 0, &method, "M", "minmax (default), percentile, or entropy (KL-divergence\nclipping threshold, as TensorRT)", .choices = methods},
         {CLI_OPT_DOUBLE, "--percentile", 0, &pct, "P", "for percentile: clip at the P-th percentile (99.99)", .lo = 50, .hi = 100},
         {CLI_OPT_DOUBLE, "--smooth", 0, &smooth, "ALPHA", "SmoothQuant: migrate activation outliers into the weights\nof in_proj and fc1 (folded into the LayerNorms), 0..1", .lo = 0, .hi = 1},
-        {CLI_OPT_FN, "--skip", 0, &skip, "PATTERN", "keep layers matching PATTERN (fnmatch or substring) in\nFP32; repeatable, e.g. --skip classifier.head", .fn = add_skip},
+        {CLI_OPT_FN, "--skip", 0, &skip, "PATTERN", "keep layers matching PATTERN (fnmatch or substring of the\nweight's name) FP32, weights too; repeatable, e.g.\n--skip classifier.head, --skip decode_head.conv_seg", .fn = add_skip},
         {CLI_OPT_FLAG, "--int8-head", 0, &int8_head, NULL, "run the classifier head in INT8 too (default: s8 storage,\nFP32 compute: its error goes straight into the logits)"},
         {CLI_OPT_FLAG, "--int8-convs", 0, &int8_pe, NULL, "run the patch-embed and downsample convolutions in INT8\ntoo (default: s8 storage, FP32 compute; check --report)"},
         {CLI_OPT_CHOICE, "--task", 0, &task, "T", "auto (default: from the model's heads), classify, segment\nor detect: the preprocessing the images go through\n(segment/detect: OpenCV decode, keep-ratio resize to fit\n--scale; a backbone-only model defaults to segment)", .choices = tasks},
