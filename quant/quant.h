@@ -8,7 +8,11 @@
  * INT8 matmuls; the head and the convolutions are stored as s8 and run in
  * FP32 unless asked (int8_head, int8_convs: INT8 matmul / convolution
  * kernels), as their error is the largest per MAC saved. The selective scan, x_proj /
- * dt_proj, LayerNorms, softplus/exp and residual adds stay FP32. */
+ * dt_proj, LayerNorms, softplus/exp and residual adds stay FP32.
+ * Dense-prediction models (calib_dense.c): the heads' tensors are written
+ * as loaded (FP32), except the UPerHead convolutions whose inputs were
+ * observed (vm_calib_observe): s8 per output channel + input scale, run as
+ * INT8 convolutions with the BatchNorm folded into the scales at bind. */
 #ifndef VM_QUANT_H
 #define VM_QUANT_H
 
