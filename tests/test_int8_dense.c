@@ -28,6 +28,7 @@
 #include "core/dnnl_compat.h"
 #include "image/decode_cv.h"
 #include "model/model.h"
+#include "net/dataset_meta.h"
 #include "net/detector.h"
 #include "net/segmentor.h"
 #include "net/heads/upernet.h"
@@ -166,7 +167,14 @@ static void calibrate(const char *model_path, const char *const *photos, int n, 
     }
     for (int i = 0; i < n; i++)
         ck_assert_msg(vm_calib_dense_image(c, m, uper, photos[i], pad32, sw, sh, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(vm_calib_write(c, out, NULL, err, sizeof err) == 0, "%s", err);
+    vm_dataset_meta dm; /* as `vmamba calibrate` does: the class names and palette go into the metadata */
+    ck_assert(vm_dataset_meta_read(model_path, &dm, err, sizeof err) == 0);
+    char *dj = vm_dataset_meta_to_json(&dm), meta[16384];
+    ck_assert(dj && strlen(dj) < sizeof meta - 32);
+    snprintf(meta, sizeof meta, "{\"dataset_meta\": %s}", dj);
+    free(dj);
+    vm_dataset_meta_free(&dm);
+    ck_assert_msg(vm_calib_write(c, out, meta, err, sizeof err) == 0, "%s", err);
     if (uper) vm_upernet_ops.free(uper);
     vm_calib_free(c);
     vm_model_free(m);
@@ -199,6 +207,13 @@ static void seg_agreement(const char *int8_path, double *worst_all, double *wors
     ck_assert_msg(q != NULL, "%s", err);
     vm_ctx *cf = vm_ctx_new(vm_segmentor_model(f), err, sizeof err), *cq = vm_ctx_new(vm_segmentor_model(q), err, sizeof err);
     ck_assert(cf && cq);
+    /* the checkpoint's meta.dataset_meta travels in the INT8 file */
+    ck_assert_int_eq(vm_segmentor_classes(f), vm_segmentor_classes(q));
+    for (int i = 0; i < vm_segmentor_classes(f); i++) {
+        const char *a = vm_segmentor_class_name(f, i), *b = vm_segmentor_class_name(q, i);
+        ck_assert_msg(a && b && !strcmp(a, b), "class %d: '%s' vs '%s'", i, a ? a : "(null)", b ? b : "(null)");
+    }
+    ck_assert(memcmp(vm_segmentor_palette(f), vm_segmentor_palette(q), 3 * (size_t)vm_segmentor_classes(f)) == 0);
     *worst_all = *worst_clear = 1;
     for (int i = 0; i < 4; i++) {
         vm_image im;
@@ -309,6 +324,10 @@ static void det_case(int quantize) {
     vm_detector *q = vm_detector_load(out, NULL, err, sizeof err);
     ck_assert_msg(q != NULL, "%s", err);
     ck_assert(vm_model_is_int8(vm_detector_model(q)) == quantize);
+    for (int i = 0; i < 80; i++) { /* meta.dataset_meta.classes travel in the INT8 file */
+        const char *a = vm_detector_class_name(f, i), *b = vm_detector_class_name(q, i);
+        ck_assert_msg(a && b && !strcmp(a, b), "class %d: '%s' vs '%s'", i, a ? a : "(null)", b ? b : "(null)");
+    }
     vm_ctx *cf = vm_ctx_new(vm_detector_model(f), err, sizeof err), *cq = vm_ctx_new(vm_detector_model(q), err, sizeof err);
     ck_assert(cf && cq);
     for (int i = 0; i < 2; i++) {
@@ -351,7 +370,7 @@ END_TEST
 Suite *suite_int8_dense(void) {
     Suite *s = suite_create("int8_dense");
     TCase *tc = tcase_create("int8_dense");
-    tcase_set_timeout(tc, 600);
+    tcase_set_timeout(tc, 1800); /* each model case runs ~12 forward passes: minutes under qemu-aarch64 */
     tcase_add_loop_test(tc, qconv_bias_relu_matches_reference, 0, 2);
     tcase_add_test(tc, qmatmul_bias_matches_reference);
     tcase_add_test(tc, seg_int8_nothing_quantized_is_fp32);

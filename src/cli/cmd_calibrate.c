@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "options.h"
 #include "quant.h"
+#include "net/dataset_meta.h"
 #include "net/heads/upernet.h"
 
 static const char usage[] =
@@ -290,7 +291,18 @@ int cmd_calibrate(int argc, char **argv) {
     vm_npy_free(&x);
     if (bad) goto done;
     if (classify) meta = cli_pp_to_json(&pp);
-    else if ((meta = malloc(96))) snprintf(meta, 96, "{\"task\": \"%s\", \"calibration_scale\": [%d, %d]}", task, scale[0], scale[1]);
+    else { /* the task, and the checkpoint's class names and palette (segment/detect read them back) */
+        vm_dataset_meta dm;
+        char e2[512];
+        if (vm_dataset_meta_read(model, &dm, e2, sizeof e2)) { cli_fail("%s", e2); goto done; }
+        char *dj = vm_dataset_meta_to_json(&dm);
+        size_t len = 128 + (dj ? strlen(dj) : 0);
+        if ((meta = malloc(len)))
+            snprintf(meta, len, "{\"task\": \"%s\", \"calibration_scale\": [%d, %d]%s%s}", task, scale[0], scale[1],
+                     dj ? ", \"dataset_meta\": " : "", dj ? dj : "");
+        free(dj);
+        vm_dataset_meta_free(&dm);
+    }
     if (!meta) { cli_fail("out of memory"); goto done; }
     char err[512];
     if (report) vm_calib_report(cal, stderr);

@@ -1,4 +1,5 @@
 /* dataset_meta.c - see dataset_meta.h. */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,4 +70,61 @@ void vm_dataset_meta_free(vm_dataset_meta *m) {
     free(m->names);
     free(m->palette);
     memset(m, 0, sizeof *m);
+}
+
+int vm_dataset_meta_from_json(const char *json, vm_dataset_meta *m) {
+    memset(m, 0, sizeof *m);
+    if (!json) return 0;
+    json_t *root = json_loads(json, 0, NULL), *dm = root ? json_object_get(root, "dataset_meta") : NULL;
+    json_t *cls = dm ? json_object_get(dm, "classes") : NULL, *pal = dm ? json_object_get(dm, "palette") : NULL;
+    size_t n = json_is_array(cls) ? json_array_size(cls) : 0;
+    int rc = 0;
+    if (n == 0 || n > 256) goto done;
+    for (size_t i = 0; i < n; i++)
+        if (!json_is_string(json_array_get(cls, i))) goto done;
+    if (!(m->names = calloc(n, sizeof *m->names))) goto oom;
+    m->n = (int)n;
+    for (size_t i = 0; i < n; i++)
+        if (!(m->names[i] = strdup(json_string_value(json_array_get(cls, i))))) goto oom;
+    if (!json_is_array(pal) || json_array_size(pal) != n) goto done;
+    if (!(m->palette = malloc(n * 3))) goto oom;
+    for (size_t i = 0; i < n; i++) {
+        json_t *c = json_array_get(pal, i);
+        for (int k = 0; k < 3; k++) {
+            json_t *v = json_is_array(c) && json_array_size(c) == 3 ? json_array_get(c, k) : NULL;
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 255) {
+                free(m->palette);
+                m->palette = NULL;
+                goto done;
+            }
+            m->palette[3 * i + k] = (uint8_t)json_integer_value(v);
+        }
+    }
+    goto done;
+oom:
+    vm_dataset_meta_free(m);
+    rc = -1;
+done:
+    json_decref(root);
+    return rc;
+}
+
+char *vm_dataset_meta_to_json(const vm_dataset_meta *m) {
+    if (m->n <= 0) return NULL;
+    json_t *o = json_object(), *cls = json_array(), *pal = m->palette ? json_array() : NULL;
+    char *txt = NULL;
+    if (!o || !cls || (m->palette && !pal)) goto done;
+    for (int i = 0; i < m->n; i++) {
+        if (json_array_append_new(cls, json_string(m->names[i]))) goto done;
+        if (pal && json_array_append_new(pal, json_pack("[iii]", m->palette[3 * i], m->palette[3 * i + 1], m->palette[3 * i + 2])))
+            goto done;
+    }
+    json_object_set(o, "classes", cls);
+    if (pal) json_object_set(o, "palette", pal);
+    txt = json_dumps(o, JSON_COMPACT);
+done:
+    json_decref(cls);
+    json_decref(pal);
+    json_decref(o);
+    return txt;
 }

@@ -18,5 +18,13 @@ typedef struct {
  * zeroed) only when memory for the names or palette runs out. */
 int vm_dataset_meta_read(const char *path, vm_dataset_meta *m, char *err, size_t errlen);
 void vm_dataset_meta_free(vm_dataset_meta *m);
+/* The same carried in a model file's "vmamba" metadata (an INT8 file from
+ * `vmamba calibrate`): json's "dataset_meta" object {"classes": [str...],
+ * "palette": [[r,g,b]...]}. m zeroed when absent or malformed; -1 only when
+ * memory runs out. */
+int vm_dataset_meta_from_json(const char *json, vm_dataset_meta *m);
+/* m as that object's JSON text (malloc'd), or NULL (no classes, or out of
+ * memory). */
+char *vm_dataset_meta_to_json(const vm_dataset_meta *m);
 
 #endif

@@ -103,7 +103,9 @@ vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *
     vm_detector *d = make(m, m, &src, err, errlen);
     if (d) {
         vm_dataset_meta meta;
-        if (vm_dataset_meta_read(path, &meta, err, errlen)) {
+        if (vm_dataset_meta_read(path, &meta, err, errlen) ||
+            (meta.n == 0 && vm_dataset_meta_from_json(vm_model_metadata(m), &meta) &&
+             vm_errf(err, errlen, "%s: out of memory reading the class names", path))) { /* from_json: an INT8 file's copy */
             vm_detector_free(d);
             return NULL;
         }

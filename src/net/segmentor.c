@@ -75,7 +75,12 @@ vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen) {
     vm_weights_src src;
     vm_model_weights(s->m, &src);
     if (!(s->head = vm_upernet_ops.bind(&src, "decode_head.", err, errlen))) goto fail;
-    if (vm_dataset_meta_read(path, &s->meta, err, errlen) || set_palette(s, path, err, errlen)) goto fail;
+    if (vm_dataset_meta_read(path, &s->meta, err, errlen)) goto fail;
+    if (s->meta.n == 0 && vm_dataset_meta_from_json(vm_model_metadata(s->m), &s->meta)) { /* an INT8 file's copy */
+        vm_errf(err, errlen, "%s: out of memory reading the class names", path);
+        goto fail;
+    }
+    if (set_palette(s, path, err, errlen)) goto fail;
     return s;
 fail:
     vm_segmentor_free(s);
