@@ -106,6 +106,13 @@ typedef struct {
     vm_conv_prim *pe1, *pe2, *ds[3];
     vm_lin_prim *lin;         /* [nlin], in vm_linears() order */
     size_t nlin;
+    /* x_proj and the 4 dt_proj products of every block (in stage, block
+     * order; 5 per block): matmul primitives on this plan's own packs of
+     * the model's plain weights (small: 4(R+2N)D + 4DR per block). NULL
+     * when the model is unpacked (VMAMBA_PACK=0, calibration): sgemm. */
+    vm_wpack **sp_pack;
+    vm_matmul **sp_mm;
+    size_t nsp;
     int bf16;                 /* primitives made in BF16 (vm_ctx_bf16) */
 } vm_plan;
 
