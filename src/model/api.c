@@ -45,6 +45,12 @@ static vm_ctx *ctx_new(const vm_model *m, char *err, size_t errlen) {
         free(c);
         return NULL;
     }
+    c->be = vm_be_cpu_new(c->dx, err, errlen);
+    if (!c->be) {
+        vm_dnnl_exec_free(c->dx);
+        free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -65,6 +71,8 @@ static void ctx_release(vm_ctx *c) {
         if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
     if (c->dev_ctx) c->dev_release(c->dev_ctx);
     vm_plan_free(&c->plan);
+    vm_be_free(c->be_dev);
+    vm_be_free(c->be);
     vm_dnnl_exec_free(c->dx);
     free(c);
 }
@@ -154,11 +162,36 @@ static int run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const f
     return vm_ctx_head_forward(c, ops, h, &f, out);
 }
 
+vm_be *vm_ctx_cuda_backend(vm_ctx *c, int device) {
+    if (c->be_dev && c->be_dev_device == device) return c->be_dev;
+    if (c->be_dev) { /* plans made on the other device go with it */
+        for (int i = 0; i < VM_CTX_HEADS; i++)
+            if (c->heads[i].be == c->be_dev) {
+                if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
+                memset(&c->heads[i], 0, sizeof c->heads[i]);
+            }
+        vm_be_free(c->be_dev);
+        c->be_dev = NULL;
+    }
+    char e[256];
+    c->be_dev = vm_be_cuda_new(device, e, sizeof e);
+    if (!c->be_dev) {
+        vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "%s", e);
+        return NULL;
+    }
+    c->be_dev_device = device;
+    return c->be_dev;
+}
+
 int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const vm_feats *fp, void *out) {
+    return vm_ctx_head_forward_on(c, c->be, ops, h, fp, out);
+}
+
+int vm_ctx_head_forward_on(vm_ctx *c, vm_be *be, const vm_head_ops *ops, const vm_head *h, const vm_feats *fp, void *out) {
     vm_feats f = *fp;
     vm_ctx_head *slot = NULL, *free_slot = NULL;
     for (int i = 0; i < VM_CTX_HEADS; i++) {
-        if (c->heads[i].h == h && c->heads[i].ops == ops) slot = &c->heads[i];
+        if (c->heads[i].h == h && c->heads[i].ops == ops && c->heads[i].be == be) slot = &c->heads[i];
         if (!c->heads[i].h && !free_slot) free_slot = &c->heads[i];
     }
     if (!slot) {
@@ -166,6 +199,7 @@ int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, con
         slot = free_slot;
         slot->ops = ops;
         slot->h = h;
+        slot->be = be;
     }
     char e[256] = "";
     if (slot->p && !same_shape(&slot->shape, &f)) {
@@ -173,7 +207,7 @@ int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, con
         slot->p = NULL;
     }
     if (!slot->p) {
-        slot->p = ops->plan(h, &f, e, sizeof e);
+        slot->p = ops->plan(h, be, &f, e, sizeof e);
         if (!slot->p) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s head: %s", ops->name, e);
         slot->shape = f;
     }

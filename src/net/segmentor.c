@@ -213,11 +213,17 @@ int vm_segmentor_head(const vm_segmentor *s, const float *const feats[4], const 
                       char *err, size_t errlen) {
     vm_feats f = {.B = 1};
     for (int i = 0; i < 4; i++) f.C[i] = C[i], f.H[i] = H[i], f.W[i] = W[i], f.data[i] = feats[i];
-    vm_head_plan *p = vm_upernet_ops.plan(s->head, &f, err, errlen);
-    if (!p) return -1;
+    vm_be *be = vm_be_cpu_new(NULL, err, errlen);
+    if (!be) return -1;
+    vm_head_plan *p = vm_upernet_ops.plan(s->head, be, &f, err, errlen);
+    if (!p) {
+        vm_be_free(be);
+        return -1;
+    }
     vm_upernet_set_debug(p, dbg, dbg_user);
     int rc = vm_upernet_ops.forward(s->head, p, &f, logits4, err, errlen);
     vm_upernet_ops.plan_free(p);
+    vm_be_free(be);
     return rc;
 }
 
