@@ -389,7 +389,9 @@ static const char *case_image(const char *file) {
 
 /* Every case end to end: decode, resize, normalise, backbone, head, the two
  * resizes, argmax; overlay where the golden has one. */
-START_TEST(golden_cases) {
+/* Golden case i on segmentor seg through context ctx (CPU, or the model
+ * moved to CUDA: the same goldens and tolerances). */
+static void golden_case(vm_ctx *g_ctx, const vm_segmentor *g_seg, int _i) {
     json_t *cs = json_object_get(g_manifest, "cases");
     ck_assert_int_ge(json_array_size(cs), 4);
     json_t *c = json_array_get(cs, (size_t)_i);
@@ -473,6 +475,29 @@ START_TEST(golden_cases) {
     vm_seg_trace_free(&tr);
     free(labels), free(rows), free(cols), free(fr.rows), free(fr.is_sampled);
     vm_image_free(&im);
+}
+
+START_TEST(golden_cases) { golden_case(g_ctx, g_seg, _i); }
+END_TEST
+
+/* The same goldens with the backbone and the UPerHead on CUDA (#12): the
+ * head through the CUDA op backend (src/cuda/ops.cu). Without a GPU (or
+ * without a CUDA build) there is nothing to run: the test says so. */
+START_TEST(golden_cases_cuda) {
+    if (vm_cuda_devices() < 1) {
+        if (_i == 0) fprintf(stderr, "  golden_cases_cuda: no CUDA device (or a build without --with-cuda): not run\n");
+        return;
+    }
+    char err[512];
+    vm_segmentor *s = vm_segmentor_load(tdata("seg_upernet/model.pth"), err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_msg(vm_segmentor_set_device(s, "cuda", err, sizeof err) == 0, "%s", err);
+    vm_ctx *c = vm_ctx_new(vm_segmentor_model(s), err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    golden_case(c, s, _i);
+    golden_case(c, s, _i); /* again on the same context: plans and maps reused */
+    vm_ctx_free(c);
+    vm_segmentor_free(s);
 }
 END_TEST
 
@@ -608,6 +633,7 @@ Suite *suite_seg(void) {
     tcase_add_checked_fixture(tg, seg_setup, seg_teardown); /* in the forked child: OpenMP does not survive a fork */
     tcase_add_test(tg, golden_head_mini);
     tcase_add_loop_test(tg, golden_cases, 0, 4);
+    tcase_add_loop_test(tg, golden_cases_cuda, 0, 4);
     tcase_add_test(tg, segment_refuses_non_seg_checkpoints);
     tcase_add_test(tg, public_segment_file);
     tcase_add_test(tg, dataset_meta_from_checkpoint);

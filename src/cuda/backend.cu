@@ -517,6 +517,8 @@ extern "C" void *vm_cuda_host_alloc(size_t bytes) {
 
 extern "C" void vm_cuda_host_free(void *p) { cudaFreeHost(p); }
 
+extern "C" int vm_cuda_model_device(const vm_model *m) { return ((const state *)m->dev_state)->device; }
+
 extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen) {
     if (vm_cuda_device_count() < 1) return vm_errf(err, errlen, "no CUDA device found");
     if (m->quantized) return vm_errf(err, errlen, "INT8 models run on the CPU only; use the FP32 model with --device cuda");

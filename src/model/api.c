@@ -71,6 +71,8 @@ static void ctx_release(vm_ctx *c) {
         if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
     if (c->dev_ctx) c->dev_release(c->dev_ctx);
     vm_plan_free(&c->plan);
+    for (int i = 0; i < 4; i++)
+        if (c->dev_feat[i]) c->be_dev->free(c->be_dev, c->dev_feat[i]);
     vm_be_free(c->be_dev);
     vm_be_free(c->be);
     vm_dnnl_exec_free(c->dx);
@@ -156,15 +158,85 @@ static int same_shape(const vm_feats *a, const vm_feats *b) {
     return 1;
 }
 
+int vm_ctx_backbone_be(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *f, vm_be **be) {
+    vm_model *m = (vm_model *)c->m;
+    if (!m->dev) {
+        *be = c->be;
+        return vm_ctx_backbone(c, in, B, H, W, f);
+    }
+#ifdef VM_HAVE_CUDA
+    /* The device backbone hands its maps over as host NCHW; they go back
+     * up NHWC for the head. (Keeping them on the device is the next step:
+     * the backbone's forward would have to run on the op interface.) */
+    vm_be *d = vm_ctx_cuda_backend(c, vm_cuda_model_device(m));
+    if (!d) return -1;
+    memset(f, 0, sizeof *f);
+    f->B = B;
+    float *nchw[4] = {0}, *nhwc = NULL;
+    size_t most = 0;
+    int rc = -1;
+    for (int i = 0; i < 4; i++) {
+        vm_feature_shape(m, H, W, i, &f->C[i], &f->H[i], &f->W[i]);
+        size_t n = (size_t)B * f->C[i] * f->H[i] * f->W[i];
+        most = n > most ? n : most;
+        if (!(nchw[i] = malloc(sizeof(float) * (n ? n : 1)))) goto oom;
+        if (c->dev_feat_n[i] < n) {
+            if (c->dev_feat[i]) d->free(d, c->dev_feat[i]);
+            c->dev_feat_n[i] = 0;
+            if (!(c->dev_feat[i] = d->alloc(d, n))) goto oom;
+            c->dev_feat_n[i] = n;
+        }
+        f->data[i] = c->dev_feat[i];
+    }
+    if (!(nhwc = malloc(sizeof(float) * (most ? most : 1)))) goto oom;
+    if (m->dev->forward(m, c, in, B, H, W, NULL, nchw)) {
+        if (c->status == VM_OK) c->status = VM_ERR_BACKEND;
+        goto done;
+    }
+    for (int i = 0; i < 4; i++) {
+        size_t hw = (size_t)f->H[i] * f->W[i];
+        int C = f->C[i];
+        for (int b = 0; b < B; b++)
+            for (int ch = 0; ch < C; ch++) {
+                const float *s = nchw[i] + ((size_t)b * C + ch) * hw;
+                float *o = nhwc + (size_t)b * hw * C + ch;
+                for (size_t t = 0; t < hw; t++) o[t * C] = s[t];
+            }
+        if (d->upload(d, c->dev_feat[i], nhwc, (size_t)B * hw * C)) {
+            vm_ctx_fail(c, VM_ERR_BACKEND, "%s", d->err);
+            goto done;
+        }
+    }
+    *be = d;
+    rc = 0;
+    goto done;
+oom:
+    vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory for the backbone's feature maps (%dx%d input)", W, H);
+done:
+    for (int i = 0; i < 4; i++) free(nchw[i]);
+    free(nhwc);
+    return rc;
+#else
+    (void)in, (void)B, (void)H, (void)W, (void)f, (void)be;
+    return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "heads run on the CPU only in this build (the model is on %s)", m->dev->name);
+#endif
+}
+
 static int run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out) {
     vm_feats f;
-    if (vm_ctx_backbone(c, in, B, H, W, &f)) return -1;
-    return vm_ctx_head_forward(c, ops, h, &f, out);
+    vm_be *be = NULL;
+    if (vm_ctx_backbone_be(c, in, B, H, W, &f, &be)) return -1;
+    return vm_ctx_head_forward_on(c, be, ops, h, &f, out);
 }
 
 vm_be *vm_ctx_cuda_backend(vm_ctx *c, int device) {
     if (c->be_dev && c->be_dev_device == device) return c->be_dev;
-    if (c->be_dev) { /* plans made on the other device go with it */
+    if (c->be_dev) { /* plans and maps made on the other device go with it */
+        for (int i = 0; i < 4; i++) {
+            if (c->dev_feat[i]) c->be_dev->free(c->be_dev, c->dev_feat[i]);
+            c->dev_feat[i] = NULL;
+            c->dev_feat_n[i] = 0;
+        }
         for (int i = 0; i < VM_CTX_HEADS; i++)
             if (c->heads[i].be == c->be_dev) {
                 if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
@@ -219,7 +291,6 @@ int vm_ctx_run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const f
     c->status = VM_OK;
     c->err[0] = 0;
     if (check_input(c, in, B, H, W)) return -1;
-    if (c->m->dev) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "heads run on the CPU only (the model is on %s)", c->m->dev->name);
     int saved = 0;
     if (c->threads > 0) {
         saved = omp_get_max_threads();

@@ -320,11 +320,15 @@ static int det_forward(const vm_head *hh, vm_head_plan *pp, const vm_feats *in, 
     int *labels = NULL, nprop = 0, n = 0, rc = -1;
     double t0 = now_ms();
     vm_be *be = p->be;
-    if (io->trace && be->host) /* (the maps are device memory otherwise) */
+    if (io->trace)
         for (int i = 0; i < 4; i++) {
             char nm[32];
             snprintf(nm, sizeof nm, "backbone_feat%d", i);
-            io->trace(io->trace_user, nm, in->data[i], 1, in->H[i], in->W[i], in->C[i]);
+            size_t n = (size_t)in->H[i] * in->W[i] * in->C[i];
+            float *tmp = be->host ? NULL : malloc(sizeof(float) * (n ? n : 1));
+            const float *hv = be->host || tmp ? vm_be_to_host(be, in->data[i], n, tmp) : NULL;
+            if (hv) io->trace(io->trace_user, nm, hv, 1, in->H[i], in->W[i], in->C[i]);
+            free(tmp);
         }
     if (det_fpn_forward(w, p, in)) { vm_errf(err, errlen, "FPN: %s", be->err); goto done; }
     if (!be->host) /* RoIAlign reads P2..P5 on the host */
