@@ -165,57 +165,30 @@ int vm_ctx_backbone_be(vm_ctx *c, const float *in, int B, int H, int W, vm_feats
         return vm_ctx_backbone(c, in, B, H, W, f);
     }
 #ifdef VM_HAVE_CUDA
-    /* The device backbone hands its maps over as host NCHW; they go back
-     * up NHWC for the head. (Keeping them on the device is the next step:
-     * the backbone's forward would have to run on the op interface.) */
+    /* The device backbone writes its maps NHWC straight into device
+     * buffers of the context's CUDA op backend (kept in c, grown as needed). */
     vm_be *d = vm_ctx_cuda_backend(c, vm_cuda_model_device(m));
     if (!d) return -1;
     memset(f, 0, sizeof *f);
     f->B = B;
-    float *nchw[4] = {0}, *nhwc = NULL;
-    size_t most = 0;
-    int rc = -1;
     for (int i = 0; i < 4; i++) {
         vm_feature_shape(m, H, W, i, &f->C[i], &f->H[i], &f->W[i]);
         size_t n = (size_t)B * f->C[i] * f->H[i] * f->W[i];
-        most = n > most ? n : most;
-        if (!(nchw[i] = malloc(sizeof(float) * (n ? n : 1)))) goto oom;
         if (c->dev_feat_n[i] < n) {
             if (c->dev_feat[i]) d->free(d, c->dev_feat[i]);
             c->dev_feat_n[i] = 0;
-            if (!(c->dev_feat[i] = d->alloc(d, n))) goto oom;
+            if (!(c->dev_feat[i] = d->alloc(d, n)))
+                return vm_ctx_fail(c, VM_ERR_NOMEM, "out of device memory for the backbone's feature maps (%dx%d input)", W, H);
             c->dev_feat_n[i] = n;
         }
         f->data[i] = c->dev_feat[i];
     }
-    if (!(nhwc = malloc(sizeof(float) * (most ? most : 1)))) goto oom;
-    if (m->dev->forward(m, c, in, B, H, W, NULL, nchw)) {
+    if (vm_cuda_forward_features_dev(m, c, in, B, H, W, c->dev_feat)) {
         if (c->status == VM_OK) c->status = VM_ERR_BACKEND;
-        goto done;
-    }
-    for (int i = 0; i < 4; i++) {
-        size_t hw = (size_t)f->H[i] * f->W[i];
-        int C = f->C[i];
-        for (int b = 0; b < B; b++)
-            for (int ch = 0; ch < C; ch++) {
-                const float *s = nchw[i] + ((size_t)b * C + ch) * hw;
-                float *o = nhwc + (size_t)b * hw * C + ch;
-                for (size_t t = 0; t < hw; t++) o[t * C] = s[t];
-            }
-        if (d->upload(d, c->dev_feat[i], nhwc, (size_t)B * hw * C)) {
-            vm_ctx_fail(c, VM_ERR_BACKEND, "%s", d->err);
-            goto done;
-        }
+        return -1;
     }
     *be = d;
-    rc = 0;
-    goto done;
-oom:
-    vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory for the backbone's feature maps (%dx%d input)", W, H);
-done:
-    for (int i = 0; i < 4; i++) free(nchw[i]);
-    free(nhwc);
-    return rc;
+    return 0;
 #else
     (void)in, (void)B, (void)H, (void)W, (void)f, (void)be;
     return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "heads run on the CPU only in this build (the model is on %s)", m->dev->name);

@@ -303,6 +303,8 @@ int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen);
 int vm_cuda_device_count(void);
 /* The device a model's CUDA weights live on. */
 int vm_cuda_model_device(const vm_model *m);
+/* The CUDA backbone with its four maps written NHWC into device buffers. */
+int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *dfeats[4]);
 void *vm_cuda_host_alloc(size_t bytes); /* page-locked, or NULL */
 void vm_cuda_host_free(void *p);
 #endif
