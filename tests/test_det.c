@@ -27,6 +27,7 @@
 #include "image/image.h"
 #include "image/resize_cv.h"
 #include "image/decode_cv.h"
+#include "model/model.h"
 
 /* ---- kernels against their references ------------------------------------ */
 
@@ -648,6 +649,57 @@ static void *share_run(void *p) {
     return NULL;
 }
 
+/* The heads' off-host paths (what CUDA takes: uploads, downloads, host
+ * views of P2-P6 and the RPN outputs, traced maps) on a CPU backend that
+ * claims device memory: every intermediate and the result bit-identical
+ * to the plain CPU run. Runs without a GPU. */
+static void record_cmp(void *user, const char *name, const float *data, int n0, int n1, int n2, int n3) {
+    const recs *ref = user;
+    const rec *r = find(ref, name);
+    size_t n = (size_t)n0 * n1 * n2 * n3;
+    ck_assert_msg(r->n[0] == n0 && r->n[1] == n1 && r->n[2] == n2 && r->n[3] == n3, "%s: shape", name);
+    ck_assert_msg(memcmp(r->data, data, n * sizeof(float)) == 0, "%s differs on the off-host path", name);
+}
+
+START_TEST(offhost_paths_bit_identical) {
+    vm_ctx *c;
+    vm_detector *d = load_golden_model(&c);
+    char err[256];
+    vm_be *oh = vm_be_offhost_new(err, sizeof err);
+    ck_assert_msg(oh != NULL, "%s", err);
+    vm_ctx *c2 = vm_ctx_new(vm_detector_model(d), err, sizeof err);
+    ck_assert_msg(c2 != NULL, "%s", err);
+    c2->be_test = oh;
+    prepared p = prepare(tdata("det_maskrcnn/flower_crop.png"), 400, 240);
+    vm_detect_opts o;
+    vm_detect_defaults(&o);
+    o.scale_w = 400, o.scale_h = 240;
+    recs t = {.n = 0};
+    vm_detections *r = vm_ctx_detect_tensor_traced(c, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
+                                                   (double)p.nh / p.h, &o, record, &t);
+    ck_assert_msg(r != NULL, "%s", vm_ctx_error(c));
+    vm_detections *r2 = vm_ctx_detect_tensor_traced(c2, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
+                                                    (double)p.nh / p.h, &o, record_cmp, &t);
+    ck_assert_msg(r2 != NULL, "%s", vm_ctx_error(c2));
+    ck_assert_int_gt(r->count, 0);
+    ck_assert(same_bits(r, r2));
+    vm_detections_free(r2);
+    /* empty: no proposals */
+    o.rpn_max_per_img = 0;
+    r2 = vm_ctx_detect_tensor(c2, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w, (double)p.nh / p.h, &o);
+    ck_assert_msg(r2 != NULL && r2->count == 0, "%s", vm_ctx_error(c2));
+    vm_detections_free(r2);
+    vm_detections_free(r);
+    free_recs(&t);
+    free(p.rgb);
+    free(p.x);
+    vm_ctx_free(c2);
+    vm_be_free(oh);
+    vm_ctx_free(c);
+    vm_detector_free(d);
+}
+END_TEST
+
 START_TEST(shared_detector_threads) {
     vm_ctx *c;
     vm_detector *d = load_golden_model(&c);
@@ -721,6 +773,7 @@ Suite *suite_det(void) {
     tcase_add_test(g, golden_china_full_scale);
     tcase_add_test(g, golden_flower_crop_from_png);
     tcase_add_loop_test(g, golden_det_cuda, 0, 3);
+    tcase_add_test(g, offhost_paths_bit_identical);
     tcase_add_test(g, shared_detector_threads);
     tcase_add_test(g, bad_inputs);
     suite_add_tcase(s, g);

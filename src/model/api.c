@@ -161,7 +161,7 @@ static int same_shape(const vm_feats *a, const vm_feats *b) {
 int vm_ctx_backbone_be(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *f, vm_be **be) {
     vm_model *m = (vm_model *)c->m;
     if (!m->dev) {
-        *be = c->be;
+        *be = c->be_test ? c->be_test : c->be;
         return vm_ctx_backbone(c, in, B, H, W, f);
     }
 #ifdef VM_HAVE_CUDA

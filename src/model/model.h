@@ -141,6 +141,7 @@ struct vm_ctx {
     vm_be *be;                /* the CPU op backend over dx (heads) */
     vm_be *be_dev;            /* the CUDA op backend, made on first use, or NULL */
     int be_dev_device;
+    vm_be *be_test;           /* tests: heads of a CPU model run on this backend */
     float *dev_feat[4];       /* the backbone's NHWC maps in be_dev's memory */
     size_t dev_feat_n[4];
     vm_plan plan;

@@ -73,6 +73,10 @@ vm_be *vm_be_cpu_new(struct vm_dnnl_exec *x, char *err, size_t errlen);
 /* The CUDA backend on device `device` (own stream and cuBLAS handle).
  * NULL with a message in a build without CUDA or without a device. */
 vm_be *vm_be_cuda_new(int device, char *err, size_t errlen);
+/* Tests: the CPU backend claiming its memory is not the host's, so that
+ * the heads take their device paths (uploads, downloads, host views) on a
+ * machine without a GPU; results must equal the CPU backend's bit for bit. */
+vm_be *vm_be_offhost_new(char *err, size_t errlen);
 void vm_be_free(vm_be *be);
 
 /* Host views for code that stays on the CPU (NMS, RoIAlign, tests):

@@ -162,6 +162,15 @@ vm_be *vm_be_cpu_new(struct vm_dnnl_exec *x, char *err, size_t errlen) {
     return be;
 }
 
+vm_be *vm_be_offhost_new(char *err, size_t errlen) {
+    vm_be *be = vm_be_cpu_new(NULL, err, errlen);
+    if (be) {
+        be->name = "cpu-offhost";
+        be->host = 0;
+    }
+    return be;
+}
+
 void vm_be_free(vm_be *be) {
     if (!be) return;
     if (be->release) be->release(be);
