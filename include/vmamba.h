@@ -308,6 +308,10 @@ int vm_segmentor_classes(const vm_segmentor *s);
  * checkpoint's meta.dataset_meta, else ADE20K's for 150 classes. */
 const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
 const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
+/* Run the backbone and the head on "cuda" (FP32; the head through the CUDA
+ * op backend of each context) or back on "cpu". Like vm_model_set_device:
+ * not while contexts of the segmentor are running. 0, or -1 with err. */
+VM_API int vm_segmentor_set_device(vm_segmentor *s, const char *device, char *err, size_t errlen);
 /* Segment a BGR image (h, w, 3) uint8: labels receives (h, w) class ids.
  * Returns 0, or -1 with vm_ctx_error / vm_ctx_error_code. */
 int vm_ctx_segment(vm_ctx *c, const vm_segmentor *s, const uint8_t *bgr, int w, int h, int scale_w, int scale_h,
@@ -373,6 +377,11 @@ void vm_detector_free(vm_detector *d);
 int vm_detector_num_classes(const vm_detector *d);
 /* The checkpoint's meta.dataset_meta.classes when present, else COCO's. */
 const char *vm_detector_class_name(const vm_detector *d, int label);
+/* Backbone, FPN, RPN convolutions and the box/mask heads' convolutions and
+ * FCs on "cuda" (FP32; NMS, RoIAlign and mask pasting stay on the CPU), or
+ * back on "cpu". Only for a detector that owns its model (vm_detector_load,
+ * vm_detector_from_preset); not while its contexts are running. */
+VM_API int vm_detector_set_device(vm_detector *d, const char *device, char *err, size_t errlen);
 /* COCO's category id (1..90) of COCO-80 label i (0..79), or -1. */
 int vm_coco_category_id(int label);
 

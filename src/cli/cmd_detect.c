@@ -40,6 +40,9 @@ static void help(FILE *f) {
             "                      with several images a directory of <name>.png\n"
             "  --key K             checkpoint key holding the weights (state_dict)\n"
             "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --device DEV        cpu (default) or cuda: backbone, FPN, RPN and the heads'\n"
+            "                      convolutions and FCs on the GPU (FP32); NMS, RoIAlign\n"
+            "                      and mask pasting on the CPU\n"
             "  --repeat N          run each image N times and print the median time of\n"
             "                      each stage and the peak memory (benchmarks)\n"
             "\n"
@@ -175,7 +178,7 @@ static void bench(vm_ctx *c, const vm_detector *d, const vm_image *im, const vm_
 }
 
 int cmd_detect(int argc, char **argv) {
-    const char *model = NULL, *raw = NULL, *json = NULL, *vis = NULL, *key = NULL;
+    const char *model = NULL, *raw = NULL, *json = NULL, *vis = NULL, *key = NULL, *device = "cpu";
     int threads = 0, repeat = 0;
     vm_detect_opts o;
     vm_detect_defaults(&o);
@@ -188,7 +191,7 @@ int cmd_detect(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); free(images); return 0; }
         if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--scale") || !strcmp(a, "--score-thr") ||
             !strcmp(a, "--raw") || !strcmp(a, "--json") || !strcmp(a, "-o") || !strcmp(a, "--output") ||
-            !strcmp(a, "--key") || !strcmp(a, "--threads") || !strcmp(a, "--repeat")) {
+            !strcmp(a, "--key") || !strcmp(a, "--threads") || !strcmp(a, "--repeat") || !strcmp(a, "--device")) {
             if (!v) { free(images); return cli_fail("detect: %s needs a value", a); }
             i++;
             if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
@@ -196,6 +199,10 @@ int cmd_detect(int argc, char **argv) {
             else if (!strcmp(a, "--json")) json = v;
             else if (!strcmp(a, "-o") || !strcmp(a, "--output")) vis = v;
             else if (!strcmp(a, "--key")) key = v;
+            else if (!strcmp(a, "--device")) {
+                if (strcmp(v, "cpu") && strcmp(v, "cuda")) { free(images); return cli_fail("--device %s: expected cpu or cuda", v); }
+                device = v;
+            }
             else if (!strcmp(a, "--threads")) {
                 if (cli_int("--threads", v, 1, 4096, &threads)) { free(images); return 1; }
             } else if (!strcmp(a, "--repeat")) {
@@ -234,6 +241,11 @@ int cmd_detect(int argc, char **argv) {
         d = vm_detector_load(model, &lo, err, sizeof err);
     }
     if (!d) { free(images); return cli_fail("%s", err); }
+    if (strcmp(device, "cpu") && vm_detector_set_device(d, device, err, sizeof err)) {
+        vm_detector_free(d);
+        free(images);
+        return cli_fail("--device %s: %s", device, err);
+    }
     vm_ctx *c = vm_ctx_new(vm_detector_model(d), err, sizeof err);
     if (!c) { vm_detector_free(d); free(images); return cli_fail("%s", err); }
     if (threads > 0) vm_ctx_set_threads(c, threads);

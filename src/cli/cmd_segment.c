@@ -46,7 +46,8 @@ static void help(FILE *f) {
             "                      (<name> = file name without its extension)\n"
             "  --shard I/N         with --list: only lines I, I+N, I+2N, ... (0 <= I < N)\n"
             "  --resume            with --output-dir: skip images whose outputs are all there\n"
-            "  --device cpu        the only device segment supports so far\n"
+            "  --device DEV        cpu (default) or cuda: backbone and UPerHead on the GPU\n"
+            "                      (FP32), logits resizes and argmax on the CPU\n"
             "-o, --overlay and --raw take one IMAGE; use --output-dir for several.\n"
             "Unreadable images give an error (an error record with --json) and the\n"
             "others go on; the exit status is then 3. Other errors exit 1.\n"
@@ -201,7 +202,7 @@ done:
 
 int cmd_segment(int argc, char **argv) {
     seg_opts o = {.top = 5};
-    const char *model = NULL, *list = NULL;
+    const char *model = NULL, *list = NULL, *device = "cpu";
     int sw = 2048, sh = 512, threads = 0, nimg = 0, shard_i = 0, shard_n = 1;
     char **imgs = calloc((size_t)argc, sizeof *imgs);
     if (!imgs) return cli_fail("out of memory");
@@ -230,7 +231,8 @@ int cmd_segment(int argc, char **argv) {
         }
         else if (!strcmp(a, "--device")) {
             VAL();
-            if (strcmp(v, "cpu")) { cli_fail("--device %s: segment runs on the CPU only so far", v); goto out; }
+            if (strcmp(v, "cpu") && strcmp(v, "cuda")) { cli_fail("--device %s: expected cpu or cuda", v); goto out; }
+            device = v;
         }
         else if (a[0] == '-' && a[1]) { cli_fail("segment: unknown option '%s' (see 'vmamba segment --help')", a); goto out; }
         else imgs[nimg++] = argv[i];
@@ -258,6 +260,11 @@ int cmd_segment(int argc, char **argv) {
                           ? vm_segmentor_from_preset(model, 0, err, sizeof err)
                           : vm_segmentor_load(model, err, sizeof err);
     if (!s) { cli_fail("%s", err); goto out; }
+    if (strcmp(device, "cpu") && vm_segmentor_set_device(s, device, err, sizeof err)) {
+        cli_fail("--device %s: %s", device, err);
+        vm_segmentor_free(s);
+        goto out;
+    }
     vm_ctx *ctx = vm_ctx_new(vm_segmentor_model(s), err, sizeof err);
     if (!ctx) { cli_fail("%s", err); vm_segmentor_free(s); goto out; }
     if (threads > 0) vm_ctx_set_threads(ctx, threads);
