@@ -304,7 +304,6 @@ int vm_ctx_segment_image(vm_ctx *c, const vm_segmentor *s, const vm_image *bgr, 
     if (!s || !bgr || !bgr->rgb || bgr->w < 1 || bgr->h < 1 || !labels || sw < 1 || sh < 1)
         return vm_ctx_fail(c, VM_ERR_INPUT, "segment: bad arguments");
     if (c->m != s->m) return vm_ctx_fail(c, VM_ERR_INPUT, "segment: the context was made for another model");
-    if (c->m->dev) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "segmentation runs on the CPU only (the model is on %s)", c->m->dev->name);
     /* The context's thread count for everything, the resizes included. */
     int saved = 0;
     if (c->threads > 0) {
