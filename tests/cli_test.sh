@@ -150,7 +150,7 @@ vm --version | grep -q "^vmamba 0\.2\.0$" && ok || bad "--version"
 # the man page documents every option of every command's --help
 MAN="$DATA/../../vmamba.1"
 if [ -f "$MAN" ]; then
-    for c in info run preprocess classify eval bench convert calibrate; do
+    for c in info run preprocess classify eval bench convert calibrate segment detect; do
         grep -q "^\.SS $c" "$MAN" || bad "vmamba.1 lacks the command $c"
         for o in $(vm $c --help | grep -o -- '--[a-z0-9][a-z0-9-]*' | sort -u); do
             grep -q -F -- "$(printf '%s' "$o" | sed 's/-/\\-/g')" "$MAN" && ok || bad "vmamba.1 lacks $c $o"
