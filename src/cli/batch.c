@@ -23,6 +23,7 @@ typedef struct {
     float *data;      /* n x in_floats */
     int eof;          /* the input ended */
     int failed;       /* the input could not be read (printed) */
+    double prep_s;    /* time fill took */
 } batch_buf;
 
 static int mul_ok(size_t a, size_t b, size_t *out) {
@@ -42,6 +43,7 @@ static void *fill(void *arg) {
     batch_buf *b = arg;
     const cli_batch_job *job = b->job;
     const cli_task *t = job->task;
+    double t0 = now();
     b->n = 0;
     while (b->n < job->batch) {
         cli_item *it = &b->items[b->n];
@@ -66,6 +68,7 @@ static void *fill(void *arg) {
         }
         b->n++;
     }
+    b->prep_s = now() - t0;
     return NULL;
 }
 
@@ -147,6 +150,7 @@ int cli_batch_run(const cli_batch_job *job, long *n_ok, long *n_fail, double *se
     long done = 0;
     int rc = 0, cur = 0, warned = 0;
     fill(&bufs[cur]);
+    if (job->stats) job->stats->prepare_s = job->stats->waited_s = bufs[cur].prep_s;
     while (bufs[cur].n > 0 || bufs[cur].failed) {
         batch_buf *a = &bufs[cur], *nb = &bufs[!cur];
         pthread_t th;
@@ -175,8 +179,13 @@ int cli_batch_run(const cli_batch_job *job, long *n_ok, long *n_fail, double *se
         release_items(t, a);
         a->n = 0;
         if (a->failed) rc = -1; /* the input broke off (printed): its items so far are written */
+        double tw = now();
         if (threaded) pthread_join(th, NULL);
         else if (!a->eof && rc == 0) fill(nb);
+        if (job->stats && (threaded || (!a->eof && rc == 0))) {
+            job->stats->waited_s += now() - tw;
+            job->stats->prepare_s += nb->prep_s;
+        }
         if (rc) {
             release_items(t, nb);
             break;

@@ -75,6 +75,12 @@ typedef struct {
     const cli_done *done; /* skip these, or NULL */
     long total;           /* items expected, for the ETA; <= 0 unknown */
     int progress;         /* draw a progress bar on stderr */
+    /* Optional: where the decode time went. prepare_s is the time spent
+     * reading and preparing items (on the helper thread, or inline when it
+     * could not start); waited_s the part of it the main thread waited for
+     * (joining the helper, or preparing inline). prepare_s - waited_s is
+     * what decode-ahead hid behind the model. */
+    struct cli_batch_stats { double prepare_s, waited_s; } *stats;
 } cli_batch_job;
 
 /* Returns 0, or -1 on an error that stops the job (printed). Counts

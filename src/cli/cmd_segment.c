@@ -294,13 +294,16 @@ int cmd_segment(int argc, char **argv) {
     if (total > 0 && shard.n > 1) total = (total + shard.n - 1 - shard.i) / shard.n;
     cli_task task = {.in_floats = 0, .prepare = seg_prepare, .run = seg_run, .write = seg_write, .ctx = &o,
                      .skip = seg_skip, .release = seg_release};
+    struct cli_batch_stats bs = {0};
     cli_batch_job job = {.task = &task, .batch = 1, .next = list ? cli_list_next : cli_argv_next,
-                         .next_ctx = list ? (void *)&L : (void *)&as, .shard = shard, .total = total, .progress = progress};
+                         .next_ctx = list ? (void *)&L : (void *)&as, .shard = shard, .total = total, .progress = progress,
+                         .stats = &bs};
     long ok, fail;
     double secs;
     if (cli_batch_run(&job, &ok, &fail, &secs)) goto out;
-    if (list)
-        fprintf(stderr, "vmamba: %ld images segmented, %ld failed, %.2f images/s\n", ok, fail, secs > 0 ? ok / secs : 0.0);
+    if (list || progress)
+        fprintf(stderr, "vmamba: %ld images segmented, %ld failed, %.2f images/s (decoding %.2f s, %.2f s of it not hidden by decode-ahead)\n",
+                ok, fail, secs > 0 ? ok / secs : 0.0, bs.prepare_s, bs.waited_s);
     rc = fail ? 3 : 0;
 out:
     cli_list_close(&L);
