@@ -330,5 +330,12 @@ expect_fail "needs --output-dir" vm detect -m "$DM" --list "$T/det.list"
 expect_fail "for IMAGE arguments" vm detect -m "$DM" --list "$T/det.list" --output-dir "$T/dx" --json "$T/x.json"
 expect_fail "need --list" vm detect -m "$DM" "$P/china.jpg" --resume
 vm detect --help | grep -q -- "--list FILE" && vm detect --help | grep -q -- "--shard I/N" && ok || bad "detect --help lists the batch options"
+# without the decode thread (pthread_create failing): the same records, decoded in the main thread
+if [ -n "$SHIM" ] && [ -e "$SHIM" ]; then
+    LD_PRELOAD=$SHIM VMAMBA_SHIM_PTHREAD_FAIL=1 "$BIN" detect -m "$DM" --scale 400,240 --threads 2 --list "$T/det.list" --output-dir "$T/dnt" 2>"$T/err"; r=$?
+    [ $r -eq 3 ] && grep -q "decoding in the main thread" "$T/err" &&
+        [ "$(sed 's/,"ms":[0-9.e+-]*//' "$T/dnt/detections.jsonl")" = "$(sed 's/,"ms":[0-9.e+-]*//' "$T/dl/detections.jsonl")" ] &&
+        ok || bad "detect --list without the decode thread (exit $r): $(cat "$T/err")"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
