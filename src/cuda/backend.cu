@@ -359,7 +359,10 @@ state *ctx_state(vm_model *m, vm_ctx *c, char *err, size_t errlen) {
     return s;
 }
 
-int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+/* feats_dev: feats[i] are device buffers on the model's device that take
+ * the maps NHWC (for heads on the CUDA op backend), else host NCHW. */
+int forward_impl(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4],
+                 int feats_dev) {
     char *err = c->err;
     size_t errlen = sizeof c->err;
     /* this thread may not have the model's device current */
@@ -417,7 +420,9 @@ int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float 
         const int h = s->h[i], w = s->w[i];
         const size_t T = (size_t)B * h * w;
         for (int j = 0; j < st->depth; j++) rc |= block(m, s, st, &s->st[i].blocks[j], B, h, w);
-        if (feats) {
+        if (feats && feats_dev) {
+            vmc_layernorm(feats[i], s->x, s->st[i].outnorm.w, s->st[i].outnorm.b, T, st->C, VM_LN_EPS, q);
+        } else if (feats) {
             vmc_layernorm(s->t0, s->x, s->st[i].outnorm.w, s->st[i].outnorm.b, T, st->C, VM_LN_EPS, q);
             vmc_nhwc_to_nchw(s->out, s->t0, B, h, w, st->C, q);
             CK(cudaMemcpyAsync(feats[i], s->out, T * st->C * sizeof(float), cudaMemcpyDeviceToHost, q));
@@ -452,6 +457,10 @@ int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float 
     CK(cudaStreamSynchronize(q));
     CK(cudaGetLastError());
     return 0;
+}
+
+int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+    return forward_impl(m, c, in, B, H, W, logits, feats, 0);
 }
 
 const vm_backend_ops ops = {"cuda", forward, release};
@@ -516,6 +525,15 @@ extern "C" void *vm_cuda_host_alloc(size_t bytes) {
 }
 
 extern "C" void vm_cuda_host_free(void *p) { cudaFreeHost(p); }
+
+extern "C" int vm_cuda_model_device(const vm_model *m) { return ((const state *)m->dev_state)->device; }
+
+/* The backbone's four maps NHWC into device buffers (on the model's
+ * device), for heads on the CUDA op backend: no host round trip. The
+ * maps are complete when this returns (the stream is synchronised). */
+extern "C" int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *dfeats[4]) {
+    return forward_impl(m, c, in, B, H, W, NULL, dfeats, 1);
+}
 
 extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen) {
     if (vm_cuda_device_count() < 1) return vm_errf(err, errlen, "no CUDA device found");

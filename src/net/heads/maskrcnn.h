@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "net/head.h"
-#include "core/dnnl_compat.h"
 #include "vmamba.h"
 
 #define DET_LEVELS 5   /* P2..P6 */
@@ -44,15 +43,21 @@ typedef struct {
     float *logit_w, *logit_b;    /* (ncls, Cm) */
 } det_weights;
 
-/* Per context and input shape. */
+/* Per context and input shape, on one backend (src/ops/backend.h): the
+ * convolutions and FCs run there; RPN decoding, NMS, RoIAlign and pasting
+ * stay on the host and read host views of P2..P6 and the RPN outputs. */
 typedef struct {
+    vm_be *be;
     int H[DET_LEVELS], W[DET_LEVELS];
-    vm_conv_prim *lateral[4], *fpn[4], *rpn_conv[DET_LEVELS], *rpn_out[DET_LEVELS];
-    float *lat[4], *P[DET_LEVELS], *rpn_o[DET_LEVELS];
+    vm_be_conv *lateral[4], *fpn[4], *rpn_conv[DET_LEVELS], *rpn_out[DET_LEVELS];
+    float *lat[4], *P[DET_LEVELS], *rpn_o[DET_LEVELS]; /* backend memory */
+    float *Ph[DET_LEVELS], *rpn_oh[DET_LEVELS];        /* host views (the same buffers on a host backend) */
     float *rpn_t;                /* aliases lat[0] (largest level) */
+    /* the FC and deconvolution weights as the backend holds them */
+    const float *fc0_w, *fc0_b, *fc1_w, *fc1_b, *cls_w, *cls_b, *reg_w, *reg_b, *up_w;
     /* mask convs for the last detection count */
     int mask_n;
-    vm_conv_prim *mconv[DET_MAX_MASK_CONVS];
+    vm_be_conv *mconv[DET_MAX_MASK_CONVS];
 } det_plan;
 
 /* Intermediates for tests: name, data, up to 4 dims (unused = 1), in
