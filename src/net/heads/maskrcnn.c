@@ -323,7 +323,9 @@ static int det_forward(const vm_head *hh, vm_head_plan *pp, const vm_feats *in, 
     if (det_rpn_proposals(w, p, io, &props, &nprop)) { vm_errf(err, errlen, "out of memory in the RPN"); goto done; }
     if (io->trace) io->trace(io->trace_user, "proposals", props, nprop, 5, 1, 1);
     double t1 = now_ms();
-    if (det_bbox_forward(w, p, io, props, nprop, &boxes, &scores, &labels, &n)) {
+    const float *bprops = io->given_props ? io->given_props : props;
+    int nb = io->given_props ? io->n_given_props : nprop;
+    if (det_bbox_forward(w, p, io, bprops, nb, &boxes, &scores, &labels, &n)) {
         vm_errf(err, errlen, "box head failed (out of memory or oneDNN)");
         goto done;
     }

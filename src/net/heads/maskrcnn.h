@@ -75,6 +75,8 @@ typedef struct {
     det_trace_fn trace;
     void *trace_user;
     vm_detections *out;          /* filled: count, boxes, scores, labels, masks, ms_* */
+    const float *given_props;    /* tests: the box head runs on these (n, 5) instead of the RPN's */
+    int n_given_props;
 } det_io;
 
 extern const vm_head_ops vm_maskrcnn_head_ops;
