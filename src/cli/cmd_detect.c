@@ -56,6 +56,22 @@ static void stem(const char *path, char *out, size_t n) {
     if (dot && dot != out) *dot = 0;
 }
 
+/* With several images, --raw and -o write per image under the image's name
+ * without directory and extension: two images of one name (a/x.jpg and
+ * b/x.png) would overwrite each other's outputs. Refused up front. */
+static int same_names(const char **images, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < i; j++) {
+            char a[256], b[256];
+            stem(images[i], a, sizeof a);
+            stem(images[j], b, sizeof b);
+            if (!strcmp(a, b))
+                return cli_fail("detect: %s and %s have the same name '%s': their --raw/-o outputs would overwrite each "
+                                "other (rename one, or run them separately)", images[j], images[i], a);
+        }
+    return 0;
+}
+
 static long image_id(const char *path, int index) {
     char s[256];
     stem(path, s, sizeof s);
@@ -224,6 +240,7 @@ int cmd_detect(int argc, char **argv) {
         free(images);
         return cli_fail("detect: -m MODEL and at least one IMAGE are required");
     }
+    if (nimg > 1 && (raw || vis) && same_names(images, nimg)) { free(images); return 2; }
     cli_threads(threads);
     char err[1024];
     struct stat st;
