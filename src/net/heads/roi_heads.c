@@ -3,6 +3,7 @@
  * FC + ReLU, then class logits and per-class deltas), softmax, per-class
  * decoding clipped to the resized image, multiclass NMS. */
 #include "maskrcnn.h"
+#include "core/util.h"
 #include "post/det_post.h"
 
 #include <math.h>
@@ -29,7 +30,7 @@ static int fc(const float *A, int M, int K, const float *W, const float *b, int 
 }
 
 int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, const float *props, int P,
-                     float **obox, float **oscore, int **olabel, int *ndet) {
+                     float **obox, float **oscore, int **olabel, int *ndet, char *err, size_t errlen) {
     const int R = w->roi_out, K0 = R * R * w->F, Hd = w->fc_hidden, NC = w->ncls;
     float *feats = NULL, *h1 = NULL, *h2 = NULL, *cls = NULL, *reg = NULL, *cb = NULL, *cs = NULL;
     int *cl = NULL, *keep = NULL, rc = -1;
@@ -40,13 +41,18 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
     h2 = malloc(Pn * Hd * sizeof(float));
     cls = malloc(Pn * (NC + 1) * sizeof(float));
     reg = malloc(Pn * 4 * NC * sizeof(float));
-    if (!feats || !h1 || !h2 || !cls || !reg) goto done;
+    if (!feats || !h1 || !h2 || !cls || !reg) {
+        vm_errf(err, errlen, "out of memory in the box head (%d proposals)", P);
+        goto done;
+    }
 #pragma omp parallel for schedule(dynamic, 4)
     for (int i = 0; i < P; i++) det_roi_feats(w, p, props + 5 * (size_t)i, R, feats + (size_t)i * K0);
     if (io->trace) io->trace(io->trace_user, "bbox_roi_feats", feats, P, R, R, w->F);
     if (fc(feats, P, K0, w->fc0_w, w->fc0_b, Hd, 1, h1) || fc(h1, P, Hd, w->fc1_w, w->fc1_b, Hd, 1, h2) ||
-        fc(h2, P, Hd, w->cls_w, w->cls_b, NC + 1, 0, cls) || fc(h2, P, Hd, w->reg_w, w->reg_b, 4 * NC, 0, reg))
+        fc(h2, P, Hd, w->cls_w, w->cls_b, NC + 1, 0, cls) || fc(h2, P, Hd, w->reg_w, w->reg_b, 4 * NC, 0, reg)) {
+        vm_errf(err, errlen, "oneDNN: box head FC failed (%d proposals)", P);
         goto done;
+    }
     if (io->trace) {
         io->trace(io->trace_user, "bbox_cls_logits", cls, P, NC + 1, 1, 1);
         io->trace(io->trace_user, "bbox_reg", reg, P, 4 * NC, 1, 1);
@@ -68,7 +74,10 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
     cs = malloc(nn * sizeof(float));
     cl = malloc(nn * sizeof(int));
     keep = malloc(nn * sizeof(int));
-    if (!cb || !cs || !cl || !keep) goto done;
+    if (!cb || !cs || !cl || !keep) {
+        vm_errf(err, errlen, "out of memory in the box head (%d candidate boxes)", n);
+        goto done;
+    }
     const float stds[4] = {0.1f, 0.1f, 0.2f, 0.2f};
     int m = 0;
     for (int i = 0; i < P; i++)
@@ -81,7 +90,10 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
             cl[m++] = c;
         }
     int nk = vm_batched_nms(cb, cs, cl, m, io->opts.nms_iou, keep);
-    if (nk < 0) goto done;
+    if (nk < 0) {
+        vm_errf(err, errlen, "out of memory in the box head's NMS (%d candidate boxes)", m);
+        goto done;
+    }
     if (nk > io->opts.max_per_img) nk = io->opts.max_per_img;
     size_t nd = (size_t)(nk ? nk : 1);
     *obox = malloc(nd * 4 * sizeof(float));
@@ -90,6 +102,7 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
     if (!*obox || !*oscore || !*olabel) {
         free(*obox); free(*oscore); free(*olabel);
         *obox = NULL; *oscore = NULL; *olabel = NULL;
+        vm_errf(err, errlen, "out of memory in the box head (%d detections)", nk);
         goto done;
     }
     for (int j = 0; j < nk; j++) {
