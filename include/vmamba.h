@@ -111,7 +111,8 @@ vm_model *vm_model_from_preset(const char *name, int num_classes,
 
 /* Save the model's weights as .safetensors (dtype "f32", "f16" or "bf16"
  * storage) with a JSON metadata string (preprocessing defaults, labels)
- * stored under "__metadata__"/"vmamba". Written atomically. */
+ * stored under "__metadata__"/"vmamba". Written atomically. Returns 0, or
+ * -1 with the reason in vm_model_error(m) (a NULL model or path: -1 too). */
 int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json);
 /* That metadata string of a model loaded from .safetensors, or NULL. */
 const char *vm_model_metadata(const vm_model *m);

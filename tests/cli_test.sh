@@ -291,6 +291,12 @@ cp "$DATA/det_maskrcnn/flower_crop.png" "$T/000000000042.png"
 vm detect -m "$DM" "$T/000000000042.png" "$P/china.jpg" --raw "$T/many" --json "$T/m.json" -o "$T/vis" 2>/dev/null >/dev/null &&
     [ -s "$T/many/china/masks.npy" ] && [ -s "$T/many/000000000042/boxes.npy" ] && [ -s "$T/vis/china.png" ] &&
     grep -q '"image_id":42,' "$T/m.json" && grep -q '"image_id":1,' "$T/m.json" && ok || bad "detect several images"
+# two images of one name would write the same --raw/-o outputs: refused (exit 2) before anything is written
+mkdir -p "$T/dupdir" && cp "$P/china.jpg" "$T/dupdir/china.png"
+expect_fail "same name 'china'" vm detect -m "$DM" "$P/china.jpg" "$T/dupdir/china.png" --raw "$T/dupraw"
+expect_fail "same name 'china'" vm detect -m "$DM" "$P/china.jpg" "$T/dupdir/china.png" -o "$T/dupvis"
+[ ! -e "$T/dupraw" ] && [ ! -e "$T/dupvis" ] && ok || bad "detect with two images of one name wrote outputs"
+vm detect -m "$DM" "$P/china.jpg" "$T/dupdir/china.png" --score-thr 1 > /dev/null 2>&1; [ $? -eq 0 ] && ok || bad "detect of two same-named images without per-image outputs"
 # empty result: valid, empty outputs
 vm detect -m "$DM" "$P/china.jpg" --score-thr 1 --raw "$T/e" --json "$T/e.json" > "$T/e.txt" && grep -q "0 detections" "$T/e.txt" &&
     [ "$(cat "$T/e.json")" = "[]" ] && [ -s "$T/e/masks.npy" ] && ok || bad "detect with no detections"

@@ -245,6 +245,14 @@ static void record(void *user, const char *name, const float *data, int n0, int 
     r->data = malloc((n ? n : 1) * sizeof(float));
     memcpy(r->data, data, n * sizeof(float));
     r->n[0] = n0; r->n[1] = n1; r->n[2] = n2; r->n[3] = n3;
+    /* VMAMBA_DET_DUMP=DIR writes each stage as raw float32 (NAME_N0xN1xN2xN3.f32):
+     * how the x86-64 / aarch64 runs were compared stage by stage (issue #13) */
+    if (getenv("VMAMBA_DET_DUMP")) {
+        char fn[512];
+        snprintf(fn, sizeof fn, "%s/%s_%dx%dx%dx%d.f32", getenv("VMAMBA_DET_DUMP"), name, n0, n1, n2, n3);
+        FILE *f = fopen(fn, "wb");
+        if (f) { fwrite(data, sizeof(float), n, f); fclose(f); }
+    }
 }
 
 static const rec *find(const recs *t, const char *name) {
@@ -491,19 +499,10 @@ static void same_result(const vm_detections *a, const vm_detections *b) {
 
 /* The real test scale (1333, 800) on the whole china photo: the stored
  * rows of the resized image, P5/P6, the RPN outputs of levels 3-4, all
- * 1000 proposals, the class logits, detections and masks; then the public
- * file entry point gives the same result. */
+ * 1000 proposals, the class logits (of the box head on the reference's
+ * proposals), detections and masks; then the public file entry point gives
+ * the same result. Runs on every architecture. */
 static void china_full_scale(void) {
-#if !defined(__x86_64__)
-    /* KNOWN DEFECT (issue #13): under qemu-aarch64 (oneDNN 2.6's aarch64
-     * paths) one of china's 81000 box-head class logits lands 1.05x past the
-     * 1e-4 golden tolerance while every earlier stored stage (P5, P6, RPN
-     * levels 3-4) and the whole flower_crop golden pass; the source of the
-     * deviation is not found yet (blocked summation of the 12544-wide FC did
-     * not change it). Until it is, this case runs on x86-64 only and says so. */
-    fprintf(stderr, "  golden_china_full_scale: not run on this architecture (known deviation, issue #13)\n");
-    return;
-#endif
     vm_ctx *c;
     vm_detector *d = load_golden_model(&c);
     prepared p = prepare(tdata("preprocess/china.jpg"), 1333, 800);
@@ -531,8 +530,27 @@ static void china_full_scale(void) {
     cmp_boxes("proposals", pr->data, 5, gp.data, 5, pr->n[0], 1e-3);
     for (int i = 0; i < pr->n[0]; i++)
         ck_assert_msg(fabsf(pr->data[5 * i + 4] - gp.data[5 * i + 4]) <= 1e-4f, "proposal %d score", i);
+    /* The box head against the reference's own proposals. Ours agree within
+     * 1e-3 px (above; ~2 float32 ulps on average), but the class logits are
+     * sensitive to the last bits of a box: proposal 362 is 2 ulps (2.4e-4 px)
+     * off in x1 on x86-64 and on aarch64 alike, which alone moves its class-0
+     * logit by 1.0e-4 (0.97x the tolerance on x86-64, 1.05x on aarch64;
+     * the RoI features and FCs recomputed in float64 from our P2 and our
+     * proposal give the same 1.04x, from the reference's proposal 0.15x).
+     * So the logits are compared (at the same 1e-4, all 81000) where the
+     * reference computed them: on its proposals, our FPN maps. */
+    {
+        recs t2 = {.n = 0};
+        vm_detections *r2 = vm_ctx_detect_tensor_given_proposals(c, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w,
+                                                                 (double)p.nw / p.w, (double)p.nh / p.h, NULL, record,
+                                                                 &t2, gp.data, (int)gp.shape[0]);
+        ck_assert_msg(r2 != NULL, "%s", vm_ctx_error(c));
+        cmp_table(&t2, "bbox_cls_logits", "china_bbox_cls_logits.npy");
+        check_final(r2, "china", &t2);
+        vm_detections_free(r2);
+        free_recs(&t2);
+    }
     vm_npy_free(&gp);
-    cmp_table(&t, "bbox_cls_logits", "china_bbox_cls_logits.npy");
     {
         const rec *m = find(&t, "mask_logits");
         vm_npy gm;

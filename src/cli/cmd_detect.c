@@ -50,6 +50,22 @@ static void stem(const char *path, char *out, size_t n) {
     if (dot && dot != out) *dot = 0;
 }
 
+/* With several images, --raw and -o write per image under the image's name
+ * without directory and extension: two images of one name (a/x.jpg and
+ * b/x.png) would overwrite each other's outputs. Refused up front. */
+static int same_names(const char **images, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < i; j++) {
+            char a[256], b[256];
+            stem(images[i], a, sizeof a);
+            stem(images[j], b, sizeof b);
+            if (!strcmp(a, b))
+                return cli_fail("detect: %s and %s have the same name '%s': their --raw/-o outputs would overwrite each "
+                                "other (rename one, or run them separately)", images[j], images[i], a);
+        }
+    return 0;
+}
+
 static long image_id(const char *path, int index) {
     char s[256];
     stem(path, s, sizeof s);
@@ -371,6 +387,7 @@ int cmd_detect(int argc, char **argv) {
     if (!list && (j.outdir || resume || shard.n > 1)) { cli_fail("detect: --output-dir, --resume and --shard need --list FILE"); goto out; }
     rc = 1;
     j.many = npos > 1;
+    if (j.many && (j.raw || j.vis) && same_names(images, npos)) { rc = CLI_EXIT_USAGE; goto out; }
     if (j.raw && strlen(j.raw) > 4000) { cli_fail("%.40s...: path too long", j.raw); goto out; }
     if (j.vis && strlen(j.vis) > 4000) { cli_fail("%.40s...: path too long", j.vis); goto out; }
     if (j.outdir && strlen(j.outdir) > 4000) { cli_fail("%.40s...: path too long", j.outdir); goto out; }

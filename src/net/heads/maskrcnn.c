@@ -353,10 +353,9 @@ static int det_forward(const vm_head *hh, vm_head_plan *pp, const vm_feats *in, 
     if (det_rpn_proposals(w, p, io, &props, &nprop)) { vm_errf(err, errlen, "out of memory in the RPN"); goto done; }
     if (io->trace) io->trace(io->trace_user, "proposals", props, nprop, 5, 1, 1);
     double t1 = now_ms();
-    if (det_bbox_forward(w, p, io, props, nprop, &boxes, &scores, &labels, &n)) {
-        vm_errf(err, errlen, "box head failed (out of memory or oneDNN)");
-        goto done;
-    }
+    const float *bprops = io->given_props ? io->given_props : props;
+    int nb = io->given_props ? io->n_given_props : nprop;
+    if (det_bbox_forward(w, p, io, bprops, nb, &boxes, &scores, &labels, &n, err, errlen)) goto done;
     if (io->trace) io->trace(io->trace_user, "dets_resized", boxes, n, 4, 1, 1);
     prob = malloc((size_t)(n ? n : 1) * 4 * w->mask_roi * w->mask_roi * sizeof(float));
     if (!prob) { vm_errf(err, errlen, "out of memory in the mask head"); goto done; }

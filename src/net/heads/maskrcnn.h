@@ -80,6 +80,8 @@ typedef struct {
     det_trace_fn trace;
     void *trace_user;
     vm_detections *out;          /* filled: count, boxes, scores, labels, masks, ms_* */
+    const float *given_props;    /* tests: the box head runs on these (n, 5) instead of the RPN's */
+    int n_given_props;
 } det_io;
 
 extern const vm_head_ops vm_maskrcnn_head_ops;
@@ -89,9 +91,10 @@ int det_fpn_forward(const det_weights *w, det_plan *p, const vm_feats *in);
 int det_rpn_forward(const det_weights *w, det_plan *p);
 /* Proposals (n, 5: x1 y1 x2 y2 score) into *props (malloc'd). */
 int det_rpn_proposals(const det_weights *w, const det_plan *p, const det_io *io, float **props, int *n);
-/* Box head on the proposals: detections in the resized frame. */
+/* Box head on the proposals: detections in the resized frame. -1 with a
+ * message in err (out of memory, oneDNN). */
 int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, const float *props, int nprop,
-                     float **boxes, float **scores, int **labels, int *ndet);
+                     float **boxes, float **scores, int **labels, int *ndet, char *err, size_t errlen);
 /* Mask head on the detections (resized frame): probabilities (n, 28, 28). */
 int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const float *boxes, const int *labels, int n,
                      float *prob, char *err, size_t errlen);

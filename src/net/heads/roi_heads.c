@@ -3,6 +3,7 @@
  * FC + ReLU, then class logits and per-class deltas), softmax, per-class
  * decoding clipped to the resized image, multiclass NMS. */
 #include "maskrcnn.h"
+#include "core/util.h"
 #include "post/det_post.h"
 
 #include <math.h>
@@ -20,7 +21,7 @@ static int fc(vm_be *be, const float *A, int M, int K, const float *W, const flo
 }
 
 int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, const float *props, int P,
-                     float **obox, float **oscore, int **olabel, int *ndet) {
+                     float **obox, float **oscore, int **olabel, int *ndet, char *err, size_t errlen) {
     const int R = w->roi_out, K0 = R * R * w->F, Hd = w->fc_hidden, NC = w->ncls;
     vm_be *be = p->be;
     float *feats = NULL, *h1 = NULL, *h2 = NULL, *cls = NULL, *reg = NULL, *cb = NULL, *cs = NULL;
@@ -33,24 +34,37 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
     h2 = be->alloc(be, Pn * Hd);
     cls = malloc(Pn * (NC + 1) * sizeof(float));
     reg = malloc(Pn * 4 * NC * sizeof(float));
-    if (!feats || !h1 || !h2 || !cls || !reg) goto done;
+    if (!feats || !h1 || !h2 || !cls || !reg) {
+        vm_errf(err, errlen, "out of memory in the box head (%d proposals)", P);
+        goto done;
+    }
     if (be->host) {
         dfeats = feats, dcls = cls, dreg = reg;
     } else {
         dfeats = be->alloc(be, Pn * K0), dcls = be->alloc(be, Pn * (NC + 1)), dreg = be->alloc(be, Pn * 4 * NC);
-        if (!dfeats || !dcls || !dreg) goto done;
+        if (!dfeats || !dcls || !dreg) {
+            vm_errf(err, errlen, "out of %s memory in the box head (%d proposals)", be->name, P);
+            goto done;
+        }
     }
 #pragma omp parallel for schedule(dynamic, 4)
     for (int i = 0; i < P; i++) det_roi_feats(w, p, props + 5 * (size_t)i, R, feats + (size_t)i * K0);
     if (io->trace) io->trace(io->trace_user, "bbox_roi_feats", feats, P, R, R, w->F);
     if (P > 0) {
-        if (!be->host && be->upload(be, dfeats, feats, (size_t)P * K0)) goto done;
+        if (!be->host && be->upload(be, dfeats, feats, (size_t)P * K0)) {
+            vm_errf(err, errlen, "%s: box head upload failed: %s", be->name, be->err);
+            goto done;
+        }
         if (fc(be, dfeats, P, K0, p->fc0_w, p->fc0_b, Hd, 1, h1) || fc(be, h1, P, Hd, p->fc1_w, p->fc1_b, Hd, 1, h2) ||
-            fc(be, h2, P, Hd, p->cls_w, p->cls_b, NC + 1, 0, dcls) || fc(be, h2, P, Hd, p->reg_w, p->reg_b, 4 * NC, 0, dreg))
+            fc(be, h2, P, Hd, p->cls_w, p->cls_b, NC + 1, 0, dcls) || fc(be, h2, P, Hd, p->reg_w, p->reg_b, 4 * NC, 0, dreg)) {
+            vm_errf(err, errlen, "%s: box head FC failed (%d proposals): %s", be->name, P, be->err);
             goto done;
+        }
         if (!be->host && (be->download(be, cls, dcls, (size_t)P * (NC + 1)) ||
-                          be->download(be, reg, dreg, (size_t)P * 4 * NC)))
+                          be->download(be, reg, dreg, (size_t)P * 4 * NC))) {
+            vm_errf(err, errlen, "%s: box head download failed: %s", be->name, be->err);
             goto done;
+        }
     }
     if (io->trace) {
         io->trace(io->trace_user, "bbox_cls_logits", cls, P, NC + 1, 1, 1);
@@ -73,7 +87,10 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
     cs = malloc(nn * sizeof(float));
     cl = malloc(nn * sizeof(int));
     keep = malloc(nn * sizeof(int));
-    if (!cb || !cs || !cl || !keep) goto done;
+    if (!cb || !cs || !cl || !keep) {
+        vm_errf(err, errlen, "out of memory in the box head (%d candidate boxes)", n);
+        goto done;
+    }
     const float stds[4] = {0.1f, 0.1f, 0.2f, 0.2f};
     int m = 0;
     for (int i = 0; i < P; i++)
@@ -86,7 +103,10 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
             cl[m++] = c;
         }
     int nk = vm_batched_nms(cb, cs, cl, m, io->opts.nms_iou, keep);
-    if (nk < 0) goto done;
+    if (nk < 0) {
+        vm_errf(err, errlen, "out of memory in the box head's NMS (%d candidate boxes)", m);
+        goto done;
+    }
     if (nk > io->opts.max_per_img) nk = io->opts.max_per_img;
     size_t nd = (size_t)(nk ? nk : 1);
     *obox = malloc(nd * 4 * sizeof(float));
@@ -95,6 +115,7 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
     if (!*obox || !*oscore || !*olabel) {
         free(*obox); free(*oscore); free(*olabel);
         *obox = NULL; *oscore = NULL; *olabel = NULL;
+        vm_errf(err, errlen, "out of memory in the box head (%d detections)", nk);
         goto done;
     }
     for (int j = 0; j < nk; j++) {
