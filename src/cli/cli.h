@@ -26,6 +26,8 @@ vm_model *cli_load_model(const char *spec, const char *key);
 typedef struct { const char *device, *precision; } cli_dev;
 /* Move the model to the device; prints the error and returns -1. */
 int cli_dev_apply(const cli_dev *d, vm_model *m);
+/* cli_device_syntax (options.h), else 0 after cli_fail. */
+int cli_device_ok(const char *dev);
 
 /* Apply --threads (0 = leave OMP_NUM_THREADS / all cores). */
 void cli_threads(int n);

@@ -40,7 +40,8 @@ static void help(FILE *f) {
             "                      with several images a directory of <name>.png\n"
             "  --key K             checkpoint key holding the weights (state_dict)\n"
             "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --device DEV        cpu (default) or cuda: backbone, FPN, RPN and the heads'\n"
+            "  --device DEV        cpu (default), cuda or cuda:N (GPU N; cuda = cuda:0):\n"
+            "                      backbone, FPN, RPN and the heads'\n"
             "                      convolutions and FCs on the GPU (FP32); NMS, RoIAlign\n"
             "                      and mask pasting on the CPU\n"
             "  --repeat N          run each image N times and print the median time of\n"
@@ -200,7 +201,7 @@ int cmd_detect(int argc, char **argv) {
             else if (!strcmp(a, "-o") || !strcmp(a, "--output")) vis = v;
             else if (!strcmp(a, "--key")) key = v;
             else if (!strcmp(a, "--device")) {
-                if (strcmp(v, "cpu") && strcmp(v, "cuda")) { free(images); return cli_fail("--device %s: expected cpu or cuda", v); }
+                if (!cli_device_ok(v)) { free(images); return 1; }
                 device = v;
             }
             else if (!strcmp(a, "--threads")) {

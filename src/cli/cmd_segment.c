@@ -46,7 +46,8 @@ static void help(FILE *f) {
             "                      (<name> = file name without its extension)\n"
             "  --shard I/N         with --list: only lines I, I+N, I+2N, ... (0 <= I < N)\n"
             "  --resume            with --output-dir: skip images whose outputs are all there\n"
-            "  --device DEV        cpu (default) or cuda: backbone and UPerHead on the GPU\n"
+            "  --device DEV        cpu (default), cuda or cuda:N: backbone and UPerHead on\n"
+            "                      GPU N (cuda = cuda:0)\n"
             "                      (FP32), logits resizes and argmax on the CPU\n"
             "-o, --overlay and --raw take one IMAGE; use --output-dir for several.\n"
             "Unreadable images give an error (an error record with --json) and the\n"
@@ -231,7 +232,7 @@ int cmd_segment(int argc, char **argv) {
         }
         else if (!strcmp(a, "--device")) {
             VAL();
-            if (strcmp(v, "cpu") && strcmp(v, "cuda")) { cli_fail("--device %s: expected cpu or cuda", v); goto out; }
+            if (!cli_device_ok(v)) goto out;
             device = v;
         }
         else if (a[0] == '-' && a[1]) { cli_fail("segment: unknown option '%s' (see 'vmamba segment --help')", a); goto out; }

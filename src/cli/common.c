@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "options.h"
 
 int cli_fail(const char *fmt, ...) {
     va_list ap;
@@ -50,7 +51,14 @@ int cli_int(const char *opt, const char *val, int lo, int hi, int *out) {
     return 0;
 }
 
+int cli_device_ok(const char *dev) {
+    if (cli_device_syntax(dev)) return 1;
+    cli_fail("--device: '%s' is not cpu, cuda or cuda:N (N: the GPU's number, from 0)", dev);
+    return 0;
+}
+
 int cli_dev_apply(const cli_dev *d, vm_model *m) {
+    if (d->device && !cli_device_ok(d->device)) return -1;
     if (!d->device || !strcmp(d->device, "cpu")) {
         if (d->precision && strcmp(d->precision, "fp32") && strcmp(d->precision, "bf16"))
             return cli_fail("--precision %s needs --device cuda (the CPU does fp32 or bf16)", d->precision), -1;
