@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "options.h"
 
 int cli_fail(const char *fmt, ...) {
     va_list ap;
@@ -38,27 +37,7 @@ vm_model *cli_load_model(const char *spec, const char *key) {
     return m;
 }
 
-/* Strict, as the option table's integers: the whole string, no blanks, no
- * overflow. Self-contained (the fuzzers link common.c without options.c). */
-int cli_int(const char *opt, const char *val, int lo, int hi, int *out) {
-    if (!val) return cli_fail("%s needs a value", opt), -1;
-    char *end = NULL;
-    errno = 0;
-    long long v = (*val >= '0' && *val <= '9') || *val == '-' ? strtoll(val, &end, 10) : 0;
-    if (!end || end == val || *end != 0 || errno == ERANGE || v < lo || v > hi)
-        return cli_fail("%s: '%s' is not an integer in [%d, %d]", opt, val, lo, hi), -1;
-    *out = (int)v;
-    return 0;
-}
-
-int cli_device_ok(const char *dev) {
-    if (cli_device_syntax(dev)) return 1;
-    cli_fail("--device: '%s' is not cpu, cuda or cuda:N (N: the GPU's number, from 0)", dev);
-    return 0;
-}
-
 int cli_dev_apply(const cli_dev *d, vm_model *m) {
-    if (d->device && !cli_device_ok(d->device)) return -1;
     if (!d->device || !strcmp(d->device, "cpu")) {
         if (d->precision && strcmp(d->precision, "fp32") && strcmp(d->precision, "bf16"))
             return cli_fail("--precision %s needs --device cuda (the CPU does fp32 or bf16)", d->precision), -1;

@@ -315,6 +315,10 @@ int vm_ctx_segment_image(vm_ctx *c, const vm_segmentor *s, const vm_image *bgr, 
     return rc;
 }
 
+void vm_segment_resized_size(int w, int h, int scale_w, int scale_h, int *w1, int *h1) {
+    vm_cv_rescale_size(w, h, scale_w, scale_h, w1, h1);
+}
+
 int vm_ctx_segment(vm_ctx *c, const vm_segmentor *s, const uint8_t *bgr, int w, int h, int scale_w, int scale_h,
                    uint8_t *labels) {
     vm_image im = {.w = w, .h = h, .rgb = (uint8_t *)bgr};
