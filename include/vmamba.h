@@ -128,8 +128,12 @@ const char *vm_model_error(const vm_model *m);
 void vm_model_info(const vm_model *m, vm_info *out);
 const char *vm_family_name(vm_family f);
 
-/* Where forward passes run. "cpu" (default) or "cuda" (builds configured
- * with --with-cuda and a GPU present). precision selects the GPU GEMM
+/* Where forward passes run. "cpu" (default), "cuda" (= "cuda:0") or
+ * "cuda:N", GPU N (builds configured with --with-cuda and a GPU present):
+ * the weights go to that GPU and every context of the model runs there
+ * (each with its own stream, arena and cuBLAS handle). A malformed name, a
+ * GPU that does not exist (N >= vm_cuda_devices()) or a build without CUDA
+ * give -1 with the reason, and the model stays where it was. precision selects the GPU GEMM
  * arithmetic: FP32 (exact), or TF32 / FP16 / BF16 tensor cores with FP32
  * storage and accumulation. On the CPU: FP32, or BF16 = linear layers and
  * convolutions (patch embed, downsample) in bf16 with FP32 accumulation
@@ -310,7 +314,7 @@ int vm_segmentor_classes(const vm_segmentor *s);
  * checkpoint's meta.dataset_meta, else ADE20K's for 150 classes. */
 const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
 const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
-/* Run the backbone and the head on "cuda" (FP32; the head through the CUDA
+/* Run the backbone and the head on "cuda" / "cuda:N" (FP32; the head through the CUDA
  * op backend of each context) or back on "cpu". Like vm_model_set_device:
  * not while contexts of the segmentor are running. 0, or -1 with err. */
 VM_API int vm_segmentor_set_device(vm_segmentor *s, const char *device, char *err, size_t errlen);
@@ -380,7 +384,7 @@ int vm_detector_num_classes(const vm_detector *d);
 /* The checkpoint's meta.dataset_meta.classes when present, else COCO's. */
 const char *vm_detector_class_name(const vm_detector *d, int label);
 /* Backbone, FPN, RPN convolutions and the box/mask heads' convolutions and
- * FCs on "cuda" (FP32; NMS, RoIAlign and mask pasting stay on the CPU), or
+ * FCs on "cuda" / "cuda:N" (FP32; NMS, RoIAlign and mask pasting stay on the CPU), or
  * back on "cpu". Only for a detector that owns its model (vm_detector_load,
  * vm_detector_from_preset); not while its contexts are running. */
 VM_API int vm_detector_set_device(vm_detector *d, const char *device, char *err, size_t errlen);

@@ -133,7 +133,9 @@ expect_usage "not an integer in \[8, 8192\]" vm bench --arch vmamba-tiny-s1l8 --
 expect_usage "needs a value" vm classify -m "$M" x.png --topk
 expect_usage "must be a number in \[0.01, 1\]" vm classify -m "$M" --crop-pct nan x.png
 expect_usage "must be a number in \[0.01, 1\]" vm classify -m "$M" --crop-pct 0.5x x.png
-expect_usage "is not cpu or cuda" vm run -m x -i y -o z --device tpu
+expect_usage "is not cpu, cuda or cuda:N" vm run -m x -i y -o z --device tpu
+expect_usage "is not cpu, cuda or cuda:N" vm classify -m x --device cuda:x y.jpg
+expect_usage "is not cpu, cuda or cuda:N" vm bench --device cuda:
 expect_usage "three numbers" vm preprocess "$P/china.jpg" -o "$T/x.npy" --mean 1,2
 expect_usage "three positive numbers" vm preprocess "$P/china.jpg" -o "$T/x.npy" --std 1,0,1
 expect_usage "takes no value" vm classify -m "$M" --json=1 x.png

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "ops/backend.h"
+#include "ops/wcache.h"
 #include "ops/dense.h"
 
 static uint64_t rng = 1;
@@ -329,6 +330,67 @@ static void test_subsample2(int n) {
     report(&t, 1);
 }
 
+/* The weight copies (wcache.h): one per host array and backend, shared by
+ * every plan, kept after the last plan frees it (the next shape's plans
+ * find it), and copied afresh when the host array at that address changed.
+ * A backend without a cache (the CPU) hands out the host array itself. */
+static void test_weights_cache(void) {
+    int bad = 0;
+    const size_t n = 1000;
+    float *a = rnd(n), *got = rnd(n);
+    size_t c0 = be->wcache ? be->wcache->copies : 0;
+#define WCHECK(cond, msg)                              \
+    do {                                               \
+        if (!(cond)) {                                 \
+            printf("    FAIL weights cache: %s\n", msg); \
+            bad++;                                     \
+        }                                              \
+    } while (0)
+    const float *w1 = be->weights(be, a, n), *w2 = be->weights(be, a, n);
+    WCHECK(w1 && w2, be->err);
+    if (!be->wcache) {
+        WCHECK(w1 == a && w2 == a, "the CPU backend uses the host array");
+    } else if (w1 && w2) {
+        WCHECK(w1 == w2, "two plans of one array share one copy");
+        WCHECK(be->wcache->copies == c0 + 1, "one copy made");
+        get(got, w1, n);
+        WCHECK(!memcmp(got, a, n * sizeof *a), "the copy holds the array");
+        be->free_weights(be, w1);
+        be->free_weights(be, w2);
+        const float *w3 = be->weights(be, a, n);
+        WCHECK(w3 == w1 && be->wcache->copies == c0 + 1, "kept after the last plan freed it");
+        be->free_weights(be, w3);
+        /* a convolution's weights: the first plan copies (weights + bias), later ones of any shape do not */
+        float *cw = rnd(8 * 3 * 3 * 3), *cb = rnd(8);
+        vm_be_conv *k1 = be->conv_make(be, 1, 3, 9, 9, 8, 3, 1, 1, cw, cb, 0);
+        size_t c1 = be->wcache->copies;
+        vm_be_conv *k2 = be->conv_make(be, 1, 3, 17, 5, 8, 3, 2, 1, cw, cb, 1);
+        WCHECK(k1 && k2, be->err);
+        WCHECK(be->wcache->copies == c1, "a second conv plan of the same weights copies nothing");
+        be->conv_free(be, k1);
+        be->conv_free(be, k2);
+        free(cw), free(cb);
+        /* another array at the same address (the first freed, its memory reused) */
+        for (size_t i = 0; i < n; i++) a[i] += 1.0f;
+        const float *w4 = be->weights(be, a, n);
+        WCHECK(w4 != NULL, be->err);
+        WCHECK(be->wcache->copies > c1, "changed host values are copied again");
+        if (w4) {
+            get(got, w4, n);
+            WCHECK(!memcmp(got, a, n * sizeof *a), "the new copy holds the new values");
+            be->free_weights(be, w4);
+        }
+    }
+#undef WCHECK
+    if (w1 && !be->wcache) {
+        be->free_weights(be, w1);
+        be->free_weights(be, w2);
+    }
+    free(a), free(got);
+    printf("  %-12s %s\n", "weights", bad ? "FAIL" : "ok");
+    failures += bad;
+}
+
 int main(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : "cpu";
     int n = argc > 2 ? atoi(argv[2]) : 24;
@@ -336,9 +398,10 @@ int main(int argc, char **argv) {
     rng = seed && atoll(seed) ? (uint64_t)atoll(seed) : 1;
     char err[256] = "";
     if (!strcmp(name, "cpu")) be = vm_be_cpu_new(NULL, err, sizeof err);
+    else if (!strcmp(name, "offhost")) be = vm_be_offhost_new(err, sizeof err);
     else if (!strcmp(name, "cuda")) be = vm_be_cuda_new(0, err, sizeof err);
     else {
-        fprintf(stderr, "usage: %s cpu|cuda [cases-per-op]\n", argv[0]);
+        fprintf(stderr, "usage: %s cpu|offhost|cuda [cases-per-op]\n", argv[0]);
         return 2;
     }
     if (!be) {
@@ -353,6 +416,7 @@ int main(int argc, char **argv) {
     test_avgpool(n);
     test_upsample_add(n);
     test_subsample2(n);
+    test_weights_cache();
     vm_be_free(be);
     printf("%s\n", failures ? "FAIL" : "PASS");
     return failures ? 1 : 0;

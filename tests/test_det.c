@@ -28,6 +28,7 @@
 #include "image/resize_cv.h"
 #include "image/decode_cv.h"
 #include "model/model.h"
+#include "ops/wcache.h"
 
 /* ---- kernels against their references ------------------------------------ */
 
@@ -702,6 +703,30 @@ START_TEST(offhost_paths_bit_identical) {
     ck_assert_int_gt(r->count, 0);
     ck_assert(same_bits(r, r2));
     vm_detections_free(r2);
+    /* Another input shape: new plans, but the weights were copied once for
+     * the backend (wcache.h) and are not copied again; the box head's
+     * grown buffers are reused. Still bit-identical to the CPU. */
+    size_t copies = oh->wcache->copies;
+    ck_assert_uint_gt(copies, 0);
+    prepared q = prepare(tdata("det_maskrcnn/flower_crop.png"), 320, 160);
+    ck_assert(q.hp != p.hp || q.wp != p.wp);
+    vm_detect_opts o2 = o;
+    o2.scale_w = 320, o2.scale_h = 160;
+    for (int rep = 0; rep < 2; rep++) {
+        const prepared *x = rep ? &p : &q;
+        const vm_detect_opts *ox = rep ? &o : &o2;
+        vm_detections *a = vm_ctx_detect_tensor(c, d, x->x, x->hp, x->wp, x->nh, x->nw, x->h, x->w,
+                                                (double)x->nw / x->w, (double)x->nh / x->h, ox);
+        vm_detections *b = vm_ctx_detect_tensor(c2, d, x->x, x->hp, x->wp, x->nh, x->nw, x->h, x->w,
+                                                (double)x->nw / x->w, (double)x->nh / x->h, ox);
+        ck_assert_msg(a && b, "%s %s", vm_ctx_error(c), vm_ctx_error(c2));
+        ck_assert(same_bits(a, b));
+        vm_detections_free(a);
+        vm_detections_free(b);
+    }
+    ck_assert_uint_eq(oh->wcache->copies, copies);
+    free(q.rgb);
+    free(q.x);
     /* empty: no proposals */
     o.rpn_max_per_img = 0;
     r2 = vm_ctx_detect_tensor(c2, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w, (double)p.nh / p.h, &o);

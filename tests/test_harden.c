@@ -818,6 +818,43 @@ START_TEST(null_model_arguments) {
 }
 END_TEST
 
+/* Device names: "cuda:N" picks GPU N; a malformed name, a GPU that does
+ * not exist, or a build/machine without CUDA is an error naming the
+ * problem, and the model stays where it was (still runs on the CPU). */
+START_TEST(device_names) {
+    char err[256];
+    vm_model *m = load(tdata("digits/model.pth"), err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    const char *bad[] = {"gpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1x", "cuda0", "CUDA", "cuda:12345", "cpu:0"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert_int_eq(vm_model_set_device(m, bad[i], VM_PRECISION_FP32), -1);
+        ck_assert_msg(strstr(vm_model_error(m), "expected cpu, cuda or cuda:N") != NULL, "%s: %s", bad[i],
+                      vm_model_error(m));
+        ck_assert_str_eq(vm_model_device(m), "cpu");
+    }
+    int n = vm_cuda_devices();
+    char name[32];
+    snprintf(name, sizeof name, "cuda:%d", n); /* one past the last GPU */
+    ck_assert_int_eq(vm_model_set_device(m, name, VM_PRECISION_FP32), -1);
+    const char *e = vm_model_error(m);
+    if (n > 0) {
+        char want[64];
+        snprintf(want, sizeof want, "CUDA device %d does not exist", n);
+        ck_assert_msg(strstr(e, want) != NULL, "%s", e);
+    } else {
+        ck_assert_msg(strstr(e, "no CUDA backend") || strstr(e, "no CUDA device found"), "%s", e);
+        ck_assert_int_eq(vm_model_set_device(m, "cuda:0", VM_PRECISION_FP32), -1);
+        ck_assert_int_eq(vm_model_set_device(m, "cuda", VM_PRECISION_FP32), -1);
+    }
+    ck_assert_str_eq(vm_model_device(m), "cpu");
+    /* still runs on the CPU */
+    float in[3 * 32 * 32] = {0}, logits[10];
+    ck_assert_msg(vm_forward(m, in, 1, 32, 32, logits) == 0, "%s", vm_model_error(m));
+    ck_assert_int_eq(vm_model_set_device(m, "cpu", VM_PRECISION_FP32), 0);
+    vm_model_free(m);
+}
+END_TEST
+
 Suite *suite_harden(void) {
     Suite *s = suite_create("harden");
     TCase *tc = tcase_create("harden");
@@ -832,6 +869,7 @@ Suite *suite_harden(void) {
     tcase_add_test(tc, resize_window_exact);
     tcase_add_test(tc, extreme_aspect);
     tcase_add_test(tc, null_model_arguments);
+    tcase_add_test(tc, device_names);
     suite_add_tcase(s, tc);
     /* thousands of forked loads each: minutes on a loaded 2-core machine */
     TCase *oom = tcase_create("oom");

@@ -340,7 +340,6 @@ static void det_release(void *vc, cli_item *it) {
 int cmd_detect(int argc, char **argv) {
     det_job j = {0};
     const char *model = NULL, *json = NULL, *key = NULL, *list = NULL, *list0 = NULL, *device = NULL;
-    static const char *const devices[] = {"cpu", "cuda", NULL};
     int threads = 0, npos = 0, resume = 0, progress = -1, rc = 1;
     double thr;
     char jl[4200];
@@ -360,7 +359,7 @@ int cmd_detect(int argc, char **argv) {
         {CLI_OPT_STR, "--output", 'o', &j.vis, "VIS.png", "draw masks, boxes, names and scores on the photo;\nwith several images a directory of <name>.png"},
         {CLI_OPT_STR, "--key", 0, &key, "K", "checkpoint key holding the weights (state_dict)"},
         {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
-        {CLI_OPT_CHOICE, "--device", 0, &device, "D", "cpu (default) or cuda: backbone, FPN, RPN and the heads'\nconvolutions and FCs on the GPU (FP32); NMS, RoIAlign\nand mask pasting on the CPU", .choices = devices},
+        {CLI_OPT_FN, "--device", 0, &device, "D", "cpu (default), cuda or cuda:N (GPU N; cuda = cuda:0):\nbackbone, FPN, RPN and the heads' convolutions and FCs\non the GPU (FP32); NMS, RoIAlign and mask pasting on the CPU", .fn = cli_opt_device},
         {CLI_OPT_INT, "--repeat", 0, &j.repeat, "N", "run each image N times and print the median time of\neach stage and the peak memory (benchmarks)", .lo = 1, .hi = 100000},
         {CLI_OPT_SECTION, .help = "Batch jobs:"},
         {CLI_OPT_STR, "--list", 0, &list, "FILE", "image paths, one per line ('-' = stdin)"},

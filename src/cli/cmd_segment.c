@@ -229,7 +229,6 @@ int cmd_segment(int argc, char **argv) {
     const char *model = NULL, *list = NULL, *list0 = NULL, *device = NULL;
     int threads = 0, npos = 0, progress = -1, rc = 1;
     cli_shard shard = {0, 1};
-    static const char *const devices[] = {"cpu", "cuda", NULL};
     const char **imgs = calloc((size_t)argc + 1, sizeof *imgs);
     vm_segmentor *s = NULL;
     cli_list L = {0};
@@ -243,7 +242,7 @@ int cmd_segment(int argc, char **argv) {
         {CLI_OPT_FLAG, "--json", 0, &o.json, NULL, "JSON Lines on stdout: per-class pixel shares, largest first"},
         {CLI_OPT_INT, "--top", 0, &o.top, "K", "classes printed per image in text mode (5)", .lo = 1, .hi = 256},
         {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
-        {CLI_OPT_CHOICE, "--device", 0, &device, "D", "cpu (default) or cuda: backbone and UPerHead on the GPU\n(FP32), logits resizes and argmax on the CPU", .choices = devices},
+        {CLI_OPT_FN, "--device", 0, &device, "D", "cpu (default), cuda or cuda:N (GPU N; cuda = cuda:0):\nbackbone and UPerHead on the GPU (FP32), logits resizes\nand argmax on the CPU", .fn = cli_opt_device},
         {CLI_OPT_SECTION, .help = "Batch jobs:"},
         {CLI_OPT_STR, "--list", 0, &list, "FILE", "image paths, one per line ('-' = stdin)"},
         {CLI_OPT_STR, "--list0", 0, &list0, "FILE", "image paths separated by NUL bytes (find -print0)"},

@@ -173,6 +173,7 @@ void free_plan(state *s) {
 void release(vm_model *m) {
     state *s = (state *)m->dev_state;
     if (!s) return;
+    cudaSetDevice(s->device); /* the weights' device, whichever is current */
     free_plan(s);
     for (size_t i = 0; i < s->nallocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
@@ -535,8 +536,10 @@ extern "C" int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, const float 
     return forward_impl(m, c, in, B, H, W, NULL, dfeats, 1);
 }
 
-extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen) {
-    if (vm_cuda_device_count() < 1) return vm_errf(err, errlen, "no CUDA device found");
+extern "C" int vm_cuda_attach(vm_model *m, int precision, int device, char *err, size_t errlen) {
+    int ndev = vm_cuda_device_count();
+    if (ndev < 1) return vm_errf(err, errlen, "no CUDA device found");
+    if (device < 0 || device >= ndev) return vm_errf(err, errlen, "CUDA device %d does not exist (%d found)", device, ndev);
     if (m->quantized) return vm_errf(err, errlen, "INT8 models run on the CPU only; use the FP32 model with --device cuda");
     if (m->info.d_state > VM_CUDA_MAX_STATE)
         return vm_errf(err, errlen, "d_state %d is above the CUDA backend's limit %d", m->info.d_state, VM_CUDA_MAX_STATE);
@@ -548,8 +551,11 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errl
     static const cublasComputeType_t modes[4] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
                                                  CUBLAS_COMPUTE_32F_FAST_16F, CUBLAS_COMPUTE_32F_FAST_16BF};
     s->compute = modes[precision & 3];
-    if (cudaGetDevice(&s->device) != cudaSuccess || make_streams(s, err, errlen)) {
-        if (!err[0]) vm_errf(err, errlen, "CUDA: no current device");
+    /* the weights, streams and handles live on `device`; every later call
+     * selects it again (the calling thread may have another current) */
+    s->device = device;
+    if (cudaSetDevice(device) != cudaSuccess || make_streams(s, err, errlen)) {
+        if (!err[0]) vm_errf(err, errlen, "CUDA: cannot select device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
         free(s);
         return -1;
     }

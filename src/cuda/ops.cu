@@ -5,6 +5,9 @@
  * bound the workspace) + one FP32 cuBLAS GEMM against the weights
  * re-laid once at plan time as [Cout][ky][kx][Cin], then a bias/ReLU pass;
  * 1x1 stride-1 convolutions skip the im2col. linear is the same GEMM.
+ * Weights (linear's and the re-laid convolution weights) are uploaded once
+ * per backend and shared by every plan (wcache.h): a new input shape makes
+ * new plans but copies no weights.
  * The resizes, pools and copies do the same float operations in the same
  * order as src/ops/dense.c and backend_cpu.c with explicit round-to-nearest
  * intrinsics (no FMA contraction), so they are expected to match the CPU
@@ -20,6 +23,7 @@
 #include <string.h>
 
 #include "ops/backend.h"
+#include "ops/wcache.h"
 
 namespace {
 
@@ -29,6 +33,7 @@ struct impl {
     cublasHandle_t blas;
     float *ws;      /* im2col workspace */
     size_t ws_n;
+    vm_wcache wc;   /* the weights' device copies, one per host array (wcache.h) */
 };
 
 /* im2col chunks: at most this many floats (256 MiB) per chunk */
@@ -219,16 +224,44 @@ int c_sync(vm_be *be) {
     return 0;
 }
 
-const float *c_weights(vm_be *be, const float *host, size_t n) {
-    float *d = c_alloc(be, n);
-    if (d && c_upload(be, d, host, n)) {
-        cudaFree(d);
-        return NULL;
+void drop_dev(vm_be *be, float *d) { c_free(be, d); }
+
+/* A device copy of host: as it is (layout 0), or convolution weights OIHW
+ * re-laid as [Cout][ky][kx][Cin] (layout = k << 20 | Cin). */
+float *make_dev(vm_be *be, const float *host, size_t n, int layout, void *user) {
+    (void)user;
+    const float *src = host;
+    float *t = NULL;
+    if (layout) {
+        int k = layout >> 20, Cin = layout & 0xfffff;
+        size_t Kc = (size_t)k * k * Cin, Cout = n / Kc;
+        if (!(t = (float *)malloc(sizeof(float) * (n ? n : 1)))) {
+            fail(be, "out of memory re-laying convolution weights");
+            return NULL;
+        }
+        for (size_t o = 0; o < Cout; o++)
+            for (int ci = 0; ci < Cin; ci++)
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++)
+                        t[o * Kc + ((size_t)ky * k + kx) * Cin + ci] = host[(((o * Cin) + ci) * k + ky) * k + kx];
+        src = t;
     }
+    float *d = c_alloc(be, n);
+    if (d && c_upload(be, d, src, n)) {
+        c_free(be, d);
+        d = NULL;
+    }
+    free(t);
     return d;
 }
 
-void c_free_weights(vm_be *be, const float *w) { c_free(be, (float *)w); }
+const float *c_weights(vm_be *be, const float *host, size_t n) {
+    return vm_wcache_get(&I(be)->wc, be, host, n, 0, make_dev, NULL, drop_dev);
+}
+
+void c_free_weights(vm_be *be, const float *w) {
+    if (vm_wcache_put(&I(be)->wc, w)) c_free(be, (float *)w);
+}
 
 /* C[M][N] (ldc) = A[M][K] (lda) W[N][K]^T: column-major C^T = W^T^T A^T. */
 int gemm(vm_be *be, size_t M, int N, int K, const float *A, int lda, const float *W, float *C, int ldc) {
@@ -262,26 +295,21 @@ vm_be_conv *c_conv_make(vm_be *be, int B, int Cin, int H, int W, int Cout, int k
         fail(be, "CUDA conv: bad shape B%d C%d %dx%d -> C%d k%d s%d p%d", B, Cin, H, W, Cout, k, stride, pad);
         return NULL;
     }
+    if (Cin >= (1 << 20) || k >= (1 << 11)) {
+        fail(be, "CUDA conv: %d input channels, kernel %d: too large", Cin, k);
+        return NULL;
+    }
     vm_be_conv *c = (vm_be_conv *)calloc(1, sizeof *c);
     size_t Kc = (size_t)k * k * Cin;
-    float *t = (float *)malloc(sizeof(float) * Kc * Cout);
-    if (!c || !t) {
-        free(c);
-        free(t);
-        fail(be, "out of memory re-laying convolution weights");
+    if (!c) {
+        fail(be, "out of memory for a convolution plan");
         return NULL;
     }
     *c = vm_be_conv{B, Cin, H, W, Cout, k, stride, pad, relu, OH, OW, NULL, NULL};
-    for (int o = 0; o < Cout; o++)
-        for (int ci = 0; ci < Cin; ci++)
-            for (int ky = 0; ky < k; ky++)
-                for (int kx = 0; kx < k; kx++)
-                    t[(size_t)o * Kc + ((size_t)ky * k + kx) * Cin + ci] = w[(((size_t)o * Cin + ci) * k + ky) * k + kx];
-    c->w = (float *)c_weights(be, t, Kc * Cout);
-    free(t);
+    c->w = vm_wcache_get(&I(be)->wc, be, w, Kc * Cout, k << 20 | Cin, make_dev, NULL, drop_dev);
     if (c->w && bias) c->b = (float *)c_weights(be, bias, Cout);
     if (!c->w || (bias && !c->b)) {
-        c_free(be, c->w);
+        c_free_weights(be, c->w);
         free(c);
         return NULL;
     }
@@ -293,8 +321,8 @@ vm_be_conv *c_conv_make(vm_be *be, int B, int Cin, int H, int W, int Cout, int k
             c_free(be, I(be)->ws);
             I(be)->ws_n = 0;
             if (!(I(be)->ws = c_alloc(be, need))) {
-                c_free(be, c->w);
-                c_free(be, c->b);
+                c_free_weights(be, c->w);
+                c_free_weights(be, c->b);
                 free(c);
                 return NULL;
             }
@@ -327,8 +355,8 @@ int c_conv_run(vm_be *be, vm_be_conv *c, const float *src, float *dst) {
 
 void c_conv_free(vm_be *be, vm_be_conv *c) {
     if (!c) return;
-    c_free(be, c->w);
-    c_free(be, c->b);
+    c_free_weights(be, c->w);
+    c_free_weights(be, c->b);
     free(c);
 }
 
@@ -362,6 +390,7 @@ void c_release(vm_be *be) {
     if (!p) return;
     cudaSetDevice(p->device);
     if (p->s) cudaStreamSynchronize(p->s);
+    vm_wcache_clear(&p->wc, be, drop_dev);
     cudaFree(p->ws);
     if (p->blas) cublasDestroy(p->blas);
     if (p->s) cudaStreamDestroy(p->s);
@@ -392,6 +421,7 @@ extern "C" vm_be *vm_be_cuda_new(int device, char *err, size_t errlen) {
     }
     p->device = device;
     be->impl = p;
+    be->wcache = &p->wc;
     if (cudaSetDevice(device) != cudaSuccess || cudaStreamCreateWithFlags(&p->s, cudaStreamNonBlocking) != cudaSuccess) {
         snprintf(err, errlen, "CUDA: cannot create a stream on device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
         c_release(be);

@@ -406,8 +406,24 @@ void vm_host_free(void *q) {
 
 const char *vm_model_device(const vm_model *m) { return m->dev ? m->dev->name : "cpu"; }
 
+/* "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N (decimal digits only); -2 for
+ * anything else. */
+int vm_device_index(const char *device) {
+    if (!device || !strcmp(device, "cpu")) return -1;
+    if (strncmp(device, "cuda", 4)) return -2;
+    if (!device[4]) return 0;
+    if (device[4] != ':' || !device[5]) return -2;
+    long n = 0;
+    for (const char *q = device + 5; *q; q++) {
+        if (*q < '0' || *q > '9' || n > 9999) return -2;
+        n = n * 10 + (*q - '0');
+    }
+    return n > 9999 ? -2 : (int)n;
+}
+
 int vm_model_set_device(vm_model *m, const char *device, vm_precision precision) {
-    if (!device || !strcmp(device, "cpu")) {
+    int idx = vm_device_index(device);
+    if (idx == -1) {
         if (cpu_precision_ok(precision, m->err, sizeof m->err)) return -1;
         m->cpu_bf16 = precision == VM_PRECISION_BF16;
         if (m->ictx) vm_plan_free(&m->ictx->plan);
@@ -417,15 +433,20 @@ int vm_model_set_device(vm_model *m, const char *device, vm_precision precision)
         }
         return 0;
     }
-    if (strcmp(device, "cuda") != 0)
-        return vm_errf(m->err, sizeof m->err, "unknown device '%s' (expected cpu or cuda)", device);
+    if (idx < 0) return vm_errf(m->err, sizeof m->err, "unknown device '%s' (expected cpu, cuda or cuda:N)", device);
     if ((unsigned)precision > VM_PRECISION_BF16) return vm_errf(m->err, sizeof m->err, "unknown precision %d", (int)precision);
 #ifdef VM_HAVE_CUDA
+    int n = vm_cuda_device_count();
+    if (n < 1) return vm_errf(m->err, sizeof m->err, "no CUDA device found");
+    if (idx >= n)
+        return n == 1 ? vm_errf(m->err, sizeof m->err, "CUDA device %d does not exist (1 device: cuda:0)", idx)
+                      : vm_errf(m->err, sizeof m->err, "CUDA device %d does not exist (%d devices: cuda:0 to cuda:%d)", idx,
+                                n, n - 1);
     if (m->dev) m->dev->release(m);
     m->dev = NULL;
     char e[400];
     if (m->ictx) vm_plan_free(&m->ictx->plan);
-    if (vm_cuda_attach(m, (int)precision, e, sizeof e)) return vm_errf(m->err, sizeof m->err, "%s", e);
+    if (vm_cuda_attach(m, (int)precision, idx, e, sizeof e)) return vm_errf(m->err, sizeof m->err, "%s", e);
     return 0;
 #else
     return vm_errf(m->err, sizeof m->err, "this build has no CUDA backend (configure --with-cuda)");

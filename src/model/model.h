@@ -307,7 +307,10 @@ vm_ctx *vm_model_ctx(vm_model *m);
 
 #ifdef VM_HAVE_CUDA
 /* src/cuda/backend.cu: upload the weights and switch m to the GPU. */
-int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen);
+/* Moves m's weights to CUDA device `device` (its contexts run there). */
+int vm_cuda_attach(vm_model *m, int precision, int device, char *err, size_t errlen);
+/* "cpu" (or NULL) -> -1, "cuda" -> 0, "cuda:N" -> N; -2 when malformed. */
+int vm_device_index(const char *device);
 int vm_cuda_device_count(void);
 /* The device a model's CUDA weights live on. */
 int vm_cuda_model_device(const vm_model *m);

@@ -26,6 +26,10 @@ struct vm_be {
     int host;          /* buffers are host memory */
     void *impl;
     char err[256];
+    /* The backend's copies of read-only weights (weights(), conv weights),
+     * one per host array, kept until the backend is freed (wcache.h);
+     * NULL when the backend uses the host arrays themselves. */
+    struct vm_wcache *wcache;
 
     /* Memory. alloc: NULL when out of memory (n == 0 allocates one float). */
     float *(*alloc)(vm_be *be, size_t n);
@@ -34,7 +38,9 @@ struct vm_be {
     int (*download)(vm_be *be, float *dst_host, const float *src, size_t n);
     int (*sync)(vm_be *be);
     /* Read-only weights for linear(): the CPU uses the host array itself
-     * (no copy); CUDA copies it. Freed with free_weights. */
+     * (no copy); CUDA (and the off-host test backend) copy it once per
+     * backend: the same host array gives the same copy to every plan.
+     * Released with free_weights (the copy stays cached). */
     const float *(*weights)(vm_be *be, const float *host, size_t n);
     void (*free_weights)(vm_be *be, const float *w);
 

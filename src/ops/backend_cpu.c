@@ -14,11 +14,13 @@
 
 #include "backend.h"
 #include "dense.h"
+#include "wcache.h"
 #include "../core/dnnl_compat.h"
 #include "../core/util.h"
 
 typedef struct {
     vm_dnnl_exec *x;
+    vm_wcache wc; /* the off-host backend's weight copies */
 } cpu_impl;
 
 static int fail(vm_be *be, const char *fmt, ...) {
@@ -128,7 +130,34 @@ static int c_subsample2(vm_be *be, const float *src, int H, int W, int C, float 
     return 0;
 }
 
-static void c_release(vm_be *be) { free(be->impl); }
+/* The off-host backend copies its weights as a device backend does,
+ * through the same cache, so the tests see the cache's behaviour. */
+static float *oh_make(vm_be *be, const float *host, size_t n, int layout, void *user) {
+    (void)layout, (void)user;
+    float *d = malloc(sizeof(float) * (n ? n : 1));
+    if (!d) {
+        fail(be, "out of memory copying %zu weights", n);
+        return NULL;
+    }
+    memcpy(d, host, sizeof(float) * n);
+    return d;
+}
+static void oh_drop(vm_be *be, float *d) {
+    (void)be;
+    free(d);
+}
+static const float *oh_weights(vm_be *be, const float *host, size_t n) {
+    return vm_wcache_get(be->wcache, be, host, n, 0, oh_make, NULL, oh_drop);
+}
+static void oh_free_weights(vm_be *be, const float *w) {
+    if (vm_wcache_put(be->wcache, w)) free((float *)w);
+}
+
+static void c_release(vm_be *be) {
+    cpu_impl *ci = be->impl;
+    if (ci && be->wcache) vm_wcache_clear(be->wcache, be, oh_drop);
+    free(ci);
+}
 
 vm_be *vm_be_cpu_new(struct vm_dnnl_exec *x, char *err, size_t errlen) {
     vm_be *be = calloc(1, sizeof *be);
@@ -167,6 +196,9 @@ vm_be *vm_be_offhost_new(char *err, size_t errlen) {
     if (be) {
         be->name = "cpu-offhost";
         be->host = 0;
+        be->wcache = &((cpu_impl *)be->impl)->wc;
+        be->weights = oh_weights;
+        be->free_weights = oh_free_weights;
     }
     return be;
 }

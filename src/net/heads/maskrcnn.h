@@ -43,6 +43,16 @@ typedef struct {
     float *logit_w, *logit_b;    /* (ncls, Cm) */
 } det_weights;
 
+/* A grow-only buffer in a plan's backend memory. */
+typedef struct {
+    float *p;
+    size_t n;
+} det_buf;
+/* b's buffer with room for n floats (its contents are not kept when it
+ * grows); NULL when out of memory. det_buf_free: with the plan. */
+float *det_buf_grow(vm_be *be, det_buf *b, size_t n);
+void det_buf_free(vm_be *be, det_buf *b);
+
 /* Per context and input shape, on one backend (src/ops/backend.h): the
  * convolutions and FCs run there; RPN decoding, NMS, RoIAlign and pasting
  * stay on the host and read host views of P2..P6 and the RPN outputs. */
@@ -55,6 +65,9 @@ typedef struct {
     float *rpn_t;                /* aliases lat[0] (largest level) */
     /* the FC and deconvolution weights as the backend holds them */
     const float *fc0_w, *fc0_b, *fc1_w, *fc1_b, *cls_w, *cls_b, *reg_w, *reg_b, *up_w;
+    /* the box head's backend buffers, grown (never shrunk) to the largest
+     * proposal count seen: no device allocation per image */
+    det_buf bx_h1, bx_h2, bx_feats, bx_cls, bx_reg;
     /* mask convs for the last detection count */
     int mask_n;
     vm_be_conv *mconv[DET_MAX_MASK_CONVS];
@@ -92,8 +105,8 @@ int det_rpn_forward(const det_weights *w, det_plan *p);
 /* Proposals (n, 5: x1 y1 x2 y2 score) into *props (malloc'd). */
 int det_rpn_proposals(const det_weights *w, const det_plan *p, const det_io *io, float **props, int *n);
 /* Box head on the proposals: detections in the resized frame. -1 with a
- * message in err (out of memory, oneDNN). */
-int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, const float *props, int nprop,
+ * message in err (out of memory, oneDNN, the backend). */
+int det_bbox_forward(const det_weights *w, det_plan *p, const det_io *io, const float *props, int nprop,
                      float **boxes, float **scores, int **labels, int *ndet, char *err, size_t errlen);
 /* Mask head on the detections (resized frame): probabilities (n, 28, 28). */
 int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const float *boxes, const int *labels, int n,

@@ -20,7 +20,22 @@ static int fc(vm_be *be, const float *A, int M, int K, const float *W, const flo
     return be->linear(be, M, N, K, A, K, W, b, relu, C, N);
 }
 
-int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, const float *props, int P,
+float *det_buf_grow(vm_be *be, det_buf *b, size_t n) {
+    if (b->p && b->n >= n) return b->p;
+    if (b->p) be->free(be, b->p);
+    b->n = 0;
+    if (!(b->p = be->alloc(be, n))) return NULL;
+    b->n = n;
+    return b->p;
+}
+
+void det_buf_free(vm_be *be, det_buf *b) {
+    if (b->p) be->free(be, b->p);
+    b->p = NULL;
+    b->n = 0;
+}
+
+int det_bbox_forward(const det_weights *w, det_plan *p, const det_io *io, const float *props, int P,
                      float **obox, float **oscore, int **olabel, int *ndet, char *err, size_t errlen) {
     const int R = w->roi_out, K0 = R * R * w->F, Hd = w->fc_hidden, NC = w->ncls;
     vm_be *be = p->be;
@@ -30,8 +45,8 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
     *obox = NULL; *oscore = NULL; *olabel = NULL; *ndet = 0;
     size_t Pn = (size_t)(P ? P : 1);
     feats = malloc(Pn * K0 * sizeof(float));
-    h1 = be->alloc(be, Pn * Hd);
-    h2 = be->alloc(be, Pn * Hd);
+    h1 = det_buf_grow(be, &p->bx_h1, Pn * Hd);
+    h2 = det_buf_grow(be, &p->bx_h2, Pn * Hd);
     cls = malloc(Pn * (NC + 1) * sizeof(float));
     reg = malloc(Pn * 4 * NC * sizeof(float));
     if (!feats || !h1 || !h2 || !cls || !reg) {
@@ -41,7 +56,9 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
     if (be->host) {
         dfeats = feats, dcls = cls, dreg = reg;
     } else {
-        dfeats = be->alloc(be, Pn * K0), dcls = be->alloc(be, Pn * (NC + 1)), dreg = be->alloc(be, Pn * 4 * NC);
+        dfeats = det_buf_grow(be, &p->bx_feats, Pn * K0);
+        dcls = det_buf_grow(be, &p->bx_cls, Pn * (NC + 1));
+        dreg = det_buf_grow(be, &p->bx_reg, Pn * 4 * NC);
         if (!dfeats || !dcls || !dreg) {
             vm_errf(err, errlen, "out of %s memory in the box head (%d proposals)", be->name, P);
             goto done;
@@ -126,7 +143,6 @@ int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, 
     *ndet = nk;
     rc = 0;
 done:
-    if (!be->host) { be->free(be, dfeats); be->free(be, dcls); be->free(be, dreg); }
-    free(feats); be->free(be, h1); be->free(be, h2); free(cls); free(reg); free(cb); free(cs); free(cl); free(keep);
+    free(feats); free(cls); free(reg); free(cb); free(cs); free(cl); free(keep);
     return rc;
 }
