@@ -54,7 +54,10 @@
  * top-k, NMS and the threshold are discontinuous: percentile, entropy and
  * SmoothQuant calibration and keeping any one kind of linear layer FP32
  * all land between 15/23 and 19/23 (RESULTS.md). Asserted: at least 60 %
- * matched on each photo. */
+ * matched on each photo. After merging main (its backbone's FP32 rounding
+ * changed: x_proj/dt_proj as matmul primitives, the scan's loop) the same
+ * run gives 16/23 and 7/8, and segmentation 0.786 / 0.826 / 0.826 / 0.923
+ * overall, >= 0.988 where the margin is >= 1 (2026-11-29, AMX). */
 #define DET_MIN_MATCHED 0.6
 
 static const char *tmp_out(const char *tag) {
@@ -156,26 +159,19 @@ static void calibrate(const char *model_path, const char *const *photos, int n, 
     vm_model *m = vm_model_load(model_path, NULL, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
     vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, skip, nskip, 0, 0};
+    /* through the public API, as `vmamba calibrate` does */
+    vm_calib_dense *d = vm_calib_dense_new(m, pad32 ? VM_CALIB_TASK_DETECT : VM_CALIB_TASK_SEGMENT, sw, sh, with_head, err,
+                                           sizeof err);
+    ck_assert_msg(d != NULL, "%s", err);
     vm_calib *c = vm_calib_begin(m, &co);
     ck_assert(c != NULL);
-    vm_head *uper = NULL;
-    if (with_head) {
-        vm_weights_src src;
-        vm_model_weights(m, &src);
-        uper = vm_upernet_ops.bind(&src, "decode_head.", err, sizeof err);
-        ck_assert_msg(uper != NULL, "%s", err);
-    }
-    for (int i = 0; i < n; i++)
-        ck_assert_msg(vm_calib_dense_image(c, m, uper, photos[i], pad32, sw, sh, err, sizeof err) == 0, "%s", err);
-    vm_dataset_meta dm; /* as `vmamba calibrate` does: the class names and palette go into the metadata */
-    ck_assert(vm_dataset_meta_read(model_path, &dm, err, sizeof err) == 0);
-    char *dj = vm_dataset_meta_to_json(&dm), meta[16384];
-    ck_assert(dj && strlen(dj) < sizeof meta - 32);
-    snprintf(meta, sizeof meta, "{\"dataset_meta\": %s}", dj);
-    free(dj);
-    vm_dataset_meta_free(&dm);
+    for (int i = 0; i < n; i++) ck_assert_msg(vm_calib_dense_image(d, c, photos[i], err, sizeof err) == 0, "%s", err);
+    /* the class names and palette go into the metadata */
+    char *meta = vm_calib_dense_metadata(d, model_path, err, sizeof err);
+    ck_assert_msg(meta != NULL, "%s", err);
     ck_assert_msg(vm_calib_write(c, out, meta, err, sizeof err) == 0, "%s", err);
-    if (uper) vm_upernet_ops.free(uper);
+    free(meta);
+    vm_calib_dense_free(d);
     vm_calib_free(c);
     vm_model_free(m);
 }

@@ -3,8 +3,8 @@
  * INT8 model (quant/). Deterministic: images are taken in sorted order.
  * Classifiers see the classification preprocessing; segmentation,
  * detection and backbone-only models their task's test pipeline
- * (quant/calib_dense.c), and a UPerNet head's convolutions are observed
- * too (INT8 head convolutions). */
+ * (vm_calib_dense_*), and a UPerNet head's convolutions are observed too
+ * (INT8 head convolutions). Only the public API (vmamba.h). */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -17,9 +17,6 @@
 #include "batch.h"
 #include "cli.h"
 #include "options.h"
-#include "quant.h"
-#include "net/dataset_meta.h"
-#include "net/heads/upernet.h"
 
 static const char usage[] =
     "Usage: vmamba calibrate -m MODEL --images DIR -o OUT.safetensors [options]\n"
@@ -149,15 +146,15 @@ static const char *const methods[] = {"minmax", "percentile", "entropy", NULL};
 static const char *const tasks[] = {"auto", "classify", "segment", "detect", NULL};
 
 /* The dense tasks' calibration passes: every image (or tensor) through the
- * backbone, and the UPerHead when uper is given. */
-static int run_dense(vm_calib *cal, vm_model *m, const vm_head *uper, dir_ctx *dc, const vm_npy *x, int samples, int pad32,
-                     const int scale[2], int progress) {
+ * backbone, and the UPerHead when the runner has it (its convolutions'
+ * inputs go to cal; NULL: a SmoothQuant pass). */
+static int run_dense(vm_calib_dense *d, vm_calib *cal, dir_ctx *dc, const vm_npy *x, int samples, int progress) {
     char err[512];
     if (dc->n) {
         long ok = 0;
         for (long i = 0; i < dc->n; i++) {
             if (progress) fprintf(stderr, "\rvmamba: calibrating %ld/%ld", i + 1, dc->n);
-            if (vm_calib_dense_image(cal, m, uper, dc->files[i], pad32, scale[0], scale[1], err, sizeof err))
+            if (vm_calib_dense_image(d, cal, dc->files[i], err, sizeof err))
                 fprintf(stderr, "\rvmamba: %s (skipped)\n", err);
             else ok++;
         }
@@ -169,7 +166,7 @@ static int run_dense(vm_calib *cal, vm_model *m, const vm_head *uper, dir_ctx *d
     int N = (int)x->shape[0], H = (int)x->shape[2], W = (int)x->shape[3];
     if (samples > 0 && samples < N) N = samples;
     for (int b = 0; b < N; b++)
-        if (vm_calib_dense_tensor(cal, m, uper, x->data + (size_t)b * 3 * H * W, H, W, err, sizeof err))
+        if (vm_calib_dense_tensor(d, cal, x->data + (size_t)b * 3 * H * W, H, W, err, sizeof err))
             return cli_fail("%s: sample %d: %s", "--inputs", b, err), -1;
     return 0;
 }
@@ -178,7 +175,7 @@ int cmd_calibrate(int argc, char **argv) {
     const char *model = NULL, *dir = NULL, *inputs = NULL, *out = NULL, *key = NULL, *method = "minmax", *task = "auto";
     int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0, int8_pe = 0, npos = 0;
     int scale[2] = {0, 0}, fp32_head = 0;
-    vm_head *uper = NULL;
+    vm_calib_dense *dense = NULL;
     double pct = 99.99, smooth = -1;
     str_list skip = {calloc((size_t)argc + 1, sizeof(char *)), 0};
     const char **skipv = skip.v;
@@ -267,17 +264,17 @@ int cmd_calibrate(int argc, char **argv) {
             x.shape[3] < 1 || x.shape[3] > 65536) { cli_fail("%s: expected shape (N, 3, H, W)", inputs); vm_npy_free(&x); goto done; }
     }
     if (progress < 0) progress = isatty(2);
-    if (!classify && is_seg && !strcmp(task, "segment") && !fp32_head) { /* the head runs too: its convs are observed */
-        vm_weights_src src;
+    if (!classify) { /* the task's pipeline; a segmentor's head runs too (its convs are observed) unless --fp32-head */
         char e2[512];
-        vm_model_weights(m, &src);
-        if (!(uper = vm_upernet_ops.bind(&src, "decode_head.", e2, sizeof e2))) { cli_fail("%s", e2); vm_npy_free(&x); goto done; }
+        int with_head = is_seg && !pad32 && !fp32_head;
+        if (!(dense = vm_calib_dense_new(m, pad32 ? VM_CALIB_TASK_DETECT : VM_CALIB_TASK_SEGMENT, scale[0], scale[1],
+                                         with_head, e2, sizeof e2))) { cli_fail("%s", e2); vm_npy_free(&x); goto done; }
     }
     if (smooth >= 0) { /* pass 1: per-channel maxima, then fold the scales */
         vm_smooth *sm = vm_smooth_begin(m);
         if (!sm) { cli_fail("%s: %s", model, vm_model_error(m)); vm_npy_free(&x); goto done; }
         int bad = classify ? run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes)
-                           : run_dense(NULL, m, NULL, &dc, &x, samples, pad32, scale, progress);
+                           : run_dense(dense, NULL, &dc, &x, samples, progress);
         int nl = vm_smooth_apply(sm, smooth);
         vm_smooth_free(sm);
         if (!bad && nl < 0) { cli_fail("%s: %s", model, vm_model_error(m)); bad = 1; }
@@ -287,31 +284,23 @@ int cmd_calibrate(int argc, char **argv) {
     cal = vm_calib_begin(m, &co);
     if (!cal) { cli_fail("%s: %s", model, vm_model_error(m)); vm_npy_free(&x); goto done; }
     int bad = classify ? run_pass(m, &pp, &dc, &x, samples, batch, progress, I.num_classes)
-                       : run_dense(cal, m, uper, &dc, &x, samples, pad32, scale, progress);
+                       : run_dense(dense, cal, &dc, &x, samples, progress);
     vm_npy_free(&x);
     if (bad) goto done;
-    if (classify) meta = cli_pp_to_json(&pp);
-    else { /* the task, and the checkpoint's class names and palette (segment/detect read them back) */
-        vm_dataset_meta dm;
+    if (classify) {
+        if (!(meta = cli_pp_to_json(&pp))) { cli_fail("out of memory"); goto done; }
+    } else { /* the task, and the checkpoint's class names and palette (segment/detect read them back) */
         char e2[512];
-        if (vm_dataset_meta_read(model, &dm, e2, sizeof e2)) { cli_fail("%s", e2); goto done; }
-        char *dj = vm_dataset_meta_to_json(&dm);
-        size_t len = 128 + (dj ? strlen(dj) : 0);
-        if ((meta = malloc(len)))
-            snprintf(meta, len, "{\"task\": \"%s\", \"calibration_scale\": [%d, %d]%s%s}", task, scale[0], scale[1],
-                     dj ? ", \"dataset_meta\": " : "", dj ? dj : "");
-        free(dj);
-        vm_dataset_meta_free(&dm);
+        if (!(meta = vm_calib_dense_metadata(dense, model, e2, sizeof e2))) { cli_fail("%s", e2); goto done; }
     }
-    if (!meta) { cli_fail("out of memory"); goto done; }
     char err[512];
     if (report) vm_calib_report(cal, stderr);
     if (vm_calib_write(cal, out, meta, err, sizeof err)) { cli_fail("%s", err); goto done; }
     fprintf(stderr, "vmamba: wrote %s (%d layer inputs observed%s)\n", out, vm_calib_layers(cal),
-            uper ? ", UPerHead convolutions included" : "");
+            vm_calib_dense_head_convs(dense) ? ", UPerHead convolutions included" : "");
     rc = 0;
 done:
-    if (uper) vm_upernet_ops.free(uper);
+    vm_calib_dense_free(dense);
     vm_calib_free(cal);
     free(meta);
     for (long i = 0; i < dc.n; i++) free(dc.files[i]);
