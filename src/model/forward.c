@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <omp.h>
 
 #include "model.h"
 #include "../../simd/kernels.h"
@@ -42,6 +43,8 @@ static double now_s(void) {
 void vm_plan_free(vm_plan *p) {
     free(p->arena);
     free(p->qbuf);
+    free(p->xacc);
+    vm_xnn_pool_free(p->xpool);
     for (size_t i = 0; i < p->nlin; i++) {
         vm_matmul_free(p->lin[i].f);
         vm_qmatmul_free(p->lin[i].q);
@@ -55,6 +58,10 @@ void vm_plan_free(vm_plan *p) {
 
 static int make_conv(vm_ctx *c, vm_conv_prim **out, const vm_conv *cv, int B, int H, int W) {
     char e[256];
+    if (cv->x) { /* XNNPACK path: the model's operator, nothing per context */
+        *out = NULL;
+        return 0;
+    }
     if (cv->w8)
         *out = vm_qconv_create_x(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w8, cv->w_scale, cv->a_scale,
                                cv->a_zp, cv->b, e, sizeof e);
@@ -83,6 +90,7 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
     p->nlin = n;
     int rc = 0;
     char e[256];
+    size_t xacc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         const vm_lin_slot *L = &v[i];
         int st = L->rows_stage, M;
@@ -95,6 +103,10 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
                                             L->gelu, L->accumulate, e, sizeof e);
             if (!p->lin[i].q) rc = vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
             if ((size_t)M * q->K > *qbytes) *qbytes = (size_t)M * q->K;
+        } else if (*L->f && (*L->f)->x) {
+            /* XNNPACK: the model's operator; a residual layer's product
+             * goes to p->xacc first (no accumulating output there) */
+            if (L->accumulate && (size_t)M * L->N > xacc) xacc = (size_t)M * L->N;
         } else if (*L->f) {
             const vm_flinear *f = *L->f;
             p->lin[i].f = p->bf16 ? vm_matmul_create_bf16_x(c->dx, M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e)
@@ -103,7 +115,21 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
         }
     }
     free(v);
+    if (!rc && xacc && !(p->xacc = malloc(xacc * sizeof *p->xacc)))
+        rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu floats of GEMM output)", xacc);
     return rc;
+}
+
+/* This context's XNNPACK worker threads, as many as OpenMP would use now. */
+static void *xpool(vm_ctx *c) {
+    vm_plan *p = &c->plan;
+    int t = omp_get_max_threads();
+    if (t != p->xpool_threads) {
+        vm_xnn_pool_free(p->xpool);
+        p->xpool = vm_xnn_pool_create(t);
+        p->xpool_threads = t;
+    }
+    return p->xpool;
 }
 
 /* Size every buffer for the largest layer at this input shape, allocate one
@@ -227,9 +253,11 @@ static void fill_bias_rows(float *x, const float *bias, size_t T, int C) {
 
 /* A convolution on an NHWC map: observed for calibration, and on INT8
  * models its input is quantized first. */
-static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char *name, const float *in, size_t pixels,
+static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char *name, const float *in, int B, int H, int W,
                     float *out) {
+    const size_t pixels = (size_t)B * H * W;
     if (c->observe) c->observe(c->observe_user, name, in, pixels, cv->cin, cv->cin, NULL, cv->cout);
+    if (cv->x) return vm_xop_conv_run(cv->x, B, H, W, in, out, xpool(c));
     if (cv->w8) {
         vm_kernels()->quantize_u8(c->plan.qbuf, in, pixels, cv->cin, cv->cin, 1.0f / cv->a_scale, (float)cv->a_zp);
         return vm_conv_run(prim, (const float *)c->plan.qbuf, out);
@@ -249,6 +277,19 @@ int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *n
     if (q) {
         vm_kernels()->quantize_u8(c->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
         return vm_qmatmul_run(c->plan.lin[q->slot].q, c->plan.qbuf, C);
+    }
+    if (f && f->x) {
+        /* XNNPACK: bias inside, GELU and the residual add after */
+        if (lda != K || ldc != N) return -1; /* the operator's strides; every caller passes these */
+        float *out = accumulate ? c->plan.xacc : C;
+        if (vm_xop_fc_run(f->x, M, A, out, xpool(c))) return -1;
+        if (gelu) vm_kernels()->gelu(C, C, (size_t)M * N);
+        if (accumulate) {
+            const size_t n = (size_t)M * N;
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (size_t i = 0; i < n; i++) C[i] += out[i];
+        }
+        return 0;
     }
     if (f) return vm_matmul_run(c->plan.lin[f->slot].f, A, C);
     float beta = accumulate ? 1.0f : 0.0f;
@@ -279,11 +320,20 @@ static int vss_block(vm_ctx *c, const vm_stage *st, const vm_block *bk, int s, i
     TR("in_proj", p->t1, B, h, w, Din);
     PROF(VM_OP_DWCONV, K->dwconv3x3_silu(p->t2, p->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D));
     TR("act", p->t2, B, h, w, D);
-    PROF(VM_OP_X_PROJ, rc |= vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f));
+    if (bk->x_xproj) {
+        PROF(VM_OP_X_PROJ, rc |= vm_xop_fc_run(bk->x_xproj, (int)T, p->t2, p->t3, xpool(c)));
+    } else {
+        PROF(VM_OP_X_PROJ, rc |= vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f));
+    }
     TR("x_dbl", p->t3, B, h, w, 4 * P);
-    for (int k = 0; k < 4; k++)
-        PROF(VM_OP_X_PROJ, rc |= vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
-                                         p->t4 + (size_t)k * T * D, D, 0.0f));
+    for (int k = 0; k < 4; k++) {
+        if (bk->x_dt[k]) {
+            PROF(VM_OP_X_PROJ, rc |= vm_xop_fc_run(bk->x_dt[k], (int)T, p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D, xpool(c)));
+        } else {
+            PROF(VM_OP_X_PROJ, rc |= vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
+                                             p->t4 + (size_t)k * T * D, D, 0.0f));
+        }
+    }
     TR("dts", p->t4, 4 * B, h, w, D);
     vm_scan_dims dims = {B, h, w, D, N, R};
     PROF(VM_OP_SCAN, K->scan_cross(p->t5, p->t2, p->t4, p->t3, bk->A, bk->Ds, bk->dt_b, &dims));
@@ -367,15 +417,14 @@ static int backbone(vm_ctx *c, const float *in, int B, int H, int W) {
     double t_pe = c->prof.enabled ? now_s() : 0;
     /* Patch embed. */
     nchw_to_nhwc(p->t0, in, B, 3, H, W);
-    const size_t px0 = (size_t)B * H * W;
     if (I->patch_embed_version == 1) {
-        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, px0, p->x)) goto dnnl_fail;
+        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, B, H, W, p->x)) goto dnnl_fail;
     } else {
         size_t T1 = (size_t)B * p->pe_h1 * p->pe_w1;
-        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, px0, p->t1)) goto dnnl_fail;
+        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, B, H, W, p->t1)) goto dnnl_fail;
         K->layernorm(p->t1, p->t1, m->pe_norm1.w, m->pe_norm1.b, T1, m->pe_norm1.C, VM_LN_EPS);
         K->gelu(p->t1, p->t1, T1 * m->pe_norm1.C);
-        if (run_conv(c, &m->pe_conv2, p->pe2, "patch_embed.5", p->t1, T1, p->x)) goto dnnl_fail;
+        if (run_conv(c, &m->pe_conv2, p->pe2, "patch_embed.5", p->t1, B, p->pe_h1, p->pe_w1, p->x)) goto dnnl_fail;
     }
     {
         const vm_ln *n = I->patch_embed_version == 1 ? &m->pe_norm1 : &m->pe_norm2;
@@ -399,7 +448,7 @@ static int backbone(vm_ctx *c, const float *in, int B, int H, int W) {
             if (patch_merge(c, st, B, h, w)) return -1;
         } else {
             snprintf(nm, sizeof nm, "layers.%d.downsample.1", s);
-            if (run_conv(c, &st->ds_conv, p->ds[s], nm, p->x, T, p->t0)) goto dnnl_fail;
+            if (run_conv(c, &st->ds_conv, p->ds[s], nm, p->x, B, h, w, p->t0)) goto dnnl_fail;
             K->layernorm(p->x, p->t0, st->ds_norm.w, st->ds_norm.b, (size_t)B * p->h[s + 1] * p->w[s + 1], st->C_next, VM_LN_EPS);
         }
         if (c->prof.enabled) c->prof.seconds[VM_OP_DOWNSAMPLE] += now_s() - t_ds;

@@ -612,6 +612,17 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
      * benchmarks and bug reports, like VMAMBA_ISA). */
     const char *pk = getenv("VMAMBA_PACK");
     m->no_pack = pk && !strcmp(pk, "0");
+    /* GEMMs through XNNPACK or oneDNN: by the CPU, or VMAMBA_GEMM. A
+     * forced choice this build or CPU cannot honour is an error, not a
+     * silent fallback (tests A/B the two paths with it). */
+    char ge[256];
+    int xnn = vm_gemm_use_xnnpack(ge, sizeof ge);
+    if (xnn < 0) {
+        vm_errf(err, errlen, "%s", ge);
+        vm_model_free(m);
+        return NULL;
+    }
+    m->xnn = xnn && !m->no_pack;
     /* Pack the FP32 linear weights for the CPU now, once: the model is
      * read-only from here on (contexts only read the packs). */
     if (vm_weights_pack(m)) {
@@ -791,6 +802,7 @@ void vm_model_free(vm_model *m) {
     if (!m) return;
     vm_ctx_free(m->ictx);
     if (m->dev) m->dev->release(m);
+    vm_xnn_release(m);
     for (size_t i = 0; i < m->nflin; i++) vm_wpack_free(m->flin[i].pack);
     free(m->flin);
     for (int s = 0; s < 4; s++) free(m->st[s].blocks);
