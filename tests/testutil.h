@@ -35,5 +35,6 @@ Suite *suite_threads(void);
 Suite *suite_heads(void);
 Suite *suite_harden(void);
 Suite *suite_det(void);
+Suite *suite_xnnpack(void);
 
 #endif
