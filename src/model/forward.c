@@ -44,6 +44,7 @@ void vm_plan_free(vm_plan *p) {
     free(p->arena);
     free(p->qbuf);
     free(p->xacc);
+    free(p->xq8);
     vm_xnn_pool_free(p->xpool);
     for (size_t i = 0; i < p->nlin; i++) {
         vm_matmul_free(p->lin[i].f);
@@ -90,14 +91,18 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
     p->nlin = n;
     int rc = 0;
     char e[256];
-    size_t xacc = 0;
+    size_t xacc = 0, xq8 = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         const vm_lin_slot *L = &v[i];
         int st = L->rows_stage, M;
         if (st < 0) M = B;
         else if (st >= 10) M = B * ((p->h[st - 10] + 1) / 2) * ((p->w[st - 10] + 1) / 2);
         else M = B * p->h[st] * p->w[st];
-        if (L->q) {
+        if (L->q && L->q->x) {
+            /* XNNPACK INT8: the model's operator; s8 output in p->xq8 */
+            if ((size_t)M * L->q->K > *qbytes) *qbytes = (size_t)M * L->q->K;
+            if ((size_t)M * L->q->N > xq8) xq8 = (size_t)M * L->q->N;
+        } else if (L->q) {
             const vm_qlinear *q = L->q;
             p->lin[i].q = vm_qmatmul_create_x(c->dx, M, q->N, q->K, q->K, q->N, q->w, q->w_scale, q->a_scale, q->a_zp, L->bias,
                                             L->gelu, L->accumulate, e, sizeof e);
@@ -117,6 +122,8 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
     free(v);
     if (!rc && xacc && !(p->xacc = malloc(xacc * sizeof *p->xacc)))
         rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu floats of GEMM output)", xacc);
+    if (!rc && xq8 && !(p->xq8 = malloc(xq8)))
+        rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu bytes of INT8 GEMM output)", xq8);
     return rc;
 }
 
@@ -265,6 +272,31 @@ static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char
     return vm_conv_run(prim, in, out);
 }
 
+/* XNNPACK INT8 (qc8) on the u8 input in c->plan.qbuf: to s8 (the same
+ * codes minus 128), the product requantized to s8 at the layer's
+ * calibrated output range, then back to FP32 into C (or added to it), GELU
+ * after. */
+static int xnn_int8(vm_ctx *c, const vm_qlinear *q, int M, int N, float *C, int ldc, int gelu, int accumulate) {
+    if (ldc != N) return -1; /* every caller writes packed rows */
+    vm_plan *p = &c->plan;
+    const size_t nin = (size_t)M * q->K, nout = (size_t)M * N;
+    uint8_t *in = p->qbuf;
+#pragma omp parallel for schedule(static) if (nin > 262144)
+    for (size_t i = 0; i < nin; i++) in[i] ^= 0x80;
+    if (vm_xop_qc8_run(q->x, M, (const int8_t *)in, p->xq8, xpool(c))) return -1;
+    const float s = q->o_scale, z = (float)(q->o_zp - 128);
+    const int8_t *o = p->xq8;
+    if (accumulate) {
+#pragma omp parallel for schedule(static) if (nout > 65536)
+        for (size_t i = 0; i < nout; i++) C[i] += ((float)o[i] - z) * s;
+    } else {
+#pragma omp parallel for schedule(static) if (nout > 65536)
+        for (size_t i = 0; i < nout; i++) C[i] = ((float)o[i] - z) * s;
+    }
+    if (gelu) vm_kernels()->gelu(C, C, nout);
+    return 0;
+}
+
 /* One linear layer: C = A W^T (+ bias) (GELU) (+ C if accumulate), INT8
  * when the model file quantized it, else FP32: a matmul primitive with
  * everything fused when the weights are packed, or oneDNN's GEMM plus
@@ -276,6 +308,7 @@ int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *n
     if (c->observe) c->observe(c->observe_user, name, A, (size_t)M, K, lda, W, N);
     if (q) {
         vm_kernels()->quantize_u8(c->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
+        if (q->x) return xnn_int8(c, q, M, N, C, ldc, gelu, accumulate);
         return vm_qmatmul_run(c->plan.lin[q->slot].q, c->plan.qbuf, C);
     }
     if (f && f->x) {

@@ -77,6 +77,14 @@ static void drop_alloc(vm_model *m, const float *p) {
 }
 
 void vm_xnn_release(vm_model *m) {
+    size_t nl;
+    vm_lin_slot *v = vm_linears(m, &nl); /* NULL (out of memory): the INT8 operators leak, nothing breaks */
+    for (size_t i = 0; v && i < nl; i++)
+        if (v[i].q) {
+            vm_xop_free(v[i].q->x);
+            v[i].q->x = NULL;
+        }
+    free(v);
     for (size_t i = 0; i < m->nflin; i++) {
         vm_xop_free(m->flin[i].x);
         m->flin[i].x = NULL;
@@ -107,6 +115,12 @@ static int xnn_pack(vm_model *m, vm_lin_slot *v, size_t n) {
     int rc = 0;
     size_t k = 0;
     for (size_t i = 0; i < n && !rc; i++) {
+        vm_qlinear *q = v[i].q;
+        if (q && q->o_scale > 0) { /* INT8 with the output range XNNPACK needs; else oneDNN's INT8 primitive */
+            if (!(q->x = vm_xop_qc8(q->N, q->K, q->w, q->w_scale, v[i].bias, q->a_scale, q->a_zp, q->o_scale, q->o_zp, e, sizeof e)))
+                rc = vm_errf(m->err, sizeof m->err, "%s", e);
+            continue;
+        }
         if (v[i].q || !*v[i].w) continue;
         vm_flinear *f = &m->flin[k];
         f->param = SIZE_MAX;

@@ -302,6 +302,22 @@ static vm_qlinear *qlinear(vm_model *m, struct vm_wsrc *src, const char *prefix,
     }
     q->a_scale = as[0];
     q->a_zp = (int)zp[0];
+    /* Optional (files calibrated since the XNNPACK path): the output's
+     * range, where XNNPACK's INT8 operators requantize to s8. */
+    snprintf(nm, sizeof nm, "%s.output_scale", prefix);
+    if (vm_checkpoint_find(src->ck, nm)) {
+        const float *os = scales(m, src, nm, 1, fail);
+        snprintf(nm, sizeof nm, "%s.output_zero_point", prefix);
+        const float *oz = *fail ? NULL : param(m, src, nm, 1, (int64_t[]){1}, INIT_ZEROS, 0, 0, fail);
+        if (*fail) return NULL;
+        if (!(oz[0] >= 0.0f && oz[0] <= 255.0f) || oz[0] != floorf(oz[0])) {
+            vm_errf(m->err, sizeof m->err, "%s: '%s' must be an integer in [0, 255]", src->ck->path, nm);
+            *fail = 1;
+            return NULL;
+        }
+        q->o_scale = os[0];
+        q->o_zp = (int)oz[0];
+    }
     m->quantized = 1;
     return q;
 }

@@ -36,6 +36,9 @@ typedef struct {
     int a_zp;
     int N, K;
     int slot;                 /* index in vm_linears(): its primitive in a plan */
+    float o_scale;            /* output range (u8 scale, zero point) when the file */
+    int o_zp;                 /* has it (0: absent); the XNNPACK path needs it */
+    vm_xop *x;                /* XNNPACK path: the qc8 operator, or NULL (oneDNN) */
 } vm_qlinear;
 
 /* An FP32 linear layer whose weights were packed for oneDNN's matmul at
@@ -112,6 +115,7 @@ typedef struct {
     size_t nlin;
     int bf16;                 /* primitives made in BF16 (vm_ctx_bf16) */
     float *xacc;              /* XNNPACK path: a residual layer's product before the add */
+    int8_t *xq8;              /* XNNPACK INT8: a layer's s8 output */
     void *xpool;              /* XNNPACK path: this context's worker threads */
     int xpool_threads;
 } vm_plan;

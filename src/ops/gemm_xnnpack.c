@@ -113,6 +113,40 @@ vm_xop *vm_xop_conv(int cin, int cout, int k, int stride, int pad, const float *
     return wrap(op, 1, err, errlen);
 }
 
+vm_xop *vm_xop_qc8(int N, int K, const int8_t *W, const float *w_scale, const float *bias, float a_scale, int a_zp,
+                   float o_scale, int o_zp, char *err, size_t errlen) {
+    if (!ready(err, errlen)) return NULL;
+    /* int32 bias in units of a_scale * w_scale[n], as the accumulator */
+    int32_t *b = calloc((size_t)N, sizeof *b);
+    if (!b) {
+        vm_errf(err, errlen, "out of memory (INT8 bias for XNNPACK)");
+        return NULL;
+    }
+    for (int n = 0; bias && n < N; n++) {
+        double v = nearbyint((double)bias[n] / ((double)a_scale * w_scale[n]));
+        b[n] = (int32_t)(v > 2147483647.0 ? 2147483647.0 : v < -2147483648.0 ? -2147483648.0 : v);
+    }
+    xnn_operator_t op = NULL;
+    enum xnn_status st = xnn_create_convolution2d_nhwc_qc8(0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, (size_t)K, (size_t)N, (size_t)K, (size_t)N,
+                                                           (int8_t)(a_zp - 128), a_scale, w_scale, W, b, (int8_t)(o_zp - 128), o_scale,
+                                                           -128, 127, XNN_FLAG_YIELD_WORKERS, &op);
+    free(b);
+    if (st != xnn_status_success) {
+        vm_errf(err, errlen, "XNNPACK: cannot make a %d x %d INT8 (qc8) operator (status %d; scales a %g o %g)", N, K, (int)st,
+                (double)a_scale, (double)o_scale);
+        return NULL;
+    }
+    return wrap(op, 2, err, errlen);
+}
+
+int vm_xop_qc8_run(vm_xop *x, int M, const int8_t *A, int8_t *C, void *pool) {
+    pthread_mutex_lock(&x->lock);
+    enum xnn_status st = xnn_setup_convolution2d_nhwc_qc8(x->op, 1, 1, (size_t)M, A, C, (pthreadpool_t)pool);
+    if (st == xnn_status_success) st = xnn_run_operator(x->op, (pthreadpool_t)pool);
+    pthread_mutex_unlock(&x->lock);
+    return st == xnn_status_success ? 0 : -1;
+}
+
 int vm_xop_fc_run(vm_xop *x, int M, const float *A, float *C, void *pool) {
     pthread_mutex_lock(&x->lock);
     enum xnn_status st = xnn_setup_fully_connected_nc_f32(x->op, (size_t)M, A, C, (pthreadpool_t)pool);
@@ -164,6 +198,16 @@ vm_xop *vm_xop_conv(int cin, int cout, int k, int stride, int pad, const float *
     return NULL;
 }
 int vm_xop_fc_run(vm_xop *x, int M, const float *A, float *C, void *pool) {
+    (void)x, (void)M, (void)A, (void)C, (void)pool;
+    return -1;
+}
+vm_xop *vm_xop_qc8(int N, int K, const int8_t *W, const float *w_scale, const float *bias, float a_scale, int a_zp,
+                   float o_scale, int o_zp, char *err, size_t errlen) {
+    (void)N, (void)K, (void)W, (void)w_scale, (void)bias, (void)a_scale, (void)a_zp, (void)o_scale, (void)o_zp;
+    vm_errf(err, errlen, "this build has no XNNPACK");
+    return NULL;
+}
+int vm_xop_qc8_run(vm_xop *x, int M, const int8_t *A, int8_t *C, void *pool) {
     (void)x, (void)M, (void)A, (void)C, (void)pool;
     return -1;
 }

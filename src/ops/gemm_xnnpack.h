@@ -30,6 +30,16 @@ int vm_gemm_use_xnnpack(char *err, size_t errlen);
 vm_xop *vm_xop_fc(int N, int K, int lda, int ldc, const float *W, const float *bias, char *err, size_t errlen);
 int vm_xop_fc_run(vm_xop *op, int M, const float *A, float *C, void *pool);
 
+/* INT8: C[M][N] (s8, scale o_scale, zero point o_zp - 128) = the product
+ * of A[M][K] (s8: the engine's u8 activations minus 128, scale a_scale,
+ * zero point a_zp - 128) and W[N][K] (s8, per-row w_scale) plus the FP32
+ * bias, as XNNPACK's per-channel qc8 1x1 convolution (this XNNPACK's
+ * fully-connected qs8 has one weight scale per tensor). Zero points are
+ * given in the engine's u8 convention. */
+vm_xop *vm_xop_qc8(int N, int K, const int8_t *W, const float *w_scale, const float *bias, float a_scale, int a_zp,
+                   float o_scale, int o_zp, char *err, size_t errlen);
+int vm_xop_qc8_run(vm_xop *op, int M, const int8_t *A, int8_t *C, void *pool);
+
 /* A 2-D convolution, NHWC in and out, weights OIHW (as the checkpoints
  * hold them), symmetric zero padding. */
 vm_xop *vm_xop_conv(int cin, int cout, int k, int stride, int pad, const float *w_oihw, const float *bias, char *err,
