@@ -48,9 +48,10 @@ make check VMAMBA_RUNNER="qemu-aarch64 -L /" || { cat tests/*.log; exit 1; }
 # There the GEMMs default to XNNPACK (src/ops/gemm_xnnpack.c); the golden
 # suite also runs forced onto oneDNN there, and forced onto XNNPACK on
 # 'max' (where the default is oneDNN's SVE path), so both GEMM paths meet
-# the goldens on both CPUs; the xnnpack suite checks its operators against
+# the goldens on both CPUs (quant: the INT8 models on XNNPACK's qc8); the
+# xnnpack suite checks its operators against
 # scalar references and a whole model against oneDNN.
-for run in "kernels " "golden " "golden dnnl" "xnnpack "; do
+for run in "kernels " "golden " "golden dnnl" "quant " "xnnpack "; do
     suite=${run% *} gemm=${run#* }
     VMAMBA_GEMM=$gemm CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=$suite QEMU_CPU=cortex-a72 VMAMBA_TEST_DATA="$src/tests/data" \
         qemu-aarch64 -L / tests/check_vmamba

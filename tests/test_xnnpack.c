@@ -110,6 +110,53 @@ START_TEST(conv_matches_reference) {
 }
 END_TEST
 
+/* INT8 (qc8): s8 weights with per-row scales, u8-convention activations,
+ * int32-rounded bias, output requantized to s8 at a given range. The
+ * exact real-number result, requantized, may differ by one output step
+ * (XNNPACK's fp32 requantization rounds once; the bias was rounded to the
+ * accumulator's unit, <= 0.5 of a_scale * w_scale), so the bound is one
+ * output step plus that bias rounding. */
+START_TEST(qc8_matches_reference) {
+    if (!have_xnn("qc8_matches_reference")) return;
+    static const int shapes[][3] = {{37, 70, 45}, {3, 384, 1536}, {130, 96, 96}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int M = shapes[t][0], K = shapes[t][1], N = shapes[t][2];
+        uint8_t *a = malloc((size_t)M * K);
+        int8_t *w = malloc((size_t)N * K), *o = malloc((size_t)M * N);
+        float *ws = malloc((size_t)N * 4), *b = malloc((size_t)N * 4), *r = malloc((size_t)M * N * 4);
+        ck_assert(a && w && o && ws && b && r);
+        unsigned s = 17 + (unsigned)t;
+        for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
+        for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (int8_t)(((s = s * 1664525u + 1013904223u) >> 24) % 255 - 127);
+        fill(ws, N, 5 + t), fill(b, N, 6 + t);
+        for (int n = 0; n < N; n++) ws[n] = 0.002f + 0.001f * fabsf(ws[n]);
+        const float as = 0.02f;
+        const int azp = 100;
+        double lo = 0, hi = 0;
+        for (int i = 0; i < M; i++)
+            for (int n = 0; n < N; n++) {
+                double v = b[n];
+                for (int k = 0; k < K; k++) v += (double)(a[(size_t)i * K + k] - azp) * as * w[(size_t)n * K + k] * ws[n];
+                r[(size_t)i * N + n] = (float)v;
+                lo = fmin(lo, v), hi = fmax(hi, v);
+            }
+        const float os = (float)((hi - lo) / 255.0);
+        const int ozp = (int)nearbyint(-lo / os);
+        char e[256];
+        vm_xop *x = vm_xop_qc8(N, K, w, ws, b, as, azp, os, ozp, e, sizeof e);
+        ck_assert_msg(x, "%s", e);
+        for (size_t i = 0; i < (size_t)M * K; i++) a[i] ^= 0x80; /* s8 codes, as vm_linear passes them */
+        ck_assert_int_eq(vm_xop_qc8_run(x, M, (const int8_t *)a, o, NULL), 0);
+        double worst = 0, bias_step = 0;
+        for (int n = 0; n < N; n++) bias_step = fmax(bias_step, 0.5 * as * ws[n]);
+        for (size_t i = 0; i < (size_t)M * N; i++) worst = fmax(worst, fabs(((double)o[i] - (ozp - 128)) * os - r[i]));
+        ck_assert_msg(worst <= os + bias_step, "%dx%dx%d: max |error| %g, output step %g", M, K, N, worst, (double)os);
+        vm_xop_free(x);
+        free(a), free(w), free(o), free(ws), free(b), free(r);
+    }
+}
+END_TEST
+
 static float *logits_with(const char *gemm, const char *preset, const float *img, int S, int *nc) {
     setenv("VMAMBA_GEMM", gemm, 1);
     char e[512];
@@ -158,6 +205,7 @@ Suite *suite_xnnpack(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, fc_matches_reference);
     tcase_add_test(tc, conv_matches_reference);
+    tcase_add_test(tc, qc8_matches_reference);
     tcase_add_test(tc, model_matches_dnnl);
     suite_add_tcase(s, tc);
     return s;
