@@ -275,22 +275,23 @@ static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char
 /* XNNPACK INT8 (qc8) on the u8 input in c->plan.qbuf: to s8 (the same
  * codes minus 128), the product requantized to s8 at the layer's
  * calibrated output range, then back to FP32 into C (or added to it), GELU
- * after. The loops are "omp simd": -O2 does not vectorize them otherwise. */
+ * after. The loops are "omp simd" (-O2 does not vectorize them otherwise),
+ * their "if" for the parallel part only: a false if would also turn off simd. */
 static int xnn_int8(vm_ctx *c, const vm_qlinear *q, int M, int N, float *C, int ldc, int gelu, int accumulate) {
     if (ldc != N) return -1; /* every caller writes packed rows */
     vm_plan *p = &c->plan;
     const size_t nin = (size_t)M * q->K, nout = (size_t)M * N;
     uint8_t *in = p->qbuf;
-#pragma omp parallel for simd schedule(static) if (nin > 262144)
+#pragma omp parallel for simd schedule(static) if (parallel: nin > 262144)
     for (size_t i = 0; i < nin; i++) in[i] ^= 0x80;
     if (vm_xop_qc8_run(q->x, M, (const int8_t *)in, p->xq8, xpool(c))) return -1;
     const float s = q->o_scale, z = (float)(q->o_zp - 128);
     const int8_t *o = p->xq8;
     if (accumulate) {
-#pragma omp parallel for simd schedule(static) if (nout > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel: nout > 65536)
         for (size_t i = 0; i < nout; i++) C[i] += ((float)o[i] - z) * s;
     } else {
-#pragma omp parallel for simd schedule(static) if (nout > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel: nout > 65536)
         for (size_t i = 0; i < nout; i++) C[i] = ((float)o[i] - z) * s;
     }
     if (gelu) vm_kernels()->gelu(C, C, nout);
@@ -319,7 +320,7 @@ int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *n
         if (gelu) vm_kernels()->gelu(C, C, (size_t)M * N);
         if (accumulate) {
             const size_t n = (size_t)M * N;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel: n > 65536)
             for (size_t i = 0; i < n; i++) C[i] += out[i];
         }
         return 0;
