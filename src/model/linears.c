@@ -77,6 +77,10 @@ static void drop_alloc(vm_model *m, const float *p) {
 }
 
 void vm_xnn_release(vm_model *m) {
+    /* Only an XNNPACK-path model has operators; any other may be a
+     * half-built one (out of memory while binding: stages without blocks),
+     * which vm_linears() cannot walk. */
+    if (!m->xnn) return;
     size_t nl;
     vm_lin_slot *v = vm_linears(m, &nl); /* NULL (out of memory): the INT8 operators leak, nothing breaks */
     for (size_t i = 0; v && i < nl; i++)

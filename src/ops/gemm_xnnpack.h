@@ -13,6 +13,9 @@
 #define VM_GEMM_XNNPACK_H
 #include <stddef.h>
 #include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct vm_xop vm_xop;
 
@@ -54,4 +57,7 @@ void vm_xop_free(vm_xop *op);
 void *vm_xnn_pool_create(int threads);
 void vm_xnn_pool_free(void *pool);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
