@@ -45,7 +45,8 @@ START_TEST(fc_matches_reference) {
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int M = shapes[t][0], K = shapes[t][1], N = shapes[t][2];
         const int lda = K + (t & 1 ? 0 : 5), ldc = N + (t & 1 ? 0 : 3); /* strides as dt_proj's input */
-        float *A = malloc((size_t)M * lda * 4), *W = malloc((size_t)N * K * 4), *b = malloc((size_t)N * 4);
+        /* + 16 bytes: XNNPACK reads up to 16 bytes past its input */
+        float *A = malloc((size_t)M * lda * 4 + 16), *W = malloc((size_t)N * K * 4), *b = malloc((size_t)N * 4);
         float *C = malloc((size_t)M * ldc * 4);
         ck_assert(A && W && b && C);
         fill(A, (size_t)M * lda, 1 + t), fill(W, (size_t)N * K, 7 + t), fill(b, N, 11 + t);
@@ -80,7 +81,7 @@ START_TEST(conv_matches_reference) {
     for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
         const int B = cfg[t][0], H = cfg[t][1], Wd = cfg[t][2], ci = cfg[t][3], co = cfg[t][4], k = cfg[t][5], s = cfg[t][6];
         const int pad = k == 3, oh = vm_conv_out_size(H, k, s, pad), ow = vm_conv_out_size(Wd, k, s, pad);
-        float *in = malloc((size_t)B * H * Wd * ci * 4), *w = malloc((size_t)co * ci * k * k * 4), *b = malloc((size_t)co * 4);
+        float *in = malloc((size_t)B * H * Wd * ci * 4 + 16), *w = malloc((size_t)co * ci * k * k * 4), *b = malloc((size_t)co * 4);
         float *out = malloc((size_t)B * oh * ow * co * 4);
         ck_assert(in && w && b && out);
         fill(in, (size_t)B * H * Wd * ci, 3 + t), fill(w, (size_t)co * ci * k * k, 5 + t), fill(b, co, 9 + t);
@@ -121,7 +122,7 @@ START_TEST(qc8_matches_reference) {
     static const int shapes[][3] = {{37, 70, 45}, {3, 384, 1536}, {130, 96, 96}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int M = shapes[t][0], K = shapes[t][1], N = shapes[t][2];
-        uint8_t *a = malloc((size_t)M * K);
+        uint8_t *a = malloc((size_t)M * K + 16);
         int8_t *w = malloc((size_t)N * K), *o = malloc((size_t)M * N);
         float *ws = malloc((size_t)N * 4), *b = malloc((size_t)N * 4), *r = malloc((size_t)M * N * 4);
         ck_assert(a && w && o && ws && b && r);

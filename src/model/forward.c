@@ -202,6 +202,7 @@ int vm_plan_ensure(vm_ctx *c, int B, int H, int W) {
     }
     size_t sizes[11] = {sx, s0, s1, s2, s3, s4, s5, sf[0], sf[1], sf[2], sf[3]}, total = 0;
     for (int i = 0; i < 11; i++) total += (sizes[i] + 15) & ~(size_t)15; /* 64-byte aligned slices */
+    total += 16; /* XNNPACK may read 16 bytes past its input (XNN_EXTRA_BYTES): the last slice too */
     void *arena = NULL;
     if (posix_memalign(&arena, 64, total * sizeof(float)) != 0) {
         memset(p, 0, sizeof *p);
@@ -231,7 +232,7 @@ int vm_plan_ensure(vm_ctx *c, int B, int H, int W) {
         if (I->patch_embed_version == 2) conv_in = maxz(conv_in, (size_t)B * p->pe_h1 * p->pe_w1 * m->pe_conv1.cout);
         for (int s = 0; s < 3; s++) conv_in = maxz(conv_in, (size_t)B * p->h[s] * p->w[s] * m->st[s].C);
         qbytes = maxz(qbytes, conv_in);
-        p->qbuf = malloc(qbytes ? qbytes : 1);
+        p->qbuf = malloc(qbytes + 16); /* + XNNPACK's XNN_EXTRA_BYTES of readable tail */
         if (!p->qbuf) rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (INT8 input buffer of %zu bytes)", qbytes);
     }
     if (rc) {

@@ -8,7 +8,9 @@
  * cache, so one operator cannot run for two threads at once: each has a
  * mutex held over setup + run. The weights stay packed once whatever the
  * number of contexts; contexts running the same layer at the same moment
- * take turns. Builds without XNNPACK get stubs that say so. */
+ * take turns. Builds without XNNPACK get stubs that say so. XNNPACK may
+ * read (never write) up to 16 bytes past the end of its inputs
+ * (XNN_EXTRA_BYTES): callers keep that much readable memory after them. */
 #ifndef VM_GEMM_XNNPACK_H
 #define VM_GEMM_XNNPACK_H
 #include <stddef.h>
