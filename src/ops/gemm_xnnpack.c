@@ -49,9 +49,12 @@ int vm_gemm_use_xnnpack(char *err, size_t errlen) {
         return ready(err, errlen) ? 1 : -1;
     }
 #if defined(__aarch64__) && defined(__linux__)
-    /* oneDNN 2.6 (Debian arm64, no Arm Compute Library) has tuned GEMMs
-     * for SVE only; NEON-only cores (Cortex-A5x/A7x, Neoverse N1) get its
-     * reference GEMM, ~10x XNNPACK's instruction count. */
+    /* Debian's arm64 oneDNN 2.6 (no Arm Compute Library) runs reference
+     * GEMMs on NEON-only cores (Cortex-A5x/A7x, Neoverse N1): 14.4 G
+     * instructions per s1l8 image against XNNPACK's 2.15 G. (It does on
+     * the SVE-512 A64FX too, bench/RESULTS.md; SVE cores stay on oneDNN
+     * until the detection golden's near-tie proposal order holds on
+     * XNNPACK, see RESULTS.) */
     if (!(getauxval(AT_HWCAP) & HWCAP_SVE)) {
         char e2[8];
         return ready(e2, sizeof e2);
