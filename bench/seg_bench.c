@@ -2,7 +2,7 @@
  * breakdown (input resize + normalise / backbone / head / logits resizes +
  * argmax), median over runs, and peak RSS. Build: make bench/seg_bench.
  * Usage: bench/seg_bench MODEL|upernet-vmamba-tiny IMAGE [--size W,H]
- *        [--scale W,H] [--threads N] [--runs N]
+ *        [--scale W,H] [--threads N] [--runs N] [--device cuda]
  * --size first resizes the decoded photo (OpenCV INTER_LINEAR) to W x H,
  * which then is the "original" image the pipeline sees. */
 #include <stdio.h>
@@ -34,15 +34,17 @@ static double now_ms(void) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s MODEL|upernet-vmamba-tiny IMAGE [--size W,H] [--scale W,H] [--threads N] [--runs N]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL|upernet-vmamba-tiny IMAGE [--size W,H] [--scale W,H] [--threads N] [--runs N] [--device cuda]\n", argv[0]);
         return 2;
     }
     int sw = 2048, sh = 512, threads = 2, runs = 10, rw = 0, rh = 0;
+    const char *device = "cpu";
     for (int i = 3; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--scale")) sscanf(argv[i + 1], "%d,%d", &sw, &sh);
         else if (!strcmp(argv[i], "--size")) sscanf(argv[i + 1], "%d,%d", &rw, &rh);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--device")) device = argv[i + 1];
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     if (runs < 1 || runs > 10000) runs = 10;
@@ -51,6 +53,7 @@ int main(int argc, char **argv) {
     vm_segmentor *s = strcmp(argv[1], "upernet-vmamba-tiny") == 0 ? vm_segmentor_from_preset(argv[1], 0, err, sizeof err)
                                                                   : vm_segmentor_load(argv[1], err, sizeof err);
     if (!s) { fprintf(stderr, "%s\n", err); return 1; }
+    if (strcmp(device, "cpu") && vm_segmentor_set_device(s, device, err, sizeof err)) { fprintf(stderr, "%s\n", err); return 1; }
     vm_ctx *ctx = vm_ctx_new(vm_segmentor_model(s), err, sizeof err);
     if (!ctx) { fprintf(stderr, "%s\n", err); return 1; }
     vm_ctx_set_threads(ctx, threads);
@@ -78,10 +81,10 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     double mt = median(tot, runs), m0 = median(p[0], runs), m1 = median(p[1], runs), m2 = median(p[2], runs),
            m3 = median(p[3], runs);
-    printf("{\"model\": \"%s\", \"image\": \"%s\", \"orig_hw\": [%d, %d], \"input_hw\": [%d, %d], \"threads\": %d, "
+    printf("{\"model\": \"%s\", \"image\": \"%s\", \"device\": \"%s\", \"orig_hw\": [%d, %d], \"input_hw\": [%d, %d], \"threads\": %d, "
            "\"runs\": %d, \"median_ms\": %.1f, \"resize_normalize_ms\": %.2f, \"backbone_ms\": %.1f, \"head_ms\": %.1f, "
            "\"logit_resizes_argmax_ms\": %.1f, \"peak_rss_mb\": %.1f}\n",
-           argv[1], argv[2], im.h, im.w, t.h1, t.w1, threads, runs, mt, m0, m1, m2, m3, ru.ru_maxrss / 1024.0);
+           argv[1], argv[2], device, im.h, im.w, t.h1, t.w1, threads, runs, mt, m0, m1, m2, m3, ru.ru_maxrss / 1024.0);
     vm_ctx_free(ctx);
     vm_segmentor_free(s);
     free(labels), free(tot);

@@ -27,6 +27,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -110,7 +111,8 @@ vm_model *vm_model_from_preset(const char *name, int num_classes,
 
 /* Save the model's weights as .safetensors (dtype "f32", "f16" or "bf16"
  * storage) with a JSON metadata string (preprocessing defaults, labels)
- * stored under "__metadata__"/"vmamba". Written atomically. */
+ * stored under "__metadata__"/"vmamba". Written atomically. Returns 0, or
+ * -1 with the reason in vm_model_error(m) (a NULL model or path: -1 too). */
 int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json);
 /* That metadata string of a model loaded from .safetensors, or NULL. */
 const char *vm_model_metadata(const vm_model *m);
@@ -126,8 +128,12 @@ const char *vm_model_error(const vm_model *m);
 void vm_model_info(const vm_model *m, vm_info *out);
 const char *vm_family_name(vm_family f);
 
-/* Where forward passes run. "cpu" (default) or "cuda" (builds configured
- * with --with-cuda and a GPU present). precision selects the GPU GEMM
+/* Where forward passes run. "cpu" (default), "cuda" (= "cuda:0") or
+ * "cuda:N", GPU N (builds configured with --with-cuda and a GPU present):
+ * the weights go to that GPU and every context of the model runs there
+ * (each with its own stream, arena and cuBLAS handle). A malformed name, a
+ * GPU that does not exist (N >= vm_cuda_devices()) or a build without CUDA
+ * give -1 with the reason, and the model stays where it was. precision selects the GPU GEMM
  * arithmetic: FP32 (exact), or TF32 / FP16 / BF16 tensor cores with FP32
  * storage and accumulation. On the CPU: FP32, or BF16 = linear layers and
  * convolutions (patch embed, downsample) in bf16 with FP32 accumulation
@@ -312,6 +318,10 @@ int vm_segmentor_classes(const vm_segmentor *s);
  * checkpoint's meta.dataset_meta, else ADE20K's for 150 classes. */
 const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
 const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
+/* Run the backbone and the head on "cuda" / "cuda:N" (FP32; the head through the CUDA
+ * op backend of each context) or back on "cpu". Like vm_model_set_device:
+ * not while contexts of the segmentor are running. 0, or -1 with err. */
+VM_API int vm_segmentor_set_device(vm_segmentor *s, const char *device, char *err, size_t errlen);
 /* Segment a BGR image (h, w, 3) uint8: labels receives (h, w) class ids.
  * Returns 0, or -1 with vm_ctx_error / vm_ctx_error_code. */
 int vm_ctx_segment(vm_ctx *c, const vm_segmentor *s, const uint8_t *bgr, int w, int h, int scale_w, int scale_h,
@@ -377,6 +387,11 @@ void vm_detector_free(vm_detector *d);
 int vm_detector_num_classes(const vm_detector *d);
 /* The checkpoint's meta.dataset_meta.classes when present, else COCO's. */
 const char *vm_detector_class_name(const vm_detector *d, int label);
+/* Backbone, FPN, RPN convolutions and the box/mask heads' convolutions and
+ * FCs on "cuda" / "cuda:N" (FP32; NMS, RoIAlign and mask pasting stay on the CPU), or
+ * back on "cpu". Only for a detector that owns its model (vm_detector_load,
+ * vm_detector_from_preset); not while its contexts are running. */
+VM_API int vm_detector_set_device(vm_detector *d, const char *device, char *err, size_t errlen);
 /* COCO's category id (1..90) of COCO-80 label i (0..79), or -1. */
 int vm_coco_category_id(int label);
 
@@ -401,6 +416,110 @@ void vm_detections_free(vm_detections *r);
  * height * width bytes 0/1. */
 void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full);
 /* ==== end of detection ==================================================== */
+
+
+/* ==== images and outputs of the dense tasks ==============================
+ * What the command-line tool needs to read photos and write results of
+ * segmentation and detection; every file is written atomically (data goes
+ * to PATH.tmp.XXXXXX, renamed on success, removed on failure or on
+ * SIGINT/SIGTERM/SIGHUP), so no partial output file is ever left. */
+
+/* Decode a JPEG/PNG file exactly as OpenCV 4.6's cv2.imdecode(IMREAD_COLOR)
+ * (the mmseg/mmdet test pipelines; EXIF orientation applied): *bgr
+ * receives malloc'd (*h, *w, 3) bytes in B,G,R order (free with free()).
+ * Returns 0, or -1 with a message naming the file in err. */
+int vm_image_load_bgr(const char *path, uint8_t **bgr, int *w, int *h, char *err, size_t errlen);
+
+/* labels (h, w) as an 8-bit palette PNG; colour i = palette[3i..3i+2] for
+ * i < ncolors (<= 256). */
+int vm_write_png_indexed(const char *path, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
+                         char *err, size_t errlen);
+/* rgb (h, w, 3) as an 8-bit RGB PNG. */
+int vm_write_png_rgb(const char *path, const uint8_t *rgb, int w, int h, char *err, size_t errlen);
+/* A C-order uint8 array (NumPy '|u1'). */
+int vm_write_npy_u8(const char *path, const uint8_t *data, int ndim, const int64_t *shape, char *err, size_t errlen);
+/* A C-order array of any NumPy dtype descr ("<f4", "<i8", ...) of elsize
+ * bytes per element. */
+int vm_npy_write_typed(const char *path, const void *data, const char *descr, size_t elsize, int ndim,
+                       const int64_t *shape, char *err, size_t errlen);
+
+/* Streaming atomic output: open, write any number of times, then commit
+ * (rename into place) or abort (remove). write returns 0 or -1; the first
+ * error is reported by commit, which then removes the file. */
+typedef struct vm_atomic_file vm_atomic_file;
+vm_atomic_file *vm_atomic_open(const char *path, char *err, size_t errlen);
+int vm_atomic_write(vm_atomic_file *f, const void *p, size_t n);
+int vm_atomic_commit(vm_atomic_file *f, char *err, size_t errlen);
+void vm_atomic_abort(vm_atomic_file *f);
+
+/* Segmentation helpers: the segmentor preset with random weights
+ * ("upernet-vmamba-tiny": VMamba-T s1l8 backbone, UPerHead channels 512,
+ * 150 classes; benchmarks), the size a w x h image is resized to for a
+ * scale (mmcv's keep-ratio rule: f = min(max(scale) / max(h, w),
+ * min(scale) / min(h, w)), sizes int(x * f + 0.5)), and mmseg's overlay
+ * (alpha 0.5, no text): out_rgb (h, w, 3) = uint8(rgb * 0.5 +
+ * palette[label] * 0.5) from the BGR photo; labels >= ncolors are black. */
+vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+void vm_segment_resized_size(int w, int h, int scale_w, int scale_h, int *w1, int *h1);
+void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
+                    uint8_t *out_rgb);
+
+/* COCO compressed RLE (pycocotools' rleEncode + rleToString) of a
+ * detection mask in an img_h x img_w image: a malloc'd string (free with
+ * free()), NULL when out of memory. */
+char *vm_rle_encode(const vm_det_mask *m, int img_h, int img_w);
+
+/* ==== INT8 calibration ====================================================
+ * Post-training quantization: observe the FP32 model on calibration
+ * inputs, choose scales, write the INT8 model (.safetensors).
+ * Weights s8, symmetric, per output channel; activations u8, asymmetric,
+ * per tensor (the observed range, always including 0). Every linear layer
+ * (in_proj, out_proj, MLP fc1/fc2, v1 downsample reduction) runs as an
+ * INT8 matmul; the classifier head and the convolutions are stored as s8
+ * and run in FP32 unless int8_head / int8_convs ask. The selective scan,
+ * x_proj / dt_proj, LayerNorms and residual adds stay FP32.
+ *     vm_calib *c = vm_calib_begin(m, &opts);   (m: private to the caller)
+ *     ... vm_forward(m, ...) over the calibration data ...
+ *     vm_calib_write(c, "int8.safetensors", metadata_json, err, sizeof err);
+ *     vm_calib_free(c);
+ */
+typedef enum { VM_CALIB_MINMAX, VM_CALIB_PERCENTILE, VM_CALIB_ENTROPY } vm_calib_method;
+
+typedef struct {
+    vm_calib_method method;
+    double percentile;        /* e.g. 99.99, for VM_CALIB_PERCENTILE */
+    const char *const *skip;  /* layer-name patterns (fnmatch or substring) kept FP32 */
+    int nskip;
+    int int8_head;            /* quantize the classifier head too */
+    int int8_convs;           /* run patch-embed / downsample convolutions in INT8 */
+} vm_calib_opts;
+
+typedef struct vm_calib vm_calib;
+typedef struct vm_smooth vm_smooth;
+
+/* SmoothQuant (optional, before vm_calib_begin): observe per-channel input
+ * maxima of the layers after a LayerNorm (in_proj, fc1) through vm_forward
+ * passes, then fold s_j = max|X_j|^alpha / max|W_:,j|^(1-alpha) into the
+ * LayerNorm and the layer (the FP32 model computes the same function up to
+ * rounding). apply returns the layers smoothed, or -1 (vm_model_error;
+ * nothing changed). NULL from begin: see vm_model_error. */
+vm_smooth *vm_smooth_begin(vm_model *m);
+int vm_smooth_apply(vm_smooth *s, double alpha);
+void vm_smooth_free(vm_smooth *s);
+
+/* Start observing m's linear-layer inputs through vm_forward (the model's
+ * internal context). m must be private to the caller (no contexts): it is
+ * turned back to plain weights. NULL on error (vm_model_error). */
+vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o);
+/* Stop observing; write the INT8 model with metadata_json (may be NULL).
+ * 0, or -1 with the message in err (and no file). */
+int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen);
+/* Each layer's error on the first calibration batch (cosine, relative L2
+ * of its INT8 output against FP32), printed on f. */
+void vm_calib_report(vm_calib *c, FILE *f);
+/* Linear layers observed. */
+int vm_calib_layers(const vm_calib *c);
+void vm_calib_free(vm_calib *c);
 
 #ifdef VM_VISIBILITY_PUSHED
 #pragma GCC visibility pop

@@ -16,48 +16,8 @@
 
 #include "model/model.h"
 
-typedef enum { VM_CALIB_MINMAX, VM_CALIB_PERCENTILE, VM_CALIB_ENTROPY } vm_calib_method;
-
-typedef struct {
-    vm_calib_method method;
-    double percentile;        /* e.g. 99.99, for VM_CALIB_PERCENTILE */
-    const char *const *skip;  /* layer-name patterns (fnmatch) kept FP32 */
-    int nskip;
-    int int8_head;            /* quantize the classifier head too (off: its
-                                 error lands on the logits unfiltered) */
-    int int8_convs;           /* run the patch-embed and downsample
-                                 convolutions as INT8 too (off: s8 storage,
-                                 FP32 compute; see calibrate.c) */
-} vm_calib_opts;
-
-typedef struct vm_calib vm_calib;
-
-/* SmoothQuant: first observe per-channel input maxima of the layers that
- * follow a LayerNorm (in_proj, MLP fc1), then migrate difficulty from
- * activations to weights: s_j = max|X_j|^alpha / max|W_:,j|^(1-alpha),
- * LayerNorm weight and bias divided by s, the layer's columns multiplied
- * by s (the FP32 model computes the same function, up to rounding). */
-typedef struct vm_smooth vm_smooth;
-vm_smooth *vm_smooth_begin(vm_model *m);
-/* Fold the scales into m (stops observing). Returns the layers smoothed,
- * or -1 (nothing changed; vm_model_error says why) when memory for the
- * statistics ran out during the forward passes. */
-int vm_smooth_apply(vm_smooth *s, double alpha);
-void vm_smooth_free(vm_smooth *s);
-
-/* Start observing m's linear-layer inputs (through vm_forward: the model's
- * internal context); run forward passes, then write. m must be private to
- * the caller: it is turned back to plain weights. NULL if m is in use by
- * contexts (see vm_model_error). vm_smooth_begin likewise. */
-vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o);
-/* Stop observing; write the INT8 model with metadata_json (may be NULL).
- * -1 with an "out of memory" error (and no file) when memory for the
- * statistics ran out during the forward passes or runs out here. */
-int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen);
-/* Each layer's error on the first calibration batch: cosine and relative
- * L2 of its INT8 output against FP32. */
-void vm_calib_report(vm_calib *c, FILE *f);
-int vm_calib_layers(const vm_calib *c);
-void vm_calib_free(vm_calib *c);
+/* The calibration API (vm_calib_opts, vm_calib_begin/write/report/layers/
+ * free, vm_smooth_begin/apply/free) is public: see include/vmamba.h. This
+ * header is the library's side of it. */
 
 #endif

@@ -39,4 +39,13 @@ if [ "${1:-}" = bench ]; then
         ./vmamba bench --arch vmamba-tiny-s1l8 --device cuda --precision $p --batch 128 --iters 10 --warmup 2 --json \
             | tee -a "$OUT/bench.jsonl"
     done
+    # segmentation and detection with the heads on the GPU (op interface), beside the CPU
+    ./tests/test_backend_ops cuda 200 > "$OUT/backend_ops_cuda.txt" 2>&1; tail -8 "$OUT/backend_ops_cuda.txt"
+    make bench/seg_bench > /dev/null 2>&1
+    for d in cuda cpu; do
+        ./bench/seg_bench upernet-vmamba-tiny tests/data/preprocess/china.jpg --size 683,512 --threads 16 --runs 10 --device $d \
+            | tee -a "$OUT/bench.jsonl"
+        ./vmamba detect -m maskrcnn-vmamba-tiny tests/data/preprocess/china.jpg --threads 16 --repeat 5 --device $d \
+            2>&1 | tee -a "$OUT/detect_bench.txt"
+    done
 fi

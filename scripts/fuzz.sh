@@ -13,18 +13,57 @@
 # tests/data/hostile, tests/data/png. The library is compiled with
 # -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -DVM_NO_XNNPACK (zip CRC-32 mismatches do not
 # stop the parse) and only the scalar kernels.
+#
+# Long runs on many cores (the >= 10 M executions per harness):
+#   sh scripts/fuzz.sh multi      builds $FUZZ_OUT/fuzz_multi, ONE binary
+#        holding every harness (FUZZ_HARNESS=name picks one), so a machine
+#        without clang needs one file plus the shared libraries;
+#   sh scripts/fuzz.sh seed DIR   writes the seed corpora only (DIR/corpus_*);
+#   sh scripts/fuzz-parallel.sh   runs fuzz_multi with libFuzzer's -jobs.
 set -eu
-secs=${1:-60}
-[ $# -gt 0 ] && shift
-harnesses=${*:-checkpoint model safetensors image resume}
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$top/fuzz-out}
+all="checkpoint model safetensors image resume"
+
+# seed_corpus HARNESS DIR: the seeds of one harness into DIR.
+seed_corpus() {
+    h=$1 d=$2
+    mkdir -p "$d"
+    seed() { for f in "$@"; do [ -f "$f" ] && cp "$f" "$d/$(basename "$(dirname "$f")")_$(basename "$f")"; done; return 0; }
+    case $h in
+    checkpoint) seed "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors "$top"/tests/data/hostile/*.pth ;;
+    model) seed "$top"/tests/data/hostile/*.pth "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors ;;
+    safetensors) seed "$top"/tests/fuzz/corpus/st_*.bin ;;
+    resume) # records as classify writes them, a torn last line, an index of 2^40
+        printf '{"index": 0, "path": "a.jpg", "class": 3}\n{"index": 2, "path": "b\\u00e9.png", "error": "x"}\n{"ind' > "$d/r1"
+        printf '{"index": 1099511627776, "path": "c.png", "class": 1}\n' > "$d/r2" ;;
+    image) # 4 option bytes (size 224, crop 0.875 / size 32, no_crop / size 300, crop 1e-6) + each image
+        i=0
+        for f in "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$top"/tests/fuzz/corpus/*.png \
+                 "$top"/tests/data/cv_decode/exif6_be.jpg "$top"/tests/data/cv_decode/cmyk.jpg; do
+            [ -f "$f" ] || continue
+            i=$((i + 1))
+            printf '\337\000\337\000' | cat - "$f" > "$d/a$i.bin"
+            printf '\037\000\000\001' | cat - "$f" > "$d/b$i.bin"
+            printf '\053\001\000\002' | cat - "$f" > "$d/c$i.bin"
+        done ;;
+    *) echo "fuzz.sh: no harness '$h' (have: $all)" >&2; return 1 ;;
+    esac
+}
+
+if [ "${1:-}" = seed ]; then
+    [ $# -ge 2 ] || { echo "usage: fuzz.sh seed DIR" >&2; exit 2; }
+    for h in $all; do seed_corpus $h "$2/corpus_$h"; done
+    exit 0
+fi
+
 command -v clang >/dev/null || { echo "fuzz.sh: clang not found (Debian package 'clang')" >&2; exit 1; }
 # The library's OpenMP code needs clang's OpenMP (Debian package 'libomp-dev').
 FLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
   -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -I$top/src -I$top/include -I$top -I$top/quant \
   $(pkg-config --cflags libturbojpeg libpng jansson zlib)"
 LIBS="$(pkg-config --libs libturbojpeg libpng jansson zlib) -ldnnl -lm -fopenmp"
+CLI_FILES="$top/src/cli/batch.c $top/src/cli/jsonstr.c $top/src/cli/common.c"
 mkdir -p "$out/obj"
 # The library (no CLI), instrumented; scalar kernels only: the C files of
 # libvmamba_core in Makefile.am (the ISA kernels are separate libraries).
@@ -35,31 +74,32 @@ for f in $lib; do
     clang $FLAGS -fopenmp -c "$top/$f" -o "$o"
     objs="$objs $o"
 done
+
+if [ "${1:-}" = multi ]; then
+    # Each harness's entry points renamed (fuzz_NAME_one / fuzz_NAME_init),
+    # tests/fuzz/fuzz_multi.c dispatches on $FUZZ_HARNESS.
+    mobjs=""
+    for h in $all; do
+        inc=""; [ $h = resume ] && inc="-I$top/src/cli"
+        clang $FLAGS $inc -DLLVMFuzzerTestOneInput=fuzz_${h}_one -DLLVMFuzzerInitialize=fuzz_${h}_init \
+            -c "$top/tests/fuzz/fuzz_$h.c" -o "$out/obj/multi_$h.o"
+        mobjs="$mobjs $out/obj/multi_$h.o"
+    done
+    for f in $CLI_FILES; do clang $FLAGS -c "$f" -o "$out/obj/cli_$(basename "$f" .c).o"; mobjs="$mobjs $out/obj/cli_$(basename "$f" .c).o"; done
+    clang $FLAGS -fsanitize=fuzzer "$top/tests/fuzz/fuzz_multi.c" $mobjs $objs $LIBS -lpthread -o "$out/fuzz_multi"
+    echo "fuzz.sh: built $out/fuzz_multi"
+    exit 0
+fi
+
+secs=${1:-60}
+[ $# -gt 0 ] && shift
+harnesses=${*:-$all}
 status=0
 for h in $harnesses; do
     extra=""
-    [ $h = resume ] && extra="-I$top/src/cli $top/src/cli/batch.c $top/src/cli/jsonstr.c $top/src/cli/common.c -lpthread"
+    [ $h = resume ] && extra="-I$top/src/cli $CLI_FILES -lpthread"
     clang $FLAGS -fsanitize=fuzzer "$top/tests/fuzz/fuzz_$h.c" $extra $objs $LIBS -o "$out/fuzz_$h"
-    mkdir -p "$out/corpus_$h"
-    seed() { for f in "$@"; do [ -f "$f" ] && cp "$f" "$out/corpus_$h/$(basename "$(dirname "$f")")_$(basename "$f")"; done; return 0; }
-    case $h in
-    checkpoint) seed "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors "$top"/tests/data/hostile/*.pth ;;
-    model) seed "$top"/tests/data/hostile/*.pth "$top"/tests/fuzz/corpus/*.pth "$top"/tests/fuzz/corpus/*.safetensors ;;
-    safetensors) seed "$top"/tests/fuzz/corpus/st_*.bin ;;
-    resume) # records as classify writes them, a torn last line, an index of 2^40
-        printf '{"index": 0, "path": "a.jpg", "class": 3}\n{"index": 2, "path": "b\\u00e9.png", "error": "x"}\n{"ind' > "$out/corpus_$h/r1"
-        printf '{"index": 1099511627776, "path": "c.png", "class": 1}\n' > "$out/corpus_$h/r2" ;;
-    image) # 4 option bytes (size 224, crop 0.875 / size 32, no_crop / size 300, crop 1e-6) + each image
-        i=0
-        for f in "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$top"/tests/fuzz/corpus/*.png \
-                 "$top"/tests/data/cv_decode/exif6_be.jpg "$top"/tests/data/cv_decode/cmyk.jpg; do
-            [ -f "$f" ] || continue
-            i=$((i + 1))
-            printf '\337\000\337\000' | cat - "$f" > "$out/corpus_$h/a$i.bin"
-            printf '\037\000\000\001' | cat - "$f" > "$out/corpus_$h/b$i.bin"
-            printf '\053\001\000\002' | cat - "$f" > "$out/corpus_$h/c$i.bin"
-        done ;;
-    esac
+    seed_corpus $h "$out/corpus_$h"
     (cd "$out" && ASAN_OPTIONS=detect_leaks=1 ./fuzz_$h -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
         -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1 "corpus_$h" > "fuzz_$h.log" 2>&1) || status=1
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/fuzz_$h.log")

@@ -4,6 +4,11 @@ set -u
 BIN=${VMAMBA_BIN:-./vmamba}
 case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
 RUN=${VMAMBA_RUNNER:-}   # e.g. "qemu-aarch64 -L /" for a cross build
+# A shared build's ./vmamba is libtool's wrapper script: a runner (qemu) needs the ELF itself.
+if [ -n "$RUN" ] && [ -x "$(dirname "$BIN")/.libs/vmamba" ] && ! head -c 4 "$BIN" | grep -q ELF; then
+    LD_LIBRARY_PATH=$(dirname "$BIN")/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; export LD_LIBRARY_PATH
+    BIN=$(dirname "$BIN")/.libs/vmamba
+fi
 vm() { $RUN "$BIN" "$@"; }
 DATA=${VMAMBA_TEST_DATA:-tests/data}
 T=$(mktemp -d)
@@ -128,7 +133,9 @@ expect_usage "not an integer in \[8, 8192\]" vm bench --arch vmamba-tiny-s1l8 --
 expect_usage "needs a value" vm classify -m "$M" x.png --topk
 expect_usage "must be a number in \[0.01, 1\]" vm classify -m "$M" --crop-pct nan x.png
 expect_usage "must be a number in \[0.01, 1\]" vm classify -m "$M" --crop-pct 0.5x x.png
-expect_usage "is not cpu or cuda" vm run -m x -i y -o z --device tpu
+expect_usage "is not cpu, cuda or cuda:N" vm run -m x -i y -o z --device tpu
+expect_usage "is not cpu, cuda or cuda:N" vm classify -m x --device cuda:x y.jpg
+expect_usage "is not cpu, cuda or cuda:N" vm bench --device cuda:
 expect_usage "three numbers" vm preprocess "$P/china.jpg" -o "$T/x.npy" --mean 1,2
 expect_usage "three positive numbers" vm preprocess "$P/china.jpg" -o "$T/x.npy" --std 1,0,1
 expect_usage "takes no value" vm classify -m "$M" --json=1 x.png
@@ -145,7 +152,7 @@ vm --version | grep -q "^vmamba 0\.2\.0$" && ok || bad "--version"
 # the man page documents every option of every command's --help
 MAN="$DATA/../../vmamba.1"
 if [ -f "$MAN" ]; then
-    for c in info run preprocess classify eval bench convert calibrate; do
+    for c in info run preprocess classify eval bench convert calibrate segment detect; do
         grep -q "^\.SS $c" "$MAN" || bad "vmamba.1 lacks the command $c"
         for o in $(vm $c --help | grep -o -- '--[a-z0-9][a-z0-9-]*' | sort -u); do
             grep -q -F -- "$(printf '%s' "$o" | sed 's/-/\\-/g')" "$MAN" && ok || bad "vmamba.1 lacks $c $o"
@@ -286,16 +293,57 @@ cp "$DATA/det_maskrcnn/flower_crop.png" "$T/000000000042.png"
 vm detect -m "$DM" "$T/000000000042.png" "$P/china.jpg" --raw "$T/many" --json "$T/m.json" -o "$T/vis" 2>/dev/null >/dev/null &&
     [ -s "$T/many/china/masks.npy" ] && [ -s "$T/many/000000000042/boxes.npy" ] && [ -s "$T/vis/china.png" ] &&
     grep -q '"image_id":42,' "$T/m.json" && grep -q '"image_id":1,' "$T/m.json" && ok || bad "detect several images"
+# two images of one name would write the same --raw/-o outputs: refused (exit 2) before anything is written
+mkdir -p "$T/dupdir" && cp "$P/china.jpg" "$T/dupdir/china.png"
+expect_fail "same name 'china'" vm detect -m "$DM" "$P/china.jpg" "$T/dupdir/china.png" --raw "$T/dupraw"
+expect_fail "same name 'china'" vm detect -m "$DM" "$P/china.jpg" "$T/dupdir/china.png" -o "$T/dupvis"
+[ ! -e "$T/dupraw" ] && [ ! -e "$T/dupvis" ] && ok || bad "detect with two images of one name wrote outputs"
+vm detect -m "$DM" "$P/china.jpg" "$T/dupdir/china.png" --score-thr 1 > /dev/null 2>&1; [ $? -eq 0 ] && ok || bad "detect of two same-named images without per-image outputs"
 # empty result: valid, empty outputs
 vm detect -m "$DM" "$P/china.jpg" --score-thr 1 --raw "$T/e" --json "$T/e.json" > "$T/e.txt" && grep -q "0 detections" "$T/e.txt" &&
     [ "$(cat "$T/e.json")" = "[]" ] && [ -s "$T/e/masks.npy" ] && ok || bad "detect with no detections"
 vm detect -m maskrcnn-vmamba-tiny "$DATA/det_maskrcnn/flower_crop.png" --scale 320,192 --threads 2 > "$T/p.txt" && grep -q "detections" "$T/p.txt" && ok || bad "detect preset"
 expect_fail "is not W,H" vm detect -m "$DM" "$P/china.jpg" --scale 100
-expect_fail "not a number in \[0, 1\]" vm detect -m "$DM" "$P/china.jpg" --score-thr x
+expect_fail "must be a number in \[0, 1\]" vm detect -m "$DM" "$P/china.jpg" --score-thr x
 expect_fail "required" vm detect -m "$DM"
-expect_fail "unknown argument" vm detect -m "$DM" --bogus "$P/china.jpg"
+expect_fail "unknown option" vm detect -m "$DM" --bogus "$P/china.jpg"
 expect_fail "missing tensor 'neck.lateral_convs.0.conv.weight'" vm detect -m "$DATA/backbone_v2/model.pth" "$P/china.jpg"
 expect_fail "nonexistent.jpg" vm detect -m "$DM" /nonexistent.jpg --json "$T/x.json"
 [ ! -e "$T/x.json" ] && ok || bad "partial output after a failed detect"
+# ---- detect --list: batch jobs (JSON Lines, error records, shard, resume) ----
+head -c 300 "$DATA/det_maskrcnn/flower_crop.png" > "$T/broken.png"
+printf '%s\n%s\n%s\n' "$DATA/det_maskrcnn/flower_crop.png" "$T/broken.png" "$T/000000000042.png" > "$T/det.list"
+vm detect -m "$DM" --scale 400,240 --threads 2 --list "$T/det.list" --output-dir "$T/dl" 2>"$T/err"; r=$?
+[ $r -eq 3 ] && [ "$(wc -l < "$T/dl/detections.jsonl")" -eq 3 ] && valid_jsonl "$T/dl/detections.jsonl" &&
+    [ "$(sed -n 's/^{"index": \([0-9]*\),.*/\1/p' "$T/dl/detections.jsonl" | tr '\n' ' ')" = "0 1 2 " ] &&
+    sed -n 2p "$T/dl/detections.jsonl" | grep -q '"error": ".*broken.png' && grep -q "broken.png" "$T/err" &&
+    sed -n 3p "$T/dl/detections.jsonl" | grep -q '"image_id":42,"width":501,"height":333' &&
+    [ "$(sed -n 1p "$T/dl/detections.jsonl" | grep -o '"label":' | wc -l)" -eq 8 ] &&
+    [ -s "$T/dl/0_flower_crop.png" ] && [ -s "$T/dl/2_000000000042.png" ] && [ ! -e "$T/dl/1_broken.png" ] &&
+    ok || bad "detect --list (exit $r): $(head -c 400 "$T/dl/detections.jsonl") $(cat "$T/err")"
+# the batch record carries the same masks as the IMAGE run's COCO JSON (flower_crop at 400,240 above)
+[ "$(grep -o '"counts":"[^"]*"' "$T/d.json" | head -3)" = "$(sed -n 1p "$T/dl/detections.jsonl" | grep -o '"counts":"[^"]*"' | head -3)" ] &&
+    ok || bad "detect --list record differs from detect --json"
+vm detect -m "$DM" --scale 400,240 --list "$T/det.list" --output-dir "$T/ds" --shard 1/2 2>/dev/null; r=$?
+[ $r -eq 3 ] && [ "$(wc -l < "$T/ds/detections.jsonl")" -eq 1 ] && grep -q '^{"index": 1, ' "$T/ds/detections.jsonl" && ok || bad "detect --shard 1/2 (exit $r)"
+vm detect -m "$DM" --scale 400,240 --list "$T/det.list" --output-dir "$T/dr2" --shard 0/2 2>/dev/null &&
+    printf '{"index": 1, "file": "torn' >> "$T/dr2/detections.jsonl" &&
+    vm detect -m "$DM" --scale 400,240 --list "$T/det.list" --output-dir "$T/dr2" --resume 2>"$T/err"; r=$?
+[ $r -eq 3 ] && [ "$(wc -l < "$T/dr2/detections.jsonl")" -eq 3 ] && valid_jsonl "$T/dr2/detections.jsonl" &&
+    [ "$(sed -n 's/^{"index": \([0-9]*\),.*/\1/p' "$T/dr2/detections.jsonl" | sort -n | tr '\n' ' ')" = "0 1 2 " ] &&
+    grep -q "torn last line" "$T/err" && ok || bad "detect --resume after a torn line (exit $r): $(cat "$T/dr2/detections.jsonl" "$T/err")"
+vm detect -m "$DM" --scale 400,240 --list "$T/det.list" --output-dir "$T/dr2" --resume --quiet 2>/dev/null &&
+    [ "$(wc -l < "$T/dr2/detections.jsonl")" -eq 3 ] && ok || bad "detect --resume with everything done"
+expect_fail "needs --output-dir" vm detect -m "$DM" --list "$T/det.list"
+expect_fail "for IMAGE arguments" vm detect -m "$DM" --list "$T/det.list" --output-dir "$T/dx" --json "$T/x.json"
+expect_fail "need --list" vm detect -m "$DM" "$P/china.jpg" --resume
+vm detect --help | grep -q -- "--list FILE" && vm detect --help | grep -q -- "--shard I/N" && ok || bad "detect --help lists the batch options"
+# without the decode thread (pthread_create failing): the same records, decoded in the main thread
+if [ -n "$SHIM" ] && [ -e "$SHIM" ]; then
+    LD_PRELOAD=$SHIM VMAMBA_SHIM_PTHREAD_FAIL=1 "$BIN" detect -m "$DM" --scale 400,240 --threads 2 --list "$T/det.list" --output-dir "$T/dnt" 2>"$T/err"; r=$?
+    [ $r -eq 3 ] && grep -q "decoding in the main thread" "$T/err" &&
+        [ "$(sed 's/,"ms":[0-9.e+-]*//' "$T/dnt/detections.jsonl")" = "$(sed 's/,"ms":[0-9.e+-]*//' "$T/dl/detections.jsonl")" ] &&
+        ok || bad "detect --list without the decode thread (exit $r): $(cat "$T/err")"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -27,6 +27,8 @@
 #include "image/image.h"
 #include "image/resize_cv.h"
 #include "image/decode_cv.h"
+#include "model/model.h"
+#include "ops/wcache.h"
 
 /* ---- kernels against their references ------------------------------------ */
 
@@ -244,6 +246,14 @@ static void record(void *user, const char *name, const float *data, int n0, int 
     r->data = malloc((n ? n : 1) * sizeof(float));
     memcpy(r->data, data, n * sizeof(float));
     r->n[0] = n0; r->n[1] = n1; r->n[2] = n2; r->n[3] = n3;
+    /* VMAMBA_DET_DUMP=DIR writes each stage as raw float32 (NAME_N0xN1xN2xN3.f32):
+     * how the x86-64 / aarch64 runs were compared stage by stage (issue #13) */
+    if (getenv("VMAMBA_DET_DUMP")) {
+        char fn[512];
+        snprintf(fn, sizeof fn, "%s/%s_%dx%dx%dx%d.f32", getenv("VMAMBA_DET_DUMP"), name, n0, n1, n2, n3);
+        FILE *f = fopen(fn, "wb");
+        if (f) { fwrite(data, sizeof(float), n, f); fclose(f); }
+    }
 }
 
 static const rec *find(const recs *t, const char *name) {
@@ -337,10 +347,13 @@ static void check_final(const vm_detections *r, const char *img, const recs *t) 
     vm_npy_free(&gb); vm_npy_free(&gs); vm_npy_free(&gl); vm_npy_free(&gm); vm_npy_free(&gr);
 }
 
+static int g_cuda; /* the golden cases run on CUDA (golden_det_cuda) */
+
 static vm_detector *load_golden_model(vm_ctx **c) {
     char err[512];
     vm_detector *d = vm_detector_load(tdata("det_maskrcnn/model.pth"), NULL, err, sizeof err);
     ck_assert_msg(d != NULL, "%s", err);
+    if (g_cuda) ck_assert_msg(vm_detector_set_device(d, "cuda", err, sizeof err) == 0, "%s", err);
     *c = vm_ctx_new(vm_detector_model(d), err, sizeof err);
     ck_assert_msg(*c != NULL, "%s", err);
     return d;
@@ -360,7 +373,7 @@ static float *normalise_pad(const vm_npy *rgb, int *hp, int *wp) {
     return x;
 }
 
-START_TEST(golden_flower_crop_every_step) {
+static void flower_every_step(void) {
     vm_ctx *c;
     vm_detector *d = load_golden_model(&c);
     ck_assert_str_eq(vm_detector_class_name(d, 15), "cat");
@@ -441,6 +454,7 @@ START_TEST(golden_flower_crop_every_step) {
     vm_ctx_free(c);
     vm_detector_free(d);
 }
+START_TEST(golden_flower_crop_every_step) { flower_every_step(); }
 END_TEST
 
 
@@ -486,19 +500,10 @@ static void same_result(const vm_detections *a, const vm_detections *b) {
 
 /* The real test scale (1333, 800) on the whole china photo: the stored
  * rows of the resized image, P5/P6, the RPN outputs of levels 3-4, all
- * 1000 proposals, the class logits, detections and masks; then the public
- * file entry point gives the same result. */
-START_TEST(golden_china_full_scale) {
-#if !defined(__x86_64__)
-    /* KNOWN DEFECT (issue #13): under qemu-aarch64 (oneDNN 2.6's aarch64
-     * paths) one of china's 81000 box-head class logits lands 1.05x past the
-     * 1e-4 golden tolerance while every earlier stored stage (P5, P6, RPN
-     * levels 3-4) and the whole flower_crop golden pass; the source of the
-     * deviation is not found yet (blocked summation of the 12544-wide FC did
-     * not change it). Until it is, this case runs on x86-64 only and says so. */
-    fprintf(stderr, "  golden_china_full_scale: not run on this architecture (known deviation, issue #13)\n");
-    return;
-#endif
+ * 1000 proposals, the class logits (of the box head on the reference's
+ * proposals), detections and masks; then the public file entry point gives
+ * the same result. Runs on every architecture. */
+static void china_full_scale(void) {
     vm_ctx *c;
     vm_detector *d = load_golden_model(&c);
     prepared p = prepare(tdata("preprocess/china.jpg"), 1333, 800);
@@ -526,8 +531,27 @@ START_TEST(golden_china_full_scale) {
     cmp_boxes("proposals", pr->data, 5, gp.data, 5, pr->n[0], 1e-3);
     for (int i = 0; i < pr->n[0]; i++)
         ck_assert_msg(fabsf(pr->data[5 * i + 4] - gp.data[5 * i + 4]) <= 1e-4f, "proposal %d score", i);
+    /* The box head against the reference's own proposals. Ours agree within
+     * 1e-3 px (above; ~2 float32 ulps on average), but the class logits are
+     * sensitive to the last bits of a box: proposal 362 is 2 ulps (2.4e-4 px)
+     * off in x1 on x86-64 and on aarch64 alike, which alone moves its class-0
+     * logit by 1.0e-4 (0.97x the tolerance on x86-64, 1.05x on aarch64;
+     * the RoI features and FCs recomputed in float64 from our P2 and our
+     * proposal give the same 1.04x, from the reference's proposal 0.15x).
+     * So the logits are compared (at the same 1e-4, all 81000) where the
+     * reference computed them: on its proposals, our FPN maps. */
+    {
+        recs t2 = {.n = 0};
+        vm_detections *r2 = vm_ctx_detect_tensor_given_proposals(c, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w,
+                                                                 (double)p.nw / p.w, (double)p.nh / p.h, NULL, record,
+                                                                 &t2, gp.data, (int)gp.shape[0]);
+        ck_assert_msg(r2 != NULL, "%s", vm_ctx_error(c));
+        cmp_table(&t2, "bbox_cls_logits", "china_bbox_cls_logits.npy");
+        check_final(r2, "china", &t2);
+        vm_detections_free(r2);
+        free_recs(&t2);
+    }
     vm_npy_free(&gp);
-    cmp_table(&t, "bbox_cls_logits", "china_bbox_cls_logits.npy");
     {
         const rec *m = find(&t, "mask_logits");
         vm_npy gm;
@@ -548,12 +572,13 @@ START_TEST(golden_china_full_scale) {
     vm_ctx_free(c);
     vm_detector_free(d);
 }
+START_TEST(golden_china_full_scale) { china_full_scale(); }
 END_TEST
 
 /* flower_crop from its PNG through the public file entry point at the
  * crop's test scale (400, 240): decode, resize and the stored resized
  * pixels agree, and the final outputs match. */
-START_TEST(golden_flower_crop_from_png) {
+static void flower_from_png(void) {
     vm_ctx *c;
     vm_detector *d = load_golden_model(&c);
     prepared p = prepare(tdata("det_maskrcnn/flower_crop.png"), 400, 240);
@@ -582,8 +607,27 @@ START_TEST(golden_flower_crop_from_png) {
     vm_ctx_free(c);
     vm_detector_free(d);
 }
+START_TEST(golden_flower_crop_from_png) { flower_from_png(); }
 END_TEST
 
+
+/* The golden cases with the backbone, the FPN, the RPN convolutions and the
+ * box/mask heads' convolutions and FCs on CUDA (#13), NMS, RoIAlign and
+ * pasting on the CPU: every stored intermediate and the final detections
+ * within the same tolerances as the CPU. Without a GPU (or without a CUDA
+ * build) there is nothing to run: the test says so. */
+START_TEST(golden_det_cuda) {
+    if (vm_cuda_devices() < 1) {
+        if (_i == 0) fprintf(stderr, "  golden_det_cuda: no CUDA device (or a build without --with-cuda): not run\n");
+        return;
+    }
+    g_cuda = 1;
+    if (_i == 0) flower_every_step();
+    else if (_i == 1) china_full_scale();
+    else flower_from_png();
+    g_cuda = 0;
+}
+END_TEST
 
 /* One detector shared by three threads, a context each: every result is
  * bit-identical to a single-threaded run. */
@@ -623,6 +667,81 @@ static void *share_run(void *p) {
     vm_ctx_free(c);
     return NULL;
 }
+
+/* The heads' off-host paths (what CUDA takes: uploads, downloads, host
+ * views of P2-P6 and the RPN outputs, traced maps) on a CPU backend that
+ * claims device memory: every intermediate and the result bit-identical
+ * to the plain CPU run. Runs without a GPU. */
+static void record_cmp(void *user, const char *name, const float *data, int n0, int n1, int n2, int n3) {
+    const recs *ref = user;
+    const rec *r = find(ref, name);
+    size_t n = (size_t)n0 * n1 * n2 * n3;
+    ck_assert_msg(r->n[0] == n0 && r->n[1] == n1 && r->n[2] == n2 && r->n[3] == n3, "%s: shape", name);
+    ck_assert_msg(memcmp(r->data, data, n * sizeof(float)) == 0, "%s differs on the off-host path", name);
+}
+
+START_TEST(offhost_paths_bit_identical) {
+    vm_ctx *c;
+    vm_detector *d = load_golden_model(&c);
+    char err[256];
+    vm_be *oh = vm_be_offhost_new(err, sizeof err);
+    ck_assert_msg(oh != NULL, "%s", err);
+    vm_ctx *c2 = vm_ctx_new(vm_detector_model(d), err, sizeof err);
+    ck_assert_msg(c2 != NULL, "%s", err);
+    c2->be_test = oh;
+    prepared p = prepare(tdata("det_maskrcnn/flower_crop.png"), 400, 240);
+    vm_detect_opts o;
+    vm_detect_defaults(&o);
+    o.scale_w = 400, o.scale_h = 240;
+    recs t = {.n = 0};
+    vm_detections *r = vm_ctx_detect_tensor_traced(c, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
+                                                   (double)p.nh / p.h, &o, record, &t);
+    ck_assert_msg(r != NULL, "%s", vm_ctx_error(c));
+    vm_detections *r2 = vm_ctx_detect_tensor_traced(c2, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
+                                                    (double)p.nh / p.h, &o, record_cmp, &t);
+    ck_assert_msg(r2 != NULL, "%s", vm_ctx_error(c2));
+    ck_assert_int_gt(r->count, 0);
+    ck_assert(same_bits(r, r2));
+    vm_detections_free(r2);
+    /* Another input shape: new plans, but the weights were copied once for
+     * the backend (wcache.h) and are not copied again; the box head's
+     * grown buffers are reused. Still bit-identical to the CPU. */
+    size_t copies = oh->wcache->copies;
+    ck_assert_uint_gt(copies, 0);
+    prepared q = prepare(tdata("det_maskrcnn/flower_crop.png"), 320, 160);
+    ck_assert(q.hp != p.hp || q.wp != p.wp);
+    vm_detect_opts o2 = o;
+    o2.scale_w = 320, o2.scale_h = 160;
+    for (int rep = 0; rep < 2; rep++) {
+        const prepared *x = rep ? &p : &q;
+        const vm_detect_opts *ox = rep ? &o : &o2;
+        vm_detections *a = vm_ctx_detect_tensor(c, d, x->x, x->hp, x->wp, x->nh, x->nw, x->h, x->w,
+                                                (double)x->nw / x->w, (double)x->nh / x->h, ox);
+        vm_detections *b = vm_ctx_detect_tensor(c2, d, x->x, x->hp, x->wp, x->nh, x->nw, x->h, x->w,
+                                                (double)x->nw / x->w, (double)x->nh / x->h, ox);
+        ck_assert_msg(a && b, "%s %s", vm_ctx_error(c), vm_ctx_error(c2));
+        ck_assert(same_bits(a, b));
+        vm_detections_free(a);
+        vm_detections_free(b);
+    }
+    ck_assert_uint_eq(oh->wcache->copies, copies);
+    free(q.rgb);
+    free(q.x);
+    /* empty: no proposals */
+    o.rpn_max_per_img = 0;
+    r2 = vm_ctx_detect_tensor(c2, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w, (double)p.nh / p.h, &o);
+    ck_assert_msg(r2 != NULL && r2->count == 0, "%s", vm_ctx_error(c2));
+    vm_detections_free(r2);
+    vm_detections_free(r);
+    free_recs(&t);
+    free(p.rgb);
+    free(p.x);
+    vm_ctx_free(c2);
+    vm_be_free(oh);
+    vm_ctx_free(c);
+    vm_detector_free(d);
+}
+END_TEST
 
 START_TEST(shared_detector_threads) {
     vm_ctx *c;
@@ -696,6 +815,8 @@ Suite *suite_det(void) {
     tcase_add_test(g, golden_flower_crop_every_step);
     tcase_add_test(g, golden_china_full_scale);
     tcase_add_test(g, golden_flower_crop_from_png);
+    tcase_add_loop_test(g, golden_det_cuda, 0, 3);
+    tcase_add_test(g, offhost_paths_bit_identical);
     tcase_add_test(g, shared_detector_threads);
     tcase_add_test(g, bad_inputs);
     suite_add_tcase(s, g);

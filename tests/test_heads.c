@@ -220,7 +220,8 @@ static vm_head *toy_bind(const vm_weights_src *src, const char *prefix, char *er
     h->bias0 = v.data[0];
     return h;
 }
-static vm_head_plan *toy_plan(const vm_head *h, const vm_feats *f, char *err, size_t errlen) {
+static vm_head_plan *toy_plan(const vm_head *h, vm_be *be, const vm_feats *f, char *err, size_t errlen) {
+    (void)be;
     vm_head_plan *p = calloc(1, sizeof *p);
     p->shape = *f;
     p->acc = malloc((size_t)f->C[0] * sizeof(float));

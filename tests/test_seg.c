@@ -14,6 +14,7 @@
 #include "image/resize_cv.h"
 #include "net/dataset_meta.h"
 #include "net/segmentor.h"
+#include "model/model.h"
 #include "ops/dense.h"
 #include "post/seg_post.h"
 
@@ -389,7 +390,9 @@ static const char *case_image(const char *file) {
 
 /* Every case end to end: decode, resize, normalise, backbone, head, the two
  * resizes, argmax; overlay where the golden has one. */
-START_TEST(golden_cases) {
+/* Golden case i on segmentor seg through context ctx (CPU, or the model
+ * moved to CUDA: the same goldens and tolerances). */
+static void golden_case(vm_ctx *g_ctx, const vm_segmentor *g_seg, int _i) {
     json_t *cs = json_object_get(g_manifest, "cases");
     ck_assert_int_ge(json_array_size(cs), 4);
     json_t *c = json_array_get(cs, (size_t)_i);
@@ -473,6 +476,59 @@ START_TEST(golden_cases) {
     vm_seg_trace_free(&tr);
     free(labels), free(rows), free(cols), free(fr.rows), free(fr.is_sampled);
     vm_image_free(&im);
+}
+
+START_TEST(golden_cases) { golden_case(g_ctx, g_seg, _i); }
+END_TEST
+
+/* The UPerHead's off-host paths (what CUDA takes: logits downloaded, debug
+ * maps through host views) on a CPU backend that claims device memory:
+ * logits and labels bit-identical to the plain CPU run. No GPU needed. */
+START_TEST(offhost_paths_bit_identical) {
+    char err[256];
+    vm_be *oh = vm_be_offhost_new(err, sizeof err);
+    ck_assert_msg(oh != NULL, "%s", err);
+    vm_ctx *c2 = vm_ctx_new(vm_segmentor_model(g_seg), err, sizeof err);
+    ck_assert_msg(c2 != NULL, "%s", err);
+    c2->be_test = oh;
+    vm_image im;
+    ck_assert_msg(vm_cv_load(tdata("seg_upernet/china_crop.png"), &im, err, sizeof err) == 0, "%s", err);
+    uint8_t *l1 = malloc((size_t)im.w * im.h), *l2 = malloc((size_t)im.w * im.h);
+    vm_seg_trace t1 = {.keep = 1}, t2 = {.keep = 1};
+    ck_assert_msg(vm_ctx_segment_image(g_ctx, g_seg, &im, 2048, 512, l1, NULL, NULL, &t1) == 0, "%s", vm_ctx_error(g_ctx));
+    ck_assert_msg(vm_ctx_segment_image(c2, g_seg, &im, 2048, 512, l2, NULL, NULL, &t2) == 0, "%s", vm_ctx_error(c2));
+    size_t n = (size_t)t1.h4 * t1.w4 * t1.classes;
+    ck_assert(t2.h4 == t1.h4 && t2.w4 == t1.w4 && n > 0);
+    ck_assert_msg(memcmp(t1.logits4, t2.logits4, n * sizeof(float)) == 0, "logits differ on the off-host path");
+    for (int i = 0; i < 4; i++)
+        ck_assert(memcmp(t1.feats[i], t2.feats[i], sizeof(float) * t1.fC[i] * t1.fH[i] * t1.fW[i]) == 0);
+    ck_assert(memcmp(l1, l2, (size_t)im.w * im.h) == 0);
+    vm_seg_trace_free(&t1), vm_seg_trace_free(&t2);
+    free(l1), free(l2);
+    vm_image_free(&im);
+    vm_ctx_free(c2);
+    vm_be_free(oh);
+}
+END_TEST
+
+/* The same goldens with the backbone and the UPerHead on CUDA (#12): the
+ * head through the CUDA op backend (src/cuda/ops.cu). Without a GPU (or
+ * without a CUDA build) there is nothing to run: the test says so. */
+START_TEST(golden_cases_cuda) {
+    if (vm_cuda_devices() < 1) {
+        if (_i == 0) fprintf(stderr, "  golden_cases_cuda: no CUDA device (or a build without --with-cuda): not run\n");
+        return;
+    }
+    char err[512];
+    vm_segmentor *s = vm_segmentor_load(tdata("seg_upernet/model.pth"), err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_msg(vm_segmentor_set_device(s, "cuda", err, sizeof err) == 0, "%s", err);
+    vm_ctx *c = vm_ctx_new(vm_segmentor_model(s), err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    golden_case(c, s, _i);
+    golden_case(c, s, _i); /* again on the same context: plans and maps reused */
+    vm_ctx_free(c);
+    vm_segmentor_free(s);
 }
 END_TEST
 
@@ -608,6 +664,8 @@ Suite *suite_seg(void) {
     tcase_add_checked_fixture(tg, seg_setup, seg_teardown); /* in the forked child: OpenMP does not survive a fork */
     tcase_add_test(tg, golden_head_mini);
     tcase_add_loop_test(tg, golden_cases, 0, 4);
+    tcase_add_loop_test(tg, golden_cases_cuda, 0, 4);
+    tcase_add_test(tg, offhost_paths_bit_identical);
     tcase_add_test(tg, segment_refuses_non_seg_checkpoints);
     tcase_add_test(tg, public_segment_file);
     tcase_add_test(tg, dataset_meta_from_checkpoint);

@@ -11,6 +11,28 @@
  * degree-7 Taylor polynomial (truncation < 1e-9 relative), times 2^n.
  * Inputs are clamped to [-87.3, 88]: below, the result is flushed
  * towards 0 (2^-126), as no kernel needs denormals. */
+#if defined(VM_ISA_AVX512)
+/* AVX-512: the same split and polynomial, n rounded in float (vrndscaleps)
+ * and the result scaled by 2^n with vscalefps: bit-identical to the
+ * generic version below for x in [-87.3, 88] (both scale by an exact power
+ * of two), and without its clamps (vscalefps saturates to 0 / inf, with
+ * denormals between): 4 fewer instructions a vector, which the scan's
+ * exp-bound loops feel. */
+static inline vf vf_exp(vf x) {
+    vf n = _mm512_roundscale_ps(vf_mul(x, vf_set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    vf r = vf_fnma(n, vf_set1(0.693359375f), x);
+    r = vf_fnma(n, vf_set1(-2.12194440e-4f), r);
+    vf p = vf_set1(1.0f / 5040.0f);
+    p = vf_fma(p, r, vf_set1(1.0f / 720.0f));
+    p = vf_fma(p, r, vf_set1(1.0f / 120.0f));
+    p = vf_fma(p, r, vf_set1(1.0f / 24.0f));
+    p = vf_fma(p, r, vf_set1(1.0f / 6.0f));
+    p = vf_fma(p, r, vf_set1(0.5f));
+    p = vf_fma(p, r, vf_set1(1.0f));
+    p = vf_fma(p, r, vf_set1(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+#else
 static inline vf vf_exp(vf x) {
     x = vf_min(vf_max(x, vf_set1(-87.33654f)), vf_set1(88.0f)); /* 2^n stays finite */
     vf n = vi_to_vf(vf_round_to_int(vf_mul(x, vf_set1(1.44269504088896341f))));
@@ -26,6 +48,7 @@ static inline vf vf_exp(vf x) {
     p = vf_fma(p, r, vf_set1(1.0f));
     return vf_mul(p, vf_pow2i(vf_round_to_int(n)));
 }
+#endif
 
 /* ln(z) for z in [1, 2]: z = m * 2^e with m in [sqrt(1/2), sqrt(2)),
  * ln m = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.1716, series to s^11. */

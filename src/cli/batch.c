@@ -23,6 +23,7 @@ typedef struct {
     float *data;      /* n x in_floats */
     int eof;          /* the input ended */
     int failed;       /* the input could not be read (printed) */
+    double prep_s;    /* time fill took */
 } batch_buf;
 
 static int mul_ok(size_t a, size_t b, size_t *out) {
@@ -42,6 +43,7 @@ static void *fill(void *arg) {
     batch_buf *b = arg;
     const cli_batch_job *job = b->job;
     const cli_task *t = job->task;
+    double t0 = now();
     b->n = 0;
     while (b->n < job->batch) {
         cli_item *it = &b->items[b->n];
@@ -52,19 +54,21 @@ static void *fill(void *arg) {
             b->failed = r < 0;
             break;
         }
-        if ((job->shard.n > 1 && it->index % job->shard.n != job->shard.i) || (job->done && cli_done_has(job->done, it->index))) {
+        if ((job->shard.n > 1 && it->index % job->shard.n != job->shard.i) || (job->done && cli_done_has(job->done, it->index)) ||
+            (t->skip && t->skip(t->ctx, it))) {
             free(it->path);
             it->path = NULL;
             continue;
         }
-        float *in = b->data + (size_t)b->n * t->in_floats;
+        float *in = t->in_floats ? b->data + (size_t)b->n * t->in_floats : NULL;
         it->ok = t->prepare(t->ctx, it, in) == 0;
-        if (it->ok && (it->in_w < 1 || it->in_h < 1 || (size_t)3 * it->in_w * it->in_h > t->in_floats)) {
+        if (it->ok && t->in_floats && (it->in_w < 1 || it->in_h < 1 || (size_t)3 * it->in_w * it->in_h > t->in_floats)) {
             snprintf(it->err, sizeof it->err, "%s: internal error: input tensor %dx%d too large", it->path, it->in_w, it->in_h);
             it->ok = 0;
         }
         b->n++;
     }
+    b->prep_s = now() - t0;
     return NULL;
 }
 
@@ -81,9 +85,24 @@ static void draw_progress(long done, long total, double t0) {
     fflush(stderr);
 }
 
+static void release_items(const cli_task *t, batch_buf *b) {
+    for (int i = 0; i < b->n; i++) {
+        if (t->release && b->items[i].data) t->release(t->ctx, &b->items[i]);
+        b->items[i].data = NULL;
+        free(b->items[i].path);
+        b->items[i].path = NULL;
+    }
+    b->n = 0;
+}
+
 /* Run the model on each maximal run of consecutive good items that share
  * an input size; the runs' inputs are packed to be contiguous first. */
 static int run_batch(const cli_task *t, batch_buf *a, float *out) {
+    if (!t->in_floats) { /* payload items, one at a time */
+        for (int i = 0; i < a->n; i++)
+            if (a->items[i].ok && t->run(t->ctx, a->items + i, 1, NULL, 0, 0, NULL)) return -1;
+        return 0;
+    }
     for (int i = 0; i < a->n;) {
         if (!a->items[i].ok) { i++; continue; }
         int W = a->items[i].in_w, H = a->items[i].in_h, j = i + 1;
@@ -115,10 +134,10 @@ int cli_batch_run(const cli_batch_job *job, long *n_ok, long *n_fail, double *se
     for (int k = 0; k < 2; k++) {
         bufs[k].job = job;
         bufs[k].items = calloc((size_t)B, sizeof(cli_item));
-        bufs[k].data = vm_host_alloc(in_bytes); /* page-locked when a GPU is present */
+        bufs[k].data = t->in_floats ? vm_host_alloc(in_bytes) : NULL; /* page-locked when a GPU is present */
     }
-    out = malloc(out_bytes);
-    if (!out || !bufs[0].data || !bufs[1].data || !bufs[0].items || !bufs[1].items) {
+    out = t->in_floats ? malloc(out_bytes) : NULL;
+    if ((t->in_floats && (!out || !bufs[0].data || !bufs[1].data)) || !bufs[0].items || !bufs[1].items) {
         for (int k = 0; k < 2; k++) {
             free(bufs[k].items);
             vm_host_free(bufs[k].data);
@@ -131,6 +150,7 @@ int cli_batch_run(const cli_batch_job *job, long *n_ok, long *n_fail, double *se
     long done = 0;
     int rc = 0, cur = 0, warned = 0;
     fill(&bufs[cur]);
+    if (job->stats) job->stats->prepare_s = job->stats->waited_s = bufs[cur].prep_s;
     while (bufs[cur].n > 0 || bufs[cur].failed) {
         batch_buf *a = &bufs[cur], *nb = &bufs[!cur];
         pthread_t th;
@@ -151,18 +171,23 @@ int cli_batch_run(const cli_batch_job *job, long *n_ok, long *n_fail, double *se
         if (run_batch(t, a, out)) rc = -1;
         for (int i = 0; rc == 0 && i < a->n; i++) {
             cli_item *it = &a->items[i];
-            if (t->write(t->ctx, it, it->ok ? out + (size_t)i * t->out_floats : NULL)) rc = -1;
+            if (t->write(t->ctx, it, it->ok && t->in_floats ? out + (size_t)i * t->out_floats : NULL)) rc = -1;
             else if (it->ok) (*n_ok)++;
             else (*n_fail)++;
         }
         done += a->n;
-        for (int i = 0; i < a->n; i++) free(a->items[i].path);
+        release_items(t, a);
         a->n = 0;
         if (a->failed) rc = -1; /* the input broke off (printed): its items so far are written */
+        double tw = now();
         if (threaded) pthread_join(th, NULL);
         else if (!a->eof && rc == 0) fill(nb);
+        if (job->stats && (threaded || (!a->eof && rc == 0))) {
+            job->stats->waited_s += now() - tw;
+            job->stats->prepare_s += nb->prep_s;
+        }
         if (rc) {
-            for (int i = 0; i < nb->n; i++) free(nb->items[i].path);
+            release_items(t, nb);
             break;
         }
         if (job->progress && (now() - last_draw > 0.2 || nb->n == 0)) {
@@ -193,6 +218,16 @@ int cli_cls_run(void *ctx, const cli_item *items, int n, const float *in, int H,
     cli_cls *c = ctx;
     if (vm_forward(c->m, in, n, H, W, out)) return cli_fail("%s", vm_model_error(c->m)), -1;
     return 0;
+}
+
+/* ---- IMAGE arguments ---------------------------------------------------- */
+
+int cli_argv_next(void *vc, char **path, long *index) {
+    cli_argv_src *c = vc;
+    if (c->pos >= c->n) return 0;
+    if (!(*path = strdup(c->items[c->pos]))) return cli_fail("out of memory"), -1;
+    *index = c->pos++;
+    return 1;
 }
 
 /* ---- list files ---------------------------------------------------------- */

@@ -23,10 +23,19 @@ typedef struct {
     int in_w, in_h;    /* the input tensor prepare made: 3 x in_h x in_w floats */
     int ok;
     char err[512];
+    void *data;        /* a payload task's prepared item (see cli_task.in_floats) */
 } cli_item;
 
+/* Payload tasks (in_floats = 0: segmentation, detection) prepare items of
+ * any size: prepare gets in = NULL and leaves what it made (a decoded
+ * image) in it->data; run is called once per good item with n = 1,
+ * in = NULL, H = W = 0, out = NULL and keeps its result in *it->data;
+ * write gets out = NULL and reads it->ok and it->data; release frees
+ * it->data after write (also for items a stopped job drops). The
+ * decode-ahead queue is two batches, so batch = 1 keeps at most one image
+ * decoded ahead of the one running. */
 typedef struct {
-    size_t in_floats;  /* per item, an upper bound of 3 * in_h * in_w */
+    size_t in_floats;  /* per item, an upper bound of 3 * in_h * in_w; 0: a payload task */
     size_t out_floats; /* per item, the stride of run's output */
     /* Decode and preprocess it->path into in (in_floats floats); set in_w,
      * in_h (and orig_w, orig_h). 0, or -1 with it->err set (an error record;
@@ -40,6 +49,11 @@ typedef struct {
      * (printed, e.g. a write error): the job stops. */
     int (*write)(void *ctx, const cli_item *it, const float *out);
     void *ctx;
+    /* Optional: 1 when the item is already done (a file-based --resume);
+     * it is then dropped before prepare, with no record. Decode thread. */
+    int (*skip)(void *ctx, const cli_item *it);
+    /* Payload tasks: free it->data (NULL-safe). */
+    void (*release)(void *ctx, cli_item *it);
 } cli_task;
 
 /* Next item of the input: set *path (malloc'd) and *index, return 1; 0 at
@@ -61,6 +75,12 @@ typedef struct {
     const cli_done *done; /* skip these, or NULL */
     long total;           /* items expected, for the ETA; <= 0 unknown */
     int progress;         /* draw a progress bar on stderr */
+    /* Optional: where the decode time went. prepare_s is the time spent
+     * reading and preparing items (on the helper thread, or inline when it
+     * could not start); waited_s the part of it the main thread waited for
+     * (joining the helper, or preparing inline). prepare_s - waited_s is
+     * what decode-ahead hid behind the model. */
+    struct cli_batch_stats { double prepare_s, waited_s; } *stats;
 } cli_batch_job;
 
 /* Returns 0, or -1 on an error that stops the job (printed). Counts
@@ -76,6 +96,13 @@ typedef struct {
 } cli_cls;
 int cli_cls_prepare(void *ctx, cli_item *it, float *in);
 int cli_cls_run(void *ctx, const cli_item *items, int n, const float *in, int H, int W, float *out);
+
+/* ---- inputs: IMAGE arguments ------------------------------------------ */
+typedef struct {
+    const char **items;
+    int n, pos;
+} cli_argv_src;
+int cli_argv_next(void *src, char **path, long *index); /* a cli_next_fn */
 
 /* ---- inputs: a list file of paths --------------------------------------
  * One path per line ('\n', a trailing '\r' dropped), or NUL-separated

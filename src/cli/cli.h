@@ -8,9 +8,6 @@
 
 /* Print "vmamba: <msg>" to stderr; returns 1 (the exit status). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* val as an integer in [lo, hi] into *out; 0, or -1 after printing an
- * error naming opt (segment/detect parse their own arguments with it). */
-int cli_int(const char *opt, const char *val, int lo, int hi, int *out);
 
 /* JSON output of byte strings (jsonstr.c): always valid JSON; bytes that are
  * not UTF-8 become U+FFFD. cli_json_path writes "key": "..." and, for a name

@@ -13,7 +13,6 @@
 #include "batch.h"
 #include "cli.h"
 #include "options.h"
-#include "quant.h"
 
 static const char usage[] =
     "Usage: vmamba calibrate -m MODEL --images DIR -o OUT.safetensors [options]\n"

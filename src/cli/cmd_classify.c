@@ -33,19 +33,6 @@ typedef struct {
     double *probs; /* classes */
 } ctx_t;
 
-typedef struct {
-    const char **items;
-    int n, pos;
-} argv_src;
-
-static int next_arg(void *vc, char **path, long *index) {
-    argv_src *c = vc;
-    if (c->pos >= c->n) return 0;
-    if (!(*path = strdup(c->items[c->pos]))) return cli_fail("out of memory"), -1;
-    *index = c->pos++;
-    return 1;
-}
-
 static const char *label_of(const ctx_t *c, int k) {
     if (c->labels && k < c->nlabels) return c->labels[k];
     if (c->builtin) return vm_imagenet_label(k);
@@ -156,14 +143,14 @@ int cmd_classify(int argc, char **argv) {
         c.out.f = stdout;
     }
     if (list && cli_list_open(&L, list, list0 != NULL)) goto done;
-    argv_src as = {items, npos, 0};
+    cli_argv_src as = {items, npos, 0};
     if (progress < 0) progress = isatty(2) && (list || npos > batch);
     long total = list ? (progress ? cli_list_count(list, list0 != NULL) : -1) : npos;
     if (total > 0 && shard.n > 1) total = (total + shard.n - 1 - shard.i) / shard.n;
     if (total > 0 && c.out.done.n) total = total > (long)c.out.done.n ? total - (long)c.out.done.n : 0;
     cli_task task = {.in_floats = (size_t)3 * pp.pp.size * pp.pp.size, .out_floats = (size_t)I.num_classes,
                      .prepare = cli_cls_prepare, .run = cli_cls_run, .write = write_result, .ctx = &c};
-    cli_batch_job job = {.task = &task, .batch = batch, .next = list ? cli_list_next : next_arg,
+    cli_batch_job job = {.task = &task, .batch = batch, .next = list ? cli_list_next : cli_argv_next,
                          .next_ctx = list ? (void *)&L : (void *)&as, .shard = shard, .done = resume ? &c.out.done : NULL,
                          .total = total, .progress = progress};
     long ok, fail;

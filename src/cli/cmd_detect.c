@@ -1,5 +1,9 @@
 /* cmd_detect.c - `vmamba detect -m MODEL IMAGE...`: Mask R-CNN boxes,
- * labels and masks; raw arrays, COCO results JSON, a drawn picture. */
+ * labels and masks; raw arrays, COCO results JSON, a drawn picture; with
+ * --list, a batch job (JSON Lines, shards, resume, error records). Images
+ * go through the batch machinery (batch.c) as payload items: the next one
+ * is decoded on a helper thread while the current one runs. Only the
+ * public API (vmamba.h). */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -7,45 +11,35 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
-#include <omp.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "batch.h"
 #include "cli.h"
 #include "options.h"
 #include "det_draw.h"
-#include "core/util.h"
-#include "image/decode_cv.h"
-#include "loaders/npy.h"
-#include "post/det_post.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba detect -m MODEL IMAGE... [options]\n"
-            "\n"
-            "Instance segmentation with Mask R-CNN (mmdetection 3.x checkpoints such\n"
-            "as mask_rcnn_vssm_fpn_coco_tiny): boxes, class labels, scores and masks\n"
-            "per image, exactly as mmdet's test pipeline computes them. Prints one\n"
-            "line per detection: index, class, score, box x1,y1,x2,y2 (pixels).\n"
-            "\n"
-            "  -m, --model MODEL   mmdet checkpoint (.pth), or maskrcnn-vmamba-tiny\n"
-            "                      (random weights, for benchmarks)\n"
-            "  --scale W,H         keep-ratio test scale (default 1333,800)\n"
-            "  --score-thr T       keep detections scoring above T (default 0.05)\n"
-            "  --raw DIR           write DIR/boxes.npy (N,4) float32 x1,y1,x2,y2,\n"
-            "                      scores.npy (N,) float32, labels.npy (N,) int64,\n"
-            "                      masks.npy (N,H,W) uint8 0/1 (original image size);\n"
-            "                      with several images DIR/<image name>/...\n"
-            "  --json OUT.json     COCO results: image_id, category_id (COCO ids),\n"
-            "                      bbox [x,y,w,h], score, segmentation (compressed RLE)\n"
-            "  -o VIS.png          draw masks, boxes, names and scores on the photo;\n"
-            "                      with several images a directory of <name>.png\n"
-            "  --key K             checkpoint key holding the weights (state_dict)\n"
-            "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --repeat N          run each image N times and print the median time of\n"
-            "                      each stage and the peak memory (benchmarks)\n"
-            "\n"
-            "image_id is the image name's number when it is one (COCO's\n"
-            "000000397133.jpg -> 397133), else the image's position (0, 1, ...).\n");
-}
+static const char usage[] =
+    "Usage: vmamba detect -m MODEL [options] IMAGE...\n"
+    "       vmamba detect -m MODEL [options] --list FILE --output-dir DIR\n"
+    "\n"
+    "Instance segmentation with Mask R-CNN (mmdetection 3.x checkpoints such\n"
+    "as mask_rcnn_vssm_fpn_coco_tiny): boxes, class labels, scores and masks\n"
+    "per image, exactly as mmdet's test pipeline computes them. Prints one\n"
+    "line per detection: index, class, score, box x1,y1,x2,y2 (pixels).\n"
+    "\n";
+static const char footer[] =
+    "image_id is the image name's number when it is one (COCO's\n"
+    "000000397133.jpg -> 397133), else the image's position (0, 1, ...; the\n"
+    "line number with --list).\n"
+    "With --list, DIR/detections.jsonl gets one record per image, in input\n"
+    "order: {\"index\", \"file\", \"image_id\", \"width\", \"height\", \"detections\":\n"
+    "[{\"label\", \"name\", \"category_id\", \"score\", \"bbox\" [x,y,w,h],\n"
+    "\"segmentation\" (COCO RLE)}], \"ms\"}, and DIR/<index>_<name>.png the drawn\n"
+    "picture (<name> = file name without its extension). Unreadable images\n"
+    "give an error record and the job goes on; the exit status is then 3.\n"
+    "The next image is decoded on a helper thread while the current one runs.\n"
+    "Usage errors exit 2, other errors 1. Outputs are written atomically.\n";
 
 /* Name without directory and extension. */
 static void stem(const char *path, char *out, size_t n) {
@@ -54,6 +48,22 @@ static void stem(const char *path, char *out, size_t n) {
     snprintf(out, n, "%s", b);
     char *dot = strrchr(out, '.');
     if (dot && dot != out) *dot = 0;
+}
+
+/* With several images, --raw and -o write per image under the image's name
+ * without directory and extension: two images of one name (a/x.jpg and
+ * b/x.png) would overwrite each other's outputs. Refused up front. */
+static int same_names(const char **images, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < i; j++) {
+            char a[256], b[256];
+            stem(images[i], a, sizeof a);
+            stem(images[j], b, sizeof b);
+            if (!strcmp(a, b))
+                return cli_fail("detect: %s and %s have the same name '%s': their --raw/-o outputs would overwrite each "
+                                "other (rename one, or run them separately)", images[j], images[i], a);
+        }
+    return 0;
 }
 
 static long image_id(const char *path, int index) {
@@ -133,6 +143,12 @@ static int add_json(json_t *arr, const vm_detections *r, const vm_detector *d, l
     return 0;
 }
 
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -144,17 +160,17 @@ static double median(double *v, int n) {
 }
 
 /* --repeat: n more runs of one image (the first, already done, warms up). */
-static void bench(vm_ctx *c, const vm_detector *d, const vm_image *im, const vm_detect_opts *o, int n,
+static void bench(vm_ctx *c, const vm_detector *d, const uint8_t *rgb, int w, int h, const vm_detect_opts *o, int n,
                   const vm_detections *first) {
     double *t = calloc((size_t)n * 6, sizeof *t);
     if (!t) return;
     int done = 0;
     for (int i = 0; i < n; i++) {
-        double t0 = omp_get_wtime();
-        vm_detections *r = vm_ctx_detect_rgb(c, d, im->rgb, im->h, im->w, o);
-        double t1 = omp_get_wtime();
+        double t0 = now_ms();
+        vm_detections *r = vm_ctx_detect_rgb(c, d, rgb, h, w, o);
+        double t1 = now_ms();
         if (!r) break;
-        t[0 * n + i] = (t1 - t0) * 1e3;
+        t[0 * n + i] = t1 - t0;
         t[1 * n + i] = r->ms_preprocess;
         t[2 * n + i] = r->ms_backbone;
         t[3 * n + i] = r->ms_fpn_rpn;
@@ -174,117 +190,252 @@ static void bench(vm_ctx *c, const vm_detector *d, const vm_image *im, const vm_
     free(t);
 }
 
-int cmd_detect(int argc, char **argv) {
-    const char *model = NULL, *raw = NULL, *json = NULL, *vis = NULL, *key = NULL;
-    int threads = 0, repeat = 0;
+typedef struct {
+    const vm_detector *d;
+    vm_ctx *ctx;
     vm_detect_opts o;
-    vm_detect_defaults(&o);
-    const char **images = calloc((size_t)argc, sizeof *images);
-    int nimg = 0;
+    const char *raw, *vis, *outdir;
+    int repeat, many, list, progress;
+    json_t *arr; /* --json OUT.json: COCO results of every image */
+    cli_out out; /* --list: DIR/detections.jsonl */
+} det_job;
+
+/* A payload item: the decoded photo (RGB), then its detections. */
+typedef struct {
+    uint8_t *rgb;
+    int w, h;
+    vm_detections *r;
+    double ms; /* decode + detection */
+} det_item;
+
+/* --scale W,H, both in [32, 16384]. */
+static int opt_scale(void *dest, const char *name, const char *v) {
+    vm_detect_opts *o = dest;
+    int w, h, n = 0;
+    if (sscanf(v, "%d,%d%n", &w, &h, &n) != 2 || v[n] || w < 32 || h < 32 || w > 16384 || h > 16384)
+        return cli_fail("%s: '%s' is not W,H with both in [32, 16384]", name, v), -1;
+    o->scale_w = w;
+    o->scale_h = h;
+    return 0;
+}
+
+/* Decode thread: the photo as cv2.imdecode gives it, turned to RGB. */
+static int det_prepare(void *vc, cli_item *it, float *in) {
+    (void)vc, (void)in;
+    det_item *p = calloc(1, sizeof *p);
+    if (!p) return snprintf(it->err, sizeof it->err, "%s: out of memory", it->path), -1;
+    double t0 = now_ms();
+    if (vm_image_load_bgr(it->path, &p->rgb, &p->w, &p->h, it->err, sizeof it->err)) {
+        free(p);
+        return -1;
+    }
+    for (size_t q = 0; q < (size_t)p->w * p->h; q++) { /* BGR -> RGB */
+        uint8_t t = p->rgb[3 * q];
+        p->rgb[3 * q] = p->rgb[3 * q + 2];
+        p->rgb[3 * q + 2] = t;
+    }
+    p->ms = now_ms() - t0;
+    it->orig_w = p->w, it->orig_h = p->h;
+    it->data = p;
+    return 0;
+}
+
+static int det_run(void *vc, const cli_item *items, int n, const float *in, int H, int W, float *out) {
+    det_job *j = vc;
+    det_item *p = items->data;
+    double t0 = now_ms();
+    if (!(p->r = vm_ctx_detect_rgb(j->ctx, j->d, p->rgb, p->h, p->w, &j->o)))
+        return cli_fail("%s: %s", items->path, vm_ctx_error(j->ctx)), -1;
+    p->ms += now_ms() - t0;
+    if (j->repeat) bench(j->ctx, j->d, p->rgb, p->w, p->h, &j->o, j->repeat, p->r);
+    return 0;
+}
+
+/* --list: one JSON Lines record, {"index": N, first (resume reads it). */
+static int write_record(det_job *j, const cli_item *it, const det_item *p) {
+    FILE *f = j->out.f;
+    fprintf(f, "{\"index\": %ld, ", it->index);
+    cli_json_path(f, "file", it->path);
+    if (!p) {
+        fprintf(f, ", \"error\": ");
+        cli_json_str(f, it->err);
+        fprintf(f, "}\n");
+        return cli_out_flush(&j->out);
+    }
+    const vm_detections *r = p->r;
+    int coco = vm_detector_num_classes(j->d) == 80;
+    json_t *o = json_pack("{s:I, s:i, s:i, s:[], s:f}", "image_id", (json_int_t)image_id(it->path, (int)it->index), "width",
+                          r->width, "height", r->height, "detections", "ms", p->ms);
+    json_t *dets = o ? json_object_get(o, "detections") : NULL;
+    for (int i = 0; dets && i < r->count; i++) {
+        const float *b = r->boxes + 4 * (size_t)i;
+        const char *name = vm_detector_class_name(j->d, r->labels[i]);
+        char *rle = vm_rle_encode(&r->masks[i], r->height, r->width);
+        json_t *e = rle ? json_pack("{s:i, s:s?, s:i, s:f, s:[f,f,f,f], s:{s:[i,i], s:s}}", "label", r->labels[i], "name", name,
+                                    "category_id", coco ? vm_coco_category_id(r->labels[i]) : r->labels[i] + 1, "score",
+                                    (double)r->scores[i], "bbox", (double)b[0], (double)b[1], (double)(b[2] - b[0]),
+                                    (double)(b[3] - b[1]), "segmentation", "size", r->height, r->width, "counts", rle)
+                        : NULL;
+        free(rle);
+        if (!e || json_array_append_new(dets, e)) dets = NULL;
+    }
+    char *txt = dets ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!txt) return cli_fail("out of memory building JSON"), -1;
+    fprintf(f, ", %s\n", txt + 1); /* the object's fields after "file" */
+    free(txt);
+    return cli_out_flush(&j->out);
+}
+
+static int det_write(void *vc, const cli_item *it, const float *out) {
+    det_job *j = vc;
+    char err[1024], nm[256], path[4400];
+    (void)out;
+    if (!it->ok) {
+        if (!j->list) return cli_fail("%s", it->err), -1; /* IMAGE arguments: as before, the job stops */
+        fprintf(stderr, "%svmamba: %s\n", j->progress ? "\r" : "", it->err);
+        return write_record(j, it, NULL);
+    }
+    det_item *p = it->data;
+    const vm_detections *r = p->r;
+    stem(it->path, nm, sizeof nm);
+    if (j->list) {
+        snprintf(path, sizeof path, "%s/%ld_%s.png", j->outdir, it->index, nm);
+        det_draw(p->rgb, r, j->d);
+        if (vm_write_png_rgb(path, p->rgb, p->w, p->h, err, sizeof err)) return cli_fail("%s", err), -1;
+        return write_record(j, it, p); /* last: the record marks the picture done */
+    }
+    printf("%s: %d detections (%dx%d)\n", it->path, r->count, p->w, p->h);
+    for (int i = 0; i < r->count; i++) {
+        const float *b = r->boxes + 4 * (size_t)i;
+        const char *name = vm_detector_class_name(j->d, r->labels[i]);
+        printf("  %d %s %.4f %.1f %.1f %.1f %.1f\n", i, name ? name : "?", (double)r->scores[i], (double)b[0],
+               (double)b[1], (double)b[2], (double)b[3]);
+    }
+    fflush(stdout);
+    if (j->raw) {
+        if (j->many) snprintf(path, sizeof path, "%s/%s", j->raw, nm);
+        else snprintf(path, sizeof path, "%s", j->raw);
+        if (write_raw(path, r)) return -1;
+    }
+    if (j->arr && add_json(j->arr, r, j->d, image_id(it->path, (int)it->index))) return -1;
+    if (j->vis) {
+        if (j->many) snprintf(path, sizeof path, "%s/%s.png", j->vis, nm);
+        else snprintf(path, sizeof path, "%s", j->vis);
+        det_draw(p->rgb, r, j->d);
+        if (vm_write_png_rgb(path, p->rgb, p->w, p->h, err, sizeof err)) return cli_fail("%s", err), -1;
+    }
+    return 0;
+}
+
+static void det_release(void *vc, cli_item *it) {
+    det_item *p = it->data;
+    (void)vc;
+    if (!p) return;
+    free(p->rgb);
+    vm_detections_free(p->r);
+    free(p);
+}
+
+int cmd_detect(int argc, char **argv) {
+    det_job j = {0};
+    const char *model = NULL, *json = NULL, *key = NULL, *list = NULL, *list0 = NULL, *device = NULL;
+    int threads = 0, npos = 0, resume = 0, progress = -1, rc = 1;
+    double thr;
+    char jl[4200];
+    cli_shard shard = {0, 1};
+    vm_detect_defaults(&j.o);
+    thr = j.o.score_thr;
+    const char **images = calloc((size_t)argc + 1, sizeof *images);
+    vm_detector *d = NULL;
+    cli_list L = {0};
     if (!images) return cli_fail("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); free(images); return 0; }
-        if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--scale") || !strcmp(a, "--score-thr") ||
-            !strcmp(a, "--raw") || !strcmp(a, "--json") || !strcmp(a, "-o") || !strcmp(a, "--output") ||
-            !strcmp(a, "--key") || !strcmp(a, "--threads") || !strcmp(a, "--repeat")) {
-            if (!v) { free(images); return cli_fail("detect: %s needs a value", a); }
-            i++;
-            if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-            else if (!strcmp(a, "--raw")) raw = v;
-            else if (!strcmp(a, "--json")) json = v;
-            else if (!strcmp(a, "-o") || !strcmp(a, "--output")) vis = v;
-            else if (!strcmp(a, "--key")) key = v;
-            else if (!strcmp(a, "--threads")) {
-                if (cli_int("--threads", v, 1, 4096, &threads)) { free(images); return 1; }
-            } else if (!strcmp(a, "--repeat")) {
-                if (cli_int("--repeat", v, 1, 100000, &repeat)) { free(images); return 1; }
-            } else if (!strcmp(a, "--scale")) {
-                int w, h, n = 0;
-                if (sscanf(v, "%d,%d%n", &w, &h, &n) != 2 || v[n] || w < 32 || h < 32 || w > 16384 || h > 16384) {
-                    free(images);
-                    return cli_fail("--scale: '%s' is not W,H with both in [32, 16384]", v);
-                }
-                o.scale_w = w;
-                o.scale_h = h;
-            } else {
-                char *end;
-                double t = strtod(v, &end);
-                if (!*v || *end || !(t >= 0.0 && t <= 1.0)) { free(images); return cli_fail("--score-thr: '%s' is not a number in [0, 1]", v); }
-                o.score_thr = (float)t;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            free(images);
-            return cli_fail("detect: unknown argument '%s' (try --help)", a);
-        } else images[nimg++] = a;
-    }
-    if (!model || !nimg) {
-        help(stderr);
-        free(images);
-        return cli_fail("detect: -m MODEL and at least one IMAGE are required");
-    }
+    cli_opt opts[] = {
+        {CLI_OPT_STR, "--model", 'm', &model, "MODEL", "mmdet checkpoint (.pth), or maskrcnn-vmamba-tiny\n(random weights, for benchmarks)"},
+        {CLI_OPT_FN, "--scale", 0, &j.o, "W,H", "keep-ratio test scale (default 1333,800)", .fn = opt_scale},
+        {CLI_OPT_DOUBLE, "--score-thr", 0, &thr, "T", "keep detections scoring above T (default 0.05)", .lo = 0, .hi = 1},
+        {CLI_OPT_STR, "--raw", 0, &j.raw, "DIR", "write DIR/boxes.npy (N,4) float32 x1,y1,x2,y2,\nscores.npy (N,) float32, labels.npy (N,) int64,\nmasks.npy (N,H,W) uint8 0/1 (original image size);\nwith several images DIR/<image name>/..."},
+        {CLI_OPT_STR, "--json", 0, &json, "OUT.json", "COCO results: image_id, category_id (COCO ids),\nbbox [x,y,w,h], score, segmentation (compressed RLE)"},
+        {CLI_OPT_STR, "--output", 'o', &j.vis, "VIS.png", "draw masks, boxes, names and scores on the photo;\nwith several images a directory of <name>.png"},
+        {CLI_OPT_STR, "--key", 0, &key, "K", "checkpoint key holding the weights (state_dict)"},
+        {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
+        {CLI_OPT_FN, "--device", 0, &device, "D", "cpu (default), cuda or cuda:N (GPU N; cuda = cuda:0):\nbackbone, FPN, RPN and the heads' convolutions and FCs\non the GPU (FP32); NMS, RoIAlign and mask pasting on the CPU", .fn = cli_opt_device},
+        {CLI_OPT_INT, "--repeat", 0, &j.repeat, "N", "run each image N times and print the median time of\neach stage and the peak memory (benchmarks)", .lo = 1, .hi = 100000},
+        {CLI_OPT_SECTION, .help = "Batch jobs:"},
+        {CLI_OPT_STR, "--list", 0, &list, "FILE", "image paths, one per line ('-' = stdin)"},
+        {CLI_OPT_STR, "--list0", 0, &list0, "FILE", "image paths separated by NUL bytes (find -print0)"},
+        {CLI_OPT_STR, "--output-dir", 0, &j.outdir, "DIR", "with --list: DIR/detections.jsonl and DIR/<index>_<name>.png"},
+        {CLI_OPT_FN, "--shard", 0, &shard, "I/N", "with --list: only lines I, I+N, I+2N, ... (0 <= I < N)", .fn = cli_opt_shard},
+        {CLI_OPT_FLAG, "--resume", 0, &resume, NULL, "skip images already in DIR/detections.jsonl, append the\nrest (a torn last line from a killed job is cut and redone)"},
+        {CLI_OPT_CONST, "--progress", 0, &progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
+        {CLI_OPT_CONST, "--quiet", 0, &progress, NULL, "no progress bar", .ival = 0},
+        {CLI_OPT_END},
+    };
+    cli_spec spec = {usage, {opts}, footer, images, &npos, -1, "IMAGE"};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) { rc = pr < 0 ? 0 : pr; goto out; }
+    j.o.score_thr = (float)thr;
+    rc = CLI_EXIT_USAGE;
+    if (list && list0) { cli_fail("detect: give --list or --list0, not both"); goto out; }
+    if (list0) list = list0;
+    j.list = list != NULL;
+    if (!model || (!npos && !list)) { cli_fail("detect: -m MODEL and IMAGE... (or --list FILE) are required (try 'vmamba detect --help')"); goto out; }
+    if (list && npos) { cli_fail("detect: give IMAGE... or --list FILE, not both"); goto out; }
+    if (list && !j.outdir) { cli_fail("detect: --list needs --output-dir DIR"); goto out; }
+    if (list && (j.raw || json || j.vis || j.repeat)) { cli_fail("detect: --raw, --json, -o and --repeat are for IMAGE arguments; --list writes into --output-dir"); goto out; }
+    if (!list && (j.outdir || resume || shard.n > 1)) { cli_fail("detect: --output-dir, --resume and --shard need --list FILE"); goto out; }
+    rc = 1;
+    j.many = npos > 1;
+    if (j.many && (j.raw || j.vis) && same_names(images, npos)) { rc = CLI_EXIT_USAGE; goto out; }
+    if (j.raw && strlen(j.raw) > 4000) { cli_fail("%.40s...: path too long", j.raw); goto out; }
+    if (j.vis && strlen(j.vis) > 4000) { cli_fail("%.40s...: path too long", j.vis); goto out; }
+    if (j.outdir && strlen(j.outdir) > 4000) { cli_fail("%.40s...: path too long", j.outdir); goto out; }
+    if (j.many && j.vis && ensure_dir(j.vis)) goto out;
+    if (j.many && j.raw && ensure_dir(j.raw)) goto out;
+    if (j.outdir && ensure_dir(j.outdir)) goto out;
     cli_threads(threads);
     char err[1024];
     struct stat st;
-    vm_detector *d;
     if (stat(model, &st) != 0 && !strcmp(model, "maskrcnn-vmamba-tiny")) d = vm_detector_from_preset(model, 0, err, sizeof err);
     else {
         vm_load_opts lo = {.key = key, .quiet = 1};
         d = vm_detector_load(model, &lo, err, sizeof err);
     }
-    if (!d) { free(images); return cli_fail("%s", err); }
-    vm_ctx *c = vm_ctx_new(vm_detector_model(d), err, sizeof err);
-    if (!c) { vm_detector_free(d); free(images); return cli_fail("%s", err); }
-    if (threads > 0) vm_ctx_set_threads(c, threads);
-    int rc = 0, many = nimg > 1;
-    json_t *arr = json ? json_array() : NULL;
-    if (many && vis && ensure_dir(vis)) rc = 1;
-    if (many && raw && ensure_dir(raw)) rc = 1;
-    for (int k = 0; k < nimg && !rc; k++) {
-        vm_image im;
-        if (vm_cv_load(images[k], &im, err, sizeof err)) { rc = cli_fail("%s", err); break; }
-        for (size_t p = 0; p < (size_t)im.w * im.h; p++) { /* BGR -> RGB */
-            uint8_t t = im.rgb[3 * p];
-            im.rgb[3 * p] = im.rgb[3 * p + 2];
-            im.rgb[3 * p + 2] = t;
-        }
-        vm_detections *r = vm_ctx_detect_rgb(c, d, im.rgb, im.h, im.w, &o);
-        if (!r) {
-            rc = cli_fail("%s: %s", images[k], vm_ctx_error(c));
-            vm_image_free(&im);
-            break;
-        }
-        if (repeat) bench(c, d, &im, &o, repeat, r);
-        printf("%s: %d detections (%dx%d)\n", images[k], r->count, im.w, im.h);
-        for (int i = 0; i < r->count; i++) {
-            const float *b = r->boxes + 4 * (size_t)i;
-            const char *name = vm_detector_class_name(d, r->labels[i]);
-            printf("  %d %s %.4f %.1f %.1f %.1f %.1f\n", i, name ? name : "?", (double)r->scores[i], (double)b[0],
-                   (double)b[1], (double)b[2], (double)b[3]);
-        }
-        char nm[256], path[4400];
-        stem(images[k], nm, sizeof nm);
-        if (raw) {
-            if (strlen(raw) > 4000) { rc = cli_fail("%.40s...: path too long", raw); break; }
-            if (many) snprintf(path, sizeof path, "%s/%s", raw, nm);
-            else snprintf(path, sizeof path, "%s", raw);
-            if (write_raw(path, r)) rc = 1;
-        }
-        if (!rc && arr && add_json(arr, r, d, image_id(images[k], k))) rc = 1;
-        if (!rc && vis) {
-            if (strlen(vis) > 4000) { rc = cli_fail("%.40s...: path too long", vis); break; }
-            if (many) snprintf(path, sizeof path, "%s/%s.png", vis, nm);
-            else snprintf(path, sizeof path, "%s", vis);
-            det_draw(im.rgb, r, d);
-            if (det_write_png(path, im.rgb, im.w, im.h, err, sizeof err)) rc = cli_fail("%s", err);
-        }
-        if (many) fprintf(stderr, "[%d/%d] %s\n", k + 1, nimg, images[k]);
-        vm_detections_free(r);
-        vm_image_free(&im);
+    if (!d) { cli_fail("%s", err); goto out; }
+    if (device && strcmp(device, "cpu") && vm_detector_set_device(d, device, err, sizeof err)) {
+        cli_fail("--device %s: %s", device, err);
+        goto out;
     }
-    if (!rc && arr) {
-        char *s = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    j.d = d;
+    if (!(j.ctx = vm_ctx_new(vm_detector_model(d), err, sizeof err))) { cli_fail("%s", err); goto out; }
+    if (threads > 0) vm_ctx_set_threads(j.ctx, threads);
+    if (json && !(j.arr = json_array())) { cli_fail("out of memory"); goto out; }
+    if (list) {
+        snprintf(jl, sizeof jl, "%s/detections.jsonl", j.outdir); /* cli_out keeps the pointer */
+        if (cli_out_open(&j.out, jl, resume, list)) goto out;
+        if (cli_list_open(&L, list, list0 != NULL)) goto out;
+    }
+    cli_argv_src as = {images, npos, 0};
+    if (progress < 0) progress = isatty(2) && (list || npos > 1);
+    j.progress = progress;
+    long total = list ? (progress ? cli_list_count(list, list0 != NULL) : -1) : npos;
+    if (total > 0 && shard.n > 1) total = (total + shard.n - 1 - shard.i) / shard.n;
+    if (total > 0 && j.out.done.n) total = total > (long)j.out.done.n ? total - (long)j.out.done.n : 0;
+    struct cli_batch_stats bs = {0};
+    cli_task task = {.in_floats = 0, .prepare = det_prepare, .run = det_run, .write = det_write, .ctx = &j,
+                     .release = det_release};
+    cli_batch_job job = {.task = &task, .batch = 1, .next = list ? cli_list_next : cli_argv_next,
+                         .next_ctx = list ? (void *)&L : (void *)&as, .shard = shard, .done = resume ? &j.out.done : NULL,
+                         .total = total, .progress = progress, .stats = &bs};
+    long ok, fail;
+    double secs;
+    if (cli_batch_run(&job, &ok, &fail, &secs)) goto out;
+    if (list || progress)
+        fprintf(stderr, "vmamba: %ld images, %ld failed, %.2f images/s (decoding %.2f s, %.2f s of it not hidden by decode-ahead)\n",
+                ok, fail, secs > 0 ? ok / secs : 0.0, bs.prepare_s, bs.waited_s);
+    rc = fail ? 3 : 0;
+    if (j.arr) {
+        char *s = json_dumps(j.arr, JSON_COMPACT | JSON_REAL_PRECISION(9));
         vm_atomic_file *f = s ? vm_atomic_open(json, err, sizeof err) : NULL;
         if (!s) rc = cli_fail("out of memory writing JSON");
         else if (!f) rc = cli_fail("%s", err);
@@ -295,8 +446,11 @@ int cmd_detect(int argc, char **argv) {
         }
         free(s);
     }
-    json_decref(arr);
-    vm_ctx_free(c);
+out:
+    if (cli_out_close(&j.out) && rc != CLI_EXIT_USAGE) rc = 1;
+    cli_list_close(&L);
+    json_decref(j.arr);
+    vm_ctx_free(j.ctx);
     vm_detector_free(d);
     free(images);
     return rc;

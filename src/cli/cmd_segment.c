@@ -1,8 +1,9 @@
 /* cmd_segment.c - `vmamba segment`: semantic segmentation with an mmseg
- * UPerNet checkpoint (mmseg's test pipeline, see src/net/segmentor.h):
- * label maps as palette PNG / uint8 .npy, mmseg-style overlays, per-class
- * pixel shares. Option handling is self-contained here until the shared
- * option table lands. */
+ * UPerNet checkpoint (mmseg's test pipeline, vm_ctx_segment): label maps
+ * as palette PNG / uint8 .npy, mmseg-style overlays, per-class pixel
+ * shares. Images go through the batch machinery (batch.c) as payload
+ * items: the next image is decoded on a helper thread while the current
+ * one runs. Only the public API (vmamba.h). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,62 +12,59 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "cli.h"
 #include "options.h"
-#include "image/decode_cv.h"
-#include "net/segmentor.h"
-#include "post/seg_post.h"
-#include "post/seg_write.h"
 
-static void help(FILE *f) {
-    fprintf(f,
-            "Usage: vmamba segment -m MODEL [options] IMAGE...\n"
-            "       vmamba segment -m MODEL [options] --list FILE --output-dir DIR\n"
-            "\n"
-            "Semantic segmentation (ADE20K, 150 classes) with an mmsegmentation UPerNet\n"
-            "checkpoint on the VMamba backbone (e.g. upernet_vssm_4xb4-160k_ade20k-512x512_tiny),\n"
-            "exactly as mmseg's test pipeline: OpenCV decode (EXIF orientation applied),\n"
-            "keep-ratio resize to fit --scale, whole-image inference, logits resized back\n"
-            "to the original size, argmax. Prints each image's largest classes.\n"
-            "\n"
-            "  -m, --model MODEL   mmseg .pth checkpoint, or the preset upernet-vmamba-tiny\n"
-            "                      (random weights, for benchmarks)\n"
-            "  --scale W,H         Resize scale (2048,512): the image is resized to fit\n"
-            "                      inside it keeping its aspect ratio\n"
-            "  -o OUT.png          label map as an indexed PNG with the ADE20K palette\n"
-            "  --overlay OUT.png   photo blended with the palette colours (alpha 0.5, as\n"
-            "                      mmseg's visualiser)\n"
-            "  --raw OUT.npy       label map as uint8 (H, W) NumPy array, original size\n"
-            "  --json              JSON Lines on stdout: per-class pixel shares, largest first\n"
-            "  --top K             classes printed per image in text mode (5)\n"
-            "  --threads N         threads (default: OMP_NUM_THREADS or all cores)\n"
-            "  --list FILE         image paths, one per line ('-' = stdin)\n"
-            "  --output-dir DIR    for every image write DIR/<name>_label.png,\n"
-            "                      DIR/<name>_overlay.png and DIR/<name>_label.npy\n"
-            "                      (<name> = file name without its extension)\n"
-            "  --shard I/N         with --list: only lines I, I+N, I+2N, ... (0 <= I < N)\n"
-            "  --resume            with --output-dir: skip images whose outputs are all there\n"
-            "  --device cpu        the only device segment supports so far\n"
-            "-o, --overlay and --raw take one IMAGE; use --output-dir for several.\n"
-            "Unreadable images give an error (an error record with --json) and the\n"
-            "others go on; the exit status is then 3. Other errors exit 1.\n"
-            "Outputs are written atomically: a failed run leaves no partial file.\n");
-}
+static const char usage[] =
+    "Usage: vmamba segment -m MODEL [options] IMAGE...\n"
+    "       vmamba segment -m MODEL [options] --list FILE --output-dir DIR\n"
+    "\n"
+    "Semantic segmentation (ADE20K, 150 classes) with an mmsegmentation UPerNet\n"
+    "checkpoint on the VMamba backbone (e.g. upernet_vssm_4xb4-160k_ade20k-512x512_tiny),\n"
+    "exactly as mmseg's test pipeline: OpenCV decode (EXIF orientation applied),\n"
+    "keep-ratio resize to fit --scale, whole-image inference, logits resized back\n"
+    "to the original size, argmax. Prints each image's largest classes.\n"
+    "\n";
+static const char footer[] =
+    "-o, --overlay and --raw take one IMAGE; use --output-dir for several.\n"
+    "The next image is decoded on a helper thread while the current one runs.\n"
+    "Unreadable images give an error (an error record with --json) and the\n"
+    "others go on; the exit status is then 3. Usage errors exit 2, other\n"
+    "errors 1. Outputs are written atomically: a failed run leaves no partial file.\n";
 
 typedef struct {
+    const vm_segmentor *s;
+    vm_ctx *ctx;
     const char *out_png, *overlay, *raw, *outdir;
-    int json, top, resume;
-} seg_opts;
+    int json, top, resume, scale[2];
+    int progress; /* a bar on stderr: messages start with \r */
+} seg_job;
 
-static int parse_scale(const char *v, int *w, int *h) {
-    char *e1, *e2;
-    if (!v) return cli_fail("--scale needs a value W,H"), -1;
-    long a = strtol(v, &e1, 10);
-    if (e1 == v || *e1 != ',') return cli_fail("--scale: '%s' is not W,H", v), -1;
-    long b = strtol(e1 + 1, &e2, 10);
-    if (e2 == e1 + 1 || *e2 || a < 1 || b < 1 || a > 65500 || b > 65500)
-        return cli_fail("--scale: '%s' is not W,H with 1 <= W,H <= 65500", v), -1;
-    *w = (int)a, *h = (int)b;
+/* A payload item: the decoded photo, then its label map. */
+typedef struct {
+    uint8_t *bgr, *labels;
+    int w, h, w1, h1;
+    double ms; /* decode + segmentation */
+} seg_item;
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* --scale W,H (both required, unlike the classifier's --size N). */
+static int opt_scale(void *dest, const char *name, const char *v) {
+    int *wh = dest;
+    const char *comma = strchr(v, ',');
+    long long w, h;
+    char wb[32];
+    if (!comma || (size_t)(comma - v) >= sizeof wb) return cli_fail("%s: '%s' is not W,H with 1 <= W,H <= 65500", name, v), -1;
+    memcpy(wb, v, (size_t)(comma - v));
+    wb[comma - v] = 0;
+    if (cli_parse_long(name, wb, 1, 65500, &w) || cli_parse_long(name, comma + 1, 1, 65500, &h)) return -1;
+    wh[0] = (int)w, wh[1] = (int)h;
     return 0;
 }
 
@@ -80,36 +78,35 @@ static int by_count(const void *a, const void *b) {
     return x->n != y->n ? (y->n > x->n ? 1 : -1) : x->id - y->id;
 }
 
-static void report(const vm_segmentor *sg, const seg_opts *o, const char *path, const vm_image *im, const vm_seg_trace *t,
-                   const uint8_t *labels, double ms) {
+static void report(const seg_job *o, const char *path, const seg_item *p) {
     share s[256];
     for (int i = 0; i < 256; i++) s[i].id = i, s[i].n = 0;
-    size_t np = (size_t)im->w * im->h;
-    for (size_t p = 0; p < np; p++) s[labels[p]].n++;
+    size_t np = (size_t)p->w * p->h;
+    for (size_t q = 0; q < np; q++) s[p->labels[q]].n++;
     qsort(s, 256, sizeof *s, by_count);
     if (o->json) {
         json_t *j = json_object(), *cl = json_array();
         json_object_set_new(j, "image", json_string(path));
-        json_object_set_new(j, "width", json_integer(im->w));
-        json_object_set_new(j, "height", json_integer(im->h));
-        json_object_set_new(j, "resized", json_pack("[ii]", t->w1, t->h1));
+        json_object_set_new(j, "width", json_integer(p->w));
+        json_object_set_new(j, "height", json_integer(p->h));
+        json_object_set_new(j, "resized", json_pack("[ii]", p->w1, p->h1));
         for (int i = 0; i < 256 && s[i].n; i++) {
-            const char *nm = vm_segmentor_class_name(sg, s[i].id);
+            const char *nm = vm_segmentor_class_name(o->s, s[i].id);
             json_t *c = json_pack("{s:i,s:I,s:f}", "id", s[i].id, "pixels", (json_int_t)s[i].n, "share",
                                   (double)s[i].n / (double)np);
             if (nm) json_object_set_new(c, "name", json_string(nm));
             json_array_append_new(cl, c);
         }
         json_object_set_new(j, "classes", cl);
-        json_object_set_new(j, "ms", json_real(ms));
+        json_object_set_new(j, "ms", json_real(p->ms));
         char *txt = json_dumps(j, JSON_COMPACT);
-        puts(txt);
+        if (txt) puts(txt);
         free(txt);
         json_decref(j);
     } else {
-        printf("%s (%dx%d, inferred at %dx%d):", path, im->w, im->h, t->w1, t->h1);
+        printf("%s (%dx%d, inferred at %dx%d):", path, p->w, p->h, p->w1, p->h1);
         for (int i = 0; i < o->top && i < 256 && s[i].n; i++) {
-            const char *nm = vm_segmentor_class_name(sg, s[i].id);
+            const char *nm = vm_segmentor_class_name(o->s, s[i].id);
             if (nm) printf("%s %s %.1f%%", i ? "," : "", nm, 100.0 * s[i].n / np);
             else printf("%s class %d %.1f%%", i ? "," : "", s[i].id, 100.0 * s[i].n / np);
         }
@@ -118,23 +115,22 @@ static void report(const vm_segmentor *sg, const seg_opts *o, const char *path, 
     fflush(stdout);
 }
 
-static int write_outputs(const vm_segmentor *sg, const char *png, const char *overlay, const char *raw,
-                         const vm_image *im, const uint8_t *labels) {
+static int write_outputs(const seg_job *o, const char *png, const char *overlay, const char *raw, const seg_item *p) {
     char err[1024];
-    int ncls = vm_segmentor_classes(sg);
-    const uint8_t *pal = vm_segmentor_palette(sg);
-    if (png && vm_write_png_indexed(png, labels, im->w, im->h, pal, ncls, err, sizeof err)) return cli_fail("%s", err);
+    int ncls = vm_segmentor_classes(o->s);
+    const uint8_t *pal = vm_segmentor_palette(o->s);
+    if (png && vm_write_png_indexed(png, p->labels, p->w, p->h, pal, ncls, err, sizeof err)) return cli_fail("%s", err);
     if (overlay) {
-        uint8_t *ov = malloc((size_t)im->w * im->h * 3);
+        uint8_t *ov = malloc((size_t)p->w * p->h * 3);
         if (!ov) return cli_fail("%s: out of memory", overlay);
-        vm_seg_overlay(im->rgb, labels, im->w, im->h, pal, ncls, ov);
-        int rc = vm_write_png_rgb(overlay, ov, im->w, im->h, err, sizeof err);
+        vm_seg_overlay(p->bgr, p->labels, p->w, p->h, pal, ncls, ov);
+        int rc = vm_write_png_rgb(overlay, ov, p->w, p->h, err, sizeof err);
         free(ov);
         if (rc) return cli_fail("%s", err);
     }
-    if (raw) {
-        int64_t shape[2] = {im->h, im->w};
-        if (vm_write_npy_u8(raw, labels, 2, shape, err, sizeof err)) return cli_fail("%s", err);
+    if (raw) { /* last: with --output-dir it marks a done image for --resume */
+        int64_t shape[2] = {p->h, p->w};
+        if (vm_write_npy_u8(raw, p->labels, 2, shape, err, sizeof err)) return cli_fail("%s", err);
     }
     return 0;
 }
@@ -151,101 +147,129 @@ static char *out_name(const char *dir, const char *path, const char *suffix) {
     return r;
 }
 
-/* 0 done, 1 fatal error, 3 this image could not be read. */
-static int one(const vm_segmentor *s, vm_ctx *ctx, const seg_opts *o, const char *path, int sw, int sh) {
-    char err[1024];
-    vm_image im;
-    struct timespec t0, t1;
-    if (o->outdir && o->resume) { /* the .npy is written last (atomically): it marks a done image */
-        char *n = out_name(o->outdir, path, "_label.npy");
-        struct stat st;
-        int done = n && stat(n, &st) == 0;
-        free(n);
-        if (done) return 0;
+/* --resume: the .npy is written last (atomically), so it marks a done image. */
+static int seg_skip(void *vc, const cli_item *it) {
+    const seg_job *o = vc;
+    if (!o->outdir || !o->resume) return 0;
+    char *n = out_name(o->outdir, it->path, "_label.npy");
+    struct stat st;
+    int done = n && stat(n, &st) == 0;
+    free(n);
+    return done;
+}
+
+/* Decode thread: the photo as cv2.imdecode gives it. */
+static int seg_prepare(void *vc, cli_item *it, float *in) {
+    (void)vc, (void)in;
+    seg_item *p = calloc(1, sizeof *p);
+    if (!p) return snprintf(it->err, sizeof it->err, "%s: out of memory", it->path), -1;
+    double t0 = now_ms();
+    if (vm_image_load_bgr(it->path, &p->bgr, &p->w, &p->h, it->err, sizeof it->err)) {
+        free(p);
+        return -1;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (vm_cv_load(path, &im, err, sizeof err)) {
+    p->ms = now_ms() - t0;
+    it->orig_w = p->w, it->orig_h = p->h;
+    it->data = p;
+    return 0;
+}
+
+static int seg_run(void *vc, const cli_item *items, int n, const float *in, int H, int W, float *out) {
+    seg_job *o = vc;
+    seg_item *p = items->data;
+    double t0 = now_ms();
+    if (!(p->labels = malloc((size_t)p->w * p->h))) return cli_fail("%s: out of memory", items->path), -1;
+    if (vm_ctx_segment(o->ctx, o->s, p->bgr, p->w, p->h, o->scale[0], o->scale[1], p->labels))
+        return cli_fail("%s: %s", items->path, vm_ctx_error(o->ctx)), -1;
+    vm_segment_resized_size(p->w, p->h, o->scale[0], o->scale[1], &p->w1, &p->h1);
+    p->ms += now_ms() - t0;
+    return 0;
+}
+
+static int seg_write(void *vc, const cli_item *it, const float *out) {
+    seg_job *o = vc;
+    (void)out;
+    if (!it->ok) {
         if (o->json) {
-            json_t *j = json_pack("{s:s,s:s}", "image", path, "error", err);
-            char *txt = json_dumps(j, JSON_COMPACT);
-            puts(txt);
+            json_t *j = json_pack("{s:s,s:s}", "image", it->path, "error", it->err);
+            char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            if (txt) puts(txt);
             fflush(stdout);
             free(txt);
             json_decref(j);
         }
-        fprintf(stderr, "vmamba: %s\n", err);
-        return 3;
+        fprintf(stderr, "%svmamba: %s\n", o->progress ? "\r" : "", it->err);
+        return 0;
     }
-    uint8_t *labels = malloc((size_t)im.w * im.h);
-    vm_seg_trace t = {0};
-    int rc = 1;
-    if (!labels) { cli_fail("%s: out of memory", path); goto done; }
-    if (vm_ctx_segment_image(ctx, s, &im, sw, sh, labels, NULL, NULL, &t)) { cli_fail("%s: %s", path, vm_ctx_error(ctx)); goto done; }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const seg_item *p = it->data;
     if (o->outdir) {
-        char *a = out_name(o->outdir, path, "_label.png"), *b = out_name(o->outdir, path, "_overlay.png"),
-             *c = out_name(o->outdir, path, "_label.npy");
-        int w = a && b && c ? write_outputs(s, a, b, c, &im, labels) : cli_fail("out of memory");
+        char *a = out_name(o->outdir, it->path, "_label.png"), *b = out_name(o->outdir, it->path, "_overlay.png"),
+             *c = out_name(o->outdir, it->path, "_label.npy");
+        int w = a && b && c ? write_outputs(o, a, b, c, p) : cli_fail("out of memory");
         free(a), free(b), free(c);
-        if (w) goto done;
-    } else if (write_outputs(s, o->out_png, o->overlay, o->raw, &im, labels)) {
-        goto done;
+        if (w) return -1;
+    } else if (write_outputs(o, o->out_png, o->overlay, o->raw, p)) {
+        return -1;
     }
-    report(s, o, path, &im, &t, labels, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
-    rc = 0;
-done:
-    free(labels);
-    vm_image_free(&im);
-    return rc;
+    report(o, it->path, p);
+    return 0;
+}
+
+static void seg_release(void *vc, cli_item *it) {
+    seg_item *p = it->data;
+    (void)vc;
+    if (!p) return;
+    free(p->bgr);
+    free(p->labels);
+    free(p);
 }
 
 int cmd_segment(int argc, char **argv) {
-    seg_opts o = {.top = 5};
-    const char *model = NULL, *list = NULL;
-    int sw = 2048, sh = 512, threads = 0, nimg = 0, shard_i = 0, shard_n = 1;
-    char **imgs = calloc((size_t)argc, sizeof *imgs);
+    seg_job o = {.top = 5, .scale = {2048, 512}};
+    const char *model = NULL, *list = NULL, *list0 = NULL, *device = NULL;
+    int threads = 0, npos = 0, progress = -1, rc = 1;
+    cli_shard shard = {0, 1};
+    const char **imgs = calloc((size_t)argc + 1, sizeof *imgs);
+    vm_segmentor *s = NULL;
+    cli_list L = {0};
     if (!imgs) return cli_fail("out of memory");
-    int rc = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define VAL() do { if (!v) { cli_fail("%s needs a value", a); goto out; } i++; } while (0)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(stdout); rc = 0; goto out; }
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { VAL(); model = v; }
-        else if (!strcmp(a, "--scale")) { VAL(); if (parse_scale(v, &sw, &sh)) goto out; }
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { VAL(); o.out_png = v; }
-        else if (!strcmp(a, "--overlay")) { VAL(); o.overlay = v; }
-        else if (!strcmp(a, "--raw")) { VAL(); o.raw = v; }
-        else if (!strcmp(a, "--json")) o.json = 1;
-        else if (!strcmp(a, "--top")) { VAL(); if (cli_int(a, v, 1, 256, &o.top)) goto out; }
-        else if (!strcmp(a, "--threads")) { VAL(); if (cli_int(a, v, 1, 4096, &threads)) goto out; }
-        else if (!strcmp(a, "--list")) { VAL(); list = v; }
-        else if (!strcmp(a, "--output-dir")) { VAL(); o.outdir = v; }
-        else if (!strcmp(a, "--resume")) o.resume = 1;
-        else if (!strcmp(a, "--shard")) {
-            VAL();
-            char *sl;
-            long si = strtol(v, &sl, 10), sn = *sl == '/' ? strtol(sl + 1, NULL, 10) : 0;
-            if (*sl != '/' || sn < 1 || si < 0 || si >= sn) { cli_fail("--shard: '%s' must be I/N with 0 <= I < N", v); goto out; }
-            shard_i = (int)si, shard_n = (int)sn;
-        }
-        else if (!strcmp(a, "--device")) {
-            VAL();
-            if (strcmp(v, "cpu")) { cli_fail("--device %s: segment runs on the CPU only so far", v); goto out; }
-        }
-        else if (a[0] == '-' && a[1]) { cli_fail("segment: unknown option '%s' (see 'vmamba segment --help')", a); goto out; }
-        else imgs[nimg++] = argv[i];
-#undef VAL
-    }
+    cli_opt opts[] = {
+        {CLI_OPT_STR, "--model", 'm', &model, "MODEL", "mmseg .pth checkpoint, or the preset upernet-vmamba-tiny\n(random weights, for benchmarks)"},
+        {CLI_OPT_FN, "--scale", 0, o.scale, "W,H", "resize scale (2048,512): the image is resized to fit\ninside it keeping its aspect ratio", .fn = opt_scale},
+        {CLI_OPT_STR, "--output", 'o', &o.out_png, "OUT.png", "label map as an indexed PNG with the ADE20K palette"},
+        {CLI_OPT_STR, "--overlay", 0, &o.overlay, "OUT.png", "photo blended with the palette colours (alpha 0.5, as\nmmseg's visualiser)"},
+        {CLI_OPT_STR, "--raw", 0, &o.raw, "OUT.npy", "label map as uint8 (H, W) NumPy array, original size"},
+        {CLI_OPT_FLAG, "--json", 0, &o.json, NULL, "JSON Lines on stdout: per-class pixel shares, largest first"},
+        {CLI_OPT_INT, "--top", 0, &o.top, "K", "classes printed per image in text mode (5)", .lo = 1, .hi = 256},
+        {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
+        {CLI_OPT_FN, "--device", 0, &device, "D", "cpu (default), cuda or cuda:N (GPU N; cuda = cuda:0):\nbackbone and UPerHead on the GPU (FP32), logits resizes\nand argmax on the CPU", .fn = cli_opt_device},
+        {CLI_OPT_SECTION, .help = "Batch jobs:"},
+        {CLI_OPT_STR, "--list", 0, &list, "FILE", "image paths, one per line ('-' = stdin)"},
+        {CLI_OPT_STR, "--list0", 0, &list0, "FILE", "image paths separated by NUL bytes (find -print0)"},
+        {CLI_OPT_STR, "--output-dir", 0, &o.outdir, "DIR", "for every image write DIR/<name>_label.png,\nDIR/<name>_overlay.png and DIR/<name>_label.npy\n(<name> = file name without its extension)"},
+        {CLI_OPT_FN, "--shard", 0, &shard, "I/N", "with --list: only lines I, I+N, I+2N, ... (0 <= I < N)", .fn = cli_opt_shard},
+        {CLI_OPT_FLAG, "--resume", 0, &o.resume, NULL, "with --output-dir: skip images whose outputs are all there"},
+        {CLI_OPT_CONST, "--progress", 0, &progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
+        {CLI_OPT_CONST, "--quiet", 0, &progress, NULL, "no progress bar", .ival = 0},
+        {CLI_OPT_END},
+    };
+    cli_spec spec = {usage, {opts}, footer, imgs, &npos, -1, "IMAGE"};
+    int pr = cli_parse(&spec, argc, argv);
+    if (pr) { rc = pr < 0 ? 0 : pr; goto out; }
+    rc = CLI_EXIT_USAGE;
+    if (list && list0) { cli_fail("segment: give --list or --list0, not both"); goto out; }
+    if (list0) list = list0;
     if (!model) { cli_fail("segment: -m MODEL is required (see 'vmamba segment --help')"); goto out; }
-    if (!nimg && !list) { cli_fail("segment: no images (give IMAGE... or --list FILE)"); goto out; }
-    if (list && nimg) { cli_fail("segment: give IMAGE... or --list FILE, not both"); goto out; }
-    if ((o.out_png || o.overlay || o.raw) && (nimg != 1 || list || o.outdir)) {
+    if (!npos && !list) { cli_fail("segment: no images (give IMAGE... or --list FILE)"); goto out; }
+    if (list && npos) { cli_fail("segment: give IMAGE... or --list FILE, not both"); goto out; }
+    if ((o.out_png || o.overlay || o.raw) && (npos != 1 || list || o.outdir)) {
         cli_fail("segment: -o, --overlay and --raw take exactly one IMAGE; use --output-dir DIR for several");
         goto out;
     }
     if (list && !o.outdir) { cli_fail("segment: --list needs --output-dir DIR"); goto out; }
     if (o.resume && !o.outdir) { cli_fail("segment: --resume needs --output-dir DIR"); goto out; }
-    if (shard_n > 1 && !list) { cli_fail("segment: --shard needs --list FILE"); goto out; }
+    if (shard.n > 1 && !list) { cli_fail("segment: --shard needs --list FILE"); goto out; }
+    rc = 1;
     if (o.outdir) {
         struct stat st;
         if (stat(o.outdir, &st) != 0 && mkdir(o.outdir, 0755) != 0) { cli_fail("%s: cannot create the directory", o.outdir); goto out; }
@@ -254,45 +278,39 @@ int cmd_segment(int argc, char **argv) {
     cli_threads(threads);
     char err[1024];
     struct stat st;
-    vm_segmentor *s = stat(model, &st) != 0 && !strcmp(model, "upernet-vmamba-tiny")
-                          ? vm_segmentor_from_preset(model, 0, err, sizeof err)
-                          : vm_segmentor_load(model, err, sizeof err);
+    s = stat(model, &st) != 0 && !strcmp(model, "upernet-vmamba-tiny") ? vm_segmentor_from_preset(model, 0, err, sizeof err)
+                                                                          : vm_segmentor_load(model, err, sizeof err);
     if (!s) { cli_fail("%s", err); goto out; }
-    vm_ctx *ctx = vm_ctx_new(vm_segmentor_model(s), err, sizeof err);
-    if (!ctx) { cli_fail("%s", err); vm_segmentor_free(s); goto out; }
-    if (threads > 0) vm_ctx_set_threads(ctx, threads);
-    int bad = 0, fatal = 0;
-    if (list) {
-        FILE *f = strcmp(list, "-") ? fopen(list, "r") : stdin;
-        if (!f) { cli_fail("%s: cannot open", list); vm_ctx_free(ctx); vm_segmentor_free(s); goto out; }
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t n;
-        long k = 0, idx = -1;
-        int tty = isatty(2);
-        while (!fatal && (n = getline(&line, &cap, f)) >= 0) {
-            idx++; /* blank lines keep their index, as in classify */
-            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-            if (!n || idx % shard_n != shard_i) continue;
-            int r = one(s, ctx, &o, line, sw, sh);
-            if (r == 3) bad = 1;
-            else if (r) fatal = 1;
-            if (tty) fprintf(stderr, "\rsegment: %ld images", ++k);
-        }
-        if (tty) fputc('\n', stderr);
-        free(line);
-        if (f != stdin) fclose(f);
-    } else {
-        for (int i = 0; i < nimg && !fatal; i++) {
-            int r = one(s, ctx, &o, imgs[i], sw, sh);
-            if (r == 3) bad = 1;
-            else if (r) fatal = 1;
-        }
+    if (device && strcmp(device, "cpu") && vm_segmentor_set_device(s, device, err, sizeof err)) {
+        cli_fail("--device %s: %s", device, err);
+        goto out;
     }
-    vm_ctx_free(ctx);
-    vm_segmentor_free(s);
-    rc = fatal ? 1 : bad ? 3 : 0;
+    o.s = s;
+    if (!(o.ctx = vm_ctx_new(vm_segmentor_model(s), err, sizeof err))) { cli_fail("%s", err); goto out; }
+    if (threads > 0) vm_ctx_set_threads(o.ctx, threads);
+    if (list && cli_list_open(&L, list, list0 != NULL)) goto out;
+    cli_argv_src as = {imgs, npos, 0};
+    if (progress < 0) progress = isatty(2) && list;
+    o.progress = progress;
+    long total = list ? (progress ? cli_list_count(list, list0 != NULL) : -1) : npos;
+    if (total > 0 && shard.n > 1) total = (total + shard.n - 1 - shard.i) / shard.n;
+    cli_task task = {.in_floats = 0, .prepare = seg_prepare, .run = seg_run, .write = seg_write, .ctx = &o,
+                     .skip = seg_skip, .release = seg_release};
+    struct cli_batch_stats bs = {0};
+    cli_batch_job job = {.task = &task, .batch = 1, .next = list ? cli_list_next : cli_argv_next,
+                         .next_ctx = list ? (void *)&L : (void *)&as, .shard = shard, .total = total, .progress = progress,
+                         .stats = &bs};
+    long ok, fail;
+    double secs;
+    if (cli_batch_run(&job, &ok, &fail, &secs)) goto out;
+    if (list || progress)
+        fprintf(stderr, "vmamba: %ld images segmented, %ld failed, %.2f images/s (decoding %.2f s, %.2f s of it not hidden by decode-ahead)\n",
+                ok, fail, secs > 0 ? ok / secs : 0.0, bs.prepare_s, bs.waited_s);
+    rc = fail ? 3 : 0;
 out:
+    cli_list_close(&L);
+    vm_ctx_free(o.ctx);
+    vm_segmentor_free(s);
     free(imgs);
     return rc;
 }

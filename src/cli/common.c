@@ -37,19 +37,6 @@ vm_model *cli_load_model(const char *spec, const char *key) {
     return m;
 }
 
-/* Strict, as the option table's integers: the whole string, no blanks, no
- * overflow. Self-contained (the fuzzers link common.c without options.c). */
-int cli_int(const char *opt, const char *val, int lo, int hi, int *out) {
-    if (!val) return cli_fail("%s needs a value", opt), -1;
-    char *end = NULL;
-    errno = 0;
-    long long v = (*val >= '0' && *val <= '9') || *val == '-' ? strtoll(val, &end, 10) : 0;
-    if (!end || end == val || *end != 0 || errno == ERANGE || v < lo || v > hi)
-        return cli_fail("%s: '%s' is not an integer in [%d, %d]", opt, val, lo, hi), -1;
-    *out = (int)v;
-    return 0;
-}
-
 int cli_dev_apply(const cli_dev *d, vm_model *m) {
     if (!d->device || !strcmp(d->device, "cpu")) {
         if (d->precision && strcmp(d->precision, "fp32") && strcmp(d->precision, "bf16"))

@@ -1,9 +1,6 @@
 /* det_draw.c - see det_draw.h. */
 #include "det_draw.h"
-#include "core/util.h"
 
-#include <png.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,54 +106,4 @@ void det_draw(uint8_t *rgb, const vm_detections *r, const vm_detector *d) {
         int ty = y1 - 8 * scale - 1;
         text(rgb, W, H, x1, ty < 0 ? y1 + th : ty, s, scale, black, c);
     }
-}
-
-typedef struct {
-    uint8_t *buf;
-    size_t n, cap;
-    int oom;
-} membuf;
-
-static void write_mem(png_structp png, png_bytep data, size_t n) {
-    membuf *m = png_get_io_ptr(png);
-    if (m->oom) return;
-    if (m->n + n > m->cap) {
-        size_t cap = (m->cap + n) * 2;
-        uint8_t *b = realloc(m->buf, cap);
-        if (!b) { m->oom = 1; return; }
-        m->buf = b;
-        m->cap = cap;
-    }
-    memcpy(m->buf + m->n, data, n);
-    m->n += n;
-}
-
-static void flush_mem(png_structp png) { (void)png; }
-
-int det_write_png(const char *path, const uint8_t *rgb, int w, int h, char *err, size_t errlen) {
-    membuf m = {0};
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_write_struct(&png, &info);
-        return vm_errf(err, errlen, "%s: cannot start the PNG encoder", path);
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        free(m.buf);
-        return vm_errf(err, errlen, "%s: PNG encoding failed", path);
-    }
-    png_set_write_fn(png, &m, write_mem, flush_mem);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(rgb + (size_t)y * w * 3));
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    if (m.oom) { free(m.buf); return vm_errf(err, errlen, "%s: out of memory encoding the PNG", path); }
-    vm_atomic_file *f = vm_atomic_open(path, err, errlen);
-    if (!f) { free(m.buf); return -1; }
-    vm_atomic_write(f, m.buf, m.n);
-    free(m.buf);
-    return vm_atomic_commit(f, err, errlen);
 }

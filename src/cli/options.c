@@ -258,13 +258,26 @@ void cli_pp_options(cli_pp *p, cli_opt o[7]) {
     memcpy(o, t, sizeof t);
 }
 
-static const char *const dev_choices[] = {"cpu", "cuda", NULL};
 static const char *const prec_choices[] = {"fp32", "tf32", "fp16", "bf16", NULL};
+
+int cli_device_syntax(const char *v) {
+    if (!strcmp(v, "cpu") || !strcmp(v, "cuda")) return 1;
+    if (strncmp(v, "cuda:", 5)) return 0;
+    size_t n = strlen(v + 5);
+    return n >= 1 && n <= 4 && strspn(v + 5, "0123456789") == n;
+}
+
+int cli_opt_device(void *dest, const char *name, const char *value) {
+    if (!cli_device_syntax(value))
+        return cli_fail("%s: '%s' is not cpu, cuda or cuda:N (N: the GPU's number, from 0)", name, value), -1;
+    *(const char **)dest = value;
+    return 0;
+}
 
 void cli_dev_options(cli_dev *d, cli_opt o[4]) {
     cli_opt t[4] = {
         {CLI_OPT_SECTION, .help = "Device:"},
-        {CLI_OPT_CHOICE, "--device", 0, &d->device, "D", "cpu (default) or cuda (builds with --with-cuda)", .choices = dev_choices},
+        {CLI_OPT_FN, "--device", 0, &d->device, "D", "cpu (default), cuda or cuda:N (GPU N, cuda = cuda:0;\nbuilds with --with-cuda)", .fn = cli_opt_device},
         {CLI_OPT_CHOICE, "--precision", 0, &d->precision, "P", "fp32 (default); bf16 (CPU: avx512_bf16/AMX; GPU); tf32, fp16 (GPU)", .choices = prec_choices},
         {CLI_OPT_END},
     };

@@ -66,7 +66,12 @@ void cli_help(const cli_spec *s, FILE *f);
 int cli_parse_long(const char *opt, const char *v, long long lo, long long hi, long long *out);
 int cli_parse_double(const char *opt, const char *v, double lo, double hi, double *out);
 
+/* --device's syntax: cpu, cuda or cuda:N (N: up to 4 digits). Whether
+ * the device exists is the library's to say. */
+int cli_device_syntax(const char *v);
+
 /* CLI_OPT_FN parsers. */
+int cli_opt_device(void *dest, const char *name, const char *value);           /* const char *, cli_device_syntax */
 int cli_opt_floats3(void *dest, const char *name, const char *value);          /* float[3] "R,G,B" */
 int cli_opt_floats3_positive(void *dest, const char *name, const char *value); /* same, each > 0 */
 typedef struct { long i, n; } cli_shard;

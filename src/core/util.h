@@ -32,13 +32,9 @@ typedef struct {
 int vm_map_file(const char *path, vm_file_map *out, char *err, size_t errlen);
 void vm_unmap_file(vm_file_map *f);
 
-/* Write a file atomically: data goes to PATH.tmp.XXXXXX, renamed on
- * success, removed on failure, so no partial output file is ever left. */
-typedef struct vm_atomic_file vm_atomic_file;
-vm_atomic_file *vm_atomic_open(const char *path, char *err, size_t errlen);
-int vm_atomic_write(vm_atomic_file *f, const void *p, size_t n);
-int vm_atomic_commit(vm_atomic_file *f, char *err, size_t errlen);
-void vm_atomic_abort(vm_atomic_file *f);
+/* Atomic file output (vm_atomic_open/write/commit/abort: data goes to
+ * PATH.tmp.XXXXXX, renamed on success, removed on failure) is public. */
+#include "vmamba.h"
 
 /* IEEE half / bfloat16 to float. */
 float vm_half_to_float(uint16_t h);

@@ -173,6 +173,7 @@ void free_plan(state *s) {
 void release(vm_model *m) {
     state *s = (state *)m->dev_state;
     if (!s) return;
+    cudaSetDevice(s->device); /* the weights' device, whichever is current */
     free_plan(s);
     for (size_t i = 0; i < s->nallocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
@@ -359,7 +360,10 @@ state *ctx_state(vm_model *m, vm_ctx *c, char *err, size_t errlen) {
     return s;
 }
 
-int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+/* feats_dev: feats[i] are device buffers on the model's device that take
+ * the maps NHWC (for heads on the CUDA op backend), else host NCHW. */
+int forward_impl(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4],
+                 int feats_dev) {
     char *err = c->err;
     size_t errlen = sizeof c->err;
     /* this thread may not have the model's device current */
@@ -417,7 +421,9 @@ int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float 
         const int h = s->h[i], w = s->w[i];
         const size_t T = (size_t)B * h * w;
         for (int j = 0; j < st->depth; j++) rc |= block(m, s, st, &s->st[i].blocks[j], B, h, w);
-        if (feats) {
+        if (feats && feats_dev) {
+            vmc_layernorm(feats[i], s->x, s->st[i].outnorm.w, s->st[i].outnorm.b, T, st->C, VM_LN_EPS, q);
+        } else if (feats) {
             vmc_layernorm(s->t0, s->x, s->st[i].outnorm.w, s->st[i].outnorm.b, T, st->C, VM_LN_EPS, q);
             vmc_nhwc_to_nchw(s->out, s->t0, B, h, w, st->C, q);
             CK(cudaMemcpyAsync(feats[i], s->out, T * st->C * sizeof(float), cudaMemcpyDeviceToHost, q));
@@ -452,6 +458,10 @@ int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float 
     CK(cudaStreamSynchronize(q));
     CK(cudaGetLastError());
     return 0;
+}
+
+int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
+    return forward_impl(m, c, in, B, H, W, logits, feats, 0);
 }
 
 const vm_backend_ops ops = {"cuda", forward, release};
@@ -517,8 +527,19 @@ extern "C" void *vm_cuda_host_alloc(size_t bytes) {
 
 extern "C" void vm_cuda_host_free(void *p) { cudaFreeHost(p); }
 
-extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen) {
-    if (vm_cuda_device_count() < 1) return vm_errf(err, errlen, "no CUDA device found");
+extern "C" int vm_cuda_model_device(const vm_model *m) { return ((const state *)m->dev_state)->device; }
+
+/* The backbone's four maps NHWC into device buffers (on the model's
+ * device), for heads on the CUDA op backend: no host round trip. The
+ * maps are complete when this returns (the stream is synchronised). */
+extern "C" int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *dfeats[4]) {
+    return forward_impl(m, c, in, B, H, W, NULL, dfeats, 1);
+}
+
+extern "C" int vm_cuda_attach(vm_model *m, int precision, int device, char *err, size_t errlen) {
+    int ndev = vm_cuda_device_count();
+    if (ndev < 1) return vm_errf(err, errlen, "no CUDA device found");
+    if (device < 0 || device >= ndev) return vm_errf(err, errlen, "CUDA device %d does not exist (%d found)", device, ndev);
     if (m->quantized) return vm_errf(err, errlen, "INT8 models run on the CPU only; use the FP32 model with --device cuda");
     if (m->info.d_state > VM_CUDA_MAX_STATE)
         return vm_errf(err, errlen, "d_state %d is above the CUDA backend's limit %d", m->info.d_state, VM_CUDA_MAX_STATE);
@@ -530,8 +551,11 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errl
     static const cublasComputeType_t modes[4] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
                                                  CUBLAS_COMPUTE_32F_FAST_16F, CUBLAS_COMPUTE_32F_FAST_16BF};
     s->compute = modes[precision & 3];
-    if (cudaGetDevice(&s->device) != cudaSuccess || make_streams(s, err, errlen)) {
-        if (!err[0]) vm_errf(err, errlen, "CUDA: no current device");
+    /* the weights, streams and handles live on `device`; every later call
+     * selects it again (the calling thread may have another current) */
+    s->device = device;
+    if (cudaSetDevice(device) != cudaSuccess || make_streams(s, err, errlen)) {
+        if (!err[0]) vm_errf(err, errlen, "CUDA: cannot select device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
         free(s);
         return -1;
     }

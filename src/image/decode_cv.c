@@ -232,3 +232,15 @@ int vm_cv_load(const char *path, vm_image *out, char *err, size_t errlen) {
     vm_unmap_file(&m);
     return rc;
 }
+
+int vm_image_load_bgr(const char *path, uint8_t **bgr, int *w, int *h, char *err, size_t errlen) {
+    vm_image im;
+    if (!path || !bgr || !w || !h) return vm_errf(err, errlen, "vm_image_load_bgr: bad arguments");
+    *bgr = NULL;
+    *w = *h = 0;
+    if (vm_cv_load(path, &im, err, errlen)) return -1;
+    *bgr = im.rgb; /* B,G,R order despite the field's name */
+    *w = im.w;
+    *h = im.h;
+    return 0;
+}

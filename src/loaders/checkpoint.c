@@ -236,15 +236,23 @@ int vm_ckpt_validate(const vm_checkpoint *c, const vm_ckpt_tensor *t, char *err,
     return vm_ckpt_check_layout(c, t, err, errlen);
 }
 
-/* Visit every element's storage index in row-major order of the shape. */
+/* Visit every element's storage index in row-major order of the shape.
+ * Walks row by row (all dimensions but the last), so the per-element work
+ * is one multiply-add; the multi-index bookkeeping is per row. */
 #define FOR_EACH_ELEMENT(t, n, off, body)                                          \
     do {                                                                           \
         int64_t idx_[PK_MAX_DIMS] = {0}, numel_ = vm_ckpt_numel(t);                \
-        for (int64_t n = 0; n < numel_; n++) {                                     \
-            int64_t off = (t)->offset;                                             \
-            for (int i_ = 0; i_ < (t)->ndim; i_++) off += idx_[i_] * (t)->stride[i_]; \
-            body;                                                                  \
-            for (int i_ = (t)->ndim - 1; i_ >= 0; i_--) {                          \
+        int nd_ = (t)->ndim;                                                       \
+        int64_t len_ = nd_ > 0 ? (t)->shape[nd_ - 1] : 1;                          \
+        int64_t st_ = nd_ > 0 ? (t)->stride[nd_ - 1] : 0;                          \
+        for (int64_t row_ = 0; len_ > 0 && row_ < numel_; row_ += len_) {          \
+            int64_t base_ = (t)->offset;                                           \
+            for (int i_ = 0; i_ < nd_ - 1; i_++) base_ += idx_[i_] * (t)->stride[i_]; \
+            for (int64_t j_ = 0; j_ < len_; j_++) {                                \
+                int64_t n = row_ + j_, off = base_ + j_ * st_;                     \
+                body;                                                              \
+            }                                                                      \
+            for (int i_ = nd_ - 2; i_ >= 0; i_--) {                                \
                 if (++idx_[i_] < (t)->shape[i_]) break;                            \
                 idx_[i_] = 0;                                                      \
             }                                                                      \

@@ -13,8 +13,6 @@ int vm_npy_read_u8_or_f32(const char *path, vm_npy *out, char *err, size_t errle
 int vm_npy_parse(const uint8_t *buf, size_t len, const char *what, vm_npy *out, char *err, size_t errlen);
 /* Also int64 ('<i8', e.g. labels), converted to float (exact below 2^24). */
 int vm_npy_read_any(const char *path, vm_npy *out, char *err, size_t errlen);
-/* Any dtype: descr is the numpy type string ("<i8", "|u1", "<f4"). */
-int vm_npy_write_typed(const char *path, const void *data, const char *descr, size_t elsize, int ndim,
-                       const int64_t *shape, char *err, size_t errlen);
+/* vm_npy_write_typed (any dtype, descr "<i8", "|u1", "<f4") is public. */
 
 #endif

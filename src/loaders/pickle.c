@@ -113,12 +113,16 @@ void pk_free(pk_state *s) {
 static int seq_push(pk_state *s, pk_obj *q, pk_obj *item) {
     if (q->u.seq.n == q->u.seq.cap) {
         if (q->u.seq.cap >= PK_MAX_ITEMS) return vm_errf(s->err, s->errlen, "%s: corrupt pickle: container too large", s->what);
-        size_t old = q->u.seq.cap;
-        q->u.seq.cap = q->u.seq.cap ? q->u.seq.cap * 2 : 4;
-        if (q == &s->sink || charge(s, (q->u.seq.cap - old) * sizeof(pk_obj *))) return -1;
-        pk_obj **items = pk_alloc(s, q->u.seq.items, q->u.seq.cap * sizeof(pk_obj *));
-        if (!items) { q->u.seq.cap = old; return -1; }
+        /* The capacity changes only with the allocation: after a failure
+         * (or on the sink that newobj hands out after one) n == cap still
+         * holds, so a later push cannot write through a NULL or short
+         * array (it did: SIGSEGV under out of memory). */
+        size_t old = q->u.seq.cap, cap = old ? old * 2 : 4;
+        if (q == &s->sink || charge(s, (cap - old) * sizeof(pk_obj *))) return -1;
+        pk_obj **items = pk_alloc(s, q->u.seq.items, cap * sizeof(pk_obj *));
+        if (!items) return -1;
         q->u.seq.items = items;
+        q->u.seq.cap = cap;
     }
     q->u.seq.items[q->u.seq.n++] = item;
     return 0;
@@ -127,14 +131,14 @@ static int seq_push(pk_state *s, pk_obj *q, pk_obj *item) {
 static int dict_set(pk_state *s, pk_obj *d, pk_obj *k, pk_obj *v) {
     if (d->u.dict.n == d->u.dict.cap) {
         if (d->u.dict.cap >= PK_MAX_ITEMS) return vm_errf(s->err, s->errlen, "%s: corrupt pickle: dict too large", s->what);
-        size_t old = d->u.dict.cap;
-        d->u.dict.cap = d->u.dict.cap ? d->u.dict.cap * 2 : 8;
-        if (d == &s->sink || charge(s, 2 * (d->u.dict.cap - old) * sizeof(pk_obj *))) return -1;
-        pk_obj **keys = pk_alloc(s, d->u.dict.keys, d->u.dict.cap * sizeof(pk_obj *));
+        size_t old = d->u.dict.cap, cap = old ? old * 2 : 8; /* set only with both arrays (see seq_push) */
+        if (d == &s->sink || charge(s, 2 * (cap - old) * sizeof(pk_obj *))) return -1;
+        pk_obj **keys = pk_alloc(s, d->u.dict.keys, cap * sizeof(pk_obj *));
         if (keys) d->u.dict.keys = keys;
-        pk_obj **vals = keys ? pk_alloc(s, d->u.dict.vals, d->u.dict.cap * sizeof(pk_obj *)) : NULL;
+        pk_obj **vals = keys ? pk_alloc(s, d->u.dict.vals, cap * sizeof(pk_obj *)) : NULL;
         if (vals) d->u.dict.vals = vals;
-        if (!keys || !vals) { d->u.dict.cap = old; return -1; }
+        if (!keys || !vals) return -1;
+        d->u.dict.cap = cap;
     }
     d->u.dict.keys[d->u.dict.n] = k;
     d->u.dict.vals[d->u.dict.n] = v;
@@ -378,7 +382,8 @@ int pk_load(const uint8_t *buf, size_t len, const char *what, pk_state **out_sta
             int n = op - 0x84;
             if (s->sp < floor_(s) + (size_t)n) FAIL("%s: corrupt pickle: stack underflow at offset %zu", what, pos);
             pk_obj *t = newobj(s, PK_TUPLE);
-            for (size_t i = s->sp - (size_t)n; i < s->sp; i++) seq_push(s, t, s->stack[i]);
+            for (size_t i = s->sp - (size_t)n; i < s->sp; i++)
+                if (seq_push(s, t, s->stack[i])) return -1;
             s->sp -= (size_t)n;
             push(s, t);
             break;

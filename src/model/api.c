@@ -45,6 +45,12 @@ static vm_ctx *ctx_new(const vm_model *m, char *err, size_t errlen) {
         free(c);
         return NULL;
     }
+    c->be = vm_be_cpu_new(c->dx, err, errlen);
+    if (!c->be) {
+        vm_dnnl_exec_free(c->dx);
+        free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -65,6 +71,10 @@ static void ctx_release(vm_ctx *c) {
         if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
     if (c->dev_ctx) c->dev_release(c->dev_ctx);
     vm_plan_free(&c->plan);
+    for (int i = 0; i < 4; i++)
+        if (c->dev_feat[i]) c->be_dev->free(c->be_dev, c->dev_feat[i]);
+    vm_be_free(c->be_dev);
+    vm_be_free(c->be);
     vm_dnnl_exec_free(c->dx);
     free(c);
 }
@@ -148,17 +158,85 @@ static int same_shape(const vm_feats *a, const vm_feats *b) {
     return 1;
 }
 
+int vm_ctx_backbone_be(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *f, vm_be **be) {
+    vm_model *m = (vm_model *)c->m;
+    if (!m->dev) {
+        *be = c->be_test ? c->be_test : c->be;
+        return vm_ctx_backbone(c, in, B, H, W, f);
+    }
+#ifdef VM_HAVE_CUDA
+    /* The device backbone writes its maps NHWC straight into device
+     * buffers of the context's CUDA op backend (kept in c, grown as needed). */
+    vm_be *d = vm_ctx_cuda_backend(c, vm_cuda_model_device(m));
+    if (!d) return -1;
+    memset(f, 0, sizeof *f);
+    f->B = B;
+    for (int i = 0; i < 4; i++) {
+        vm_feature_shape(m, H, W, i, &f->C[i], &f->H[i], &f->W[i]);
+        size_t n = (size_t)B * f->C[i] * f->H[i] * f->W[i];
+        if (c->dev_feat_n[i] < n) {
+            if (c->dev_feat[i]) d->free(d, c->dev_feat[i]);
+            c->dev_feat_n[i] = 0;
+            if (!(c->dev_feat[i] = d->alloc(d, n)))
+                return vm_ctx_fail(c, VM_ERR_NOMEM, "out of device memory for the backbone's feature maps (%dx%d input)", W, H);
+            c->dev_feat_n[i] = n;
+        }
+        f->data[i] = c->dev_feat[i];
+    }
+    if (vm_cuda_forward_features_dev(m, c, in, B, H, W, c->dev_feat)) {
+        if (c->status == VM_OK) c->status = VM_ERR_BACKEND;
+        return -1;
+    }
+    *be = d;
+    return 0;
+#else
+    (void)in, (void)B, (void)H, (void)W, (void)f, (void)be;
+    return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "heads run on the CPU only in this build (the model is on %s)", m->dev->name);
+#endif
+}
+
 static int run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const float *in, int B, int H, int W, void *out) {
     vm_feats f;
-    if (vm_ctx_backbone(c, in, B, H, W, &f)) return -1;
-    return vm_ctx_head_forward(c, ops, h, &f, out);
+    vm_be *be = NULL;
+    if (vm_ctx_backbone_be(c, in, B, H, W, &f, &be)) return -1;
+    return vm_ctx_head_forward_on(c, be, ops, h, &f, out);
+}
+
+vm_be *vm_ctx_cuda_backend(vm_ctx *c, int device) {
+    if (c->be_dev && c->be_dev_device == device) return c->be_dev;
+    if (c->be_dev) { /* plans and maps made on the other device go with it */
+        for (int i = 0; i < 4; i++) {
+            if (c->dev_feat[i]) c->be_dev->free(c->be_dev, c->dev_feat[i]);
+            c->dev_feat[i] = NULL;
+            c->dev_feat_n[i] = 0;
+        }
+        for (int i = 0; i < VM_CTX_HEADS; i++)
+            if (c->heads[i].be == c->be_dev) {
+                if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
+                memset(&c->heads[i], 0, sizeof c->heads[i]);
+            }
+        vm_be_free(c->be_dev);
+        c->be_dev = NULL;
+    }
+    char e[256];
+    c->be_dev = vm_be_cuda_new(device, e, sizeof e);
+    if (!c->be_dev) {
+        vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "%s", e);
+        return NULL;
+    }
+    c->be_dev_device = device;
+    return c->be_dev;
 }
 
 int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const vm_feats *fp, void *out) {
+    return vm_ctx_head_forward_on(c, c->be, ops, h, fp, out);
+}
+
+int vm_ctx_head_forward_on(vm_ctx *c, vm_be *be, const vm_head_ops *ops, const vm_head *h, const vm_feats *fp, void *out) {
     vm_feats f = *fp;
     vm_ctx_head *slot = NULL, *free_slot = NULL;
     for (int i = 0; i < VM_CTX_HEADS; i++) {
-        if (c->heads[i].h == h && c->heads[i].ops == ops) slot = &c->heads[i];
+        if (c->heads[i].h == h && c->heads[i].ops == ops && c->heads[i].be == be) slot = &c->heads[i];
         if (!c->heads[i].h && !free_slot) free_slot = &c->heads[i];
     }
     if (!slot) {
@@ -166,6 +244,7 @@ int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, con
         slot = free_slot;
         slot->ops = ops;
         slot->h = h;
+        slot->be = be;
     }
     char e[256] = "";
     if (slot->p && !same_shape(&slot->shape, &f)) {
@@ -173,7 +252,7 @@ int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, con
         slot->p = NULL;
     }
     if (!slot->p) {
-        slot->p = ops->plan(h, &f, e, sizeof e);
+        slot->p = ops->plan(h, be, &f, e, sizeof e);
         if (!slot->p) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s head: %s", ops->name, e);
         slot->shape = f;
     }
@@ -185,7 +264,6 @@ int vm_ctx_run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const f
     c->status = VM_OK;
     c->err[0] = 0;
     if (check_input(c, in, B, H, W)) return -1;
-    if (c->m->dev) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "heads run on the CPU only (the model is on %s)", c->m->dev->name);
     int saved = 0;
     if (c->threads > 0) {
         saved = omp_get_max_threads();
@@ -328,8 +406,24 @@ void vm_host_free(void *q) {
 
 const char *vm_model_device(const vm_model *m) { return m->dev ? m->dev->name : "cpu"; }
 
+/* "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N (decimal digits only); -2 for
+ * anything else. */
+int vm_device_index(const char *device) {
+    if (!device || !strcmp(device, "cpu")) return -1;
+    if (strncmp(device, "cuda", 4)) return -2;
+    if (!device[4]) return 0;
+    if (device[4] != ':' || !device[5]) return -2;
+    long n = 0;
+    for (const char *q = device + 5; *q; q++) {
+        if (*q < '0' || *q > '9' || n > 9999) return -2;
+        n = n * 10 + (*q - '0');
+    }
+    return n > 9999 ? -2 : (int)n;
+}
+
 int vm_model_set_device(vm_model *m, const char *device, vm_precision precision) {
-    if (!device || !strcmp(device, "cpu")) {
+    int idx = vm_device_index(device);
+    if (idx == -1) {
         if (cpu_precision_ok(precision, m->err, sizeof m->err)) return -1;
         m->cpu_bf16 = precision == VM_PRECISION_BF16;
         if (m->ictx) vm_plan_free(&m->ictx->plan);
@@ -339,15 +433,20 @@ int vm_model_set_device(vm_model *m, const char *device, vm_precision precision)
         }
         return 0;
     }
-    if (strcmp(device, "cuda") != 0)
-        return vm_errf(m->err, sizeof m->err, "unknown device '%s' (expected cpu or cuda)", device);
+    if (idx < 0) return vm_errf(m->err, sizeof m->err, "unknown device '%s' (expected cpu, cuda or cuda:N)", device);
     if ((unsigned)precision > VM_PRECISION_BF16) return vm_errf(m->err, sizeof m->err, "unknown precision %d", (int)precision);
 #ifdef VM_HAVE_CUDA
+    int n = vm_cuda_device_count();
+    if (n < 1) return vm_errf(m->err, sizeof m->err, "no CUDA device found");
+    if (idx >= n)
+        return n == 1 ? vm_errf(m->err, sizeof m->err, "CUDA device %d does not exist (1 device: cuda:0)", idx)
+                      : vm_errf(m->err, sizeof m->err, "CUDA device %d does not exist (%d devices: cuda:0 to cuda:%d)", idx,
+                                n, n - 1);
     if (m->dev) m->dev->release(m);
     m->dev = NULL;
     char e[400];
     if (m->ictx) vm_plan_free(&m->ictx->plan);
-    if (vm_cuda_attach(m, (int)precision, e, sizeof e)) return vm_errf(m->err, sizeof m->err, "%s", e);
+    if (vm_cuda_attach(m, (int)precision, idx, e, sizeof e)) return vm_errf(m->err, sizeof m->err, "%s", e);
     return 0;
 #else
     return vm_errf(m->err, sizeof m->err, "this build has no CUDA backend (configure --with-cuda)");

@@ -22,9 +22,21 @@ const char *const vm_op_names[VM_OP_COUNT] = {"patch_embed", "layernorm", "in_pr
                                                "selective_scan", "gate", "out_proj", "mlp_gemm", "gelu",
                                                "downsample", "head", "host<->device"};
 
+/* VMAMBA_PROFILE_CLOCK=cpu: the profile counts the process's CPU time
+ * instead of wall time. At 1 thread that is the op's own work, blind to
+ * other processes' load (what A/B comparisons on a shared machine need). */
+static clockid_t prof_clock(void) {
+    static int mode; /* 0 unknown, 1 wall, 2 cpu; a benign race: every thread computes the same */
+    if (!mode) {
+        const char *e = getenv("VMAMBA_PROFILE_CLOCK");
+        mode = e && !strcmp(e, "cpu") ? 2 : 1;
+    }
+    return mode == 2 ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC;
+}
+
 static double now_s(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(prof_clock(), &t);
     return (double)t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
@@ -51,6 +63,12 @@ void vm_plan_free(vm_plan *p) {
         vm_qmatmul_free(p->lin[i].q);
     }
     free(p->lin);
+    for (size_t i = 0; i < p->nsp; i++) {
+        if (p->sp_mm) vm_matmul_free(p->sp_mm[i]);
+        if (p->sp_pack) vm_wpack_free(p->sp_pack[i]);
+    }
+    free(p->sp_mm);
+    free(p->sp_pack);
     vm_conv_free(p->pe1);
     vm_conv_free(p->pe2);
     for (int s = 0; s < 3; s++) vm_conv_free(p->ds[s]);
@@ -137,6 +155,41 @@ static void *xpool(vm_ctx *c) {
         p->xpool_threads = t;
     }
     return p->xpool;
+}
+
+/* x_proj (T x D -> 4(R+2N)) and dt_proj (4 x: T x R -> D, reading the
+ * x_proj output in place, lda 4(R+2N)) as matmul primitives: sgemm's
+ * small-N shapes ran at ~1/3 of the FP32 rate and split badly over
+ * threads. In a BF16 plan they run in bf16 like the other linears. */
+static int make_ssm_proj(vm_ctx *c, int B) {
+    const vm_model *m = c->m;
+    vm_plan *p = &c->plan;
+    if (m->no_pack || m->xnn) return 0; /* XNNPACK path: the model's operators */
+    size_t nb = 0;
+    for (int s = 0; s < 4; s++) nb += (size_t)m->st[s].depth;
+    p->sp_pack = calloc(5 * nb + 1, sizeof *p->sp_pack);
+    p->sp_mm = calloc(5 * nb + 1, sizeof *p->sp_mm);
+    if (!p->sp_pack || !p->sp_mm) return vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (x_proj/dt_proj primitives)");
+    p->nsp = 5 * nb;
+    char e[256];
+    size_t i = 0;
+    for (int s = 0; s < 4; s++) {
+        const vm_stage *st = &m->st[s];
+        const int D = st->d_inner, R = st->R, P = R + 2 * m->info.d_state, M = B * p->h[s] * p->w[s];
+        for (int j = 0; j < st->depth; j++) {
+            const vm_block *bk = &st->blocks[j];
+            for (int k = -1; k < 4; k++, i++) {
+                const int N = k < 0 ? 4 * P : D, K = k < 0 ? D : R, lda = k < 0 ? D : 4 * P;
+                const float *W = k < 0 ? bk->x_proj_w : bk->dt_w + (size_t)k * D * R;
+                p->sp_pack[i] = vm_wpack_create(N, K, W, e, sizeof e);
+                if (p->sp_pack[i])
+                    p->sp_mm[i] = p->bf16 ? vm_matmul_create_bf16_x(c->dx, M, N, K, lda, N, p->sp_pack[i], NULL, 0, 0, e, sizeof e)
+                                          : vm_matmul_create_x(c->dx, M, N, K, lda, N, p->sp_pack[i], NULL, 0, 0, e, sizeof e);
+                if (!p->sp_mm[i]) return vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
+            }
+        }
+    }
+    return 0;
 }
 
 /* Size every buffer for the largest layer at this input shape, allocate one
@@ -226,6 +279,7 @@ int vm_plan_ensure(vm_ctx *c, int B, int H, int W) {
         if (I->downsample_version == 3) rc = make_conv(c, &p->ds[s], &m->st[s].ds_conv, B, p->h[s], p->w[s]);
     size_t qbytes = 0;
     if (!rc) rc = make_linears(c, B, &qbytes);
+    if (!rc) rc = make_ssm_proj(c, B);
     if (!rc && m->quantized) {
         /* INT8 convolutions quantize their whole input map */
         size_t conv_in = (size_t)B * H * W * 3;
@@ -355,18 +409,25 @@ static int vss_block(vm_ctx *c, const vm_stage *st, const vm_block *bk, int s, i
     TR("in_proj", p->t1, B, h, w, Din);
     PROF(VM_OP_DWCONV, K->dwconv3x3_silu(p->t2, p->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D));
     TR("act", p->t2, B, h, w, D);
-    if (bk->x_xproj) {
+    vm_matmul **sp = NULL; /* this block's x_proj, dt_proj[4] primitives */
+    if (p->sp_mm) {
+        size_t bi = (size_t)j;
+        for (int q = 0; q < s; q++) bi += (size_t)m->st[q].depth;
+        sp = p->sp_mm + 5 * bi;
+    }
+    if (bk->x_xproj) { /* XNNPACK path */
         PROF(VM_OP_X_PROJ, rc |= vm_xop_fc_run(bk->x_xproj, (int)T, p->t2, p->t3, xpool(c)));
     } else {
-        PROF(VM_OP_X_PROJ, rc |= vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f));
+        PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[0], p->t2, p->t3) : vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f));
     }
     TR("x_dbl", p->t3, B, h, w, 4 * P);
     for (int k = 0; k < 4; k++) {
         if (bk->x_dt[k]) {
             PROF(VM_OP_X_PROJ, rc |= vm_xop_fc_run(bk->x_dt[k], (int)T, p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D, xpool(c)));
         } else {
-            PROF(VM_OP_X_PROJ, rc |= vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
-                                             p->t4 + (size_t)k * T * D, D, 0.0f));
+            PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[1 + k], p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D)
+                                        : vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
+                                                  p->t4 + (size_t)k * T * D, D, 0.0f));
         }
     }
     TR("dts", p->t4, 4 * B, h, w, D);

@@ -55,7 +55,7 @@ vm_lin_slot *vm_linears(const vm_model *cm, size_t *n) {
 static int number_slots(vm_model *m) {
     size_t n;
     vm_lin_slot *v = vm_linears(m, &n);
-    if (!v) return vm_errf(m->err, sizeof m->err, "out of memory");
+    if (!v) return vm_errf(m->err, sizeof m->err, "out of memory numbering the model's %zu linear layers", n);
     for (size_t i = 0; i < n; i++) {
         if (v[i].q) v[i].q->slot = (int)i;
         if (*v[i].f) (*v[i].f)->slot = (int)i;

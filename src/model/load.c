@@ -641,11 +641,25 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
     m->xnn = xnn && !m->no_pack;
     /* Pack the FP32 linear weights for the CPU now, once: the model is
      * read-only from here on (contexts only read the packs). */
+    int packing = !m->no_pack;
     if (vm_weights_pack(m)) {
+        /* Unpacked, this only numbers the layers' plan slots (INT8 layers
+         * need theirs): a failure there is an error, not a slower path (it
+         * was ignored, and an INT8 model would run with its slots unset). */
+        if (!packing) {
+            vm_errf(err, errlen, "%s: %s", src->what ? src->what : "model", m->err);
+            vm_model_free(m);
+            return NULL;
+        }
         /* Still correct on the plain-weight path, only slower: say so. */
         if (!src->quiet) fprintf(stderr, "vmamba: warning: %s; using unpacked GEMMs\n", m->err);
         m->no_pack = 1;
         m->err[0] = 0;
+        if (vm_weights_pack(m)) {
+            vm_errf(err, errlen, "%s: %s", src->what ? src->what : "model", m->err);
+            vm_model_free(m);
+            return NULL;
+        }
     }
     return m;
 }
@@ -835,9 +849,11 @@ void vm_model_free(vm_model *m) {
 
 const char *vm_model_error(const vm_model *m) { return m ? m->err : "no model"; }
 
-const char *vm_model_metadata(const vm_model *m) { return m->metadata; }
+const char *vm_model_metadata(const vm_model *m) { return m ? m->metadata : NULL; }
 
 int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json) {
+    if (!m) return -1; /* vm_model_error(NULL) says "no model" */
+    if (!path || !*path) return vm_errf(m->err, sizeof m->err, "vm_model_save: no output path");
     if (m->quantized)
         return vm_errf(m->err, sizeof m->err, "an INT8 model cannot be re-saved; convert or calibrate the FP32 model");
     vm_st_dtype dt = VM_ST_F32;

@@ -113,6 +113,13 @@ typedef struct {
     vm_conv_prim *pe1, *pe2, *ds[3];
     vm_lin_prim *lin;         /* [nlin], in vm_linears() order */
     size_t nlin;
+    /* x_proj and the 4 dt_proj products of every block (in stage, block
+     * order; 5 per block): matmul primitives on this plan's own packs of
+     * the model's plain weights (small: 4(R+2N)D + 4DR per block). NULL
+     * when the model is unpacked (VMAMBA_PACK=0, calibration): sgemm. */
+    vm_wpack **sp_pack;
+    vm_matmul **sp_mm;
+    size_t nsp;
     int bf16;                 /* primitives made in BF16 (vm_ctx_bf16) */
     float *xacc;              /* XNNPACK path: a residual layer's product before the add */
     int8_t *xq8;              /* XNNPACK INT8: a layer's s8 output */
@@ -138,6 +145,7 @@ typedef struct {
 typedef struct {
     const vm_head_ops *ops;
     const vm_head *h;
+    vm_be *be;                /* the backend p was planned on */
     vm_head_plan *p;
     vm_feats shape;           /* what p was planned for (data unused) */
 } vm_ctx_head;
@@ -148,6 +156,12 @@ typedef struct {
 struct vm_ctx {
     const vm_model *m;
     vm_dnnl_exec *dx;         /* oneDNN stream + scratchpad */
+    vm_be *be;                /* the CPU op backend over dx (heads) */
+    vm_be *be_dev;            /* the CUDA op backend, made on first use, or NULL */
+    int be_dev_device;
+    vm_be *be_test;           /* tests: heads of a CPU model run on this backend */
+    float *dev_feat[4];       /* the backbone's NHWC maps in be_dev's memory */
+    size_t dev_feat_n[4];
     vm_plan plan;
     int threads;              /* 0: the caller's OpenMP setting */
     int precision;            /* 0: the model's CPU default; else 1 + vm_precision */
@@ -286,6 +300,17 @@ int vm_ctx_run_head(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const f
 /* Its second half: head h on maps f already computed on c (vm_ctx_backbone),
  * through the same per-context plan cache. The caller sets the threads. */
 int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, const vm_feats *f, void *out);
+/* The same on backend be (c->be, or vm_ctx_cuda_backend's), f's maps in
+ * be's memory. */
+int vm_ctx_head_forward_on(vm_ctx *c, vm_be *be, const vm_head_ops *ops, const vm_head *h, const vm_feats *f, void *out);
+/* The backbone on the model's device, for a head: on the CPU
+ * vm_ctx_backbone (*be = c->be, maps in c's arena); for a model on CUDA
+ * the device backbone, its maps NHWC in device buffers of c's CUDA op
+ * backend (*be), kept in c. Returns 0 or -1 (c's error). */
+int vm_ctx_backbone_be(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *f, vm_be **be);
+/* The context's CUDA op backend on device `device` (made on first use;
+ * NULL with c's error set where there is none). */
+vm_be *vm_ctx_cuda_backend(vm_ctx *c, int device);
 /* One linear layer of the model on c (INT8, packed FP32 or plain): see
  * forward.c. */
 int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
@@ -297,8 +322,15 @@ vm_ctx *vm_model_ctx(vm_model *m);
 
 #ifdef VM_HAVE_CUDA
 /* src/cuda/backend.cu: upload the weights and switch m to the GPU. */
-int vm_cuda_attach(vm_model *m, int precision, char *err, size_t errlen);
+/* Moves m's weights to CUDA device `device` (its contexts run there). */
+int vm_cuda_attach(vm_model *m, int precision, int device, char *err, size_t errlen);
+/* "cpu" (or NULL) -> -1, "cuda" -> 0, "cuda:N" -> N; -2 when malformed. */
+int vm_device_index(const char *device);
 int vm_cuda_device_count(void);
+/* The device a model's CUDA weights live on. */
+int vm_cuda_model_device(const vm_model *m);
+/* The CUDA backbone with its four maps written NHWC into device buffers. */
+int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *dfeats[4]);
 void *vm_cuda_host_alloc(size_t bytes); /* page-locked, or NULL */
 void vm_cuda_host_free(void *p);
 #endif

@@ -1,4 +1,5 @@
 /* dataset_meta.c - see dataset_meta.h. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,26 +40,40 @@ static int from_root(const pk_obj *root, vm_dataset_meta *m) {
     return 0;
 }
 
+/* Whether a failure to map, open or interpret the file is a lack of memory:
+ * the model was just loaded from this same file, so that is the only way
+ * these can fail now (a file that is not a zip, safetensors, has no meta).
+ * Before, such a failure was ignored and the built-in names were used. */
+static int nomem(const char *e) { return strstr(e, "out of memory") || strstr(e, strerror(ENOMEM)); }
+
 int vm_dataset_meta_read(const char *path, vm_dataset_meta *m, char *errout, size_t errlen) {
     memset(m, 0, sizeof *m);
     int oom = 0;
-    char err[256];
+    char err[512] = "";
     vm_file_map map;
-    if (vm_map_file(path, &map, err, sizeof err)) return 0;
+    if (vm_map_file(path, &map, err, sizeof err)) return nomem(err) ? vm_errf(errout, errlen, "%s", err) : 0;
     vm_zip z;
-    if (vm_zip_open(&z, map.data, map.size, path, err, sizeof err) == 0) {
+    if (vm_zip_open(&z, map.data, map.size, path, err, sizeof err)) {
+        vm_unmap_file(&map);
+        return nomem(err) ? vm_errf(errout, errlen, "%s", err) : 0;
+    }
+    {
         for (size_t i = 0; i < z.n; i++) {
             const char *nm = z.entries[i].name, *slash = strrchr(nm, '/');
             if (!slash || strchr(nm, '/') != slash || strcmp(slash + 1, "data.pkl") || z.entries[i].method != 0) continue;
             pk_state *ps = NULL;
             pk_obj *root = NULL;
-            if (pk_load(z.entries[i].data, (size_t)z.entries[i].size, path, &ps, &root, err, sizeof err) == 0) oom = from_root(root, m);
+            if (pk_load(z.entries[i].data, (size_t)z.entries[i].size, path, &ps, &root, err, sizeof err) == 0)
+                oom = from_root(root, m);
+            else if (nomem(err))
+                oom = 2;
             pk_free(ps);
             break;
         }
         vm_zip_close(&z);
     }
     vm_unmap_file(&map);
+    if (oom == 2) return vm_errf(errout, errlen, "%s", err);
     if (!oom) return 0;
     vm_dataset_meta_free(m);
     return vm_errf(errout, errlen, "%s: out of memory reading the class names and palette", path);

@@ -183,9 +183,10 @@ void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full) {
 
 static double now_ms(void) { return omp_get_wtime() * 1e3; }
 
-vm_detections *vm_ctx_detect_tensor_traced(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
-                                           int img_w, int ori_h, int ori_w, double scale_w, double scale_h,
-                                           const vm_detect_opts *o, det_trace_fn trace, void *user) {
+vm_detections *vm_ctx_detect_tensor_given_proposals(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp,
+                                                    int img_h, int img_w, int ori_h, int ori_w, double scale_w,
+                                                    double scale_h, const vm_detect_opts *o, det_trace_fn trace,
+                                                    void *user, const float *props, int nprops) {
     if (!c || !d) return NULL;
     c->status = VM_OK;
     c->err[0] = 0;
@@ -217,7 +218,12 @@ vm_detections *vm_ctx_detect_tensor_traced(vm_ctx *c, const vm_detector *d, cons
     if (!r) { vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory"); return NULL; }
     r->height = ori_h;
     r->width = ori_w;
-    det_io io = {img_h, img_w, ori_h, ori_w, scale_w, scale_h, *o, trace, user, r};
+    if (props && nprops < 0) {
+        vm_ctx_fail(c, VM_ERR_INPUT, "negative proposal count");
+        vm_detections_free(r);
+        return NULL;
+    }
+    det_io io = {img_h, img_w, ori_h, ori_w, scale_w, scale_h, *o, trace, user, r, props, nprops};
     double t0 = now_ms();
     if (vm_ctx_run_head(c, &vm_maskrcnn_head_ops, d->head, chw, 1, hp, wp, &io)) {
         vm_detections_free(r);
@@ -226,6 +232,13 @@ vm_detections *vm_ctx_detect_tensor_traced(vm_ctx *c, const vm_detector *d, cons
     /* the backbone (and any planning) is what the heads did not time */
     r->ms_backbone = now_ms() - t0 - r->ms_fpn_rpn - r->ms_roi_heads - r->ms_mask_paste;
     return r;
+}
+
+vm_detections *vm_ctx_detect_tensor_traced(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
+                                           int img_w, int ori_h, int ori_w, double scale_w, double scale_h,
+                                           const vm_detect_opts *o, det_trace_fn trace, void *user) {
+    return vm_ctx_detect_tensor_given_proposals(c, d, chw, hp, wp, img_h, img_w, ori_h, ori_w, scale_w, scale_h, o, trace,
+                                                user, NULL, 0);
 }
 
 vm_detections *vm_ctx_detect_tensor(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w,
@@ -300,4 +313,12 @@ vm_detections *vm_ctx_detect_file(vm_ctx *c, const vm_detector *d, const char *p
     vm_image_free(&im);
     if (r) r->ms_preprocess += t1 - t0;
     return r;
+}
+
+int vm_detector_set_device(vm_detector *d, const char *device, char *err, size_t errlen) {
+    if (!d) return vm_errf(err, errlen, "detector is NULL");
+    if (!d->owned)
+        return vm_errf(err, errlen, "this detector borrows its model (vm_detector_new): set the model's device instead");
+    if (vm_model_set_device(d->owned, device, VM_PRECISION_FP32)) return vm_errf(err, errlen, "%s", vm_model_error(d->owned));
+    return 0;
 }

@@ -5,10 +5,14 @@
  *   bind    at model load: read and fold weights (BatchNorm into convs),
  *           pack them once; the result is immutable and shared by every
  *           thread that uses the model.
- *   plan    per context and input shape: oneDNN primitives and buffers.
- *           Mutable, owned by one context (one thread at a time).
- *   forward reads the backbone's four feature maps (NHWC, kept alive in the
- *           context's arena) and writes the head's output.
+ *   plan    per context and input shape, on one of the context's backends
+ *           (src/ops/backend.h: the CPU's oneDNN primitives on the
+ *           context's stream and scratchpad, or CUDA): ops planned for the
+ *           shape and buffers in that backend's memory. Mutable, owned by
+ *           one context (one thread at a time).
+ *   forward reads the backbone's four feature maps (NHWC, in the plan's
+ *           backend memory: the context's arena on the CPU) and writes the
+ *           head's output (host memory).
  *   free    plan_free per context, free with the model.
  */
 #ifndef VM_NET_HEAD_H
@@ -16,6 +20,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../ops/backend.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,7 +46,8 @@ typedef struct vm_weights_src {
 } vm_weights_src;
 
 /* The backbone's four feature maps for one batch, NHWC: data[i] holds
- * (B, H[i], W[i], C[i]) float32. */
+ * (B, H[i], W[i], C[i]) float32, in the memory of the backend the head
+ * was planned on. */
 typedef struct {
     int B;
     int C[4], H[4], W[4];
@@ -55,8 +62,9 @@ typedef struct vm_head_ops {
     /* Bind the weights under `prefix` (e.g. "decode_head."); sizes come from
      * the weight shapes. Returns NULL with a message naming src->path. */
     vm_head *(*bind)(const vm_weights_src *src, const char *prefix, char *err, size_t errlen);
-    /* Primitives and buffers for these feature shapes. */
-    vm_head_plan *(*plan)(const vm_head *h, const vm_feats *shape, char *err, size_t errlen);
+    /* Ops and buffers for these feature shapes on backend be (which
+     * outlives the plan). */
+    vm_head_plan *(*plan)(const vm_head *h, vm_be *be, const vm_feats *shape, char *err, size_t errlen);
     /* Run; `out` is head-specific (logits, a result object...). */
     int (*forward)(const vm_head *h, vm_head_plan *p, const vm_feats *in, void *out, char *err, size_t errlen);
     void (*plan_free)(vm_head_plan *p);

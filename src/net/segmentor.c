@@ -213,11 +213,17 @@ int vm_segmentor_head(const vm_segmentor *s, const float *const feats[4], const 
                       char *err, size_t errlen) {
     vm_feats f = {.B = 1};
     for (int i = 0; i < 4; i++) f.C[i] = C[i], f.H[i] = H[i], f.W[i] = W[i], f.data[i] = feats[i];
-    vm_head_plan *p = vm_upernet_ops.plan(s->head, &f, err, errlen);
-    if (!p) return -1;
+    vm_be *be = vm_be_cpu_new(NULL, err, errlen);
+    if (!be) return -1;
+    vm_head_plan *p = vm_upernet_ops.plan(s->head, be, &f, err, errlen);
+    if (!p) {
+        vm_be_free(be);
+        return -1;
+    }
     vm_upernet_set_debug(p, dbg, dbg_user);
     int rc = vm_upernet_ops.forward(s->head, p, &f, logits4, err, errlen);
     vm_upernet_ops.plan_free(p);
+    vm_be_free(be);
     return rc;
 }
 
@@ -250,11 +256,12 @@ static int seg_run(vm_ctx *c, const vm_segmentor *s, const vm_image *bgr, int sw
     vm_seg_normalize(rs, w1, h1, in);
     double t1 = now_ms();
     vm_feats f;
-    if (vm_ctx_backbone(c, in, 1, h1, w1, &f)) goto done;
+    vm_be *be = NULL; /* the model's device: the head runs there too */
+    if (vm_ctx_backbone_be(c, in, 1, h1, w1, &f, &be)) goto done;
     double t2 = now_ms();
     logits = malloc(sizeof(float) * (size_t)f.H[0] * f.W[0] * ncls);
     if (!logits) { vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory for the logits"); goto done; }
-    if (vm_ctx_head_forward(c, &vm_upernet_ops, s->head, &f, logits)) goto done;
+    if (vm_ctx_head_forward_on(c, be, &vm_upernet_ops, s->head, &f, logits)) goto done;
     double t3 = now_ms();
     if (vm_seg_labels(logits, f.H[0], f.W[0], ncls, h1, w1, bgr->h, bgr->w, labels, row_cb, user)) {
         vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory resizing the logits");
@@ -269,7 +276,15 @@ static int seg_run(vm_ctx *c, const vm_segmentor *s, const vm_image *bgr, int sw
         if (trace->keep) { /* the maps live in c's arena: copies */
             trace->resized = rs, rs = NULL;
             trace->input = in, in = NULL;
-            for (int i = 0; i < 4; i++) trace->feats[i] = dup_f(f.data[i], (size_t)f.C[i] * f.H[i] * f.W[i]);
+            for (int i = 0; i < 4; i++) {
+                size_t n = (size_t)f.C[i] * f.H[i] * f.W[i];
+                if (be->host) trace->feats[i] = dup_f(f.data[i], n);
+                else if ((trace->feats[i] = malloc(sizeof(float) * (n ? n : 1))) &&
+                         be->download(be, trace->feats[i], f.data[i], n)) {
+                    free(trace->feats[i]);
+                    trace->feats[i] = NULL;
+                }
+            }
             trace->logits4 = logits, logits = NULL;
         }
     }
@@ -289,7 +304,6 @@ int vm_ctx_segment_image(vm_ctx *c, const vm_segmentor *s, const vm_image *bgr, 
     if (!s || !bgr || !bgr->rgb || bgr->w < 1 || bgr->h < 1 || !labels || sw < 1 || sh < 1)
         return vm_ctx_fail(c, VM_ERR_INPUT, "segment: bad arguments");
     if (c->m != s->m) return vm_ctx_fail(c, VM_ERR_INPUT, "segment: the context was made for another model");
-    if (c->m->dev) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "segmentation runs on the CPU only (the model is on %s)", c->m->dev->name);
     /* The context's thread count for everything, the resizes included. */
     int saved = 0;
     if (c->threads > 0) {
@@ -299,6 +313,10 @@ int vm_ctx_segment_image(vm_ctx *c, const vm_segmentor *s, const vm_image *bgr, 
     int rc = seg_run(c, s, bgr, sw, sh, labels, row_cb, user, trace);
     if (c->threads > 0) omp_set_num_threads(saved);
     return rc;
+}
+
+void vm_segment_resized_size(int w, int h, int scale_w, int scale_h, int *w1, int *h1) {
+    vm_cv_rescale_size(w, h, scale_w, scale_h, w1, h1);
 }
 
 int vm_ctx_segment(vm_ctx *c, const vm_segmentor *s, const uint8_t *bgr, int w, int h, int scale_w, int scale_h,
@@ -326,5 +344,11 @@ int vm_ctx_segment_file(vm_ctx *c, const vm_segmentor *s, const char *image_path
     }
     *labels = l, *w = im.w, *h = im.h;
     vm_image_free(&im);
+    return 0;
+}
+
+int vm_segmentor_set_device(vm_segmentor *s, const char *device, char *err, size_t errlen) {
+    if (!s) return vm_errf(err, errlen, "segmentor is NULL");
+    if (vm_model_set_device(s->m, device, VM_PRECISION_FP32)) return vm_errf(err, errlen, "%s", vm_model_error(s->m));
     return 0;
 }

@@ -16,9 +16,8 @@
 /* Largest resized image the network is run on (64 Mpixel, 32x mmseg's). */
 #define VM_SEG_MAX_INPUT_PIXELS (1ull << 26)
 
-/* Random weights: "upernet-vmamba-tiny" (VMamba-T s1l8 backbone, dims 96,
- * depths 2,2,8,2; UPerHead channels 512, 150 classes), for benchmarks. */
-vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+/* vm_segmentor_from_preset ("upernet-vmamba-tiny": VMamba-T s1l8 backbone,
+ * dims 96, depths 2,2,8,2; UPerHead channels 512, 150 classes) is public. */
 
 /* Stage outputs and timings of one run (all optional; free with
  * vm_seg_trace_free). keep = 1 keeps copies of the buffers. */

@@ -65,8 +65,7 @@ void vm_paste_mask_ref(const float *prob, int M, const float box[4], int img_h, 
  * COCO compressed RLE (pycocotools maskApi rleEncode + rleToString) of an
  * img_h x img_w mask given as a window: column-major runs starting with a
  * run of zeros, delta-coded against the count two back, 5 bits per char
- * + 48. Returns a malloc'd NUL-terminated string, NULL when out of memory. */
-char *vm_rle_encode(const vm_det_mask *m, int img_h, int img_w);
+ * + 48. vm_rle_encode (public, vmamba.h) returns a malloc'd string. */
 /* Decode (rleFrString + rleDecode) into full (img_h * img_w, row-major);
  * returns 0, or -1 when the string is malformed or the runs do not add up. */
 int vm_rle_decode(const char *s, int img_h, int img_w, uint8_t *full);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vmamba.h"
+
 /* SegDataPreProcessor: x[c] = ((float)rgb[c] - mean[c]) / std[c] in float32
  * with mean (123.675, 116.28, 103.53), std (58.395, 57.12, 57.375), from a
  * BGR image (h, w, 3) into NCHW (1, 3, h, w). */
@@ -23,11 +25,8 @@ typedef void (*vm_seg_row_fn)(void *user, int y, const float *row);
 int vm_seg_labels(const float *logits, int h4, int w4, int C, int H1, int W1, int H0, int W0, uint8_t *labels,
                   vm_seg_row_fn row_cb, void *user);
 
-/* mmseg's SegLocalVisualizer overlay (alpha 0.5, no text):
- * out_rgb = (uint8)(rgb * 0.5 + palette[label] * 0.5) in double, from the
- * original BGR image; palette: ncolors RGB triplets (labels beyond: black). */
-void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
-                    uint8_t *out_rgb);
+/* vm_seg_overlay, mmseg's SegLocalVisualizer overlay (alpha 0.5, no text;
+ * computed in double), is public (vmamba.h). */
 
 /* ADE20K (150 classes): name and RGB colour of label i, NULL outside. */
 const char *vm_ade20k_class(int i);

@@ -234,19 +234,26 @@ fail:
 static void det_plan_free(vm_head_plan *pp) {
     det_plan *p = (det_plan *)pp;
     if (!p) return;
+    vm_be *be = p->be;
     for (int i = 0; i < 4; i++) {
-        vm_conv_free(p->lateral[i]); vm_conv_free(p->fpn[i]);
-        free(p->lat[i]);
+        be->conv_free(be, p->lateral[i]); be->conv_free(be, p->fpn[i]);
+        be->free(be, p->lat[i]);
     }
     for (int l = 0; l < DET_LEVELS; l++) {
-        vm_conv_free(p->rpn_conv[l]); vm_conv_free(p->rpn_out[l]);
-        free(p->P[l]); free(p->rpn_o[l]);
+        be->conv_free(be, p->rpn_conv[l]); be->conv_free(be, p->rpn_out[l]);
+        be->free(be, p->P[l]); be->free(be, p->rpn_o[l]);
+        if (!be->host) { free(p->Ph[l]); free(p->rpn_oh[l]); }
     }
-    for (int i = 0; i < DET_MAX_MASK_CONVS; i++) vm_conv_free(p->mconv[i]);
+    for (int i = 0; i < DET_MAX_MASK_CONVS; i++) be->conv_free(be, p->mconv[i]);
+    det_buf *bufs[] = {&p->bx_h1, &p->bx_h2, &p->bx_feats, &p->bx_cls, &p->bx_reg};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) det_buf_free(be, bufs[i]);
+    const float *ws[] = {p->fc0_w, p->fc0_b, p->fc1_w, p->fc1_b, p->cls_w, p->cls_b, p->reg_w, p->reg_b, p->up_w};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
+        if (ws[i]) be->free_weights(be, ws[i]);
     free(p);
 }
 
-static vm_head_plan *det_plan_new(const vm_head *hh, const vm_feats *s, char *err, size_t errlen) {
+static vm_head_plan *det_plan_new(const vm_head *hh, vm_be *be, const vm_feats *s, char *err, size_t errlen) {
     const det_weights *w = (const det_weights *)hh;
     if (s->B != 1) { vm_errf(err, errlen, "Mask R-CNN runs one image at a time (batch %d)", s->B); return NULL; }
     for (int i = 0; i < 4; i++)
@@ -256,36 +263,50 @@ static vm_head_plan *det_plan_new(const vm_head *hh, const vm_feats *s, char *er
         }
     det_plan *p = calloc(1, sizeof *p);
     if (!p) { vm_errf(err, errlen, "out of memory"); return NULL; }
-    const int F = w->F;
+    p->be = be;
+    const int F = w->F, O = w->rpn_out.cout;
     for (int i = 0; i < 4; i++) { p->H[i] = s->H[i]; p->W[i] = s->W[i]; }
     p->H[4] = (p->H[3] + 1) / 2;
     p->W[4] = (p->W[3] + 1) / 2;
-    size_t tmax = 0;
     for (int l = 0; l < DET_LEVELS; l++) {
         size_t hw = (size_t)p->H[l] * p->W[l];
-        tmax = hw > tmax ? hw : tmax;
         if (l < 4) {
-            p->lateral[l] = vm_conv_create(1, w->Cin[l], p->H[l], p->W[l], F, 1, 1, 0, w->lateral[l].w, w->lateral[l].b, err, errlen);
-            p->fpn[l] = p->lateral[l] ? vm_conv_create(1, F, p->H[l], p->W[l], F, 3, 1, 1, w->fpn[l].w, w->fpn[l].b, err, errlen) : NULL;
-            p->lat[l] = malloc(hw * F * sizeof(float));
+            p->lateral[l] = be->conv_make(be, 1, w->Cin[l], p->H[l], p->W[l], F, 1, 1, 0, w->lateral[l].w, w->lateral[l].b, 0);
+            p->fpn[l] = p->lateral[l] ? be->conv_make(be, 1, F, p->H[l], p->W[l], F, 3, 1, 1, w->fpn[l].w, w->fpn[l].b, 0) : NULL;
             if (!p->lateral[l] || !p->fpn[l]) goto fail;
-            if (!p->lat[l]) goto oom;
+            if (!(p->lat[l] = be->alloc(be, hw * F))) goto oom;
         }
-        p->rpn_conv[l] = vm_conv_create_relu(1, F, p->H[l], p->W[l], F, 3, 1, 1, w->rpn_conv.w, w->rpn_conv.b, 1, err, errlen);
-        p->rpn_out[l] = p->rpn_conv[l] ? vm_conv_create(1, F, p->H[l], p->W[l], w->rpn_out.cout, 1, 1, 0, w->rpn_out.w, w->rpn_out.b, err, errlen) : NULL;
+        p->rpn_conv[l] = be->conv_make(be, 1, F, p->H[l], p->W[l], F, 3, 1, 1, w->rpn_conv.w, w->rpn_conv.b, 1);
+        p->rpn_out[l] = p->rpn_conv[l] ? be->conv_make(be, 1, F, p->H[l], p->W[l], O, 1, 1, 0, w->rpn_out.w, w->rpn_out.b, 0) : NULL;
         if (!p->rpn_conv[l] || !p->rpn_out[l]) goto fail;
-        p->P[l] = malloc(hw * F * sizeof(float));
-        p->rpn_o[l] = malloc(hw * w->rpn_out.cout * sizeof(float));
+        p->P[l] = be->alloc(be, hw * F);
+        p->rpn_o[l] = be->alloc(be, hw * O);
         if (!p->P[l] || !p->rpn_o[l]) goto oom;
+        if (be->host) {
+            p->Ph[l] = p->P[l], p->rpn_oh[l] = p->rpn_o[l];
+        } else {
+            p->Ph[l] = malloc(hw * F * sizeof(float));
+            p->rpn_oh[l] = malloc(hw * O * sizeof(float));
+            if (!p->Ph[l] || !p->rpn_oh[l]) goto oom;
+        }
     }
     /* The RPN's hidden map reuses the largest lateral buffer: the laterals
      * are dead once the FPN convolutions ran (saves a P2-sized map). */
-    (void)tmax;
     p->rpn_t = p->lat[0];
+    const size_t K0 = (size_t)w->roi_out * w->roi_out * F, Hd = w->fc_hidden, NC = w->ncls;
+    if (!(p->fc0_w = be->weights(be, w->fc0_w, Hd * K0)) || !(p->fc0_b = be->weights(be, w->fc0_b, Hd)) ||
+        !(p->fc1_w = be->weights(be, w->fc1_w, Hd * Hd)) || !(p->fc1_b = be->weights(be, w->fc1_b, Hd)) ||
+        !(p->cls_w = be->weights(be, w->cls_w, (NC + 1) * Hd)) || !(p->cls_b = be->weights(be, w->cls_b, NC + 1)) ||
+        !(p->reg_w = be->weights(be, w->reg_w, 4 * NC * Hd)) || !(p->reg_b = be->weights(be, w->reg_b, 4 * NC)) ||
+        !(p->up_w = be->weights(be, w->up_w, (size_t)4 * w->Cm * w->Cm)))
+        goto oom;
     return (vm_head_plan *)p;
 oom:
-    vm_errf(err, errlen, "out of memory for the detection buffers (%dx%d features)", s->H[0], s->W[0]);
+    vm_errf(err, errlen, "out of %s memory for the detection buffers (%dx%d features)", be->name, s->H[0], s->W[0]);
+    goto out;
 fail:
+    vm_errf(err, errlen, "%s", be->err);
+out:
     det_plan_free((vm_head_plan *)p);
     return NULL;
 }
@@ -300,33 +321,43 @@ static int det_forward(const vm_head *hh, vm_head_plan *pp, const vm_feats *in, 
     float *props = NULL, *boxes = NULL, *scores = NULL, *prob = NULL;
     int *labels = NULL, nprop = 0, n = 0, rc = -1;
     double t0 = now_ms();
+    vm_be *be = p->be;
     if (io->trace)
         for (int i = 0; i < 4; i++) {
             char nm[32];
             snprintf(nm, sizeof nm, "backbone_feat%d", i);
-            io->trace(io->trace_user, nm, in->data[i], 1, in->H[i], in->W[i], in->C[i]);
+            size_t n = (size_t)in->H[i] * in->W[i] * in->C[i];
+            float *tmp = be->host ? NULL : malloc(sizeof(float) * (n ? n : 1));
+            const float *hv = be->host || tmp ? vm_be_to_host(be, in->data[i], n, tmp) : NULL;
+            if (hv) io->trace(io->trace_user, nm, hv, 1, in->H[i], in->W[i], in->C[i]);
+            free(tmp);
         }
-    if (det_fpn_forward(w, p, in)) { vm_errf(err, errlen, "oneDNN: FPN convolution failed"); goto done; }
+    if (det_fpn_forward(w, p, in)) { vm_errf(err, errlen, "FPN: %s", be->err); goto done; }
+    if (!be->host) /* RoIAlign reads P2..P5 on the host */
+        for (int l = 0; l < DET_LEVELS; l++)
+            if (be->download(be, p->Ph[l], p->P[l], (size_t)p->H[l] * p->W[l] * w->F)) { vm_errf(err, errlen, "FPN: %s", be->err); goto done; }
     if (io->trace)
         for (int l = 0; l < DET_LEVELS; l++) {
             char nm[32];
             snprintf(nm, sizeof nm, "fpn_p%d", l + 2);
-            io->trace(io->trace_user, nm, p->P[l], 1, p->H[l], p->W[l], w->F);
+            io->trace(io->trace_user, nm, p->Ph[l], 1, p->H[l], p->W[l], w->F);
         }
-    if (det_rpn_forward(w, p)) { vm_errf(err, errlen, "oneDNN: RPN convolution failed"); goto done; }
+    if (det_rpn_forward(w, p)) { vm_errf(err, errlen, "RPN: %s", be->err); goto done; }
+    if (!be->host)
+        for (int l = 0; l < DET_LEVELS; l++)
+            if (be->download(be, p->rpn_oh[l], p->rpn_o[l], (size_t)p->H[l] * p->W[l] * w->rpn_out.cout)) { vm_errf(err, errlen, "RPN: %s", be->err); goto done; }
     if (io->trace)
         for (int l = 0; l < DET_LEVELS; l++) {
             char nm[32];
             snprintf(nm, sizeof nm, "rpn_out_l%d", l);
-            io->trace(io->trace_user, nm, p->rpn_o[l], 1, p->H[l], p->W[l], w->rpn_out.cout);
+            io->trace(io->trace_user, nm, p->rpn_oh[l], 1, p->H[l], p->W[l], w->rpn_out.cout);
         }
     if (det_rpn_proposals(w, p, io, &props, &nprop)) { vm_errf(err, errlen, "out of memory in the RPN"); goto done; }
     if (io->trace) io->trace(io->trace_user, "proposals", props, nprop, 5, 1, 1);
     double t1 = now_ms();
-    if (det_bbox_forward(w, p, io, props, nprop, &boxes, &scores, &labels, &n)) {
-        vm_errf(err, errlen, "box head failed (out of memory or oneDNN)");
-        goto done;
-    }
+    const float *bprops = io->given_props ? io->given_props : props;
+    int nb = io->given_props ? io->n_given_props : nprop;
+    if (det_bbox_forward(w, p, io, bprops, nb, &boxes, &scores, &labels, &n, err, errlen)) goto done;
     if (io->trace) io->trace(io->trace_user, "dets_resized", boxes, n, 4, 1, 1);
     prob = malloc((size_t)(n ? n : 1) * 4 * w->mask_roi * w->mask_roi * sizeof(float));
     if (!prob) { vm_errf(err, errlen, "out of memory in the mask head"); goto done; }

@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "net/head.h"
-#include "core/dnnl_compat.h"
 #include "vmamba.h"
 
 #define DET_LEVELS 5   /* P2..P6 */
@@ -44,15 +43,34 @@ typedef struct {
     float *logit_w, *logit_b;    /* (ncls, Cm) */
 } det_weights;
 
-/* Per context and input shape. */
+/* A grow-only buffer in a plan's backend memory. */
 typedef struct {
+    float *p;
+    size_t n;
+} det_buf;
+/* b's buffer with room for n floats (its contents are not kept when it
+ * grows); NULL when out of memory. det_buf_free: with the plan. */
+float *det_buf_grow(vm_be *be, det_buf *b, size_t n);
+void det_buf_free(vm_be *be, det_buf *b);
+
+/* Per context and input shape, on one backend (src/ops/backend.h): the
+ * convolutions and FCs run there; RPN decoding, NMS, RoIAlign and pasting
+ * stay on the host and read host views of P2..P6 and the RPN outputs. */
+typedef struct {
+    vm_be *be;
     int H[DET_LEVELS], W[DET_LEVELS];
-    vm_conv_prim *lateral[4], *fpn[4], *rpn_conv[DET_LEVELS], *rpn_out[DET_LEVELS];
-    float *lat[4], *P[DET_LEVELS], *rpn_o[DET_LEVELS];
+    vm_be_conv *lateral[4], *fpn[4], *rpn_conv[DET_LEVELS], *rpn_out[DET_LEVELS];
+    float *lat[4], *P[DET_LEVELS], *rpn_o[DET_LEVELS]; /* backend memory */
+    float *Ph[DET_LEVELS], *rpn_oh[DET_LEVELS];        /* host views (the same buffers on a host backend) */
     float *rpn_t;                /* aliases lat[0] (largest level) */
+    /* the FC and deconvolution weights as the backend holds them */
+    const float *fc0_w, *fc0_b, *fc1_w, *fc1_b, *cls_w, *cls_b, *reg_w, *reg_b, *up_w;
+    /* the box head's backend buffers, grown (never shrunk) to the largest
+     * proposal count seen: no device allocation per image */
+    det_buf bx_h1, bx_h2, bx_feats, bx_cls, bx_reg;
     /* mask convs for the last detection count */
     int mask_n;
-    vm_conv_prim *mconv[DET_MAX_MASK_CONVS];
+    vm_be_conv *mconv[DET_MAX_MASK_CONVS];
 } det_plan;
 
 /* Intermediates for tests: name, data, up to 4 dims (unused = 1), in
@@ -75,6 +93,8 @@ typedef struct {
     det_trace_fn trace;
     void *trace_user;
     vm_detections *out;          /* filled: count, boxes, scores, labels, masks, ms_* */
+    const float *given_props;    /* tests: the box head runs on these (n, 5) instead of the RPN's */
+    int n_given_props;
 } det_io;
 
 extern const vm_head_ops vm_maskrcnn_head_ops;
@@ -84,9 +104,10 @@ int det_fpn_forward(const det_weights *w, det_plan *p, const vm_feats *in);
 int det_rpn_forward(const det_weights *w, det_plan *p);
 /* Proposals (n, 5: x1 y1 x2 y2 score) into *props (malloc'd). */
 int det_rpn_proposals(const det_weights *w, const det_plan *p, const det_io *io, float **props, int *n);
-/* Box head on the proposals: detections in the resized frame. */
-int det_bbox_forward(const det_weights *w, const det_plan *p, const det_io *io, const float *props, int nprop,
-                     float **boxes, float **scores, int **labels, int *ndet);
+/* Box head on the proposals: detections in the resized frame. -1 with a
+ * message in err (out of memory, oneDNN, the backend). */
+int det_bbox_forward(const det_weights *w, det_plan *p, const det_io *io, const float *props, int nprop,
+                     float **boxes, float **scores, int **labels, int *ndet, char *err, size_t errlen);
 /* Mask head on the detections (resized frame): probabilities (n, 28, 28). */
 int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const float *boxes, const int *labels, int n,
                      float *prob, char *err, size_t errlen);

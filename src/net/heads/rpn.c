@@ -11,9 +11,11 @@
 #include <string.h>
 
 int det_rpn_forward(const det_weights *w, det_plan *p) {
+    (void)w;
+    vm_be *be = p->be;
     for (int l = 0; l < DET_LEVELS; l++) {
-        if (vm_conv_run(p->rpn_conv[l], p->P[l], p->rpn_t)) return -1;
-        if (vm_conv_run(p->rpn_out[l], p->rpn_t, p->rpn_o[l])) return -1;
+        if (be->conv_run(be, p->rpn_conv[l], p->P[l], p->rpn_t)) return -1;
+        if (be->conv_run(be, p->rpn_out[l], p->rpn_t, p->rpn_o[l])) return -1;
     }
     return 0;
 }
@@ -41,7 +43,7 @@ int det_rpn_proposals(const det_weights *w, const det_plan *p, const det_io *io,
         int *ntop = realloc(top, (size_t)n * sizeof *top);
         if (!nsc || !ntop) { sc = nsc ? nsc : sc; top = ntop ? ntop : top; goto done; }
         sc = nsc; top = ntop;
-        const float *out = p->rpn_o[l];
+        const float *out = p->rpn_oh[l]; /* host view */
         for (int t = 0; t < HW; t++)
             for (int a = 0; a < A; a++) sc[t * A + a] = 1.0f / (1.0f + expf(-out[(size_t)t * O + a]));
         int k;

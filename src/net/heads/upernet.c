@@ -10,16 +10,17 @@
  * up = bilinear, align_corners=False, to the target's size. Every
  * ConvModule is conv (no bias) + BatchNorm (eval) + ReLU; the BatchNorm is
  * folded into the conv at bind (w' = w*a, b' = beta - mean*a with
- * a = gamma / sqrt(var + 1e-5)), and the ReLU fused by oneDNN. */
+ * a = gamma / sqrt(var + 1e-5)), and the ReLU fused into the conv op.
+ * Every op goes through the plan's backend (src/ops/backend.h): the same
+ * code runs on the CPU (oneDNN, dense.c) and on CUDA. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "upernet.h"
-#include "../../core/dnnl_compat.h"
 #include "../../core/util.h"
-#include "../../ops/dense.h"
+#include "../../ops/backend.h"
 
 #define MAX_PPM 8
 
@@ -37,8 +38,10 @@ struct vm_head {
 
 struct vm_head_plan {
     int H[4], W[4];
-    vm_conv_prim *ppm[MAX_PPM], *bottleneck, *lateral[3], *fpn[3], *fpn_bottleneck, *seg;
-    float *pooled, *ppm_out, *bott_in, *lat[4], *tmp, *fuse_in, *fused;
+    vm_be *be;              /* the context's backend the ops run on */
+    vm_be_conv *ppm[MAX_PPM], *bottleneck, *lateral[3], *fpn[3], *fpn_bottleneck, *seg;
+    float *pooled, *ppm_out, *bott_in, *lat[4], *tmp, *fuse_in, *fused; /* backend memory */
+    float *logits;          /* off-host backends: conv_seg's output before download */
     vm_head_dbg_fn dbg;
     void *dbg_user;
 };
@@ -192,30 +195,25 @@ int vm_upernet_channels(const vm_head *h) { return h->ch; }
 
 static void up_plan_free(vm_head_plan *p) {
     if (!p) return;
-    for (int i = 0; i < MAX_PPM; i++) vm_conv_free(p->ppm[i]);
-    for (int i = 0; i < 3; i++) vm_conv_free(p->lateral[i]), vm_conv_free(p->fpn[i]);
-    vm_conv_free(p->bottleneck);
-    vm_conv_free(p->fpn_bottleneck);
-    vm_conv_free(p->seg);
-    free(p->pooled);
-    free(p->ppm_out);
-    free(p->bott_in);
-    for (int i = 0; i < 4; i++) free(p->lat[i]);
-    free(p->tmp);
-    free(p->fuse_in);
-    free(p->fused);
+    vm_be *be = p->be;
+    for (int i = 0; i < MAX_PPM; i++) be->conv_free(be, p->ppm[i]);
+    for (int i = 0; i < 3; i++) be->conv_free(be, p->lateral[i]), be->conv_free(be, p->fpn[i]);
+    be->conv_free(be, p->bottleneck);
+    be->conv_free(be, p->fpn_bottleneck);
+    be->conv_free(be, p->seg);
+    float **bufs[] = {&p->pooled, &p->ppm_out, &p->bott_in, &p->lat[0], &p->lat[1], &p->lat[2], &p->lat[3],
+                      &p->tmp, &p->fuse_in, &p->fused, &p->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) be->free(be, *bufs[i]);
     free(p);
 }
 
-static vm_conv_prim *mk(const conv_w *c, int H, int W, int relu, char *err, size_t errlen) {
-    return vm_conv_create_relu(1, c->cin, H, W, c->cout, c->k, 1, c->k / 2, c->w, c->b, relu, err, errlen);
+static vm_be_conv *mk(vm_be *be, const conv_w *c, int H, int W, int relu, char *err, size_t errlen) {
+    vm_be_conv *k = be->conv_make(be, 1, c->cin, H, W, c->cout, c->k, 1, c->k / 2, c->w, c->b, relu);
+    if (!k) vm_errf(err, errlen, "%s", be->err);
+    return k;
 }
 
-static float *buf(size_t n) {
-    return malloc(sizeof(float) * (n ? n : 1));
-}
-
-static vm_head_plan *up_plan(const vm_head *h, const vm_feats *f, char *err, size_t errlen) {
+static vm_head_plan *up_plan(const vm_head *h, vm_be *be, const vm_feats *f, char *err, size_t errlen) {
     for (int i = 0; i < 4; i++)
         if (f->C[i] != h->cin[i] || f->H[i] < 1 || f->W[i] < 1) {
             vm_errf(err, errlen, "UPerHead: feature %d is %dx%dx%d, the head expects %d channels", i, f->H[i], f->W[i],
@@ -227,6 +225,7 @@ static vm_head_plan *up_plan(const vm_head *h, const vm_feats *f, char *err, siz
         vm_errf(err, errlen, "out of memory (%zu bytes) for the UPerHead plan", sizeof *p);
         return NULL;
     }
+    p->be = be;
     memcpy(p->H, f->H, sizeof p->H);
     memcpy(p->W, f->W, sizeof p->W);
     int ch = h->ch, H3 = f->H[3], W3 = f->W[3], H0 = f->H[0], W0 = f->W[0];
@@ -234,28 +233,30 @@ static vm_head_plan *up_plan(const vm_head *h, const vm_feats *f, char *err, siz
     for (int j = 0; j < h->nppm; j++) {
         int s = h->scales[j];
         smax = s > smax ? s : smax;
-        if (!(p->ppm[j] = mk(&h->ppm[j], s, s, 1, err, errlen))) goto fail;
+        if (!(p->ppm[j] = mk(be, &h->ppm[j], s, s, 1, err, errlen))) goto fail;
     }
-    if (!(p->bottleneck = mk(&h->bottleneck, H3, W3, 1, err, errlen))) goto fail;
+    if (!(p->bottleneck = mk(be, &h->bottleneck, H3, W3, 1, err, errlen))) goto fail;
     size_t big = 0;
     for (int i = 0; i < 3; i++) {
-        if (!(p->lateral[i] = mk(&h->lateral[i], f->H[i], f->W[i], 1, err, errlen))) goto fail;
-        if (!(p->fpn[i] = mk(&h->fpn[i], f->H[i], f->W[i], 1, err, errlen))) goto fail;
+        if (!(p->lateral[i] = mk(be, &h->lateral[i], f->H[i], f->W[i], 1, err, errlen))) goto fail;
+        if (!(p->fpn[i] = mk(be, &h->fpn[i], f->H[i], f->W[i], 1, err, errlen))) goto fail;
         size_t n = (size_t)f->H[i] * f->W[i] * ch;
         big = n > big ? n : big;
     }
-    if (!(p->fpn_bottleneck = mk(&h->fpn_bottleneck, H0, W0, 1, err, errlen))) goto fail;
-    if (!(p->seg = mk(&h->seg, H0, W0, 0, err, errlen))) goto fail;
-    p->pooled = buf((size_t)smax * smax * h->cin[3]);
-    p->ppm_out = buf((size_t)smax * smax * ch);
-    p->bott_in = buf((size_t)H3 * W3 * h->bottleneck.cin);
-    for (int i = 0; i < 4; i++) p->lat[i] = buf((size_t)f->H[i] * f->W[i] * ch);
-    p->tmp = buf(big);
-    p->fuse_in = buf((size_t)H0 * W0 * h->fpn_bottleneck.cin);
-    p->fused = buf((size_t)H0 * W0 * ch);
+    if (!(p->fpn_bottleneck = mk(be, &h->fpn_bottleneck, H0, W0, 1, err, errlen))) goto fail;
+    if (!(p->seg = mk(be, &h->seg, H0, W0, 0, err, errlen))) goto fail;
+    p->pooled = be->alloc(be, (size_t)smax * smax * h->cin[3]);
+    p->ppm_out = be->alloc(be, (size_t)smax * smax * ch);
+    p->bott_in = be->alloc(be, (size_t)H3 * W3 * h->bottleneck.cin);
+    for (int i = 0; i < 4; i++) p->lat[i] = be->alloc(be, (size_t)f->H[i] * f->W[i] * ch);
+    p->tmp = be->alloc(be, big);
+    p->fuse_in = be->alloc(be, (size_t)H0 * W0 * h->fpn_bottleneck.cin);
+    p->fused = be->alloc(be, (size_t)H0 * W0 * ch);
+    /* the logits go straight into the caller's host buffer on the CPU */
+    if (!be->host) p->logits = be->alloc(be, (size_t)H0 * W0 * h->ncls);
     if (!p->pooled || !p->ppm_out || !p->bott_in || !p->lat[0] || !p->lat[1] || !p->lat[2] || !p->lat[3] || !p->tmp ||
-        !p->fuse_in || !p->fused) {
-        vm_errf(err, errlen, "UPerHead: out of memory for a %dx%d level-0 map", H0, W0);
+        !p->fuse_in || !p->fused || (!be->host && !p->logits)) {
+        vm_errf(err, errlen, "UPerHead: out of %s memory for a %dx%d level-0 map", be->name, H0, W0);
         goto fail;
     }
     return p;
@@ -269,77 +270,85 @@ void vm_upernet_set_debug(vm_head_plan *p, vm_head_dbg_fn fn, void *user) {
     p->dbg_user = user;
 }
 
-/* Copy a dense (H*W, C) map into channel slice [off, off+C) of a (H*W, ld) one. */
-static void put_slice(const float *src, size_t hw, int C, float *dst, int ld, int off) {
-    for (size_t i = 0; i < hw; i++) memcpy(dst + i * ld + off, src + i * C, sizeof(float) * C);
+/* Hand an intermediate to the debug hook (tests), as host memory. */
+static void dbg_emit(vm_head_plan *p, const char *name, const float *ptr, int H, int W, int C) {
+    size_t n = (size_t)H * W * C;
+    float *tmp = p->be->host ? NULL : malloc(sizeof(float) * (n ? n : 1));
+    if (!p->be->host && !tmp) return;
+    const float *h = vm_be_to_host(p->be, ptr, n, tmp);
+    if (h) p->dbg(p->dbg_user, name, h, H, W, C);
+    free(tmp);
 }
 
-static int run(vm_conv_prim *c, const float *in, float *out, const char *what, char *err, size_t errlen) {
-    if (vm_conv_run(c, in, out)) return vm_errf(err, errlen, "UPerHead: oneDNN failed running %s", what);
+static int run(vm_be *be, vm_be_conv *c, const float *in, float *out, const char *what, char *err, size_t errlen) {
+    if (be->conv_run(be, c, in, out)) return vm_errf(err, errlen, "UPerHead: %s (%s)", be->err, what);
     return 0;
 }
 
 #define DBG(name, ptr, H, W, C) \
     do { \
-        if (p->dbg && b == 0) p->dbg(p->dbg_user, name, ptr, H, W, C); \
+        if (p->dbg && b == 0) dbg_emit(p, name, ptr, H, W, C); \
+    } while (0)
+
+#define OP(call) \
+    do { \
+        if (call) return vm_errf(err, errlen, "UPerHead: %s", be->err); \
     } while (0)
 
 static int up_forward(const vm_head *h, vm_head_plan *p, const vm_feats *f, void *out, char *err, size_t errlen) {
     for (int i = 0; i < 4; i++)
         if (f->H[i] != p->H[i] || f->W[i] != p->W[i] || f->C[i] != h->cin[i])
             return vm_errf(err, errlen, "UPerHead: features do not match the plan's shapes");
+    vm_be *be = p->be;
     int ch = h->ch, C3 = h->cin[3], H3 = f->H[3], W3 = f->W[3], H0 = f->H[0], W0 = f->W[0];
     int cb = h->bottleneck.cin, cf = h->fpn_bottleneck.cin;
     char nm[32];
     for (int b = 0; b < f->B; b++) {
         const float *x[4];
         for (int i = 0; i < 4; i++) x[i] = f->data[i] + (size_t)b * f->H[i] * f->W[i] * f->C[i];
-        size_t hw3 = (size_t)H3 * W3;
-        /* PPM: cat([x, up(ppm_s)...]) built in place in bott_in. */
-        put_slice(x[3], hw3, C3, p->bott_in, cb, 0);
+        /* PPM: cat([x, up(ppm_s)...]) built in place in bott_in (a
+         * same-size bilinear is a copy into the channel slice). */
+        OP(be->bilinear(be, x[3], H3, W3, C3, C3, p->bott_in, H3, W3, cb, 0));
         for (int j = 0; j < h->nppm; j++) {
             int s = h->scales[j];
-            vm_adaptive_avgpool_nhwc(x[3], H3, W3, C3, s, p->pooled);
-            if (run(p->ppm[j], p->pooled, p->ppm_out, "a pyramid pooling conv", err, errlen)) return -1;
+            OP(be->avgpool(be, x[3], H3, W3, C3, s, p->pooled));
+            if (run(be, p->ppm[j], p->pooled, p->ppm_out, "a pyramid pooling conv", err, errlen)) return -1;
             snprintf(nm, sizeof nm, "ppm%d", s);
             DBG(nm, p->ppm_out, s, s, ch);
-            if (vm_bilinear_nhwc(p->ppm_out, s, s, ch, ch, p->bott_in + C3 + j * ch, H3, W3, cb, 0)) goto oom;
+            OP(be->bilinear(be, p->ppm_out, s, s, ch, ch, p->bott_in + C3 + j * ch, H3, W3, cb, 0));
         }
         DBG("bottleneck_in", p->bott_in, H3, W3, cb);
-        if (run(p->bottleneck, p->bott_in, p->lat[3], "the PPM bottleneck", err, errlen)) return -1;
+        if (run(be, p->bottleneck, p->bott_in, p->lat[3], "the PPM bottleneck", err, errlen)) return -1;
         DBG("psp_out", p->lat[3], H3, W3, ch);
         for (int i = 0; i < 3; i++) {
-            if (run(p->lateral[i], x[i], p->lat[i], "a lateral conv", err, errlen)) return -1;
+            if (run(be, p->lateral[i], x[i], p->lat[i], "a lateral conv", err, errlen)) return -1;
             snprintf(nm, sizeof nm, "lateral%d", i);
             DBG(nm, p->lat[i], f->H[i], f->W[i], ch);
         }
         /* Top-down, coarse to fine, each from the already-updated level. */
         for (int i = 3; i >= 1; i--)
-            if (vm_bilinear_nhwc(p->lat[i], f->H[i], f->W[i], ch, ch, p->lat[i - 1], f->H[i - 1], f->W[i - 1], ch, 1))
-                goto oom;
+            OP(be->bilinear(be, p->lat[i], f->H[i], f->W[i], ch, ch, p->lat[i - 1], f->H[i - 1], f->W[i - 1], ch, 1));
         /* FPN convs; every level resized straight to level 0 into fuse_in. */
         for (int i = 0; i < 4; i++) {
             const float *o = p->lat[3];
             if (i < 3) {
                 snprintf(nm, sizeof nm, "fpn_in%d", i);
                 DBG(nm, p->lat[i], f->H[i], f->W[i], ch);
-                if (run(p->fpn[i], p->lat[i], p->tmp, "an FPN conv", err, errlen)) return -1;
+                if (run(be, p->fpn[i], p->lat[i], p->tmp, "an FPN conv", err, errlen)) return -1;
                 snprintf(nm, sizeof nm, "fpn_out%d", i);
                 DBG(nm, p->tmp, f->H[i], f->W[i], ch);
                 o = p->tmp;
             }
-            if (i == 0) put_slice(o, (size_t)H0 * W0, ch, p->fuse_in, cf, 0);
-            else if (vm_bilinear_nhwc(o, f->H[i], f->W[i], ch, ch, p->fuse_in + i * ch, H0, W0, cf, 0)) goto oom;
+            OP(be->bilinear(be, o, f->H[i], f->W[i], ch, ch, p->fuse_in + i * ch, H0, W0, cf, 0));
         }
         DBG("fpn_bottleneck_in", p->fuse_in, H0, W0, cf);
-        if (run(p->fpn_bottleneck, p->fuse_in, p->fused, "the FPN bottleneck", err, errlen)) return -1;
+        if (run(be, p->fpn_bottleneck, p->fuse_in, p->fused, "the FPN bottleneck", err, errlen)) return -1;
         DBG("fused", p->fused, H0, W0, ch);
         float *logits = (float *)out + (size_t)b * H0 * W0 * h->ncls;
-        if (run(p->seg, p->fused, logits, "conv_seg", err, errlen)) return -1;
+        if (run(be, p->seg, p->fused, be->host ? logits : p->logits, "conv_seg", err, errlen)) return -1;
+        if (!be->host) OP(be->download(be, logits, p->logits, (size_t)H0 * W0 * h->ncls));
     }
     return 0;
-oom:
-    return vm_errf(err, errlen, "UPerHead: out of memory for the bilinear resize tables and rows");
 }
 
 const vm_head_ops vm_upernet_ops = {
