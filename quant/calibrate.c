@@ -25,6 +25,8 @@ typedef struct {
     int sample_rows;
     double *hist;             /* entropy: HBINS bins of |x| over [0, hmax) */
     double hmax;
+    double olo, ohi;          /* range of the layer's output (A W^T + bias): the
+                                 XNNPACK INT8 path requantizes to s8 there */
 } layer_stats;
 
 struct vm_calib {
@@ -34,6 +36,8 @@ struct vm_calib {
     int n, cap;
     float *tmp;
     size_t tmp_cap;
+    float *out;               /* a layer's product, for its output range */
+    size_t out_cap;
     size_t oom; /* bytes of the first allocation that failed (observers cannot return an error) */
 };
 
@@ -101,8 +105,8 @@ static void observe(void *user, const char *layer, const float *x, size_t rows, 
             calib_oom(c, strlen(layer) + 1);
             return;
         }
-        s->lo = INFINITY;
-        s->hi = -INFINITY;
+        s->lo = s->olo = INFINITY;
+        s->hi = s->ohi = -INFINITY;
         s->w = w;
         s->K = cols;
         s->n_out = n_out;
@@ -159,6 +163,32 @@ static void observe(void *user, const char *layer, const float *x, size_t rows, 
         size_t khi = (size_t)floor(q * (double)(n - 1)), klo = n - 1 - khi;
         s->hi += kth(c->tmp, n, khi);
         s->lo += kth(c->tmp, n, klo);
+    }
+    /* The output's range (minmax: a clipped residual-stream value costs
+     * more than a coarser step), from the FP32 weights and bias. */
+    if (w) {
+        size_t no = rows * (size_t)n_out;
+        if (no > c->out_cap) {
+            float *nt = realloc(c->out, no * sizeof *nt);
+            if (!nt) {
+                calib_oom(c, no * sizeof *nt);
+                return;
+            }
+            c->out = nt;
+            c->out_cap = no;
+        }
+        const float *bias = NULL;
+        char bn[256];
+        snprintf(bn, sizeof bn, "%s.bias", layer);
+        for (size_t i = 0; i < c->m->nparams; i++)
+            if (!strcmp(c->m->params[i].name, bn)) bias = c->m->params[i].data;
+        if (vm_gemm((int)rows, n_out, cols, x, ld, w, cols, c->out, n_out, 0.0f) == 0)
+            for (size_t r = 0; r < rows; r++)
+                for (int o = 0; o < n_out; o++) {
+                    float v = c->out[r * n_out + o] + (bias ? bias[o] : 0.0f);
+                    if (v < s->olo) s->olo = v;
+                    if (v > s->ohi) s->ohi = v;
+                }
     }
     s->batches++;
 }
@@ -290,7 +320,7 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
     if (c->oom)
         return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for calibration statistics: nothing written", path, c->oom);
     if (c->n == 0) return vm_errf(err, errlen, "calibration saw no layer inputs (no forward pass ran)");
-    size_t cap = (m->nparams + m->nkept) * 4 + 8, n = 0;
+    size_t cap = m->nparams * 6 + m->nkept * 4 + 8, n = 0; /* a weight: itself, 5 scales and zero points; a head conv: 4 */
     vm_st_tensor *t = calloc(cap, sizeof *t);
     void **owned = calloc(cap, sizeof *owned);
     size_t nowned = 0;
@@ -339,6 +369,19 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
                 as[1] = (float)zp;
                 t[n++] = (vm_st_tensor){.name = isn, .data = as, .ndim = 1, .shape = {1}};
                 t[n++] = (vm_st_tensor){.name = izn, .data = as + 1, .ndim = 1, .shape = {1}};
+                if (s->ohi >= s->olo) { /* the output's u8 scale and zero point, as the input's */
+                    float *os = OWN(2 * sizeof(float));
+                    char *osn = os ? NAME("%.*s.output_scale", (int)nl - 7, p->name) : NULL;
+                    char *ozn = osn ? NAME("%.*s.output_zero_point", (int)nl - 7, p->name) : NULL;
+                    if (!ozn) goto done;
+                    double lo = fmin(s->olo, 0), hi = fmax(s->ohi, 0), sc = (hi - lo) / 255.0;
+                    if (!(sc > 0)) sc = 1e-8;
+                    int z = (int)nearbyint(-lo / sc);
+                    os[0] = (float)sc;
+                    os[1] = (float)(z < 0 ? 0 : z > 255 ? 255 : z);
+                    t[n++] = (vm_st_tensor){.name = osn, .data = os, .ndim = 1, .shape = {1}};
+                    t[n++] = (vm_st_tensor){.name = ozn, .data = os + 1, .ndim = 1, .shape = {1}};
+                }
                 nq++;
             }
             continue;
@@ -464,6 +507,7 @@ void vm_calib_free(vm_calib *c) {
     }
     free(c->l);
     free(c->tmp);
+    free(c->out);
     free(c);
 }
 

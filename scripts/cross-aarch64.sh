@@ -22,8 +22,11 @@ if [ -n "$need" ]; then
     apt-get install -y -q --no-install-recommends $need
 fi
 mkdir -p "$build/debs" "$sysroot"
-if [ ! -e "$sysroot/usr/lib/aarch64-linux-gnu/libdnnl.so" ]; then
-    (cd "$build/debs" && apt-get download libdnnl-dev:arm64 libdnnl2:arm64)
+# XNNPACK (the GEMM path of NEON-only cores, src/ops/gemm_xnnpack.c) and
+# what it links, the same way.
+if [ ! -e "$sysroot/usr/lib/aarch64-linux-gnu/libdnnl.so" ] || [ ! -e "$sysroot/usr/include/xnnpack.h" ]; then
+    (cd "$build/debs" && apt-get download libdnnl-dev:arm64 libdnnl2:arm64 libxnnpack0:arm64 libxnnpack-dev:arm64 \
+        libcpuinfo0:arm64 libpthreadpool0:arm64 libpthreadpool-dev:arm64)
     for d in "$build"/debs/*.deb; do dpkg -x "$d" "$sysroot"; done
 fi
 cd "$build"
@@ -37,17 +40,27 @@ export PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconf
 # are tested by the native build.
 "$src/configure" --host=aarch64-linux-gnu --disable-shared \
     CPPFLAGS="-I$sysroot/usr/include" \
-    LDFLAGS="-L$sysroot/usr/lib/aarch64-linux-gnu -Wl,-rpath,$sysroot/usr/lib/aarch64-linux-gnu"
+    LDFLAGS="-L$sysroot/usr/lib/aarch64-linux-gnu -Wl,--disable-new-dtags,-rpath,$sysroot/usr/lib/aarch64-linux-gnu"
+# (DT_RPATH, not RUNPATH: it also finds XNNPACK's own libcpuinfo under qemu)
+grep -q '^#define VM_HAVE_XNNPACK 1' config.h || { echo "cross-aarch64: XNNPACK not found in $sysroot" >&2; exit 1; }
 make -j"$(nproc)"
 file vmamba | grep -q "ARM aarch64"
 make check VMAMBA_RUNNER="qemu-aarch64 -L /" || { cat tests/*.log; exit 1; }
 # That ran on qemu's default CPU ('max': SVE-512, where oneDNN JITs SVE
 # kernels). Raspberry Pi and RK3588 cores have no SVE, and there oneDNN runs
 # its reference GEMMs: the kernel and golden suites again on such a core (~2 min).
-for suite in kernels golden; do
-    CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=$suite QEMU_CPU=cortex-a72 VMAMBA_TEST_DATA="$src/tests/data" \
+# There the GEMMs default to XNNPACK (src/ops/gemm_xnnpack.c); the golden
+# suite also runs forced onto oneDNN there, and forced onto XNNPACK on
+# 'max' (where the default is oneDNN's SVE path), so both GEMM paths meet
+# the goldens on both CPUs (quant: the INT8 models on XNNPACK's qc8); the
+# xnnpack suite checks its operators against
+# scalar references and a whole model against oneDNN.
+for run in "kernels " "golden " "golden dnnl" "quant " "xnnpack "; do
+    suite=${run% *} gemm=${run#* }
+    VMAMBA_GEMM=$gemm CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=$suite QEMU_CPU=cortex-a72 VMAMBA_TEST_DATA="$src/tests/data" \
         qemu-aarch64 -L / tests/check_vmamba
 done
+VMAMBA_GEMM=xnnpack CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=golden VMAMBA_TEST_DATA="$src/tests/data" qemu-aarch64 -L / tests/check_vmamba
 # The instruction counter (bench/arm-icount.sh, a qemu TCG plugin) counts a
 # known instruction stream exactly and still maps every op: a few seconds.
 if command -v python3 >/dev/null && command -v cc >/dev/null; then

@@ -11,7 +11,7 @@
 # Exits non-zero on any crash, leak, timeout, out-of-memory or sanitizer
 # report. Prints each harness's execution count. Seeds: tests/fuzz/corpus,
 # tests/data/hostile, tests/data/png. The library is compiled with
-# -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION (zip CRC-32 mismatches do not
+# -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -DVM_NO_XNNPACK (zip CRC-32 mismatches do not
 # stop the parse) and only the scalar kernels.
 #
 # Long runs on many cores (the >= 10 M executions per harness):

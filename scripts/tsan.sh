@@ -19,7 +19,8 @@ out=${1:-/tmp/vmamba-tsan}
 CC=${TSAN_CC:-clang}
 mkdir -p "$out"
 cflags="-std=gnu11 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Wno-unknown-pragmas"
-cflags="$cflags -I$top/include -I$top/src -I$top -I$top/quant $(pkg-config --cflags libturbojpeg libpng jansson zlib)"
+# VM_NO_XNNPACK: XNNPACK stubs (config.h of an in-tree build may say it is there)
+cflags="$cflags -DVM_NO_XNNPACK -I$top/include -I$top/src -I$top -I$top/quant $(pkg-config --cflags libturbojpeg libpng jansson zlib)"
 libs="-ldnnl -lgomp $(pkg-config --libs libturbojpeg libpng jansson zlib) -lpthread -lm"
 # The library's C files (libvmamba_core in Makefile.am: scalar kernels, the
 # ISA kernels are separate libraries) and the test driver.

@@ -18,6 +18,7 @@ int main(void) {
     srunner_add_suite(sr, suite_harden());
     srunner_add_suite(sr, suite_det());
     srunner_add_suite(sr, suite_int8_dense());
+    srunner_add_suite(sr, suite_xnnpack());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -36,5 +36,6 @@ Suite *suite_heads(void);
 Suite *suite_harden(void);
 Suite *suite_det(void);
 Suite *suite_int8_dense(void);
+Suite *suite_xnnpack(void);
 
 #endif

@@ -111,10 +111,10 @@ int cmd_bench(int argc, char **argv) {
         for (int k = 0; k < nops; k++) total += vm_ctx_profile_seconds(c, k);
         const char *name = arch ? arch : model;
         if (json) {
-            printf("{\"model\": \"%s\", \"device\": \"%s\", \"precision\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, \"isa\": \"%s\", "
+            printf("{\"model\": \"%s\", \"device\": \"%s\", \"precision\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, \"isa\": \"%s\", \"gemm\": \"%s\", "
                    "\"latency_ms_median\": %.3f, \"latency_ms_min\": %.3f, \"images_per_s\": %.2f, \"gflops\": %.2f, "
                    "\"gmacs_per_image\": %.3f, \"peak_rss_mb\": %.1f",
-                   name, vm_model_device(m), dev.precision ? dev.precision : "fp32", size, batch, vm_get_threads(), vm_isa(), med * 1e3, t[0] * 1e3, batch / med,
+                   name, vm_model_device(m), dev.precision ? dev.precision : "fp32", size, batch, vm_get_threads(), vm_isa(), vm_model_gemm(m), med * 1e3, t[0] * 1e3, batch / med,
                    2 * gmacs / med, gmacs / batch, rss);
             if (profile) {
                 printf(", \"profile_ms\": {");
@@ -125,8 +125,8 @@ int cmd_bench(int argc, char **argv) {
             printf("}\n");
         } else {
             printf("model        %s (%s, %.2fM params)\n", name, vm_family_name(I.family), I.params / 1e6);
-            printf("input        %d x 3 x %d x %d, device %s, %s, %d threads, kernels %s\n", batch, size, size, vm_model_device(m),
-                   dev.precision ? dev.precision : "fp32", vm_get_threads(), vm_isa());
+            printf("input        %d x 3 x %d x %d, device %s, %s, %d threads, kernels %s, GEMMs %s\n", batch, size, size,
+                   vm_model_device(m), dev.precision ? dev.precision : "fp32", vm_get_threads(), vm_isa(), vm_model_gemm(m));
             printf("latency      median %.2f ms, min %.2f ms (%d iters)\n", med * 1e3, t[0] * 1e3, iters);
             printf("throughput   %.2f images/s, %.1f GFLOP/s (%.2f GMACs/image)\n", batch / med, 2 * gmacs / med, gmacs / batch);
             printf("peak RSS     %.1f MB\n", rss);

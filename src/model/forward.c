@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <omp.h>
 
 #include "model.h"
 #include "../../simd/kernels.h"
@@ -54,6 +55,9 @@ static double now_s(void) {
 void vm_plan_free(vm_plan *p) {
     free(p->arena);
     free(p->qbuf);
+    free(p->xacc);
+    free(p->xq8);
+    vm_xnn_pool_free(p->xpool);
     for (size_t i = 0; i < p->nlin; i++) {
         vm_matmul_free(p->lin[i].f);
         vm_qmatmul_free(p->lin[i].q);
@@ -73,6 +77,10 @@ void vm_plan_free(vm_plan *p) {
 
 static int make_conv(vm_ctx *c, vm_conv_prim **out, const vm_conv *cv, int B, int H, int W) {
     char e[256];
+    if (cv->x) { /* XNNPACK path: the model's operator, nothing per context */
+        *out = NULL;
+        return 0;
+    }
     if (cv->w8)
         *out = vm_qconv_create_x(c->dx, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, cv->w8, cv->w_scale, cv->a_scale,
                                cv->a_zp, cv->b, e, sizeof e);
@@ -101,18 +109,27 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
     p->nlin = n;
     int rc = 0;
     char e[256];
+    size_t xacc = 0, xq8 = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         const vm_lin_slot *L = &v[i];
         int st = L->rows_stage, M;
         if (st < 0) M = B;
         else if (st >= 10) M = B * ((p->h[st - 10] + 1) / 2) * ((p->w[st - 10] + 1) / 2);
         else M = B * p->h[st] * p->w[st];
-        if (L->q) {
+        if (L->q && L->q->x) {
+            /* XNNPACK INT8: the model's operator; s8 output in p->xq8 */
+            if ((size_t)M * L->q->K > *qbytes) *qbytes = (size_t)M * L->q->K;
+            if ((size_t)M * L->q->N > xq8) xq8 = (size_t)M * L->q->N;
+        } else if (L->q) {
             const vm_qlinear *q = L->q;
             p->lin[i].q = vm_qmatmul_create_x(c->dx, M, q->N, q->K, q->K, q->N, q->w, q->w_scale, q->a_scale, q->a_zp, L->bias,
                                             L->gelu, L->accumulate, e, sizeof e);
             if (!p->lin[i].q) rc = vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
             if ((size_t)M * q->K > *qbytes) *qbytes = (size_t)M * q->K;
+        } else if (*L->f && (*L->f)->x) {
+            /* XNNPACK: the model's operator; a residual layer's product
+             * goes to p->xacc first (no accumulating output there) */
+            if (L->accumulate && (size_t)M * L->N > xacc) xacc = (size_t)M * L->N;
         } else if (*L->f) {
             const vm_flinear *f = *L->f;
             p->lin[i].f = p->bf16 ? vm_matmul_create_bf16_x(c->dx, M, L->N, L->K, L->K, L->N, f->pack, L->bias, L->gelu, L->accumulate, e, sizeof e)
@@ -121,7 +138,23 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
         }
     }
     free(v);
+    if (!rc && xacc && !(p->xacc = malloc(xacc * sizeof *p->xacc)))
+        rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu floats of GEMM output)", xacc);
+    if (!rc && xq8 && !(p->xq8 = malloc(xq8)))
+        rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu bytes of INT8 GEMM output)", xq8);
     return rc;
+}
+
+/* This context's XNNPACK worker threads, as many as OpenMP would use now. */
+static void *xpool(vm_ctx *c) {
+    vm_plan *p = &c->plan;
+    int t = omp_get_max_threads();
+    if (t != p->xpool_threads) {
+        vm_xnn_pool_free(p->xpool);
+        p->xpool = vm_xnn_pool_create(t);
+        p->xpool_threads = t;
+    }
+    return p->xpool;
 }
 
 /* x_proj (T x D -> 4(R+2N)) and dt_proj (4 x: T x R -> D, reading the
@@ -131,7 +164,7 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
 static int make_ssm_proj(vm_ctx *c, int B) {
     const vm_model *m = c->m;
     vm_plan *p = &c->plan;
-    if (m->no_pack) return 0;
+    if (m->no_pack || m->xnn) return 0; /* XNNPACK path: the model's operators */
     size_t nb = 0;
     for (int s = 0; s < 4; s++) nb += (size_t)m->st[s].depth;
     p->sp_pack = calloc(5 * nb + 1, sizeof *p->sp_pack);
@@ -222,6 +255,7 @@ int vm_plan_ensure(vm_ctx *c, int B, int H, int W) {
     }
     size_t sizes[11] = {sx, s0, s1, s2, s3, s4, s5, sf[0], sf[1], sf[2], sf[3]}, total = 0;
     for (int i = 0; i < 11; i++) total += (sizes[i] + 15) & ~(size_t)15; /* 64-byte aligned slices */
+    total += 16; /* XNNPACK may read 16 bytes past its input (XNN_EXTRA_BYTES): the last slice too */
     void *arena = NULL;
     if (posix_memalign(&arena, 64, total * sizeof(float)) != 0) {
         memset(p, 0, sizeof *p);
@@ -252,7 +286,7 @@ int vm_plan_ensure(vm_ctx *c, int B, int H, int W) {
         if (I->patch_embed_version == 2) conv_in = maxz(conv_in, (size_t)B * p->pe_h1 * p->pe_w1 * m->pe_conv1.cout);
         for (int s = 0; s < 3; s++) conv_in = maxz(conv_in, (size_t)B * p->h[s] * p->w[s] * m->st[s].C);
         qbytes = maxz(qbytes, conv_in);
-        p->qbuf = malloc(qbytes ? qbytes : 1);
+        p->qbuf = malloc(qbytes + 16); /* + XNNPACK's XNN_EXTRA_BYTES of readable tail */
         if (!p->qbuf) rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (INT8 input buffer of %zu bytes)", qbytes);
     }
     if (rc) {
@@ -281,14 +315,42 @@ static void fill_bias_rows(float *x, const float *bias, size_t T, int C) {
 
 /* A convolution on an NHWC map: observed for calibration, and on INT8
  * models its input is quantized first. */
-static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char *name, const float *in, size_t pixels,
+static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char *name, const float *in, int B, int H, int W,
                     float *out) {
+    const size_t pixels = (size_t)B * H * W;
     if (c->observe) c->observe(c->observe_user, name, in, pixels, cv->cin, cv->cin, NULL, cv->cout);
+    if (cv->x) return vm_xop_conv_run(cv->x, B, H, W, in, out, xpool(c));
     if (cv->w8) {
         vm_kernels()->quantize_u8(c->plan.qbuf, in, pixels, cv->cin, cv->cin, 1.0f / cv->a_scale, (float)cv->a_zp);
         return vm_conv_run(prim, (const float *)c->plan.qbuf, out);
     }
     return vm_conv_run(prim, in, out);
+}
+
+/* XNNPACK INT8 (qc8) on the u8 input in c->plan.qbuf: to s8 (the same
+ * codes minus 128), the product requantized to s8 at the layer's
+ * calibrated output range, then back to FP32 into C (or added to it), GELU
+ * after. The loops are "omp simd" (-O2 does not vectorize them otherwise),
+ * their "if" for the parallel part only: a false if would also turn off simd. */
+static int xnn_int8(vm_ctx *c, const vm_qlinear *q, int M, int N, float *C, int ldc, int gelu, int accumulate) {
+    if (ldc != N) return -1; /* every caller writes packed rows */
+    vm_plan *p = &c->plan;
+    const size_t nin = (size_t)M * q->K, nout = (size_t)M * N;
+    uint8_t *in = p->qbuf;
+#pragma omp parallel for simd schedule(static) if (parallel: nin > 262144)
+    for (size_t i = 0; i < nin; i++) in[i] ^= 0x80;
+    if (vm_xop_qc8_run(q->x, M, (const int8_t *)in, p->xq8, xpool(c))) return -1;
+    const float s = q->o_scale, z = (float)(q->o_zp - 128);
+    const int8_t *o = p->xq8;
+    if (accumulate) {
+#pragma omp parallel for simd schedule(static) if (parallel: nout > 65536)
+        for (size_t i = 0; i < nout; i++) C[i] += ((float)o[i] - z) * s;
+    } else {
+#pragma omp parallel for simd schedule(static) if (parallel: nout > 65536)
+        for (size_t i = 0; i < nout; i++) C[i] = ((float)o[i] - z) * s;
+    }
+    if (gelu) vm_kernels()->gelu(C, C, nout);
+    return 0;
 }
 
 /* One linear layer: C = A W^T (+ bias) (GELU) (+ C if accumulate), INT8
@@ -302,7 +364,21 @@ int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *n
     if (c->observe) c->observe(c->observe_user, name, A, (size_t)M, K, lda, W, N);
     if (q) {
         vm_kernels()->quantize_u8(c->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
+        if (q->x) return xnn_int8(c, q, M, N, C, ldc, gelu, accumulate);
         return vm_qmatmul_run(c->plan.lin[q->slot].q, c->plan.qbuf, C);
+    }
+    if (f && f->x) {
+        /* XNNPACK: bias inside, GELU and the residual add after */
+        if (lda != K || ldc != N) return -1; /* the operator's strides; every caller passes these */
+        float *out = accumulate ? c->plan.xacc : C;
+        if (vm_xop_fc_run(f->x, M, A, out, xpool(c))) return -1;
+        if (gelu) vm_kernels()->gelu(C, C, (size_t)M * N);
+        if (accumulate) {
+            const size_t n = (size_t)M * N;
+#pragma omp parallel for simd schedule(static) if (parallel: n > 65536)
+            for (size_t i = 0; i < n; i++) C[i] += out[i];
+        }
+        return 0;
     }
     if (f) return vm_matmul_run(c->plan.lin[f->slot].f, A, C);
     float beta = accumulate ? 1.0f : 0.0f;
@@ -339,12 +415,21 @@ static int vss_block(vm_ctx *c, const vm_stage *st, const vm_block *bk, int s, i
         for (int q = 0; q < s; q++) bi += (size_t)m->st[q].depth;
         sp = p->sp_mm + 5 * bi;
     }
-    PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[0], p->t2, p->t3) : vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f));
+    if (bk->x_xproj) { /* XNNPACK path */
+        PROF(VM_OP_X_PROJ, rc |= vm_xop_fc_run(bk->x_xproj, (int)T, p->t2, p->t3, xpool(c)));
+    } else {
+        PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[0], p->t2, p->t3) : vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f));
+    }
     TR("x_dbl", p->t3, B, h, w, 4 * P);
-    for (int k = 0; k < 4; k++)
-        PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[1 + k], p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D)
-                                    : vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
-                                              p->t4 + (size_t)k * T * D, D, 0.0f));
+    for (int k = 0; k < 4; k++) {
+        if (bk->x_dt[k]) {
+            PROF(VM_OP_X_PROJ, rc |= vm_xop_fc_run(bk->x_dt[k], (int)T, p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D, xpool(c)));
+        } else {
+            PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[1 + k], p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D)
+                                        : vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
+                                                  p->t4 + (size_t)k * T * D, D, 0.0f));
+        }
+    }
     TR("dts", p->t4, 4 * B, h, w, D);
     vm_scan_dims dims = {B, h, w, D, N, R};
     PROF(VM_OP_SCAN, K->scan_cross(p->t5, p->t2, p->t4, p->t3, bk->A, bk->Ds, bk->dt_b, &dims));
@@ -428,15 +513,14 @@ static int backbone(vm_ctx *c, const float *in, int B, int H, int W) {
     double t_pe = c->prof.enabled ? now_s() : 0;
     /* Patch embed. */
     nchw_to_nhwc(p->t0, in, B, 3, H, W);
-    const size_t px0 = (size_t)B * H * W;
     if (I->patch_embed_version == 1) {
-        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, px0, p->x)) goto dnnl_fail;
+        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, B, H, W, p->x)) goto dnnl_fail;
     } else {
         size_t T1 = (size_t)B * p->pe_h1 * p->pe_w1;
-        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, px0, p->t1)) goto dnnl_fail;
+        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, B, H, W, p->t1)) goto dnnl_fail;
         K->layernorm(p->t1, p->t1, m->pe_norm1.w, m->pe_norm1.b, T1, m->pe_norm1.C, VM_LN_EPS);
         K->gelu(p->t1, p->t1, T1 * m->pe_norm1.C);
-        if (run_conv(c, &m->pe_conv2, p->pe2, "patch_embed.5", p->t1, T1, p->x)) goto dnnl_fail;
+        if (run_conv(c, &m->pe_conv2, p->pe2, "patch_embed.5", p->t1, B, p->pe_h1, p->pe_w1, p->x)) goto dnnl_fail;
     }
     {
         const vm_ln *n = I->patch_embed_version == 1 ? &m->pe_norm1 : &m->pe_norm2;
@@ -460,7 +544,7 @@ static int backbone(vm_ctx *c, const float *in, int B, int H, int W) {
             if (patch_merge(c, st, B, h, w)) return -1;
         } else {
             snprintf(nm, sizeof nm, "layers.%d.downsample.1", s);
-            if (run_conv(c, &st->ds_conv, p->ds[s], nm, p->x, T, p->t0)) goto dnnl_fail;
+            if (run_conv(c, &st->ds_conv, p->ds[s], nm, p->x, B, h, w, p->t0)) goto dnnl_fail;
             K->layernorm(p->x, p->t0, st->ds_norm.w, st->ds_norm.b, (size_t)B * p->h[s + 1] * p->w[s + 1], st->C_next, VM_LN_EPS);
         }
         if (c->prof.enabled) c->prof.seconds[VM_OP_DOWNSAMPLE] += now_s() - t_ds;

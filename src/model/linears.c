@@ -76,6 +76,86 @@ static void drop_alloc(vm_model *m, const float *p) {
         }
 }
 
+void vm_xnn_release(vm_model *m) {
+    /* Only an XNNPACK-path model has operators; any other may be a
+     * half-built one (out of memory while binding: stages without blocks),
+     * which vm_linears() cannot walk. */
+    if (!m->xnn) return;
+    size_t nl;
+    vm_lin_slot *v = vm_linears(m, &nl); /* NULL (out of memory): the INT8 operators leak, nothing breaks */
+    for (size_t i = 0; v && i < nl; i++)
+        if (v[i].q) {
+            vm_xop_free(v[i].q->x);
+            v[i].q->x = NULL;
+        }
+    free(v);
+    for (size_t i = 0; i < m->nflin; i++) {
+        vm_xop_free(m->flin[i].x);
+        m->flin[i].x = NULL;
+    }
+    vm_conv *cv[5] = {&m->pe_conv1, &m->pe_conv2, &m->st[0].ds_conv, &m->st[1].ds_conv, &m->st[2].ds_conv};
+    for (int i = 0; i < 5; i++) {
+        vm_xop_free(cv[i]->x);
+        cv[i]->x = NULL;
+    }
+    for (int s = 0; s < 4; s++)
+        for (int j = 0; m->st[s].blocks && j < m->st[s].depth; j++) {
+            vm_block *b = &m->st[s].blocks[j];
+            vm_xop_free(b->x_xproj);
+            b->x_xproj = NULL;
+            for (int k = 0; k < 4; k++) {
+                vm_xop_free(b->x_dt[k]);
+                b->x_dt[k] = NULL;
+            }
+        }
+}
+
+/* The XNNPACK path (m->xnn): one operator per FP32 linear layer, x_proj,
+ * dt_proj and FP32 convolution, made from the plain weights, which stay
+ * (saving, the CUDA upload and calibration read them; XNNPACK cannot give
+ * its packs back). INT8 layers keep their oneDNN primitives. */
+static int xnn_pack(vm_model *m, vm_lin_slot *v, size_t n) {
+    char e[256];
+    int rc = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        vm_qlinear *q = v[i].q;
+        if (q && q->o_scale > 0) { /* INT8 with the output range XNNPACK needs; else oneDNN's INT8 primitive */
+            if (!(q->x = vm_xop_qc8(q->N, q->K, q->w, q->w_scale, v[i].bias, q->a_scale, q->a_zp, q->o_scale, q->o_zp, e, sizeof e)))
+                rc = vm_errf(m->err, sizeof m->err, "%s", e);
+            continue;
+        }
+        if (v[i].q || !*v[i].w) continue;
+        vm_flinear *f = &m->flin[k];
+        f->param = SIZE_MAX;
+        f->x = vm_xop_fc(v[i].N, v[i].K, v[i].K, v[i].N, *v[i].w, v[i].bias, e, sizeof e);
+        if (!f->x) {
+            rc = vm_errf(m->err, sizeof m->err, "%s", e);
+            break;
+        }
+        *v[i].f = f;
+        m->nflin = ++k;
+    }
+    const int N = m->info.d_state;
+    for (int s = 0; s < 4 && !rc; s++) {
+        vm_stage *st = &m->st[s];
+        const int D = st->d_inner, R = st->R, P = R + 2 * N;
+        for (int j = 0; j < st->depth && !rc; j++) {
+            vm_block *b = &st->blocks[j];
+            if (b->x_proj_w && !(b->x_xproj = vm_xop_fc(4 * P, D, D, 4 * P, b->x_proj_w, NULL, e, sizeof e))) rc = -1;
+            for (int d = 0; d < 4 && !rc && b->dt_w; d++)
+                if (!(b->x_dt[d] = vm_xop_fc(D, R, 4 * P, D, b->dt_w + (size_t)d * D * R, NULL, e, sizeof e))) rc = -1;
+        }
+    }
+    vm_conv *cv[5] = {&m->pe_conv1, &m->pe_conv2, &m->st[0].ds_conv, &m->st[1].ds_conv, &m->st[2].ds_conv};
+    for (int i = 0; i < 5 && !rc; i++)
+        if (cv[i]->w && !cv[i]->w8 &&
+            !(cv[i]->x = vm_xop_conv(cv[i]->cin, cv[i]->cout, cv[i]->k, cv[i]->stride, cv[i]->pad, cv[i]->w, cv[i]->b, e, sizeof e)))
+            rc = -1;
+    if (rc && !m->err[0]) vm_errf(m->err, sizeof m->err, "%s", e);
+    return rc;
+}
+
 int vm_weights_pack(vm_model *m) {
     if (m->flin || m->no_pack) return number_slots(m);
     size_t n, k = 0;
@@ -86,6 +166,16 @@ int vm_weights_pack(vm_model *m) {
         return vm_errf(m->err, sizeof m->err, "out of memory");
     }
     int rc = 0;
+    if (m->xnn) {
+        m->err[0] = 0;
+        rc = xnn_pack(m, v, n);
+        free(v);
+        if (rc) {
+            vm_model_unpack(m); /* back to oneDNN on the plain weights */
+            return -1;
+        }
+        return number_slots(m);
+    }
     for (size_t i = 0; i < n && !rc; i++) {
         if (v[i].q || !*v[i].w) continue;
         vm_flinear *f = &m->flin[k];
@@ -149,6 +239,20 @@ int vm_model_unpack(vm_model *m) {
         return vm_errf(m->err, sizeof m->err, "the model is in use by %d context(s): its weights cannot be changed", m->nctx);
     m->no_pack = 1; /* stays plain: the plain-GEMM path */
     if (m->ictx) vm_plan_free(&m->ictx->plan); /* its primitives read the packs */
+    if (m->xnn) {
+        /* the plain weights never went: drop the operators */
+        vm_xnn_release(m);
+        size_t n;
+        vm_lin_slot *v = vm_linears(m, &n);
+        if (!v) return vm_errf(m->err, sizeof m->err, "out of memory");
+        for (size_t i = 0; i < n; i++) *v[i].f = NULL;
+        free(v);
+        free(m->flin);
+        m->flin = NULL;
+        m->nflin = 0;
+        m->xnn = 0;
+        return number_slots(m);
+    }
     if (!m->flin) return number_slots(m);
     size_t n;
     vm_lin_slot *v = vm_linears(m, &n);

@@ -302,6 +302,22 @@ static vm_qlinear *qlinear(vm_model *m, struct vm_wsrc *src, const char *prefix,
     }
     q->a_scale = as[0];
     q->a_zp = (int)zp[0];
+    /* Optional (files calibrated since the XNNPACK path): the output's
+     * range, where XNNPACK's INT8 operators requantize to s8. */
+    snprintf(nm, sizeof nm, "%s.output_scale", prefix);
+    if (vm_checkpoint_find(src->ck, nm)) {
+        const float *os = scales(m, src, nm, 1, fail);
+        snprintf(nm, sizeof nm, "%s.output_zero_point", prefix);
+        const float *oz = *fail ? NULL : param(m, src, nm, 1, (int64_t[]){1}, INIT_ZEROS, 0, 0, fail);
+        if (*fail) return NULL;
+        if (!(oz[0] >= 0.0f && oz[0] <= 255.0f) || oz[0] != floorf(oz[0])) {
+            vm_errf(m->err, sizeof m->err, "%s: '%s' must be an integer in [0, 255]", src->ck->path, nm);
+            *fail = 1;
+            return NULL;
+        }
+        q->o_scale = os[0];
+        q->o_zp = (int)oz[0];
+    }
     m->quantized = 1;
     return q;
 }
@@ -612,6 +628,17 @@ static vm_model *finish(vm_model *m, struct vm_wsrc *src, char *err, size_t errl
      * benchmarks and bug reports, like VMAMBA_ISA). */
     const char *pk = getenv("VMAMBA_PACK");
     m->no_pack = pk && !strcmp(pk, "0");
+    /* GEMMs through XNNPACK or oneDNN: by the CPU, or VMAMBA_GEMM. A
+     * forced choice this build or CPU cannot honour is an error, not a
+     * silent fallback (tests A/B the two paths with it). */
+    char ge[256];
+    int xnn = vm_gemm_use_xnnpack(ge, sizeof ge);
+    if (xnn < 0) {
+        vm_errf(err, errlen, "%s", ge);
+        vm_model_free(m);
+        return NULL;
+    }
+    m->xnn = xnn && !m->no_pack;
     /* Pack the FP32 linear weights for the CPU now, once: the model is
      * read-only from here on (contexts only read the packs). */
     int packing = !m->no_pack;
@@ -831,6 +858,7 @@ void vm_model_free(vm_model *m) {
     if (!m) return;
     vm_ctx_free(m->ictx);
     if (m->dev) m->dev->release(m);
+    vm_xnn_release(m);
     for (size_t i = 0; i < m->nflin; i++) vm_wpack_free(m->flin[i].pack);
     free(m->flin);
     for (int s = 0; s < 4; s++) free(m->st[s].blocks);

@@ -7,6 +7,7 @@
 #include "vmamba.h"
 #include "../core/dnnl_compat.h"
 #include "../net/head.h"
+#include "../ops/gemm_xnnpack.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,6 +24,7 @@ typedef struct {
     const float *w_scale; /* input scale and zero point (w is NULL)  */
     float a_scale;
     int a_zp;
+    vm_xop *x;            /* XNNPACK path: the packed operator (FP32) */
 } vm_conv;
 
 /* An INT8 linear layer (from a calibrated model file): s8 weights per
@@ -34,12 +36,16 @@ typedef struct {
     int a_zp;
     int N, K;
     int slot;                 /* index in vm_linears(): its primitive in a plan */
+    float o_scale;            /* output range (u8 scale, zero point) when the file */
+    int o_zp;                 /* has it (0: absent); the XNNPACK path needs it */
+    vm_xop *x;                /* XNNPACK path: the qc8 operator, or NULL (oneDNN) */
 } vm_qlinear;
 
 /* An FP32 linear layer whose weights were packed for oneDNN's matmul at
  * load (linears.c); the plain weight field is then NULL. */
 typedef struct {
-    vm_wpack *pack;
+    vm_wpack *pack;           /* oneDNN path; NULL on the XNNPACK path */
+    vm_xop *x;                /* XNNPACK path: the operator (the plain weights stay) */
     int slot;                 /* index in vm_linears(): its primitive in a plan */
     size_t param;             /* index in m->params, or SIZE_MAX */
 } vm_flinear;
@@ -60,6 +66,7 @@ typedef struct {
     const float *out_proj_w;  /* [C][d_inner]             */
     vm_ln norm2;              /* MLP, if mlp_hidden > 0   */
     const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    vm_xop *x_xproj, *x_dt[4]; /* XNNPACK path: x_proj, dt_proj per direction */
 } vm_block;
 
 typedef struct {
@@ -114,6 +121,10 @@ typedef struct {
     vm_matmul **sp_mm;
     size_t nsp;
     int bf16;                 /* primitives made in BF16 (vm_ctx_bf16) */
+    float *xacc;              /* XNNPACK path: a residual layer's product before the add */
+    int8_t *xq8;              /* XNNPACK INT8: a layer's s8 output */
+    void *xpool;              /* XNNPACK path: this context's worker threads */
+    int xpool_threads;
 } vm_plan;
 
 /* Calibration hook: sees the input of every quantizable linear layer. */
@@ -212,6 +223,7 @@ struct vm_model {
     vm_flinear *flin;         /* packed FP32 linears (linears.c) */
     size_t nflin;
     int no_pack;              /* VMAMBA_PACK=0: keep plain weights, GEMM via sgemm */
+    int xnn;                  /* GEMMs and convolutions through XNNPACK (linears.c) */
     int quantized;            /* any INT8 layer */
     void **allocs;            /* weight buffers, freed with the model */
     size_t nallocs, capallocs;
@@ -255,6 +267,9 @@ vm_lin_slot *vm_linears(const vm_model *m, size_t *n);
 /* At load: pack every FP32 linear for oneDNN's matmul, dropping the plain
  * copies (the weights are held once), and number the layers' slots. */
 int vm_weights_pack(vm_model *m);
+/* Free the XNNPACK operators of the XNNPACK path (m->xnn); the model's
+ * plain weights are untouched. */
+void vm_xnn_release(vm_model *m);
 /* Parameter i's values: its plain data, or (a packed linear) unpacked into
  * *tmp, a malloc'd copy the caller frees. NULL when out of memory. */
 const float *vm_param_values(const vm_model *m, size_t i, float **tmp);
