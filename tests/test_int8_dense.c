@@ -16,6 +16,9 @@
  * - segmentation, backbone and UPerHead INT8: pixel agreement with FP32 and
  *   agreement on the pixels whose FP32 top-2 logit margin is clear (see
  *   SEG_* below for the measured values the thresholds come from);
+ * - the INT8 UPerHead on the op interface: off-host test backend
+ *   bit-identical to the CPU one; a backend without qconv_make (CUDA)
+ *   refuses it with "INT8 heads run on the CPU only";
  * - detection, INT8 backbone + FP32 heads: detections matched to FP32 ones
  *   (same label, box IoU >= 0.9), see DET_*. */
 #include <math.h>
@@ -32,6 +35,7 @@
 #include "net/detector.h"
 #include "net/segmentor.h"
 #include "net/heads/upernet.h"
+#include "ops/backend.h"
 #include "quant.h"
 
 /* Measured on x86-64 (AMX), minmax calibration on the four photos,
@@ -273,6 +277,39 @@ START_TEST(seg_int8_agreement) {
     int64_t sh[4];
     ck_assert(src.get_i8(src.user, "decode_head.fpn_bottleneck.conv.weight", &d, &nd, sh) == 0 && nd == 4);
     ck_assert(src.get_i8(src.user, "decode_head.conv_seg.weight", &d, &nd, sh) == 0);
+    /* The INT8 head through the op interface: on the off-host test backend
+     * (device paths) bit-identical to the CPU backend; a backend without
+     * qconv_make (CUDA) refuses it with a clear message. */
+    vm_head *h = vm_upernet_ops.bind(&src, "decode_head.", err, sizeof err);
+    ck_assert_msg(h != NULL, "%s", err);
+    int tot, n8 = vm_upernet_int8_convs(h, &tot);
+    ck_assert_msg(n8 == tot && tot > 0, "%d of %d head convolutions INT8", n8, tot);
+    vm_ctx *mc = vm_model_ctx(m);
+    const int H = 96, W = 128;
+    float *in = malloc(sizeof(float) * 3 * H * W);
+    for (int i = 0; i < 3 * H * W; i++) in[i] = (float)((i * 7919) % 255) / 64.0f - 2.0f;
+    vm_feats f;
+    ck_assert_msg(vm_ctx_backbone(mc, in, 1, H, W, &f) == 0, "%s", vm_ctx_error(mc));
+    size_t nl = (size_t)f.H[0] * f.W[0] * vm_upernet_classes(h);
+    float *l_cpu = malloc(sizeof(float) * nl), *l_oh = malloc(sizeof(float) * nl);
+    vm_be *oh = vm_be_offhost_new(err, sizeof err);
+    ck_assert_msg(oh != NULL, "%s", err);
+    vm_be *bes[2] = {mc->be, oh};
+    float *outs[2] = {l_cpu, l_oh};
+    for (int k = 0; k < 2; k++) {
+        vm_head_plan *p = vm_upernet_ops.plan(h, bes[k], &f, err, sizeof err);
+        ck_assert_msg(p != NULL, "%s", err);
+        ck_assert_msg(vm_upernet_ops.forward(h, p, &f, outs[k], err, sizeof err) == 0, "%s", err);
+        vm_upernet_ops.plan_free(p);
+    }
+    ck_assert_msg(memcmp(l_cpu, l_oh, sizeof(float) * nl) == 0, "INT8 head: off-host backend differs from the CPU's");
+    oh->qconv_make = NULL; /* as the CUDA backend */
+    err[0] = 0;
+    ck_assert(vm_upernet_ops.plan(h, oh, &f, err, sizeof err) == NULL);
+    ck_assert_msg(strstr(err, "INT8 heads run on the CPU only") != NULL, "message: %s", err);
+    vm_be_free(oh);
+    free(in), free(l_cpu), free(l_oh);
+    vm_upernet_ops.free(h);
     vm_model_free(m);
     double a, c;
     seg_agreement(out, &a, &c, 0);
