@@ -345,6 +345,22 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
         if (nl > 7 && !strcmp(p->name + nl - 7, ".weight"))
             for (int k = 0; k < c->n; k++)
                 if (strlen(c->l[k].name) == nl - 7 && !strncmp(c->l[k].name, p->name, nl - 7)) s = &c->l[k];
+        /* x_proj / dt_proj (4 directions' projections, computed in FP32 or
+         * BF16): s8 storage with a scale per row, dequantised at load
+         * (load.c s8_rows_param); --skip keeps them FP32. */
+        if (p->ndim >= 2 && (strstr(p->name, "op.x_proj_weight") || strstr(p->name, "op.dt_projs_weight")) &&
+            !user_skipped(c, p->name)) {
+            size_t K = (size_t)p->shape[p->ndim - 1], rows = numel / K;
+            int8_t *q = OWN(numel);
+            float *ws = q ? OWN(rows * sizeof(float)) : NULL;
+            char *wsn = ws ? NAME("%s_scale", p->name) : NULL;
+            if (!wsn) goto done;
+            quantize_rows_s8(q, ws, p->data, (int)rows, K);
+            t[n++] = (vm_st_tensor){.name = p->name, .i8 = q, .ndim = p->ndim,
+                                    .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}};
+            t[n++] = (vm_st_tensor){.name = wsn, .data = ws, .ndim = 1, .shape = {(int64_t)rows}};
+            continue;
+        }
         int conv = is_conv_weight(p);
         int store8 = (s || conv) && storage_only(c, p->name) && !user_skipped(c, p->name); /* s8 storage, FP32 compute */
         if (store8) s = NULL;

@@ -254,6 +254,51 @@ static const float *scales(vm_model *m, struct vm_wsrc *src, const char *name, i
     return p;
 }
 
+/* A float parameter an INT8 file stores as s8 rows (`name`, int8, the
+ * shape the float tensor has) with a scale per row (`name`_scale: one per
+ * element of all dimensions but the last): dequantised once here, so the
+ * layer computes in FP32 (or BF16) as before. calibrate writes x_proj and
+ * dt_proj this way (storage only: 4 bytes -> 1 per weight). NULL without
+ * an error when `name` is absent or not int8: the caller reads it as float. */
+static float *s8_rows_param(vm_model *m, struct vm_wsrc *src, const char *name, int nd, const int64_t *shape, int *fail) {
+    if (*fail || !src->ck) return NULL;
+    const vm_ckpt_tensor *t = vm_checkpoint_find(src->ck, name);
+    if (!t || t->dtype != PK_DT_I8) return NULL;
+    size_t n = 1;
+    int ok = t->ndim == nd;
+    for (int i = 0; i < nd; i++) {
+        n *= (size_t)shape[i];
+        ok = ok && t->shape[i] == shape[i];
+    }
+    if (!ok) {
+        char a[96], b[96];
+        fmt_shape(a, sizeof a, t->ndim, t->shape);
+        fmt_shape(b, sizeof b, nd, shape);
+        vm_errf(m->err, sizeof m->err, "%s: int8 tensor '%s' has shape %s, expected %s", src->ck->path, name, a, b);
+        *fail = 1;
+        return NULL;
+    }
+    size_t K = (size_t)shape[nd - 1], rows = n / K;
+    const int8_t *w8 = int8_param(m, src, name, (int)shape[0], (int)(n / (size_t)shape[0]), fail);
+    if (!w8) return NULL;
+    char sn[200];
+    snprintf(sn, sizeof sn, "%s_scale", name);
+    const float *sc = scales(m, src, sn, (int)rows, fail);
+    if (!sc) return NULL;
+    if (charge(m, src, name, (uint64_t)n * sizeof(float))) {
+        *fail = 1;
+        return NULL;
+    }
+    float *w = try_alloc(m, src, n * sizeof(float), name);
+    if (!w) {
+        *fail = 1;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) w[i] = (float)w8[i] * sc[i / K];
+    if (record(m, src, name, w, nd, shape)) *fail = 1;
+    return *fail ? NULL : w;
+}
+
 /* A calibrated INT8 linear layer "<prefix>.weight" (s8) with
  * ".weight_scale", ".input_scale", ".input_zero_point"; NULL if FP32.
  * An s8 weight without input scale is INT8 storage only: it is
@@ -392,8 +437,10 @@ static int bind_block(vm_model *m, struct vm_wsrc *src, vm_block *b, int s, int 
     if (!fail && !b->q_in && !b->in_proj_w) b->in_proj_w = P(NM("op.in_proj.weight"), 2, S(D * (I->z_gate ? 2 : 1), C), INIT_LINEAR, C);
     if (!fail) b->conv_w = P(NM("op.conv2d.weight"), 4, S(D, 1, 3, 3), INIT_LINEAR, 9);
     if (!fail && I->conv_bias) b->conv_b = P(NM("op.conv2d.bias"), 1, S(D), INIT_LINEAR, 9);
-    if (!fail) b->x_proj_w = P(NM("op.x_proj_weight"), 3, S(4, R + 2 * N, D), INIT_LINEAR, D);
-    if (!fail) b->dt_w = P(NM("op.dt_projs_weight"), 3, S(4, D, R), INIT_LINEAR, R);
+    if (!fail) b->x_proj_w = s8_rows_param(m, src, NM("op.x_proj_weight"), 3, S(4, R + 2 * N, D), &fail);
+    if (!fail && !b->x_proj_w) b->x_proj_w = P(NM("op.x_proj_weight"), 3, S(4, R + 2 * N, D), INIT_LINEAR, D);
+    if (!fail) b->dt_w = s8_rows_param(m, src, NM("op.dt_projs_weight"), 3, S(4, D, R), &fail);
+    if (!fail && !b->dt_w) b->dt_w = P(NM("op.dt_projs_weight"), 3, S(4, D, R), INIT_LINEAR, R);
     if (!fail) b->dt_b = P(NM("op.dt_projs_bias"), 2, S(4, D), INIT_DTBIAS, 0);
     float *alogs = NULL;
     if (!fail) alogs = P(NM("op.A_logs"), 2, S(4 * D, N), INIT_ALOGS, 0);
