@@ -15,6 +15,7 @@
 #include "testutil.h"
 #include "model/model.h"
 #include "quant.h"
+#include "loaders/checkpoint.h"
 #include "simd/kernels.h"
 
 static double mean_cosine(const float *a, const float *b, int rows, int cols, int *agree) {
@@ -73,6 +74,19 @@ START_TEST(digits_int8) {
     vm_calib_free(c);
     vm_model_free(m);
 
+    /* x_proj and dt_proj are stored as s8 rows with a scale per row (a
+     * quarter of their FP32 bytes) and dequantised at load */
+    vm_checkpoint ck;
+    ck_assert_msg(vm_checkpoint_open(&ck, out_path(), NULL, err, sizeof err) == 0, "%s", err);
+    const vm_ckpt_tensor *xp = vm_checkpoint_find(&ck, "layers.0.blocks.0.op.x_proj_weight");
+    const vm_ckpt_tensor *xs = vm_checkpoint_find(&ck, "layers.0.blocks.0.op.x_proj_weight_scale");
+    const vm_ckpt_tensor *dp = vm_checkpoint_find(&ck, "layers.0.blocks.0.op.dt_projs_weight");
+    ck_assert(xp && xs && dp && vm_checkpoint_find(&ck, "layers.0.blocks.0.op.dt_projs_weight_scale"));
+    ck_assert_int_eq(xp->dtype, PK_DT_I8);
+    ck_assert_int_eq(dp->dtype, PK_DT_I8);
+    ck_assert_int_eq(xs->ndim, 1);
+    ck_assert_int_eq(xs->shape[0], xp->shape[0] * xp->shape[1]);
+    vm_checkpoint_close(&ck);
     vm_model *q = load(out_path());
     ck_assert(q->quantized);
     ck_assert(vm_forward(q, test, 200, 32, 32, logits) == 0);
