@@ -4,7 +4,9 @@
  * sgemm plus a bias/ReLU pass, the resizes and pools are src/ops/dense.c's
  * kernels. The same arithmetic the heads did before the interface existed,
  * so their results are unchanged bit for bit. */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,5 +1,7 @@
 /* gemm_xnnpack.c - see gemm_xnnpack.h. */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <math.h>
 #include <pthread.h>

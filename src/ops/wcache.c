@@ -1,5 +1,7 @@
 /* wcache.c - the per-backend weight cache (see wcache.h). */
+#ifdef HAVE_CONFIG_H
 #include "config.h"
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
