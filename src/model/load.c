@@ -254,6 +254,21 @@ static const float *scales(vm_model *m, struct vm_wsrc *src, const char *name, i
     return p;
 }
 
+/* w8 (rows x K, s8) times its per-row scales, into a new float array
+ * charged to the weights budget; NULL with *fail set on failure. Shared by
+ * the storage-only INT8 convolutions and s8_rows_param. */
+static float *dequant_rows(vm_model *m, struct vm_wsrc *src, const char *name, const int8_t *w8, const float *sc,
+                           size_t rows, size_t K, int *fail) {
+    size_t n = rows * K;
+    float *w = charge(m, src, name, (uint64_t)n * sizeof(float)) ? NULL : try_alloc(m, src, n * sizeof(float), name);
+    if (!w) {
+        *fail = 1;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) w[i] = (float)w8[i] * sc[i / K];
+    return w;
+}
+
 /* A float parameter an INT8 file stores as s8 rows (`name`, int8, the
  * shape the float tensor has) with a scale per row (`name`_scale: one per
  * element of all dimensions but the last): dequantised once here, so the
@@ -285,16 +300,8 @@ static float *s8_rows_param(vm_model *m, struct vm_wsrc *src, const char *name, 
     snprintf(sn, sizeof sn, "%s_scale", name);
     const float *sc = scales(m, src, sn, (int)rows, fail);
     if (!sc) return NULL;
-    if (charge(m, src, name, (uint64_t)n * sizeof(float))) {
-        *fail = 1;
-        return NULL;
-    }
-    float *w = try_alloc(m, src, n * sizeof(float), name);
-    if (!w) {
-        *fail = 1;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) w[i] = (float)w8[i] * sc[i / K];
+    float *w = dequant_rows(m, src, name, w8, sc, rows, K, fail);
+    if (!w) return NULL;
     if (record(m, src, name, w, nd, shape)) *fail = 1;
     return *fail ? NULL : w;
 }
@@ -405,13 +412,7 @@ static void conv(vm_model *m, struct vm_wsrc *src, vm_conv *c, const char *prefi
     } else if (w8) { /* INT8 storage only: dequantised once here */
         snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
         const float *sc = scales(m, src, nm, cout, &fail);
-        if (!fail && charge(m, src, prefix, (uint64_t)cout * cin * k * k * sizeof(float))) fail = 1;
-        if (!fail) {
-            float *w = try_alloc(m, src, (size_t)cout * cin * k * k * sizeof(float), prefix);
-            if (!w) fail = 1;
-            for (size_t i = 0; w && i < (size_t)cout * cin * k * k; i++) w[i] = (float)w8[i] * sc[i / ((size_t)cin * k * k)];
-            c->w = w;
-        }
+        if (!fail) c->w = dequant_rows(m, src, prefix, w8, sc, (size_t)cout, (size_t)cin * k * k, &fail);
     } else if (!fail) {
         c->w = P(nm, 4, S(cout, cin, k, k), INIT_LINEAR, cin * k * k);
     }
