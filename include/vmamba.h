@@ -128,10 +128,12 @@ const char *vm_model_error(const vm_model *m);
 void vm_model_info(const vm_model *m, vm_info *out);
 const char *vm_family_name(vm_family f);
 
-/* Where forward passes run. "cpu" (default), "cuda" (= "cuda:0") or
+/* Where forward passes run by default. "cpu" (default), "cuda" (= "cuda:0") or
  * "cuda:N", GPU N (builds configured with --with-cuda and a GPU present):
- * the weights go to that GPU and every context of the model runs there
- * (each with its own stream, arena and cuBLAS handle). A malformed name, a
+ * the weights go to that GPU and every context of the model that did not
+ * choose its own device (vm_ctx_set_device) runs there (each with its own
+ * stream, arena and cuBLAS handle); copies on other GPUs that no context
+ * chose are freed. A malformed name, a
  * GPU that does not exist (N >= vm_cuda_devices()) or a build without CUDA
  * give -1 with the reason, and the model stays where it was. precision selects the GPU GEMM
  * arithmetic: FP32 (exact), or TF32 / FP16 / BF16 tensor cores with FP32
@@ -145,6 +147,7 @@ const char *vm_family_name(vm_family f);
  * vm_model_error). */
 typedef enum { VM_PRECISION_FP32 = 0, VM_PRECISION_TF32, VM_PRECISION_FP16, VM_PRECISION_BF16 } vm_precision;
 int vm_model_set_device(vm_model *m, const char *device, vm_precision precision);
+/* The model's default device: "cpu" or "cuda:N". */
 const char *vm_model_device(const vm_model *m);
 /* Number of usable CUDA devices; 0 without a GPU or without CUDA support. */
 int vm_cuda_devices(void);
@@ -200,6 +203,22 @@ int vm_ctx_set_threads(vm_ctx *c, int n);
  * vm_ctx_error) for TF32/FP16 or BF16 on a CPU without avx512_bf16/AMX, or
  * VM_ERR_INPUT for a NULL context. */
 int vm_ctx_set_precision(vm_ctx *c, vm_precision p);
+/* Where this context runs: "cpu", "cuda" (= "cuda:0") or "cuda:N", or
+ * NULL to follow the model's setting (vm_model_set_device; the default of
+ * every new context). Each context on a GPU has its own stream, cuBLAS
+ * handle and activation arena there; the model's weights go to a GPU once
+ * (at the first context or vm_model_set_device naming it) and are shared,
+ * read-only, by every context on that GPU, until vm_model_free. Safe while
+ * other threads run forward passes on other contexts of the model. The GEMM
+ * precision on a GPU is the model's (vm_model_set_device). Returns 0, or
+ * VM_ERR_INPUT for a malformed name, VM_ERR_UNSUPPORTED for a GPU that does
+ * not exist (N >= vm_cuda_devices()), a build without CUDA, a model that
+ * cannot run there (INT8) or no memory for the weights there (message in
+ * vm_ctx_error); the context then stays where it was. */
+int vm_ctx_set_device(vm_ctx *c, const char *device);
+/* The device c runs on now: "cpu" or "cuda:N" (valid until the next call
+ * on c). */
+const char *vm_ctx_device(const vm_ctx *c);
 /* As vm_forward / vm_forward_features, on this context. Return 0 or a
  * negative vm_status. */
 int vm_ctx_forward(vm_ctx *c, const float *in, int B, int H, int W, float *logits);

@@ -395,7 +395,7 @@ START_TEST(golden_cuda) {
     setenv("VMAMBA_CUDA_REFERENCE_KERNELS", ref ? "1" : "0", 1);
     vm_model *m = load(c->name);
     ck_assert_msg(vm_model_set_device(m, "cuda", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
-    ck_assert_str_eq(vm_model_device(m), "cuda");
+    ck_assert_str_eq(vm_model_device(m), "cuda:0");
     char who[48];
     snprintf(who, sizeof who, "cuda (scan chunks %s%s)", chunks[_i / (nc * 4)], ref ? ", reference kernels" : "");
     check_outputs(m, c, sfx, who);

@@ -851,6 +851,36 @@ START_TEST(device_names) {
     float in[3 * 32 * 32] = {0}, logits[10];
     ck_assert_msg(vm_forward(m, in, 1, 32, 32, logits) == 0, "%s", vm_model_error(m));
     ck_assert_int_eq(vm_model_set_device(m, "cpu", VM_PRECISION_FP32), 0);
+
+    /* The same names per context (vm_ctx_set_device): malformed is
+     * VM_ERR_INPUT, a GPU that is not there VM_ERR_UNSUPPORTED, and the
+     * context stays on the CPU and runs. (The GPU side: test_ctx_device.) */
+    vm_ctx *c = vm_ctx_new(m, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(vm_ctx_device(c), "cpu");
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert_int_eq(vm_ctx_set_device(c, bad[i]), VM_ERR_INPUT);
+        ck_assert_int_eq(vm_ctx_error_code(c), VM_ERR_INPUT);
+        ck_assert_msg(strstr(vm_ctx_error(c), "expected cpu, cuda or cuda:N") != NULL, "%s: %s", bad[i], vm_ctx_error(c));
+        ck_assert_str_eq(vm_ctx_device(c), "cpu");
+    }
+    ck_assert_int_eq(vm_ctx_set_device(c, name), VM_ERR_UNSUPPORTED);
+    if (n > 0) {
+        char want[64];
+        snprintf(want, sizeof want, "CUDA device %d does not exist", n);
+        ck_assert_msg(strstr(vm_ctx_error(c), want) != NULL, "%s", vm_ctx_error(c));
+    } else {
+        ck_assert_msg(strstr(vm_ctx_error(c), "no CUDA backend") || strstr(vm_ctx_error(c), "no CUDA device found"), "%s",
+                      vm_ctx_error(c));
+        ck_assert_int_eq(vm_ctx_set_device(c, "cuda:0"), VM_ERR_UNSUPPORTED);
+        ck_assert_int_eq(vm_ctx_set_device(c, "cuda"), VM_ERR_UNSUPPORTED);
+    }
+    ck_assert_str_eq(vm_ctx_device(c), "cpu");
+    ck_assert_int_eq(vm_ctx_set_device(c, "cpu"), 0);
+    ck_assert_int_eq(vm_ctx_set_device(c, NULL), 0); /* follow the model */
+    ck_assert_int_eq(vm_ctx_set_device(NULL, "cpu"), VM_ERR_INPUT);
+    ck_assert_msg(vm_ctx_forward(c, in, 1, 32, 32, logits) == 0, "%s", vm_ctx_error(c));
+    vm_ctx_free(c);
     vm_model_free(m);
 }
 END_TEST

@@ -1,14 +1,16 @@
-/* backend.cu - the CUDA backend: weights uploaded once (the model's state,
- * shared and read-only), activations kept on the GPU in one arena planned
- * per input shape, inputs up and logits / features down once per call.
- * Each vm_ctx gets its own state: a shallow copy of the model's (the same
- * device weights) with its own stream, cuBLAS handle, events and arena, so
- * contexts on several threads run concurrently. GEMMs through cuBLAS (FP32, or TF32 / FP16
+/* backend.cu - the CUDA backend: weights uploaded once per device (the
+ * model's per-device copies, shared and read-only: a context on cuda:0 and
+ * one on cuda:1 each find theirs), activations kept on the GPU in one arena
+ * planned per input shape, inputs up and logits / features down once per
+ * call. Each vm_ctx gets its own state on its device: a shallow copy of that
+ * device's weight state with its own stream, cuBLAS handle, events and
+ * arena, so contexts on several threads run concurrently. GEMMs through cuBLAS (FP32, or TF32 / FP16
  * / BF16 tensor cores with FP32 storage and accumulation); convolutions
  * as im2col + GEMM; everything else in kernels.cu. The maths and layouts
  * are those of src/model/forward.c (token-major activations). */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +56,20 @@ struct state {
     int direct_stem;      /* VMAMBA_CUDA_DIRECT_STEM=0 (tests): im2col stem */
     vm_profile *prof;     /* the calling context's (set by forward) */
     int device;           /* where the weights live */
+    unsigned long gen;    /* the upload: unique per weight state; a context's copy keeps its base's */
 };
+
+/* The model's weight states, one per device, in m->dev_weights. Made and
+ * freed under g_lock; the slots are published with release stores, so a
+ * forward reads its device's slot without the lock (a slot is freed only
+ * by vm_model_set_device / vm_model_free, when no forward may run). */
+struct devtab {
+    int n;
+    state **w; /* [n], NULL: not on that device */
+    int *pins; /* [n], contexts that chose that device (vm_ctx_set_device); under g_lock */
+};
+pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+unsigned long g_gen; /* under g_lock */
 
 
 #define CK(call)                                                                                   \
@@ -170,17 +185,33 @@ void free_plan(state *s) {
     s->B = s->H = s->W = 0;
 }
 
-void release(vm_model *m) {
-    state *s = (state *)m->dev_state;
+/* Frees one device's weight state (it has no streams or arena of its own). */
+void release_weights(state *s) {
     if (!s) return;
     cudaSetDevice(s->device); /* the weights' device, whichever is current */
-    free_plan(s);
     for (size_t i = 0; i < s->nallocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
     for (int i = 0; i < 4; i++) free(s->st[i].blocks);
-    destroy_streams(s);
     free(s);
-    m->dev_state = NULL;
+}
+
+/* m->dev_free: every device's weights, with the model. */
+void release_all(vm_model *m) {
+    devtab *t = (devtab *)m->dev_weights;
+    if (!t) return;
+    for (int i = 0; i < t->n; i++) release_weights(t->w[i]);
+    free(t->w);
+    free(t->pins);
+    free(t);
+    m->dev_weights = NULL;
+    m->dev_free = NULL;
+}
+
+/* Device d's weight state, or NULL (not uploaded). Lock-free (see devtab). */
+const state *weights_on(const vm_model *m, int d) {
+    const devtab *t = (const devtab *)__atomic_load_n(&m->dev_weights, __ATOMIC_ACQUIRE);
+    if (!t || d < 0 || d >= t->n) return NULL;
+    return __atomic_load_n(&t->w[d], __ATOMIC_ACQUIRE);
 }
 
 /* C[M][N] = A[M][K] W[N][K]^T + beta C, row-major, via column-major cuBLAS. */
@@ -333,13 +364,28 @@ void ctx_release(void *p) {
     free(s);
 }
 
-/* c's state for m's current upload, made on first use: the weights'
- * device pointers are shared (read-only), the rest is c's own. */
-state *ctx_state(vm_model *m, vm_ctx *c, char *err, size_t errlen) {
-    const state *base = (const state *)m->dev_state;
-    if (c->dev_ctx && c->dev_gen == m->dev_gen) return (state *)c->dev_ctx;
-    if (c->dev_ctx) c->dev_release(c->dev_ctx); /* made for an earlier upload */
+/* c's state for device d's weights, made on first use: the weights'
+ * device pointers are shared (read-only), the rest is c's own. Made again
+ * when c moves to another device or the weights were uploaded again. */
+state *ctx_state(vm_model *m, vm_ctx *c, int d, char *err, size_t errlen) {
+    static const cublasComputeType_t modes[4] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                                 CUBLAS_COMPUTE_32F_FAST_16F, CUBLAS_COMPUTE_32F_FAST_16BF};
+    const state *base = weights_on(m, d);
+    if (!base) {
+        vm_errf(err, errlen, "CUDA: the model's weights are not on cuda:%d", d);
+        return NULL;
+    }
+    if (c->dev_ctx && c->dev_gen == base->gen) {
+        state *s = (state *)c->dev_ctx;
+        s->compute = modes[m->dev_precision & 3]; /* the model's setting, now */
+        return s;
+    }
+    if (c->dev_ctx) c->dev_release(c->dev_ctx); /* made for another device or an earlier upload */
     c->dev_ctx = NULL;
+    if (cudaSetDevice(d) != cudaSuccess) {
+        vm_errf(err, errlen, "CUDA: cannot select device %d", d);
+        return NULL;
+    }
     state *s = (state *)malloc(sizeof(state));
     if (!s) {
         vm_errf(err, errlen, "out of memory");
@@ -350,26 +396,27 @@ state *ctx_state(vm_model *m, vm_ctx *c, char *err, size_t errlen) {
     s->nallocs = s->cap = 0;
     s->arena = NULL;
     s->B = s->H = s->W = 0;
+    s->compute = modes[m->dev_precision & 3];
     if (make_streams(s, err, errlen)) {
         free(s);
         return NULL;
     }
     c->dev_ctx = s;
     c->dev_release = ctx_release;
-    c->dev_gen = m->dev_gen;
+    c->dev_gen = base->gen;
     return s;
 }
 
 /* feats_dev: feats[i] are device buffers on the model's device that take
  * the maps NHWC (for heads on the CUDA op backend), else host NCHW. */
-int forward_impl(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4],
-                 int feats_dev) {
+int forward_impl(vm_model *m, vm_ctx *c, int device, const float *in, int B, int H, int W, float *logits,
+                 float *feats[4], int feats_dev) {
     char *err = c->err;
     size_t errlen = sizeof c->err;
-    /* this thread may not have the model's device current */
-    if (cudaSetDevice(((const state *)m->dev_state)->device) != cudaSuccess) return vm_errf(err, errlen, "CUDA: cannot select the model's device");
-    state *s = ctx_state(m, c, err, errlen);
+    state *s = ctx_state(m, c, device, err, errlen);
     if (!s) return -1;
+    /* this thread may not have the context's device current */
+    if (cudaSetDevice(device) != cudaSuccess) return vm_errf(err, errlen, "CUDA: cannot select device %d", device);
     s->prof = &c->prof;
     const vm_info *I = &m->info;
     if (plan(m, s, B, H, W, err, errlen)) return -1;
@@ -460,12 +507,6 @@ int forward_impl(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, f
     return 0;
 }
 
-int forward(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
-    return forward_impl(m, c, in, B, H, W, logits, feats, 0);
-}
-
-const vm_backend_ops ops = {"cuda", forward, release};
-
 int upload(vm_model *m, state *s, char *err, size_t errlen) {
     const vm_info *I = &m->info;
     if (up_conv(s, &s->pe1, &m->pe_conv1, err, errlen) || up_ln(s, &s->pe_norm1, &m->pe_norm1, err, errlen)) return -1;
@@ -527,16 +568,21 @@ extern "C" void *vm_cuda_host_alloc(size_t bytes) {
 
 extern "C" void vm_cuda_host_free(void *p) { cudaFreeHost(p); }
 
-extern "C" int vm_cuda_model_device(const vm_model *m) { return ((const state *)m->dev_state)->device; }
+extern "C" int vm_cuda_forward(vm_model *m, vm_ctx *c, int device, const float *in, int B, int H, int W,
+                               float *logits, float *feats[4]) {
+    return forward_impl(m, c, device, in, B, H, W, logits, feats, 0);
+}
 
 /* The backbone's four maps NHWC into device buffers (on the model's
  * device), for heads on the CUDA op backend: no host round trip. The
  * maps are complete when this returns (the stream is synchronised). */
-extern "C" int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *dfeats[4]) {
-    return forward_impl(m, c, in, B, H, W, NULL, dfeats, 1);
+extern "C" int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, int device, const float *in, int B, int H, int W,
+                                            float *dfeats[4]) {
+    return forward_impl(m, c, device, in, B, H, W, NULL, dfeats, 1);
 }
 
-extern "C" int vm_cuda_attach(vm_model *m, int precision, int device, char *err, size_t errlen) {
+/* Device `device`'s weight state for m, made under g_lock. */
+static int attach(vm_model *m, int device, char *err, size_t errlen) {
     int ndev = vm_cuda_device_count();
     if (ndev < 1) return vm_errf(err, errlen, "no CUDA device found");
     if (device < 0 || device >= ndev) return vm_errf(err, errlen, "CUDA device %d does not exist (%d found)", device, ndev);
@@ -546,31 +592,63 @@ extern "C" int vm_cuda_attach(vm_model *m, int precision, int device, char *err,
     for (int i = 0; i < 4; i++)
         if (m->info.dt_rank[i] > VM_CUDA_MAX_DT_RANK)
             return vm_errf(err, errlen, "dt_rank %d is above the CUDA backend's limit %d", m->info.dt_rank[i], VM_CUDA_MAX_DT_RANK);
+    devtab *t = (devtab *)m->dev_weights;
+    if (!t) { /* sized once for the devices there are: never reallocated (lock-free readers) */
+        t = (devtab *)calloc(1, sizeof *t);
+        if (!t || !(t->w = (state **)calloc((size_t)ndev, sizeof *t->w)) ||
+            !(t->pins = (int *)calloc((size_t)ndev, sizeof *t->pins))) {
+            if (t) free(t->w);
+            free(t);
+            return vm_errf(err, errlen, "out of memory");
+        }
+        t->n = ndev;
+        m->dev_free = release_all;
+        __atomic_store_n(&m->dev_weights, (void *)t, __ATOMIC_RELEASE);
+    }
+    if (device >= t->n) return vm_errf(err, errlen, "CUDA device %d does not exist (%d found)", device, t->n);
+    if (t->w[device]) return 0;
     state *s = (state *)calloc(1, sizeof(state));
     if (!s) return vm_errf(err, errlen, "out of memory");
-    static const cublasComputeType_t modes[4] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
-                                                 CUBLAS_COMPUTE_32F_FAST_16F, CUBLAS_COMPUTE_32F_FAST_16BF};
-    s->compute = modes[precision & 3];
-    /* the weights, streams and handles live on `device`; every later call
-     * selects it again (the calling thread may have another current) */
+    /* the weights live on `device`; every later call selects it again
+     * (the calling thread may have another current) */
     s->device = device;
-    if (cudaSetDevice(device) != cudaSuccess || make_streams(s, err, errlen)) {
-        if (!err[0]) vm_errf(err, errlen, "CUDA: cannot select device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
+    if (cudaSetDevice(device) != cudaSuccess) {
         free(s);
-        return -1;
+        return vm_errf(err, errlen, "CUDA: cannot select device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
     }
-    m->dev_state = s;
     const char *sc = getenv("VMAMBA_CUDA_SCAN_CHUNKS");
     s->scan_chunks = sc ? atoi(sc) : 0;
     const char *ds = getenv("VMAMBA_CUDA_DIRECT_STEM");
     s->direct_stem = !(ds && !strcmp(ds, "0"));
     const char *rk = getenv("VMAMBA_CUDA_REFERENCE_KERNELS");
-    vmc_use_reference_kernels(rk && !strcmp(rk, "1"));
+    if (rk) vmc_use_reference_kernels(!strcmp(rk, "1")); /* a process-wide test switch: written only when set */
     if (upload(m, s, err, errlen)) {
-        release(m);
+        release_weights(s);
         return -1;
     }
-    m->dev_gen++; /* contexts made for an earlier upload start afresh */
-    m->dev = &ops;
+    s->gen = ++g_gen; /* contexts made for an earlier upload start afresh */
+    __atomic_store_n(&t->w[device], s, __ATOMIC_RELEASE);
     return 0;
+}
+
+extern "C" int vm_cuda_weights(vm_model *m, int device, int pin, char *err, size_t errlen) {
+    pthread_mutex_lock(&g_lock);
+    int rc = 0;
+    if (pin >= 0) rc = attach(m, device, err, errlen);
+    devtab *t = (devtab *)m->dev_weights;
+    if (!rc && pin && t && device >= 0 && device < t->n) t->pins[device] += pin;
+    pthread_mutex_unlock(&g_lock);
+    return rc;
+}
+
+extern "C" void vm_cuda_release_unpinned(vm_model *m, int keep) {
+    pthread_mutex_lock(&g_lock);
+    devtab *t = (devtab *)m->dev_weights;
+    for (int i = 0; t && i < t->n; i++)
+        if (i != keep && t->w[i] && t->pins[i] <= 0) {
+            state *s = t->w[i];
+            __atomic_store_n(&t->w[i], (state *)NULL, __ATOMIC_RELEASE);
+            release_weights(s);
+        }
+    pthread_mutex_unlock(&g_lock);
 }

@@ -40,6 +40,7 @@ static vm_ctx *ctx_new(const vm_model *m, char *err, size_t errlen) {
         return NULL;
     }
     c->m = m;
+    c->device = VM_DEV_MODEL;
     c->dx = vm_dnnl_exec_new(err, errlen);
     if (!c->dx) {
         free(c);
@@ -67,6 +68,9 @@ vm_ctx *vm_ctx_new(const vm_model *m, char *err, size_t errlen) {
 }
 
 static void ctx_release(vm_ctx *c) {
+#ifdef VM_HAVE_CUDA
+    if (c->device >= 0) vm_cuda_weights((vm_model *)c->m, c->device, -1, NULL, 0);
+#endif
     for (int i = 0; i < VM_CTX_HEADS; i++)
         if (c->heads[i].p) c->heads[i].ops->plan_free(c->heads[i].p);
     if (c->dev_ctx) c->dev_release(c->dev_ctx);
@@ -83,6 +87,64 @@ void vm_ctx_free(vm_ctx *c) {
     if (!c) return;
     if (!c->internal) __atomic_sub_fetch(&((vm_model *)c->m)->nctx, 1, __ATOMIC_ACQ_REL);
     ctx_release(c);
+}
+
+int vm_ctx_device_index(const vm_ctx *c) {
+    if (c->device != VM_DEV_MODEL) return c->device;
+    return c->m->dev_cuda ? c->m->dev_cuda - 1 : VM_DEV_CPU;
+}
+
+const char *vm_ctx_device(const vm_ctx *c) {
+    if (!c) return "cpu";
+    int d = vm_ctx_device_index(c);
+    if (d < 0) return "cpu";
+    vm_ctx *w = (vm_ctx *)c; /* the name's buffer: c is used by one thread at a time */
+    snprintf(w->dev_name, sizeof w->dev_name, "cuda:%d", d);
+    return w->dev_name;
+}
+
+/* The reason a CUDA device index cannot be used, in err; 0 when it can. */
+static int cuda_device_ok(int idx, char *err, size_t errlen) {
+#ifdef VM_HAVE_CUDA
+    int n = vm_cuda_device_count();
+    if (n < 1) return vm_errf(err, errlen, "no CUDA device found");
+    if (idx >= n)
+        return n == 1 ? vm_errf(err, errlen, "CUDA device %d does not exist (1 device: cuda:0)", idx)
+                      : vm_errf(err, errlen, "CUDA device %d does not exist (%d devices: cuda:0 to cuda:%d)", idx, n,
+                                n - 1);
+    return 0;
+#else
+    (void)idx;
+    return vm_errf(err, errlen, "this build has no CUDA backend (configure --with-cuda)");
+#endif
+}
+
+int vm_ctx_set_device(vm_ctx *c, const char *device) {
+    if (!c) return VM_ERR_INPUT;
+    c->status = VM_OK;
+    c->err[0] = 0;
+    int idx = vm_device_index(device);
+    if (!device) idx = VM_DEV_MODEL;
+    else if (idx == -2) {
+        vm_ctx_fail(c, VM_ERR_INPUT, "unknown device '%s' (expected cpu, cuda or cuda:N)", device);
+        return VM_ERR_INPUT;
+    }
+    if (idx >= 0 && cuda_device_ok(idx, c->err, sizeof c->err)) {
+        c->status = VM_ERR_UNSUPPORTED;
+        return VM_ERR_UNSUPPORTED;
+    }
+    if (idx == c->device) return 0;
+#ifdef VM_HAVE_CUDA
+    /* The weights go to the new device (once per device: shared with the
+     * other contexts there) before this context lets go of the old one. */
+    if (idx >= 0 && vm_cuda_weights((vm_model *)c->m, idx, 1, c->err, sizeof c->err)) {
+        c->status = VM_ERR_UNSUPPORTED;
+        return VM_ERR_UNSUPPORTED;
+    }
+    if (c->device >= 0) vm_cuda_weights((vm_model *)c->m, c->device, -1, NULL, 0);
+#endif
+    c->device = idx; /* the CUDA state of another device is replaced at the next forward */
+    return 0;
 }
 
 vm_ctx *vm_model_ctx(vm_model *m) {
@@ -159,15 +221,16 @@ static int same_shape(const vm_feats *a, const vm_feats *b) {
 }
 
 int vm_ctx_backbone_be(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *f, vm_be **be) {
-    vm_model *m = (vm_model *)c->m;
-    if (!m->dev) {
+    const int dev = vm_ctx_device_index(c);
+    if (dev < 0) {
         *be = c->be_test ? c->be_test : c->be;
         return vm_ctx_backbone(c, in, B, H, W, f);
     }
 #ifdef VM_HAVE_CUDA
+    vm_model *m = (vm_model *)c->m;
     /* The device backbone writes its maps NHWC straight into device
      * buffers of the context's CUDA op backend (kept in c, grown as needed). */
-    vm_be *d = vm_ctx_cuda_backend(c, vm_cuda_model_device(m));
+    vm_be *d = vm_ctx_cuda_backend(c, dev);
     if (!d) return -1;
     memset(f, 0, sizeof *f);
     f->B = B;
@@ -183,7 +246,7 @@ int vm_ctx_backbone_be(vm_ctx *c, const float *in, int B, int H, int W, vm_feats
         }
         f->data[i] = c->dev_feat[i];
     }
-    if (vm_cuda_forward_features_dev(m, c, in, B, H, W, c->dev_feat)) {
+    if (vm_cuda_forward_features_dev(m, c, dev, in, B, H, W, c->dev_feat)) {
         if (c->status == VM_OK) c->status = VM_ERR_BACKEND;
         return -1;
     }
@@ -191,7 +254,7 @@ int vm_ctx_backbone_be(vm_ctx *c, const float *in, int B, int H, int W, vm_feats
     return 0;
 #else
     (void)in, (void)B, (void)H, (void)W, (void)f, (void)be;
-    return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "heads run on the CPU only in this build (the model is on %s)", m->dev->name);
+    return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "heads run on the CPU only in this build (the context is on cuda:%d)", dev);
 #endif
 }
 
@@ -281,18 +344,22 @@ static int check_input(vm_ctx *c, const float *in, int B, int H, int W) {
 }
 
 /* Run on c's thread count (OpenMP's per-thread setting, restored after),
- * on the CPU or, for a model moved to a device, on the device. */
+ * on c's device: the CPU, or the GPU it (or by default the model) chose. */
 static int run(vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]) {
-    vm_model *m = (vm_model *)c->m;
     int saved = 0;
     if (c->threads > 0) {
         saved = omp_get_max_threads();
         omp_set_num_threads(c->threads);
     }
     int rc;
-    if (m->dev) {
-        rc = m->dev->forward(m, c, in, B, H, W, logits, feats);
+    const int dev = vm_ctx_device_index(c);
+    if (dev >= 0) {
+#ifdef VM_HAVE_CUDA
+        rc = vm_cuda_forward((vm_model *)c->m, c, dev, in, B, H, W, logits, feats);
         if (rc && c->status == VM_OK) c->status = VM_ERR_BACKEND;
+#else
+        rc = vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "this build has no CUDA backend");
+#endif
     } else {
         rc = vm_forward_impl(c, in, B, H, W, logits, feats);
     }
@@ -404,7 +471,7 @@ void vm_host_free(void *q) {
     free(p);
 }
 
-const char *vm_model_device(const vm_model *m) { return m->dev ? m->dev->name : "cpu"; }
+const char *vm_model_device(const vm_model *m) { return m && m->dev_cuda ? m->dev_name : "cpu"; }
 
 /* "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N (decimal digits only); -2 for
  * anything else. */
@@ -427,28 +494,27 @@ int vm_model_set_device(vm_model *m, const char *device, vm_precision precision)
         if (cpu_precision_ok(precision, m->err, sizeof m->err)) return -1;
         m->cpu_bf16 = precision == VM_PRECISION_BF16;
         if (m->ictx) vm_plan_free(&m->ictx->plan);
-        if (m->dev) {
-            m->dev->release(m);
-            m->dev = NULL;
-        }
+        m->dev_cuda = 0;
+#ifdef VM_HAVE_CUDA
+        vm_cuda_release_unpinned(m, -1); /* copies contexts chose themselves stay */
+#endif
         return 0;
     }
     if (idx < 0) return vm_errf(m->err, sizeof m->err, "unknown device '%s' (expected cpu, cuda or cuda:N)", device);
     if ((unsigned)precision > VM_PRECISION_BF16) return vm_errf(m->err, sizeof m->err, "unknown precision %d", (int)precision);
+    if (cuda_device_ok(idx, m->err, sizeof m->err)) return -1;
 #ifdef VM_HAVE_CUDA
-    int n = vm_cuda_device_count();
-    if (n < 1) return vm_errf(m->err, sizeof m->err, "no CUDA device found");
-    if (idx >= n)
-        return n == 1 ? vm_errf(m->err, sizeof m->err, "CUDA device %d does not exist (1 device: cuda:0)", idx)
-                      : vm_errf(m->err, sizeof m->err, "CUDA device %d does not exist (%d devices: cuda:0 to cuda:%d)", idx,
-                                n, n - 1);
-    if (m->dev) m->dev->release(m);
-    m->dev = NULL;
-    char e[400];
+    char e[400] = "";
+    /* the weights go to device idx (kept if they are there already); on
+     * failure the model stays where it was */
+    if (vm_cuda_weights(m, idx, 0, e, sizeof e)) return vm_errf(m->err, sizeof m->err, "%s", e);
     if (m->ictx) vm_plan_free(&m->ictx->plan);
-    if (vm_cuda_attach(m, (int)precision, idx, e, sizeof e)) return vm_errf(m->err, sizeof m->err, "%s", e);
+    m->dev_cuda = idx + 1;
+    m->dev_precision = (int)precision;
+    snprintf(m->dev_name, sizeof m->dev_name, "cuda:%d", idx);
+    vm_cuda_release_unpinned(m, idx);
     return 0;
 #else
-    return vm_errf(m->err, sizeof m->err, "this build has no CUDA backend (configure --with-cuda)");
+    return -1;
 #endif
 }

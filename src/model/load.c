@@ -905,7 +905,7 @@ vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, si
 void vm_model_free(vm_model *m) {
     if (!m) return;
     vm_ctx_free(m->ictx);
-    if (m->dev) m->dev->release(m);
+    if (m->dev_free) m->dev_free(m); /* every device copy of the weights */
     vm_xnn_release(m);
     for (size_t i = 0; i < m->nflin; i++) vm_wpack_free(m->flin[i].pack);
     free(m->flin);

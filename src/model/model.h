@@ -131,15 +131,15 @@ typedef struct {
 typedef void (*vm_observe_fn)(void *user, const char *layer, const float *x, size_t rows, int cols, int ld,
                               const float *w, int n_out);
 
-/* A compute backend other than the CPU (src/cuda/). It keeps its own copy
- * of the weights (m->dev_state, read-only once made) and runs the whole
- * forward pass; its per-call state (stream, handles, arena) hangs off the
- * context (c->dev_ctx), errors and profile go to c. */
-typedef struct {
-    const char *name;
-    int (*forward)(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]);
-    void (*release)(vm_model *m);
-} vm_backend_ops;
+/* Devices: a context runs on the CPU or on CUDA device N (vm_ctx_set_device),
+ * by default where the model's setting says (vm_model_set_device). The CUDA
+ * backend (src/cuda/backend.cu) keeps one copy of the weights per device in
+ * the model (m->dev_weights: uploaded on first use, shared read-only by every
+ * context on that device, made and freed under a lock); the per-call state
+ * (stream, cuBLAS handle, arena) hangs off the context (c->dev_ctx), errors
+ * and profile go to c. */
+#define VM_DEV_MODEL (-2)     /* a context's device: follow the model's */
+#define VM_DEV_CPU (-1)
 
 /* A head's plan for one feature shape, cached in a context. */
 typedef struct {
@@ -174,7 +174,9 @@ struct vm_ctx {
     vm_ctx_head heads[VM_CTX_HEADS]; /* head plans (vm_ctx_run_head) */
     void *dev_ctx;            /* the backend's state for this context, or NULL */
     void (*dev_release)(void *dev_ctx);
-    unsigned dev_gen;         /* the upload dev_ctx was made for */
+    unsigned long dev_gen;    /* the device weights (their upload) dev_ctx was made for */
+    int device;               /* VM_DEV_MODEL, VM_DEV_CPU or CUDA device N (vm_ctx_set_device) */
+    char dev_name[16];        /* vm_ctx_device's answer */
     vm_status status;
     char err[512];
 };
@@ -227,9 +229,12 @@ struct vm_model {
     int quantized;            /* any INT8 layer */
     void **allocs;            /* weight buffers, freed with the model */
     size_t nallocs, capallocs;
-    const vm_backend_ops *dev;   /* NULL: the CPU path of forward.c */
-    void *dev_state;
-    unsigned dev_gen;         /* bumped at each upload (vm_model_set_device) */
+    int dev_cuda;             /* contexts' default device (vm_model_set_device): 0 the CPU,
+                                 N + 1 CUDA device N (0 so that a zeroed model is on the CPU) */
+    int dev_precision;        /* vm_precision of the GEMMs on CUDA (vm_model_set_device) */
+    char dev_name[16];        /* "cuda:N" (vm_model_device); unused on the CPU */
+    void *dev_weights;        /* the CUDA backend's per-device weight copies (backend.cu), or NULL */
+    void (*dev_free)(vm_model *m); /* frees them, with the model */
     vm_ctx *ictx;             /* vm_forward's internal context (single-threaded convenience) */
     int nctx;                 /* live contexts other than ictx (atomic) */
     int cpu_bf16;             /* default CPU arithmetic of contexts: BF16 GEMMs/convs
@@ -321,17 +326,29 @@ int vm_classifier_forward(vm_ctx *c, const vm_feats *f, float *logits);
 /* The internal context of vm_forward, created on first use, or NULL. */
 vm_ctx *vm_model_ctx(vm_model *m);
 
-#ifdef VM_HAVE_CUDA
-/* src/cuda/backend.cu: upload the weights and switch m to the GPU. */
-/* Moves m's weights to CUDA device `device` (its contexts run there). */
-int vm_cuda_attach(vm_model *m, int precision, int device, char *err, size_t errlen);
 /* "cpu" (or NULL) -> -1, "cuda" -> 0, "cuda:N" -> N; -2 when malformed. */
 int vm_device_index(const char *device);
+/* The device c runs on: VM_DEV_CPU or CUDA device N (its own choice, else
+ * the model's default). */
+int vm_ctx_device_index(const vm_ctx *c);
+
+#ifdef VM_HAVE_CUDA
+/* src/cuda/backend.cu. The model's weights on CUDA device `device`: checks
+ * that the model can run there, uploads them on first use (once per device;
+ * thread-safe: the copies are made and looked up under a lock, the model's
+ * other fields are only read) and adds `pin` (+1, -1 or 0) to the number
+ * of contexts that chose that device themselves. 0, or -1 with err. */
+int vm_cuda_weights(vm_model *m, int device, int pin, char *err, size_t errlen);
+/* Frees the device copies that no context pins, but device keep's (-1:
+ * none): vm_model_set_device, when no forward runs. */
+void vm_cuda_release_unpinned(vm_model *m, int keep);
 int vm_cuda_device_count(void);
-/* The device a model's CUDA weights live on. */
-int vm_cuda_model_device(const vm_model *m);
+/* The backbone (and classifier) on CUDA device `device` for context c. */
+int vm_cuda_forward(vm_model *m, vm_ctx *c, int device, const float *in, int B, int H, int W, float *logits,
+                    float *feats[4]);
 /* The CUDA backbone with its four maps written NHWC into device buffers. */
-int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *dfeats[4]);
+int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, int device, const float *in, int B, int H, int W,
+                                 float *dfeats[4]);
 void *vm_cuda_host_alloc(size_t bytes); /* page-locked, or NULL */
 void vm_cuda_host_free(void *p);
 #endif
