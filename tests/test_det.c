@@ -736,6 +736,14 @@ START_TEST(offhost_paths_bit_identical) {
         vm_detections_free(b);
     }
     ck_assert_uint_eq(oh->wcache->copies, copies);
+    /* The same input again: the plans' buffers (the box and mask heads'
+     * grown ones too) are reused, nothing is allocated on the backend. */
+    size_t nalloc = oh->nalloc;
+    vm_detections *again = vm_ctx_detect_tensor(c2, d, p.x, p.hp, p.wp, p.nh, p.nw, p.h, p.w, (double)p.nw / p.w,
+                                                (double)p.nh / p.h, &o);
+    ck_assert_msg(again != NULL && again->count > 0, "%s", vm_ctx_error(c2));
+    vm_detections_free(again);
+    ck_assert_msg(oh->nalloc == nalloc, "%zu backend allocations for a repeated input", oh->nalloc - nalloc);
     free(q.rgb);
     free(q.x);
     /* empty: no proposals */

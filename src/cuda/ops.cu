@@ -184,6 +184,7 @@ unsigned grid(size_t n) {
 
 float *c_alloc(vm_be *be, size_t n) {
     if (cur(be)) return NULL;
+    be->nalloc++;
     void *p = NULL;
     if (cudaMalloc(&p, sizeof(float) * (n ? n : 1)) != cudaSuccess) {
         cudaGetLastError();

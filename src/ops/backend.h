@@ -31,6 +31,7 @@ struct vm_be {
      * one per host array, kept until the backend is freed (wcache.h);
      * NULL when the backend uses the host arrays themselves. */
     struct vm_wcache *wcache;
+    size_t nalloc;     /* buffers alloc() made so far (tests: no allocation per call) */
 
     /* Memory. alloc: NULL when out of memory (n == 0 allocates one float). */
     float *(*alloc)(vm_be *be, size_t n);

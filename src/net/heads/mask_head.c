@@ -37,10 +37,12 @@ int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const 
     size_t cmax = (size_t)(w->F > Cm ? w->F : Cm), nup = (size_t)(n < CHUNK ? n : CHUNK) * S * S * 4 * Cm;
     /* roi: RoIAlign's host output; a, b: the conv ping-pong and up the
      * deconvolution's output in backend memory (roi is a, up is uph on a
-     * host backend: no copies) */
-    float *a = be->alloc(be, (size_t)n * S * S * cmax), *b = be->alloc(be, (size_t)n * S * S * cmax);
+     * host backend: no copies). The backend buffers are the plan's, grown
+     * to the largest detection count seen (as the box head's): no device
+     * allocation per image. */
+    float *a = det_buf_grow(be, &p->mk_a, (size_t)n * S * S * cmax), *b = det_buf_grow(be, &p->mk_b, (size_t)n * S * S * cmax);
     float *roi = be->host ? a : malloc((size_t)n * S * S * w->F * sizeof(float));
-    float *uph = malloc(nup * sizeof(float)), *up = be->host ? uph : be->alloc(be, nup);
+    float *uph = malloc(nup * sizeof(float)), *up = be->host ? uph : det_buf_grow(be, &p->mk_up, nup);
     float *logit = malloc((size_t)n * S2 * S2 * sizeof(float));
     int rc = -1;
     if (!roi || !a || !b || !uph || !up || !logit) { vm_errf(err, errlen, "out of memory in the mask head (%d detections)", n); goto done; }
@@ -87,6 +89,7 @@ int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const 
     rc = 0;
 done:
     if (!be->host) free(roi);
-    be->free(be, a); be->free(be, b); free(uph); if (!be->host) be->free(be, up); free(logit);
+    free(uph);
+    free(logit);
     return rc;
 }

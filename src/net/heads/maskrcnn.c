@@ -245,7 +245,7 @@ static void det_plan_free(vm_head_plan *pp) {
         if (!be->host) { free(p->Ph[l]); free(p->rpn_oh[l]); }
     }
     for (int i = 0; i < DET_MAX_MASK_CONVS; i++) be->conv_free(be, p->mconv[i]);
-    det_buf *bufs[] = {&p->bx_h1, &p->bx_h2, &p->bx_feats, &p->bx_cls, &p->bx_reg};
+    det_buf *bufs[] = {&p->bx_h1, &p->bx_h2, &p->bx_feats, &p->bx_cls, &p->bx_reg, &p->mk_a, &p->mk_b, &p->mk_up};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) det_buf_free(be, bufs[i]);
     const float *ws[] = {p->fc0_w, p->fc0_b, p->fc1_w, p->fc1_b, p->cls_w, p->cls_b, p->reg_w, p->reg_b, p->up_w};
     for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)

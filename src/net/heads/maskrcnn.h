@@ -68,6 +68,8 @@ typedef struct {
     /* the box head's backend buffers, grown (never shrunk) to the largest
      * proposal count seen: no device allocation per image */
     det_buf bx_h1, bx_h2, bx_feats, bx_cls, bx_reg;
+    /* the mask head's (conv ping-pong, deconvolution output), likewise */
+    det_buf mk_a, mk_b, mk_up;
     /* mask convs for the last detection count */
     int mask_n;
     vm_be_conv *mconv[DET_MAX_MASK_CONVS];
