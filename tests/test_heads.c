@@ -200,6 +200,7 @@ END_TEST
  * name, plans a buffer per feature shape, and writes each map's channel
  * means (B x C_i, maps one after another) plus conv_seg.bias[0]. */
 struct vm_head {
+    vm_head_id hid; /* first (net/head.h) */
     float bias0;
 };
 struct vm_head_plan {
@@ -217,6 +218,7 @@ static vm_head *toy_bind(const vm_weights_src *src, const char *prefix, char *er
         return NULL;
     }
     vm_head *h = malloc(sizeof *h);
+    h->hid.id = vm_head_id_next();
     h->bias0 = v.data[0];
     return h;
 }
@@ -299,6 +301,73 @@ START_TEST(head_module_on_ctx) {
 }
 END_TEST
 
+/* A context's head plans belong to the head they were made for, not to its
+ * address: a head freed and another bound at the same address (malloc
+ * reuses the block) gets a plan of its own; the freed one's plan is freed.
+ * More heads than a context keeps plans for: the least recently run plan
+ * makes room. */
+START_TEST(head_plan_not_matched_by_address) {
+    char e[256];
+    vm_model *m = vm_model_load(tdata("seg_upernet/model.pth"), NULL, e, sizeof e);
+    ck_assert_msg(m, "%s", e);
+    vm_weights_src src;
+    vm_model_weights(m, &src);
+    vm_ctx *c = vm_ctx_new(m, e, sizeof e);
+    const int H = 64, W = 64;
+    float *in = calloc(3 * H * W, sizeof(float)), *out = malloc(4096 * sizeof(float));
+    n_plans = n_frees = 0;
+    vm_head *h1 = toy_ops.bind(&src, "decode_head.", e, sizeof e);
+    ck_assert_msg(h1, "%s", e);
+    ck_assert(vm_ctx_run_head(c, &toy_ops, h1, in, 1, H, W, out) == 0);
+    ck_assert_int_eq(n_plans, 1);
+    /* The reuse made by hand: another head bound, moved to h1's address. */
+    vm_head *fresh = toy_ops.bind(&src, "decode_head.", e, sizeof e);
+    *h1 = *fresh;
+    toy_ops.free(fresh);
+    ck_assert(vm_ctx_run_head(c, &toy_ops, h1, in, 1, H, W, out) == 0);
+    ck_assert_int_eq(n_plans, 2); /* a plan of its own, though the shape is the same */
+    ck_assert_int_eq(n_frees, 1); /* and the old head's plan went */
+    ck_assert(vm_ctx_run_head(c, &toy_ops, h1, in, 1, H, W, out) == 0);
+    ck_assert_int_eq(n_plans, 2); /* then kept */
+    /* The same through the allocator: free it and bind until a head lands
+     * at that address (glibc's tcache hands the block straight back). */
+    void *addr = h1;
+    toy_ops.free(h1);
+    vm_head *h2 = NULL, *kept[64];
+    int nk = 0;
+    while (!h2 && nk < 64) {
+        vm_head *h = toy_ops.bind(&src, "decode_head.", e, sizeof e);
+        if ((void *)h == addr) h2 = h;
+        else kept[nk++] = h;
+    }
+    for (int i = 0; i < nk; i++) toy_ops.free(kept[i]);
+    if (h2) {
+        ck_assert(vm_ctx_run_head(c, &toy_ops, h2, in, 1, H, W, out) == 0);
+        ck_assert_int_eq(n_plans, 3);
+        ck_assert_int_eq(n_frees, 2);
+        toy_ops.free(h2);
+    } else {
+        fprintf(stderr, "  head_plan_not_matched_by_address: malloc did not reuse the address (checked by hand above)\n");
+    }
+    /* Six live heads on a context that keeps four plans: each runs; the
+     * least recently run plan makes room. */
+    const int before = n_plans;
+    vm_head *hs[6];
+    for (int i = 0; i < 6; i++) {
+        hs[i] = toy_ops.bind(&src, "decode_head.", e, sizeof e);
+        ck_assert_msg(vm_ctx_run_head(c, &toy_ops, hs[i], in, 1, H, W, out) == 0, "%s", vm_ctx_error(c));
+    }
+    ck_assert_int_eq(n_plans, before + 6);
+    ck_assert(vm_ctx_run_head(c, &toy_ops, hs[5], in, 1, H, W, out) == 0);
+    ck_assert_int_eq(n_plans, before + 6); /* the most recent is kept */
+    vm_ctx_free(c);
+    ck_assert_int_eq(n_frees, n_plans);
+    for (int i = 0; i < 6; i++) toy_ops.free(hs[i]);
+    free(in), free(out);
+    vm_model_free(m);
+}
+END_TEST
+
 /* Heads make their own oneDNN primitives: the plain *_create forms give a
  * primitive its own stream and scratchpad, the *_create_x forms share a
  * context's; both compute the same bits, and a primitive runs on a thread
@@ -355,6 +424,7 @@ Suite *suite_heads(void) {
     tcase_add_test(tc, backbone_maps_nhwc);
     tcase_add_test(tc, ctx_error_codes);
     tcase_add_test(tc, head_module_on_ctx);
+    tcase_add_test(tc, head_plan_not_matched_by_address);
     tcase_add_test(tc, dnnl_own_and_shared_exec);
     suite_add_tcase(s, tc);
     return s;

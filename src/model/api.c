@@ -89,6 +89,11 @@ void vm_ctx_free(vm_ctx *c) {
     ctx_release(c);
 }
 
+uint64_t vm_head_id_next(void) {
+    static uint64_t last;
+    return __atomic_add_fetch(&last, 1, __ATOMIC_RELAXED);
+}
+
 int vm_ctx_device_index(const vm_ctx *c) {
     if (c->device != VM_DEV_MODEL) return c->device;
     return c->m->dev_cuda ? c->m->dev_cuda - 1 : VM_DEV_CPU;
@@ -297,18 +302,31 @@ int vm_ctx_head_forward(vm_ctx *c, const vm_head_ops *ops, const vm_head *h, con
 
 int vm_ctx_head_forward_on(vm_ctx *c, vm_be *be, const vm_head_ops *ops, const vm_head *h, const vm_feats *fp, void *out) {
     vm_feats f = *fp;
-    vm_ctx_head *slot = NULL, *free_slot = NULL;
+    const uint64_t hid = VM_HEAD_ID(h);
+    vm_ctx_head *slot = NULL, *free_slot = NULL, *oldest = &c->heads[0];
     for (int i = 0; i < VM_CTX_HEADS; i++) {
-        if (c->heads[i].h == h && c->heads[i].ops == ops && c->heads[i].be == be) slot = &c->heads[i];
-        if (!c->heads[i].h && !free_slot) free_slot = &c->heads[i];
+        vm_ctx_head *s = &c->heads[i];
+        if (s->h == h && s->hid != hid) { /* a freed head's plan: its address was bound again */
+            if (s->p) s->ops->plan_free(s->p);
+            memset(s, 0, sizeof *s);
+        }
+        if (s->h == h && s->hid == hid && s->ops == ops && s->be == be) slot = s;
+        if (!s->h && !free_slot) free_slot = s;
+        if (s->used < oldest->used) oldest = s;
+    }
+    if (!slot && !free_slot) { /* full: the least recently run plan makes room (heads may have been freed) */
+        if (oldest->p) oldest->ops->plan_free(oldest->p);
+        memset(oldest, 0, sizeof *oldest);
+        free_slot = oldest;
     }
     if (!slot) {
-        if (!free_slot) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "more than %d heads on one context", VM_CTX_HEADS);
         slot = free_slot;
         slot->ops = ops;
         slot->h = h;
+        slot->hid = hid;
         slot->be = be;
     }
+    slot->used = ++c->head_clock;
     char e[256] = "";
     if (slot->p && !same_shape(&slot->shape, &f)) {
         ops->plan_free(slot->p);

@@ -145,6 +145,8 @@ typedef void (*vm_observe_fn)(void *user, const char *layer, const float *x, siz
 typedef struct {
     const vm_head_ops *ops;
     const vm_head *h;
+    uint64_t hid;             /* h's VM_HEAD_ID: a head bound later at h's address is another head */
+    unsigned long used;       /* when it last ran (c->head_clock): the least recent one makes room */
     vm_be *be;                /* the backend p was planned on */
     vm_head_plan *p;
     vm_feats shape;           /* what p was planned for (data unused) */
@@ -172,6 +174,7 @@ struct vm_ctx {
     void *observe_user;
     vm_profile prof;
     vm_ctx_head heads[VM_CTX_HEADS]; /* head plans (vm_ctx_run_head) */
+    unsigned long head_clock;
     void *dev_ctx;            /* the backend's state for this context, or NULL */
     void (*dev_release)(void *dev_ctx);
     unsigned long dev_gen;    /* the device weights (their upload) dev_ctx was made for */

@@ -60,6 +60,16 @@ typedef struct {
 } vm_feats;
 
 typedef struct vm_head vm_head;            /* immutable, bound weights */
+
+/* Every head's bound struct starts with a vm_head_id that bind fills from
+ * vm_head_id_next(): a process-wide number never given twice. A context
+ * keeps its head plans under (pointer, id), so a head freed and another
+ * bound at the same address is never served the first one's stale plan. */
+typedef struct {
+    uint64_t id;
+} vm_head_id;
+uint64_t vm_head_id_next(void);
+#define VM_HEAD_ID(h) (((const vm_head_id *)(const void *)(h))->id)
 typedef struct vm_head_plan vm_head_plan;  /* per context and shape    */
 
 typedef struct vm_head_ops {

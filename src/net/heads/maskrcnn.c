@@ -106,6 +106,7 @@ static void det_free(vm_head *hh) {
 static vm_head *det_bind(const vm_weights_src *src, const char *prefix, char *err, size_t errlen) {
     det_weights *w = calloc(1, sizeof *w);
     if (!w) { vm_errf(err, errlen, "%s: out of memory", src->path); return NULL; }
+    w->hid.id = vm_head_id_next();
     binder b = {src, prefix ? prefix : "", err, errlen, 0};
     char name[160];
     if (has(src, b.prefix, "neck.lateral_convs.4.conv.weight") || has(src, b.prefix, "neck.fpn_convs.4.conv.weight")) {

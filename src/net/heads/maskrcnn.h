@@ -27,6 +27,7 @@ typedef struct {
 
 /* Bound weights: immutable, shared. */
 typedef struct {
+    vm_head_id hid;              /* first (net/head.h) */
     int Cin[4], F;               /* backbone widths, FPN width */
     det_conv_w lateral[4], fpn[4];
     int A;                       /* anchors per location */

@@ -38,6 +38,7 @@ typedef struct {
 } conv_w;
 
 struct vm_head {
+    vm_head_id hid;         /* first (net/head.h) */
     int L;                  /* input levels (4) */
     int cin[4], ch, ncls;
     int nppm, scales[MAX_PPM];
@@ -204,6 +205,7 @@ static vm_head *up_bind(const vm_weights_src *src, const char *prefix, char *err
         vm_errf(err, errlen, "%s: out of memory (%zu bytes) for the UPerHead", src->path, sizeof *h);
         return NULL;
     }
+    h->hid.id = vm_head_id_next();
     vm_tensor_view v;
     char n[160];
     /* PPM branches: psp_modules.<i>.1 (index 0 of each Sequential is the pool). */
