@@ -205,6 +205,55 @@ static void classify_cases(int ndev) {
     vm_model_free(m);
 }
 
+/* Contexts moving to the GPU from four threads at once, on a model that
+ * is not there yet: one upload (under the model's lock), all run. */
+typedef struct {
+    const vm_model *m;
+    const float *in;
+    const float *ref;
+    size_t n;
+    int ok;
+    char err[256];
+} mover;
+
+static void *move_and_run(void *arg) {
+    mover *j = arg;
+    vm_ctx *c = vm_ctx_new(j->m, j->err, sizeof j->err);
+    float *out = malloc(j->n * sizeof(float));
+    if (c && vm_ctx_set_device(c, "cuda:0") == 0 && vm_ctx_forward(c, j->in, 4, 32, 32, out) == 0)
+        j->ok = relerr(out, j->ref, j->n) <= TOL;
+    else if (c)
+        snprintf(j->err, sizeof j->err, "%s", vm_ctx_error(c));
+    free(out);
+    vm_ctx_free(c);
+    return NULL;
+}
+
+static void concurrent_moves(void) {
+    char err[512];
+    vm_model *m = vm_model_load(tdata("digits/model.pth"), NULL, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "%s\n", err);
+        exit(99);
+    }
+    vm_npy in, ref;
+    load_npy(&in, "digits/test_input.npy");
+    load_npy(&ref, "digits/ref_logits.npy");
+    mover j[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        j[i] = (mover){m, in.data, ref.data, 4 * 10, 0, ""};
+        pthread_create(&t[i], NULL, move_and_run, &j[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(j[i].ok, "thread %d moving its context to cuda:0: %s", i, j[i].err);
+    }
+    CHECK(!strcmp(vm_model_device(m), "cpu"), "the model's default moved to %s", vm_model_device(m));
+    vm_npy_free(&in), vm_npy_free(&ref);
+    vm_model_free(m);
+}
+
 /* Backbone features on a context on the GPU, the model on the CPU. */
 static void feature_case(void) {
     char err[512];
@@ -277,6 +326,7 @@ int main(void) {
         return 77;
     }
     classify_cases(ndev);
+    concurrent_moves();
     feature_case();
     seg_case();
     if (failures) {

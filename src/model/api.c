@@ -148,7 +148,12 @@ int vm_ctx_set_device(vm_ctx *c, const char *device) {
     }
     if (c->device >= 0) vm_cuda_weights((vm_model *)c->m, c->device, -1, NULL, 0);
 #endif
-    c->device = idx; /* the CUDA state of another device is replaced at the next forward */
+    const int was = vm_ctx_device_index(c);
+    c->device = idx;
+    if (c->dev_ctx && vm_ctx_device_index(c) != was) { /* the old device's stream, handle and arena */
+        c->dev_release(c->dev_ctx);
+        c->dev_ctx = NULL;
+    }
     return 0;
 }
 
