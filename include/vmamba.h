@@ -39,12 +39,11 @@ extern "C" {
 #define VM_VERSION_STRING "0.2.0"
 
 /* Export control: the library is built with -fvisibility=hidden and exports
- * exactly what this header declares (every declaration between the push and
- * the pop below); VM_API marks a declaration exported explicitly. */
+ * exactly the functions this header declares, each marked VM_API
+ * (tests/exports_test.sh checks that every declaration carries it and that
+ * nm -D lists nothing else). */
 #if defined(__GNUC__) && !defined(VM_STATIC)
 #define VM_API __attribute__((visibility("default")))
-#pragma GCC visibility push(default)
-#define VM_VISIBILITY_PUSHED 1
 #else
 #define VM_API
 #endif
@@ -99,12 +98,12 @@ typedef struct {
 } vm_load_opts;
 
 /* Load an official torch.save checkpoint (.pth). Returns NULL on error. */
-vm_model *vm_model_load(const char *path, const vm_load_opts *opts,
+VM_API vm_model *vm_model_load(const char *path, const vm_load_opts *opts,
                         char *err, size_t errlen);
 
 /* Build one of the released architectures by name with deterministic
  * random weights (for benchmarks). num_classes <= 0 means 1000. */
-vm_model *vm_model_from_preset(const char *name, int num_classes,
+VM_API vm_model *vm_model_from_preset(const char *name, int num_classes,
                                uint64_t seed, char *err, size_t errlen);
 
 /* Load also reads .safetensors files written by vm_model_save. */
@@ -113,20 +112,20 @@ vm_model *vm_model_from_preset(const char *name, int num_classes,
  * storage) with a JSON metadata string (preprocessing defaults, labels)
  * stored under "__metadata__"/"vmamba". Written atomically. Returns 0, or
  * -1 with the reason in vm_model_error(m) (a NULL model or path: -1 too). */
-int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json);
+VM_API int vm_model_save(vm_model *m, const char *path, const char *dtype, const char *metadata_json);
 /* That metadata string of a model loaded from .safetensors, or NULL. */
-const char *vm_model_metadata(const vm_model *m);
+VM_API const char *vm_model_metadata(const vm_model *m);
 
 /* Names of the presets, NULL-terminated. */
-const char *const *vm_preset_names(void);
+VM_API const char *const *vm_preset_names(void);
 
-void vm_model_free(vm_model *m);
+VM_API void vm_model_free(vm_model *m);
 
 /* Last error of calls on this model. Never NULL. */
-const char *vm_model_error(const vm_model *m);
+VM_API const char *vm_model_error(const vm_model *m);
 
-void vm_model_info(const vm_model *m, vm_info *out);
-const char *vm_family_name(vm_family f);
+VM_API void vm_model_info(const vm_model *m, vm_info *out);
+VM_API const char *vm_family_name(vm_family f);
 
 /* Where forward passes run by default. "cpu" (default), "cuda" (= "cuda:0") or
  * "cuda:N", GPU N (builds configured with --with-cuda and a GPU present):
@@ -146,63 +145,63 @@ const char *vm_family_name(vm_family f);
  * linear/conv weights (half their FP32 size). Returns 0, or -1 (see
  * vm_model_error). */
 typedef enum { VM_PRECISION_FP32 = 0, VM_PRECISION_TF32, VM_PRECISION_FP16, VM_PRECISION_BF16 } vm_precision;
-int vm_model_set_device(vm_model *m, const char *device, vm_precision precision);
+VM_API int vm_model_set_device(vm_model *m, const char *device, vm_precision precision);
 /* The model's default device: "cpu" or "cuda:N". */
-const char *vm_model_device(const vm_model *m);
+VM_API const char *vm_model_device(const vm_model *m);
 /* Number of usable CUDA devices; 0 without a GPU or without CUDA support. */
-int vm_cuda_devices(void);
+VM_API int vm_cuda_devices(void);
 
 /* Memory for input batches (and outputs). With a CUDA device present it is
  * page-locked, so a model on the GPU uploads it at full bus speed (plain
  * malloc'd memory is staged through the driver at a fraction of that);
  * otherwise it is ordinary aligned memory. NULL when out of memory. Free
  * with vm_host_free only. */
-void *vm_host_alloc(size_t bytes);
-void vm_host_free(void *p);
+VM_API void *vm_host_alloc(size_t bytes);
+VM_API void vm_host_free(void *p);
 
 /* Threads used by forward passes of contexts without their own setting
  * (vm_ctx_set_threads); <= 0 means OMP_NUM_THREADS or all cores. Sets the
  * calling thread's OpenMP default. */
-void vm_set_threads(int n);
-int vm_get_threads(void);
+VM_API void vm_set_threads(int n);
+VM_API int vm_get_threads(void);
 
 /* Classifier forward. in: float32 (B,3,H,W) contiguous; logits: (B,classes).
  * H and W must be >= 1 (>= 32 recommended). Returns 0 or -1 (see
  * vm_model_error). Runs on the model's internal context: one thread at a
  * time; threads sharing a model use vm_ctx_forward. */
-int vm_forward(vm_model *m, const float *in, int B, int H, int W,
+VM_API int vm_forward(vm_model *m, const float *in, int B, int H, int W,
                float *logits);
 
 /* Shape of backbone feature map i (0..3) for an H x W input. */
-void vm_feature_shape(const vm_model *m, int H, int W, int i,
+VM_API void vm_feature_shape(const vm_model *m, int H, int W, int i,
                       int *C, int *h, int *w);
 
 /* Backbone forward: feats[i] receives (B, C_i, h_i, w_i) NCHW float32,
  * sized by vm_feature_shape. Needs a backbone checkpoint (outnorm0..3);
  * a classifier gives an error. */
-int vm_forward_features(vm_model *m, const float *in, int B, int H, int W,
+VM_API int vm_forward_features(vm_model *m, const float *in, int B, int H, int W,
                         float *feats[4]);
 
 /* ---- contexts: one model, many threads ----------------------------------
  * A context runs forward passes of model m (which must outlive it). It
  * plans its buffers for the last input shape and re-plans when the shape
  * changes. Returns NULL with a message in err on failure. */
-vm_ctx *vm_ctx_new(const vm_model *m, char *err, size_t errlen);
-void vm_ctx_free(vm_ctx *c);
+VM_API vm_ctx *vm_ctx_new(const vm_model *m, char *err, size_t errlen);
+VM_API void vm_ctx_free(vm_ctx *c);
 /* Message of the last failed call on c ("" if none). Never NULL. */
-const char *vm_ctx_error(const vm_ctx *c);
+VM_API const char *vm_ctx_error(const vm_ctx *c);
 /* Code of the last failed call on c (VM_OK if none). */
-vm_status vm_ctx_error_code(const vm_ctx *c);
+VM_API vm_status vm_ctx_error_code(const vm_ctx *c);
 /* OpenMP threads this context's forwards use; <= 0: the calling thread's
  * setting (OMP_NUM_THREADS, vm_set_threads). Returns 0 (VM_ERR_INPUT for
  * a NULL context, as the forward calls). */
-int vm_ctx_set_threads(vm_ctx *c, int n);
+VM_API int vm_ctx_set_threads(vm_ctx *c, int n);
 /* This context's CPU arithmetic: VM_PRECISION_FP32 or VM_PRECISION_BF16
  * (see vm_model_set_device), overriding the model's default; takes effect
  * at the next forward (re-plans). Returns 0, VM_ERR_UNSUPPORTED (message in
  * vm_ctx_error) for TF32/FP16 or BF16 on a CPU without avx512_bf16/AMX, or
  * VM_ERR_INPUT for a NULL context. */
-int vm_ctx_set_precision(vm_ctx *c, vm_precision p);
+VM_API int vm_ctx_set_precision(vm_ctx *c, vm_precision p);
 /* Where this context runs: "cpu", "cuda" (= "cuda:0") or "cuda:N", or
  * NULL to follow the model's setting (vm_model_set_device; the default of
  * every new context). Each context on a GPU has its own stream, cuBLAS
@@ -215,25 +214,25 @@ int vm_ctx_set_precision(vm_ctx *c, vm_precision p);
  * not exist (N >= vm_cuda_devices()), a build without CUDA, a model that
  * cannot run there (INT8) or no memory for the weights there (message in
  * vm_ctx_error); the context then stays where it was. */
-int vm_ctx_set_device(vm_ctx *c, const char *device);
+VM_API int vm_ctx_set_device(vm_ctx *c, const char *device);
 /* The device c runs on now: "cpu" or "cuda:N" (valid until the next call
  * on c). */
-const char *vm_ctx_device(const vm_ctx *c);
+VM_API const char *vm_ctx_device(const vm_ctx *c);
 /* As vm_forward / vm_forward_features, on this context. Return 0 or a
  * negative vm_status. */
-int vm_ctx_forward(vm_ctx *c, const float *in, int B, int H, int W, float *logits);
-int vm_ctx_forward_features(vm_ctx *c, const float *in, int B, int H, int W, float *feats[4]);
+VM_API int vm_ctx_forward(vm_ctx *c, const float *in, int B, int H, int W, float *logits);
+VM_API int vm_ctx_forward_features(vm_ctx *c, const float *in, int B, int H, int W, float *feats[4]);
 
 /* Per-op-kind time of c's forward passes (benchmarks). on = 1 zeroes the
  * counters and starts timing (a little overhead; on a GPU every op is
  * synchronised, so the sum exceeds a plain run's time), 0 stops. */
-void vm_ctx_profile_enable(vm_ctx *c, int on);
+VM_API void vm_ctx_profile_enable(vm_ctx *c, int on);
 /* The op kinds: how many, and the name of kind i ("layernorm",
  * "selective_scan", ...; NULL out of range). */
-int vm_profile_op_count(void);
-const char *vm_profile_op_name(int i);
+VM_API int vm_profile_op_count(void);
+VM_API const char *vm_profile_op_name(int i);
 /* Seconds c spent in op kind i since profiling was enabled. */
-double vm_ctx_profile_seconds(const vm_ctx *c, int i);
+VM_API double vm_ctx_profile_seconds(const vm_ctx *c, int i);
 
 /* Heads the checkpoint holds (bit mask of vm_head_kind), whether or not
  * this build runs them. Keys the engine does not know are listed by
@@ -246,12 +245,12 @@ typedef enum {
     VM_HEAD_RPN = 1 << 4,        /* mmdet rpn_head.*                      */
     VM_HEAD_ROI = 1 << 5         /* mmdet roi_head.*                      */
 } vm_head_kind;
-unsigned vm_model_heads(const vm_model *m);
+VM_API unsigned vm_model_heads(const vm_model *m);
 /* Number of tensors the model keeps from its checkpoint (every one). */
-size_t vm_model_tensor_count(const vm_model *m);
+VM_API size_t vm_model_tensor_count(const vm_model *m);
 /* Name of the i-th checkpoint key that belongs to neither the backbone nor
  * a known head, or NULL past the last. */
-const char *vm_model_unknown_key(const vm_model *m, size_t i);
+VM_API const char *vm_model_unknown_key(const vm_model *m, size_t i);
 
 /* ---- images ------------------------------------------------------------
  * Official evaluation preprocessing, bit-exact with Pillow + torchvision:
@@ -265,14 +264,14 @@ typedef struct {
     float mean[3], std[3];/* ImageNet defaults */
 } vm_preprocess_opts;
 
-void vm_preprocess_defaults(vm_preprocess_opts *o);
+VM_API void vm_preprocess_defaults(vm_preprocess_opts *o);
 
 /* Decode and preprocess one image file into out: float32 (3, size, size). */
-int vm_preprocess_file(const char *path, const vm_preprocess_opts *o, float *out,
+VM_API int vm_preprocess_file(const char *path, const vm_preprocess_opts *o, float *out,
                        char *err, size_t errlen);
 
 /* Name of ImageNet-1k class i (0..999), or NULL. */
-const char *vm_imagenet_label(int i);
+VM_API const char *vm_imagenet_label(int i);
 
 /* ---- library contract (version, postprocessing) -------------------------- */
 
@@ -329,25 +328,25 @@ VM_API void vm_npy_free(vm_npy *a);
  *     vm_ctx_segment_file(c, s, "photo.jpg", 2048, 512, &labels, &w, &h);
  * A classification or backbone-only checkpoint is refused at load. */
 typedef struct vm_segmentor vm_segmentor;
-vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen);
-void vm_segmentor_free(vm_segmentor *s);
-const vm_model *vm_segmentor_model(const vm_segmentor *s);
-int vm_segmentor_classes(const vm_segmentor *s);
+VM_API vm_segmentor *vm_segmentor_load(const char *path, char *err, size_t errlen);
+VM_API void vm_segmentor_free(vm_segmentor *s);
+VM_API const vm_model *vm_segmentor_model(const vm_segmentor *s);
+VM_API int vm_segmentor_classes(const vm_segmentor *s);
 /* Class i's name (NULL if unknown) and the classes x 3 RGB palette: the
  * checkpoint's meta.dataset_meta, else ADE20K's for 150 classes. */
-const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
-const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
+VM_API const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
+VM_API const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
 /* Run the backbone and the head on "cuda" / "cuda:N" (FP32; the head through the CUDA
  * op backend of each context) or back on "cpu". Like vm_model_set_device:
  * not while contexts of the segmentor are running. 0, or -1 with err. */
 VM_API int vm_segmentor_set_device(vm_segmentor *s, const char *device, char *err, size_t errlen);
 /* Segment a BGR image (h, w, 3) uint8: labels receives (h, w) class ids.
  * Returns 0, or -1 with vm_ctx_error / vm_ctx_error_code. */
-int vm_ctx_segment(vm_ctx *c, const vm_segmentor *s, const uint8_t *bgr, int w, int h, int scale_w, int scale_h,
+VM_API int vm_ctx_segment(vm_ctx *c, const vm_segmentor *s, const uint8_t *bgr, int w, int h, int scale_w, int scale_h,
                    uint8_t *labels);
 /* Decode an image file (JPEG/PNG, as cv2.imdecode) and segment it: *labels
  * receives a malloc'd (*h, *w) label map of the oriented original size. */
-int vm_ctx_segment_file(vm_ctx *c, const vm_segmentor *s, const char *image_path, int scale_w, int scale_h,
+VM_API int vm_ctx_segment_file(vm_ctx *c, const vm_segmentor *s, const char *image_path, int scale_w, int scale_h,
                         uint8_t **labels, int *w, int *h);
 
 
@@ -389,51 +388,51 @@ typedef struct {
     float rpn_nms_iou;     /* 0.7                                          */
 } vm_detect_opts;
 
-void vm_detect_defaults(vm_detect_opts *o);
+VM_API void vm_detect_defaults(vm_detect_opts *o);
 
 /* Load an mmdet Mask R-CNN checkpoint (.pth) with its backbone (owned by
  * the detector). opts->key defaults to "state_dict". NULL on error. */
-vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen);
+VM_API vm_detector *vm_detector_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen);
 /* Bind the heads from a loaded model's checkpoint tensors (the model is
  * borrowed and must outlive the detector). */
-vm_detector *vm_detector_new(const vm_model *m, char *err, size_t errlen);
+VM_API vm_detector *vm_detector_new(const vm_model *m, char *err, size_t errlen);
 /* "maskrcnn-vmamba-tiny": VMamba-T backbone, FPN 256, box FC 1024, mask
  * convs 256, 80 classes, deterministic random weights (benchmarks). */
-vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+VM_API vm_detector *vm_detector_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
 /* The backbone model: make contexts on it (vm_ctx_new). */
-const vm_model *vm_detector_model(const vm_detector *d);
-void vm_detector_free(vm_detector *d);
-int vm_detector_num_classes(const vm_detector *d);
+VM_API const vm_model *vm_detector_model(const vm_detector *d);
+VM_API void vm_detector_free(vm_detector *d);
+VM_API int vm_detector_num_classes(const vm_detector *d);
 /* The checkpoint's meta.dataset_meta.classes when present, else COCO's. */
-const char *vm_detector_class_name(const vm_detector *d, int label);
+VM_API const char *vm_detector_class_name(const vm_detector *d, int label);
 /* Backbone, FPN, RPN convolutions and the box/mask heads' convolutions and
  * FCs on "cuda" / "cuda:N" (FP32; NMS, RoIAlign and mask pasting stay on the CPU), or
  * back on "cpu". Only for a detector that owns its model (vm_detector_load,
  * vm_detector_from_preset); not while its contexts are running. */
 VM_API int vm_detector_set_device(vm_detector *d, const char *device, char *err, size_t errlen);
 /* COCO's category id (1..90) of COCO-80 label i (0..79), or -1. */
-int vm_coco_category_id(int label);
+VM_API int vm_coco_category_id(int label);
 
 /* Detect on a decoded image (RGB, h x w, row-major): keep-ratio resize to
  * the test scale (OpenCV INTER_LINEAR), normalise, zero-pad to a multiple
  * of 32, run on context c. NULL on error (vm_ctx_error(c)). c may belong
  * to another model with the same backbone widths (e.g. the INT8 model
  * calibrated from this checkpoint's backbone). */
-vm_detections *vm_ctx_detect_rgb(vm_ctx *c, const vm_detector *d, const uint8_t *rgb, int h, int w,
+VM_API vm_detections *vm_ctx_detect_rgb(vm_ctx *c, const vm_detector *d, const uint8_t *rgb, int h, int w,
                                  const vm_detect_opts *o);
 /* The same from an image file (JPEG, PNG; decoded as cv2.imdecode does,
  * EXIF orientation applied). */
-vm_detections *vm_ctx_detect_file(vm_ctx *c, const vm_detector *d, const char *path, const vm_detect_opts *o);
+VM_API vm_detections *vm_ctx_detect_file(vm_ctx *c, const vm_detector *d, const char *path, const vm_detect_opts *o);
 /* From a normalised, padded input (3, hp, wp) float32 whose top-left
  * img_h x img_w is the resized image of an ori_h x ori_w original,
  * scale_w = img_w / ori_w and scale_h = img_h / ori_h as mmdet computes. */
-vm_detections *vm_ctx_detect_tensor(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
+VM_API vm_detections *vm_ctx_detect_tensor(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
                                     int img_w, int ori_h, int ori_w, double scale_w, double scale_h,
                                     const vm_detect_opts *o);
-void vm_detections_free(vm_detections *r);
+VM_API void vm_detections_free(vm_detections *r);
 /* Detection i's mask expanded to the whole image: full receives
  * height * width bytes 0/1. */
-void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full);
+VM_API void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full);
 /* ==== end of detection ==================================================== */
 
 
@@ -447,29 +446,29 @@ void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full);
  * (the mmseg/mmdet test pipelines; EXIF orientation applied): *bgr
  * receives malloc'd (*h, *w, 3) bytes in B,G,R order (free with free()).
  * Returns 0, or -1 with a message naming the file in err. */
-int vm_image_load_bgr(const char *path, uint8_t **bgr, int *w, int *h, char *err, size_t errlen);
+VM_API int vm_image_load_bgr(const char *path, uint8_t **bgr, int *w, int *h, char *err, size_t errlen);
 
 /* labels (h, w) as an 8-bit palette PNG; colour i = palette[3i..3i+2] for
  * i < ncolors (<= 256). */
-int vm_write_png_indexed(const char *path, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
+VM_API int vm_write_png_indexed(const char *path, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
                          char *err, size_t errlen);
 /* rgb (h, w, 3) as an 8-bit RGB PNG. */
-int vm_write_png_rgb(const char *path, const uint8_t *rgb, int w, int h, char *err, size_t errlen);
+VM_API int vm_write_png_rgb(const char *path, const uint8_t *rgb, int w, int h, char *err, size_t errlen);
 /* A C-order uint8 array (NumPy '|u1'). */
-int vm_write_npy_u8(const char *path, const uint8_t *data, int ndim, const int64_t *shape, char *err, size_t errlen);
+VM_API int vm_write_npy_u8(const char *path, const uint8_t *data, int ndim, const int64_t *shape, char *err, size_t errlen);
 /* A C-order array of any NumPy dtype descr ("<f4", "<i8", ...) of elsize
  * bytes per element. */
-int vm_npy_write_typed(const char *path, const void *data, const char *descr, size_t elsize, int ndim,
+VM_API int vm_npy_write_typed(const char *path, const void *data, const char *descr, size_t elsize, int ndim,
                        const int64_t *shape, char *err, size_t errlen);
 
 /* Streaming atomic output: open, write any number of times, then commit
  * (rename into place) or abort (remove). write returns 0 or -1; the first
  * error is reported by commit, which then removes the file. */
 typedef struct vm_atomic_file vm_atomic_file;
-vm_atomic_file *vm_atomic_open(const char *path, char *err, size_t errlen);
-int vm_atomic_write(vm_atomic_file *f, const void *p, size_t n);
-int vm_atomic_commit(vm_atomic_file *f, char *err, size_t errlen);
-void vm_atomic_abort(vm_atomic_file *f);
+VM_API vm_atomic_file *vm_atomic_open(const char *path, char *err, size_t errlen);
+VM_API int vm_atomic_write(vm_atomic_file *f, const void *p, size_t n);
+VM_API int vm_atomic_commit(vm_atomic_file *f, char *err, size_t errlen);
+VM_API void vm_atomic_abort(vm_atomic_file *f);
 
 /* Segmentation helpers: the segmentor preset with random weights
  * ("upernet-vmamba-tiny": VMamba-T s1l8 backbone, UPerHead channels 512,
@@ -478,15 +477,15 @@ void vm_atomic_abort(vm_atomic_file *f);
  * min(scale) / min(h, w)), sizes int(x * f + 0.5)), and mmseg's overlay
  * (alpha 0.5, no text): out_rgb (h, w, 3) = uint8(rgb * 0.5 +
  * palette[label] * 0.5) from the BGR photo; labels >= ncolors are black. */
-vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
-void vm_segment_resized_size(int w, int h, int scale_w, int scale_h, int *w1, int *h1);
-void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
+VM_API vm_segmentor *vm_segmentor_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+VM_API void vm_segment_resized_size(int w, int h, int scale_w, int scale_h, int *w1, int *h1);
+VM_API void vm_seg_overlay(const uint8_t *bgr, const uint8_t *labels, int w, int h, const uint8_t *palette, int ncolors,
                     uint8_t *out_rgb);
 
 /* COCO compressed RLE (pycocotools' rleEncode + rleToString) of a
  * detection mask in an img_h x img_w image: a malloc'd string (free with
  * free()), NULL when out of memory. */
-char *vm_rle_encode(const vm_det_mask *m, int img_h, int img_w);
+VM_API char *vm_rle_encode(const vm_det_mask *m, int img_h, int img_w);
 
 /* ==== INT8 calibration ====================================================
  * Post-training quantization: observe the FP32 model on calibration
@@ -522,23 +521,23 @@ typedef struct vm_smooth vm_smooth;
  * LayerNorm and the layer (the FP32 model computes the same function up to
  * rounding). apply returns the layers smoothed, or -1 (vm_model_error;
  * nothing changed). NULL from begin: see vm_model_error. */
-vm_smooth *vm_smooth_begin(vm_model *m);
-int vm_smooth_apply(vm_smooth *s, double alpha);
-void vm_smooth_free(vm_smooth *s);
+VM_API vm_smooth *vm_smooth_begin(vm_model *m);
+VM_API int vm_smooth_apply(vm_smooth *s, double alpha);
+VM_API void vm_smooth_free(vm_smooth *s);
 
 /* Start observing m's linear-layer inputs through vm_forward (the model's
  * internal context). m must be private to the caller (no contexts): it is
  * turned back to plain weights. NULL on error (vm_model_error). */
-vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o);
+VM_API vm_calib *vm_calib_begin(vm_model *m, const vm_calib_opts *o);
 /* Stop observing; write the INT8 model with metadata_json (may be NULL).
  * 0, or -1 with the message in err (and no file). */
-int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen);
+VM_API int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, char *err, size_t errlen);
 /* Each layer's error on the first calibration batch (cosine, relative L2
  * of its INT8 output against FP32), printed on f. */
-void vm_calib_report(vm_calib *c, FILE *f);
+VM_API void vm_calib_report(vm_calib *c, FILE *f);
 /* Linear layers observed. */
-int vm_calib_layers(const vm_calib *c);
-void vm_calib_free(vm_calib *c);
+VM_API int vm_calib_layers(const vm_calib *c);
+VM_API void vm_calib_free(vm_calib *c);
 
 /* Dense models (segmentation, detection and backbone-only checkpoints):
  * their calibration inputs go through the task's test pipeline instead of
@@ -566,29 +565,25 @@ typedef struct vm_calib_dense vm_calib_dense;
  * convolutions' inputs and writes those convolutions INT8 (s8 per output
  * channel, BatchNorm folded into the scales, u8 inputs; they run on the CPU
  * only); 0 keeps every head FP32. NULL with a message in err. */
-vm_calib_dense *vm_calib_dense_new(vm_model *m, vm_calib_task task, int scale_w, int scale_h, int with_head, char *err,
+VM_API vm_calib_dense *vm_calib_dense_new(vm_model *m, vm_calib_task task, int scale_w, int scale_h, int with_head, char *err,
                                    size_t errlen);
 /* One calibration input, a photo (JPEG/PNG) or an already normalised
  * (3, H, W) float32 tensor: m's backbone runs on it (observed by an active
  * vm_smooth or vm_calib of m), then the UPerHead when with_head, whose
  * convolution inputs go to cal (NULL: not observed, e.g. a SmoothQuant
  * pass). 0, or -1 with a message naming the file in err. */
-int vm_calib_dense_image(vm_calib_dense *d, vm_calib *cal, const char *path, char *err, size_t errlen);
-int vm_calib_dense_tensor(vm_calib_dense *d, vm_calib *cal, const float *chw, int H, int W, char *err, size_t errlen);
+VM_API int vm_calib_dense_image(vm_calib_dense *d, vm_calib *cal, const char *path, char *err, size_t errlen);
+VM_API int vm_calib_dense_tensor(vm_calib_dense *d, vm_calib *cal, const float *chw, int H, int W, char *err, size_t errlen);
 /* The metadata for vm_calib_write: {"task": "segment"|"detect",
  * "calibration_scale": [w, h], "dataset_meta": {"classes": [...],
  * "palette": [...]}} with the class names and palette read from the
  * checkpoint at model_path (segment / detect read them back from the INT8
  * file; "dataset_meta" is left out when the checkpoint has none). A
  * malloc'd string (free with free()), or NULL with a message in err. */
-char *vm_calib_dense_metadata(const vm_calib_dense *d, const char *model_path, char *err, size_t errlen);
+VM_API char *vm_calib_dense_metadata(const vm_calib_dense *d, const char *model_path, char *err, size_t errlen);
 /* UPerHead convolutions the runner observes (0 without the head). */
-int vm_calib_dense_head_convs(const vm_calib_dense *d);
-void vm_calib_dense_free(vm_calib_dense *d);
-
-#ifdef VM_VISIBILITY_PUSHED
-#pragma GCC visibility pop
-#endif
+VM_API int vm_calib_dense_head_convs(const vm_calib_dense *d);
+VM_API void vm_calib_dense_free(vm_calib_dense *d);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,8 @@
 #!/bin/sh
 # exports_test.sh - libvmamba.so exports exactly what include/vmamba.h
-# declares (the library is built with -fvisibility=hidden; the header's
-# visibility pragma exports its declarations), and vm_version matches the
-# header's VM_VERSION_STRING.
+# declares (the library is built with -fvisibility=hidden; every function
+# declaration in the header carries the VM_API export macro), and
+# vm_version matches the header's VM_VERSION_STRING.
 set -u
 LIB=${VMAMBA_LIB:-.libs/libvmamba.so}
 HDR=${VMAMBA_HEADER:-include/vmamba.h}
@@ -11,6 +11,10 @@ NM=${NM:-nm}
 syms=$($NM -D --defined-only "$LIB" 2>/dev/null | awk 'NF >= 3 && $2 ~ /^[TDBRVW]$/ {print $3}' | sed 's/@.*//')
 [ -n "$syms" ] || { echo "SKIP: $NM cannot read $LIB"; exit 77; }
 fail=0 n=0
+# Every top-level function declaration starts with VM_API (one that does
+# not would be declared but hidden).
+bad=$(grep -nE '^[A-Za-z_]' "$HDR" | grep -vE '^[0-9]+:(typedef|#|extern "C"|VM_API|struct|enum|static)' | grep '(')
+[ -z "$bad" ] || { echo "FAIL: declarations without VM_API in $HDR:"; echo "$bad"; fail=1; }
 for s in $syms; do
     n=$((n + 1))
     # a declared name: "name(" somewhere in the header
