@@ -338,7 +338,9 @@ VM_API const char *vm_segmentor_class_name(const vm_segmentor *s, int i);
 VM_API const uint8_t *vm_segmentor_palette(const vm_segmentor *s);
 /* Run the backbone and the head on "cuda" / "cuda:N" (FP32; the head through the CUDA
  * op backend of each context) or back on "cpu". Like vm_model_set_device:
- * not while contexts of the segmentor are running. 0, or -1 with err. */
+ * the default of contexts that did not choose their own (vm_ctx_set_device,
+ * which also moves a segmentation context); not while contexts of the
+ * segmentor are running. 0, or -1 with err. */
 VM_API int vm_segmentor_set_device(vm_segmentor *s, const char *device, char *err, size_t errlen);
 /* Segment a BGR image (h, w, 3) uint8: labels receives (h, w) class ids.
  * Returns 0, or -1 with vm_ctx_error / vm_ctx_error_code. */
@@ -407,8 +409,10 @@ VM_API int vm_detector_num_classes(const vm_detector *d);
 VM_API const char *vm_detector_class_name(const vm_detector *d, int label);
 /* Backbone, FPN, RPN convolutions and the box/mask heads' convolutions and
  * FCs on "cuda" / "cuda:N" (FP32; NMS, RoIAlign and mask pasting stay on the CPU), or
- * back on "cpu". Only for a detector that owns its model (vm_detector_load,
- * vm_detector_from_preset); not while its contexts are running. */
+ * back on "cpu": the default of contexts that did not choose their own
+ * (vm_ctx_set_device moves one detection context). Only for a detector that
+ * owns its model (vm_detector_load, vm_detector_from_preset); not while its
+ * contexts are running. */
 VM_API int vm_detector_set_device(vm_detector *d, const char *device, char *err, size_t errlen);
 /* COCO's category id (1..90) of COCO-80 label i (0..79), or -1. */
 VM_API int vm_coco_category_id(int label);

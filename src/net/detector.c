@@ -320,7 +320,7 @@ vm_detections *vm_ctx_detect_file(vm_ctx *c, const vm_detector *d, const char *p
 int vm_detector_set_device(vm_detector *d, const char *device, char *err, size_t errlen) {
     if (!d) return vm_errf(err, errlen, "detector is NULL");
     if (!d->owned)
-        return vm_errf(err, errlen, "this detector borrows its model (vm_detector_new): set the model's device instead");
+        return vm_errf(err, errlen, "this detector borrows its model (vm_detector_new): set the model's device or the context's (vm_ctx_set_device) instead");
     if (vm_model_set_device(d->owned, device, VM_PRECISION_FP32)) return vm_errf(err, errlen, "%s", vm_model_error(d->owned));
     return 0;
 }
