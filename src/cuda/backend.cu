@@ -295,14 +295,6 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
         }                                                                       \
     } while (0)
 
-/* Add the GPU time since ev0 was recorded to op (profiling only). */
-void prof_since(vm_model *m, state *s, vm_op op) {
-    cudaEventRecord(s->ev1, s->stream);
-    cudaEventSynchronize(s->ev1);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, s->ev0, s->ev1);
-    s->prof->seconds[op] += ms * 1e-3;
-}
 
 /* ---- the backbone ops (net/backbone.h) on this state ------------------
  * The backbone itself is described once in src/net/backbone.c; these
@@ -332,6 +324,7 @@ const dln *cu_ln(state *s, vm_bb_layer l, int si, int j) {
     case VM_BB_NORM2: return &s->st[si].blocks[j].norm2;
     case VM_BB_DS_NORM: return &s->st[si].ds_norm;
     case VM_BB_OUTNORM: return &s->st[si].outnorm;
+    case VM_BB_CLS_NORM: return &s->cls_norm;
     default: return NULL;
     }
 }
@@ -417,6 +410,7 @@ int cu_linear(vm_bb *bb, vm_bb_layer l, int si, int j, const float *A, int lda, 
     case VM_BB_FC1: W = bk->fc1_w; bias = bk->fc1_b; break;
     case VM_BB_FC2: W = bk->fc2_w; bias = bk->fc2_b; break;
     case VM_BB_DS_REDUCTION: W = ds->ds_reduction; break;
+    case VM_BB_HEAD: W = s->head_w; bias = s->head_b; break;
     default: return bb_fail(bb, "backbone layer is not a linear layer");
     }
     if ((bias || gelu) && ldc != N) return bb_fail(bb, "a linear layer with bias or GELU needs packed output rows");
@@ -465,8 +459,13 @@ int cu_merge_gather(vm_bb *bb, const float *in, float *out, int B, int h, int w,
     return 0;
 }
 
+int cu_mean_tokens(vm_bb *bb, const float *in, int B, int L, int C, float *out) {
+    vmc_mean_tokens(out, in, B, L, C, S(bb)->stream);
+    return 0;
+}
+
 const vm_bb_ops cuda_bb_ops = {
-    "cuda", cu_now, cu_stem, cu_conv_ln, cu_layernorm, cu_linear, cu_dwconv_silu, cu_ssm, cu_merge_gather,
+    "cuda", cu_now, cu_stem, cu_conv_ln, cu_layernorm, cu_linear, cu_dwconv_silu, cu_ssm, cu_merge_gather, cu_mean_tokens,
 };
 void ctx_release(void *p) {
     state *s = (state *)p;
@@ -555,14 +554,16 @@ int forward_impl(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, f
         }
     }
     if (logits) {
-        const int C = I->dims[3], L = s->h[3] * s->w[3];
-        if (s->prof->enabled) cudaEventRecord(s->ev0, q);
-        vmc_layernorm(s->t0, s->x, s->cls_norm.w, s->cls_norm.b, (size_t)B * L, C, VM_LN_EPS, q);
-        vmc_mean_tokens(s->t1, s->t0, B, L, C, q);
-        vmc_fill_rows(s->out, s->head_b, (size_t)B, I->num_classes, q);
-        if (gemm(s, B, I->num_classes, C, s->t1, C, s->head_w, C, s->out, I->num_classes, 1.0f))
-            return vm_errf(err, errlen, "cuBLAS GEMM failed");
-        if (s->prof->enabled) prof_since(m, s, VM_OP_HEAD);
+        /* the classifier (src/net/heads/classifier.c) on these ops, the
+         * logits into s->out, then down */
+        vm_classifier h;
+        if (vm_classifier_bind(m, &h, err, errlen)) return -1;
+        double t_head = s->prof->enabled ? cu_now(&bb) : 0;
+        if (vm_classifier_run(&h, &bb, s->x, B, s->h[3] * s->w[3], s->out)) {
+            if (!err[0]) vm_errf(err, errlen, "CUDA: classifier failed");
+            return -1;
+        }
+        if (s->prof->enabled) s->prof->seconds[VM_OP_HEAD] += cu_now(&bb) - t_head;
         GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(logits, s->out, (size_t)B * I->num_classes * sizeof(float), cudaMemcpyDeviceToHost, q));
         CK(ce);
     }

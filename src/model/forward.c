@@ -267,13 +267,34 @@ static void to_nchw(float *dst, const float *src, int B, int h, int w, int C) {
             for (int t = 0; t < h * w; t++) dst[((size_t)b * C + c) * h * w + t] = src[((size_t)b * h * w + t) * C + c];
 }
 
+/* The CPU backbone ops over c's plan (vm_plan_ensure first). */
+static void cpu_bb(vm_ctx *c, vm_bb *bb) {
+    vm_plan *p = &c->plan;
+    memset(bb, 0, sizeof *bb);
+    bb->ops = &vm_bb_cpu_ops;
+    bb->m = c->m;
+    bb->c = c;
+    bb->host = 1;
+    for (int s = 0; s < 4; s++) {
+        bb->h[s] = p->h[s];
+        bb->w[s] = p->w[s];
+        bb->feat[s] = p->feat[s];
+    }
+    bb->pe_h1 = p->pe_h1;
+    bb->pe_w1 = p->pe_w1;
+    bb->x = p->x;
+    bb->t0 = p->t0;
+    bb->t1 = p->t1;
+    bb->t2 = p->t2;
+    bb->t3 = p->t3;
+    bb->t5 = p->t5;
+}
+
 int vm_ctx_backbone(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *out) {
     if (vm_plan_ensure(c, B, H, W)) return -1;
     vm_plan *p = &c->plan;
-    vm_bb bb = {&vm_bb_cpu_ops, NULL, c->m, c, 1, {0}, {0}, p->pe_h1, p->pe_w1, p->x, p->t0, p->t1, p->t2, p->t3, p->t5,
-                {p->feat[0], p->feat[1], p->feat[2], p->feat[3]}};
-    memcpy(bb.h, p->h, sizeof bb.h);
-    memcpy(bb.w, p->w, sizeof bb.w);
+    vm_bb bb;
+    cpu_bb(c, &bb);
     if (vm_backbone_run(&bb, in, B, H, W)) return -1;
     memset(out, 0, sizeof *out);
     out->B = B;
@@ -294,7 +315,14 @@ int vm_forward_impl(vm_ctx *c, const float *in, int B, int H, int W, float *logi
         for (int s = 0; s < 4; s++) to_nchw(feats[s], f.data[s], B, f.H[s], f.W[s], f.C[s]);
     if (logits) {
         double t_head = c->prof.enabled ? vm_prof_now() : 0;
-        if (vm_classifier_forward(c, &f, logits)) return -1;
+        vm_classifier h;
+        char e[256];
+        if (vm_classifier_bind(c->m, &h, e, sizeof e)) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "%s", e);
+        vm_bb bb;
+        cpu_bb(c, &bb);
+        /* the last stage's raw output (a checkpoint with both outnorm3
+         * and a classifier feeds the classifier the un-normalised map) */
+        if (vm_classifier_run(&h, &bb, c->plan.x, B, f.H[3] * f.W[3], logits)) return -1;
         if (c->prof.enabled) c->prof.seconds[VM_OP_HEAD] += vm_prof_now() - t_head;
     }
     return 0;

@@ -318,8 +318,6 @@ int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *n
               int K, const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate);
 /* The profile clock (wall, or CPU time with VMAMBA_PROFILE_CLOCK=cpu). */
 double vm_prof_now(void);
-/* src/net/heads/classifier.c: norm, global average pool, linear. */
-int vm_classifier_forward(vm_ctx *c, const vm_feats *f, float *logits);
 /* The internal context of vm_forward, created on first use, or NULL. */
 vm_ctx *vm_model_ctx(vm_model *m);
 

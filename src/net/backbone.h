@@ -30,7 +30,8 @@ typedef enum {
     VM_BB_NORM, VM_BB_IN_PROJ, VM_BB_X_PROJ, VM_BB_OUT_PROJ,        /* SS2D of block j  */
     VM_BB_NORM2, VM_BB_FC1, VM_BB_FC2,                              /* MLP of block j   */
     VM_BB_DS_NORM, VM_BB_DS_REDUCTION, VM_BB_DS_CONV,               /* stage s's downsample */
-    VM_BB_OUTNORM                                                   /* backbone output s */
+    VM_BB_OUTNORM,                                                  /* backbone output s */
+    VM_BB_CLS_NORM, VM_BB_HEAD                                      /* the classifier   */
 } vm_bb_layer;
 
 typedef struct vm_bb vm_bb;
@@ -67,6 +68,8 @@ typedef struct {
     /* v1 patch merging's gather: (B,h,w,C) zero-padded to even size, 2x2
      * neighbours into 4C channels in the order (0,0),(1,0),(0,1),(1,1). */
     int (*merge_gather)(vm_bb *bb, const float *in, float *out, int B, int h, int w, int C);
+    /* Global average pool: out[b][c] = mean over L tokens of in[b][t][c]. */
+    int (*mean_tokens)(vm_bb *bb, const float *in, int B, int L, int C, float *out);
 } vm_bb_ops;
 
 /* One backbone run's backend and buffers, filled by the backend's plan
@@ -90,6 +93,24 @@ struct vm_bb {
  * stage's output stays in bb->x; a backbone's outnorm maps go to
  * bb->feat[s]. Returns 0 or -1 (the context's error). */
 int vm_backbone_run(vm_bb *bb, const float *in_nchw, int B, int H, int W);
+
+/* The image classifier (src/net/heads/classifier.c), a module like the
+ * heads of net/head.h but on these ops: its linear layer is one of the
+ * model's linears (packed, INT8-calibrated, observed by calibration and
+ * uploaded to CUDA with the backbone's), so it runs where they run.
+ *   bind:    vm_classifier_bind checks the model has one and notes its
+ *            sizes (immutable, part of the model);
+ *   plan:    none of its own: its scratch is the backbone plan's t0 / t1,
+ *            free once the stages are done;
+ *   forward: LayerNorm over the last stage's raw output x (B, L, C), global
+ *            average pool, linear (+ bias) into logits (B, ncls) in the
+ *            backend's memory;
+ *   free:    nothing (the weights are the model's). */
+typedef struct {
+    int C, ncls;
+} vm_classifier;
+int vm_classifier_bind(const struct vm_model *m, vm_classifier *h, char *err, size_t errlen);
+int vm_classifier_run(const vm_classifier *h, vm_bb *bb, const float *x, int B, int L, float *logits);
 
 /* The CPU backend's backbone ops (src/ops/backbone_cpu.c). */
 extern const vm_bb_ops vm_bb_cpu_ops;

@@ -166,6 +166,7 @@ static const vm_ln *ln_of(const vm_model *m, vm_bb_layer l, int s, int j) {
     case VM_BB_NORM2: return &m->st[s].blocks[j].norm2;
     case VM_BB_DS_NORM: return &m->st[s].ds_norm;
     case VM_BB_OUTNORM: return &m->st[s].outnorm;
+    case VM_BB_CLS_NORM: return &m->cls_norm;
     default: return NULL;
     }
 }
@@ -247,7 +248,7 @@ static int cpu_linear(vm_bb *bb, vm_bb_layer l, int s, int j, const float *A, in
     vm_ctx *c = CTX(bb);
     const vm_model *m = bb->m;
     const vm_stage *st = &m->st[s];
-    const vm_block *bk = l == VM_BB_DS_REDUCTION ? NULL : &st->blocks[j];
+    const vm_block *bk = l == VM_BB_DS_REDUCTION || l == VM_BB_HEAD ? NULL : &st->blocks[j];
     char name[80];
     int rc;
     switch (l) {
@@ -272,6 +273,10 @@ static int cpu_linear(vm_bb *bb, vm_bb_layer l, int s, int j, const float *A, in
         snprintf(name, sizeof name, "layers.%d.downsample.reduction", s);
         rc = vm_linear(c, st->q_ds, st->f_ds, name, A, lda, M, N, K, st->ds_reduction, C, ldc, NULL, gelu, accumulate);
         if (rc) return vm_ctx_fail(c, VM_ERR_BACKEND, "GEMM failed in downsample");
+        return 0;
+    case VM_BB_HEAD:
+        if (vm_linear(c, m->q_head, m->f_head, "classifier.head", A, lda, M, N, K, m->head_w, C, ldc, m->head_b, gelu, accumulate))
+            return vm_ctx_fail(c, VM_ERR_BACKEND, "oneDNN primitive execution failed (classifier.head)");
         return 0;
     default: return vm_ctx_fail(c, VM_ERR_BACKEND, "backbone: layer kind %d is not a linear layer", (int)l);
     }
@@ -352,6 +357,19 @@ static int cpu_merge_gather(vm_bb *bb, const float *in, float *out, int B, int h
     return 0;
 }
 
+/* Summed in double, in token order (the classifier's pool). */
+static int cpu_mean_tokens(vm_bb *bb, const float *in, int B, int L, int C, float *out) {
+    (void)bb;
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < C; ch++) {
+            double acc = 0;
+            for (int t = 0; t < L; t++) acc += in[((size_t)b * L + t) * C + ch];
+            out[(size_t)b * C + ch] = (float)(acc / L);
+        }
+    return 0;
+}
+
 const vm_bb_ops vm_bb_cpu_ops = {
     "cpu", cpu_now, cpu_stem, cpu_conv_ln, cpu_layernorm, cpu_linear, cpu_dwconv_silu, cpu_ssm, cpu_merge_gather,
+    cpu_mean_tokens,
 };
