@@ -137,18 +137,14 @@ int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *n
     return rc;
 }
 
-/* A convolution on an NHWC map: observed for calibration, and on INT8
- * models its input is quantized first. */
+/* A convolution on an NHWC map: observed for calibration; an INT8 one
+ * quantises its input into its own zero-point-padded buffer. */
 static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char *name, const float *in, int B, int H, int W,
                     float *out) {
     const size_t pixels = (size_t)B * H * W;
     if (c->observe) c->observe(c->observe_user, name, in, pixels, cv->cin, cv->cin, NULL, cv->cout);
     if (cv->x) return vm_xop_conv_run(cv->x, B, H, W, in, out, xpool(c));
-    if (cv->w8) {
-        vm_kernels()->quantize_u8(c->plan.qbuf, in, pixels, cv->cin, cv->cin, 1.0f / cv->a_scale, (float)cv->a_zp);
-        return vm_conv_run(prim, (const float *)c->plan.qbuf, out);
-    }
-    return vm_conv_run(prim, in, out);
+    return cv->w8 ? vm_qconv_run(prim, in, out) : vm_conv_run(prim, in, out);
 }
 
 #define CTX(bb) ((vm_ctx *)(bb)->c)
