@@ -37,7 +37,7 @@ __attribute__((no_sanitize("address"))) static void *fuzz_json_malloc(size_t n) 
     fuzz_json_top += need;
     memcpy(h, &n, sizeof n);
     fuzz_json_live++;
-    __asan_unpoison_memory_region(h + FUZZ_JSON_HDR, n);
+    ASAN_UNPOISON_MEMORY_REGION(h + FUZZ_JSON_HDR, n);
     return h + FUZZ_JSON_HDR;
 }
 
@@ -50,7 +50,7 @@ __attribute__((no_sanitize("address"))) static void fuzz_json_free(void *p) {
     }
     size_t n;
     memcpy(&n, b - FUZZ_JSON_HDR, sizeof n);
-    __asan_poison_memory_region(b, n);
+    ASAN_POISON_MEMORY_REGION(b, n);
     fuzz_json_live--;
 }
 
@@ -61,7 +61,7 @@ static void fuzz_json_init(void) {
     void *a = mmap(NULL, FUZZ_JSON_ARENA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (a == MAP_FAILED) return; /* plain malloc */
     fuzz_json_arena = a;
-    __asan_poison_memory_region(fuzz_json_arena, FUZZ_JSON_ARENA);
+    ASAN_POISON_MEMORY_REGION(fuzz_json_arena, FUZZ_JSON_ARENA);
     json_set_alloc_funcs(fuzz_json_malloc, fuzz_json_free);
 }
 
@@ -73,7 +73,7 @@ static void fuzz_json_end(void) {
                 fuzz_json_live);
         abort();
     }
-    __asan_poison_memory_region(fuzz_json_arena, fuzz_json_top);
+    ASAN_POISON_MEMORY_REGION(fuzz_json_arena, fuzz_json_top);
     fuzz_json_top = 0;
 }
 #endif
