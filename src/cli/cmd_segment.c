@@ -38,6 +38,7 @@ typedef struct {
     vm_ctx *ctx;
     const char *out_png, *overlay, *raw, *outdir;
     int json, top, resume, scale[2];
+    int list;     /* --list: output names start with the line's index */
     int progress; /* a bar on stderr: messages start with \r */
 } seg_job;
 
@@ -135,15 +136,20 @@ static int write_outputs(const seg_job *o, const char *png, const char *overlay,
     return 0;
 }
 
-/* DIR/<basename without extension><suffix> */
-static char *out_name(const char *dir, const char *path, const char *suffix) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
+/* DIR/<name><suffix>, <name> = the file name without its extension; with
+ * --list DIR/<index>_<name><suffix>, as detect names its pictures: two
+ * list entries of one name (a/x.jpg, b/x.png) must not overwrite each
+ * other's outputs. */
+static char *out_name(const seg_job *o, const cli_item *it, const char *suffix) {
+    const char *b = strrchr(it->path, '/');
+    b = b ? b + 1 : it->path;
     const char *dot = strrchr(b, '.');
     size_t n = dot && dot != b ? (size_t)(dot - b) : strlen(b);
-    size_t len = strlen(dir) + n + strlen(suffix) + 2;
+    char idx[32] = "";
+    if (o->list) snprintf(idx, sizeof idx, "%ld_", it->index);
+    size_t len = strlen(o->outdir) + strlen(idx) + n + strlen(suffix) + 2;
     char *r = malloc(len);
-    if (r) snprintf(r, len, "%s/%.*s%s", dir, (int)n, b, suffix);
+    if (r) snprintf(r, len, "%s/%s%.*s%s", o->outdir, idx, (int)n, b, suffix);
     return r;
 }
 
@@ -151,7 +157,7 @@ static char *out_name(const char *dir, const char *path, const char *suffix) {
 static int seg_skip(void *vc, const cli_item *it) {
     const seg_job *o = vc;
     if (!o->outdir || !o->resume) return 0;
-    char *n = out_name(o->outdir, it->path, "_label.npy");
+    char *n = out_name(o, it, "_label.npy");
     struct stat st;
     int done = n && stat(n, &st) == 0;
     free(n);
@@ -203,8 +209,7 @@ static int seg_write(void *vc, const cli_item *it, const float *out) {
     }
     const seg_item *p = it->data;
     if (o->outdir) {
-        char *a = out_name(o->outdir, it->path, "_label.png"), *b = out_name(o->outdir, it->path, "_overlay.png"),
-             *c = out_name(o->outdir, it->path, "_label.npy");
+        char *a = out_name(o, it, "_label.png"), *b = out_name(o, it, "_overlay.png"), *c = out_name(o, it, "_label.npy");
         int w = a && b && c ? write_outputs(o, a, b, c, p) : cli_fail("out of memory");
         free(a), free(b), free(c);
         if (w) return -1;
@@ -246,7 +251,7 @@ int cmd_segment(int argc, char **argv) {
         {CLI_OPT_SECTION, .help = "Batch jobs:"},
         {CLI_OPT_STR, "--list", 0, &list, "FILE", "image paths, one per line ('-' = stdin)"},
         {CLI_OPT_STR, "--list0", 0, &list0, "FILE", "image paths separated by NUL bytes (find -print0)"},
-        {CLI_OPT_STR, "--output-dir", 0, &o.outdir, "DIR", "for every image write DIR/<name>_label.png,\nDIR/<name>_overlay.png and DIR/<name>_label.npy\n(<name> = file name without its extension)"},
+        {CLI_OPT_STR, "--output-dir", 0, &o.outdir, "DIR", "for every image write DIR/<name>_label.png,\nDIR/<name>_overlay.png and DIR/<name>_label.npy\n(<name> = file name without its extension; with\n--list <index>_<name>, index = the line's, from 0)"},
         {CLI_OPT_FN, "--shard", 0, &shard, "I/N", "with --list: only lines I, I+N, I+2N, ... (0 <= I < N)", .fn = cli_opt_shard},
         {CLI_OPT_FLAG, "--resume", 0, &o.resume, NULL, "with --output-dir: skip images whose outputs are all there"},
         {CLI_OPT_CONST, "--progress", 0, &progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
@@ -259,6 +264,7 @@ int cmd_segment(int argc, char **argv) {
     rc = CLI_EXIT_USAGE;
     if (list && list0) { cli_fail("segment: give --list or --list0, not both"); goto out; }
     if (list0) list = list0;
+    o.list = list != NULL;
     if (!model) { cli_fail("segment: -m MODEL is required (see 'vmamba segment --help')"); goto out; }
     if (!npos && !list) { cli_fail("segment: no images (give IMAGE... or --list FILE)"); goto out; }
     if (list && npos) { cli_fail("segment: give IMAGE... or --list FILE, not both"); goto out; }
