@@ -266,6 +266,7 @@ vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/same.list" --output-dir 
     cmp -s "$T/segsame/0_mini_label.npy" "$S/mini_label.npy" && [ -s "$T/segsame/1_mini_label.npy" ] &&
     ! cmp -s "$T/segsame/0_mini_label.npy" "$T/segsame/1_mini_label.npy" && ok ||
     bad "segment --list: equal file names from two folders overwrite each other: $(ls "$T/segsame" | tr '\n' ' ')"
+expect_fail "same name 'mini'" vm segment -m "$S/model.pth" "$T/sa/mini.png" "$T/sb/mini.png" --output-dir "$T/segsame2"
 # --shard 1/2 takes line 1 only (the bad one); --resume then skips what is done
 rm -rf "$T/segout2"
 vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout2" --shard 0/2 --json > "$T/s0.jsonl" &&
