@@ -13,6 +13,10 @@
 # tests/data/hostile, tests/data/png. The library is compiled with
 # -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -DVM_NO_XNNPACK (zip CRC-32 mismatches do not
 # stop the parse) and only the scalar kernels.
+# Inputs reach the loaders as in-memory files (tests/fuzz/fuzz_file.h) and
+# jansson allocates from a poisoned arena (tests/fuzz/fuzz_json.h): the
+# throughput and what was checked are in bench/RESULTS.md ("Fuzzing
+# throughput").
 #
 # Long runs on many cores (the >= 10 M executions per harness):
 #   sh scripts/fuzz.sh multi      builds $FUZZ_OUT/fuzz_multi, ONE binary
