@@ -3,20 +3,16 @@
 (state_dict: backbone.* with outnorm0..3, neck.* FPN 256, rpn_head.* with 3
 anchors, roi_head.* Shared2FC 1024 and the FCN mask head, 80 classes), for
 INT8 vs FP32 timing of `vmamba detect`: bench/make_det_checkpoint.py OUT.pth.
-Backbone as make_checkpoint.py's vmamba-tiny-s1l8. Needs python3-torch."""
-import runpy, sys, tempfile, os
+Backbone as make_checkpoint.py's vmamba-tiny-s1l8. Needs python3-torch;
+the command line, backbone and saving are bench/mmlayout.py's."""
 import torch
 
-tmp = tempfile.NamedTemporaryFile(suffix=".pth", delete=False).name
-out = sys.argv[1]
-sys.argv = [sys.argv[0], "vmamba-tiny-s1l8", tmp]
-runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "make_checkpoint.py"), run_name="__main__")
-sd = {"backbone." + k: v for k, v in torch.load(tmp)["model"].items() if not k.startswith("classifier.")}
-os.unlink(tmp)
+import mmlayout
+
+out = mmlayout.out_path(__doc__)
+sd = mmlayout.backbone()
 g = torch.Generator().manual_seed(2)
-dims, F, ncls = [96, 192, 384, 768], 256, 80
-for i, c in enumerate(dims):
-    sd[f"backbone.outnorm{i}.weight"] = torch.ones(c); sd[f"backbone.outnorm{i}.bias"] = torch.zeros(c)
+dims, F, ncls = mmlayout.DIMS, 256, 80
 def t(name, *shape):
     fan = 1
     for s in shape[1:]: fan *= s
@@ -29,5 +25,4 @@ t("roi_head.bbox_head.shared_fcs.0", 1024, F * 49); t("roi_head.bbox_head.shared
 t("roi_head.bbox_head.fc_cls", ncls + 1, 1024); t("roi_head.bbox_head.fc_reg", 4 * ncls, 1024)
 for i in range(4): t(f"roi_head.mask_head.convs.{i}.conv", F, F, 3, 3)
 t("roi_head.mask_head.upsample", F, F, 2, 2); t("roi_head.mask_head.conv_logits", ncls, F, 1, 1)
-torch.save({"state_dict": sd, "meta": {}}, out)
-print(out, sum(v.numel() for v in sd.values()), "params")
+mmlayout.save(sd, out)

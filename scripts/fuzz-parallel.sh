@@ -8,7 +8,8 @@
 # artifacts. Prints each harness's total executions (the sum of the jobs'
 # stat::number_of_executed_units) and a JSON line; exits 1 on any finding
 # or when a job ran no input.
-#   e.g. sh scripts/fuzz-parallel.sh fuzz-out/fuzz_multi 540 safetensors:12 checkpoint:8 image:4 model:4
+#   e.g. sh scripts/fuzz-parallel.sh fuzz-out/fuzz_multi 720 safetensors:13 model:8 checkpoint:5 image:5 resume:1
+#   (32 cores; bench/RESULTS.md "Fuzzing throughput" has the per-core rates)
 set -eu
 [ $# -ge 3 ] || { echo "usage: fuzz-parallel.sh BINARY SECONDS HARNESS:JOBS..." >&2; exit 2; }
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")

@@ -13,6 +13,10 @@
 # tests/data/hostile, tests/data/png. The library is compiled with
 # -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -DVM_NO_XNNPACK (zip CRC-32 mismatches do not
 # stop the parse) and only the scalar kernels.
+# Inputs reach the loaders as in-memory files (tests/fuzz/fuzz_file.h) and
+# jansson allocates from a poisoned arena (tests/fuzz/fuzz_json.h): the
+# throughput and what was checked are in bench/RESULTS.md ("Fuzzing
+# throughput").
 #
 # Long runs on many cores (the >= 10 M executions per harness):
 #   sh scripts/fuzz.sh multi      builds $FUZZ_OUT/fuzz_multi, ONE binary
@@ -37,16 +41,19 @@ seed_corpus() {
     resume) # records as classify writes them, a torn last line, an index of 2^40
         printf '{"index": 0, "path": "a.jpg", "class": 3}\n{"index": 2, "path": "b\\u00e9.png", "error": "x"}\n{"ind' > "$d/r1"
         printf '{"index": 1099511627776, "path": "c.png", "class": 1}\n' > "$d/r2" ;;
-    image) # 4 option bytes (size 224, crop 0.875 / size 32, no_crop / size 300, crop 1e-6) + each image
+    image) # 4 option bytes (size 56, crop 0.875 / size 32, no_crop / size 44, crop 1e-6) + each image,
+        # and the official size 224, crop 0.875 once (tests/fuzz/fuzz_image.c: sizes over 64 need
+        # byte 3 bit 2; their resize and normalisation cost size^2)
         i=0
         for f in "$top"/tests/data/png/*.png "$top"/tests/fuzz/corpus/*.jpg "$top"/tests/fuzz/corpus/*.png \
                  "$top"/tests/data/cv_decode/exif6_be.jpg "$top"/tests/data/cv_decode/cmyk.jpg; do
             [ -f "$f" ] || continue
             i=$((i + 1))
-            printf '\337\000\337\000' | cat - "$f" > "$d/a$i.bin"
+            printf '\067\000\337\000' | cat - "$f" > "$d/a$i.bin"
             printf '\037\000\000\001' | cat - "$f" > "$d/b$i.bin"
-            printf '\053\001\000\002' | cat - "$f" > "$d/c$i.bin"
-        done ;;
+            printf '\053\000\000\002' | cat - "$f" > "$d/c$i.bin"
+        done
+        printf '\337\000\337\004' | cat - "$top"/tests/data/png/rgb8.png > "$d/official.bin" ;;
     *) echo "fuzz.sh: no harness '$h' (have: $all)" >&2; return 1 ;;
     esac
 }
@@ -59,7 +66,14 @@ fi
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang not found (Debian package 'clang')" >&2; exit 1; }
 # The library's OpenMP code needs clang's OpenMP (Debian package 'libomp-dev').
-FLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+# FUZZ_COV=1: source-based coverage instead of the sanitizers, to see what
+# a corpus reaches: FUZZ_COV=1 FUZZ_OUT=DIR sh scripts/fuzz.sh multi, then
+# LLVM_PROFILE_FILE=p.profraw FUZZ_HARNESS=h DIR/fuzz_multi -runs=0 CORPUS,
+# llvm-profdata merge -o p.profdata p.profraw, llvm-cov report DIR/fuzz_multi
+# -instr-profile=p.profdata src/loaders (bench/RESULTS.md "Fuzzing throughput").
+[ "${FUZZ_COV:-0}" = 1 ] && SAN="-fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping"
+FLAGS="-std=gnu11 -g -O1 $SAN \
   -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -I$top/src -I$top/include -I$top -I$top/quant \
   $(pkg-config --cflags libturbojpeg libpng jansson zlib)"
 LIBS="$(pkg-config --libs libturbojpeg libpng jansson zlib) -ldnnl -lm -fopenmp"

@@ -25,33 +25,6 @@
 #include "quant.h"
 #include <unistd.h>
 
-static double mean_cosine(const float *a, const float *b, int rows, int cols, int *agree) {
-    double sum = 0;
-    *agree = 0;
-    for (int r = 0; r < rows; r++) {
-        double d = 0, na = 0, nb = 0;
-        int ia = 0, ib = 0;
-        for (int c = 0; c < cols; c++) {
-            const float x = a[r * cols + c], y = b[r * cols + c];
-            d += (double)x * y;
-            na += (double)x * x;
-            nb += (double)y * y;
-            if (x > a[r * cols + ia]) ia = c;
-            if (y > b[r * cols + ib]) ib = c;
-        }
-        sum += d / sqrt(na * nb);
-        *agree += ia == ib;
-    }
-    return sum / rows;
-}
-
-static vm_model *load(const char *path) {
-    char err[512];
-    vm_model *m = vm_model_load(path, NULL, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
-    return m;
-}
-
 /* FP32 and BF16 logits of one input, from two contexts on one shared model. */
 static void both(vm_model *m, const float *in, int B, int H, int W, int C, float *f32, float *b16) {
     char err[512];
@@ -71,14 +44,14 @@ static void both(vm_model *m, const float *in, int B, int H, int W, int C, float
 }
 
 START_TEST(digits_bf16) {
-    vm_model *m = load(tdata("digits/model.pth"));
+    vm_model *m = tload_model(tdata("digits/model.pth"));
     vm_npy in;
     tload(&in, tdata("digits/test_input.npy"));
     const int B = (int)in.shape[0];
     float *f = malloc((size_t)B * 10 * sizeof *f), *b = malloc((size_t)B * 10 * sizeof *b);
     both(m, in.data, B, 32, 32, 10, f, b);
     int agree;
-    double cosv = mean_cosine(b, f, B, 10, &agree);
+    double cosv = tmean_cosine(b, f, B, 10, &agree);
     fprintf(stderr, "  digits BF16 vs FP32: mean logit cosine %.7f, argmax agreement %d/%d\n", cosv, agree, B);
     ck_assert_int_eq(agree, B);
     ck_assert_msg(cosv >= 0.9999, "mean cosine %.7f", cosv);
@@ -95,18 +68,11 @@ END_TEST
  * path's own accuracy is test_quant's): digits calibrated on its 100
  * calib/ images as there, 200/200 argmax agreement, cosine >= 0.9999. */
 START_TEST(digits_int8_bf16) {
-    vm_model *m = load(tdata("digits/model.pth"));
-    vm_preprocess_opts o;
-    vm_preprocess_defaults(&o);
-    o.size = 32;
-    o.no_crop = 1;
+    vm_model *m = tload_model(tdata("digits/model.pth"));
     const size_t per = 3 * 32 * 32;
-    float *calib = malloc(100 * per * sizeof(float)), *test = malloc(200 * per * sizeof(float));
+    float *calib, *test;
+    tdigits_images(&calib, &test);
     char err[512], path[64];
-    for (int i = 0; i < 100; i++)
-        ck_assert_msg(vm_preprocess_file(tdata("digits/calib/%03d.png", i), &o, calib + i * per, err, sizeof err) == 0, "%s", err);
-    for (int i = 0; i < 200; i++)
-        ck_assert(vm_preprocess_file(tdata("digits/test/%03d.png", i), &o, test + i * per, err, sizeof err) == 0);
     vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0};
     vm_calib *c = vm_calib_begin(m, &co);
     float *f = malloc(200 * 10 * sizeof *f), *b = malloc(200 * 10 * sizeof *b);
@@ -116,19 +82,19 @@ START_TEST(digits_int8_bf16) {
     ck_assert_msg(vm_calib_write(c, path, NULL, err, sizeof err) == 0, "%s", err);
     vm_calib_free(c);
     vm_model_free(m);
-    vm_model *q = load(path);
+    vm_model *q = tload_model(path);
     unlink(path);
     ck_assert(q->quantized);
     both(q, test, 200, 32, 32, 10, f, b);
     int agree;
-    double cosv = mean_cosine(b, f, 200, 10, &agree);
+    double cosv = tmean_cosine(b, f, 200, 10, &agree);
     fprintf(stderr, "  digits INT8+BF16 vs INT8: mean logit cosine %.7f, argmax agreement %d/200\n", cosv, agree);
     ck_assert_int_eq(agree, 200);
     ck_assert_msg(cosv >= 0.9999, "mean cosine %.7f", cosv);
     /* and against the FP32 reference logits, the INT8 issue's bounds */
     vm_npy ref;
     tload(&ref, tdata("digits/ref_logits.npy"));
-    cosv = mean_cosine(b, ref.data, 200, 10, &agree);
+    cosv = tmean_cosine(b, ref.data, 200, 10, &agree);
     fprintf(stderr, "  digits INT8+BF16 vs FP32 reference: mean logit cosine %.7f, argmax agreement %d/200\n", cosv, agree);
     ck_assert_int_eq(agree, 200);
     ck_assert_msg(cosv >= 0.9999, "mean cosine %.7f", cosv);
@@ -143,7 +109,7 @@ static const char *goldens[] = {"v0_ds16", "v0_ds4", "v2_s1", "v2_s2", "v2z_ds16
 
 START_TEST(golden_bf16) {
     const char *cfg = goldens[_i];
-    vm_model *m = load(tdata("%s/model.pth", cfg));
+    vm_model *m = tload_model(tdata("%s/model.pth", cfg));
     vm_npy in, ref;
     tload(&in, tdata("%s/input.npy", cfg));
     tload(&ref, tdata("%s/logits.npy", cfg));
@@ -151,7 +117,7 @@ START_TEST(golden_bf16) {
     float *f = malloc((size_t)B * C * sizeof *f), *b = malloc((size_t)B * C * sizeof *b);
     both(m, in.data, B, H, W, C, f, b);
     int agree;
-    double cosv = mean_cosine(b, f, B, C, &agree);
+    double cosv = tmean_cosine(b, f, B, C, &agree);
     fprintf(stderr, "  %s BF16 vs FP32: mean logit cosine %.7f, argmax agreement %d/%d\n", cfg, cosv, agree, B);
     ck_assert_msg(cosv >= 0.9999, "%s: mean cosine %.7f", cfg, cosv);
     free(f);
@@ -196,7 +162,7 @@ END_TEST
 
 /* The CPU does fp32 or bf16; the GPU-only precisions are a clear error. */
 START_TEST(cpu_precisions) {
-    vm_model *m = load(tdata("digits/model.pth"));
+    vm_model *m = tload_model(tdata("digits/model.pth"));
     char err[512];
     vm_ctx *c = vm_ctx_new(m, err, sizeof err);
     ck_assert_int_eq(vm_ctx_set_precision(c, VM_PRECISION_TF32), VM_ERR_UNSUPPORTED);

@@ -258,7 +258,15 @@ vm segment -m "$S/model.pth" "$S/mini.png" --scale 2048,36 --json | grep -q '"cl
 printf '%s\n%s\n%s\n' "$S/mini.png" "$DATA/v2_s1/config.json" "$S/mini.png" > "$T/seg.list"
 vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout" --json > "$T/seg.jsonl" 2>"$T/err"
 [ $? -eq 3 ] && [ "$(grep -c '"error"' "$T/seg.jsonl")" -eq 1 ] && [ "$(grep -c '"classes"' "$T/seg.jsonl")" -eq 2 ] &&
-    cmp -s "$T/segout/mini_label.npy" "$S/mini_label.npy" && [ -s "$T/segout/mini_overlay.png" ] && ok || bad "segment --list: bad image is an error record, the job goes on, exit 3"
+    cmp -s "$T/segout/0_mini_label.npy" "$S/mini_label.npy" && [ -s "$T/segout/2_mini_overlay.png" ] && ok || bad "segment --list: bad image is an error record, the job goes on, exit 3"
+# --list outputs are named DIR/<index>_<name>_*, like detect's: two images of one name in different folders
+mkdir -p "$T/sa" "$T/sb" && cp "$S/mini.png" "$T/sa/mini.png" && cp "$DATA/png/rgb8.png" "$T/sb/mini.png"
+printf '%s\n%s\n' "$T/sa/mini.png" "$T/sb/mini.png" > "$T/same.list"
+vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/same.list" --output-dir "$T/segsame" >/dev/null 2>&1 &&
+    cmp -s "$T/segsame/0_mini_label.npy" "$S/mini_label.npy" && [ -s "$T/segsame/1_mini_label.npy" ] &&
+    ! cmp -s "$T/segsame/0_mini_label.npy" "$T/segsame/1_mini_label.npy" && ok ||
+    bad "segment --list: equal file names from two folders overwrite each other: $(ls "$T/segsame" | tr '\n' ' ')"
+expect_fail "same name 'mini'" vm segment -m "$S/model.pth" "$T/sa/mini.png" "$T/sb/mini.png" --output-dir "$T/segsame2"
 # --shard 1/2 takes line 1 only (the bad one); --resume then skips what is done
 rm -rf "$T/segout2"
 vm segment -m "$S/model.pth" --scale 2048,36 --list "$T/seg.list" --output-dir "$T/segout2" --shard 0/2 --json > "$T/s0.jsonl" &&

@@ -18,33 +18,6 @@
 #include "loaders/checkpoint.h"
 #include "simd/kernels.h"
 
-static double mean_cosine(const float *a, const float *b, int rows, int cols, int *agree) {
-    double sum = 0;
-    *agree = 0;
-    for (int r = 0; r < rows; r++) {
-        double d = 0, na = 0, nb = 0;
-        int ia = 0, ib = 0;
-        for (int c = 0; c < cols; c++) {
-            const float x = a[r * cols + c], y = b[r * cols + c];
-            d += (double)x * y;
-            na += (double)x * x;
-            nb += (double)y * y;
-            if (x > a[r * cols + ia]) ia = c;
-            if (y > b[r * cols + ib]) ib = c;
-        }
-        sum += d / sqrt(na * nb);
-        *agree += ia == ib;
-    }
-    return sum / rows;
-}
-
-static vm_model *load(const char *path) {
-    char err[512];
-    vm_model *m = vm_model_load(path, NULL, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
-    return m;
-}
-
 static const char *out_path(void) {
     static char p[64];
     snprintf(p, sizeof p, "/tmp/vmtest_q_%d.safetensors", (int)getpid());
@@ -52,18 +25,11 @@ static const char *out_path(void) {
 }
 
 START_TEST(digits_int8) {
-    vm_model *m = load(tdata("digits/model.pth"));
-    vm_preprocess_opts o;
-    vm_preprocess_defaults(&o);
-    o.size = 32;
-    o.no_crop = 1;
+    vm_model *m = tload_model(tdata("digits/model.pth"));
     const size_t per = 3 * 32 * 32;
-    float *calib = malloc(100 * per * sizeof(float)), *test = malloc(200 * per * sizeof(float));
+    float *calib, *test;
+    tdigits_images(&calib, &test);
     char err[512];
-    for (int i = 0; i < 100; i++)
-        ck_assert_msg(vm_preprocess_file(tdata("digits/calib/%03d.png", i), &o, calib + i * per, err, sizeof err) == 0, "%s", err);
-    for (int i = 0; i < 200; i++)
-        ck_assert(vm_preprocess_file(tdata("digits/test/%03d.png", i), &o, test + i * per, err, sizeof err) == 0);
     vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0};
     vm_calib *c = vm_calib_begin(m, &co);
     float *logits = malloc(200 * 10 * sizeof(float));
@@ -87,18 +53,18 @@ START_TEST(digits_int8) {
     ck_assert_int_eq(xs->ndim, 1);
     ck_assert_int_eq(xs->shape[0], xp->shape[0] * xp->shape[1]);
     vm_checkpoint_close(&ck);
-    vm_model *q = load(out_path());
+    vm_model *q = tload_model(out_path());
     ck_assert(q->quantized);
     ck_assert(vm_forward(q, test, 200, 32, 32, logits) == 0);
     vm_npy ref;
     tload(&ref, tdata("digits/ref_logits.npy"));
     int agree;
-    double cosv = mean_cosine(logits, ref.data, 200, 10, &agree);
+    double cosv = tmean_cosine(logits, ref.data, 200, 10, &agree);
     fprintf(stderr, "  digits INT8: mean logit cosine %.6f, argmax agreement %d/200\n", cosv, agree);
     ck_assert_int_eq(agree, 200);
     ck_assert_msg(cosv >= 0.9999, "mean cosine %.6f", cosv);
     /* a second load of the same file gives the same logits, bit for bit */
-    vm_model *q2 = load(out_path());
+    vm_model *q2 = tload_model(out_path());
     float *l2 = malloc(200 * 10 * sizeof(float));
     ck_assert(vm_forward(q2, test, 200, 32, 32, l2) == 0);
     ck_assert(memcmp(logits, l2, 200 * 10 * sizeof(float)) == 0);
@@ -115,7 +81,7 @@ static const char *goldens[] = {"v0_ds16", "v2_s2", "v2_s1"};
 
 START_TEST(golden_int8) {
     const char *cfg = goldens[_i];
-    vm_model *m = load(tdata("%s/model.pth", cfg));
+    vm_model *m = tload_model(tdata("%s/model.pth", cfg));
     vm_npy in, ref;
     tload(&in, tdata("%s/input.npy", cfg));
     tload(&ref, tdata("%s/logits.npy", cfg));
@@ -128,10 +94,10 @@ START_TEST(golden_int8) {
     ck_assert_msg(vm_calib_write(c, out_path(), NULL, err, sizeof err) == 0, "%s", err);
     vm_calib_free(c);
     vm_model_free(m);
-    vm_model *q = load(out_path());
+    vm_model *q = tload_model(out_path());
     ck_assert(vm_forward(q, in.data, B, H, W, logits) == 0);
     int agree;
-    double cosv = mean_cosine(logits, ref.data, B, C, &agree);
+    double cosv = tmean_cosine(logits, ref.data, B, C, &agree);
     fprintf(stderr, "  %s INT8: mean logit cosine %.5f\n", cfg, cosv);
     ck_assert_msg(cosv >= 0.99, "%s: mean cosine %.5f", cfg, cosv);
     vm_model_free(q);
@@ -144,7 +110,7 @@ END_TEST
 
 /* The INT8 convolution path (opt-in): digits still keeps every argmax. */
 START_TEST(digits_int8_convs) {
-    vm_model *m = load(tdata("digits/model.pth"));
+    vm_model *m = tload_model(tdata("digits/model.pth"));
     vm_npy in, ref;
     tload(&in, tdata("digits/test_input.npy"));
     tload(&ref, tdata("digits/ref_logits.npy"));
@@ -156,11 +122,11 @@ START_TEST(digits_int8_convs) {
     ck_assert_msg(vm_calib_write(c, out_path(), NULL, err, sizeof err) == 0, "%s", err);
     vm_calib_free(c);
     vm_model_free(m);
-    vm_model *q = load(out_path());
+    vm_model *q = tload_model(out_path());
     ck_assert(q->pe_conv1.w8 != NULL); /* really INT8 convolutions */
     ck_assert(vm_forward(q, in.data, 200, 32, 32, logits) == 0);
     int agree;
-    double cosv = mean_cosine(logits, ref.data, 200, 10, &agree);
+    double cosv = tmean_cosine(logits, ref.data, 200, 10, &agree);
     fprintf(stderr, "  digits INT8 with INT8 convolutions: mean logit cosine %.6f, argmax agreement %d/200\n", cosv, agree);
     /* measured 0.9977 / 198: the raw-pixel conv costs accuracy, which is
      * why it is opt-in; the bound checks the path works, not the default */
@@ -177,7 +143,7 @@ END_TEST
 /* A quantized file that lost part of a layer (here: a weight scale) is
  * refused with the missing tensor named. */
 START_TEST(int8_file_mismatch) {
-    vm_model *m = load(tdata("v2_s1/model.pth"));
+    vm_model *m = tload_model(tdata("v2_s1/model.pth"));
     vm_npy in;
     tload(&in, tdata("v2_s1/input.npy"));
     vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0};

@@ -58,3 +58,46 @@ uint8_t *tslurp(const char *path, size_t *n) {
     fclose(f);
     return b;
 }
+
+vm_model *tload_model(const char *path) {
+    char err[512];
+    vm_model *m = vm_model_load(path, NULL, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    return m;
+}
+
+double tmean_cosine(const float *a, const float *b, int rows, int cols, int *agree) {
+    double sum = 0;
+    *agree = 0;
+    for (int r = 0; r < rows; r++) {
+        double d = 0, na = 0, nb = 0;
+        int ia = 0, ib = 0;
+        for (int c = 0; c < cols; c++) {
+            const float x = a[r * cols + c], y = b[r * cols + c];
+            d += (double)x * y;
+            na += (double)x * x;
+            nb += (double)y * y;
+            if (x > a[r * cols + ia]) ia = c;
+            if (y > b[r * cols + ib]) ib = c;
+        }
+        sum += d / sqrt(na * nb);
+        *agree += ia == ib;
+    }
+    return sum / rows;
+}
+
+void tdigits_images(float **calib, float **test) {
+    vm_preprocess_opts o;
+    vm_preprocess_defaults(&o);
+    o.size = 32;
+    o.no_crop = 1;
+    const size_t per = 3 * 32 * 32;
+    *calib = malloc(100 * per * sizeof(float));
+    *test = malloc(200 * per * sizeof(float));
+    ck_assert(*calib && *test);
+    char err[512];
+    for (int i = 0; i < 100; i++)
+        ck_assert_msg(vm_preprocess_file(tdata("digits/calib/%03d.png", i), &o, *calib + i * per, err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < 200; i++)
+        ck_assert_msg(vm_preprocess_file(tdata("digits/test/%03d.png", i), &o, *test + i * per, err, sizeof err) == 0, "%s", err);
+}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "loaders/npy.h"
+#include "vmamba.h"
 
 /* Path under the test data folder ($VMAMBA_TEST_DATA, else tests/data). */
 const char *tdata(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -21,6 +22,17 @@ uint8_t *tslurp(const char *path, size_t *n);
 /* The golden tolerance of the issue: |got - ref| <= tol * max(1, |ref|).
  * Returns the worst ratio err / (tol * max(1,|ref|)); fails when > 1. */
 double tclose(const char *what, const float *got, const float *ref, size_t n, double tol);
+
+/* vm_model_load or fail the test with the loader's message. */
+vm_model *tload_model(const char *path);
+
+/* Mean cosine of the matching rows of a and b (rows x cols logits), and
+ * in *agree how many rows have the same argmax. */
+double tmean_cosine(const float *a, const float *b, int rows, int cols, int *agree);
+
+/* The digits model's 100 calib/ and 200 test/ images preprocessed as it
+ * was trained (32 x 32, no crop), CHW float32 (malloc'd), or fail. */
+void tdigits_images(float **calib, float **test);
 
 Suite *suite_loader(void);
 Suite *suite_golden(void);

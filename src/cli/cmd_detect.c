@@ -16,6 +16,7 @@
 
 #include "batch.h"
 #include "cli.h"
+#include "imgjob.h"
 #include "options.h"
 #include "det_draw.h"
 
@@ -41,34 +42,9 @@ static const char footer[] =
     "The next image is decoded on a helper thread while the current one runs.\n"
     "Usage errors exit 2, other errors 1. Outputs are written atomically.\n";
 
-/* Name without directory and extension. */
-static void stem(const char *path, char *out, size_t n) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(out, n, "%s", b);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out) *dot = 0;
-}
-
-/* With several images, --raw and -o write per image under the image's name
- * without directory and extension: two images of one name (a/x.jpg and
- * b/x.png) would overwrite each other's outputs. Refused up front. */
-static int same_names(const char **images, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = 0; j < i; j++) {
-            char a[256], b[256];
-            stem(images[i], a, sizeof a);
-            stem(images[j], b, sizeof b);
-            if (!strcmp(a, b))
-                return cli_fail("detect: %s and %s have the same name '%s': their --raw/-o outputs would overwrite each "
-                                "other (rename one, or run them separately)", images[j], images[i], a);
-        }
-    return 0;
-}
-
 static long image_id(const char *path, int index) {
     char s[256];
-    stem(path, s, sizeof s);
+    cli_img_stem(path, s, sizeof s);
     char *end;
     long v = strtol(s, &end, 10);
     return (*s && !*end && v >= 0) ? v : index;
@@ -298,7 +274,7 @@ static int det_write(void *vc, const cli_item *it, const float *out) {
     }
     det_item *p = it->data;
     const vm_detections *r = p->r;
-    stem(it->path, nm, sizeof nm);
+    cli_img_stem(it->path, nm, sizeof nm);
     if (j->list) {
         snprintf(path, sizeof path, "%s/%ld_%s.png", j->outdir, it->index, nm);
         det_draw(p->rgb, r, j->d);
@@ -339,17 +315,17 @@ static void det_release(void *vc, cli_item *it) {
 
 int cmd_detect(int argc, char **argv) {
     det_job j = {0};
-    const char *model = NULL, *json = NULL, *key = NULL, *list = NULL, *list0 = NULL, *device = NULL;
-    int threads = 0, npos = 0, resume = 0, progress = -1, rc = 1;
+    const char *model = NULL, *json = NULL, *key = NULL, *device = NULL;
+    int threads = 0, resume = 0, rc = 1;
     double thr;
     char jl[4200];
-    cli_shard shard = {0, 1};
+    cli_img_job ij = {.cmd = "detect", .shard = {0, 1}, .progress = -1, .bar_images = 1};
     vm_detect_defaults(&j.o);
     thr = j.o.score_thr;
     const char **images = calloc((size_t)argc + 1, sizeof *images);
     vm_detector *d = NULL;
-    cli_list L = {0};
     if (!images) return cli_fail("out of memory");
+    ij.images = images;
     cli_opt opts[] = {
         {CLI_OPT_STR, "--model", 'm', &model, "MODEL", "mmdet checkpoint (.pth), or maskrcnn-vmamba-tiny\n(random weights, for benchmarks)"},
         {CLI_OPT_FN, "--scale", 0, &j.o, "W,H", "keep-ratio test scale (default 1333,800)", .fn = opt_scale},
@@ -362,37 +338,36 @@ int cmd_detect(int argc, char **argv) {
         {CLI_OPT_FN, "--device", 0, &device, "D", "cpu (default), cuda or cuda:N (GPU N; cuda = cuda:0):\nbackbone, FPN, RPN and the heads' convolutions and FCs\non the GPU (FP32); NMS, RoIAlign and mask pasting on the CPU", .fn = cli_opt_device},
         {CLI_OPT_INT, "--repeat", 0, &j.repeat, "N", "run each image N times and print the median time of\neach stage and the peak memory (benchmarks)", .lo = 1, .hi = 100000},
         {CLI_OPT_SECTION, .help = "Batch jobs:"},
-        {CLI_OPT_STR, "--list", 0, &list, "FILE", "image paths, one per line ('-' = stdin)"},
-        {CLI_OPT_STR, "--list0", 0, &list0, "FILE", "image paths separated by NUL bytes (find -print0)"},
+        {CLI_OPT_STR, "--list", 0, &ij.list, "FILE", "image paths, one per line ('-' = stdin)"},
+        {CLI_OPT_STR, "--list0", 0, &ij.list0, "FILE", "image paths separated by NUL bytes (find -print0)"},
         {CLI_OPT_STR, "--output-dir", 0, &j.outdir, "DIR", "with --list: DIR/detections.jsonl and DIR/<index>_<name>.png"},
-        {CLI_OPT_FN, "--shard", 0, &shard, "I/N", "with --list: only lines I, I+N, I+2N, ... (0 <= I < N)", .fn = cli_opt_shard},
+        {CLI_OPT_FN, "--shard", 0, &ij.shard, "I/N", "with --list: only lines I, I+N, I+2N, ... (0 <= I < N)", .fn = cli_opt_shard},
         {CLI_OPT_FLAG, "--resume", 0, &resume, NULL, "skip images already in DIR/detections.jsonl, append the\nrest (a torn last line from a killed job is cut and redone)"},
-        {CLI_OPT_CONST, "--progress", 0, &progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
-        {CLI_OPT_CONST, "--quiet", 0, &progress, NULL, "no progress bar", .ival = 0},
+        {CLI_OPT_CONST, "--progress", 0, &ij.progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
+        {CLI_OPT_CONST, "--quiet", 0, &ij.progress, NULL, "no progress bar", .ival = 0},
         {CLI_OPT_END},
     };
-    cli_spec spec = {usage, {opts}, footer, images, &npos, -1, "IMAGE"};
+    cli_spec spec = {usage, {opts}, footer, images, &ij.npos, -1, "IMAGE"};
     int pr = cli_parse(&spec, argc, argv);
     if (pr) { rc = pr < 0 ? 0 : pr; goto out; }
     j.o.score_thr = (float)thr;
+    ij.outdir = j.outdir;
+    if ((rc = cli_img_check(&ij, model))) goto out;
     rc = CLI_EXIT_USAGE;
-    if (list && list0) { cli_fail("detect: give --list or --list0, not both"); goto out; }
-    if (list0) list = list0;
+    const char *list = ij.list;
+    int npos = ij.npos;
     j.list = list != NULL;
-    if (!model || (!npos && !list)) { cli_fail("detect: -m MODEL and IMAGE... (or --list FILE) are required (try 'vmamba detect --help')"); goto out; }
-    if (list && npos) { cli_fail("detect: give IMAGE... or --list FILE, not both"); goto out; }
-    if (list && !j.outdir) { cli_fail("detect: --list needs --output-dir DIR"); goto out; }
     if (list && (j.raw || json || j.vis || j.repeat)) { cli_fail("detect: --raw, --json, -o and --repeat are for IMAGE arguments; --list writes into --output-dir"); goto out; }
-    if (!list && (j.outdir || resume || shard.n > 1)) { cli_fail("detect: --output-dir, --resume and --shard need --list FILE"); goto out; }
+    if (!list && (j.outdir || resume || ij.shard.n > 1)) { cli_fail("detect: --output-dir, --resume and --shard need --list FILE"); goto out; }
     rc = 1;
     j.many = npos > 1;
-    if (j.many && (j.raw || j.vis) && same_names(images, npos)) { rc = CLI_EXIT_USAGE; goto out; }
+    if (j.many && (j.raw || j.vis) && cli_img_same_names("detect", images, npos)) { rc = CLI_EXIT_USAGE; goto out; }
     if (j.raw && strlen(j.raw) > 4000) { cli_fail("%.40s...: path too long", j.raw); goto out; }
     if (j.vis && strlen(j.vis) > 4000) { cli_fail("%.40s...: path too long", j.vis); goto out; }
     if (j.outdir && strlen(j.outdir) > 4000) { cli_fail("%.40s...: path too long", j.outdir); goto out; }
     if (j.many && j.vis && ensure_dir(j.vis)) goto out;
     if (j.many && j.raw && ensure_dir(j.raw)) goto out;
-    if (j.outdir && ensure_dir(j.outdir)) goto out;
+    if (j.outdir && cli_img_outdir(j.outdir)) goto out;
     cli_threads(threads);
     char err[1024];
     struct stat st;
@@ -407,33 +382,17 @@ int cmd_detect(int argc, char **argv) {
         goto out;
     }
     j.d = d;
-    if (!(j.ctx = vm_ctx_new(vm_detector_model(d), err, sizeof err))) { cli_fail("%s", err); goto out; }
-    if (threads > 0) vm_ctx_set_threads(j.ctx, threads);
+    if (!(j.ctx = cli_img_ctx(vm_detector_model(d), threads))) goto out;
     if (json && !(j.arr = json_array())) { cli_fail("out of memory"); goto out; }
     if (list) {
         snprintf(jl, sizeof jl, "%s/detections.jsonl", j.outdir); /* cli_out keeps the pointer */
         if (cli_out_open(&j.out, jl, resume, list)) goto out;
-        if (cli_list_open(&L, list, list0 != NULL)) goto out;
     }
-    cli_argv_src as = {images, npos, 0};
-    if (progress < 0) progress = isatty(2) && (list || npos > 1);
-    j.progress = progress;
-    long total = list ? (progress ? cli_list_count(list, list0 != NULL) : -1) : npos;
-    if (total > 0 && shard.n > 1) total = (total + shard.n - 1 - shard.i) / shard.n;
-    if (total > 0 && j.out.done.n) total = total > (long)j.out.done.n ? total - (long)j.out.done.n : 0;
-    struct cli_batch_stats bs = {0};
+    j.progress = cli_img_progress(&ij);
+    ij.done = resume ? &j.out.done : NULL;
     cli_task task = {.in_floats = 0, .prepare = det_prepare, .run = det_run, .write = det_write, .ctx = &j,
                      .release = det_release};
-    cli_batch_job job = {.task = &task, .batch = 1, .next = list ? cli_list_next : cli_argv_next,
-                         .next_ctx = list ? (void *)&L : (void *)&as, .shard = shard, .done = resume ? &j.out.done : NULL,
-                         .total = total, .progress = progress, .stats = &bs};
-    long ok, fail;
-    double secs;
-    if (cli_batch_run(&job, &ok, &fail, &secs)) goto out;
-    if (list || progress)
-        fprintf(stderr, "vmamba: %ld images, %ld failed, %.2f images/s (decoding %.2f s, %.2f s of it not hidden by decode-ahead)\n",
-                ok, fail, secs > 0 ? ok / secs : 0.0, bs.prepare_s, bs.waited_s);
-    rc = fail ? 3 : 0;
+    if ((rc = cli_img_run(&ij, &task)) == 1) goto out;
     if (j.arr) {
         char *s = json_dumps(j.arr, JSON_COMPACT | JSON_REAL_PRECISION(9));
         vm_atomic_file *f = s ? vm_atomic_open(json, err, sizeof err) : NULL;
@@ -448,7 +407,7 @@ int cmd_detect(int argc, char **argv) {
     }
 out:
     if (cli_out_close(&j.out) && rc != CLI_EXIT_USAGE) rc = 1;
-    cli_list_close(&L);
+    cli_img_close(&ij);
     json_decref(j.arr);
     vm_ctx_free(j.ctx);
     vm_detector_free(d);

@@ -14,6 +14,7 @@
 
 #include "batch.h"
 #include "cli.h"
+#include "imgjob.h"
 #include "options.h"
 
 static const char usage[] =
@@ -38,6 +39,7 @@ typedef struct {
     vm_ctx *ctx;
     const char *out_png, *overlay, *raw, *outdir;
     int json, top, resume, scale[2];
+    int list;     /* --list: output names start with the line's index */
     int progress; /* a bar on stderr: messages start with \r */
 } seg_job;
 
@@ -135,15 +137,20 @@ static int write_outputs(const seg_job *o, const char *png, const char *overlay,
     return 0;
 }
 
-/* DIR/<basename without extension><suffix> */
-static char *out_name(const char *dir, const char *path, const char *suffix) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
+/* DIR/<name><suffix>, <name> = the file name without its extension; with
+ * --list DIR/<index>_<name><suffix>, as detect names its pictures: two
+ * list entries of one name (a/x.jpg, b/x.png) must not overwrite each
+ * other's outputs. */
+static char *out_name(const seg_job *o, const cli_item *it, const char *suffix) {
+    const char *b = strrchr(it->path, '/');
+    b = b ? b + 1 : it->path;
     const char *dot = strrchr(b, '.');
     size_t n = dot && dot != b ? (size_t)(dot - b) : strlen(b);
-    size_t len = strlen(dir) + n + strlen(suffix) + 2;
+    char idx[32] = "";
+    if (o->list) snprintf(idx, sizeof idx, "%ld_", it->index);
+    size_t len = strlen(o->outdir) + strlen(idx) + n + strlen(suffix) + 2;
     char *r = malloc(len);
-    if (r) snprintf(r, len, "%s/%.*s%s", dir, (int)n, b, suffix);
+    if (r) snprintf(r, len, "%s/%s%.*s%s", o->outdir, idx, (int)n, b, suffix);
     return r;
 }
 
@@ -151,7 +158,7 @@ static char *out_name(const char *dir, const char *path, const char *suffix) {
 static int seg_skip(void *vc, const cli_item *it) {
     const seg_job *o = vc;
     if (!o->outdir || !o->resume) return 0;
-    char *n = out_name(o->outdir, it->path, "_label.npy");
+    char *n = out_name(o, it, "_label.npy");
     struct stat st;
     int done = n && stat(n, &st) == 0;
     free(n);
@@ -203,8 +210,7 @@ static int seg_write(void *vc, const cli_item *it, const float *out) {
     }
     const seg_item *p = it->data;
     if (o->outdir) {
-        char *a = out_name(o->outdir, it->path, "_label.png"), *b = out_name(o->outdir, it->path, "_overlay.png"),
-             *c = out_name(o->outdir, it->path, "_label.npy");
+        char *a = out_name(o, it, "_label.png"), *b = out_name(o, it, "_overlay.png"), *c = out_name(o, it, "_label.npy");
         int w = a && b && c ? write_outputs(o, a, b, c, p) : cli_fail("out of memory");
         free(a), free(b), free(c);
         if (w) return -1;
@@ -226,13 +232,13 @@ static void seg_release(void *vc, cli_item *it) {
 
 int cmd_segment(int argc, char **argv) {
     seg_job o = {.top = 5, .scale = {2048, 512}};
-    const char *model = NULL, *list = NULL, *list0 = NULL, *device = NULL;
-    int threads = 0, npos = 0, progress = -1, rc = 1;
-    cli_shard shard = {0, 1};
+    const char *model = NULL, *device = NULL;
+    int threads = 0, rc = 1;
+    cli_img_job ij = {.cmd = "segment", .shard = {0, 1}, .progress = -1, .verb = "segmented"};
     const char **imgs = calloc((size_t)argc + 1, sizeof *imgs);
     vm_segmentor *s = NULL;
-    cli_list L = {0};
     if (!imgs) return cli_fail("out of memory");
+    ij.images = imgs;
     cli_opt opts[] = {
         {CLI_OPT_STR, "--model", 'm', &model, "MODEL", "mmseg .pth checkpoint, or the preset upernet-vmamba-tiny\n(random weights, for benchmarks)"},
         {CLI_OPT_FN, "--scale", 0, o.scale, "W,H", "resize scale (2048,512): the image is resized to fit\ninside it keeping its aspect ratio", .fn = opt_scale},
@@ -244,37 +250,32 @@ int cmd_segment(int argc, char **argv) {
         {CLI_OPT_INT, "--threads", 0, &threads, "N", "threads (default: OMP_NUM_THREADS or all cores)", .lo = 1, .hi = 4096},
         {CLI_OPT_FN, "--device", 0, &device, "D", "cpu (default), cuda or cuda:N (GPU N; cuda = cuda:0):\nbackbone and UPerHead on the GPU (FP32), logits resizes\nand argmax on the CPU", .fn = cli_opt_device},
         {CLI_OPT_SECTION, .help = "Batch jobs:"},
-        {CLI_OPT_STR, "--list", 0, &list, "FILE", "image paths, one per line ('-' = stdin)"},
-        {CLI_OPT_STR, "--list0", 0, &list0, "FILE", "image paths separated by NUL bytes (find -print0)"},
-        {CLI_OPT_STR, "--output-dir", 0, &o.outdir, "DIR", "for every image write DIR/<name>_label.png,\nDIR/<name>_overlay.png and DIR/<name>_label.npy\n(<name> = file name without its extension)"},
-        {CLI_OPT_FN, "--shard", 0, &shard, "I/N", "with --list: only lines I, I+N, I+2N, ... (0 <= I < N)", .fn = cli_opt_shard},
+        {CLI_OPT_STR, "--list", 0, &ij.list, "FILE", "image paths, one per line ('-' = stdin)"},
+        {CLI_OPT_STR, "--list0", 0, &ij.list0, "FILE", "image paths separated by NUL bytes (find -print0)"},
+        {CLI_OPT_STR, "--output-dir", 0, &o.outdir, "DIR", "for every image write DIR/<name>_label.png,\nDIR/<name>_overlay.png and DIR/<name>_label.npy\n(<name> = file name without its extension; with\n--list <index>_<name>, index = the line's, from 0)"},
+        {CLI_OPT_FN, "--shard", 0, &ij.shard, "I/N", "with --list: only lines I, I+N, I+2N, ... (0 <= I < N)", .fn = cli_opt_shard},
         {CLI_OPT_FLAG, "--resume", 0, &o.resume, NULL, "with --output-dir: skip images whose outputs are all there"},
-        {CLI_OPT_CONST, "--progress", 0, &progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
-        {CLI_OPT_CONST, "--quiet", 0, &progress, NULL, "no progress bar", .ival = 0},
+        {CLI_OPT_CONST, "--progress", 0, &ij.progress, NULL, "force the progress bar (default: on a terminal)", .ival = 1},
+        {CLI_OPT_CONST, "--quiet", 0, &ij.progress, NULL, "no progress bar", .ival = 0},
         {CLI_OPT_END},
     };
-    cli_spec spec = {usage, {opts}, footer, imgs, &npos, -1, "IMAGE"};
+    cli_spec spec = {usage, {opts}, footer, imgs, &ij.npos, -1, "IMAGE"};
     int pr = cli_parse(&spec, argc, argv);
     if (pr) { rc = pr < 0 ? 0 : pr; goto out; }
+    ij.outdir = o.outdir;
+    if ((rc = cli_img_check(&ij, model))) goto out;
     rc = CLI_EXIT_USAGE;
-    if (list && list0) { cli_fail("segment: give --list or --list0, not both"); goto out; }
-    if (list0) list = list0;
-    if (!model) { cli_fail("segment: -m MODEL is required (see 'vmamba segment --help')"); goto out; }
-    if (!npos && !list) { cli_fail("segment: no images (give IMAGE... or --list FILE)"); goto out; }
-    if (list && npos) { cli_fail("segment: give IMAGE... or --list FILE, not both"); goto out; }
-    if ((o.out_png || o.overlay || o.raw) && (npos != 1 || list || o.outdir)) {
+    o.list = ij.list != NULL;
+    if ((o.out_png || o.overlay || o.raw) && (ij.npos != 1 || ij.list || o.outdir)) {
         cli_fail("segment: -o, --overlay and --raw take exactly one IMAGE; use --output-dir DIR for several");
         goto out;
     }
-    if (list && !o.outdir) { cli_fail("segment: --list needs --output-dir DIR"); goto out; }
     if (o.resume && !o.outdir) { cli_fail("segment: --resume needs --output-dir DIR"); goto out; }
-    if (shard.n > 1 && !list) { cli_fail("segment: --shard needs --list FILE"); goto out; }
+    if (ij.shard.n > 1 && !ij.list) { cli_fail("segment: --shard needs --list FILE"); goto out; }
+    /* several IMAGE arguments write DIR/<name>_*: one name twice would overwrite */
+    if (o.outdir && !ij.list && cli_img_same_names("segment", imgs, ij.npos)) goto out;
     rc = 1;
-    if (o.outdir) {
-        struct stat st;
-        if (stat(o.outdir, &st) != 0 && mkdir(o.outdir, 0755) != 0) { cli_fail("%s: cannot create the directory", o.outdir); goto out; }
-        if (stat(o.outdir, &st) != 0 || !S_ISDIR(st.st_mode)) { cli_fail("%s: not a directory", o.outdir); goto out; }
-    }
+    if (o.outdir && cli_img_outdir(o.outdir)) goto out;
     cli_threads(threads);
     char err[1024];
     struct stat st;
@@ -286,29 +287,13 @@ int cmd_segment(int argc, char **argv) {
         goto out;
     }
     o.s = s;
-    if (!(o.ctx = vm_ctx_new(vm_segmentor_model(s), err, sizeof err))) { cli_fail("%s", err); goto out; }
-    if (threads > 0) vm_ctx_set_threads(o.ctx, threads);
-    if (list && cli_list_open(&L, list, list0 != NULL)) goto out;
-    cli_argv_src as = {imgs, npos, 0};
-    if (progress < 0) progress = isatty(2) && list;
-    o.progress = progress;
-    long total = list ? (progress ? cli_list_count(list, list0 != NULL) : -1) : npos;
-    if (total > 0 && shard.n > 1) total = (total + shard.n - 1 - shard.i) / shard.n;
+    if (!(o.ctx = cli_img_ctx(vm_segmentor_model(s), threads))) goto out;
     cli_task task = {.in_floats = 0, .prepare = seg_prepare, .run = seg_run, .write = seg_write, .ctx = &o,
                      .skip = seg_skip, .release = seg_release};
-    struct cli_batch_stats bs = {0};
-    cli_batch_job job = {.task = &task, .batch = 1, .next = list ? cli_list_next : cli_argv_next,
-                         .next_ctx = list ? (void *)&L : (void *)&as, .shard = shard, .total = total, .progress = progress,
-                         .stats = &bs};
-    long ok, fail;
-    double secs;
-    if (cli_batch_run(&job, &ok, &fail, &secs)) goto out;
-    if (list || progress)
-        fprintf(stderr, "vmamba: %ld images segmented, %ld failed, %.2f images/s (decoding %.2f s, %.2f s of it not hidden by decode-ahead)\n",
-                ok, fail, secs > 0 ? ok / secs : 0.0, bs.prepare_s, bs.waited_s);
-    rc = fail ? 3 : 0;
+    o.progress = cli_img_progress(&ij);
+    rc = cli_img_run(&ij, &task);
 out:
-    cli_list_close(&L);
+    cli_img_close(&ij);
     vm_ctx_free(o.ctx);
     vm_segmentor_free(s);
     free(imgs);

@@ -5,13 +5,12 @@
  * (Adobe-inverted) values), then the EXIF orientation. PNG: libpng with
  * the transforms OpenCV's PngDecoder asks for (strip_16 = high byte,
  * strip_alpha, palette_to_rgb, expand gray 1/2/4 bits, gray_to_rgb, bgr). */
-#include <png.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
 
 #include "decode_cv.h"
+#include "decode_libs.h"
 #include "../core/util.h"
 
 static unsigned rd16e(const uint8_t *p, int be) { return be ? (unsigned)(p[0] << 8 | p[1]) : (unsigned)(p[1] << 8 | p[0]); }
@@ -89,36 +88,18 @@ int vm_image_orient(vm_image *im, int o) {
 }
 
 static int cv_jpeg(const uint8_t *buf, size_t len, const char *what, vm_image *out, char *err, size_t errlen) {
-    tjhandle tj = tjInitDecompress();
-    if (!tj) return vm_errf(err, errlen, "%s: cannot initialise the JPEG decoder", what);
-    int w, h, subsamp, cs, rc = -1;
-    uint8_t *tmp = NULL;
-    if (tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp, &cs) != 0) {
-        vm_errf(err, errlen, "%s: corrupt JPEG: %s", what, tjGetErrorStr2(tj));
-        goto done;
-    }
-    if (w < 1 || h < 1 || w > VM_IMAGE_MAX_SIDE || h > VM_IMAGE_MAX_SIDE || (uint64_t)w * h > VM_IMAGE_MAX_PIXELS) {
-        vm_errf(err, errlen, "%s: JPEG dimensions %dx%d are out of range", what, w, h);
-        goto done;
-    }
-    int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
-    int pf = cmyk ? TJPF_CMYK : TJPF_BGR, ps = tjPixelSize[pf];
-    tmp = malloc((size_t)w * h * ps);
-    if (!tmp) { vm_errf(err, errlen, "%s: out of memory for a %dx%d image", what, w, h); goto done; }
-    /* A truncated or corrupt stream is an error (OpenCV would fill grey). */
-    if (tjDecompress2(tj, buf, (unsigned long)len, tmp, w, 0, h, pf, TJFLAG_STOPONWARNING) != 0) {
-        vm_errf(err, errlen, "%s: corrupt or truncated JPEG: %s", what, tjGetErrorStr2(tj));
-        goto done;
-    }
+    uint8_t *tmp;
+    int w, h, pf;
+    if (vm_jpeg_read(buf, len, what, TJPF_BGR, 0, &tmp, &w, &h, &pf, err, errlen)) return -1;
     out->w = w;
     out->h = h;
-    if (!cmyk) {
+    if (pf != TJPF_CMYK) {
         out->rgb = tmp;
         tmp = NULL;
     } else {
         if (!(out->rgb = malloc((size_t)w * h * 3))) {
-            vm_errf(err, errlen, "%s: out of memory for a %dx%d image", what, w, h);
-            goto done;
+            free(tmp);
+            return vm_errf(err, errlen, "%s: out of memory for a %dx%d image", what, w, h);
         }
         size_t n = (size_t)w * h;
         for (size_t i = 0; i < n; i++) {
@@ -129,90 +110,35 @@ static int cv_jpeg(const uint8_t *buf, size_t len, const char *what, vm_image *o
             o[1] = (uint8_t)(k - ((255 - c[1]) * k >> 8));
             o[0] = (uint8_t)(k - ((255 - c[2]) * k >> 8));
         }
+        free(tmp);
     }
     if (vm_image_orient(out, vm_jpeg_exif_orientation(buf, len))) {
         free(out->rgb);
         out->rgb = NULL;
-        vm_errf(err, errlen, "%s: out of memory rotating a %dx%d image", what, w, h);
-        goto done;
+        return vm_errf(err, errlen, "%s: out of memory rotating a %dx%d image", what, w, h);
     }
-    rc = 0;
-done:
-    free(tmp);
-    tjDestroy(tj);
-    return rc;
+    return 0;
 }
 
-typedef struct {
-    const uint8_t *buf;
-    size_t len, pos;
-    char *err;
-    size_t errlen;
-    const char *what;
-} png_src;
-
-static void png_read_mem(png_structp png, png_bytep dst, size_t n) {
-    png_src *s = png_get_io_ptr(png);
-    if (n > s->len - s->pos) png_error(png, "truncated PNG data");
-    memcpy(dst, s->buf + s->pos, n);
-    s->pos += n;
-}
-
-static void png_on_error(png_structp png, png_const_charp msg) {
-    png_src *s = png_get_error_ptr(png);
-    vm_errf(s->err, s->errlen, "%s: corrupt PNG: %s", s->what, msg);
-    png_longjmp(png, 1);
-}
-
-static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
-
-static int cv_png(const uint8_t *buf, size_t len, const char *what, vm_image *out, char *err, size_t errlen) {
-    png_src src = {buf, len, 0, err, errlen, what};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
-    if (!png) return vm_errf(err, errlen, "%s: cannot initialise the PNG decoder", what);
-    png_infop info = png_create_info_struct(png);
-    uint8_t *volatile pix = NULL;
-    png_bytep *volatile rows = NULL;
-    if (!info || setjmp(png_jmpbuf(png))) {
-        /* (png_destroy_read_struct clears info: test it before) */
-        if (!info) vm_errf(err, errlen, "%s: cannot initialise the PNG decoder", what);
-        free(pix);
-        free(rows);
-        png_destroy_read_struct(&png, info ? &info : NULL, NULL);
-        vm_image_free(out);
-        return -1;
-    }
-    png_set_user_limits(png, VM_IMAGE_MAX_SIDE, VM_IMAGE_MAX_SIDE);
-    png_set_chunk_malloc_max(png, 64u << 20);
-    png_set_read_fn(png, &src, png_read_mem);
-    png_read_info(png, info);
-    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+/* OpenCV's PngDecoder::readData for an 8-bit 3-channel result. */
+static void cv_setup(png_structp png, png_infop info, void *user) {
+    (void)user;
     int depth = png_get_bit_depth(png, info), ct = png_get_color_type(png, info);
-    if ((uint64_t)w * h > VM_IMAGE_MAX_PIXELS) png_error(png, "image dimensions too large");
-    /* OpenCV's PngDecoder::readData for an 8-bit 3-channel result. */
     if (depth > 8) png_set_strip_16(png);
     png_set_strip_alpha(png);
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if ((ct & PNG_COLOR_MASK_COLOR) == 0 && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (ct & PNG_COLOR_MASK_COLOR) png_set_bgr(png);
     else png_set_gray_to_rgb(png);
-    png_set_interlace_handling(png);
-    png_read_update_info(png, info);
-    size_t rowbytes = png_get_rowbytes(png, info);
-    if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8 || rowbytes != (size_t)w * 3)
-        png_error(png, "unexpected pixel layout after conversion");
-    pix = malloc(rowbytes * h);
-    rows = malloc(sizeof(png_bytep) * h);
-    if (!pix || !rows) png_error(png, "out of memory");
-    for (png_uint_32 y = 0; y < h; y++) rows[y] = pix + y * rowbytes;
-    png_read_image(png, rows);
-    png_read_end(png, NULL);
-    out->w = (int)w;
-    out->h = (int)h;
-    out->rgb = pix;
-    pix = NULL;
-    free(rows);
-    png_destroy_read_struct(&png, &info, NULL);
+}
+
+static int cv_png(const uint8_t *buf, size_t len, const char *what, vm_image *out, char *err, size_t errlen) {
+    size_t rowbytes;
+    int ch;
+    if (vm_png_read(buf, len, what, cv_setup, NULL, 1, &out->rgb, &rowbytes, &out->w, &out->h, &ch, err, errlen)) {
+        vm_image_free(out);
+        return -1;
+    }
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 
+#include "decode_libs.h"
 #include "image.h"
 #include "../core/util.h"
 
@@ -19,54 +20,32 @@ static uint8_t muldiv255(unsigned a, unsigned b) {
 }
 
 int vm_decode_jpeg(const uint8_t *buf, size_t len, const char *what, vm_image *out, char *err, size_t errlen) {
-    tjhandle tj = tjInitDecompress();
-    if (!tj) return vm_errf(err, errlen, "%s: cannot initialise the JPEG decoder", what);
-    int w, h, subsamp, cs, rc = -1;
-    uint8_t *tmp = NULL;
-    if (tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp, &cs) != 0) {
-        vm_errf(err, errlen, "%s: corrupt JPEG: %s", what, tjGetErrorStr2(tj));
-        goto done;
-    }
-    if (w < 1 || h < 1 || w > VM_IMAGE_MAX_SIDE || h > VM_IMAGE_MAX_SIDE || (uint64_t)w * h > VM_IMAGE_MAX_PIXELS) {
-        vm_errf(err, errlen, "%s: JPEG dimensions %dx%d are out of range", what, w, h);
-        goto done;
-    }
-    int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK, gray = cs == TJCS_GRAY;
-    int pf = cmyk ? TJPF_CMYK : gray ? TJPF_GRAY : TJPF_RGB, ps = tjPixelSize[pf];
-    tmp = malloc((size_t)w * h * ps);
-    if (!tmp) { vm_errf(err, errlen, "%s: out of memory for a %dx%d image", what, w, h); goto done; }
-    /* TJFLAG_STOPONWARNING: a truncated file is an error, not grey pixels. */
-    if (tjDecompress2(tj, buf, (unsigned long)len, tmp, w, 0, h, pf, TJFLAG_STOPONWARNING) != 0) {
-        vm_errf(err, errlen, "%s: corrupt or truncated JPEG: %s", what, tjGetErrorStr2(tj));
-        goto done;
-    }
+    uint8_t *tmp;
+    int w, h, pf;
+    if (vm_jpeg_read(buf, len, what, TJPF_RGB, 1, &tmp, &w, &h, &pf, err, errlen)) return -1;
     out->w = w;
     out->h = h;
     if (pf == TJPF_RGB) {
         out->rgb = tmp;
-        tmp = NULL;
-    } else {
-        out->rgb = malloc((size_t)w * h * 3);
-        if (!out->rgb) {
-            vm_errf(err, errlen, "%s: out of memory (%zu bytes) for a %dx%d image", what, (size_t)w * h * 3, w, h);
-            goto done;
-        }
-        size_t n = (size_t)w * h;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t *o = out->rgb + 3 * i;
-            if (gray) {
-                o[0] = o[1] = o[2] = tmp[i];
-            } else {
-                const uint8_t *c = tmp + 4 * i;
-                o[0] = muldiv255(c[0], c[3]);
-                o[1] = muldiv255(c[1], c[3]);
-                o[2] = muldiv255(c[2], c[3]);
-            }
+        return 0;
+    }
+    out->rgb = malloc((size_t)w * h * 3);
+    if (!out->rgb) {
+        free(tmp);
+        return vm_errf(err, errlen, "%s: out of memory (%zu bytes) for a %dx%d image", what, (size_t)w * h * 3, w, h);
+    }
+    size_t n = (size_t)w * h;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *o = out->rgb + 3 * i;
+        if (pf == TJPF_GRAY) {
+            o[0] = o[1] = o[2] = tmp[i];
+        } else {
+            const uint8_t *c = tmp + 4 * i;
+            o[0] = muldiv255(c[0], c[3]);
+            o[1] = muldiv255(c[1], c[3]);
+            o[2] = muldiv255(c[2], c[3]);
         }
     }
-    rc = 0;
-done:
     free(tmp);
-    tjDestroy(tj);
-    return rc;
+    return 0;
 }

@@ -25,7 +25,7 @@ typedef struct {
     int used;                 /* set by the model loader: bound by the backbone */
 } vm_ckpt_tensor;
 
-typedef struct {
+typedef struct vm_checkpoint {
     char *path;
     vm_file_map map;
     vm_zip zip;

@@ -828,37 +828,38 @@ const char *vm_model_unknown_key(const vm_model *m, size_t i) {
     return NULL;
 }
 
-vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen) {
-    vm_checkpoint ck;
-    if (vm_checkpoint_open(&ck, path, opts ? opts->key : NULL, err, errlen)) return NULL;
+vm_model *vm_model_from_checkpoint(vm_checkpoint *ck, const vm_load_opts *opts, char *err, size_t errlen) {
+    const char *path = ck->path;
     vm_model *m = NULL;
-    if (rename_legacy(&ck, err, errlen) == 0 && !(m = model_new()))
+    if (rename_legacy(ck, err, errlen) == 0 && !(m = model_new()))
         vm_errf(err, errlen, "%s: out of memory (%zu bytes)", path, sizeof(vm_model));
-    if (!m) {
-        vm_checkpoint_close(&ck);
-        return NULL;
-    }
-    if (detect(m, &ck)) {
+    if (!m) return NULL;
+    if (detect(m, ck)) {
         vm_errf(err, errlen, "%s", m->err);
-        vm_checkpoint_close(&ck);
         vm_model_free(m);
         return NULL;
     }
-    struct vm_wsrc src = {.ck = &ck, .quiet = opts ? opts->quiet : 0, .what = ck.path};
-    src.budget = (uint64_t)VM_LOAD_MEM_FACTOR * ck.map.size + VM_LOAD_MEM_SLACK;
-    if ((ck.metadata && !(m->metadata = strdup(ck.metadata))) || !(m->path = strdup(path))) {
+    struct vm_wsrc src = {.ck = ck, .quiet = opts ? opts->quiet : 0, .what = ck->path};
+    src.budget = (uint64_t)VM_LOAD_MEM_FACTOR * ck->map.size + VM_LOAD_MEM_SLACK;
+    if ((ck->metadata && !(m->metadata = strdup(ck->metadata))) || !(m->path = strdup(path))) {
         vm_errf(err, errlen, "%s: out of memory loading the model", path);
-        vm_checkpoint_close(&ck);
         vm_model_free(m);
         return NULL;
     }
-    m->ntensors = ck.n;
+    m->ntensors = ck->n;
     m = finish(m, &src, err, errlen);
-    if (m && keep_rest(m, &ck, &src)) {
+    if (m && keep_rest(m, ck, &src)) {
         vm_errf(err, errlen, "%s", m->err);
         vm_model_free(m);
         m = NULL;
     }
+    return m;
+}
+
+vm_model *vm_model_load(const char *path, const vm_load_opts *opts, char *err, size_t errlen) {
+    vm_checkpoint ck;
+    if (vm_checkpoint_open(&ck, path, opts ? opts->key : NULL, err, errlen)) return NULL;
+    vm_model *m = vm_model_from_checkpoint(&ck, opts, err, errlen);
     vm_checkpoint_close(&ck); /* weights were copied: the mapping can go */
     return m;
 }

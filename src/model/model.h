@@ -367,5 +367,11 @@ void vm_model_set_trace(vm_model *m, vm_trace_fn fn, void *user);
 #endif
 /* A released preset as a backbone (outnorm0..3) with random weights. */
 vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, size_t errlen);
+/* vm_model_load on a checkpoint already open (vm_checkpoint_open, which
+ * took opts->key): renames legacy keys in it and copies every weight out;
+ * the caller closes it. The fuzzers read the tensors and load the model
+ * from one parse of the file. */
+struct vm_checkpoint;
+vm_model *vm_model_from_checkpoint(struct vm_checkpoint *ck, const vm_load_opts *opts, char *err, size_t errlen);
 
 #endif

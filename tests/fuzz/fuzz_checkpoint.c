@@ -5,22 +5,21 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <unistd.h>
 
+#include "fuzz_file.h"
+#include "fuzz_json.h"
 #include "loaders/checkpoint.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    fuzz_json_init();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    /* vm_checkpoint_open maps a path; go through a memfd to stay in RAM. */
-    static char path[64];
-    static int fd = -1;
-    if (fd < 0) {
-        char tmpl[] = "/tmp/fuzz_ckpt_XXXXXX";
-        fd = mkstemp(tmpl);
-        if (fd < 0) abort();
-        unlink(tmpl);
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size) abort();
+    /* vm_checkpoint_open maps a path: an in-memory file (fuzz_file.h). */
+    const char *path = fuzz_file(NULL, 0, data, size);
     char err[512];
     vm_checkpoint c;
     if (vm_checkpoint_open(&c, path, NULL, err, sizeof err) == 0) {
@@ -37,5 +36,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         vm_checkpoint_close(&c);
     }
+    fuzz_json_end();
     return 0;
 }

@@ -10,8 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
+#include "fuzz_file.h"
+#include "fuzz_json.h"
 #include "vmamba.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -19,20 +20,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     setenv("VMAMBA_PACK", "0", 1); /* no oneDNN weight packing: the loader is the target */
     setenv("OMP_NUM_THREADS", "1", 1);
+    fuzz_json_init();
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static char path[64];
-    static int fd = -1;
-    if (fd < 0) {
-        char tmpl[] = "/tmp/fuzz_model_XXXXXX";
-        fd = mkstemp(tmpl);
-        if (fd < 0) abort();
-        unlink(tmpl);
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size) abort();
+    const char *path = fuzz_file(NULL, 0, data, size);
     char err[1024];
     vm_load_opts o = {.quiet = 1};
     vm_model *m = vm_model_load(path, &o, err, sizeof err);
@@ -41,5 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         vm_model_info(m, &I);
         vm_model_free(m);
     }
+    fuzz_json_end();
     return 0;
 }

@@ -1,11 +1,8 @@
 /* fuzz_resume.c - libFuzzer harness of the batch jobs' JSON Lines pieces:
  * the --resume record reader (cli_done_parse: any bytes, any index) and
  * the JSON string writer (cli_json_str / cli_json_path: any bytes must give
- * valid UTF-8 JSON with no raw control character). Build (after make):
- *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *     -Isrc/cli tests/fuzz/fuzz_resume.c src/cli/batch.c src/cli/jsonstr.c \
- *     src/cli/common.c -L.libs -lvmamba -Wl,-rpath,$PWD/.libs -o fuzz_resume
- * (not yet in scripts/fuzz.sh, which the hardening work is extending). */
+ * valid UTF-8 JSON with no raw control character). Build and run:
+ * scripts/fuzz.sh [seconds] resume (needs clang; links the CLI's files). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
