@@ -53,17 +53,17 @@ static inline vf vf_exp(vf x) {
 /* 2^x for the selective scan's d_state > 1 state decay exp(delta * A) =
  * 2^(delta * A log2 e), A log2 e formed once per block: x = n + f, n the
  * nearest integer (f = x - n exact, |f| <= 1/2), 2^f = 1 + f q(f) with q a
- * degree-5 minimax fit (relative error 7.9e-8, 0.94 ulp in FP32 Horner form,
- * bench/RESULTS.md), scaled by 2^n. 10 vector operations with the
- * product against vf_exp's 13 (no log2 e product, no Cody-Waite pair, one
- * polynomial term less): the d_state-16 scan is bound by them. */
+ * degree-4 minimax fit (relative error 1.7e-7, at most 2.0 ulp in this FP32
+ * Horner form, like vf_exp's 2 ulp), scaled by 2^n. 9 vector operations
+ * with the product against vf_exp's 13 (no log2 e product, no Cody-Waite
+ * pair, two polynomial terms less): the d_state-16 scan is bound by them
+ * (a degree-5 q, 0.94 ulp, ran 7 % slower; bench/RESULTS.md). */
 static inline vf vf_exp2_poly(vf f) {
-    vf p = vf_set1(1.5353296475950629e-4f);
-    p = vf_fma(p, f, vf_set1(1.3398852897807956e-3f));
-    p = vf_fma(p, f, vf_set1(9.618437848985195e-3f));
-    p = vf_fma(p, f, vf_set1(5.5503323674201965e-2f));
-    p = vf_fma(p, f, vf_set1(0.24022647738456726f));
-    p = vf_fma(p, f, vf_set1(0.6931471824645996f));
+    vf p = vf_set1(0.0013264631852507591f);
+    p = vf_fma(p, f, vf_set1(0.009671486914157867f));
+    p = vf_fma(p, f, vf_set1(0.05550733581185341f));
+    p = vf_fma(p, f, vf_set1(0.24022242426872253f));
+    p = vf_fma(p, f, vf_set1(0.6931470036506653f));
     return vf_fma(p, f, vf_set1(1.0f));
 }
 #if defined(VM_ISA_AVX512)
