@@ -50,6 +50,37 @@ static inline vf vf_exp(vf x) {
 }
 #endif
 
+/* 2^x for the selective scan's d_state > 1 state decay exp(delta * A) =
+ * 2^(delta * A log2 e), A log2 e formed once per block: x = n + f, n the
+ * nearest integer (f = x - n exact, |f| <= 1/2), 2^f = 1 + f q(f) with q a
+ * degree-4 minimax fit (relative error 1.7e-7, at most 2.0 ulp in this FP32
+ * Horner form, like vf_exp's 2 ulp), scaled by 2^n. 9 vector operations
+ * with the product against vf_exp's 13 (no log2 e product, no Cody-Waite
+ * pair, two polynomial terms less): the d_state-16 scan is bound by them
+ * (a degree-5 q, 0.94 ulp, ran 7 % slower; bench/RESULTS.md). */
+static inline vf vf_exp2_poly(vf f) {
+    vf p = vf_set1(0.0013264631852507591f);
+    p = vf_fma(p, f, vf_set1(0.009671486914157867f));
+    p = vf_fma(p, f, vf_set1(0.05550733581185341f));
+    p = vf_fma(p, f, vf_set1(0.24022242426872253f));
+    p = vf_fma(p, f, vf_set1(0.6931470036506653f));
+    return vf_fma(p, f, vf_set1(1.0f));
+}
+#if defined(VM_ISA_AVX512)
+static inline vf vf_exp2(vf x) {
+    vf n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_scalef_ps(vf_exp2_poly(vf_sub(x, n)), n);
+}
+#else
+/* Clamped so 2^n stays a normal float (below: flushed towards 2^-126 like
+ * vf_exp); the same value as the AVX-512 form in between. */
+static inline vf vf_exp2(vf x) {
+    x = vf_min(vf_max(x, vf_set1(-126.0f)), vf_set1(127.0f));
+    vi n = vf_round_to_int(x);
+    return vf_mul(vf_exp2_poly(vf_sub(x, vi_to_vf(n))), vf_pow2i(n));
+}
+#endif
+
 /* ln(z) for z in [1, 2]: z = m * 2^e with m in [sqrt(1/2), sqrt(2)),
  * ln m = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.1716, series to s^11. */
 static inline vf vf_log_1to2(vf z) {
