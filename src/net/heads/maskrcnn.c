@@ -361,7 +361,13 @@ static int det_forward(const vm_head *hh, vm_head_plan *pp, const vm_feats *in, 
     if (io->trace) io->trace(io->trace_user, "dets_resized", boxes, n, 4, 1, 1);
     prob = malloc((size_t)(n ? n : 1) * 4 * w->mask_roi * w->mask_roi * sizeof(float));
     if (!prob) { vm_errf(err, errlen, "out of memory in the mask head"); goto done; }
-    if (det_mask_forward(w, p, io, boxes, labels, n, prob, err, errlen)) goto done;
+    if (io->given_dets && io->n_given_dets != n) {
+        vm_errf(err, errlen, "%d given detections for the mask head, but the box head found %d", io->n_given_dets, n);
+        goto done;
+    }
+    if (det_mask_forward(w, p, io, io->given_dets ? io->given_dets : boxes, io->given_dets ? io->given_labels : labels, n,
+                         prob, err, errlen))
+        goto done;
     double t2 = now_ms();
     /* rescale to the original image (in place, not clipped again) and paste */
     r->masks = calloc((size_t)(n ? n : 1), sizeof *r->masks);

@@ -95,6 +95,9 @@ typedef struct {
     vm_detections *out;          /* filled: count, boxes, scores, labels, masks, ms_* */
     const float *given_props;    /* tests: the box head runs on these (n, 5) instead of the RPN's */
     int n_given_props;
+    const float *given_dets;     /* tests: the mask head runs on these boxes (n, 4, resized frame) */
+    const int *given_labels;     /* and labels instead of the box head's (same count) */
+    int n_given_dets;
 } det_io;
 
 extern const vm_head_ops vm_maskrcnn_head_ops;
