@@ -107,7 +107,7 @@ START_TEST(digits_int8_bf16) {
         ck_assert_msg(vm_preprocess_file(tdata("digits/calib/%03d.png", i), &o, calib + i * per, err, sizeof err) == 0, "%s", err);
     for (int i = 0; i < 200; i++)
         ck_assert(vm_preprocess_file(tdata("digits/test/%03d.png", i), &o, test + i * per, err, sizeof err) == 0);
-    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0};
+    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0, 0};
     vm_calib *c = vm_calib_begin(m, &co);
     float *f = malloc(200 * 10 * sizeof *f), *b = malloc(200 * 10 * sizeof *b);
     for (int i = 0; i < 100; i += 8)

@@ -55,6 +55,9 @@ static double now_s(void) {
 void vm_plan_free(vm_plan *p) {
     free(p->arena);
     free(p->qbuf);
+    free(p->qacc);
+    free(p->qrow_scale);
+    free(p->qrow_zp);
     free(p->xacc);
     free(p->xq8);
     vm_xnn_pool_free(p->xpool);
@@ -109,14 +112,23 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
     p->nlin = n;
     int rc = 0;
     char e[256];
-    size_t xacc = 0, xq8 = 0;
+    size_t xacc = 0, xq8 = 0, qacc = 0, qrows = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         const vm_lin_slot *L = &v[i];
         int st = L->rows_stage, M;
         if (st < 0) M = B;
         else if (st >= 10) M = B * ((p->h[st - 10] + 1) / 2) * ((p->w[st - 10] + 1) / 2);
         else M = B * p->h[st] * p->w[st];
-        if (L->q && L->q->x) {
+        if (L->q && L->q->dynamic) {
+            /* dynamic INT8: the bare s32 product; scales, bias, GELU and
+             * the residual add in vm_linear */
+            const vm_qlinear *q = L->q;
+            p->lin[i].q = vm_qmatmul_create_s32_x(c->dx, M, q->N, q->K, q->K, q->w, e, sizeof e);
+            if (!p->lin[i].q) rc = vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
+            if ((size_t)M * q->K > *qbytes) *qbytes = (size_t)M * q->K;
+            if ((size_t)M * q->N > qacc) qacc = (size_t)M * q->N;
+            if ((size_t)M > qrows) qrows = (size_t)M;
+        } else if (L->q && L->q->x) {
             /* XNNPACK INT8: the model's operator; s8 output in p->xq8 */
             if ((size_t)M * L->q->K > *qbytes) *qbytes = (size_t)M * L->q->K;
             if ((size_t)M * L->q->N > xq8) xq8 = (size_t)M * L->q->N;
@@ -140,6 +152,10 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
     free(v);
     if (!rc && xacc && !(p->xacc = malloc(xacc * sizeof *p->xacc)))
         rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu floats of GEMM output)", xacc);
+    if (!rc && qacc &&
+        (!(p->qacc = malloc(qacc * sizeof *p->qacc)) || !(p->qrow_scale = malloc(qrows * sizeof *p->qrow_scale)) ||
+         !(p->qrow_zp = malloc(qrows * sizeof *p->qrow_zp))))
+        rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu s32 of dynamic INT8 GEMM output)", qacc);
     if (!rc && xq8 && !(p->xq8 = malloc(xq8)))
         rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu bytes of INT8 GEMM output)", xq8);
     return rc;
@@ -362,6 +378,22 @@ static int xnn_int8(vm_ctx *c, const vm_qlinear *q, int M, int N, float *C, int 
 int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
                   int K, const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate) {
     if (c->observe) c->observe(c->observe_user, name, A, (size_t)M, K, lda, W, N);
+    if (q && q->dynamic) {
+        /* per-row scales: quantize each row, the exact s32 product, then
+         * row scale x column scale (+ bias) in one pass; GELU after */
+        if (gelu && accumulate) return -1; /* no layer is both (vm_linears) */
+        const vm_kernel_table *kt = vm_kernels();
+        vm_plan *p = &c->plan;
+        kt->quantize_rows_u8(p->qbuf, p->qrow_scale, p->qrow_zp, A, (size_t)M, K, lda);
+        if (vm_qmatmul_run_s32(p->lin[q->slot].q, p->qbuf, p->qacc)) return -1;
+        kt->dequant_rows(C, ldc, p->qacc, (size_t)M, N, p->qrow_scale, p->qrow_zp, q->w_scale, q->w_sum, bias, accumulate);
+        if (gelu) {
+            if (ldc == N) kt->gelu(C, C, (size_t)M * N);
+            else
+                for (int r = 0; r < M; r++) kt->gelu(C + (size_t)r * ldc, C + (size_t)r * ldc, (size_t)N);
+        }
+        return 0;
+    }
     if (q) {
         vm_kernels()->quantize_u8(c->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
         if (q->x) return xnn_int8(c, q, M, N, C, ldc, gelu, accumulate);
