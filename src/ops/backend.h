@@ -80,6 +80,15 @@ struct vm_be {
     int (*upsample_add)(vm_be *be, float *dst, int Ho, int Wo, const float *src, int Hi, int Wi, int C);
     /* max_pool2d(kernel 1, stride 2): dst ((H+1)/2, (W+1)/2, C) = src[2y][2x]. */
     int (*subsample2)(vm_be *be, const float *src, int H, int W, int C, float *dst);
+    /* RoIAlign (mmcv / torchvision: aligned, adaptive sampling ratio,
+     * average) of n boxes on an FPN pyramid, so that the maps never leave
+     * the backend: box i (host array: x1 y1 x2 y2 at boxes + i * bstride,
+     * resized frame) is pooled on level l = vm_roi_level(box, 56, nlev) of
+     * maps[l] (backend memory, (H[l], W[l], C), stride 4 << l) into out + i
+     * S S C ((S, S, C), backend memory). Bit for bit what vm_roi_align
+     * (post/det_post.h) gives on the host. n == 0 does nothing. */
+    int (*roi_align)(vm_be *be, const float *const *maps, const int *H, const int *W, int nlev, int C,
+                     const float *boxes, int bstride, int n, int S, float *out);
     void (*release)(vm_be *be);
 };
 

@@ -45,10 +45,21 @@ int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const 
     int rc = -1;
     if (!roi || !a || !b || !uph || !up || !logit) { vm_errf(err, errlen, "out of memory in the mask head (%d detections)", n); goto done; }
     if (plan_convs(w, p, n, err, errlen)) goto done;
+    if (det_on_backend(be)) {
+        /* RoIAlign where the maps are, straight into the first conv's input */
+        const float *maps[DET_ROI_LEVELS] = {p->P[0], p->P[1], p->P[2], p->P[3]};
+        if (be->roi_align(be, maps, p->H, p->W, DET_ROI_LEVELS, w->F, boxes, 4, n, S, a) ||
+            (io->trace && be->download(be, roi, a, (size_t)n * S * S * w->F))) {
+            vm_errf(err, errlen, "mask head RoIAlign: %s", be->err);
+            goto done;
+        }
+        if (io->trace) io->trace(io->trace_user, "mask_roi_feats", roi, n, S, S, w->F);
+    } else {
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) det_roi_feats(w, p, boxes + 4 * (size_t)i, S, roi + (size_t)i * S * S * w->F);
-    if (io->trace) io->trace(io->trace_user, "mask_roi_feats", roi, n, S, S, w->F);
-    if (be->upload(be, a, roi, (size_t)n * S * S * w->F)) { vm_errf(err, errlen, "mask head: %s", be->err); goto done; }
+        for (int i = 0; i < n; i++) det_roi_feats(w, p, boxes + 4 * (size_t)i, S, roi + (size_t)i * S * S * w->F);
+        if (io->trace) io->trace(io->trace_user, "mask_roi_feats", roi, n, S, S, w->F);
+        if (be->upload(be, a, roi, (size_t)n * S * S * w->F)) { vm_errf(err, errlen, "mask head: %s", be->err); goto done; }
+    }
     for (int i = 0; i < w->nmask_convs; i++) {
         if (be->conv_run(be, p->mconv[i], a, b)) { vm_errf(err, errlen, "mask head convolution %d: %s", i, be->err); goto done; }
         float *t = a; a = b; b = t;

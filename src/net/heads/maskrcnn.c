@@ -333,7 +333,7 @@ static int det_forward(const vm_head *hh, vm_head_plan *pp, const vm_feats *in, 
             free(tmp);
         }
     if (det_fpn_forward(w, p, in)) { vm_errf(err, errlen, "FPN: %s", be->err); goto done; }
-    if (!be->host) /* RoIAlign reads P2..P5 on the host */
+    if (!be->host && (!det_on_backend(be) || io->trace)) /* host RoIAlign reads P2..P5 there; tracing too */
         for (int l = 0; l < DET_LEVELS; l++)
             if (be->download(be, p->Ph[l], p->P[l], (size_t)p->H[l] * p->W[l] * w->F)) { vm_errf(err, errlen, "FPN: %s", be->err); goto done; }
     if (io->trace)

@@ -115,6 +115,12 @@ int det_bbox_forward(const det_weights *w, det_plan *p, const det_io *io, const 
 int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const float *boxes, const int *labels, int n,
                      float *prob, char *err, size_t errlen);
 
+/* RoIAlign runs on the backend (be->roi_align, reading P2..P5 where they
+ * are) off the host; on a host backend the heads call vm_roi_align
+ * themselves (det_roi_feats), as before. Off the host, the maps then come
+ * to the host only for tracing. */
+static inline int det_on_backend(const vm_be *be) { return !be->host && be->roi_align; }
+
 /* FPN level of a P2..P5 map for a box (0..3) and the feature pointers. */
 void det_roi_feats(const det_weights *w, const det_plan *p, const float *box, int out, float *dst);
 
