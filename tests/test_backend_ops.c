@@ -534,6 +534,53 @@ static void test_roi_align(int n) {
     report(&t, 1);
 }
 
+/* The mask head's per-class logits after the deconvolution: bit-identical
+ * to the plain loop (the channel sum in order, no FMA on the device). */
+static void test_mask_logits(int n) {
+    tally t = {"mask_logits", 0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        int nr = irand(1, 6), S = irand(1, 8), Cm = irand(1, 70), nc = irand(1, 9);
+        size_t nu = (size_t)nr * S * S * 4 * Cm, no = (size_t)nr * 4 * S * S;
+        float *up = rnd(nu), *ub = rnd(Cm), *lw = rnd((size_t)nc * Cm), *lb = rnd(nc), *ref = rnd(no), *got = rnd(no);
+        int *lab = malloc(sizeof(int) * nr);
+        for (int r = 0; r < nr; r++) lab[r] = irand(0, nc - 1);
+        for (int r = 0; r < nr; r++)
+            for (int y = 0; y < S; y++)
+                for (int x = 0; x < S; x++)
+                    for (int q = 0; q < 4; q++) {
+                        const float *u = up + (((size_t)r * S + y) * S + x) * 4 * Cm + (size_t)q * Cm, *w = lw + (size_t)lab[r] * Cm;
+                        float acc = 0.0f;
+                        for (int c = 0; c < Cm; c++) {
+                            float v = u[c] + ub[c];
+                            acc += (v > 0.0f ? v : 0.0f) * w[c];
+                        }
+                        ref[((size_t)r * 2 * S + 2 * y + q / 2) * 2 * S + 2 * x + q % 2] = acc + lb[lab[r]];
+                    }
+        char what[64];
+        snprintf(what, sizeof what, "%d RoIs %dx%d, Cm %d, %d classes", nr, S, S, Cm, nc);
+        t.cases++;
+        const float *wb = be->weights(be, ub, Cm), *ww = be->weights(be, lw, (size_t)nc * Cm), *wl = be->weights(be, lb, nc);
+        float *du = dev(up, nu), *dy = dev(NULL, no);
+        if (!be->mask_logits || !wb || !ww || !wl) {
+            printf("    FAIL mask_logits %s: %s\n", what, be->mask_logits ? be->err : "no such op");
+            t.bad++;
+        } else if (be->mask_logits(be, du, nr, S, Cm, wb, ww, wl, lab, dy)) {
+            printf("    FAIL mask_logits %s: %s\n", what, be->err);
+            t.bad++;
+        } else {
+            get(got, dy, no);
+            t.bad += cmp_exact(&t, what, got, ref, no);
+        }
+        if (wb) be->free_weights(be, wb);
+        if (ww) be->free_weights(be, ww);
+        if (wl) be->free_weights(be, wl);
+        be->free(be, du);
+        be->free(be, dy);
+        free(up), free(ub), free(lw), free(lb), free(ref), free(got), free(lab);
+    }
+    report(&t, 1);
+}
+
 int main(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : "cpu";
     int n = argc > 2 ? atoi(argv[2]) : 24;
@@ -561,6 +608,7 @@ int main(int argc, char **argv) {
     test_upsample_add(n);
     test_subsample2(n);
     test_roi_align(n);
+    test_mask_logits(n);
     test_weights_cache();
     vm_be_free(be);
     printf("%s\n", failures ? "FAIL" : "PASS");

@@ -68,6 +68,28 @@ int launched(vm_be *be, const char *what) {
 
 /* ---- kernels --------------------------------------------------------- */
 
+/* The mask head's per-class 1x1 logits after the deconvolution (backend.h
+ * mask_logits): one thread per output pixel, the channel sum in order with
+ * round-to-nearest (no FMA), as the CPU loop. lab: the RoIs' labels. */
+__global__ void k_mask_logits(const float *up, int n, int S, int Cm, const float *up_b, const float *lw, const float *lb,
+                              const int *lab, float *logits) {
+    size_t total = (size_t)n * S * S * 4;
+    const int S2 = 2 * S;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        int q = (int)(i % 4);
+        size_t px = i / 4;
+        int x = (int)(px % S), y = (int)((px / S) % S);
+        size_t r = px / ((size_t)S * S);
+        const float *u = up + px * 4 * Cm + (size_t)q * Cm, *w = lw + (size_t)lab[r] * Cm;
+        float acc = 0.0f;
+        for (int c = 0; c < Cm; c++) {
+            float v = __fadd_rn(u[c], up_b[c]);
+            acc = __fadd_rn(acc, __fmul_rn(v > 0.0f ? v : 0.0f, w[c]));
+        }
+        logits[((size_t)r * S2 + 2 * y + q / 2) * S2 + 2 * x + q % 2] = __fadd_rn(acc, lb[lab[r]]);
+    }
+}
+
 /* RoIAlign on a pyramid of up to 4 NHWC maps (roi_align below). */
 struct roi_maps {
     const float *p[4];
@@ -483,6 +505,29 @@ int c_roi_align(vm_be *be, const float *const *maps, const int *H, const int *W,
     return launched(be, "RoIAlign");
 }
 
+int c_mask_logits(vm_be *be, const float *up, int n, int S, int Cm, const float *up_b, const float *lw, const float *lb,
+                  const int *labels, float *logits) {
+    if (n <= 0) return 0;
+    if (cur(be)) return -1;
+    impl *p = I(be);
+    size_t need = (size_t)n; /* the labels, as ints in the float buffer */
+    if (need > p->roi_n) {
+        if (p->s) cudaStreamSynchronize(p->s);
+        cudaFree(p->roi);
+        p->roi = NULL;
+        p->roi_n = 0;
+        if (!(p->roi = c_alloc(be, need))) return -1;
+        p->roi_n = need;
+    }
+    static_assert(sizeof(int) == sizeof(float), "labels share the float buffer");
+    /* synchronous from pageable memory: labels may change after return */
+    cudaError_t e = cudaMemcpyAsync(p->roi, labels, sizeof(int) * (size_t)n, cudaMemcpyHostToDevice, p->s);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(p->s);
+    if (e != cudaSuccess) return fail(be, "CUDA mask logits upload: %s", cudaGetErrorString(e));
+    k_mask_logits<<<grid((size_t)n * S * S * 4), T, 0, p->s>>>(up, n, S, Cm, up_b, lw, lb, (const int *)p->roi, logits);
+    return launched(be, "mask logits");
+}
+
 void c_release(vm_be *be) {
     impl *p = I(be);
     if (!p) return;
@@ -555,6 +600,7 @@ extern "C" vm_be *vm_be_cuda_new(int device, char *err, size_t errlen) {
     be->upsample_add = c_upsample_add;
     be->subsample2 = c_subsample2;
     be->roi_align = c_roi_align;
+    be->mask_logits = c_mask_logits;
     be->release = c_release;
     return be;
 }

@@ -89,6 +89,14 @@ struct vm_be {
      * (post/det_post.h) gives on the host. n == 0 does nothing. */
     int (*roi_align)(vm_be *be, const float *const *maps, const int *H, const int *W, int nlev, int C,
                      const float *boxes, int bstride, int n, int S, float *out);
+    /* The FCN mask head's last two steps for n RoIs, only the RoI's own
+     * class: up (n, S, S, 4 Cm) is the k2 s2 deconvolution's GEMM output
+     * (per input pixel, rows (i, j, co)); logits (n, 2S, 2S) get
+     * lb[l] + sum over c in order of relu(up[y][x][i][j][c] + up_b[c]) *
+     * lw[l][c] at (2y + i, 2x + j), l = labels[r] (host ints). up_b (Cm),
+     * lw (ncls, Cm), lb (ncls) from weights(); up, logits backend memory. */
+    int (*mask_logits)(vm_be *be, const float *up, int n, int S, int Cm, const float *up_b, const float *lw,
+                       const float *lb, const int *labels, float *logits);
     void (*release)(vm_be *be);
 };
 

@@ -247,7 +247,8 @@ static void det_plan_free(vm_head_plan *pp) {
     for (int i = 0; i < DET_MAX_MASK_CONVS; i++) be->conv_free(be, p->mconv[i]);
     det_buf *bufs[] = {&p->bx_h1, &p->bx_h2, &p->bx_feats, &p->bx_cls, &p->bx_reg};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) det_buf_free(be, bufs[i]);
-    const float *ws[] = {p->fc0_w, p->fc0_b, p->fc1_w, p->fc1_b, p->cls_w, p->cls_b, p->reg_w, p->reg_b, p->up_w};
+    const float *ws[] = {p->fc0_w, p->fc0_b, p->fc1_w, p->fc1_b, p->cls_w, p->cls_b, p->reg_w, p->reg_b, p->up_w,
+                         p->up_b, p->logit_w, p->logit_b};
     for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
         if (ws[i]) be->free_weights(be, ws[i]);
     free(p);
@@ -299,6 +300,11 @@ static vm_head_plan *det_plan_new(const vm_head *hh, vm_be *be, const vm_feats *
         !(p->cls_w = be->weights(be, w->cls_w, (NC + 1) * Hd)) || !(p->cls_b = be->weights(be, w->cls_b, NC + 1)) ||
         !(p->reg_w = be->weights(be, w->reg_w, 4 * NC * Hd)) || !(p->reg_b = be->weights(be, w->reg_b, 4 * NC)) ||
         !(p->up_w = be->weights(be, w->up_w, (size_t)4 * w->Cm * w->Cm)))
+        goto oom;
+    if (det_on_backend(be) && be->mask_logits && /* the mask logits where the deconvolution ran */
+        (!(p->up_b = be->weights(be, w->up_b, (size_t)w->Cm)) ||
+         !(p->logit_w = be->weights(be, w->logit_w, (size_t)w->ncls * w->Cm)) ||
+         !(p->logit_b = be->weights(be, w->logit_b, (size_t)w->ncls))))
         goto oom;
     return (vm_head_plan *)p;
 oom:

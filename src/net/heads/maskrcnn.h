@@ -65,6 +65,7 @@ typedef struct {
     float *rpn_t;                /* aliases lat[0] (largest level) */
     /* the FC and deconvolution weights as the backend holds them */
     const float *fc0_w, *fc0_b, *fc1_w, *fc1_b, *cls_w, *cls_b, *reg_w, *reg_b, *up_w;
+    const float *up_b, *logit_w, *logit_b; /* off the host with be->mask_logits only; else NULL */
     /* the box head's backend buffers, grown (never shrunk) to the largest
      * proposal count seen: no device allocation per image */
     det_buf bx_h1, bx_h2, bx_feats, bx_cls, bx_reg;
