@@ -580,6 +580,7 @@ static void test_mask_logits(int n) {
     }
     report(&t, 1);
 }
+int test_backbone_ops(int cases, uint64_t seed); /* test_backbone_ops.c */
 
 int main(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : "cpu";
@@ -610,6 +611,9 @@ int main(int argc, char **argv) {
     test_roi_align(n);
     test_mask_logits(n);
     test_weights_cache();
+    /* the backbone's ops (net/backbone.h) are the CPU backend's; CUDA's
+     * are checked end to end by the goldens on the device (golden_cuda) */
+    if (!strcmp(name, "cpu")) failures += test_backbone_ops(n > 24 ? 2 : 1, seed && atoll(seed) ? (uint64_t)atoll(seed) : 1);
     vm_be_free(be);
     printf("%s\n", failures ? "FAIL" : "PASS");
     return failures ? 1 : 0;

@@ -3,6 +3,7 @@
  * op descriptors were folded into primitive-descriptor constructors). */
 #include "dnnl_compat.h"
 #include "util.h"
+#include "simd/kernels.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -241,12 +242,12 @@ static int run_prim(prim_t *p, const void *a, void *c) {
  * multiple of its tile (6x6: 12 pixels too many), which corrupted the heap
  * of INT8 UPerNet heads on Sapphire Rapids (devprobe run, session 6). */
 typedef struct {
-    int B, H, W, Cin, Cout, pad, OH, OW, relu;
-    uint8_t *padded;  /* pad > 0: the u8 input with a zp border, (H+2pad)x(W+2pad) */
+    int B, H, W, Cin, Cout, pad, OH, OW, relu, zp;
+    uint8_t *u8;      /* the quantised input, inside a zp border of pad pixels: (H+2pad)x(W+2pad) */
     int32_t *comp;    /* zp * sum of the channel's weights */
-    float *w_scale;   /* per output channel */
-    float a_scale;
+    float *scale;     /* a_scale * w_scale[o] */
     float *bias;      /* NULL: none */
+    float inv;        /* 1 / a_scale */
 } qconv_post;
 
 struct vm_conv_prim {
@@ -256,9 +257,9 @@ struct vm_conv_prim {
 
 static void qconv_post_free(qconv_post *q) {
     if (!q) return;
-    free(q->padded);
+    free(q->u8);
     free(q->comp);
-    free(q->w_scale);
+    free(q->scale);
     free(q->bias);
     free(q);
 }
@@ -271,18 +272,28 @@ void vm_conv_free(vm_conv_prim *c) {
 }
 
 /* dst holds oneDNN's s32 sums over the zp-padded u8 input; turn them into
- * (acc - zp * sum(w)) * a_scale * w_scale + bias, ReLU: the same double
- * arithmetic as vm_qconv2d_ref. */
+ * (acc - zp * sum(w)) * a_scale * w_scale + bias, then ReLU. The int32
+ * difference is exact (|acc - comp| <= 255 * 127 * Cin*k*k < 2^31, checked
+ * at creation); float from there on, each step rounded once: within the
+ * bound test_backend_ops derives against vm_qconv2d_ref's double. */
 static void int8_finish(const qconv_post *q, float *dst) {
     size_t n = (size_t)q->B * q->OH * q->OW;
     const int C = q->Cout;
+    const float *sc = q->scale, *bi = q->bias;
+    const int32_t *cp = q->comp;
 #pragma omp parallel for schedule(static) if (n * (size_t)C > 65536)
     for (size_t px = 0; px < n; px++) {
         float *d = dst + px * C;
         const int32_t *s = (const int32_t *)d;
-        for (int o = 0; o < C; o++) {
-            double r = (double)((int64_t)s[o] - q->comp[o]) * q->a_scale * q->w_scale[o] + (q->bias ? q->bias[o] : 0.0);
-            d[o] = (float)(q->relu && r < 0.0 ? 0.0 : r);
+        if (q->relu) {
+#pragma omp simd
+            for (int o = 0; o < C; o++) {
+                float v = (float)(s[o] - cp[o]) * sc[o] + (bi ? bi[o] : 0.0f);
+                d[o] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (int o = 0; o < C; o++) d[o] = (float)(s[o] - cp[o]) * sc[o] + (bi ? bi[o] : 0.0f);
         }
     }
 }
@@ -392,22 +403,22 @@ vm_conv_prim *vm_qconv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int
     qconv_post *q = calloc(1, sizeof *q);
     if (c) c->q = q;
     if (!c || !q || !(q->comp = malloc((size_t)Cout * sizeof *q->comp)) ||
-        !(q->w_scale = malloc((size_t)Cout * sizeof *q->w_scale)) ||
+        !(q->scale = malloc((size_t)Cout * sizeof *q->scale)) ||
         (bias && !(q->bias = malloc((size_t)Cout * sizeof *q->bias))) ||
-        (pad && !(q->padded = malloc((size_t)B * Hp * Wp * Cin)))) {
+        !(q->u8 = malloc((size_t)B * Hp * Wp * Cin))) {
         if (c) vm_conv_free(c); else free(q);
         vm_errf(err, errlen, "out of memory for an INT8 %dx%d convolution (%d->%d channels, input %dx%d)", k, k, Cin, Cout, H, W);
         return NULL;
     }
-    *q = (qconv_post){B, H, W, Cin, Cout, pad, OH, OW, relu, q->padded, q->comp, q->w_scale, a_scale, q->bias};
+    *q = (qconv_post){B, H, W, Cin, Cout, pad, OH, OW, relu, zp, q->u8, q->comp, q->scale, q->bias, 1.0f / a_scale};
     for (int o = 0; o < Cout; o++) {
         int64_t sw = 0;
         for (size_t i = 0; i < (size_t)Cin * k * k; i++) sw += w8[(size_t)o * Cin * k * k + i];
         q->comp[o] = (int32_t)(zp * sw);
-        q->w_scale[o] = w_scale[o];
+        q->scale[o] = (float)((double)a_scale * w_scale[o]);
         if (bias) q->bias[o] = bias[o];
     }
-    if (pad) memset(q->padded, zp, (size_t)B * Hp * Wp * Cin); /* the border stays zp: a real 0 */
+    if (pad) memset(q->u8, zp, (size_t)B * Hp * Wp * Cin); /* the border stays zp: a real 0 */
     dnnl_dims_t sd = {B, Cin, Hp, Wp}, wd = {Cout, Cin, k, k}, dd = {B, Cout, OH, OW};
     dnnl_dims_t strides = {stride, stride}, nopad = {0, 0};
     dnnl_memory_desc_t src_md, wei_any, wei_user, dst_md;
@@ -445,22 +456,41 @@ vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, i
     return vm_qconv_create_relu_x(x, B, Cin, H, W, Cout, k, stride, pad, w8, w_scale, a_scale, zp, bias, 0, err, errlen);
 }
 
+/* An INT8 convolution's u8 input goes inside its zp border (row by row
+ * when there is one), then oneDNN's s32 sums, then int8_finish. */
+static uint8_t *qconv_row(const qconv_post *q, int b, int y) {
+    int Hp = q->H + 2 * q->pad, Wp = q->W + 2 * q->pad;
+    return q->u8 + (((size_t)b * Hp + y + q->pad) * Wp + q->pad) * q->Cin;
+}
+
+static int qconv_sums(vm_conv_prim *c, float *dst) {
+    if (run_prim(&c->p, c->q->u8, dst)) return -1;
+    int8_finish(c->q, dst);
+    return 0;
+}
+
 int vm_conv_run(vm_conv_prim *c, const float *src, float *dst) {
     qconv_post *q = c->q;
     if (!q) return run_prim(&c->p, src, dst);
-    const uint8_t *u = (const uint8_t *)src;
-    if (q->pad) { /* copy the u8 input inside its zp border */
-        size_t row = (size_t)q->W * q->Cin;
-        int Hp = q->H + 2 * q->pad, Wp = q->W + 2 * q->pad;
+    /* INT8, already quantised by the caller: src is u8 (B*H*W x Cin) */
+    size_t row = (size_t)q->W * q->Cin;
+    for (int b = 0; b < q->B; b++)
+        for (int y = 0; y < q->H; y++) memcpy(qconv_row(q, b, y), (const uint8_t *)src + ((size_t)b * q->H + y) * row, row);
+    return qconv_sums(c, dst);
+}
+
+int vm_qconv_run(vm_conv_prim *c, const float *src, float *dst) {
+    qconv_post *q = c->q;
+    if (!q) return -1;
+    const vm_kernel_table *k = vm_kernels();
+    if (!q->pad)
+        k->quantize_u8(q->u8, src, (size_t)q->B * q->H * q->W, q->Cin, q->Cin, q->inv, (float)q->zp);
+    else
         for (int b = 0; b < q->B; b++)
             for (int y = 0; y < q->H; y++)
-                memcpy(q->padded + (((size_t)b * Hp + y + q->pad) * Wp + q->pad) * q->Cin,
-                       u + ((size_t)b * q->H + y) * row, row);
-        u = q->padded;
-    }
-    if (run_prim(&c->p, u, dst)) return -1;
-    int8_finish(q, dst);
-    return 0;
+                k->quantize_u8(qconv_row(q, b, y), src + ((size_t)b * q->H + y) * q->W * q->Cin, (size_t)q->W, q->Cin,
+                               q->Cin, q->inv, (float)q->zp);
+    return qconv_sums(c, dst);
 }
 
 vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const float *weight_oihw,
