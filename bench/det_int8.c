@@ -1,6 +1,7 @@
 /* det_int8.c - INT8 backbone + FP32 heads vs FP32 on the detection golden
  * photos: calibrates the backbone of tests/data/det_maskrcnn/model.pth on the
- * two photos (minmax, or percentile 99.99 with a second argument), writes
+ * two photos (minmax; percentile 99.99 or dynamic per-row scales with a
+ * second argument "percentile" / "dynamic"), writes
  * det_int8_backbone.safetensors, runs both detectors and reports how many
  * FP32 detections the INT8 run reproduces (same label, box IoU >= 0.9).
  * Build (bench/RESULTS.md): gcc -std=gnu11 -O2 -fopenmp -I include -I src -I . -I quant bench/det_int8.c \
@@ -43,7 +44,13 @@ int main(int argc, char **argv) {
     vm_load_opts lo = {"state_dict", 1};
     vm_model *m = vm_model_load(path, &lo, err, sizeof err);
     if (!m) { puts(err); return 1; }
-    vm_calib_opts co = {argc > 2 ? VM_CALIB_PERCENTILE : VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0};
+    /* second argument: "percentile" (99.99), "dynamic" (per-row input
+     * scales at run time), anything else or none: minmax */
+    const char *var = argc > 2 ? argv[2] : "minmax";
+    /* further arguments: --skip patterns (layers kept FP32) */
+    vm_calib_opts co = {!strcmp(var, "percentile") ? VM_CALIB_PERCENTILE : VM_CALIB_MINMAX, 99.99,
+                        argc > 3 ? (const char *const *)argv + 3 : NULL, argc > 3 ? argc - 3 : 0, 0, 0,
+                        !strcmp(var, "dynamic")};
     vm_calib *cal = vm_calib_begin(m, &co);
     for (int k = 0; k < 2; k++) {
         float *f[4]; for (int i = 0; i < 4; i++) { int C, h, w; vm_feature_shape(m, ps[k].hp, ps[k].wp, i, &C, &h, &w); f[i] = malloc((size_t)C*h*w*4); }

@@ -514,6 +514,9 @@ typedef struct {
     int nskip;
     int int8_head;            /* quantize the classifier head too */
     int int8_convs;           /* run patch-embed / downsample convolutions in INT8 */
+    int dynamic;              /* INT8 linears quantize their inputs per row at run time
+                                 (a scale and zero point per token, no calibrated
+                                 input range): more accurate, a little slower */
 } vm_calib_opts;
 
 typedef struct vm_calib vm_calib;

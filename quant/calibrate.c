@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "quant.h"
+#include "simd/kernels.h"
 #include "core/util.h"
 #include "loaders/safetensors.h"
 
@@ -375,7 +376,15 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
             t[n++] = (vm_st_tensor){.name = p->name, .i8 = q, .ndim = p->ndim,
                                     .shape = {p->shape[0], p->shape[1], p->shape[2], p->shape[3]}};
             t[n++] = (vm_st_tensor){.name = wsn, .data = ws, .ndim = 1, .shape = {rows}};
-            if (s) {
+            if (s && c->o.dynamic && !conv) {
+                /* per-row input scales at run time (load.c dynamic_qlinear) */
+                float *one = OWN(sizeof(float));
+                char *dn = one ? NAME("%.*s.input_dynamic", (int)nl - 7, p->name) : NULL;
+                if (!dn) goto done;
+                one[0] = 1.0f;
+                t[n++] = (vm_st_tensor){.name = dn, .data = one, .ndim = 1, .shape = {1}};
+                nq++;
+            } else if (s) {
                 float *as = OWN(2 * sizeof(float));
                 char *isn = as ? NAME("%.*s.input_scale", (int)nl - 7, p->name) : NULL;
                 char *izn = isn ? NAME("%.*s.input_zero_point", (int)nl - 7, p->name) : NULL;
@@ -447,8 +456,9 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
     }
     char scheme[256];
     snprintf(scheme, sizeof scheme,
-             "{\"weights\": \"s8 symmetric per output channel\", \"activations\": \"u8 asymmetric per tensor\", "
+             "{\"weights\": \"s8 symmetric per output channel\", \"activations\": \"u8 asymmetric per %s\", "
              "\"method\": \"%s\", \"percentile\": %g, \"int8_layers\": %d}",
+             c->o.dynamic ? "row, at run time" : "tensor",
              c->o.method == VM_CALIB_MINMAX ? "minmax" : c->o.method == VM_CALIB_ENTROPY ? "entropy" : "percentile",
              c->o.percentile, nq);
     char arch[512];
@@ -492,6 +502,13 @@ void vm_calib_report(vm_calib *c, FILE *f) {
         double dot = 0, nf = 0, nq = 0, d2 = 0;
         for (int r = 0; r < s->sample_rows; r++) {
             const float *x = s->sample + (size_t)r * K;
+            if (c->o.dynamic) { /* this row's own range, as the run time will (kernels.h quantize_rows_u8) */
+                float lo = 0, hi = 0;
+                int32_t z;
+                for (int k = 0; k < K; k++) lo = x[k] < lo ? x[k] : lo, hi = x[k] > hi ? x[k] : hi;
+                vm_row_qparams(lo, hi, &scale, &z);
+                zp = (int)z;
+            }
             for (int o = 0; o < N; o++) {
                 double yf = 0, yq = 0;
                 for (int k = 0; k < K; k++) {
@@ -507,7 +524,10 @@ void vm_calib_report(vm_calib *c, FILE *f) {
             }
         }
         double cosv = dot / (sqrt(nf * nq) + 1e-30), rel = sqrt(d2 / (nf + 1e-30));
-        fprintf(f, "%-42s %9.6f %9.5f %10.4g %4d%s\n", s->name, cosv, rel, scale, zp, skipped(c, s->name) ? "  (skipped: FP32)" : "");
+        if (c->o.dynamic)
+            fprintf(f, "%-42s %9.6f %9.5f %10s %4s%s\n", s->name, cosv, rel, "per row", "-", skipped(c, s->name) ? "  (skipped: FP32)" : "");
+        else
+            fprintf(f, "%-42s %9.6f %9.5f %10.4g %4d%s\n", s->name, cosv, rel, scale, zp, skipped(c, s->name) ? "  (skipped: FP32)" : "");
         free(q);
         free(ws);
     }

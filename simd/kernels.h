@@ -47,6 +47,18 @@ typedef struct {
     /* INT8 inputs: q[r][k] = (u8) clamp(x[r*ld + k] * inv + zp + 0.5, 0,
      * 255.49) truncated, i.e. round(x / scale) + zp, saturated. */
     void (*quantize_u8)(uint8_t *q, const float *x, size_t M, int K, int ld, float inv, float zp);
+    /* Dynamic INT8 (one scale and zero point per row, asymmetric): per row
+     * r, lo = min(0, min x), hi = max(0, max x), scale = (hi - lo) / 255
+     * (1 when hi == lo), zp = (int)(-lo / scale + 0.5) in [0, 255], and
+     * q[r][k] = (u8)(int)clamp(fma(x, 1 / scale, zp + 0.5), 0, 255.49).
+     * Every variant gives the same bits (min/max are exact, one fma). */
+    void (*quantize_rows_u8)(uint8_t *q, float *scale, int32_t *zp, const float *x, size_t M, int K, int ld);
+    /* ... and back: v = fma((float)(acc[r][n] - zp[r] wsum[n]), scale[r] *
+     * w_scale[n], bias ? bias[n] : 0); C[r][n] = accumulate ? C[r][n] + v : v.
+     * acc is [M][N] (the s32 product of q and W), wsum[n] = sum_k W[n][k].
+     * Bit-identical in every variant. */
+    void (*dequant_rows)(float *C, int ldc, const int32_t *acc, size_t M, int N, const float *scale, const int32_t *zp,
+                         const float *w_scale, const int32_t *wsum, const float *bias, int accumulate);
 } vm_kernel_table;
 
 /* The table in use: chosen by CPU features, or forced by VMAMBA_ISA. */
@@ -67,6 +79,14 @@ static inline int vm_scan_token(int k, int l, int H, int W) {
     return l;
 }
 
+/* One row's scale and zero point from its range (quantize_rows_u8; shared by every variant). */
+static inline void vm_row_qparams(float lo, float hi, float *scale, int32_t *zp) {
+    float s = (hi - lo) / 255.0f;
+    if (!(s > 0.0f)) s = 1.0f;
+    float z = -lo / s + 0.5f;
+    *scale = s;
+    *zp = z <= 0.0f ? 0 : z >= 255.0f ? 255 : (int32_t)z;
+}
 /* torch.nn.functional.softplus with threshold 20. */
 float vm_softplus_ref(float x);
 

@@ -47,6 +47,9 @@ static inline vi vi_and(vi a, int m) { return _mm512_and_si512(a, _mm512_set1_ep
 static inline vi vi_or(vi a, int m) { return _mm512_or_si512(a, _mm512_set1_epi32(m)); }
 static inline vi vi_srl(vi a, int s) { return _mm512_srli_epi32(a, s); }
 static inline vi vi_sub(vi a, int s) { return _mm512_sub_epi32(a, _mm512_set1_epi32(s)); }
+static inline vi vi_load(const int32_t *p) { return _mm512_loadu_si512((const void *)p); }
+static inline vi vi_subv(vi a, vi b) { return _mm512_sub_epi32(a, b); }
+static inline vi vi_mulc(vi a, int m) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(m)); }
 static inline float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
 /* Truncate to int and store as u8 (values already in [0, 255]). */
 static inline void vf_store_u8(uint8_t *p, vf v) { _mm_storeu_si128((__m128i *)p, _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(v))); }
@@ -88,6 +91,9 @@ static inline vi vi_and(vi a, int m) { return _mm256_and_si256(a, _mm256_set1_ep
 static inline vi vi_or(vi a, int m) { return _mm256_or_si256(a, _mm256_set1_epi32(m)); }
 static inline vi vi_srl(vi a, int s) { return _mm256_srli_epi32(a, s); }
 static inline vi vi_sub(vi a, int s) { return _mm256_sub_epi32(a, _mm256_set1_epi32(s)); }
+static inline vi vi_load(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline vi vi_subv(vi a, vi b) { return _mm256_sub_epi32(a, b); }
+static inline vi vi_mulc(vi a, int m) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(m)); }
 static inline float vf_hsum(vf a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -134,6 +140,9 @@ static inline vi vi_and(vi a, int m) { return vandq_s32(a, vdupq_n_s32(m)); }
 static inline vi vi_or(vi a, int m) { return vorrq_s32(a, vdupq_n_s32(m)); }
 static inline vi vi_srl(vi a, int s) { return vreinterpretq_s32_u32(vshlq_u32(vreinterpretq_u32_s32(a), vdupq_n_s32(-s))); }
 static inline vi vi_sub(vi a, int s) { return vsubq_s32(a, vdupq_n_s32(s)); }
+static inline vi vi_load(const int32_t *p) { return vld1q_s32(p); }
+static inline vi vi_subv(vi a, vi b) { return vsubq_s32(a, b); }
+static inline vi vi_mulc(vi a, int m) { return vmulq_n_s32(a, m); }
 static inline float vf_hsum(vf a) { return vaddvq_f32(a); }
 static inline void vf_store_u8(uint8_t *p, vf v) {
     uint16x4_t h = vqmovn_u32(vcvtq_u32_f32(v));

@@ -73,7 +73,7 @@ START_TEST(digits_int8_bf16) {
     float *calib, *test;
     tdigits_images(&calib, &test);
     char err[512], path[64];
-    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0};
+    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0, 0};
     vm_calib *c = vm_calib_begin(m, &co);
     float *f = malloc(200 * 10 * sizeof *f), *b = malloc(200 * 10 * sizeof *b);
     for (int i = 0; i < 100; i += 8)

@@ -103,7 +103,7 @@ vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-c
 [ "$(wc -c < "$T/q1.safetensors")" -lt "$(wc -c < "$M")" ] && ok || bad "INT8 file not smaller"
 vm eval -m "$T/q1.safetensors" --images "$DATA/digits" --labels "$T/test.csv" --json | grep -q '"top1": 0.99' && ok || bad "INT8 eval"
 # entropy clipping and SmoothQuant: working models (top-1 unchanged on the digits)
-for opt in "--method entropy" "--smooth 0.5" "--method percentile --percentile 99.9"; do
+for opt in "--method entropy" "--smooth 0.5" "--method percentile --percentile 99.9" "--dynamic"; do
     vm calibrate -m "$M" --images "$DATA/digits/calib" --size 32 --no-crop -o "$T/qo.safetensors" --quiet $opt 2>"$T/err" &&
         vm eval -m "$T/qo.safetensors" --images "$DATA/digits" --labels "$T/test.csv" --json | grep -q '"top1": 0.99' &&
         ok || bad "calibrate $opt: $(cat "$T/err")"
@@ -327,6 +327,10 @@ vm calibrate -m "$DATA/seg_upernet/model.pth" --images "$T/dcal" -o "$T/segq.saf
 vm calibrate -m "$DM" --images "$T/dcal" --scale 400,240 -o "$T/detq.safetensors" --quiet 2>"$T/err" &&
     vm detect -m "$T/detq.safetensors" "$DATA/det_maskrcnn/flower_crop.png" --scale 400,240 --json "$T/detq.json" >/dev/null 2>>"$T/err" &&
     [ -s "$T/detq.json" ] && ok || bad "calibrate + detect INT8: $(cat "$T/err")"
+vm calibrate -m "$DM" --images "$T/dcal" --scale 400,240 --dynamic -o "$T/detqd.safetensors" --quiet 2>"$T/err" &&
+    grep -q "input_dynamic" "$T/detqd.safetensors" &&
+    vm detect -m "$T/detqd.safetensors" "$DATA/det_maskrcnn/flower_crop.png" --scale 400,240 --json "$T/detqd.json" >/dev/null 2>>"$T/err" &&
+    [ -s "$T/detqd.json" ] && ok || bad "calibrate --dynamic + detect INT8: $(cat "$T/err")"
 vm calibrate -m "$DATA/backbone_v2/model.pth" --images "$T/dcal" --task detect -o "$T/bbq.safetensors" --quiet 2>"$T/err" &&
     vm info "$T/bbq.safetensors" >/dev/null 2>>"$T/err" && ok || bad "calibrate a backbone-only model: $(cat "$T/err")"
 expect_fail "needs a classifier head" vm calibrate -m "$DM" --images "$T/dcal" --task classify -o "$T/q4.safetensors"

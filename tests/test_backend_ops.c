@@ -43,6 +43,7 @@
 #include "ops/backend.h"
 #include "ops/wcache.h"
 #include "ops/dense.h"
+#include "post/det_post.h"
 
 static uint64_t rng = 1;
 static uint32_t next(void) {
@@ -481,6 +482,104 @@ static void test_weights_cache(void) {
     failures += bad;
 }
 
+/* RoIAlign on a 4-level pyramid (the detection heads' op): boxes of every
+ * size (so every level), partly or wholly outside the map, degenerate,
+ * 7x7 and 14x14 outputs, odd channel counts; bit-identical to the host's
+ * vm_roi_align on the level vm_roi_level picks. */
+static void test_roi_align(int n) {
+    tally t = {"roi_align", 0, 0, 0};
+    for (int i = 0; i < n + 2; i++) {
+        int H0 = irand(1, 40), W0 = irand(1, 40), C = irand(1, 19), S = i % 2 ? 14 : 7, nb = i == 0 ? 0 : irand(1, 40);
+        int H[4], W[4];
+        float *maps_h[4], *maps_d[4];
+        for (int l = 0; l < 4; l++) {
+            H[l] = l ? (H[l - 1] + 1) / 2 : H0;
+            W[l] = l ? (W[l - 1] + 1) / 2 : W0;
+            maps_h[l] = rnd((size_t)H[l] * W[l] * C);
+            maps_d[l] = dev(maps_h[l], (size_t)H[l] * W[l] * C);
+        }
+        float *boxes = rnd((size_t)(nb ? nb : 1) * 5);
+        for (int b = 0; b < nb; b++) {
+            float *x = boxes + 5 * b, side = (float)(b % 4 == 0 ? 500 : b % 4 == 1 ? 150 : b % 4 == 2 ? 60 : 3);
+            x[0] = (frand() * 0.75f + 0.25f) * 4 * W0 * 1.2f - 20;
+            x[1] = (frand() * 0.75f + 0.25f) * 4 * H0 * 1.2f - 20;
+            x[2] = x[0] + fabsf(frand()) * side + (b == 5 ? -1 : 0); /* b 5: inverted */
+            x[3] = x[1] + fabsf(frand()) * side;
+            if (b == 7) x[2] = x[0];                                  /* zero width */
+        }
+        char what[96];
+        snprintf(what, sizeof what, "%dx%dx%d, %d boxes, %dx%d", H0, W0, C, nb, S, S);
+        size_t no = (size_t)(nb ? nb : 1) * S * S * C;
+        float *ref = rnd(no), *got = rnd(no), *dy = dev(NULL, no);
+        for (int b = 0; b < nb; b++) {
+            int l = vm_roi_level(boxes + 5 * b, 56.0f, 4);
+            vm_roi_align(maps_h[l], H[l], W[l], C, boxes + 5 * b, 1.0f / (float)(4 << l), S, S, 0, ref + (size_t)b * S * S * C);
+        }
+        t.cases++;
+        const float *mp[4] = {maps_d[0], maps_d[1], maps_d[2], maps_d[3]};
+        if (!be->roi_align) {
+            printf("    FAIL roi_align: the %s backend does not have it\n", be->name);
+            t.bad++;
+        } else if (be->roi_align(be, mp, H, W, 4, C, boxes, 5, nb, S, dy)) {
+            printf("    FAIL roi_align %s: %s\n", what, be->err);
+            t.bad++;
+        } else if (nb) {
+            get(got, dy, (size_t)nb * S * S * C);
+            t.bad += cmp_exact(&t, what, got, ref, (size_t)nb * S * S * C);
+        }
+        for (int l = 0; l < 4; l++) be->free(be, maps_d[l]), free(maps_h[l]);
+        be->free(be, dy);
+        free(boxes), free(ref), free(got);
+    }
+    report(&t, 1);
+}
+
+/* The mask head's per-class logits after the deconvolution: bit-identical
+ * to the plain loop (the channel sum in order, no FMA on the device). */
+static void test_mask_logits(int n) {
+    tally t = {"mask_logits", 0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        int nr = irand(1, 6), S = irand(1, 8), Cm = irand(1, 70), nc = irand(1, 9);
+        size_t nu = (size_t)nr * S * S * 4 * Cm, no = (size_t)nr * 4 * S * S;
+        float *up = rnd(nu), *ub = rnd(Cm), *lw = rnd((size_t)nc * Cm), *lb = rnd(nc), *ref = rnd(no), *got = rnd(no);
+        int *lab = malloc(sizeof(int) * nr);
+        for (int r = 0; r < nr; r++) lab[r] = irand(0, nc - 1);
+        for (int r = 0; r < nr; r++)
+            for (int y = 0; y < S; y++)
+                for (int x = 0; x < S; x++)
+                    for (int q = 0; q < 4; q++) {
+                        const float *u = up + (((size_t)r * S + y) * S + x) * 4 * Cm + (size_t)q * Cm, *w = lw + (size_t)lab[r] * Cm;
+                        float acc = 0.0f;
+                        for (int c = 0; c < Cm; c++) {
+                            float v = u[c] + ub[c];
+                            acc += (v > 0.0f ? v : 0.0f) * w[c];
+                        }
+                        ref[((size_t)r * 2 * S + 2 * y + q / 2) * 2 * S + 2 * x + q % 2] = acc + lb[lab[r]];
+                    }
+        char what[64];
+        snprintf(what, sizeof what, "%d RoIs %dx%d, Cm %d, %d classes", nr, S, S, Cm, nc);
+        t.cases++;
+        const float *wb = be->weights(be, ub, Cm), *ww = be->weights(be, lw, (size_t)nc * Cm), *wl = be->weights(be, lb, nc);
+        float *du = dev(up, nu), *dy = dev(NULL, no);
+        if (!be->mask_logits || !wb || !ww || !wl) {
+            printf("    FAIL mask_logits %s: %s\n", what, be->mask_logits ? be->err : "no such op");
+            t.bad++;
+        } else if (be->mask_logits(be, du, nr, S, Cm, wb, ww, wl, lab, dy)) {
+            printf("    FAIL mask_logits %s: %s\n", what, be->err);
+            t.bad++;
+        } else {
+            get(got, dy, no);
+            t.bad += cmp_exact(&t, what, got, ref, no);
+        }
+        if (wb) be->free_weights(be, wb);
+        if (ww) be->free_weights(be, ww);
+        if (wl) be->free_weights(be, wl);
+        be->free(be, du);
+        be->free(be, dy);
+        free(up), free(ub), free(lw), free(lb), free(ref), free(got), free(lab);
+    }
+    report(&t, 1);
+}
 int test_backbone_ops(int cases, uint64_t seed); /* test_backbone_ops.c */
 
 int main(int argc, char **argv) {
@@ -509,6 +608,8 @@ int main(int argc, char **argv) {
     test_avgpool(n);
     test_upsample_add(n);
     test_subsample2(n);
+    test_roi_align(n);
+    test_mask_logits(n);
     test_weights_cache();
     /* the backbone's ops (net/backbone.h) are the CPU backend's; CUDA's
      * are checked end to end by the goldens on the device (golden_cuda) */

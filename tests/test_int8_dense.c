@@ -221,7 +221,7 @@ static void calibrate(const char *model_path, const char *const *photos, int n, 
     char err[512];
     vm_model *m = vm_model_load(model_path, NULL, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
-    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, skip, nskip, 0, 0};
+    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, skip, nskip, 0, 0, 0};
     /* through the public API, as `vmamba calibrate` does */
     vm_calib_dense *d = vm_calib_dense_new(m, pad32 ? VM_CALIB_TASK_DETECT : VM_CALIB_TASK_SEGMENT, sw, sh, with_head, err,
                                            sizeof err);

@@ -49,7 +49,7 @@ START_TEST(shared_model_int8) {
     ck_assert_msg(m, "%s", e);
     vm_npy in;
     tload(&in, tdata("v2_s1/input.npy"));
-    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 1, 1};
+    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 1, 1, 0};
     vm_calib *c = vm_calib_begin(m, &co);
     ck_assert_msg(c, "%s", vm_model_error(m));
     vm_info I;

@@ -15,7 +15,7 @@ static int make_int8(const char *data, const char *out) {
     snprintf(path, sizeof path, "%s/v2_s1/model.pth", data);
     vm_model *m = vm_model_load(path, NULL, e, sizeof e);
     if (!m) return fprintf(stderr, "%s\n", e), -1;
-    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 1, 1};
+    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 1, 1, 0};
     vm_calib *c = vm_calib_begin(m, &co);
     static float x[2 * 3 * 48 * 48];
     for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;

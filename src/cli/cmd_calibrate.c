@@ -174,7 +174,7 @@ static int run_dense(vm_calib_dense *d, vm_calib *cal, dir_ctx *dc, const vm_npy
 int cmd_calibrate(int argc, char **argv) {
     const char *model = NULL, *dir = NULL, *inputs = NULL, *out = NULL, *key = NULL, *method = "minmax", *task = "auto";
     int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0, int8_pe = 0, npos = 0;
-    int scale[2] = {0, 0}, fp32_head = 0;
+    int scale[2] = {0, 0}, fp32_head = 0, dynamic = 0;
     vm_calib_dense *dense = NULL;
     double pct = 99.99, smooth = -1;
     str_list skip = {calloc((size_t)argc + 1, sizeof(char *)), 0};
@@ -198,6 +198,7 @@ int cmd_calibrate(int argc, char **argv) {
         {CLI_OPT_FN, "--skip", 0, &skip, "PATTERN", "keep layers matching PATTERN (fnmatch or substring of the\nweight's name) FP32, weights too; repeatable, e.g.\n--skip classifier.head, --skip decode_head.conv_seg", .fn = add_skip},
         {CLI_OPT_FLAG, "--int8-head", 0, &int8_head, NULL, "run the classifier head in INT8 too (default: s8 storage,\nFP32 compute: its error goes straight into the logits)"},
         {CLI_OPT_FLAG, "--int8-convs", 0, &int8_pe, NULL, "run the patch-embed and downsample convolutions in INT8\ntoo (default: s8 storage, FP32 compute; check --report)"},
+        {CLI_OPT_FLAG, "--dynamic", 0, &dynamic, NULL, "INT8 linear layers quantize their inputs per token at run\ntime (a scale and zero point per row) instead of with one\ncalibrated range: closer to FP32, a little slower"},
         {CLI_OPT_CHOICE, "--task", 0, &task, "T", "auto (default: from the model's heads), classify, segment\nor detect: the preprocessing the images go through\n(segment/detect: OpenCV decode, keep-ratio resize to fit\n--scale; a backbone-only model defaults to segment)", .choices = tasks},
         {CLI_OPT_WH, "--scale", 0, scale, "W,H", "segment/detect: resize to fit W,H (2048,512 segment;\n1333,800 detect, padded to multiples of 32)", .lo = 32, .hi = 16384},
         {CLI_OPT_FLAG, "--fp32-head", 0, &fp32_head, NULL, "segment: keep the UPerHead FP32 (default: its\nconvolutions INT8)"},
@@ -219,7 +220,7 @@ int cmd_calibrate(int argc, char **argv) {
         rc = 2;
         goto done;
     }
-    vm_calib_opts co = {VM_CALIB_MINMAX, pct, skip.v, skip.n, int8_head, int8_pe};
+    vm_calib_opts co = {VM_CALIB_MINMAX, pct, skip.v, skip.n, int8_head, int8_pe, dynamic};
     if (!strcmp(method, "percentile")) co.method = VM_CALIB_PERCENTILE;
     else if (!strcmp(method, "entropy")) co.method = VM_CALIB_ENTROPY;
     cli_threads(threads);

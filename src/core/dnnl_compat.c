@@ -580,6 +580,50 @@ done:
 
 int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C) { return run_prim(&q->p, A, C); }
 
+/* Dynamic (per-row) INT8: the bare integer product, no scales, no zero
+ * point, no bias (src/model/forward.c quantizes each row and dequantizes
+ * with the row's scale and zero point: oneDNN 2.x's output scales are per
+ * column only). */
+#if DNNL_VERSION_MAJOR >= 3
+vm_qmatmul *vm_qmatmul_create_s32_x(vm_dnnl_exec *x, int M, int N, int K, int lda, const int8_t *W, char *err,
+                                    size_t errlen) {
+    vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
+    return NULL;
+}
+#else
+vm_qmatmul *vm_qmatmul_create_s32_x(vm_dnnl_exec *x, int M, int N, int K, int lda, const int8_t *W, char *err,
+                                    size_t errlen) {
+    if (engine_ok(err, errlen)) return NULL;
+    vm_qmatmul *q = calloc(1, sizeof *q);
+    if (!q) {
+        vm_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    dnnl_memory_desc_t src, wany, wusr, dst;
+    dnnl_dims_t sd = {M, K}, ss = {lda, 1}, wd = {K, N}, ws = {1, K}, dd = {M, N};
+    dnnl_memory_desc_init_by_strides(&src, 2, sd, dnnl_u8, ss);
+    dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_strides(&wusr, 2, wd, dnnl_s8, ws);
+    dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_s32, dnnl_ab);
+    dnnl_primitive_attr_t attr = user_scratch_attr();
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_matmul_desc_t md;
+    int ok = attr && dnnl_matmul_desc_init(&md, &src, &wany, NULL, &dst) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL) == dnnl_success && !prim_make(&q->p, pd, x, NULL, NULL) &&
+             !pack_weights(pd, &wusr, W, &q->p.wei);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok) {
+        vm_errf(err, errlen, "oneDNN: cannot create an INT8 matmul with s32 output (%d x %d x %d)", M, N, K);
+        vm_qmatmul_free(q);
+        return NULL;
+    }
+    return q;
+}
+#endif
+
+int vm_qmatmul_run_s32(vm_qmatmul *q, const uint8_t *A, int32_t *C) { return run_prim(&q->p, A, C); }
+
 vm_qmatmul *vm_qmatmul_create(int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale, float a_scale,
                               int zp, const float *bias, int gelu, int accumulate, char *err, size_t errlen) {
     return vm_qmatmul_create_x(NULL, M, N, K, lda, ldc, W, w_scale, a_scale, zp, bias, gelu, accumulate, err, errlen);

@@ -65,6 +65,12 @@ vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, i
                               float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
                               size_t errlen);
 int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C);
+/* Dynamic INT8 (per-row activation scales): acc[M][N] = A[M][K] W[N][K]^T
+ * exactly in s32 (u8 A with leading dim lda, s8 W packed at creation);
+ * the caller applies the row and column scales. Same free function. */
+vm_qmatmul *vm_qmatmul_create_s32_x(vm_dnnl_exec *x, int M, int N, int K, int lda, const int8_t *W, char *err,
+                                    size_t errlen);
+int vm_qmatmul_run_s32(vm_qmatmul *q, const uint8_t *A, int32_t *C);
 void vm_qmatmul_free(vm_qmatmul *q);
 
 /* FP32 weights W[N][K] packed once (at model load) into the layout

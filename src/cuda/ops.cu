@@ -25,6 +25,8 @@
 #include "ops/backend.h"
 #include "ops/wcache.h"
 
+extern "C" int vm_roi_level(const float box[4], float finest_scale, int nlevels); /* post/det_post.h */
+
 namespace {
 
 struct impl {
@@ -34,6 +36,8 @@ struct impl {
     float *ws;      /* im2col workspace */
     size_t ws_n;
     vm_wcache wc;   /* the weights' device copies, one per host array (wcache.h) */
+    float *roi;     /* roi_align's boxes and levels, grown to the largest n */
+    size_t roi_n;
 };
 
 /* im2col chunks: at most this many floats (256 MiB) per chunk */
@@ -63,6 +67,84 @@ int launched(vm_be *be, const char *what) {
 }
 
 /* ---- kernels --------------------------------------------------------- */
+
+/* The mask head's per-class 1x1 logits after the deconvolution (backend.h
+ * mask_logits): one thread per output pixel, the channel sum in order with
+ * round-to-nearest (no FMA), as the CPU loop. lab: the RoIs' labels. */
+__global__ void k_mask_logits(const float *up, int n, int S, int Cm, const float *up_b, const float *lw, const float *lb,
+                              const int *lab, float *logits) {
+    size_t total = (size_t)n * S * S * 4;
+    const int S2 = 2 * S;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        int q = (int)(i % 4);
+        size_t px = i / 4;
+        int x = (int)(px % S), y = (int)((px / S) % S);
+        size_t r = px / ((size_t)S * S);
+        const float *u = up + px * 4 * Cm + (size_t)q * Cm, *w = lw + (size_t)lab[r] * Cm;
+        float acc = 0.0f;
+        for (int c = 0; c < Cm; c++) {
+            float v = __fadd_rn(u[c], up_b[c]);
+            acc = __fadd_rn(acc, __fmul_rn(v > 0.0f ? v : 0.0f, w[c]));
+        }
+        logits[((size_t)r * S2 + 2 * y + q / 2) * S2 + 2 * x + q % 2] = __fadd_rn(acc, lb[lab[r]]);
+    }
+}
+
+/* RoIAlign on a pyramid of up to 4 NHWC maps (roi_align below). */
+struct roi_maps {
+    const float *p[4];
+    int H[4], W[4];
+};
+
+/* src/post/roi_align.c's vm_roi_align for one output element (box r, bin
+ * ph, pw, channel c): the same float operations in the same order, each
+ * rounded to nearest (no FMA contraction), so the result is the host's
+ * bit for bit. boxes: (n, 4); lev: the box's level as float (host-chosen). */
+__global__ void k_roi_align(roi_maps m, int C, const float *boxes, const float *lev, int n, int S, float *out) {
+    size_t total = (size_t)n * S * S * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        int c = (int)(i % C);
+        size_t bin = i / C;
+        int pw = (int)(bin % S), ph = (int)((bin / S) % S);
+        size_t r = bin / ((size_t)S * S);
+        int l = (int)lev[r], H = m.H[l], W = m.W[l];
+        const float *f = m.p[l];
+        const float *b = boxes + 4 * r;
+        const float scale = __fdiv_rn(1.0f, (float)(4 << l)), off = 0.5f;
+        float sw = __fsub_rn(__fmul_rn(b[0], scale), off), sh = __fsub_rn(__fmul_rn(b[1], scale), off);
+        float ew = __fsub_rn(__fmul_rn(b[2], scale), off), eh = __fsub_rn(__fmul_rn(b[3], scale), off);
+        float rw = __fsub_rn(ew, sw), rh = __fsub_rn(eh, sh);
+        float bh = __fdiv_rn(rh, (float)S), bw = __fdiv_rn(rw, (float)S);
+        float gh = ceilf(__fdiv_rn(rh, (float)S)), gw = ceilf(__fdiv_rn(rw, (float)S));
+        int grid_h = (gh >= 0.0f && gh < 65536.0f) ? (int)gh : 0, grid_w = (gw >= 0.0f && gw < 65536.0f) ? (int)gw : 0;
+        int cnt = grid_h * grid_w;
+        float count = (float)(cnt > 1 ? cnt : 1);
+        float acc = 0.0f;
+        for (int iy = 0; iy < grid_h; iy++) {
+            float y = __fadd_rn(__fadd_rn(sh, __fmul_rn((float)ph, bh)),
+                                __fdiv_rn(__fmul_rn(__fadd_rn((float)iy, 0.5f), bh), (float)grid_h));
+            for (int ix = 0; ix < grid_w; ix++) {
+                float x = __fadd_rn(__fadd_rn(sw, __fmul_rn((float)pw, bw)),
+                                    __fdiv_rn(__fmul_rn(__fadd_rn((float)ix, 0.5f), bw), (float)grid_w));
+                if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) continue; /* all weights 0 */
+                float yy = y <= 0 ? 0.0f : y, xx = x <= 0 ? 0.0f : x;
+                int yl = (int)yy, xl = (int)xx, yh, xh;
+                if (yl >= H - 1) { yh = yl = H - 1; yy = (float)yl; } else yh = yl + 1;
+                if (xl >= W - 1) { xh = xl = W - 1; xx = (float)xl; } else xh = xl + 1;
+                float ly = __fsub_rn(yy, (float)yl), lx = __fsub_rn(xx, (float)xl);
+                float hy = __fsub_rn(1.0f, ly), hx = __fsub_rn(1.0f, lx);
+                float w1 = __fmul_rn(hy, hx), w2 = __fmul_rn(hy, lx), w3 = __fmul_rn(ly, hx), w4 = __fmul_rn(ly, lx);
+                if (w1 == 0.0f && w2 == 0.0f && w3 == 0.0f && w4 == 0.0f) continue;
+                float v = __fadd_rn(__fadd_rn(__fadd_rn(__fmul_rn(w1, f[((size_t)yl * W + xl) * C + c]),
+                                                        __fmul_rn(w2, f[((size_t)yl * W + xh) * C + c])),
+                                              __fmul_rn(w3, f[((size_t)yh * W + xl) * C + c])),
+                                    __fmul_rn(w4, f[((size_t)yh * W + xh) * C + c]));
+                acc = __fadd_rn(acc, v);
+            }
+        }
+        out[i] = __fdiv_rn(acc, count);
+    }
+}
 
 __global__ void k_im2col(float *col, const float *in, int H, int W, int C, int k, int st, int p, int OH, int OW,
                          size_t row0, size_t nrows) {
@@ -386,6 +468,67 @@ int c_subsample2(vm_be *be, const float *src, int H, int W, int C, float *dst) {
     return launched(be, "stride-2 subsample");
 }
 
+int c_roi_align(vm_be *be, const float *const *maps, const int *H, const int *W, int nlev, int C, const float *boxes,
+                int bstride, int n, int S, float *out) {
+    if (n <= 0) return 0;
+    if (nlev < 1 || nlev > 4) return fail(be, "CUDA roi_align: %d levels (1..4)", nlev);
+    if (cur(be)) return -1;
+    impl *p = I(be);
+    size_t need = (size_t)n * 5;
+    if (need > p->roi_n) {
+        if (p->s) cudaStreamSynchronize(p->s); /* the old buffer may still be read */
+        cudaFree(p->roi);
+        p->roi = NULL;
+        p->roi_n = 0;
+        if (!(p->roi = c_alloc(be, need))) return -1;
+        p->roi_n = need;
+    }
+    /* boxes (n, 4) then each box's level (as float), chosen on the host by
+     * the same vm_roi_level the CPU uses */
+    float *h = (float *)malloc(sizeof(float) * need);
+    if (!h) return fail(be, "out of memory for %d RoIs", n);
+    for (int i = 0; i < n; i++) {
+        const float *b = boxes + (size_t)i * bstride;
+        memcpy(h + 4 * (size_t)i, b, 4 * sizeof(float));
+        h[(size_t)4 * n + i] = (float)vm_roi_level(b, 56.0f, nlev);
+    }
+    cudaError_t e = cudaMemcpyAsync(p->roi, h, sizeof(float) * need, cudaMemcpyHostToDevice, p->s);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(p->s); /* h is freed below */
+    free(h);
+    if (e != cudaSuccess) return fail(be, "CUDA roi_align upload: %s", cudaGetErrorString(e));
+    roi_maps m;
+    for (int l = 0; l < 4; l++) {
+        m.p[l] = maps[l < nlev ? l : 0];
+        m.H[l] = H[l < nlev ? l : 0];
+        m.W[l] = W[l < nlev ? l : 0];
+    }
+    k_roi_align<<<grid((size_t)n * S * S * C), T, 0, p->s>>>(m, C, p->roi, p->roi + (size_t)4 * n, n, S, out);
+    return launched(be, "RoIAlign");
+}
+
+int c_mask_logits(vm_be *be, const float *up, int n, int S, int Cm, const float *up_b, const float *lw, const float *lb,
+                  const int *labels, float *logits) {
+    if (n <= 0) return 0;
+    if (cur(be)) return -1;
+    impl *p = I(be);
+    size_t need = (size_t)n; /* the labels, as ints in the float buffer */
+    if (need > p->roi_n) {
+        if (p->s) cudaStreamSynchronize(p->s);
+        cudaFree(p->roi);
+        p->roi = NULL;
+        p->roi_n = 0;
+        if (!(p->roi = c_alloc(be, need))) return -1;
+        p->roi_n = need;
+    }
+    static_assert(sizeof(int) == sizeof(float), "labels share the float buffer");
+    /* synchronous from pageable memory: labels may change after return */
+    cudaError_t e = cudaMemcpyAsync(p->roi, labels, sizeof(int) * (size_t)n, cudaMemcpyHostToDevice, p->s);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(p->s);
+    if (e != cudaSuccess) return fail(be, "CUDA mask logits upload: %s", cudaGetErrorString(e));
+    k_mask_logits<<<grid((size_t)n * S * S * 4), T, 0, p->s>>>(up, n, S, Cm, up_b, lw, lb, (const int *)p->roi, logits);
+    return launched(be, "mask logits");
+}
+
 void c_release(vm_be *be) {
     impl *p = I(be);
     if (!p) return;
@@ -393,6 +536,7 @@ void c_release(vm_be *be) {
     if (p->s) cudaStreamSynchronize(p->s);
     vm_wcache_clear(&p->wc, be, drop_dev);
     cudaFree(p->ws);
+    cudaFree(p->roi);
     if (p->blas) cublasDestroy(p->blas);
     if (p->s) cudaStreamDestroy(p->s);
     free(p);
@@ -456,6 +600,8 @@ extern "C" vm_be *vm_be_cuda_new(int device, char *err, size_t errlen) {
     be->avgpool = c_avgpool;
     be->upsample_add = c_upsample_add;
     be->subsample2 = c_subsample2;
+    be->roi_align = c_roi_align;
+    be->mask_logits = c_mask_logits;
     be->release = c_release;
     return be;
 }

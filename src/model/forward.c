@@ -27,6 +27,9 @@ const char *const vm_op_names[VM_OP_COUNT] = {"patch_embed", "layernorm", "in_pr
 void vm_plan_free(vm_plan *p) {
     free(p->arena);
     free(p->qbuf);
+    free(p->qacc);
+    free(p->qrow_scale);
+    free(p->qrow_zp);
     free(p->xacc);
     free(p->xq8);
     vm_xnn_pool_free(p->xpool);
@@ -81,14 +84,23 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
     p->nlin = n;
     int rc = 0;
     char e[256];
-    size_t xacc = 0, xq8 = 0;
+    size_t xacc = 0, xq8 = 0, qacc = 0, qrows = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         const vm_lin_slot *L = &v[i];
         int st = L->rows_stage, M;
         if (st < 0) M = B;
         else if (st >= 10) M = B * ((p->h[st - 10] + 1) / 2) * ((p->w[st - 10] + 1) / 2);
         else M = B * p->h[st] * p->w[st];
-        if (L->q && L->q->x) {
+        if (L->q && L->q->dynamic) {
+            /* dynamic INT8: the bare s32 product; scales, bias, GELU and
+             * the residual add in vm_linear */
+            const vm_qlinear *q = L->q;
+            p->lin[i].q = vm_qmatmul_create_s32_x(c->dx, M, q->N, q->K, q->K, q->w, e, sizeof e);
+            if (!p->lin[i].q) rc = vm_ctx_fail(c, VM_ERR_BACKEND, "%s", e);
+            if ((size_t)M * q->K > *qbytes) *qbytes = (size_t)M * q->K;
+            if ((size_t)M * q->N > qacc) qacc = (size_t)M * q->N;
+            if ((size_t)M > qrows) qrows = (size_t)M;
+        } else if (L->q && L->q->x) {
             /* XNNPACK INT8: the model's operator; s8 output in p->xq8 */
             if ((size_t)M * L->q->K > *qbytes) *qbytes = (size_t)M * L->q->K;
             if ((size_t)M * L->q->N > xq8) xq8 = (size_t)M * L->q->N;
@@ -112,6 +124,10 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
     free(v);
     if (!rc && xacc && !(p->xacc = malloc(xacc * sizeof *p->xacc)))
         rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu floats of GEMM output)", xacc);
+    if (!rc && qacc &&
+        (!(p->qacc = malloc(qacc * sizeof *p->qacc)) || !(p->qrow_scale = malloc(qrows * sizeof *p->qrow_scale)) ||
+         !(p->qrow_zp = malloc(qrows * sizeof *p->qrow_zp))))
+        rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu s32 of dynamic INT8 GEMM output)", qacc);
     if (!rc && xq8 && !(p->xq8 = malloc(xq8)))
         rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu bytes of INT8 GEMM output)", xq8);
     return rc;

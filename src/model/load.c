@@ -306,6 +306,43 @@ static float *s8_rows_param(vm_model *m, struct vm_wsrc *src, const char *name, 
     return *fail ? NULL : w;
 }
 
+/* A dynamic INT8 layer (`calibrate --dynamic`): s8 weights with
+ * ".weight_scale" and the marker ".input_dynamic" (1) instead of an input
+ * scale: its activations are quantized per row at run time. */
+static vm_qlinear *dynamic_qlinear(vm_model *m, struct vm_wsrc *src, const char *prefix, const int8_t *w, int N, int K,
+                                   int *fail) {
+    char nm[200];
+    snprintf(nm, sizeof nm, "%s.input_dynamic", prefix);
+    const float *mk = param(m, src, nm, 1, (int64_t[]){1}, INIT_ZEROS, 0, 0, fail);
+    if (*fail) return NULL;
+    if (mk[0] != 1.0f) {
+        vm_errf(m->err, sizeof m->err, "%s: '%s' must be 1", src->ck->path, nm);
+        *fail = 1;
+        return NULL;
+    }
+    vm_qlinear *q = try_alloc(m, src, sizeof(vm_qlinear), prefix);
+    int32_t *ws = q ? try_alloc(m, src, (size_t)N * sizeof(int32_t), prefix) : NULL;
+    if (!ws) {
+        *fail = 1;
+        return NULL;
+    }
+    for (int n = 0; n < N; n++) {
+        int32_t t = 0;
+        for (int k = 0; k < K; k++) t += w[(size_t)n * K + k];
+        ws[n] = t;
+    }
+    q->w = w;
+    q->N = N;
+    q->K = K;
+    q->dynamic = 1;
+    q->w_sum = ws;
+    snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
+    q->w_scale = scales(m, src, nm, N, fail);
+    if (*fail) return NULL;
+    m->quantized = 1;
+    return q;
+}
+
 /* A calibrated INT8 linear layer "<prefix>.weight" (s8) with
  * ".weight_scale", ".input_scale", ".input_zero_point"; NULL if FP32.
  * An s8 weight without input scale is INT8 storage only: it is
@@ -317,6 +354,10 @@ static vm_qlinear *qlinear(vm_model *m, struct vm_wsrc *src, const char *prefix,
     const int8_t *w = int8_param(m, src, nm, N, K, fail);
     if (!w) return NULL;
     snprintf(nm, sizeof nm, "%s.input_scale", prefix);
+    char dn[200];
+    snprintf(dn, sizeof dn, "%s.input_dynamic", prefix);
+    const int dynamic = !vm_checkpoint_find(src->ck, nm) && vm_checkpoint_find(src->ck, dn);
+    if (dynamic) return dynamic_qlinear(m, src, prefix, w, N, K, fail);
     if (!vm_checkpoint_find(src->ck, nm)) {
         snprintf(nm, sizeof nm, "%s.weight_scale", prefix);
         const float *sc = scales(m, src, nm, N, fail);

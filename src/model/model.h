@@ -39,6 +39,8 @@ typedef struct {
     float o_scale;            /* output range (u8 scale, zero point) when the file */
     int o_zp;                 /* has it (0: absent); the XNNPACK path needs it */
     vm_xop *x;                /* XNNPACK path: the qc8 operator, or NULL (oneDNN) */
+    int dynamic;              /* activations quantized per row at run time (a_scale, */
+    const int32_t *w_sum;     /* a_zp unused); w_sum[n] = sum_k w[n][k]              */
 } vm_qlinear;
 
 /* An FP32 linear layer whose weights were packed for oneDNN's matmul at
@@ -110,6 +112,9 @@ typedef struct {
     float *x, *t0, *t1, *t2, *t3, *t4, *t5;
     float *feat[4];           /* backbones: outnorm_i maps, NHWC, kept for heads */
     uint8_t *qbuf;            /* quantized GEMM input, INT8 models */
+    int32_t *qacc;            /* dynamic INT8: the s32 product, */
+    float *qrow_scale;        /* and each row's scale and zero point */
+    int32_t *qrow_zp;
     vm_conv_prim *pe1, *pe2, *ds[3];
     vm_lin_prim *lin;         /* [nlin], in vm_linears() order */
     size_t nlin;

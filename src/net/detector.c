@@ -185,10 +185,9 @@ void vm_detection_mask_full(const vm_detections *r, int i, uint8_t *full) {
 
 static double now_ms(void) { return omp_get_wtime() * 1e3; }
 
-vm_detections *vm_ctx_detect_tensor_given_proposals(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp,
-                                                    int img_h, int img_w, int ori_h, int ori_w, double scale_w,
-                                                    double scale_h, const vm_detect_opts *o, det_trace_fn trace,
-                                                    void *user, const float *props, int nprops) {
+vm_detections *vm_ctx_detect_tensor_given(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
+                                          int img_w, int ori_h, int ori_w, double scale_w, double scale_h,
+                                          const vm_detect_opts *o, det_trace_fn trace, void *user, const det_given *g) {
     if (!c || !d) return NULL;
     c->status = VM_OK;
     c->err[0] = 0;
@@ -220,12 +219,22 @@ vm_detections *vm_ctx_detect_tensor_given_proposals(vm_ctx *c, const vm_detector
     if (!r) { vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory"); return NULL; }
     r->height = ori_h;
     r->width = ori_w;
-    if (props && nprops < 0) {
-        vm_ctx_fail(c, VM_ERR_INPUT, "negative proposal count");
+    det_given none = {0};
+    if (!g) g = &none;
+    if ((g->props && g->nprops < 0) || (g->dets && (g->ndets < 0 || !g->labels))) {
+        vm_ctx_fail(c, VM_ERR_INPUT, "given proposals or detections: negative count or no labels");
         vm_detections_free(r);
         return NULL;
     }
-    det_io io = {img_h, img_w, ori_h, ori_w, scale_w, scale_h, *o, trace, user, r, props, nprops};
+    if (g->dets)
+        for (int i = 0; i < g->ndets; i++)
+            if (g->labels[i] < 0 || g->labels[i] >= vm_detector_num_classes(d)) {
+                vm_ctx_fail(c, VM_ERR_INPUT, "given detection %d: label %d out of range", i, g->labels[i]);
+                vm_detections_free(r);
+                return NULL;
+            }
+    det_io io = {img_h, img_w, ori_h, ori_w, scale_w, scale_h, *o, trace, user, r,
+                 g->props, g->nprops, g->dets, g->labels, g->ndets};
     double t0 = now_ms();
     if (vm_ctx_run_head(c, &vm_maskrcnn_head_ops, d->head, chw, 1, hp, wp, &io)) {
         vm_detections_free(r);
@@ -239,8 +248,7 @@ vm_detections *vm_ctx_detect_tensor_given_proposals(vm_ctx *c, const vm_detector
 vm_detections *vm_ctx_detect_tensor_traced(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h,
                                            int img_w, int ori_h, int ori_w, double scale_w, double scale_h,
                                            const vm_detect_opts *o, det_trace_fn trace, void *user) {
-    return vm_ctx_detect_tensor_given_proposals(c, d, chw, hp, wp, img_h, img_w, ori_h, ori_w, scale_w, scale_h, o, trace,
-                                                user, NULL, 0);
+    return vm_ctx_detect_tensor_given(c, d, chw, hp, wp, img_h, img_w, ori_h, ori_w, scale_w, scale_h, o, trace, user, NULL);
 }
 
 vm_detections *vm_ctx_detect_tensor(vm_ctx *c, const vm_detector *d, const float *chw, int hp, int wp, int img_h, int img_w,

@@ -110,6 +110,22 @@ static int xnn_int8(vm_ctx *c, const vm_qlinear *q, int M, int N, float *C, int 
 int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
                   int K, const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate) {
     if (c->observe) c->observe(c->observe_user, name, A, (size_t)M, K, lda, W, N);
+    if (q && q->dynamic) {
+        /* per-row scales: quantize each row, the exact s32 product, then
+         * row scale x column scale (+ bias) in one pass; GELU after */
+        if (gelu && accumulate) return -1; /* no layer is both (vm_linears) */
+        const vm_kernel_table *kt = vm_kernels();
+        vm_plan *p = &c->plan;
+        kt->quantize_rows_u8(p->qbuf, p->qrow_scale, p->qrow_zp, A, (size_t)M, K, lda);
+        if (vm_qmatmul_run_s32(p->lin[q->slot].q, p->qbuf, p->qacc)) return -1;
+        kt->dequant_rows(C, ldc, p->qacc, (size_t)M, N, p->qrow_scale, p->qrow_zp, q->w_scale, q->w_sum, bias, accumulate);
+        if (gelu) {
+            if (ldc == N) kt->gelu(C, C, (size_t)M * N);
+            else
+                for (int r = 0; r < M; r++) kt->gelu(C + (size_t)r * ldc, C + (size_t)r * ldc, (size_t)N);
+        }
+        return 0;
+    }
     if (q) {
         vm_kernels()->quantize_u8(c->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
         if (q->x) return xnn_int8(c, q, M, N, C, ldc, gelu, accumulate);

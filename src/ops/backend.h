@@ -81,6 +81,23 @@ struct vm_be {
     int (*upsample_add)(vm_be *be, float *dst, int Ho, int Wo, const float *src, int Hi, int Wi, int C);
     /* max_pool2d(kernel 1, stride 2): dst ((H+1)/2, (W+1)/2, C) = src[2y][2x]. */
     int (*subsample2)(vm_be *be, const float *src, int H, int W, int C, float *dst);
+    /* RoIAlign (mmcv / torchvision: aligned, adaptive sampling ratio,
+     * average) of n boxes on an FPN pyramid, so that the maps never leave
+     * the backend: box i (host array: x1 y1 x2 y2 at boxes + i * bstride,
+     * resized frame) is pooled on level l = vm_roi_level(box, 56, nlev) of
+     * maps[l] (backend memory, (H[l], W[l], C), stride 4 << l) into out + i
+     * S S C ((S, S, C), backend memory). Bit for bit what vm_roi_align
+     * (post/det_post.h) gives on the host. n == 0 does nothing. */
+    int (*roi_align)(vm_be *be, const float *const *maps, const int *H, const int *W, int nlev, int C,
+                     const float *boxes, int bstride, int n, int S, float *out);
+    /* The FCN mask head's last two steps for n RoIs, only the RoI's own
+     * class: up (n, S, S, 4 Cm) is the k2 s2 deconvolution's GEMM output
+     * (per input pixel, rows (i, j, co)); logits (n, 2S, 2S) get
+     * lb[l] + sum over c in order of relu(up[y][x][i][j][c] + up_b[c]) *
+     * lw[l][c] at (2y + i, 2x + j), l = labels[r] (host ints). up_b (Cm),
+     * lw (ncls, Cm), lb (ncls) from weights(); up, logits backend memory. */
+    int (*mask_logits)(vm_be *be, const float *up, int n, int S, int Cm, const float *up_b, const float *lw,
+                       const float *lb, const int *labels, float *logits);
     void (*release)(vm_be *be);
 };
 

@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "dense.h"
 #include "wcache.h"
+#include "../post/det_post.h"
 #include "../core/dnnl_compat.h"
 #include "../core/util.h"
 #include "../../simd/kernels.h"
@@ -171,6 +172,44 @@ static int c_subsample2(vm_be *be, const float *src, int H, int W, int C, float 
     return 0;
 }
 
+/* Host memory (also the off-host test backend's): vm_roi_align per box,
+ * as the heads did before this op (det_roi_feats). */
+static int c_roi_align(vm_be *be, const float *const *maps, const int *H, const int *W, int nlev, int C,
+                       const float *boxes, int bstride, int n, int S, float *out) {
+    (void)be;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < n; i++) {
+        const float *b = boxes + (size_t)i * bstride;
+        int l = vm_roi_level(b, 56.0f, nlev);
+        vm_roi_align(maps[l], H[l], W[l], C, b, 1.0f / (float)(4 << l), S, S, 0, out + (size_t)i * S * S * C);
+    }
+    return 0;
+}
+
+/* What mask_head.c did on the host before this op: the same loop. */
+static int c_mask_logits(vm_be *be, const float *up, int n, int S, int Cm, const float *up_b, const float *lw,
+                         const float *lb, const int *labels, float *logits) {
+    (void)be;
+    const int S2 = 2 * S;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *w = lw + (size_t)labels[r] * Cm;
+        float b = lb[labels[r]];
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++)
+                for (int q = 0; q < 4; q++) {
+                    const float *u = up + (((size_t)r * S + y) * S + x) * 4 * Cm + (size_t)q * Cm;
+                    float acc = 0.0f;
+                    for (int c = 0; c < Cm; c++) {
+                        float v = u[c] + up_b[c];
+                        acc += (v > 0.0f ? v : 0.0f) * w[c];
+                    }
+                    logits[((size_t)r * S2 + 2 * y + q / 2) * S2 + 2 * x + q % 2] = acc + b;
+                }
+    }
+    return 0;
+}
+
 /* The off-host backend copies its weights as a device backend does,
  * through the same cache, so the tests see the cache's behaviour. */
 static float *oh_make(vm_be *be, const float *host, size_t n, int layout, void *user) {
@@ -229,6 +268,8 @@ vm_be *vm_be_cpu_new(struct vm_dnnl_exec *x, char *err, size_t errlen) {
     be->avgpool = c_avgpool;
     be->upsample_add = c_upsample_add;
     be->subsample2 = c_subsample2;
+    be->roi_align = c_roi_align;
+    be->mask_logits = c_mask_logits;
     be->release = c_release;
     return be;
 }

@@ -44,13 +44,28 @@ int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const 
     float *roi = be->host ? a : malloc((size_t)n * S * S * w->F * sizeof(float));
     float *uph = malloc(nup * sizeof(float)), *up = be->host ? uph : det_buf_grow(be, &p->mk_up, nup);
     float *logit = malloc((size_t)n * S2 * S2 * sizeof(float));
+    /* off the host with be->mask_logits: the logits are made where the
+     * deconvolution's output is, and only they come back */
+    const int dev_logits = det_on_backend(be) && be->mask_logits && p->logit_w;
+    float *dlog = dev_logits ? det_buf_grow(be, &p->mk_logit, (size_t)n * S2 * S2) : logit;
     int rc = -1;
-    if (!roi || !a || !b || !uph || !up || !logit) { vm_errf(err, errlen, "out of memory in the mask head (%d detections)", n); goto done; }
+    if (!roi || !a || !b || !uph || !up || !logit || !dlog) { vm_errf(err, errlen, "out of memory in the mask head (%d detections)", n); goto done; }
     if (plan_convs(w, p, n, err, errlen)) goto done;
+    if (det_on_backend(be)) {
+        /* RoIAlign where the maps are, straight into the first conv's input */
+        const float *maps[DET_ROI_LEVELS] = {p->P[0], p->P[1], p->P[2], p->P[3]};
+        if (be->roi_align(be, maps, p->H, p->W, DET_ROI_LEVELS, w->F, boxes, 4, n, S, a) ||
+            (io->trace && be->download(be, roi, a, (size_t)n * S * S * w->F))) {
+            vm_errf(err, errlen, "mask head RoIAlign: %s", be->err);
+            goto done;
+        }
+        if (io->trace) io->trace(io->trace_user, "mask_roi_feats", roi, n, S, S, w->F);
+    } else {
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) det_roi_feats(w, p, boxes + 4 * (size_t)i, S, roi + (size_t)i * S * S * w->F);
-    if (io->trace) io->trace(io->trace_user, "mask_roi_feats", roi, n, S, S, w->F);
-    if (be->upload(be, a, roi, (size_t)n * S * S * w->F)) { vm_errf(err, errlen, "mask head: %s", be->err); goto done; }
+        for (int i = 0; i < n; i++) det_roi_feats(w, p, boxes + 4 * (size_t)i, S, roi + (size_t)i * S * S * w->F);
+        if (io->trace) io->trace(io->trace_user, "mask_roi_feats", roi, n, S, S, w->F);
+        if (be->upload(be, a, roi, (size_t)n * S * S * w->F)) { vm_errf(err, errlen, "mask head: %s", be->err); goto done; }
+    }
     for (int i = 0; i < w->nmask_convs; i++) {
         if (be->conv_run(be, p->mconv[i], a, b)) { vm_errf(err, errlen, "mask head convolution %d: %s", i, be->err); goto done; }
         float *t = a; a = b; b = t;
@@ -61,9 +76,16 @@ int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const 
     for (int r0 = 0; r0 < n; r0 += CHUNK) {
         int nr = n - r0 < CHUNK ? n - r0 : CHUNK;
         if (be->linear(be, nr * S * S, 4 * Cm, Cm, a + (size_t)r0 * S * S * Cm, Cm, p->up_w, NULL, 0, up, 4 * Cm) ||
-            (!be->host && be->download(be, uph, up, (size_t)nr * S * S * 4 * Cm))) {
+            (!be->host && !dev_logits && be->download(be, uph, up, (size_t)nr * S * S * 4 * Cm))) {
             vm_errf(err, errlen, "mask head deconvolution: %s", be->err);
             goto done;
+        }
+        if (dev_logits) {
+            if (be->mask_logits(be, up, nr, S, Cm, p->up_b, p->logit_w, p->logit_b, labels + r0, dlog + (size_t)r0 * S2 * S2)) {
+                vm_errf(err, errlen, "mask head logits: %s", be->err);
+                goto done;
+            }
+            continue;
         }
 #pragma omp parallel for schedule(static)
         for (int rr = 0; rr < nr; rr++) {
@@ -83,6 +105,10 @@ int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const 
                         logit[((size_t)r * S2 + oy) * S2 + ox] = acc + lb;
                     }
         }
+    }
+    if (dev_logits && be->download(be, logit, dlog, (size_t)n * S2 * S2)) {
+        vm_errf(err, errlen, "mask head logits: %s", be->err);
+        goto done;
     }
     if (io->trace) io->trace(io->trace_user, "mask_logits", logit, n, S2, S2, 1);
     for (size_t i = 0; i < (size_t)n * S2 * S2; i++) prob[i] = 1.0f / (1.0f + expf(-logit[i]));

@@ -246,9 +246,10 @@ static void det_plan_free(vm_head_plan *pp) {
         if (!be->host) { free(p->Ph[l]); free(p->rpn_oh[l]); }
     }
     for (int i = 0; i < DET_MAX_MASK_CONVS; i++) be->conv_free(be, p->mconv[i]);
-    det_buf *bufs[] = {&p->bx_h1, &p->bx_h2, &p->bx_feats, &p->bx_cls, &p->bx_reg, &p->mk_a, &p->mk_b, &p->mk_up};
+    det_buf *bufs[] = {&p->bx_h1, &p->bx_h2, &p->bx_feats, &p->bx_cls, &p->bx_reg, &p->mk_a, &p->mk_b, &p->mk_up, &p->mk_logit};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) det_buf_free(be, bufs[i]);
-    const float *ws[] = {p->fc0_w, p->fc0_b, p->fc1_w, p->fc1_b, p->cls_w, p->cls_b, p->reg_w, p->reg_b, p->up_w};
+    const float *ws[] = {p->fc0_w, p->fc0_b, p->fc1_w, p->fc1_b, p->cls_w, p->cls_b, p->reg_w, p->reg_b, p->up_w,
+                         p->up_b, p->logit_w, p->logit_b};
     for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
         if (ws[i]) be->free_weights(be, ws[i]);
     free(p);
@@ -301,6 +302,11 @@ static vm_head_plan *det_plan_new(const vm_head *hh, vm_be *be, const vm_feats *
         !(p->reg_w = be->weights(be, w->reg_w, 4 * NC * Hd)) || !(p->reg_b = be->weights(be, w->reg_b, 4 * NC)) ||
         !(p->up_w = be->weights(be, w->up_w, (size_t)4 * w->Cm * w->Cm)))
         goto oom;
+    if (det_on_backend(be) && be->mask_logits && /* the mask logits where the deconvolution ran */
+        (!(p->up_b = be->weights(be, w->up_b, (size_t)w->Cm)) ||
+         !(p->logit_w = be->weights(be, w->logit_w, (size_t)w->ncls * w->Cm)) ||
+         !(p->logit_b = be->weights(be, w->logit_b, (size_t)w->ncls))))
+        goto oom;
     return (vm_head_plan *)p;
 oom:
     vm_errf(err, errlen, "out of %s memory for the detection buffers (%dx%d features)", be->name, s->H[0], s->W[0]);
@@ -334,7 +340,7 @@ static int det_forward(const vm_head *hh, vm_head_plan *pp, const vm_feats *in, 
             free(tmp);
         }
     if (det_fpn_forward(w, p, in)) { vm_errf(err, errlen, "FPN: %s", be->err); goto done; }
-    if (!be->host) /* RoIAlign reads P2..P5 on the host */
+    if (!be->host && (!det_on_backend(be) || io->trace)) /* host RoIAlign reads P2..P5 there; tracing too */
         for (int l = 0; l < DET_LEVELS; l++)
             if (be->download(be, p->Ph[l], p->P[l], (size_t)p->H[l] * p->W[l] * w->F)) { vm_errf(err, errlen, "FPN: %s", be->err); goto done; }
     if (io->trace)
@@ -362,7 +368,13 @@ static int det_forward(const vm_head *hh, vm_head_plan *pp, const vm_feats *in, 
     if (io->trace) io->trace(io->trace_user, "dets_resized", boxes, n, 4, 1, 1);
     prob = malloc((size_t)(n ? n : 1) * 4 * w->mask_roi * w->mask_roi * sizeof(float));
     if (!prob) { vm_errf(err, errlen, "out of memory in the mask head"); goto done; }
-    if (det_mask_forward(w, p, io, boxes, labels, n, prob, err, errlen)) goto done;
+    if (io->given_dets && io->n_given_dets != n) {
+        vm_errf(err, errlen, "%d given detections for the mask head, but the box head found %d", io->n_given_dets, n);
+        goto done;
+    }
+    if (det_mask_forward(w, p, io, io->given_dets ? io->given_dets : boxes, io->given_dets ? io->given_labels : labels, n,
+                         prob, err, errlen))
+        goto done;
     double t2 = now_ms();
     /* rescale to the original image (in place, not clipped again) and paste */
     r->masks = calloc((size_t)(n ? n : 1), sizeof *r->masks);

@@ -66,11 +66,12 @@ typedef struct {
     float *rpn_t;                /* aliases lat[0] (largest level) */
     /* the FC and deconvolution weights as the backend holds them */
     const float *fc0_w, *fc0_b, *fc1_w, *fc1_b, *cls_w, *cls_b, *reg_w, *reg_b, *up_w;
+    const float *up_b, *logit_w, *logit_b; /* off the host with be->mask_logits only; else NULL */
     /* the box head's backend buffers, grown (never shrunk) to the largest
      * proposal count seen: no device allocation per image */
     det_buf bx_h1, bx_h2, bx_feats, bx_cls, bx_reg;
     /* the mask head's (conv ping-pong, deconvolution output), likewise */
-    det_buf mk_a, mk_b, mk_up;
+    det_buf mk_a, mk_b, mk_up, mk_logit;
     /* mask convs for the last detection count */
     int mask_n;
     vm_be_conv *mconv[DET_MAX_MASK_CONVS];
@@ -98,6 +99,9 @@ typedef struct {
     vm_detections *out;          /* filled: count, boxes, scores, labels, masks, ms_* */
     const float *given_props;    /* tests: the box head runs on these (n, 5) instead of the RPN's */
     int n_given_props;
+    const float *given_dets;     /* tests: the mask head runs on these boxes (n, 4, resized frame) */
+    const int *given_labels;     /* and labels instead of the box head's (same count) */
+    int n_given_dets;
 } det_io;
 
 extern const vm_head_ops vm_maskrcnn_head_ops;
@@ -114,6 +118,12 @@ int det_bbox_forward(const det_weights *w, det_plan *p, const det_io *io, const 
 /* Mask head on the detections (resized frame): probabilities (n, 28, 28). */
 int det_mask_forward(const det_weights *w, det_plan *p, const det_io *io, const float *boxes, const int *labels, int n,
                      float *prob, char *err, size_t errlen);
+
+/* RoIAlign runs on the backend (be->roi_align, reading P2..P5 where they
+ * are) off the host; on a host backend the heads call vm_roi_align
+ * themselves (det_roi_feats), as before. Off the host, the maps then come
+ * to the host only for tracing. */
+static inline int det_on_backend(const vm_be *be) { return !be->host && be->roi_align; }
 
 /* FPN level of a P2..P5 map for a box (0..3) and the feature pointers. */
 void det_roi_feats(const det_weights *w, const det_plan *p, const float *box, int out, float *dst);

@@ -64,11 +64,21 @@ int det_bbox_forward(const det_weights *w, det_plan *p, const det_io *io, const 
             goto done;
         }
     }
+    if (det_on_backend(be)) {
+        /* RoIAlign where the maps are: nothing crosses but the boxes */
+        const float *maps[DET_ROI_LEVELS] = {p->P[0], p->P[1], p->P[2], p->P[3]};
+        if (be->roi_align(be, maps, p->H, p->W, DET_ROI_LEVELS, w->F, props, 5, P, R, dfeats) ||
+            (io->trace && P > 0 && be->download(be, feats, dfeats, (size_t)P * K0))) {
+            vm_errf(err, errlen, "%s: box head RoIAlign failed: %s", be->name, be->err);
+            goto done;
+        }
+    } else {
 #pragma omp parallel for schedule(dynamic, 4)
-    for (int i = 0; i < P; i++) det_roi_feats(w, p, props + 5 * (size_t)i, R, feats + (size_t)i * K0);
+        for (int i = 0; i < P; i++) det_roi_feats(w, p, props + 5 * (size_t)i, R, feats + (size_t)i * K0);
+    }
     if (io->trace) io->trace(io->trace_user, "bbox_roi_feats", feats, P, R, R, w->F);
     if (P > 0) {
-        if (!be->host && be->upload(be, dfeats, feats, (size_t)P * K0)) {
+        if (!be->host && !det_on_backend(be) && be->upload(be, dfeats, feats, (size_t)P * K0)) {
             vm_errf(err, errlen, "%s: box head upload failed: %s", be->name, be->err);
             goto done;
         }
