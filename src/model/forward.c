@@ -58,6 +58,7 @@ void vm_plan_free(vm_plan *p) {
     free(p->xacc);
     free(p->xq8);
     vm_xnn_pool_free(p->xpool);
+    free(p->h16);
     for (size_t i = 0; i < p->nlin; i++) {
         vm_matmul_free(p->lin[i].f);
         vm_qmatmul_free(p->lin[i].q);
@@ -155,6 +156,21 @@ static void *xpool(vm_ctx *c) {
         p->xpool_threads = t;
     }
     return p->xpool;
+}
+
+/* An XNNPACK fully-connected product in this context's arithmetic: FP32,
+ * or FP16 (vm_ctx_fp16) through the operator's f16 twin. */
+static int xfc(vm_ctx *c, vm_xop *x, int M, const float *A, float *C) {
+    if (!vm_ctx_fp16(c)) return vm_xop_fc_run(x, M, A, C, xpool(c));
+    vm_plan *p = &c->plan;
+    size_t need = vm_xop_fc16_scratch(x, M);
+    if (need > p->h16_cap) {
+        free(p->h16);
+        p->h16_cap = 0;
+        if (!(p->h16 = malloc(need))) return -1;
+        p->h16_cap = need;
+    }
+    return vm_xop_fc_run16(x, M, A, C, p->h16, xpool(c));
 }
 
 /* x_proj (T x D -> 4(R+2N)) and dt_proj (4 x: T x R -> D, reading the
@@ -371,7 +387,7 @@ int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *n
         /* XNNPACK: bias inside, GELU and the residual add after */
         if (lda != K || ldc != N) return -1; /* the operator's strides; every caller passes these */
         float *out = accumulate ? c->plan.xacc : C;
-        if (vm_xop_fc_run(f->x, M, A, out, xpool(c))) return -1;
+        if (xfc(c, f->x, M, A, out)) return -1;
         if (gelu) vm_kernels()->gelu(C, C, (size_t)M * N);
         if (accumulate) {
             const size_t n = (size_t)M * N;
@@ -416,14 +432,14 @@ static int vss_block(vm_ctx *c, const vm_stage *st, const vm_block *bk, int s, i
         sp = p->sp_mm + 5 * bi;
     }
     if (bk->x_xproj) { /* XNNPACK path */
-        PROF(VM_OP_X_PROJ, rc |= vm_xop_fc_run(bk->x_xproj, (int)T, p->t2, p->t3, xpool(c)));
+        PROF(VM_OP_X_PROJ, rc |= xfc(c, bk->x_xproj, (int)T, p->t2, p->t3));
     } else {
         PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[0], p->t2, p->t3) : vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f));
     }
     TR("x_dbl", p->t3, B, h, w, 4 * P);
     for (int k = 0; k < 4; k++) {
         if (bk->x_dt[k]) {
-            PROF(VM_OP_X_PROJ, rc |= vm_xop_fc_run(bk->x_dt[k], (int)T, p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D, xpool(c)));
+            PROF(VM_OP_X_PROJ, rc |= xfc(c, bk->x_dt[k], (int)T, p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D));
         } else {
             PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[1 + k], p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D)
                                         : vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
