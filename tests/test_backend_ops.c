@@ -481,6 +481,8 @@ static void test_weights_cache(void) {
     failures += bad;
 }
 
+int test_backbone_ops(int cases, uint64_t seed); /* test_backbone_ops.c */
+
 int main(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : "cpu";
     int n = argc > 2 ? atoi(argv[2]) : 24;
@@ -508,6 +510,9 @@ int main(int argc, char **argv) {
     test_upsample_add(n);
     test_subsample2(n);
     test_weights_cache();
+    /* the backbone's ops (net/backbone.h) are the CPU backend's; CUDA's
+     * are checked end to end by the goldens on the device (golden_cuda) */
+    if (!strcmp(name, "cpu")) failures += test_backbone_ops(n > 24 ? 2 : 1, seed && atoll(seed) ? (uint64_t)atoll(seed) : 1);
     vm_be_free(be);
     printf("%s\n", failures ? "FAIL" : "PASS");
     return failures ? 1 : 0;

@@ -38,15 +38,18 @@
 #include "ops/backend.h"
 #include "quant.h"
 
-/* Measured on x86-64 (AMX), minmax calibration on the four photos,
- * 2026-11-29 (bench/RESULTS.md "INT8 segmentation and detection"): overall
- * pixel agreement 0.786 (china), 0.826 (flower), 0.831 (china_crop), 0.916
- * (mini). The random-weight head's 150 logits sit close together (FP32
- * top-2 margin under 0.5 on 28-59 % of the pixels), so the ~1 % INT8 error
- * flips many argmaxes there. Where FP32's margin is >= 1.0 the measured
- * agreement is 0.9886 / 0.9987 / 0.9990 / 0.9900, and 1.0000 on every
- * photo at >= 2.0 (printed by the test). The thresholds leave room for
- * other CPUs' kernels (AVX-512 VNNI, aarch64's reference GEMMs round
+/* Measured with minmax calibration on the four photos (bench/RESULTS.md
+ * "INT8 segmentation and detection"), after the INT8 convolutions moved to
+ * s32 sums with the zero point, scales and bias applied in double
+ * (2026-11-30): overall pixel agreement 0.797 (china), 0.818 (flower),
+ * 0.829 (china_crop), 0.909 (mini) on an AMD EPYC (oneDNN's
+ * avx512_core_vnni kernels); 0.801 / 0.818 / 0.827 / 0.910 on the H200
+ * host's Sapphire Rapids (AMX kernels). The random-weight head's 150 logits
+ * sit close together (FP32 top-2 margin under 0.5 on 28-59 % of the
+ * pixels), so the ~1 % INT8 error flips many argmaxes there. Where FP32's
+ * margin is >= 1.0 the agreement is 0.993 / 0.999 / 0.998 / 0.988, and
+ * 1.0000 on every photo at >= 2.0 (printed by the test). The thresholds
+ * leave room for other CPUs' kernels (aarch64's reference GEMMs round
  * differently): a wrong scale, bias or layout falls far below them (before
  * the bias fix the overall agreement was 0.10). */
 #define SEG_MIN_AGREE 0.75
@@ -61,7 +64,8 @@
  * matched on each photo. After merging main (its backbone's FP32 rounding
  * changed: x_proj/dt_proj as matmul primitives, the scan's loop) the same
  * run gives 16/23 and 7/8, and segmentation 0.786 / 0.826 / 0.826 / 0.923
- * overall, >= 0.988 where the margin is >= 1 (2026-11-29, AMX). */
+ * overall, >= 0.988 where the margin is >= 1 (2026-11-29). With the s32
+ * INT8 convolutions (2026-11-30): 17/23 and 6/8, on both machines. */
 #define DET_MIN_MATCHED 0.6
 
 static const char *tmp_out(const char *tag) {
@@ -113,6 +117,61 @@ START_TEST(qconv_bias_relu_matches_reference) {
     free(src);
     free(w);
     free(dst);
+}
+END_TEST
+
+/* An INT8 convolution writes its output and nothing after it. oneDNN 2.6's
+ * AMX kernel for 1x1 convolutions with a source zero point
+ * (jit_1x1:avx512_core_amx_int8) wrote whole 16-pixel tiles: 12 pixels
+ * past the end of a 6x6 output, corrupting the heap ("corrupted size vs.
+ * prev_size" in seg_int8_agreement on Sapphire Rapids). The shapes are the
+ * PPM and head convolutions' small maps; the guard after dst must stay
+ * untouched, and the values must match the reference. On CPUs without AMX
+ * the old code passed too: this test fails before the fix on AMX only. */
+START_TEST(qconv_writes_only_its_output) {
+    static const int shp[][5] = {/* Cin, H, W, Cout, k */
+                                 {64, 6, 6, 32, 1},  {64, 6, 6, 512, 1}, {64, 1, 1, 32, 1}, {64, 2, 7, 32, 1},
+                                 {192, 3, 3, 32, 3}, {32, 5, 1, 150, 1}, {48, 7, 9, 19, 3}};
+    const size_t guard = 1 << 16;
+    char err[256];
+    uint64_t st = 777;
+    for (size_t t = 0; t < sizeof shp / sizeof shp[0]; t++) {
+        const int Cin = shp[t][0], H = shp[t][1], W = shp[t][2], Cout = shp[t][3], k = shp[t][4], zp = 81;
+        size_t nin = (size_t)Cin * H * W, nw = (size_t)Cout * Cin * k * k, nout = (size_t)Cout * H * W;
+        uint8_t *src = malloc(nin);
+        int8_t *w = malloc(nw);
+        float *ws = malloc(sizeof(float) * Cout), *dst = malloc(sizeof(float) * nout + guard);
+        ck_assert(src && w && ws && dst);
+        for (size_t i = 0; i < nin; i++) st = st * 6364136223846793005ull + 1, src[i] = (uint8_t)(st >> 56);
+        for (size_t i = 0; i < nw; i++) st = st * 6364136223846793005ull + 1, w[i] = (int8_t)((int)(st >> 57) - 63);
+        for (int o = 0; o < Cout; o++) ws[o] = 0.001f * (1 + o % 5);
+        memset((char *)(dst + nout), 0x5A, guard);
+        vm_conv_prim *p = vm_qconv_create_relu_x(NULL, 1, Cin, H, W, Cout, k, 1, k / 2, w, ws, 0.02f, zp, NULL, 0, err, sizeof err);
+        ck_assert_msg(p != NULL, "%s", err);
+        ck_assert(vm_conv_run(p, (const float *)src, dst) == 0);
+        const unsigned char *g = (const unsigned char *)(dst + nout);
+        for (size_t i = 0; i < guard; i++)
+            ck_assert_msg(g[i] == 0x5A, "Cin %d %dx%d Cout %d k%d: byte %zu after the output overwritten", Cin, H, W, Cout, k, i);
+        double worst = 0;
+        for (size_t px = 0; px < (size_t)H * W; px++)
+            for (int o = 0; o < Cout; o++) {
+                int y = (int)(px / W), x = (int)(px % W);
+                long acc = 0;
+                for (int c = 0; c < Cin; c++)
+                    for (int i = 0; i < k; i++)
+                        for (int j = 0; j < k; j++) {
+                            int yy = y + i - k / 2, xx = x + j - k / 2;
+                            if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+                            acc += (long)(src[((size_t)yy * W + xx) * Cin + c] - zp) * w[(((size_t)o * Cin + c) * k + i) * k + j];
+                        }
+                double ref = (double)acc * 0.02f * ws[o];
+                worst = fmax(worst, fabs(dst[px * Cout + o] - ref) / fmax(1.0, fabs(ref)));
+            }
+        /* 1e-6: the same double arithmetic as the reference, rounded to float once */
+        ck_assert_msg(worst <= 1e-6, "Cin %d %dx%d Cout %d k%d: relative error %g", Cin, H, W, Cout, k, worst);
+        vm_conv_free(p);
+        free(src), free(w), free(ws), free(dst);
+    }
 }
 END_TEST
 
@@ -405,6 +464,7 @@ Suite *suite_int8_dense(void) {
     TCase *tc = tcase_create("int8_dense");
     tcase_set_timeout(tc, 1800); /* each model case runs ~12 forward passes: minutes under qemu-aarch64 */
     tcase_add_loop_test(tc, qconv_bias_relu_matches_reference, 0, 2);
+    tcase_add_test(tc, qconv_writes_only_its_output);
     tcase_add_test(tc, qmatmul_bias_matches_reference);
     tcase_add_test(tc, seg_int8_nothing_quantized_is_fp32);
     tcase_add_test(tc, seg_int8_agreement);

@@ -3,11 +3,14 @@
  * op descriptors were folded into primitive-descriptor constructors). */
 #include "dnnl_compat.h"
 #include "util.h"
+#include "simd/kernels.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* One CPU engine for the process (oneDNN engines are thread-safe). Streams
  * are not: each context has its own (vm_dnnl_exec), and one-off reorders
@@ -230,14 +233,69 @@ static int run_prim(prim_t *p, const void *a, void *c) {
     return dnnl_stream_wait(x->stream) == dnnl_success ? 0 : -1;
 }
 
+/* An INT8 convolution (vm_qconv_create_relu_x) runs oneDNN with no
+ * zero point, no scales and no padding of its own: s32 sums into the
+ * caller's f32 dst (same element size), then int8_finish applies the zero
+ * point, scales, bias and ReLU exactly. Why: oneDNN 2.6's AMX kernel
+ * jit_1x1:avx512_core_amx_int8, chosen for 1x1 convolutions with a source
+ * zero point, writes past the end of dst when the pixel count is not a
+ * multiple of its tile (6x6: 12 pixels too many), which corrupted the heap
+ * of INT8 UPerNet heads on Sapphire Rapids (devprobe run, session 6). */
+typedef struct {
+    int B, H, W, Cin, Cout, pad, OH, OW, relu, zp;
+    uint8_t *u8;      /* the quantised input, inside a zp border of pad pixels: (H+2pad)x(W+2pad) */
+    int32_t *comp;    /* zp * sum of the channel's weights */
+    float *scale;     /* a_scale * w_scale[o] */
+    float *bias;      /* NULL: none */
+    float inv;        /* 1 / a_scale */
+} qconv_post;
+
 struct vm_conv_prim {
     prim_t p;
+    qconv_post *q; /* INT8 convolutions only */
 };
+
+static void qconv_post_free(qconv_post *q) {
+    if (!q) return;
+    free(q->u8);
+    free(q->comp);
+    free(q->scale);
+    free(q->bias);
+    free(q);
+}
 
 void vm_conv_free(vm_conv_prim *c) {
     if (!c) return;
     prim_release(&c->p);
+    qconv_post_free(c->q);
     free(c);
+}
+
+/* dst holds oneDNN's s32 sums over the zp-padded u8 input; turn them into
+ * (acc - zp * sum(w)) * a_scale * w_scale + bias, then ReLU. The int32
+ * difference is exact (|acc - comp| <= 255 * 127 * Cin*k*k < 2^31, checked
+ * at creation); float from there on, each step rounded once: within the
+ * bound test_backend_ops derives against vm_qconv2d_ref's double. */
+static void int8_finish(const qconv_post *q, float *dst) {
+    size_t n = (size_t)q->B * q->OH * q->OW;
+    const int C = q->Cout;
+    const float *sc = q->scale, *bi = q->bias;
+    const int32_t *cp = q->comp;
+#pragma omp parallel for schedule(static) if (n * (size_t)C > 65536)
+    for (size_t px = 0; px < n; px++) {
+        float *d = dst + px * C;
+        const int32_t *s = (const int32_t *)d;
+        if (q->relu) {
+#pragma omp simd
+            for (int o = 0; o < C; o++) {
+                float v = (float)(s[o] - cp[o]) * sc[o] + (bi ? bi[o] : 0.0f);
+                d[o] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (int o = 0; o < C; o++) d[o] = (float)(s[o] - cp[o]) * sc[o] + (bi ? bi[o] : 0.0f);
+        }
+    }
 }
 
 /* One convolution primitive for one input shape: NHWC src/dst, OIHW user
@@ -334,50 +392,54 @@ vm_conv_prim *vm_qconv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int
                                      int relu, char *err, size_t errlen) {
     if (engine_ok(err, errlen)) return NULL;
     int OH = vm_conv_out_size(H, k, stride, pad), OW = vm_conv_out_size(W, k, stride, pad);
-    vm_conv_prim *c = calloc(1, sizeof *c);
-    float *scales = malloc((size_t)Cout * sizeof *scales);
-    if (!c || !scales) {
-        free(c);
-        free(scales);
-        vm_errf(err, errlen, "out of memory");
+    if (OH < 1 || OW < 1) { vm_errf(err, errlen, "input %dx%d too small for a %dx%d stride-%d convolution", H, W, k, k, stride); return NULL; }
+    /* |sum| <= 255 * 127 * Cin*k*k must fit oneDNN's s32 accumulator */
+    if ((int64_t)Cin * k * k > INT32_MAX / (255 * 127)) {
+        vm_errf(err, errlen, "INT8 convolution with %d x %dx%d inputs per output overflows 32-bit sums", Cin, k, k);
         return NULL;
     }
-    dnnl_dims_t sd = {B, Cin, H, W}, wd = {Cout, Cin, k, k}, bd = {Cout}, dd = {B, Cout, OH, OW};
-    dnnl_dims_t strides = {stride, stride}, padl = {pad, pad}, padr = {pad, pad};
-    dnnl_memory_desc_t src_md, wei_any, wei_user, bias_md, dst_md;
+    int Hp = H + 2 * pad, Wp = W + 2 * pad;
+    vm_conv_prim *c = calloc(1, sizeof *c);
+    qconv_post *q = calloc(1, sizeof *q);
+    if (c) c->q = q;
+    if (!c || !q || !(q->comp = malloc((size_t)Cout * sizeof *q->comp)) ||
+        !(q->scale = malloc((size_t)Cout * sizeof *q->scale)) ||
+        (bias && !(q->bias = malloc((size_t)Cout * sizeof *q->bias))) ||
+        !(q->u8 = malloc((size_t)B * Hp * Wp * Cin))) {
+        if (c) vm_conv_free(c); else free(q);
+        vm_errf(err, errlen, "out of memory for an INT8 %dx%d convolution (%d->%d channels, input %dx%d)", k, k, Cin, Cout, H, W);
+        return NULL;
+    }
+    *q = (qconv_post){B, H, W, Cin, Cout, pad, OH, OW, relu, zp, q->u8, q->comp, q->scale, q->bias, 1.0f / a_scale};
+    for (int o = 0; o < Cout; o++) {
+        int64_t sw = 0;
+        for (size_t i = 0; i < (size_t)Cin * k * k; i++) sw += w8[(size_t)o * Cin * k * k + i];
+        q->comp[o] = (int32_t)(zp * sw);
+        q->scale[o] = (float)((double)a_scale * w_scale[o]);
+        if (bias) q->bias[o] = bias[o];
+    }
+    if (pad) memset(q->u8, zp, (size_t)B * Hp * Wp * Cin); /* the border stays zp: a real 0 */
+    dnnl_dims_t sd = {B, Cin, Hp, Wp}, wd = {Cout, Cin, k, k}, dd = {B, Cout, OH, OW};
+    dnnl_dims_t strides = {stride, stride}, nopad = {0, 0};
+    dnnl_memory_desc_t src_md, wei_any, wei_user, dst_md;
     dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_u8, dnnl_nhwc);
     dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_s8, dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&wei_user, 4, wd, dnnl_s8, dnnl_oihw);
-    dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x);
-    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
+    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_s32, dnnl_nhwc);
     dnnl_primitive_attr_t attr = user_scratch_attr();
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_post_ops_t po = NULL;
-    for (int o = 0; o < Cout; o++) scales[o] = a_scale * w_scale[o];
     int ok = 0;
     dnnl_convolution_desc_t cd;
     if (!attr) goto done;
-    if (relu) { /* after the scales and the bias: ConvModule's conv + BN + ReLU */
-        if (dnnl_post_ops_create(&po) != dnnl_success) goto done;
-        if (dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) != dnnl_success) goto done;
-        if (dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) goto done;
-    }
-    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any,
-                                           bias ? &bias_md : NULL, &dst_md, strides, padl, padr) != dnnl_success)
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any, NULL,
+                                           &dst_md, strides, nopad, nopad) != dnnl_success)
         goto done;
-    if (dnnl_primitive_attr_set_output_scales(attr, Cout, 1 << 1, scales) != dnnl_success) goto done;
-    int32_t z = zp;
-    if (dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &z) != dnnl_success) goto done;
     if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
-    int bfail = 0;
-    const float *qb = int8_bias(&c->p, bias, scales, Cout, &bfail);
-    if (bfail || prim_make(&c->p, pd, x, qb, &bias_md)) goto done;
+    if (prim_make(&c->p, pd, x, NULL, NULL)) goto done;
     if (pack_weights(pd, &wei_user, w8, &c->p.wei)) goto done;
     ok = 1;
 done:
-    free(scales);
     if (pd) dnnl_primitive_desc_destroy(pd);
-    if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (!ok) {
         vm_errf(err, errlen, "oneDNN: cannot create an INT8 %dx%d convolution (%d->%d channels)", k, k, Cin, Cout);
@@ -394,7 +456,42 @@ vm_conv_prim *vm_qconv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, i
     return vm_qconv_create_relu_x(x, B, Cin, H, W, Cout, k, stride, pad, w8, w_scale, a_scale, zp, bias, 0, err, errlen);
 }
 
-int vm_conv_run(vm_conv_prim *c, const float *src, float *dst) { return run_prim(&c->p, src, dst); }
+/* An INT8 convolution's u8 input goes inside its zp border (row by row
+ * when there is one), then oneDNN's s32 sums, then int8_finish. */
+static uint8_t *qconv_row(const qconv_post *q, int b, int y) {
+    int Hp = q->H + 2 * q->pad, Wp = q->W + 2 * q->pad;
+    return q->u8 + (((size_t)b * Hp + y + q->pad) * Wp + q->pad) * q->Cin;
+}
+
+static int qconv_sums(vm_conv_prim *c, float *dst) {
+    if (run_prim(&c->p, c->q->u8, dst)) return -1;
+    int8_finish(c->q, dst);
+    return 0;
+}
+
+int vm_conv_run(vm_conv_prim *c, const float *src, float *dst) {
+    qconv_post *q = c->q;
+    if (!q) return run_prim(&c->p, src, dst);
+    /* INT8, already quantised by the caller: src is u8 (B*H*W x Cin) */
+    size_t row = (size_t)q->W * q->Cin;
+    for (int b = 0; b < q->B; b++)
+        for (int y = 0; y < q->H; y++) memcpy(qconv_row(q, b, y), (const uint8_t *)src + ((size_t)b * q->H + y) * row, row);
+    return qconv_sums(c, dst);
+}
+
+int vm_qconv_run(vm_conv_prim *c, const float *src, float *dst) {
+    qconv_post *q = c->q;
+    if (!q) return -1;
+    const vm_kernel_table *k = vm_kernels();
+    if (!q->pad)
+        k->quantize_u8(q->u8, src, (size_t)q->B * q->H * q->W, q->Cin, q->Cin, q->inv, (float)q->zp);
+    else
+        for (int b = 0; b < q->B; b++)
+            for (int y = 0; y < q->H; y++)
+                k->quantize_u8(qconv_row(q, b, y), src + ((size_t)b * q->H + y) * q->W * q->Cin, (size_t)q->W, q->Cin,
+                               q->Cin, q->inv, (float)q->zp);
+    return qconv_sums(c, dst);
+}
 
 vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad, const float *weight_oihw,
                              const float *bias, char *err, size_t errlen) {

@@ -28,6 +28,10 @@ vm_conv_prim *vm_conv_create(int B, int Cin, int H, int W, int Cout, int k, int 
 vm_conv_prim *vm_conv_create_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                                const float *weight_oihw, const float *bias, char *err, size_t errlen);
 int vm_conv_run(vm_conv_prim *p, const float *src, float *dst);
+/* An INT8 convolution (vm_qconv_create*) on an f32 input: quantised as
+ * vm_qconv2d_ref says straight into the convolution's zero-point-padded
+ * buffer. (vm_conv_run on an INT8 convolution takes the u8 input instead.) */
+int vm_qconv_run(vm_conv_prim *p, const float *src, float *dst);
 /* The same with a ReLU fused after the bias when relu != 0 (conv + folded
  * BatchNorm + ReLU of mmcv's ConvModule). bias stays referenced: keep it alive. */
 vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,

@@ -15,6 +15,8 @@
 
 #include "kernels.cuh"
 #include "model/model.h"
+#include "net/backbone.h"
+#include <time.h>
 extern "C" {
 #include "core/util.h"
 }
@@ -46,6 +48,7 @@ struct state {
     /* plan */
     int B, H, W, h[4], w[4], h1, w1;
     float *arena, *in, *x, *t0, *t1, *t2, *t3, *t5, *col, *out, *scan;
+    float *feat[4];       /* a backbone's outnorm maps, NHWC */
     size_t out_n;
     cudaEvent_t ev0, ev1; /* for --profile */
     cudaStream_t up;      /* input upload, overlapped with the stem */
@@ -255,14 +258,18 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
     if (I->num_classes) out_n = (size_t)B * I->num_classes;
     for (int i = 0; i < 4 && I->is_backbone; i++) out_n = mx(out_n, (size_t)B * s->h[i] * s->w[i] * I->dims[i]);
     size_t in_n = (size_t)B * 3 * H * W;
-    size_t sizes[10] = {in_n, sx, s0, s1, s2, s3, s5, scol, out_n, sscan}, total = 0; /* dt is computed inside the scan */
-    for (int i = 0; i < 10; i++) total += (sizes[i] + 63) & ~(size_t)63;
+    /* a backbone's outnorm maps (NHWC), kept until the features go down */
+    size_t sf[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 4 && I->is_backbone; i++) sf[i] = (size_t)B * s->h[i] * s->w[i] * I->dims[i];
+    size_t sizes[14] = {in_n, sx, s0, s1, s2, s3, s5, scol, out_n, sscan, sf[0], sf[1], sf[2], sf[3]}, total = 0; /* dt is computed inside the scan */
+    for (int i = 0; i < 14; i++) total += (sizes[i] + 63) & ~(size_t)63;
     if (cudaMalloc(&s->arena, total * sizeof(float)) != cudaSuccess)
         return vm_errf(err, errlen, "CUDA: out of device memory for batch %d at %dx%d (%.1f GB)", B, H, W, total * 4e-9);
-    float **slots[10] = {&s->in, &s->x, &s->t0, &s->t1, &s->t2, &s->t3, &s->t5, &s->col, &s->out, &s->scan};
+    float **slots[14] = {&s->in, &s->x, &s->t0, &s->t1, &s->t2, &s->t3, &s->t5, &s->col, &s->out, &s->scan,
+                         &s->feat[0], &s->feat[1], &s->feat[2], &s->feat[3]};
     size_t off = 0;
-    for (int i = 0; i < 10; i++) {
-        *slots[i] = s->arena + off;
+    for (int i = 0; i < 14; i++) {
+        *slots[i] = sizes[i] ? s->arena + off : NULL;
         off += (sizes[i] + 63) & ~(size_t)63;
     }
     s->out_n = out_n;
@@ -288,43 +295,178 @@ int plan(vm_model *m, state *s, int B, int H, int W, char *err, size_t errlen) {
         }                                                                       \
     } while (0)
 
-/* Add the GPU time since ev0 was recorded to op (profiling only). */
-void prof_since(vm_model *m, state *s, vm_op op) {
-    cudaEventRecord(s->ev1, s->stream);
-    cudaEventSynchronize(s->ev1);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, s->ev0, s->ev1);
-    s->prof->seconds[op] += ms * 1e-3;
+
+/* ---- the backbone ops (net/backbone.h) on this state ------------------
+ * The backbone itself is described once in src/net/backbone.c; these
+ * resolve its layer names to the device weights and run the kernels. */
+
+state *S(vm_bb *bb) { return (state *)bb->impl; }
+
+/* Record a failure on the calling context: -1. */
+int bb_fail(vm_bb *bb, const char *what) {
+    vm_ctx_fail(bb->c, VM_ERR_BACKEND, "CUDA: %s", what);
+    return -1;
 }
 
-int block(vm_model *m, state *s, const vm_stage *st, const dblock *bk, int B, int h, int w) {
-    const int C = st->C, D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N;
-    const int Din = D * (m->info.z_gate ? 2 : 1);
+/* Profile clock: the GPU's queue drained first (profiling only). */
+double cu_now(vm_bb *bb) {
+    cudaStreamSynchronize(S(bb)->stream);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+const dln *cu_ln(state *s, vm_bb_layer l, int si, int j) {
+    switch (l) {
+    case VM_BB_PE_NORM1: return &s->pe_norm1;
+    case VM_BB_PE_NORM2: return &s->pe_norm2;
+    case VM_BB_NORM: return &s->st[si].blocks[j].norm;
+    case VM_BB_NORM2: return &s->st[si].blocks[j].norm2;
+    case VM_BB_DS_NORM: return &s->st[si].ds_norm;
+    case VM_BB_OUTNORM: return &s->st[si].outnorm;
+    case VM_BB_CLS_NORM: return &s->cls_norm;
+    default: return NULL;
+    }
+}
+
+int cu_layernorm(vm_bb *bb, vm_bb_layer l, int si, int j, const float *in, float *out, size_t T, int C) {
+    state *s = S(bb);
+    const dln *n = cu_ln(s, l, si, j);
+    if (!n) return bb_fail(bb, "backbone layer is not a LayerNorm");
+    vmc_layernorm(out, in, n->w, n->b, T, C, VM_LN_EPS, s->stream);
+    return 0;
+}
+
+int cu_conv_ln(vm_bb *bb, vm_bb_layer cl, vm_bb_layer ll, int si, const float *in, int B, int H, int W, float *mid, float *out) {
+    state *s = S(bb);
+    const dconv *cv = cl == VM_BB_PE_CONV1 ? &s->pe1 : cl == VM_BB_PE_CONV2 ? &s->pe2 : cl == VM_BB_DS_CONV ? &s->st[si].ds_conv : NULL;
+    const dln *n = cu_ln(s, ll, si, 0);
+    if (!cv || !n) return bb_fail(bb, "backbone layers are not a convolution and a LayerNorm");
+    int oh, ow;
+    if (conv(s, cv, in, B, H, W, mid, &oh, &ow)) return bb_fail(bb, "cuBLAS GEMM failed (convolution)");
+    vmc_layernorm(out, mid, n->w, n->b, (size_t)B * oh * ow, cv->cout, VM_LN_EPS, s->stream);
+    return 0;
+}
+
+/* The stem: the first convolution direct from the NCHW input with its
+ * norm (and GELU, v2) fused, else the layout pass + im2col path. The
+ * input goes up in pieces on the upload stream and each piece's stem
+ * convolution starts as soon as it has landed, overlapping the next
+ * piece's copy (in one piece, on the compute stream, when profiling, so
+ * that the transfer is timed on its own). */
+int cu_stem(vm_bb *bb, const float *in, int B, int H, int W, float *out, int gelu) {
+    state *s = S(bb);
+    vm_ctx *c = bb->c;
+    char *err = c->err;
+    size_t errlen = sizeof c->err;
+    cudaStream_t q = s->stream;
+    int oh = conv_out(H, s->pe1.k, s->pe1.stride, s->pe1.pad), ow = conv_out(W, s->pe1.k, s->pe1.stride, s->pe1.pad);
+    const size_t img = (size_t)3 * H * W, pe_img = (size_t)oh * ow * s->pe1.cout;
+    const int direct = s->direct_stem && vmc_stem_conv_ok(3, s->pe1.cout, s->pe1.k);
+    const int pieces = direct && !s->prof->enabled ? (B < UPLOAD_PIECES ? B : UPLOAD_PIECES) : 1;
+    if (pieces == 1) {
+        /* timed as host<->device, not as the patch embed it runs inside */
+        double t0 = s->prof->enabled ? cu_now(bb) : 0;
+        CK(cudaMemcpyAsync(s->in, in, B * img * sizeof(float), cudaMemcpyHostToDevice, q));
+        if (s->prof->enabled) {
+            double dt = cu_now(bb) - t0;
+            s->prof->seconds[VM_OP_TRANSFER] += dt;
+            s->prof->seconds[VM_OP_PATCH_EMBED] -= dt;
+        }
+    }
+    for (int p = 0; direct && p < pieces; p++) {
+        const int b0 = (int)((long)B * p / pieces), b1 = (int)((long)B * (p + 1) / pieces);
+        if (pieces > 1) {
+            CK(cudaMemcpyAsync(s->in + b0 * img, in + b0 * img, (b1 - b0) * img * sizeof(float), cudaMemcpyHostToDevice, s->up));
+            CK(cudaEventRecord(s->landed[p], s->up));
+            CK(cudaStreamWaitEvent(q, s->landed[p], 0));
+        }
+        if (vmc_stem_conv(out + b0 * pe_img, s->in + b0 * img, s->pe1.w, s->pe1.b, s->pe_norm1.w, s->pe_norm1.b, gelu,
+                          b1 - b0, 3, H, W, s->pe1.cout, s->pe1.k, s->pe1.stride, s->pe1.pad, oh, ow, VM_LN_EPS, q))
+            return vm_errf(err, errlen, "CUDA: no stem convolution kernel for %d output channels", s->pe1.cout);
+    }
+    if (!direct) {
+        vmc_nchw_to_nhwc(s->t0, s->in, B, 3, H, W, q);
+        if (conv(s, &s->pe1, s->t0, B, H, W, out, &oh, &ow)) return bb_fail(bb, "cuBLAS GEMM failed (patch embed)");
+        vmc_layernorm(out, out, s->pe_norm1.w, s->pe_norm1.b, (size_t)B * oh * ow, s->pe1.cout, VM_LN_EPS, q);
+        if (gelu) vmc_gelu(out, (size_t)B * oh * ow * s->pe1.cout, q);
+    }
+    return 0;
+}
+
+/* fc1's bias and GELU run after the GEMM, fc2's bias is added to the
+ * residual before it; the other layers have no bias. */
+int cu_linear(vm_bb *bb, vm_bb_layer l, int si, int j, const float *A, int lda, int M, int N, int K, float *C, int ldc, int gelu,
+              int accumulate) {
+    state *s = S(bb);
+    cudaStream_t q = s->stream;
+    const dstage *ds = &s->st[si];
+    const dblock *bk = ds->blocks ? &ds->blocks[j] : NULL;
+    const float *W = NULL, *bias = NULL;
+    switch (l) {
+    case VM_BB_IN_PROJ: W = bk->in_proj; break;
+    case VM_BB_X_PROJ: W = bk->x_proj; break;
+    case VM_BB_OUT_PROJ: W = bk->out_proj; break;
+    case VM_BB_FC1: W = bk->fc1_w; bias = bk->fc1_b; break;
+    case VM_BB_FC2: W = bk->fc2_w; bias = bk->fc2_b; break;
+    case VM_BB_DS_REDUCTION: W = ds->ds_reduction; break;
+    case VM_BB_HEAD: W = s->head_w; bias = s->head_b; break;
+    default: return bb_fail(bb, "backbone layer is not a linear layer");
+    }
+    if ((bias || gelu) && ldc != N) return bb_fail(bb, "a linear layer with bias or GELU needs packed output rows");
+    int rc;
+    if (accumulate) {
+        if (bias) vmc_add_rows(C, bias, (size_t)M, N, q);
+        rc = gemm(s, M, N, K, A, lda, W, K, C, ldc, 1.0f);
+    } else if (bias && !gelu) {
+        vmc_fill_rows(C, bias, (size_t)M, N, q);
+        rc = gemm(s, M, N, K, A, lda, W, K, C, ldc, 1.0f);
+    } else {
+        rc = gemm(s, M, N, K, A, lda, W, K, C, ldc, 0.0f);
+        if (!rc && gelu) {
+            if (bias) vmc_bias_gelu(C, bias, (size_t)M, N, q);
+            else vmc_gelu(C, (size_t)M * N, q);
+        }
+    }
+    if (rc) return bb_fail(bb, "cuBLAS GEMM failed");
+    return 0;
+}
+
+int cu_dwconv_silu(vm_bb *bb, int si, int j, const float *in, int ld_in, float *out, int B, int h, int w, int D) {
+    state *s = S(bb);
+    const dblock *bk = &s->st[si].blocks[j];
+    vmc_dwconv3x3_silu(out, in, ld_in, bk->conv_w, bk->conv_b, B, h, w, D, s->stream);
+    return 0;
+}
+
+/* dt_proj runs inside the chunked scan kernel; the cross-merge, out_norm
+ * and the z gate are one pass. */
+int cu_ssm(vm_bb *bb, int si, int j, const float *u, const float *xdbl, const float *z, int ldz, float *y, int B, int h, int w) {
+    state *s = S(bb);
+    const vm_model *m = bb->m;
+    const dblock *bk = &s->st[si].blocks[j];
+    const int D = m->st[si].d_inner, R = m->st[si].R, N = m->info.d_state;
     const size_t T = (size_t)B * h * w;
     cudaStream_t q = s->stream;
-    int rc = 0;
-    GPROF(VM_OP_NORM, vmc_layernorm(s->t0, s->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS, q));
-    GPROF(VM_OP_IN_PROJ, rc |= gemm(s, (int)T, Din, C, s->t0, C, bk->in_proj, C, s->t1, Din, 0.0f));
-    GPROF(VM_OP_DWCONV, vmc_dwconv3x3_silu(s->t2, s->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D, q));
-    GPROF(VM_OP_X_PROJ, rc |= gemm(s, (int)T, 4 * P, D, s->t2, D, bk->x_proj, D, s->t3, 4 * P, 0.0f));
-    /* dt_proj runs inside the scan kernel */
-    GPROF(VM_OP_SCAN, vmc_scan_cross_chunked(s->scan, s->t2, bk->dt_w, s->t3, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N, R,
+    GPROF(VM_OP_SCAN, vmc_scan_cross_chunked(s->scan, u, bk->dt_w, xdbl, bk->A, bk->Ds, bk->dt_b, B, h, w, D, N, R,
                                              vmc_scan_chunks(B, h, w, D, s->scan_chunks), q));
-    /* cross-merge + out_norm (+ z gate) */
-    GPROF(VM_OP_NORM, vmc_merge4_layernorm(s->t5, s->scan, T, D, bk->out_norm.w, bk->out_norm.b, VM_LN_EPS,
-                                           m->info.z_gate ? s->t1 + D : NULL, Din, q));
-    GPROF(VM_OP_OUT_PROJ, rc |= gemm(s, (int)T, C, D, s->t5, D, bk->out_proj, D, s->x, C, 1.0f));
-    if (st->hidden) {
-        const int Hd = st->hidden;
-        GPROF(VM_OP_NORM, vmc_layernorm(s->t0, s->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS, q));
-        GPROF(VM_OP_MLP_GEMM, rc |= gemm(s, (int)T, Hd, C, s->t0, C, bk->fc1_w, C, s->t1, Hd, 0.0f));
-        GPROF(VM_OP_GELU, bk->fc1_b ? vmc_bias_gelu(s->t1, bk->fc1_b, T, Hd, q) : vmc_gelu(s->t1, T * Hd, q));
-        GPROF(VM_OP_MLP_GEMM, vmc_add_rows(s->x, bk->fc2_b, T, C, q);
-              rc |= gemm(s, (int)T, C, Hd, s->t1, Hd, bk->fc2_w, Hd, s->x, C, 1.0f));
-    }
-    return rc;
+    GPROF(VM_OP_NORM, vmc_merge4_layernorm(y, s->scan, T, D, bk->out_norm.w, bk->out_norm.b, VM_LN_EPS, z, ldz, q));
+    return 0;
 }
 
+int cu_merge_gather(vm_bb *bb, const float *in, float *out, int B, int h, int w, int C) {
+    vmc_patch_merge(out, in, B, h, w, C, S(bb)->stream);
+    return 0;
+}
+
+int cu_mean_tokens(vm_bb *bb, const float *in, int B, int L, int C, float *out) {
+    vmc_mean_tokens(out, in, B, L, C, S(bb)->stream);
+    return 0;
+}
+
+const vm_bb_ops cuda_bb_ops = {
+    "cuda", cu_now, cu_stem, cu_conv_ln, cu_layernorm, cu_linear, cu_dwconv_silu, cu_ssm, cu_merge_gather, cu_mean_tokens,
+};
 void ctx_release(void *p) {
     state *s = (state *)p;
     cudaSetDevice(s->device);
@@ -360,8 +502,10 @@ state *ctx_state(vm_model *m, vm_ctx *c, char *err, size_t errlen) {
     return s;
 }
 
-/* feats_dev: feats[i] are device buffers on the model's device that take
- * the maps NHWC (for heads on the CUDA op backend), else host NCHW. */
+/* The backbone (src/net/backbone.c on cuda_bb_ops), then the features or
+ * the classifier. feats_dev: feats[i] are device buffers on the model's
+ * device that take the maps NHWC (for heads on the CUDA op backend), else
+ * host NCHW. */
 int forward_impl(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4],
                  int feats_dev) {
     char *err = c->err;
@@ -372,86 +516,54 @@ int forward_impl(vm_model *m, vm_ctx *c, const float *in, int B, int H, int W, f
     if (!s) return -1;
     s->prof = &c->prof;
     const vm_info *I = &m->info;
+    if (feats && !I->is_backbone) return vm_errf(err, errlen, "features need a backbone checkpoint (outnorm layers)");
     if (plan(m, s, B, H, W, err, errlen)) return -1;
     cudaStream_t q = s->stream;
     cudaError_t ce = cudaSuccess;
-    int rc = 0, oh, ow;
-    /* Patch embed: the first convolution direct from the NCHW input with
-     * its norm (and GELU, v2) fused, else the layout pass + im2col path. */
-    const int v1 = I->patch_embed_version == 1;
-    oh = conv_out(H, s->pe1.k, s->pe1.stride, s->pe1.pad);
-    ow = conv_out(W, s->pe1.k, s->pe1.stride, s->pe1.pad);
-    float *pe_out = v1 ? s->x : s->t1;
-    const size_t img = (size_t)3 * H * W, pe_img = (size_t)oh * ow * s->pe1.cout;
-    const int direct = s->direct_stem && vmc_stem_conv_ok(3, s->pe1.cout, s->pe1.k);
-    /* The input goes up in pieces on the upload stream and each piece's
-     * stem convolution starts as soon as it has landed, overlapping the
-     * next piece's copy (in one piece, on the compute stream, when
-     * profiling, so that the transfer is timed on its own). */
-    const int pieces = direct && !s->prof->enabled ? (B < UPLOAD_PIECES ? B : UPLOAD_PIECES) : 1;
-    if (pieces == 1) {
-        GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(s->in, in, B * img * sizeof(float), cudaMemcpyHostToDevice, q));
-        CK(ce);
+    vm_bb bb;
+    memset(&bb, 0, sizeof bb);
+    bb.ops = &cuda_bb_ops;
+    bb.impl = s;
+    bb.m = m;
+    bb.c = c;
+    bb.host = 0;
+    for (int i = 0; i < 4; i++) {
+        bb.h[i] = s->h[i];
+        bb.w[i] = s->w[i];
+        bb.feat[i] = feats && feats_dev ? feats[i] : s->feat[i];
     }
-    if (s->prof->enabled) cudaEventRecord(s->ev0, q);
-    for (int p = 0; direct && p < pieces; p++) {
-        const int b0 = (int)((long)B * p / pieces), b1 = (int)((long)B * (p + 1) / pieces);
-        if (pieces > 1) {
-            CK(cudaMemcpyAsync(s->in + b0 * img, in + b0 * img, (b1 - b0) * img * sizeof(float), cudaMemcpyHostToDevice, s->up));
-            CK(cudaEventRecord(s->landed[p], s->up));
-            CK(cudaStreamWaitEvent(q, s->landed[p], 0));
-        }
-        if (vmc_stem_conv(pe_out + b0 * pe_img, s->in + b0 * img, s->pe1.w, s->pe1.b, s->pe_norm1.w, s->pe_norm1.b, !v1,
-                          b1 - b0, 3, H, W, s->pe1.cout, s->pe1.k, s->pe1.stride, s->pe1.pad, oh, ow, VM_LN_EPS, q))
-            return vm_errf(err, errlen, "CUDA: no stem convolution kernel for %d output channels", s->pe1.cout);
+    bb.pe_h1 = s->h1;
+    bb.pe_w1 = s->w1;
+    bb.x = s->x;
+    bb.t0 = s->t0;
+    bb.t1 = s->t1;
+    bb.t2 = s->t2;
+    bb.t3 = s->t3;
+    bb.t5 = s->t5;
+    if (vm_backbone_run(&bb, in, B, H, W)) {
+        if (!err[0]) vm_errf(err, errlen, "CUDA: backbone failed");
+        return -1;
     }
-    if (!direct) {
-        vmc_nchw_to_nhwc(s->t0, s->in, B, 3, H, W, q);
-        rc |= conv(s, &s->pe1, s->t0, B, H, W, pe_out, &oh, &ow);
-        vmc_layernorm(pe_out, pe_out, s->pe_norm1.w, s->pe_norm1.b, (size_t)B * oh * ow, s->pe1.cout, VM_LN_EPS, q);
-        if (!v1) vmc_gelu(pe_out, (size_t)B * oh * ow * s->pe1.cout, q);
-    }
-    if (!v1) {
-        rc |= conv(s, &s->pe2, s->t1, B, oh, ow, s->x, &oh, &ow);
-        vmc_layernorm(s->x, s->x, s->pe_norm2.w, s->pe_norm2.b, (size_t)B * oh * ow, I->dims[0], VM_LN_EPS, q);
-    }
-    if (s->prof->enabled) prof_since(m, s, VM_OP_PATCH_EMBED);
-    for (int i = 0; i < 4 && !rc; i++) {
-        const vm_stage *st = &m->st[i];
-        const int h = s->h[i], w = s->w[i];
-        const size_t T = (size_t)B * h * w;
-        for (int j = 0; j < st->depth; j++) rc |= block(m, s, st, &s->st[i].blocks[j], B, h, w);
-        if (feats && feats_dev) {
-            vmc_layernorm(feats[i], s->x, s->st[i].outnorm.w, s->st[i].outnorm.b, T, st->C, VM_LN_EPS, q);
-        } else if (feats) {
-            vmc_layernorm(s->t0, s->x, s->st[i].outnorm.w, s->st[i].outnorm.b, T, st->C, VM_LN_EPS, q);
-            vmc_nhwc_to_nchw(s->out, s->t0, B, h, w, st->C, q);
-            CK(cudaMemcpyAsync(feats[i], s->out, T * st->C * sizeof(float), cudaMemcpyDeviceToHost, q));
+    if (feats && !feats_dev) {
+        for (int i = 0; i < 4; i++) {
+            const size_t n = (size_t)B * s->h[i] * s->w[i] * I->dims[i];
+            vmc_nhwc_to_nchw(s->out, s->feat[i], B, s->h[i], s->w[i], I->dims[i], q);
+            GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(feats[i], s->out, n * sizeof(float), cudaMemcpyDeviceToHost, q));
+            CK(ce);
             CK(cudaStreamSynchronize(q)); /* s->out is reused by the next stage */
         }
-        if (i == 3) break;
-        if (s->prof->enabled) cudaEventRecord(s->ev0, q);
-        if (I->downsample_version == 1) {
-            vmc_patch_merge(s->t0, s->x, B, h, w, st->C, q);
-            size_t T2 = (size_t)B * s->h[i + 1] * s->w[i + 1];
-            vmc_layernorm(s->t0, s->t0, s->st[i].ds_norm.w, s->st[i].ds_norm.b, T2, 4 * st->C, VM_LN_EPS, q);
-            rc |= gemm(s, (int)T2, st->C_next, 4 * st->C, s->t0, 4 * st->C, s->st[i].ds_reduction, 4 * st->C, s->x, st->C_next, 0.0f);
-        } else {
-            rc |= conv(s, &s->st[i].ds_conv, s->x, B, h, w, s->t0, &oh, &ow);
-            vmc_layernorm(s->x, s->t0, s->st[i].ds_norm.w, s->st[i].ds_norm.b, (size_t)B * oh * ow, st->C_next, VM_LN_EPS, q);
-        }
-        if (s->prof->enabled) prof_since(m, s, VM_OP_DOWNSAMPLE);
     }
-    if (rc) return vm_errf(err, errlen, "cuBLAS GEMM failed");
     if (logits) {
-        const int C = I->dims[3], L = s->h[3] * s->w[3];
-        if (s->prof->enabled) cudaEventRecord(s->ev0, q);
-        vmc_layernorm(s->t0, s->x, s->cls_norm.w, s->cls_norm.b, (size_t)B * L, C, VM_LN_EPS, q);
-        vmc_mean_tokens(s->t1, s->t0, B, L, C, q);
-        vmc_fill_rows(s->out, s->head_b, (size_t)B, I->num_classes, q);
-        if (gemm(s, B, I->num_classes, C, s->t1, C, s->head_w, C, s->out, I->num_classes, 1.0f))
-            return vm_errf(err, errlen, "cuBLAS GEMM failed");
-        if (s->prof->enabled) prof_since(m, s, VM_OP_HEAD);
+        /* the classifier (src/net/heads/classifier.c) on these ops, the
+         * logits into s->out, then down */
+        vm_classifier h;
+        if (vm_classifier_bind(m, &h, err, errlen)) return -1;
+        double t_head = s->prof->enabled ? cu_now(&bb) : 0;
+        if (vm_classifier_run(&h, &bb, s->x, B, s->h[3] * s->w[3], s->out)) {
+            if (!err[0]) vm_errf(err, errlen, "CUDA: classifier failed");
+            return -1;
+        }
+        if (s->prof->enabled) s->prof->seconds[VM_OP_HEAD] += cu_now(&bb) - t_head;
         GPROF(VM_OP_TRANSFER, ce = cudaMemcpyAsync(logits, s->out, (size_t)B * I->num_classes * sizeof(float), cudaMemcpyDeviceToHost, q));
         CK(ce);
     }

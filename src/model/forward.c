@@ -1,6 +1,7 @@
-/* forward.c - the FP32 forward pass: plan activations once per input
- * shape, then patch embed -> 4 stages of VSS blocks (+ downsample) ->
- * classifier head or backbone features.
+/* forward.c - the CPU forward pass: plan activations and primitives once
+ * per input shape, then the backbone (described once in net/backbone.c,
+ * run with the CPU ops of src/ops/backbone_cpu.c) -> classifier head or
+ * backbone features.
  *
  * Activations are token-major (B, H, W, C) for every family: LayerNorm2d
  * over channels and Linear2d are the same maths in this layout, so the
@@ -13,6 +14,7 @@
 #include <omp.h>
 
 #include "model.h"
+#include "../net/backbone.h"
 #include "../../simd/kernels.h"
 #include "../core/util.h"
 
@@ -21,36 +23,6 @@ static size_t maxz(size_t a, size_t b) { return a > b ? a : b; }
 const char *const vm_op_names[VM_OP_COUNT] = {"patch_embed", "layernorm", "in_proj", "dwconv+silu", "x_proj+dt_proj",
                                                "selective_scan", "gate", "out_proj", "mlp_gemm", "gelu",
                                                "downsample", "head", "host<->device"};
-
-/* VMAMBA_PROFILE_CLOCK=cpu: the profile counts the process's CPU time
- * instead of wall time. At 1 thread that is the op's own work, blind to
- * other processes' load (what A/B comparisons on a shared machine need). */
-static clockid_t prof_clock(void) {
-    static int mode; /* 0 unknown, 1 wall, 2 cpu; a benign race: every thread computes the same */
-    if (!mode) {
-        const char *e = getenv("VMAMBA_PROFILE_CLOCK");
-        mode = e && !strcmp(e, "cpu") ? 2 : 1;
-    }
-    return mode == 2 ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC;
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(prof_clock(), &t);
-    return (double)t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-/* Time `stmt` under op `op` when profiling; free otherwise. */
-#define PROF(op, stmt)                                                  \
-    do {                                                                \
-        if (c->prof.enabled) {                                          \
-            double t_ = now_s();                                        \
-            stmt;                                                       \
-            c->prof.seconds[op] += now_s() - t_;                        \
-        } else {                                                        \
-            stmt;                                                       \
-        }                                                               \
-    } while (0)
 
 void vm_plan_free(vm_plan *p) {
     free(p->arena);
@@ -144,33 +116,6 @@ static int make_linears(vm_ctx *c, int B, size_t *qbytes) {
     if (!rc && xq8 && !(p->xq8 = malloc(xq8)))
         rc = vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (%zu bytes of INT8 GEMM output)", xq8);
     return rc;
-}
-
-/* This context's XNNPACK worker threads, as many as OpenMP would use now. */
-static void *xpool(vm_ctx *c) {
-    vm_plan *p = &c->plan;
-    int t = omp_get_max_threads();
-    if (t != p->xpool_threads) {
-        vm_xnn_pool_free(p->xpool);
-        p->xpool = vm_xnn_pool_create(t);
-        p->xpool_threads = t;
-    }
-    return p->xpool;
-}
-
-/* An XNNPACK fully-connected product in this context's arithmetic: FP32,
- * or FP16 (vm_ctx_fp16) through the operator's f16 twin. */
-static int xfc(vm_ctx *c, vm_xop *x, int M, const float *A, float *C) {
-    if (!vm_ctx_fp16(c)) return vm_xop_fc_run(x, M, A, C, xpool(c));
-    vm_plan *p = &c->plan;
-    size_t need = vm_xop_fc16_scratch(x, M);
-    if (need > p->h16_cap) {
-        free(p->h16);
-        p->h16_cap = 0;
-        if (!(p->h16 = malloc(need))) return -1;
-        p->h16_cap = need;
-    }
-    return vm_xop_fc_run16(x, M, A, C, p->h16, xpool(c));
 }
 
 /* x_proj (T x D -> 4(R+2N)) and dt_proj (4 x: T x R -> D, reading the
@@ -315,201 +260,6 @@ int vm_plan_ensure(vm_ctx *c, int B, int H, int W) {
     return 0;
 }
 
-#define TRACE(name, data, b, hh, ww, ch) \
-    do { if (c->trace) c->trace(c->trace_user, name, data, b, hh, ww, ch); } while (0)
-
-static void add_bias_rows(float *x, const float *bias, size_t T, int C) {
-#pragma omp parallel for schedule(static)
-    for (size_t t = 0; t < T; t++)
-        for (int c = 0; c < C; c++) x[t * C + c] += bias[c];
-}
-
-static void fill_bias_rows(float *x, const float *bias, size_t T, int C) {
-#pragma omp parallel for schedule(static)
-    for (size_t t = 0; t < T; t++) memcpy(x + t * C, bias, (size_t)C * sizeof *x);
-}
-
-/* A convolution on an NHWC map: observed for calibration, and on INT8
- * models its input is quantized first. */
-static int run_conv(vm_ctx *c, const vm_conv *cv, vm_conv_prim *prim, const char *name, const float *in, int B, int H, int W,
-                    float *out) {
-    const size_t pixels = (size_t)B * H * W;
-    if (c->observe) c->observe(c->observe_user, name, in, pixels, cv->cin, cv->cin, NULL, cv->cout);
-    if (cv->x) return vm_xop_conv_run(cv->x, B, H, W, in, out, xpool(c));
-    if (cv->w8) {
-        vm_kernels()->quantize_u8(c->plan.qbuf, in, pixels, cv->cin, cv->cin, 1.0f / cv->a_scale, (float)cv->a_zp);
-        return vm_conv_run(prim, (const float *)c->plan.qbuf, out);
-    }
-    return vm_conv_run(prim, in, out);
-}
-
-/* XNNPACK INT8 (qc8) on the u8 input in c->plan.qbuf: to s8 (the same
- * codes minus 128), the product requantized to s8 at the layer's
- * calibrated output range, then back to FP32 into C (or added to it), GELU
- * after. The loops are "omp simd" (-O2 does not vectorize them otherwise),
- * their "if" for the parallel part only: a false if would also turn off simd. */
-static int xnn_int8(vm_ctx *c, const vm_qlinear *q, int M, int N, float *C, int ldc, int gelu, int accumulate) {
-    if (ldc != N) return -1; /* every caller writes packed rows */
-    vm_plan *p = &c->plan;
-    const size_t nin = (size_t)M * q->K, nout = (size_t)M * N;
-    uint8_t *in = p->qbuf;
-#pragma omp parallel for simd schedule(static) if (parallel: nin > 262144)
-    for (size_t i = 0; i < nin; i++) in[i] ^= 0x80;
-    if (vm_xop_qc8_run(q->x, M, (const int8_t *)in, p->xq8, xpool(c))) return -1;
-    const float s = q->o_scale, z = (float)(q->o_zp - 128);
-    const int8_t *o = p->xq8;
-    if (accumulate) {
-#pragma omp parallel for simd schedule(static) if (parallel: nout > 65536)
-        for (size_t i = 0; i < nout; i++) C[i] += ((float)o[i] - z) * s;
-    } else {
-#pragma omp parallel for simd schedule(static) if (parallel: nout > 65536)
-        for (size_t i = 0; i < nout; i++) C[i] = ((float)o[i] - z) * s;
-    }
-    if (gelu) vm_kernels()->gelu(C, C, nout);
-    return 0;
-}
-
-/* One linear layer: C = A W^T (+ bias) (GELU) (+ C if accumulate), INT8
- * when the model file quantized it, else FP32: a matmul primitive with
- * everything fused when the weights are packed, or oneDNN's GEMM plus
- * separate passes on plain weights. The calibration observer sees A first
- * (weights are plain while it is set). bias/gelu/accumulate must be what
- * vm_linears() lists for the layer: the primitives were built from it. */
-int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
-                  int K, const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate) {
-    if (c->observe) c->observe(c->observe_user, name, A, (size_t)M, K, lda, W, N);
-    if (q) {
-        vm_kernels()->quantize_u8(c->plan.qbuf, A, (size_t)M, K, lda, 1.0f / q->a_scale, (float)q->a_zp);
-        if (q->x) return xnn_int8(c, q, M, N, C, ldc, gelu, accumulate);
-        return vm_qmatmul_run(c->plan.lin[q->slot].q, c->plan.qbuf, C);
-    }
-    if (f && f->x) {
-        /* XNNPACK: bias inside, GELU and the residual add after */
-        if (lda != K || ldc != N) return -1; /* the operator's strides; every caller passes these */
-        float *out = accumulate ? c->plan.xacc : C;
-        if (xfc(c, f->x, M, A, out)) return -1;
-        if (gelu) vm_kernels()->gelu(C, C, (size_t)M * N);
-        if (accumulate) {
-            const size_t n = (size_t)M * N;
-#pragma omp parallel for simd schedule(static) if (parallel: n > 65536)
-            for (size_t i = 0; i < n; i++) C[i] += out[i];
-        }
-        return 0;
-    }
-    if (f) return vm_matmul_run(c->plan.lin[f->slot].f, A, C);
-    float beta = accumulate ? 1.0f : 0.0f;
-    if (bias && accumulate) add_bias_rows(C, bias, (size_t)M, N);
-    else if (bias) { fill_bias_rows(C, bias, (size_t)M, N); beta = 1.0f; }
-    int rc = vm_gemm(M, N, K, A, lda, W, K, C, ldc, beta);
-    if (gelu) vm_kernels()->gelu(C, C, (size_t)M * N);
-    return rc;
-}
-
-/* x = x + SS2D(LN(x)); then x = x + MLP(LN2(x)) if the block has one. */
-static int vss_block(vm_ctx *c, const vm_stage *st, const vm_block *bk, int s, int j, int B, int h, int w) {
-    const vm_model *m = c->m;
-    const vm_kernel_table *K = vm_kernels();
-    vm_plan *p = &c->plan;
-    const int C = st->C, D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N;
-    const int Din = D * (m->info.z_gate ? 2 : 1);
-    const size_t T = (size_t)B * h * w;
-    char nm[64];
-#define TR(what, data, b, hh, ww, ch) \
-    do { if (c->trace) { snprintf(nm, sizeof nm, "s%d.b%d.%s", s, j, what); TRACE(nm, data, b, hh, ww, ch); } } while (0)
-    int rc = 0;
-    PROF(VM_OP_NORM, K->layernorm(p->t0, p->x, bk->norm.w, bk->norm.b, T, C, VM_LN_EPS));
-    TR("ss2d_in", p->t0, B, h, w, C);
-    char ln_[80];
-#define LNAME(x) (snprintf(ln_, sizeof ln_, "layers.%d.blocks.%d.%s", s, j, x), ln_)
-    PROF(VM_OP_IN_PROJ, rc |= vm_linear(c, bk->q_in, bk->f_in, LNAME("op.in_proj"), p->t0, C, (int)T, Din, C, bk->in_proj_w, p->t1, Din, NULL, 0, 0));
-    TR("in_proj", p->t1, B, h, w, Din);
-    PROF(VM_OP_DWCONV, K->dwconv3x3_silu(p->t2, p->t1, Din, bk->conv_w, bk->conv_b, B, h, w, D));
-    TR("act", p->t2, B, h, w, D);
-    vm_matmul **sp = NULL; /* this block's x_proj, dt_proj[4] primitives */
-    if (p->sp_mm) {
-        size_t bi = (size_t)j;
-        for (int q = 0; q < s; q++) bi += (size_t)m->st[q].depth;
-        sp = p->sp_mm + 5 * bi;
-    }
-    if (bk->x_xproj) { /* XNNPACK path */
-        PROF(VM_OP_X_PROJ, rc |= xfc(c, bk->x_xproj, (int)T, p->t2, p->t3));
-    } else {
-        PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[0], p->t2, p->t3) : vm_gemm((int)T, 4 * P, D, p->t2, D, bk->x_proj_w, D, p->t3, 4 * P, 0.0f));
-    }
-    TR("x_dbl", p->t3, B, h, w, 4 * P);
-    for (int k = 0; k < 4; k++) {
-        if (bk->x_dt[k]) {
-            PROF(VM_OP_X_PROJ, rc |= xfc(c, bk->x_dt[k], (int)T, p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D));
-        } else {
-            PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[1 + k], p->t3 + (size_t)k * P, p->t4 + (size_t)k * T * D)
-                                        : vm_gemm((int)T, D, R, p->t3 + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,
-                                                  p->t4 + (size_t)k * T * D, D, 0.0f));
-        }
-    }
-    TR("dts", p->t4, 4 * B, h, w, D);
-    vm_scan_dims dims = {B, h, w, D, N, R};
-    PROF(VM_OP_SCAN, K->scan_cross(p->t5, p->t2, p->t4, p->t3, bk->A, bk->Ds, bk->dt_b, &dims));
-    TR("y_merged", p->t5, B, h, w, D);
-    PROF(VM_OP_NORM, K->layernorm(p->t5, p->t5, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS));
-    TR("out_norm", p->t5, B, h, w, D);
-    if (m->info.z_gate) {
-        PROF(VM_OP_GATE, K->mul_silu(p->t5, p->t5, p->t1 + D, T, D, Din));
-        TR("out_proj_in", p->t5, B, h, w, D);
-    }
-    PROF(VM_OP_OUT_PROJ, rc |= vm_linear(c, bk->q_out, bk->f_out, LNAME("op.out_proj"), p->t5, D, (int)T, C, D, bk->out_proj_w, p->x, C,
-                                      NULL, 0, 1)); /* residual fused */
-    TR("block_after_ssm", p->x, B, h, w, C);
-    if (st->hidden) {
-        const int Hd = st->hidden;
-        PROF(VM_OP_NORM, K->layernorm(p->t0, p->x, bk->norm2.w, bk->norm2.b, T, C, VM_LN_EPS));
-        PROF(VM_OP_MLP_GEMM, rc |= vm_linear(c, bk->q_fc1, bk->f_fc1, LNAME("mlp.fc1"), p->t0, C, (int)T, Hd, C, bk->fc1_w, p->t1, Hd,
-                                          bk->fc1_b, 1, 0)); /* bias and GELU included */
-        PROF(VM_OP_MLP_GEMM, rc |= vm_linear(c, bk->q_fc2, bk->f_fc2, LNAME("mlp.fc2"), p->t1, Hd, (int)T, C, Hd, bk->fc2_w, p->x, C,
-                                          bk->fc2_b, 0, 1));
-    }
-    TR("block_out", p->x, B, h, w, C);
-#undef TR
-#undef LNAME
-    if (rc) return vm_ctx_fail(c, VM_ERR_BACKEND, "oneDNN GEMM failed in stage %d block %d", s, j);
-    return 0;
-}
-
-/* v1 patch merging: zero-pad to even size, gather 2x2 neighbours into 4C
- * channels in the order (0,0),(1,0),(0,1),(1,1), LayerNorm, project. */
-static int patch_merge(vm_ctx *c, const vm_stage *st, int B, int h, int w) {
-    const vm_model *m = c->m;
-    vm_plan *p = &c->plan;
-    const int C = st->C, h2 = (h + 1) / 2, w2 = (w + 1) / 2;
-    const size_t T2 = (size_t)B * h2 * w2;
-    static const int dy[4] = {0, 1, 0, 1}, dx[4] = {0, 0, 1, 1};
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int y = 0; y < h2; y++)
-            for (int x = 0; x < w2; x++) {
-                float *o = p->t0 + (((size_t)b * h2 + y) * w2 + x) * 4 * C;
-                for (int q = 0; q < 4; q++) {
-                    int yy = 2 * y + dy[q], xx = 2 * x + dx[q];
-                    if (yy < h && xx < w) memcpy(o + q * C, p->x + (((size_t)b * h + yy) * w + xx) * C, (size_t)C * 4);
-                    else memset(o + q * C, 0, (size_t)C * 4);
-                }
-            }
-    vm_kernels()->layernorm(p->t0, p->t0, st->ds_norm.w, st->ds_norm.b, T2, 4 * C, VM_LN_EPS);
-    char name[64];
-    snprintf(name, sizeof name, "layers.%d.downsample.reduction", (int)(st - m->st));
-    if (vm_linear(c, st->q_ds, st->f_ds, name, p->t0, 4 * C, (int)T2, st->C_next, 4 * C, st->ds_reduction, p->x, st->C_next, NULL, 0, 0))
-        return vm_ctx_fail(c, VM_ERR_BACKEND, "GEMM failed in downsample");
-    return 0;
-}
-
-static void nchw_to_nhwc(float *dst, const float *src, int B, int C, int H, int W) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++)
-                for (int c = 0; c < C; c++)
-                    dst[(((size_t)b * H + y) * W + x) * C + c] = src[(((size_t)b * C + c) * H + y) * W + x];
-}
-
 /* Token-major (B,h,w,C) to NCHW. */
 static void to_nchw(float *dst, const float *src, int B, int h, int w, int C) {
 #pragma omp parallel for collapse(2) schedule(static)
@@ -518,63 +268,35 @@ static void to_nchw(float *dst, const float *src, int B, int h, int w, int C) {
             for (int t = 0; t < h * w; t++) dst[((size_t)b * C + c) * h * w + t] = src[((size_t)b * h * w + t) * C + c];
 }
 
-/* Patch embed and the four stages of VSS blocks with their downsamples.
- * The last stage's output stays in p->x; a backbone's outnorm_i maps are
- * kept in p->feat[i] (NHWC) for the heads. */
-static int backbone(vm_ctx *c, const float *in, int B, int H, int W) {
-    const vm_model *m = c->m;
-    const vm_info *I = &m->info;
-    const vm_kernel_table *K = vm_kernels();
+/* The CPU backbone ops over c's plan (vm_plan_ensure first). */
+static void cpu_bb(vm_ctx *c, vm_bb *bb) {
     vm_plan *p = &c->plan;
-    double t_pe = c->prof.enabled ? now_s() : 0;
-    /* Patch embed. */
-    nchw_to_nhwc(p->t0, in, B, 3, H, W);
-    if (I->patch_embed_version == 1) {
-        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, B, H, W, p->x)) goto dnnl_fail;
-    } else {
-        size_t T1 = (size_t)B * p->pe_h1 * p->pe_w1;
-        if (run_conv(c, &m->pe_conv1, p->pe1, "patch_embed.0", p->t0, B, H, W, p->t1)) goto dnnl_fail;
-        K->layernorm(p->t1, p->t1, m->pe_norm1.w, m->pe_norm1.b, T1, m->pe_norm1.C, VM_LN_EPS);
-        K->gelu(p->t1, p->t1, T1 * m->pe_norm1.C);
-        if (run_conv(c, &m->pe_conv2, p->pe2, "patch_embed.5", p->t1, B, p->pe_h1, p->pe_w1, p->x)) goto dnnl_fail;
-    }
-    {
-        const vm_ln *n = I->patch_embed_version == 1 ? &m->pe_norm1 : &m->pe_norm2;
-        K->layernorm(p->x, p->x, n->w, n->b, (size_t)B * p->h[0] * p->w[0], I->dims[0], VM_LN_EPS);
-    }
-    if (c->prof.enabled) c->prof.seconds[VM_OP_PATCH_EMBED] += now_s() - t_pe;
-    TRACE("patch_embed", p->x, B, p->h[0], p->w[0], I->dims[0]);
-    char nm[64];
+    memset(bb, 0, sizeof *bb);
+    bb->ops = &vm_bb_cpu_ops;
+    bb->m = c->m;
+    bb->c = c;
+    bb->host = 1;
     for (int s = 0; s < 4; s++) {
-        const vm_stage *st = &m->st[s];
-        const int h = p->h[s], w = p->w[s];
-        const size_t T = (size_t)B * h * w;
-        for (int j = 0; j < st->depth; j++)
-            if (vss_block(c, st, &st->blocks[j], s, j, B, h, w)) return -1;
-        snprintf(nm, sizeof nm, "stage%d_blocks", s);
-        TRACE(nm, p->x, B, h, w, st->C);
-        if (I->is_backbone) K->layernorm(p->feat[s], p->x, st->outnorm.w, st->outnorm.b, T, st->C, VM_LN_EPS);
-        if (s == 3) break;
-        double t_ds = c->prof.enabled ? now_s() : 0;
-        if (I->downsample_version == 1) {
-            if (patch_merge(c, st, B, h, w)) return -1;
-        } else {
-            snprintf(nm, sizeof nm, "layers.%d.downsample.1", s);
-            if (run_conv(c, &st->ds_conv, p->ds[s], nm, p->x, B, h, w, p->t0)) goto dnnl_fail;
-            K->layernorm(p->x, p->t0, st->ds_norm.w, st->ds_norm.b, (size_t)B * p->h[s + 1] * p->w[s + 1], st->C_next, VM_LN_EPS);
-        }
-        if (c->prof.enabled) c->prof.seconds[VM_OP_DOWNSAMPLE] += now_s() - t_ds;
-        snprintf(nm, sizeof nm, "stage%d_downsample", s);
-        TRACE(nm, p->x, B, p->h[s + 1], p->w[s + 1], st->C_next);
+        bb->h[s] = p->h[s];
+        bb->w[s] = p->w[s];
+        bb->feat[s] = p->feat[s];
     }
-    return 0;
-dnnl_fail:
-    return vm_ctx_fail(c, VM_ERR_BACKEND, "oneDNN primitive execution failed");
+    bb->pe_h1 = p->pe_h1;
+    bb->pe_w1 = p->pe_w1;
+    bb->x = p->x;
+    bb->t0 = p->t0;
+    bb->t1 = p->t1;
+    bb->t2 = p->t2;
+    bb->t3 = p->t3;
+    bb->t5 = p->t5;
 }
 
 int vm_ctx_backbone(vm_ctx *c, const float *in, int B, int H, int W, vm_feats *out) {
-    if (vm_plan_ensure(c, B, H, W) || backbone(c, in, B, H, W)) return -1;
-    const vm_plan *p = &c->plan;
+    if (vm_plan_ensure(c, B, H, W)) return -1;
+    vm_plan *p = &c->plan;
+    vm_bb bb;
+    cpu_bb(c, &bb);
+    if (vm_backbone_run(&bb, in, B, H, W)) return -1;
     memset(out, 0, sizeof *out);
     out->B = B;
     for (int s = 0; s < 4; s++) {
@@ -593,9 +315,16 @@ int vm_forward_impl(vm_ctx *c, const float *in, int B, int H, int W, float *logi
     if (feats)
         for (int s = 0; s < 4; s++) to_nchw(feats[s], f.data[s], B, f.H[s], f.W[s], f.C[s]);
     if (logits) {
-        double t_head = c->prof.enabled ? now_s() : 0;
-        if (vm_classifier_forward(c, &f, logits)) return -1;
-        if (c->prof.enabled) c->prof.seconds[VM_OP_HEAD] += now_s() - t_head;
+        double t_head = c->prof.enabled ? vm_prof_now() : 0;
+        vm_classifier h;
+        char e[256];
+        if (vm_classifier_bind(c->m, &h, e, sizeof e)) return vm_ctx_fail(c, VM_ERR_UNSUPPORTED, "%s", e);
+        vm_bb bb;
+        cpu_bb(c, &bb);
+        /* the last stage's raw output (a checkpoint with both outnorm3
+         * and a classifier feeds the classifier the un-normalised map) */
+        if (vm_classifier_run(&h, &bb, c->plan.x, B, f.H[3] * f.W[3], logits)) return -1;
+        if (c->prof.enabled) c->prof.seconds[VM_OP_HEAD] += vm_prof_now() - t_head;
     }
     return 0;
 }

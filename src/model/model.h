@@ -317,11 +317,11 @@ int vm_ctx_backbone_be(vm_ctx *c, const float *in, int B, int H, int W, vm_feats
  * NULL with c's error set where there is none). */
 vm_be *vm_ctx_cuda_backend(vm_ctx *c, int device);
 /* One linear layer of the model on c (INT8, packed FP32 or plain): see
- * forward.c. */
+ * src/ops/backbone_cpu.c. */
 int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *name, const float *A, int lda, int M, int N,
               int K, const float *W, float *C, int ldc, const float *bias, int gelu, int accumulate);
-/* src/net/heads/classifier.c: norm, global average pool, linear. */
-int vm_classifier_forward(vm_ctx *c, const vm_feats *f, float *logits);
+/* The profile clock (wall, or CPU time with VMAMBA_PROFILE_CLOCK=cpu). */
+double vm_prof_now(void);
 /* The internal context of vm_forward, created on first use, or NULL. */
 vm_ctx *vm_model_ctx(vm_model *m);
 

@@ -61,14 +61,11 @@ static void c_free_weights(vm_be *be, const float *w) {
     (void)w;
 }
 
-/* A planned convolution: the oneDNN primitive, and for an INT8 one the
- * buffer its input is quantised into before each run. */
+/* A planned convolution: the oneDNN primitive (an INT8 one quantises its
+ * f32 input itself, vm_qconv_run). */
 typedef struct {
     vm_conv_prim *p;
-    uint8_t *q;  /* INT8: the u8 input (rows x cin); NULL: an f32 convolution */
-    size_t rows; /* B*H*W */
-    int cin;
-    float inv, zp; /* 1 / a_scale, zero point */
+    int int8;
 } cpu_conv;
 
 static vm_be_conv *wrap(vm_be *be, vm_conv_prim *p) {
@@ -100,26 +97,13 @@ static vm_be_conv *c_qconv_make(vm_be *be, int B, int Cin, int H, int W, int Cou
     cpu_conv *c = (cpu_conv *)wrap(be, vm_qconv_create_relu_x(ci->x, B, Cin, H, W, Cout, k, stride, pad, w8, w_scale,
                                                               a_scale, zp, bias, relu, be->err, sizeof be->err));
     if (!c) return NULL;
-    c->rows = (size_t)B * H * W;
-    c->cin = Cin;
-    c->inv = 1.0f / a_scale;
-    c->zp = (float)zp;
-    size_t n = c->rows * (size_t)Cin;
-    if (!(c->q = malloc(n ? n : 1))) {
-        fail(be, "out of memory (%zu bytes) for an INT8 convolution's input", n);
-        vm_conv_free(c->p);
-        free(c);
-        return NULL;
-    }
+    c->int8 = 1;
     return (vm_be_conv *)c;
 }
 static int c_conv_run(vm_be *be, vm_be_conv *k, const float *src, float *dst) {
     cpu_conv *c = (cpu_conv *)k;
-    if (c->q) { /* the primitive reads u8: quantise the f32 input first */
-        vm_kernels()->quantize_u8(c->q, src, c->rows, c->cin, c->cin, c->inv, c->zp);
-        src = (const float *)c->q;
-    }
-    if (vm_conv_run(c->p, src, dst)) return fail(be, "oneDNN: a%s convolution failed to run", c->q ? "n INT8" : "");
+    if (c->int8 ? vm_qconv_run(c->p, src, dst) : vm_conv_run(c->p, src, dst))
+        return fail(be, "oneDNN: a%s convolution failed to run", c->int8 ? "n INT8" : "");
     return 0;
 }
 static void c_conv_free(vm_be *be, vm_be_conv *k) {
@@ -127,7 +111,6 @@ static void c_conv_free(vm_be *be, vm_be_conv *k) {
     cpu_conv *c = (cpu_conv *)k;
     if (!c) return;
     vm_conv_free(c->p);
-    free(c->q);
     free(c);
 }
 

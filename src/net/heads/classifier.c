@@ -1,36 +1,35 @@
-/* classifier.c - the image-classification head: LayerNorm over the last
+/* classifier.c - the image-classification head, written once for every
+ * backend on the backbone ops (net/backbone.h): LayerNorm over the last
  * stage's channels, global average pool, linear layer (the official
  * classifier = norm -> permute -> avgpool -> flatten -> head).
  *
- * Unlike the heads that follow net/head.h (bound from vm_model_weights,
- * run by vm_ctx_run_head), the classifier's weights are bound with the
- * backbone's (load.c: classifier.*): its linear layer is one of the
- * model's linears, packed at load with them, INT8-calibrated and observed
- * by calibration with them, uploaded to CUDA with them. It reads the same
- * vm_feats from vm_ctx_backbone as the other heads. */
-#include <stdlib.h>
+ * Its linear layer is one of the model's linears (load.c binds
+ * classifier.* with the backbone: packed at load, INT8-calibrated,
+ * observed by calibration, uploaded to CUDA with the others), so it runs
+ * through the backend's model-layer ops rather than src/ops/backend.h's
+ * plain-weight linear. A checkpoint with both outnorm3 and a classifier
+ * feeds the classifier the un-normalised map (x). */
+#include <stdio.h>
 
+#include "../backbone.h"
 #include "model/model.h"
-#include "../../../simd/kernels.h"
+#include "../../core/util.h"
 
-int vm_classifier_forward(vm_ctx *c, const vm_feats *f, float *logits) {
-    const vm_model *m = c->m;
+int vm_classifier_bind(const vm_model *m, vm_classifier *h, char *err, size_t errlen) {
     const vm_info *I = &m->info;
-    vm_plan *p = &c->plan;
-    const int B = f->B, C = I->dims[3], L = f->H[3] * f->W[3];
-    /* The last stage's raw output (p->x; a checkpoint with both outnorm3
-     * and a classifier feeds the classifier the un-normalised map). t0 and
-     * t1 are free once the backbone is done. */
-    vm_kernels()->layernorm(p->t0, p->x, m->cls_norm.w, m->cls_norm.b, (size_t)B * L, C, VM_LN_EPS);
-    float *pooled = p->t1;
-    for (int b = 0; b < B; b++)
-        for (int ch = 0; ch < C; ch++) {
-            double acc = 0;
-            for (int t = 0; t < L; t++) acc += p->t0[((size_t)b * L + t) * C + ch];
-            pooled[(size_t)b * C + ch] = (float)(acc / L);
-        }
-    if (vm_linear(c, m->q_head, m->f_head, "classifier.head", pooled, C, B, I->num_classes, C, m->head_w, logits, I->num_classes,
-                  m->head_b, 0, 0))
-        return vm_ctx_fail(c, VM_ERR_BACKEND, "oneDNN primitive execution failed");
+    h->C = I->dims[3];
+    h->ncls = I->num_classes;
+    if (h->ncls <= 0 || !m->cls_norm.w || (!m->head_w && !m->f_head && !m->q_head))
+        return vm_errf(err, errlen, "%s: no classifier (classifier.norm / classifier.head)", m->path ? m->path : "model");
+    return 0;
+}
+
+int vm_classifier_run(const vm_classifier *h, vm_bb *bb, const float *x, int B, int L, float *logits) {
+    const vm_bb_ops *o = bb->ops;
+    const int C = h->C;
+    /* t0 and t1 are free once the backbone is done */
+    if (o->layernorm(bb, VM_BB_CLS_NORM, 3, 0, x, bb->t0, (size_t)B * L, C) || o->mean_tokens(bb, bb->t0, B, L, C, bb->t1) ||
+        o->linear(bb, VM_BB_HEAD, 3, 0, bb->t1, C, B, h->ncls, C, logits, h->ncls, 0, 0))
+        return -1;
     return 0;
 }
