@@ -6,7 +6,7 @@
 #
 # Usage: sh bench/arm-icount.sh MODEL|PRESET [--size N] [--batch B]
 #            [--cpu cortex-a72|cortex-a76|...] [--json] [--top N]
-#            [--build DIR] [--keep DIR]
+#            [--build DIR] [--keep DIR] [--precision fp16]
 #   MODEL|PRESET  a model file (.pth/.safetensors, INT8 files too) or a
 #                 preset name (vmamba info --list-presets)
 #   --cpu         qemu CPU model (default cortex-a76). Always a real core:
@@ -16,6 +16,8 @@
 #                 scripts/cross-aarch64.sh; VMAMBA_AARCH64_BUILD also works)
 #   --top N       also list the N hottest functions of each op
 #   --keep DIR    keep the plugin's raw per-block counts (icount.tsv) there
+#   --precision P passed to vmamba bench (fp16: ARMv8.2 cores, XNNPACK path;
+#                 the xideal column stays the FP32 FMLA one)
 # One thread (the count is the work, not the parallel speed), one warm-up
 # pass (planning and primitive creation excluded), then the measured pass.
 # Needs qemu-user (with plugin support: Debian 12's has it), a host C
@@ -24,8 +26,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
 build=${VMAMBA_AARCH64_BUILD:-/tmp/vmamba-aarch64}
-model="" size=224 batch=1 cpu=cortex-a76 json="" top=0 keep=""
-usage() { sed -n '7,22p' "$0" | sed 's/^# \{0,1\}//'; }
+model="" size=224 batch=1 cpu=cortex-a76 json="" top=0 keep="" prec=""
+usage() { sed -n '7,24p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --size) size=$2; shift 2 ;;
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
     --top) top=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
+    --precision) prec="--precision $2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "arm-icount: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) [ -z "$model" ] || { echo "arm-icount: one model only" >&2; exit 2; }; model=$1; shift ;;
@@ -64,7 +67,7 @@ $q "$bin" info "$model" --json > "$work/info.json"
 dotprod=""
 case "$cpu" in cortex-a5[5-9]|cortex-a7[6-9]|cortex-x*|neoverse*|a64fx) dotprod=--dotprod ;; esac
 OMP_NUM_THREADS=1 $q -plugin "$plugin,regions=$regions,out=$work/icount.tsv,measure=2" \
-    "$bin" bench $mflag --size "$size" --batch "$batch" --threads 1 --warmup 1 --iters 1 > "$work/bench.txt"
+    "$bin" bench $mflag --size "$size" --batch "$batch" --threads 1 --warmup 1 --iters 1 $prec > "$work/bench.txt"
 [ -z "$keep" ] || { mkdir -p "$keep"; cp "$work/icount.tsv" "$work/info.json" "$keep/"; }
 python3 "$here/icount/icount.py" report "$work/icount.tsv" --regions "$regions" --info "$work/info.json" \
     --model "$model" --cpu "$cpu" --size "$size" --batch "$batch" --top "$top" $dotprod $json

@@ -142,8 +142,12 @@ VM_API const char *vm_family_name(vm_family f);
  * saying so), everything else FP32. It is the default of the model's
  * contexts (vm_ctx_set_precision overrides it per context); the weights
  * stay FP32 in the model and each BF16 context keeps a bf16 copy of the
- * linear/conv weights (half their FP32 size). Returns 0, or -1 (see
- * vm_model_error). */
+ * linear/conv weights (half their FP32 size). FP16 on the CPU: the linear
+ * layers (and x_proj/dt_proj) in half precision through XNNPACK, on
+ * aarch64 cores with FP16 arithmetic (ARMv8.2: Cortex-A55/A76 and later)
+ * where the model runs its GEMMs on XNNPACK (elsewhere -1 with a message);
+ * the model keeps one f16 copy of those weights, made at first use.
+ * Returns 0, or -1 (see vm_model_error). */
 typedef enum { VM_PRECISION_FP32 = 0, VM_PRECISION_TF32, VM_PRECISION_FP16, VM_PRECISION_BF16 } vm_precision;
 VM_API int vm_model_set_device(vm_model *m, const char *device, vm_precision precision);
 /* The model's default device: "cpu" or "cuda:N". */
@@ -196,10 +200,11 @@ VM_API vm_status vm_ctx_error_code(const vm_ctx *c);
  * setting (OMP_NUM_THREADS, vm_set_threads). Returns 0 (VM_ERR_INPUT for
  * a NULL context, as the forward calls). */
 VM_API int vm_ctx_set_threads(vm_ctx *c, int n);
-/* This context's CPU arithmetic: VM_PRECISION_FP32 or VM_PRECISION_BF16
- * (see vm_model_set_device), overriding the model's default; takes effect
- * at the next forward (re-plans). Returns 0, VM_ERR_UNSUPPORTED (message in
- * vm_ctx_error) for TF32/FP16 or BF16 on a CPU without avx512_bf16/AMX, or
+/* This context's CPU arithmetic: VM_PRECISION_FP32, VM_PRECISION_BF16 or
+ * VM_PRECISION_FP16 (see vm_model_set_device), overriding the model's
+ * default; takes effect at the next forward (re-plans). Returns 0,
+ * VM_ERR_UNSUPPORTED (message in vm_ctx_error) for TF32, BF16 on a CPU
+ * without avx512_bf16/AMX or FP16 off ARMv8.2's XNNPACK path, or
  * VM_ERR_INPUT for a NULL context. */
 VM_API int vm_ctx_set_precision(vm_ctx *c, vm_precision p);
 /* Where this context runs: "cpu", "cuda" (= "cuda:0") or "cuda:N", or

@@ -54,8 +54,10 @@ make check VMAMBA_RUNNER="qemu-aarch64 -L /" || { cat tests/*.log; exit 1; }
 # 'max' (where the default is oneDNN's SVE path), so both GEMM paths meet
 # the goldens on both CPUs (quant: the INT8 models on XNNPACK's qc8); the
 # xnnpack suite checks its operators against
-# scalar references and a whole model against oneDNN.
-for run in "kernels " "golden " "golden dnnl" "quant " "xnnpack "; do
+# scalar references and a whole model against oneDNN. det: the Mask R-CNN
+# goldens on the XNNPACK path (its proposal order check allows the golden
+# file's score ties to come in either order, tests/test_det.c; ~5 min).
+for run in "kernels " "golden " "golden dnnl" "quant " "xnnpack " "det "; do
     suite=${run% *} gemm=${run#* }
     VMAMBA_GEMM=$gemm CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=$suite QEMU_CPU=cortex-a72 VMAMBA_TEST_DATA="$src/tests/data" \
         qemu-aarch64 -L / tests/check_vmamba

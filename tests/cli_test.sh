@@ -34,7 +34,14 @@ vm run -m "$DATA/v2_s2/model.pth" -i "$DATA/v2_s2/input.npy" -o "$T/l.npy" --thr
 vm run -m "$DATA/backbone_v2/model.pth" -i "$DATA/backbone_v2/input.npy" -o "$T/f" --features && [ -s "$T/f/feat3.npy" ] && ok || bad "run --features"
 vm run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/d.npy" --print > "$T/p.jsonl" && [ "$(wc -l < "$T/p.jsonl")" -eq 200 ] && grep -q "\"class\": " "$T/p.jsonl" && ok || bad "run --print"
 expect_fail "unknown command" vm frobnicate
-expect_fail "needs --device cuda" vm run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/x.npy" --precision fp16
+expect_fail "needs --device cuda" vm run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/x.npy" --precision tf32
+# --precision fp16 on the CPU: runs on ARMv8.2 cores with FP16 arithmetic on the XNNPACK path (same argmax as FP32 on
+# digits), a clear error elsewhere
+if vm run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/h.npy" --print --precision fp16 > "$T/ph.jsonl" 2> "$T/err"; then
+    [ "$(grep -o '"class": [0-9]*' "$T/ph.jsonl")" = "$(vm run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/h32.npy" --print | grep -o '"class": [0-9]*')" ] && ok || bad "run --precision fp16: argmax differs from fp32"
+else
+    grep -q "^vmamba: --precision fp16: fp16 on the CPU needs an aarch64 core" "$T/err" && ok || bad "run --precision fp16: $(cat "$T/err")"
+fi
 # --precision bf16 on the CPU: runs where oneDNN sees avx512_bf16/AMX (same argmax as FP32 on digits), a clear error elsewhere
 if vm run -m "$DATA/digits/model.pth" -i "$DATA/digits/test_input.npy" -o "$T/b.npy" --print --precision bf16 > "$T/pb.jsonl" 2> "$T/err"; then
     [ "$(grep -o '"class": [0-9]*' "$T/pb.jsonl")" = "$(grep -o '"class": [0-9]*' "$T/p.jsonl")" ] && ok || bad "run --precision bf16: argmax differs from fp32"

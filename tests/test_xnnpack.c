@@ -200,6 +200,145 @@ START_TEST(model_matches_dnnl) {
 }
 END_TEST
 
+/* ---- FP16 (--precision fp16 on ARMv8.2 cores with FP16 arithmetic) ---- */
+
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return ab / sqrt(aa * bb);
+}
+
+static int have_fp16(const char *what) {
+    if (vm_xnn_fp16_supported()) return 1;
+    printf("  %s: no FP16 arithmetic here (XNNPACK refuses f16 operators; needs an ARMv8.2 core such as "
+           "Cortex-A55/A76): not run\n", what);
+    return 0;
+}
+
+/* The f16 product against the scalar FP32 reference (double sums of the
+ * FP32 inputs), strided rows as dt_proj's. XNNPACK rounds A, W and the bias
+ * to half precision (unit roundoff u = 2^-11) and accumulates in half
+ * precision, one rounding per multiply-add, so each output is off by at
+ * most ~(K + 3) u (sum_k |a_k w_k| + |b|) (the first-order worst case of
+ * K + 3 roundings: it only fails on garbage, an infinity, a lost row). A
+ * wrong index or stride would pass such a loose bound, so the outputs as
+ * a whole must also keep cosine >= 0.9999 with the reference: round-off
+ * that behaves like a random walk leaves a relative RMS error below
+ * u sqrt(K / 3) (measured under qemu cortex-a76: cosine 0.999996 at K =
+ * 384 and 768, 0.99996 at K = 3072, the model's largest), while a wrong
+ * index gives cosine ~0. */
+START_TEST(fc16_matches_reference) {
+    if (!have_xnn("fc16_matches_reference") || !have_fp16("fc16_matches_reference")) return;
+    static const int shapes[][3] = {{37, 70, 45}, {1, 768, 1000}, {200, 6, 96}, {33, 384, 104}, {49, 3072, 40}};
+    const double u = 1.0 / 2048;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int M = shapes[t][0], K = shapes[t][1], N = shapes[t][2];
+        const int lda = K + (t & 1 ? 0 : 5), ldc = N + (t & 1 ? 0 : 3);
+        float *A = malloc((size_t)M * lda * 4 + 16), *W = malloc((size_t)N * K * 4), *b = malloc((size_t)N * 4);
+        float *C = malloc((size_t)M * ldc * 4), *R = malloc((size_t)M * N * 4), *G = malloc((size_t)M * N * 4);
+        ck_assert(A && W && b && C && R && G);
+        fill(A, (size_t)M * lda, 1 + t), fill(W, (size_t)N * K, 7 + t), fill(b, N, 11 + t);
+        for (size_t i = 0; i < (size_t)M * ldc; i++) C[i] = 12345.0f;
+        char e[256];
+        vm_xop *x = vm_xop_fc(N, K, lda, ldc, W, t & 2 ? NULL : b, e, sizeof e);
+        ck_assert_msg(x, "%s", e);
+        void *scratch = malloc(vm_xop_fc16_scratch(x, M));
+        ck_assert(scratch);
+        for (int rep = 0; rep < 2; rep++) /* the f16 operator is made at the first call, reused at the second */
+            ck_assert_int_eq(vm_xop_fc_run16(x, M, A, C, scratch, NULL), 0);
+        for (int i = 0; i < M; i++) {
+            for (int n = 0; n < N; n++) {
+                double r = t & 2 ? 0 : b[n], mag = fabs(r);
+                for (int k = 0; k < K; k++) {
+                    double p = (double)A[(size_t)i * lda + k] * W[(size_t)n * K + k];
+                    r += p, mag += fabs(p);
+                }
+                double got = C[(size_t)i * ldc + n];
+                ck_assert_msg(fabs(got - r) <= (K + 3) * u * mag, "%dx%dx%d: [%d][%d] %g vs %g", M, K, N, i, n, got, r);
+                R[(size_t)i * N + n] = (float)r, G[(size_t)i * N + n] = (float)got;
+            }
+            for (int n = N; n < ldc; n++) ck_assert(C[(size_t)i * ldc + n] == 12345.0f);
+        }
+        double cs = cosine(G, R, (size_t)M * N);
+        printf("  fc16 %dx%dx%d: cosine vs FP32 reference %.7f\n", M, K, N, cs);
+        ck_assert_msg(cs >= 0.9999, "%dx%dx%d: cosine %.7f", M, K, N, cs);
+        vm_xop_free(x);
+        free(scratch), free(A), free(W), free(b), free(C), free(R), free(G);
+    }
+}
+END_TEST
+
+/* A whole model in an FP16 context against an FP32 context of the same
+ * loaded model (the model is shared; precision is per context), on the
+ * golden models and the trained digits model: logit cosine >= 0.9999 per
+ * image and the same argmax (issue #15's bound; measured under qemu
+ * cortex-a76: golden models >= 0.99996, digits >= 0.999996, 200/200).
+ * Where FP16 cannot run, the context must refuse it with a message. */
+static void fp16_model(const char *dir, const char *input, int *agree, int *total, double *worst) {
+    setenv("VMAMBA_GEMM", "xnnpack", 1);
+    char e[512];
+    vm_model *m = vm_model_load(tdata("%s/model.pth", dir), NULL, e, sizeof e);
+    unsetenv("VMAMBA_GEMM");
+    ck_assert_msg(m, "%s", e);
+    vm_npy in;
+    tload(&in, tdata("%s/%s", dir, input));
+    int B = (int)in.shape[0], H = (int)in.shape[2], W = (int)in.shape[3], nc = m->info.num_classes;
+    vm_ctx *c32 = vm_ctx_new(m, e, sizeof e), *c16 = vm_ctx_new(m, e, sizeof e);
+    ck_assert(c32 && c16);
+    ck_assert_int_eq(vm_ctx_set_precision(c16, VM_PRECISION_FP16), 0);
+    float *a = malloc((size_t)B * nc * 4), *b = malloc((size_t)B * nc * 4);
+    ck_assert(a && b);
+    ck_assert_msg(vm_ctx_forward(c32, in.data, B, H, W, a) == 0, "%s", vm_ctx_error(c32));
+    ck_assert_msg(vm_ctx_forward(c16, in.data, B, H, W, b) == 0, "%s", vm_ctx_error(c16));
+    for (int i = 0; i < B; i++) {
+        double cs = cosine(a + (size_t)i * nc, b + (size_t)i * nc, nc);
+        *worst = fmin(*worst, cs);
+        ck_assert_msg(cs >= 0.9999, "%s image %d: FP16 logit cosine vs FP32 %.7f", dir, i, cs);
+        int ia = 0, ib = 0;
+        for (int k = 1; k < nc; k++) {
+            if (a[(size_t)i * nc + k] > a[(size_t)i * nc + ia]) ia = k;
+            if (b[(size_t)i * nc + k] > b[(size_t)i * nc + ib]) ib = k;
+        }
+        *agree += ia == ib;
+        ++*total;
+    }
+    free(a), free(b);
+    vm_npy_free(&in);
+    vm_ctx_free(c16), vm_ctx_free(c32);
+    vm_model_free(m);
+}
+
+START_TEST(model_fp16_matches_fp32) {
+    if (!have_xnn("model_fp16_matches_fp32")) return;
+    if (!vm_xnn_fp16_supported()) {
+        setenv("VMAMBA_GEMM", "xnnpack", 1);
+        char e[512];
+        vm_model *m = vm_model_load(tdata("v2_s1/model.pth"), NULL, e, sizeof e);
+        unsetenv("VMAMBA_GEMM");
+        ck_assert_msg(m, "%s", e);
+        vm_ctx *c = vm_ctx_new(m, e, sizeof e);
+        ck_assert(c);
+        ck_assert_int_eq(vm_ctx_set_precision(c, VM_PRECISION_FP16), VM_ERR_UNSUPPORTED);
+        ck_assert_msg(strstr(vm_ctx_error(c), "FP16 arithmetic") != NULL, "%s", vm_ctx_error(c));
+        ck_assert_int_eq(vm_model_set_device(m, "cpu", VM_PRECISION_FP16), -1);
+        vm_ctx_free(c);
+        vm_model_free(m);
+        have_fp16("model_fp16_matches_fp32");
+        return;
+    }
+    static const char *dirs[] = {"v2_s1", "v2_s2", "v0_ds4", "v0_ds16", "v2z_ds16"};
+    int agree = 0, total = 0;
+    double worst = 1;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) fp16_model(dirs[i], "input.npy", &agree, &total, &worst);
+    ck_assert_int_eq(agree, total);
+    printf("  fp16 golden models: worst logit cosine vs FP32 %.7f, argmax %d/%d\n", worst, agree, total);
+    agree = total = 0, worst = 1;
+    fp16_model("digits", "test_input.npy", &agree, &total, &worst);
+    printf("  fp16 digits: worst logit cosine vs FP32 %.7f, argmax %d/%d\n", worst, agree, total);
+    ck_assert_int_eq(agree, total);
+}
+END_TEST
+
 Suite *suite_xnnpack(void) {
     Suite *s = suite_create("xnnpack");
     TCase *tc = tcase_create("xnnpack");
@@ -208,6 +347,8 @@ Suite *suite_xnnpack(void) {
     tcase_add_test(tc, conv_matches_reference);
     tcase_add_test(tc, qc8_matches_reference);
     tcase_add_test(tc, model_matches_dnnl);
+    tcase_add_test(tc, fc16_matches_reference);
+    tcase_add_test(tc, model_fp16_matches_fp32);
     suite_add_tcase(s, tc);
     return s;
 }

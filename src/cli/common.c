@@ -39,10 +39,12 @@ vm_model *cli_load_model(const char *spec, const char *key) {
 
 int cli_dev_apply(const cli_dev *d, vm_model *m) {
     if (!d->device || !strcmp(d->device, "cpu")) {
-        if (d->precision && strcmp(d->precision, "fp32") && strcmp(d->precision, "bf16"))
-            return cli_fail("--precision %s needs --device cuda (the CPU does fp32 or bf16)", d->precision), -1;
+        if (d->precision && strcmp(d->precision, "fp32") && strcmp(d->precision, "bf16") && strcmp(d->precision, "fp16"))
+            return cli_fail("--precision %s needs --device cuda (the CPU does fp32, bf16 or fp16)", d->precision), -1;
         if (d->precision && !strcmp(d->precision, "bf16") && vm_model_set_device(m, "cpu", VM_PRECISION_BF16))
             return cli_fail("--precision bf16: %s", vm_model_error(m)), -1;
+        if (d->precision && !strcmp(d->precision, "fp16") && vm_model_set_device(m, "cpu", VM_PRECISION_FP16))
+            return cli_fail("--precision fp16: %s", vm_model_error(m)), -1;
         return 0;
     }
     vm_precision p = VM_PRECISION_FP32;

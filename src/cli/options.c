@@ -278,7 +278,7 @@ void cli_dev_options(cli_dev *d, cli_opt o[4]) {
     cli_opt t[4] = {
         {CLI_OPT_SECTION, .help = "Device:"},
         {CLI_OPT_FN, "--device", 0, &d->device, "D", "cpu (default), cuda or cuda:N (GPU N, cuda = cuda:0;\nbuilds with --with-cuda)", .fn = cli_opt_device},
-        {CLI_OPT_CHOICE, "--precision", 0, &d->precision, "P", "fp32 (default); bf16 (CPU: avx512_bf16/AMX; GPU); tf32, fp16 (GPU)", .choices = prec_choices},
+        {CLI_OPT_CHOICE, "--precision", 0, &d->precision, "P", "fp32 (default); bf16 (CPU: avx512_bf16/AMX; GPU); fp16 (GPU; CPU: ARMv8.2 FP16 cores); tf32 (GPU)", .choices = prec_choices},
         {CLI_OPT_END},
     };
     memcpy(o, t, sizeof t);

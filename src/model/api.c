@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "../ops/gemm_xnnpack.h"
 #include "../core/util.h"
 
 static int g_threads;
@@ -180,12 +181,24 @@ int vm_ctx_bf16(const vm_ctx *c) {
     return c->precision ? c->precision - 1 == VM_PRECISION_BF16 : c->m->cpu_bf16;
 }
 
-/* CPU arithmetic: FP32, or BF16 GEMMs and convolutions (avx512_bf16 / AMX). */
-static int cpu_precision_ok(vm_precision p, char *err, size_t errlen) {
+int vm_ctx_fp16(const vm_ctx *c) {
+    return c->precision ? c->precision - 1 == VM_PRECISION_FP16 : c->m->cpu_fp16;
+}
+
+/* CPU arithmetic: FP32, BF16 GEMMs and convolutions (avx512_bf16 / AMX),
+ * or FP16 linear layers (XNNPACK on ARMv8.2 cores with FP16 arithmetic). */
+static int cpu_precision_ok(const vm_model *m, vm_precision p, char *err, size_t errlen) {
     if (p == VM_PRECISION_FP32) return 0;
+    if (p == VM_PRECISION_FP16) {
+        if (!m->xnn || !vm_xnn_fp16_supported())
+            return vm_errf(err, errlen, "fp16 on the CPU needs an aarch64 core with FP16 arithmetic (ARMv8.2: Cortex-A55/A76 "
+                                        "and later) and the XNNPACK GEMM path%s",
+                           m->xnn ? " (XNNPACK refuses FP16 operators on this CPU)" : " (this model's GEMMs run on oneDNN here)");
+        return 0;
+    }
     if (p != VM_PRECISION_BF16)
-        return vm_errf(err, errlen, "precision %s is for CUDA only; the CPU does fp32 or bf16",
-                       p == VM_PRECISION_TF32 ? "tf32" : p == VM_PRECISION_FP16 ? "fp16" : "(unknown)");
+        return vm_errf(err, errlen, "precision %s is for CUDA only; the CPU does fp32, bf16 or fp16",
+                       p == VM_PRECISION_TF32 ? "tf32" : "(unknown)");
     if (!vm_dnnl_bf16_supported())
         return vm_errf(err, errlen, "bf16 needs a CPU with avx512_bf16 or AMX; this one (as oneDNN sees it) has neither");
     return 0;
@@ -193,7 +206,7 @@ static int cpu_precision_ok(vm_precision p, char *err, size_t errlen) {
 
 int vm_ctx_set_precision(vm_ctx *c, vm_precision p) {
     if (!c) return VM_ERR_INPUT;
-    if (cpu_precision_ok(p, c->err, sizeof c->err)) {
+    if (cpu_precision_ok(c->m, p, c->err, sizeof c->err)) {
         c->status = VM_ERR_UNSUPPORTED;
         return VM_ERR_UNSUPPORTED;
     }
@@ -514,8 +527,9 @@ int vm_device_index(const char *device) {
 int vm_model_set_device(vm_model *m, const char *device, vm_precision precision) {
     int idx = vm_device_index(device);
     if (idx == -1) {
-        if (cpu_precision_ok(precision, m->err, sizeof m->err)) return -1;
+        if (cpu_precision_ok(m, precision, m->err, sizeof m->err)) return -1;
         m->cpu_bf16 = precision == VM_PRECISION_BF16;
+        m->cpu_fp16 = precision == VM_PRECISION_FP16;
         if (m->ictx) vm_plan_free(&m->ictx->plan);
         m->dev_cuda = 0;
 #ifdef VM_HAVE_CUDA

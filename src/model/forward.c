@@ -33,6 +33,7 @@ void vm_plan_free(vm_plan *p) {
     free(p->xacc);
     free(p->xq8);
     vm_xnn_pool_free(p->xpool);
+    free(p->h16);
     for (size_t i = 0; i < p->nlin; i++) {
         vm_matmul_free(p->lin[i].f);
         vm_qmatmul_free(p->lin[i].q);

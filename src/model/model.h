@@ -130,6 +130,8 @@ typedef struct {
     int8_t *xq8;              /* XNNPACK INT8: a layer's s8 output */
     void *xpool;              /* XNNPACK path: this context's worker threads */
     int xpool_threads;
+    void *h16;                /* FP16 contexts: half-precision copies of a GEMM's A and C (grow-only) */
+    size_t h16_cap;
 } vm_plan;
 
 /* Calibration hook: sees the input of every quantizable linear layer. */
@@ -247,6 +249,7 @@ struct vm_model {
     int nctx;                 /* live contexts other than ictx (atomic) */
     int cpu_bf16;             /* default CPU arithmetic of contexts: BF16 GEMMs/convs
                                  (vm_model_set_device "cpu", BF16); a setting, not weights */
+    int cpu_fp16;             /* ... or FP16 linear layers (XNNPACK path, ARMv8.2 FP16 arithmetic) */
     char err[512];            /* load, save, set_device and vm_forward errors */
 };
 
@@ -300,6 +303,7 @@ int vm_plan_ensure(vm_ctx *c, int B, int H, int W);
 void vm_plan_free(vm_plan *p);
 /* Whether c's CPU primitives are BF16: its own choice, else the model's. */
 int vm_ctx_bf16(const vm_ctx *c);
+int vm_ctx_fp16(const vm_ctx *c);
 int vm_forward_impl(vm_ctx *c, const float *in, int B, int H, int W, float *logits, float *feats[4]);
 /* Run the backbone on c; out gets the four maps, NHWC, in c's arena (valid
  * until c's next call): a backbone checkpoint's outnorm_i maps, or for a

@@ -64,6 +64,21 @@ static void *xpool(vm_ctx *c) {
     return p->xpool;
 }
 
+/* An XNNPACK fully-connected product in this context's arithmetic: FP32,
+ * or FP16 (vm_ctx_fp16) through the operator's f16 twin. */
+static int xfc(vm_ctx *c, vm_xop *x, int M, const float *A, float *C) {
+    if (!vm_ctx_fp16(c)) return vm_xop_fc_run(x, M, A, C, xpool(c));
+    vm_plan *p = &c->plan;
+    size_t need = vm_xop_fc16_scratch(x, M);
+    if (need > p->h16_cap) {
+        free(p->h16);
+        p->h16_cap = 0;
+        if (!(p->h16 = malloc(need))) return -1;
+        p->h16_cap = need;
+    }
+    return vm_xop_fc_run16(x, M, A, C, p->h16, xpool(c));
+}
+
 static void add_bias_rows(float *x, const float *bias, size_t T, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++)
@@ -135,7 +150,7 @@ int vm_linear(vm_ctx *c, const vm_qlinear *q, const vm_flinear *f, const char *n
         /* XNNPACK: bias inside, GELU and the residual add after */
         if (lda != K || ldc != N) return -1; /* the operator's strides; every caller passes these */
         float *out = accumulate ? c->plan.xacc : C;
-        if (vm_xop_fc_run(f->x, M, A, out, xpool(c))) return -1;
+        if (xfc(c, f->x, M, A, out)) return -1;
         if (gelu) vm_kernels()->gelu(C, C, (size_t)M * N);
         if (accumulate) {
             const size_t n = (size_t)M * N;
@@ -246,7 +261,7 @@ static int x_proj(vm_bb *bb, int s, int j, const float *A, int M, int N, int K, 
     const vm_model *m = bb->m;
     const vm_block *bk = &m->st[s].blocks[j];
     vm_plan *p = &c->plan;
-    if (bk->x_xproj) return vm_xop_fc_run(bk->x_xproj, M, A, C, xpool(c));
+    if (bk->x_xproj) return xfc(c, bk->x_xproj, M, A, C);
     if (p->sp_mm) {
         size_t bi = (size_t)j;
         for (int q = 0; q < s; q++) bi += (size_t)m->st[q].depth;
@@ -326,7 +341,7 @@ static int cpu_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, c
     int rc = 0;
     for (int k = 0; k < 4; k++) {
         if (bk->x_dt[k]) {
-            PROF(VM_OP_X_PROJ, rc |= vm_xop_fc_run(bk->x_dt[k], (int)T, xdbl + (size_t)k * P, p->t4 + (size_t)k * T * D, xpool(c)));
+            PROF(VM_OP_X_PROJ, rc |= xfc(c, bk->x_dt[k], (int)T, xdbl + (size_t)k * P, p->t4 + (size_t)k * T * D));
         } else {
             PROF(VM_OP_X_PROJ, rc |= sp ? vm_matmul_run(sp[1 + k], xdbl + (size_t)k * P, p->t4 + (size_t)k * T * D)
                                         : vm_gemm((int)T, D, R, xdbl + (size_t)k * P, 4 * P, bk->dt_w + (size_t)k * D * R, R,

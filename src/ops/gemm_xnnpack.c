@@ -26,7 +26,41 @@ struct vm_xop {
     xnn_operator_t op;
     pthread_mutex_t lock; /* setup + run: the operator holds the call's pointers */
     int conv;
+    /* fully-connected: what the FP16 twin is made from, at its first use */
+    int N, K, lda, ldc;
+    const float *W, *bias;
+    xnn_operator_t op16;
 };
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#define VM_XNN_FP16 1
+/* rows of A (lda apart) -> packed half precision (round to nearest even) */
+static void to_f16(const float *a, int M, int K, int lda, __fp16 *o) {
+    for (int m = 0; m < M; m++) {
+        const float *r = a + (size_t)m * lda;
+        __fp16 *d = o + (size_t)m * K;
+        int k = 0;
+        for (; k + 8 <= K; k += 8)
+            vst1q_f16((float16_t *)(d + k), vcombine_f16(vcvt_f16_f32(vld1q_f32(r + k)), vcvt_f16_f32(vld1q_f32(r + k + 4))));
+        for (; k < K; k++) d[k] = (__fp16)r[k];
+    }
+}
+/* packed half precision -> rows of C (ldc apart), exact */
+static void from_f16(const __fp16 *c, int M, int N, float *o, int ldc) {
+    for (int m = 0; m < M; m++) {
+        const __fp16 *r = c + (size_t)m * N;
+        float *d = o + (size_t)m * ldc;
+        int k = 0;
+        for (; k + 8 <= N; k += 8) {
+            float16x8_t h = vld1q_f16((const float16_t *)(r + k));
+            vst1q_f32(d + k, vcvt_f32_f16(vget_low_f16(h)));
+            vst1q_f32(d + k + 4, vcvt_f32_f16(vget_high_f16(h)));
+        }
+        for (; k < N; k++) d[k] = (float)r[k];
+    }
+}
+#endif
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static enum xnn_status init_status = xnn_status_uninitialized;
@@ -88,7 +122,58 @@ vm_xop *vm_xop_fc(int N, int K, int lda, int ldc, const float *W, const float *b
                 st == xnn_status_out_of_memory ? ": out of memory" : "");
         return NULL;
     }
-    return wrap(op, 0, err, errlen);
+    vm_xop *x = wrap(op, 0, err, errlen);
+    if (x) x->N = N, x->K = K, x->lda = lda, x->ldc = ldc, x->W = W, x->bias = bias;
+    return x;
+}
+
+static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
+static int f16_ok;
+static void probe_f16(void) {
+#ifdef VM_XNN_FP16
+    char e[8];
+    if (!ready(e, sizeof e)) return;
+    const float w = 1.0f;
+    xnn_operator_t op = NULL;
+    if (xnn_create_fully_connected_nc_f16(1, 1, 1, 1, &w, NULL, -INFINITY, INFINITY, XNN_FLAG_FP32_STATIC_WEIGHTS, &op) ==
+        xnn_status_success) {
+        f16_ok = 1;
+        xnn_delete_operator(op);
+    }
+#endif
+}
+
+int vm_xnn_fp16_supported(void) {
+    pthread_once(&f16_once, probe_f16);
+    return f16_ok;
+}
+
+size_t vm_xop_fc16_scratch(const vm_xop *x, int M) {
+    /* A and C in half precision, each with XNN_EXTRA_BYTES after it */
+    return ((size_t)M * x->K + (size_t)M * x->N) * 2 + 2 * 16 + 16;
+}
+
+int vm_xop_fc_run16(vm_xop *x, int M, const float *A, float *C, void *scratch, void *pool) {
+#ifdef VM_XNN_FP16
+    if (!vm_xnn_fp16_supported() || !x->W) return -1;
+    __fp16 *a16 = scratch, *c16 = (__fp16 *)((char *)scratch + (((size_t)M * x->K * 2 + 16 + 15) & ~(size_t)15));
+    pthread_mutex_lock(&x->lock);
+    enum xnn_status st = xnn_status_success;
+    if (!x->op16)
+        st = xnn_create_fully_connected_nc_f16((size_t)x->K, (size_t)x->N, (size_t)x->K, (size_t)x->N, x->W, x->bias, -INFINITY,
+                                               INFINITY, XNN_FLAG_YIELD_WORKERS | XNN_FLAG_FP32_STATIC_WEIGHTS, &x->op16);
+    if (st == xnn_status_success) {
+        to_f16(A, M, x->K, x->lda, a16);
+        st = xnn_setup_fully_connected_nc_f16(x->op16, (size_t)M, a16, c16, (pthreadpool_t)pool);
+    }
+    if (st == xnn_status_success) st = xnn_run_operator(x->op16, (pthreadpool_t)pool);
+    if (st == xnn_status_success) from_f16(c16, M, x->N, C, x->ldc);
+    pthread_mutex_unlock(&x->lock);
+    return st == xnn_status_success ? 0 : -1;
+#else
+    (void)x, (void)M, (void)A, (void)C, (void)scratch, (void)pool;
+    return -1;
+#endif
 }
 
 vm_xop *vm_xop_conv(int cin, int cout, int k, int stride, int pad, const float *w_oihw, const float *bias, char *err,
@@ -171,6 +256,7 @@ int vm_xop_conv_run(vm_xop *x, int B, int H, int W, const float *in, float *out,
 void vm_xop_free(vm_xop *x) {
     if (!x) return;
     xnn_delete_operator(x->op);
+    if (x->op16) xnn_delete_operator(x->op16);
     pthread_mutex_destroy(&x->lock);
     free(x);
 }
@@ -221,6 +307,15 @@ int vm_xop_conv_run(vm_xop *x, int B, int H, int W, const float *in, float *out,
     return -1;
 }
 void vm_xop_free(vm_xop *x) { (void)x; }
+int vm_xnn_fp16_supported(void) { return 0; }
+size_t vm_xop_fc16_scratch(const vm_xop *x, int M) {
+    (void)x, (void)M;
+    return 0;
+}
+int vm_xop_fc_run16(vm_xop *x, int M, const float *A, float *C, void *scratch, void *pool) {
+    (void)x, (void)M, (void)A, (void)C, (void)scratch, (void)pool;
+    return -1;
+}
 void *vm_xnn_pool_create(int threads) {
     (void)threads;
     return NULL;

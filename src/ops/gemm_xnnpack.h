@@ -31,9 +31,26 @@ typedef struct vm_xop vm_xop;
 int vm_gemm_use_xnnpack(char *err, size_t errlen);
 
 /* C[M][N] = A[M][K] W^T (+ bias), A rows lda apart, C rows ldc apart; W is
- * [N][K] (copied and packed: the caller's buffer may go afterwards). */
+ * [N][K] (copied and packed: the caller's buffer may go afterwards, unless
+ * vm_xop_fc_run16 is to be used). */
 vm_xop *vm_xop_fc(int N, int K, int lda, int ldc, const float *W, const float *bias, char *err, size_t errlen);
 int vm_xop_fc_run(vm_xop *op, int M, const float *A, float *C, void *pool);
+
+/* FP16 arithmetic (--precision fp16 on ARMv8.2 cores with FP16 arithmetic,
+ * e.g. Cortex-A55/A76: XNNPACK's f16 GEMM does 8 half-precision lanes per
+ * FMLA against 4 for FP32). Whether this build and CPU can: XNNPACK's own
+ * answer (it refuses f16 operators on cores without FP16 arithmetic);
+ * aarch64 only (the conversions below are NEON). */
+int vm_xnn_fp16_supported(void);
+/* The same product as vm_xop_fc_run in FP16: A is rounded to half
+ * precision, XNNPACK multiplies and accumulates in FP16 (the bias too), C
+ * comes back widened to FP32. The f16 operator is made at the first call
+ * from the FP32 weights vm_xop_fc was given (so those must stay alive: the
+ * model keeps its plain weights) and then kept beside the FP32 one.
+ * scratch: vm_xop_fc16_scratch(op, M) bytes of the caller's (a context's),
+ * for the half-precision copies of A and C. */
+size_t vm_xop_fc16_scratch(const vm_xop *op, int M);
+int vm_xop_fc_run16(vm_xop *op, int M, const float *A, float *C, void *scratch, void *pool);
 
 /* INT8: C[M][N] (s8, scale o_scale, zero point o_zp - 128) = the product
  * of A[M][K] (s8: the engine's u8 activations minus 128, scale a_scale,
