@@ -78,6 +78,21 @@ static const char *tmp_out(const char *tag) {
 
 /* ---- kernels ------------------------------------------------------------ */
 
+/* The exact s32 sum of an INT8 convolution (stride 1, pad k/2, padding a
+ * real 0) at output pixel (y, x), channel o, on u8 input src (H x W x Cin,
+ * zero point zp) and OIHW s8 weights w. */
+static long qconv_acc_ref(const uint8_t *src, const int8_t *w, int H, int W, int Cin, int k, int zp, int y, int x, int o) {
+    long acc = 0;
+    for (int c = 0; c < Cin; c++)
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                int yy = y + i - k / 2, xx = x + j - k / 2;
+                if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+                acc += (long)(src[((size_t)yy * W + xx) * Cin + c] - zp) * w[(((size_t)o * Cin + c) * k + i) * k + j];
+            }
+    return acc;
+}
+
 START_TEST(qconv_bias_relu_matches_reference) {
     const int Cin = 24, H = 7, W = 9, Cout = 10, k = _i == 0 ? 1 : 3, relu = 1;
     char err[256];
@@ -98,14 +113,7 @@ START_TEST(qconv_bias_relu_matches_reference) {
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++)
                 for (int o = 0; o < Cout; o++) {
-                    long acc = 0;
-                    for (int c = 0; c < Cin; c++)
-                        for (int i = 0; i < k; i++)
-                            for (int j = 0; j < k; j++) {
-                                int yy = y + i - k / 2, xx = x + j - k / 2;
-                                if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
-                                acc += (long)(src[(yy * W + xx) * Cin + c] - zp) * w[((o * Cin + c) * k + i) * k + j];
-                            }
+                    long acc = qconv_acc_ref(src, w, H, W, Cin, k, zp, y, x, o);
                     double ref = (double)acc * as * ws[o] + bias[o];
                     if (r && ref < 0) ref = 0;
                     double e = fabs(dst[(y * W + x) * Cout + o] - ref) / fmax(1.0, fabs(ref));
@@ -155,15 +163,7 @@ START_TEST(qconv_writes_only_its_output) {
         double worst = 0;
         for (size_t px = 0; px < (size_t)H * W; px++)
             for (int o = 0; o < Cout; o++) {
-                int y = (int)(px / W), x = (int)(px % W);
-                long acc = 0;
-                for (int c = 0; c < Cin; c++)
-                    for (int i = 0; i < k; i++)
-                        for (int j = 0; j < k; j++) {
-                            int yy = y + i - k / 2, xx = x + j - k / 2;
-                            if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
-                            acc += (long)(src[((size_t)yy * W + xx) * Cin + c] - zp) * w[(((size_t)o * Cin + c) * k + i) * k + j];
-                        }
+                long acc = qconv_acc_ref(src, w, H, W, Cin, k, zp, (int)(px / W), (int)(px % W), o);
                 double ref = (double)acc * 0.02f * ws[o];
                 worst = fmax(worst, fabs(dst[px * Cout + o] - ref) / fmax(1.0, fabs(ref)));
             }
