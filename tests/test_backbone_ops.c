@@ -68,19 +68,6 @@ static float *dup(const float *x, size_t n) {
 
 /* ---- references -------------------------------------------------------- */
 
-static const vm_ln *ref_ln(const vm_model *m, vm_bb_layer l, int s, int j) {
-    switch (l) {
-    case VM_BB_PE_NORM1: return &m->pe_norm1;
-    case VM_BB_PE_NORM2: return &m->pe_norm2;
-    case VM_BB_NORM: return &m->st[s].blocks[j].norm;
-    case VM_BB_NORM2: return &m->st[s].blocks[j].norm2;
-    case VM_BB_DS_NORM: return &m->st[s].ds_norm;
-    case VM_BB_OUTNORM: return &m->st[s].outnorm;
-    case VM_BB_CLS_NORM: return &m->cls_norm;
-    default: return NULL;
-    }
-}
-
 /* A linear layer's plain weights (malloc'd copy) and bias. */
 static float *ref_w(const vm_model *m, vm_bb_layer l, int s, int j, int N, int K, const float **bias) {
     const vm_stage *st = &m->st[s];
@@ -131,7 +118,7 @@ static int ck_layernorm(vm_bb *bb, vm_bb_layer l, int s, int j, const float *in,
     float *x = dup(in, T * C), *ref = malloc(T * C * sizeof *ref);
     double *tol = malloc(T * C * sizeof *tol);
     int rc = vm_bb_cpu_ops.layernorm(bb, l, s, j, in, out, T, C);
-    ref_layernorm(ref_ln(bb->m, l, s, j), x, ref, T, C, NULL);
+    ref_layernorm(vm_model_ln(bb->m, l, s, j), x, ref, T, C, NULL);
     for (size_t i = 0; i < T * C; i++) tol[i] = 1e-5 * fmax(1.0, fabs(ref[i]));
     if (!rc) check(2, "layernorm", out, ref, tol, T * C);
     free(x), free(ref), free(tol);
@@ -208,7 +195,7 @@ static int ck_conv_ln(vm_bb *bb, vm_bb_layer conv, vm_bb_layer ln, int s, const 
     const vm_conv *cv = conv_layer(bb->m, conv, s);
     float *x = dup(in, (size_t)B * H * W * cv->cin);
     int rc = vm_bb_cpu_ops.conv_ln(bb, conv, ln, s, in, B, H, W, mid, out);
-    if (!rc) ref_conv_ln(1, bb->m, cv, ref_ln(bb->m, ln, s, 0), x, B, H, W, out, 0);
+    if (!rc) ref_conv_ln(1, bb->m, cv, vm_model_ln(bb->m, ln, s, 0), x, B, H, W, out, 0);
     free(x);
     return rc;
 }

@@ -6,6 +6,7 @@
 
 #include "vmamba.h"
 #include "../core/dnnl_compat.h"
+#include "../net/backbone.h"
 #include "../net/head.h"
 #include "../ops/gemm_xnnpack.h"
 
@@ -382,5 +383,10 @@ vm_model *vm_backbone_from_preset(const char *name, uint64_t seed, char *err, si
  * from one parse of the file. */
 struct vm_checkpoint;
 vm_model *vm_model_from_checkpoint(struct vm_checkpoint *ck, const vm_load_opts *opts, char *err, size_t errlen);
+
+/* The model's LayerNorm that backbone layer l of stage s, block j names
+ * (NULL for a layer that is not a norm): the CPU ops and the backbone-op
+ * test's references look norms up the same way. */
+const vm_ln *vm_model_ln(const vm_model *m, vm_bb_layer l, int s, int j);
 
 #endif

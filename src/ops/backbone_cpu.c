@@ -185,7 +185,7 @@ static double cpu_now(vm_bb *bb) {
     return vm_prof_now();
 }
 
-static const vm_ln *ln_of(const vm_model *m, vm_bb_layer l, int s, int j) {
+const vm_ln *vm_model_ln(const vm_model *m, vm_bb_layer l, int s, int j) {
     switch (l) {
     case VM_BB_PE_NORM1: return &m->pe_norm1;
     case VM_BB_PE_NORM2: return &m->pe_norm2;
@@ -199,7 +199,7 @@ static const vm_ln *ln_of(const vm_model *m, vm_bb_layer l, int s, int j) {
 }
 
 static int cpu_layernorm(vm_bb *bb, vm_bb_layer l, int s, int j, const float *in, float *out, size_t T, int C) {
-    const vm_ln *n = ln_of(bb->m, l, s, j);
+    const vm_ln *n = vm_model_ln(bb->m, l, s, j);
     if (!n) return vm_ctx_fail(CTX(bb), VM_ERR_BACKEND, "backbone: layer kind %d is not a LayerNorm", (int)l);
     vm_kernels()->layernorm(out, in, n->w, n->b, T, C, VM_LN_EPS);
     return 0;
@@ -232,7 +232,7 @@ static int cpu_conv_ln(vm_bb *bb, vm_bb_layer conv, vm_bb_layer ln, int s, const
     vm_conv_prim *prim = NULL;
     char name[64];
     const vm_conv *cv = conv_of(bb, conv, s, &prim, name, sizeof name);
-    const vm_ln *n = ln_of(bb->m, ln, s, 0);
+    const vm_ln *n = vm_model_ln(bb->m, ln, s, 0);
     if (!cv || !n) return vm_ctx_fail(c, VM_ERR_BACKEND, "backbone: layer kinds %d/%d are not a convolution and a LayerNorm", (int)conv, (int)ln);
     if (run_conv(c, cv, prim, name, in, B, H, W, mid)) return vm_ctx_fail(c, VM_ERR_BACKEND, "oneDNN primitive execution failed (%s)", name);
     const int OH = (H + 2 * cv->pad - cv->k) / cv->stride + 1, OW = (W + 2 * cv->pad - cv->k) / cv->stride + 1;
