@@ -93,8 +93,15 @@ float *dalloc(state *s, size_t n, const float *host, char *err, size_t errlen) {
         return NULL;
     }
     if (s->nallocs == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 256;
-        s->allocs = (float **)realloc(s->allocs, s->cap * sizeof(float *));
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        float **a = (float **)realloc(s->allocs, cap * sizeof(float *));
+        if (!a) {
+            cudaFree(p);
+            vm_errf(err, errlen, "out of host memory for the CUDA weight table");
+            return NULL;
+        }
+        s->allocs = a;
+        s->cap = cap;
     }
     s->allocs[s->nallocs++] = p;
     return p;
@@ -144,6 +151,7 @@ int up_conv(state *s, dconv *d, const vm_conv *h, char *err, size_t errlen) {
     *d = dconv{NULL, NULL, h->cin, h->cout, h->k, h->stride, h->pad};
     size_t n = (size_t)h->cout * h->cin * h->k * h->k;
     float *t = (float *)malloc(n * sizeof(float));
+    if (!t) return vm_errf(err, errlen, "out of host memory re-laying convolution weights");
     for (int o = 0; o < h->cout; o++)
         for (int i = 0; i < h->cin; i++)
             for (int y = 0; y < h->k; y++)
@@ -629,6 +637,7 @@ int upload(vm_model *m, state *s, char *err, size_t errlen) {
         const vm_stage *st = &m->st[i];
         const size_t C = st->C, D = st->d_inner, R = st->R, N = I->d_state, P = R + 2 * N, Hd = st->hidden;
         s->st[i].blocks = (dblock *)calloc((size_t)st->depth, sizeof(dblock));
+        if (!s->st[i].blocks && st->depth) return vm_errf(err, errlen, "out of host memory for the CUDA weight table");
         for (int j = 0; j < st->depth; j++) {
             const vm_block *h = &st->blocks[j];
             dblock *d = &s->st[i].blocks[j];
