@@ -1,38 +1,57 @@
-/* test_backbone_ops.c - the backbone ops (src/net/backbone.h) of the CPU
- * backend against plain scalar references, op by op, while the one
- * backbone description (net/backbone.c) and the classifier run on random
- * preset models of both families at random input sizes: every op call is
- * checked on the very inputs the backend got, then the run continues on
- * the backend's output. Part of tests/test_backend_ops (the "cpu" run).
+/* test_backbone_ops.c - the backbone ops (src/net/backbone.h) of a backend
+ * (the CPU's, or CUDA's: vm_bb_cuda_ops) against plain scalar references,
+ * op by op, while the one backbone description (net/backbone.c) and the
+ * classifier run on random preset models of both families at random input
+ * sizes (odd ones included) and batches: every op call is checked on the
+ * very inputs the backend got (downloaded first on a device), then the run
+ * continues on the backend's output. Part of tests/test_backend_ops (the
+ * "cpu" and "cuda" runs; the latter SKIPs without a GPU).
  *
  * References: the scalar kernel table (simd/scalar, vm_kernels_scalar())
  * for LayerNorm, GELU, depthwise conv + SiLU, the cross scan and the gate;
  * plain loops for GEMMs (on the unpacked weights), the NCHW->NHWC pass,
- * the patch-merge gather and the pool; vm_conv2d_ref for convolutions.
+ * the patch-merge gather and the pool; vm_conv2d_ref for convolutions;
+ * for CUDA's scan a double-precision one (below) that also bounds the
+ * kernel's error.
  *
  * Tolerances (u = 2^-24):
  *  - linear: 2*(K+3)*u*m per element, m = sum|a*w| + |bias| + |C before|
  *    (recursive summation in any order, Higham 3.1, plus the residual's
  *    add), times 1.13 after GELU (its largest slope), + 1e-6*|ref| (the
- *    vector erf).
+ *    vector erf; CUDA's erff is within 2 ulp). CUDA's tensor-core GEMMs
+ *    (TF32 / FP16 / BF16: inputs rounded, or truncated, to p = 10 / 10 / 7
+ *    fraction bits, products and sums in FP32): each product a'w' is
+ *    within (2e + e^2)|a*w| of a*w, e = 2^-p, so + (2e + e^2)*m; FP16 also
+ *    flushes |x| < 2^-14 to its subnormal grid (absolute 2^-25 more):
+ *    + 2^-24 * (sum|a| + sum|w|).
  *  - LayerNorm, depthwise conv + SiLU: 1e-5 * max(1, |ref|), the SIMD
- *    kernels' tolerance against the scalar ones in tests/test_kernels.c.
+ *    kernels' tolerance against the scalar ones in tests/test_kernels.c
+ *    (CUDA's kernels are the same formula in another summation order, FMA
+ *    contracted; rsqrtf, expf within 2 ulp).
  *  - conv + LayerNorm (stem, v2 patch embed conv 2, v3 downsample): the
  *    convolution's bound e_t (as linear, K = k*k*Cin, max over the token's
  *    channels) goes through the norm as 3*|w_c|*e_t/sigma_t (mean and
  *    value both move by <= e_t), + 1e-5 * max(1, |ref|) for the norm.
- *  - ssm (dt_proj, scan, merge, out_norm, gate): the scan's 1e-5 relative
- *    tolerance (test_kernels) on each of the 4 merged directions, through
- *    the norm as above (4e-5 * rowmax|y| / sigma * |w_c|), times |SiLU(z)|
- *    after the gate, + 1e-5 * max(1, |ref|).
- *  - the gather, the pool and the layout pass are copies / the same loop:
- *    bit-identical. */
+ *  - ssm (dt_proj, scan, merge, out_norm, gate), CPU: the scan's 1e-5
+ *    relative tolerance (test_kernels) on each of the 4 merged directions,
+ *    through the norm as above (4e-5 * rowmax|y| / sigma * |w_c|), times
+ *    |SiLU(z)| after the gate, + 1e-5 * max(1, |ref|). CUDA: its scan
+ *    fuses dt_proj and runs softplus on fast __expf / __logf, so the
+ *    bound is derived instead (ref_scan_dev), twice its first-order value,
+ *    through the norm and the gate as on the CPU.
+ *  - mean over tokens: CPU bit-identical (the same loop in double); CUDA
+ *    sums L floats in order: (L+3)*u*mean|x|.
+ *  - the gather and the layout passes (NCHW -> NHWC in, CUDA's NHWC ->
+ *    NCHW features out) are copies: bit-identical. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
 #include "model/model.h"
 #include "net/backbone.h"
 #include "../simd/kernels.h"
@@ -41,11 +60,12 @@
 static const char *const kname[NKIND] = {"stem", "conv_ln", "layernorm", "linear", "dwconv_silu",
                                           "ssm", "merge_gather", "mean_tokens", "(layout)", "classifier"};
 static double worst[NKIND];
-static int calls[NKIND], bad;
+static int calls[NKIND], kbad[NKIND], bounded[NKIND], bad;
 static const double U = 5.9604644775390625e-08; /* 2^-24 */
 
 static int check(int kind, const char *what, const float *got, const float *ref, const double *tol, size_t n) {
     calls[kind]++;
+    bounded[kind] |= tol != NULL;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - ref[i]), t = tol ? tol[i] : 0.0;
         if (tol && d / (t + 1e-30) > worst[kind]) worst[kind] = d / (t + 1e-30);
@@ -53,7 +73,7 @@ static int check(int kind, const char *what, const float *got, const float *ref,
         if (tol ? !(d <= t) : memcmp(&got[i], &ref[i], sizeof(float)) != 0) {
             printf("    FAIL backbone op %s (%s): element %zu: %.9g vs reference %.9g (bound %.3g)\n", kname[kind], what, i,
                    got[i], ref[i], t);
-            bad++;
+            bad++, kbad[kind]++;
             return 1;
         }
     }
@@ -64,6 +84,39 @@ static float *dup(const float *x, size_t n) {
     float *d = malloc(n * sizeof *d);
     memcpy(d, x, n * sizeof *d);
     return d;
+}
+
+/* The backend under test, and the arithmetic of its GEMMs: e = 2^-p of
+ * the tensor-core input rounding (0: FP32), fp16: FP16's subnormal range. */
+static const vm_bb_ops *inner = &vm_bb_cpu_ops;
+static double gemm_e;
+static int gemm_fp16;
+
+/* A packed host copy of rows x cols floats (row stride ld) of one of the
+ * backend's buffers, read after every op enqueued so far. */
+static float *hv(vm_bb *bb, const float *p, size_t rows, size_t cols, size_t ld) {
+    const size_t span = rows ? (rows - 1) * ld + cols : 0;
+    float *h = malloc((span ? span : 1) * sizeof *h);
+    if (!h) {
+        printf("    out of memory\n");
+        exit(99);
+    }
+    if (bb->host) memcpy(h, p, span * sizeof *h);
+#ifdef VM_HAVE_CUDA
+    else if (vm_cuda_bb_download(bb, h, p, span)) {
+        printf("    FAIL download from the %s backend: %s\n", inner->name, vm_ctx_error(bb->c));
+        exit(1);
+    }
+#endif
+    for (size_t r = 1; r < rows && ld != cols; r++) memmove(h + r * cols, h + r * ld, cols * sizeof *h);
+    return h;
+}
+#define HV(bb, p, n) hv(bb, p, 1, n, n)
+
+/* The extra bound of a tensor-core GEMM result of magnitude m = sum|a*w|,
+ * sa = sum|a|, sw = sum|w| (see the top). */
+static double gemm_extra(double m, double sa, double sw) {
+    return (2.0 * gemm_e + gemm_e * gemm_e) * m + (gemm_fp16 ? U * (sa + sw) : 0.0);
 }
 
 /* ---- references -------------------------------------------------------- */
@@ -112,15 +165,24 @@ static void ln_tol(const vm_ln *n, const float *ref, const double *e, const doub
 
 /* ---- the checking ops: the CPU op, then the reference on its inputs ----- */
 
-static double ck_now(vm_bb *bb) { return vm_bb_cpu_ops.now(bb); }
+static double ck_now(vm_bb *bb) { return inner->now(bb); }
+
+/* CUDA's outnorm maps as its LayerNorm left them (NHWC), for the check of
+ * the features' layout pass after the run. */
+static float *outnorm[4];
 
 static int ck_layernorm(vm_bb *bb, vm_bb_layer l, int s, int j, const float *in, float *out, size_t T, int C) {
-    float *x = dup(in, T * C), *ref = malloc(T * C * sizeof *ref);
+    float *x = HV(bb, in, T * C), *ref = malloc(T * C * sizeof *ref);
     double *tol = malloc(T * C * sizeof *tol);
-    int rc = vm_bb_cpu_ops.layernorm(bb, l, s, j, in, out, T, C);
+    int rc = inner->layernorm(bb, l, s, j, in, out, T, C);
     ref_layernorm(vm_model_ln(bb->m, l, s, j), x, ref, T, C, NULL);
     for (size_t i = 0; i < T * C; i++) tol[i] = 1e-5 * fmax(1.0, fabs(ref[i]));
-    if (!rc) check(2, "layernorm", out, ref, tol, T * C);
+    if (!rc) {
+        float *got = HV(bb, out, T * C);
+        check(2, "layernorm", got, ref, tol, T * C);
+        if (l == VM_BB_OUTNORM && !bb->host) free(outnorm[s]), outnorm[s] = got;
+        else free(got);
+    }
     free(x), free(ref), free(tol);
     return rc;
 }
@@ -140,10 +202,13 @@ static void ref_conv(const vm_conv *cv, const float *in, int B, int H, int W, fl
     }
     vm_conv2d_ref(ai, B, cv->cin, H, W, cv->cout, cv->k, cv->stride, cv->pad, aw, ab, 0, mag);
     const int K = cv->k * cv->k * cv->cin;
+    double amax = 0, wmax = 0; /* FP16's subnormal term, bounded by K * max|a| + K * max|w| */
+    for (size_t i = 0; i < nin; i++) amax = fmax(amax, ai[i]);
+    for (size_t i = 0; i < nw; i++) wmax = fmax(wmax, aw[i]);
     for (size_t t = 0; t < T; t++) {
         double mx = 0;
         for (int c = 0; c < cv->cout; c++) mx = fmax(mx, mag[t * cv->cout + c]);
-        e[t] = 2.0 * (K + 3) * U * mx;
+        e[t] = 2.0 * (K + 3) * U * mx + gemm_extra(mx, K * amax, K * wmax);
     }
     free(ai), free(aw), free(ab), free(mag);
 }
@@ -152,9 +217,10 @@ static const vm_conv *conv_layer(const vm_model *m, vm_bb_layer l, int s) {
     return l == VM_BB_PE_CONV1 ? &m->pe_conv1 : l == VM_BB_PE_CONV2 ? &m->pe_conv2 : &m->st[s].ds_conv;
 }
 
-/* conv (in -> mid), LN (mid -> out) reference; `gelu` after. */
-static void ref_conv_ln(int kind, const vm_model *m, const vm_conv *cv, const vm_ln *n, const float *in, int B, int H, int W,
-                        const float *got, int gelu) {
+/* conv (in -> mid), LN (mid -> out) reference; `gelu` after; out is the
+ * backend's result. */
+static void ref_conv_ln(int kind, vm_bb *bb, const vm_conv *cv, const vm_ln *n, const float *in, int B, int H, int W,
+                        const float *out, int gelu) {
     int OH, OW;
     const size_t T = (size_t)B * (size_t)((H + 2 * cv->pad - cv->k) / cv->stride + 1) *
                      (size_t)((W + 2 * cv->pad - cv->k) / cv->stride + 1);
@@ -168,15 +234,16 @@ static void ref_conv_ln(int kind, const vm_model *m, const vm_conv *cv, const vm
         vm_kernels_scalar()->gelu(ref, ref, n_out);
         for (size_t i = 0; i < n_out; i++) tol[i] = 1.13 * tol[i] + 1e-6 * fmax(1.0, fabs(ref[i]));
     }
+    float *got = HV(bb, out, n_out);
     check(kind, kind ? "conv + LayerNorm" : "stem", got, ref, tol, n_out);
-    (void)m;
-    free(mid), free(ref), free(e), free(sigma), free(tol);
+    free(got), free(mid), free(ref), free(e), free(sigma), free(tol);
 }
 
 static int ck_stem(vm_bb *bb, const float *in, int B, int H, int W, float *out, int gelu) {
-    int rc = vm_bb_cpu_ops.stem(bb, in, B, H, W, out, gelu);
+    int rc = inner->stem(bb, in, B, H, W, out, gelu);
     if (rc) return rc;
-    /* the backend's NHWC copy of the input (t0) is a pure layout pass */
+    /* the CPU's NHWC copy of the input (t0) is a pure layout pass (CUDA's
+     * direct stem reads NCHW; its im2col path is checked by the result) */
     const size_t n = (size_t)B * 3 * H * W;
     float *nhwc = malloc(n * sizeof *nhwc);
     for (int b = 0; b < B; b++)
@@ -184,8 +251,8 @@ static int ck_stem(vm_bb *bb, const float *in, int B, int H, int W, float *out, 
             for (int x = 0; x < W; x++)
                 for (int c = 0; c < 3; c++)
                     nhwc[(((size_t)b * H + y) * W + x) * 3 + c] = in[(((size_t)b * 3 + c) * H + y) * W + x];
-    check(8, "NCHW -> NHWC", bb->t0, nhwc, NULL, n);
-    ref_conv_ln(0, bb->m, &bb->m->pe_conv1, &bb->m->pe_norm1, nhwc, B, H, W, out, gelu);
+    if (bb->host) check(8, "NCHW -> NHWC", bb->t0, nhwc, NULL, n);
+    ref_conv_ln(0, bb, &bb->m->pe_conv1, &bb->m->pe_norm1, nhwc, B, H, W, out, gelu);
     free(nhwc);
     return 0;
 }
@@ -193,9 +260,9 @@ static int ck_stem(vm_bb *bb, const float *in, int B, int H, int W, float *out, 
 static int ck_conv_ln(vm_bb *bb, vm_bb_layer conv, vm_bb_layer ln, int s, const float *in, int B, int H, int W, float *mid,
                       float *out) {
     const vm_conv *cv = conv_layer(bb->m, conv, s);
-    float *x = dup(in, (size_t)B * H * W * cv->cin);
-    int rc = vm_bb_cpu_ops.conv_ln(bb, conv, ln, s, in, B, H, W, mid, out);
-    if (!rc) ref_conv_ln(1, bb->m, cv, vm_model_ln(bb->m, ln, s, 0), x, B, H, W, out, 0);
+    float *x = HV(bb, in, (size_t)B * H * W * cv->cin);
+    int rc = inner->conv_ln(bb, conv, ln, s, in, B, H, W, mid, out);
+    if (!rc) ref_conv_ln(1, bb, cv, vm_model_ln(bb->m, ln, s, 0), x, B, H, W, out, 0);
     free(x);
     return rc;
 }
@@ -204,30 +271,29 @@ static int ck_linear(vm_bb *bb, vm_bb_layer l, int s, int j, const float *A, int
                      int gelu, int accumulate) {
     const float *bias;
     float *w = ref_w(bb->m, l, s, j, N, K, &bias);
-    float *a = malloc((size_t)M * K * sizeof *a), *c0 = malloc((size_t)M * N * sizeof *c0);
-    for (int i = 0; i < M; i++) memcpy(a + (size_t)i * K, A + (size_t)i * lda, (size_t)K * sizeof *a);
-    for (int i = 0; i < M; i++) memcpy(c0 + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *c0);
-    int rc = vm_bb_cpu_ops.linear(bb, l, s, j, A, lda, M, N, K, C, ldc, gelu, accumulate);
+    float *a = hv(bb, A, M, K, lda), *c0 = hv(bb, C, M, N, ldc);
+    int rc = inner->linear(bb, l, s, j, A, lda, M, N, K, C, ldc, gelu, accumulate);
     if (rc || !w) {
         free(w), free(a), free(c0);
         return rc;
     }
-    float *ref = malloc((size_t)M * N * sizeof *ref), *got = malloc((size_t)M * N * sizeof *got);
+    float *ref = malloc((size_t)M * N * sizeof *ref), *got = hv(bb, C, M, N, ldc);
     double *tol = malloc((size_t)M * N * sizeof *tol);
     for (int i = 0; i < M; i++)
         for (int n = 0; n < N; n++) {
-            double acc = 0, mag = 0;
+            double acc = 0, mag = 0, sa = 0, sw = 0;
             for (int k = 0; k < K; k++) {
                 acc += (double)a[(size_t)i * K + k] * w[(size_t)n * K + k];
                 mag += fabs((double)a[(size_t)i * K + k] * w[(size_t)n * K + k]);
+                sa += fabs(a[(size_t)i * K + k]), sw += fabs(w[(size_t)n * K + k]);
             }
+            const double ge = gemm_extra(mag, sa, sw);
             if (bias) acc += bias[n], mag += fabs(bias[n]);
             float v = (float)acc;
             if (gelu) vm_kernels_scalar()->gelu(&v, &v, 1);
             if (accumulate) v += c0[(size_t)i * N + n], mag += fabs(c0[(size_t)i * N + n]);
             ref[(size_t)i * N + n] = v;
-            tol[(size_t)i * N + n] = 2.0 * (K + 3) * U * mag * (gelu ? 1.13 : 1.0) + 1e-6 * fabs(v);
-            got[(size_t)i * N + n] = C[(size_t)i * ldc + n];
+            tol[(size_t)i * N + n] = (2.0 * (K + 3) * U * mag + ge) * (gelu ? 1.13 : 1.0) + 1e-6 * fabs(v);
         }
     check(l == VM_BB_HEAD ? 9 : 3, "linear", got, ref, tol, (size_t)M * N);
     free(w), free(a), free(c0), free(ref), free(got), free(tol);
@@ -236,16 +302,86 @@ static int ck_linear(vm_bb *bb, vm_bb_layer l, int s, int j, const float *A, int
 
 static int ck_dwconv_silu(vm_bb *bb, int s, int j, const float *in, int ld_in, float *out, int B, int h, int w, int D) {
     const size_t T = (size_t)B * h * w;
-    float *x = malloc(T * D * sizeof *x), *ref = malloc(T * D * sizeof *ref);
+    float *x = hv(bb, in, T, D, ld_in), *ref = malloc(T * D * sizeof *ref);
     double *tol = malloc(T * D * sizeof *tol);
-    for (size_t t = 0; t < T; t++) memcpy(x + t * D, in + t * ld_in, (size_t)D * sizeof *x);
-    int rc = vm_bb_cpu_ops.dwconv_silu(bb, s, j, in, ld_in, out, B, h, w, D);
+    int rc = inner->dwconv_silu(bb, s, j, in, ld_in, out, B, h, w, D);
     const vm_block *bk = &bb->m->st[s].blocks[j];
     vm_kernels_scalar()->dwconv3x3_silu(ref, x, D, bk->conv_w, bk->conv_b, B, h, w, D);
     for (size_t i = 0; i < T * D; i++) tol[i] = 1e-5 * fmax(1.0, fabs(ref[i]));
-    if (!rc) check(4, "dwconv3x3 + SiLU", out, ref, tol, T * D);
+    if (!rc) {
+        float *got = HV(bb, out, T * D);
+        check(4, "dwconv3x3 + SiLU", got, ref, tol, T * D);
+        free(got);
+    }
     free(x), free(ref), free(tol);
     return rc;
+}
+
+/* CUDA's scan (kernels.cu: k_scan_chunk, k_scan_carry, the merge) in
+ * double, with a first-order bound on the kernel's error. Per step of
+ * direction k, channel d:
+ *  - dt = dt_b + sum_r dt_w[r] x[r], an FMA chain: off by <= (R+2) u mdt,
+ *    mdt = |dt_b| + sum|dt_w[r] x[r]|; softplus's slope is <= 1;
+ *  - delta = softplus(dt) = log(1 + e^dt) on __expf (<= 2 + 1.173*20 ulp
+ *    for |dt| <= 20: relative 3e-6 of e^dt, so of delta) and __logf
+ *    (absolute 2^-21.41 on [0.5, 2], else 3 ulp) after 1 + e^dt rounds
+ *    (absolute u in the log): dd = the dt error + 2^-21 + 2^-18 delta;
+ *  - a = exp2f(delta fl(A log2 e)), exp2f within 2 ulp: relative error
+ *    ea = |A| dd + 3u |delta A| + 4u; a chunk's start state is carried
+ *    with expf(A sum(delta)), the float sum of <= L deltas: + L u |A| delta;
+ *  - b = delta u B: off by eb = |u B| dd + 2u |b|;
+ *  - h = a h + b, two roundings: err <= a err + a |h| (ea + 2u) + eb + 2u |b|,
+ *    |h| <= mag = a mag + |b| (both carried along);
+ *  - y = sum_n h_n C_n + Ds u: sum_n err_n |C_n| + (N+2) u (sum_n mag_n
+ *    |C_n| + |Ds u|), and the fixed-order sum of the 4 directions 3u more.
+ * ym: the merged y (float); e[t]: twice (second-order terms) the largest
+ * bound over token t's channels, + u |y| for ym's own rounding. */
+static void ref_scan_dev(const vm_model *m, int s, int j, const float *u, const float *xd, int B, int h, int w, float *ym,
+                         double *e) {
+    const vm_stage *st = &m->st[s];
+    const vm_block *bk = &st->blocks[j];
+    const int D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N, L = h * w;
+    const size_t T = (size_t)B * L;
+    double *y = calloc(T * D, sizeof *y), *ey = calloc(T * D, sizeof *ey), *hs = malloc(3 * (size_t)N * sizeof *hs);
+    double *mg = hs + N, *er = mg + N;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < 4; k++)
+            for (int d = 0; d < D; d++) {
+                const size_t kd = (size_t)k * D + d;
+                for (int n = 0; n < N; n++) hs[n] = mg[n] = er[n] = 0.0;
+                for (int l = 0; l < L; l++) {
+                    const size_t tok = (size_t)b * L + (size_t)vm_scan_token(k, l, h, w);
+                    const float *row = xd + tok * 4 * P + (size_t)k * P;
+                    double dt = bk->dt_b[kd], mdt = fabs(dt);
+                    for (int r = 0; r < R; r++) {
+                        const double p = (double)bk->dt_w[kd * R + r] * row[r];
+                        dt += p, mdt += fabs(p);
+                    }
+                    const double dl = dt > 20.0 ? dt : log1p(exp(dt)), dd = (R + 2) * U * mdt + 0x1p-21 + 0x1p-18 * dl;
+                    const double uu = u[tok * D + d], du = (double)bk->Ds[kd] * uu;
+                    double acc = 0, eacc = 0, macc = 0;
+                    for (int n = 0; n < N; n++) {
+                        const double An = bk->A[kd * N + n], a = exp(dl * An), bn = dl * row[R + n] * uu, Cn = fabs(row[R + N + n]);
+                        const double ea = fabs(An) * (dd + L * U * dl) + 3 * U * fabs(dl * An) + 4 * U;
+                        const double eb = fabs(row[R + n] * uu) * dd + 2 * U * fabs(bn);
+                        er[n] = a * er[n] + a * mg[n] * (ea + 2 * U) + eb + 2 * U * fabs(bn);
+                        mg[n] = a * mg[n] + fabs(bn);
+                        hs[n] = a * hs[n] + bn;
+                        acc += hs[n] * row[R + N + n], eacc += er[n] * Cn, macc += mg[n] * Cn;
+                    }
+                    y[tok * D + d] += acc + du;
+                    ey[tok * D + d] += eacc + (N + 5) * U * (macc + fabs(du));
+                }
+            }
+    for (size_t t = 0; t < T; t++) {
+        double mx = 0;
+        for (int d = 0; d < D; d++) {
+            ym[t * D + d] = (float)y[t * D + d];
+            mx = fmax(mx, ey[t * D + d] + U * fabs(y[t * D + d]));
+        }
+        e[t] = 2.0 * mx;
+    }
+    free(y), free(ey), free(hs);
 }
 
 static int ck_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, const float *z, int ldz, float *y, int B, int h,
@@ -255,34 +391,37 @@ static int ck_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, co
     const vm_block *bk = &st->blocks[j];
     const int D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N;
     const size_t T = (size_t)B * h * w;
-    float *uu = dup(u, T * D), *xd = dup(xdbl, T * 4 * P), *zz = NULL;
-    if (z) {
-        zz = malloc(T * D * sizeof *zz);
-        for (size_t t = 0; t < T; t++) memcpy(zz + t * D, z + t * ldz, (size_t)D * sizeof *zz);
-    }
-    int rc = vm_bb_cpu_ops.ssm(bb, s, j, u, xdbl, z, ldz, y, B, h, w);
+    float *uu = HV(bb, u, T * D), *xd = HV(bb, xdbl, T * 4 * P), *zz = z ? hv(bb, z, T, D, ldz) : NULL;
+    int rc = inner->ssm(bb, s, j, u, xdbl, z, ldz, y, B, h, w);
     if (rc) {
         free(uu), free(xd), free(zz);
         return rc;
     }
-    /* dt_proj in double, the scalar cross scan, LN, gate */
-    float *dts = malloc(4 * T * D * sizeof *dts), *ym = malloc(T * D * sizeof *ym), *ref = malloc(T * D * sizeof *ref);
+    float *ym = malloc(T * D * sizeof *ym), *ref = malloc(T * D * sizeof *ref);
     double *sigma = malloc(T * sizeof *sigma), *e = malloc(T * sizeof *e), *tol = malloc(T * D * sizeof *tol);
-    for (int k = 0; k < 4; k++)
-        for (size_t t = 0; t < T; t++)
-            for (int d = 0; d < D; d++) {
-                double acc = 0;
-                for (int r = 0; r < R; r++) acc += (double)xd[t * 4 * P + (size_t)k * P + r] * bk->dt_w[((size_t)k * D + d) * R + r];
-                dts[((size_t)k * T + t) * D + d] = (float)acc;
-            }
-    vm_scan_dims dims = {B, h, w, D, N, R};
-    vm_kernels_scalar()->scan_cross(ym, uu, dts, xd, bk->A, bk->Ds, bk->dt_b, &dims);
-    ref_layernorm(&bk->out_norm, ym, ref, T, D, sigma);
-    for (size_t t = 0; t < T; t++) {
-        double mx = 0;
-        for (int d = 0; d < D; d++) mx = fmax(mx, fabs(ym[t * D + d]));
-        e[t] = 4e-5 * fmax(1.0, mx) / 3.0; /* ln_tol multiplies by 3 */
+    if (bb->host) {
+        /* dt_proj in double, the scalar cross scan */
+        float *dts = malloc(4 * T * D * sizeof *dts);
+        for (int k = 0; k < 4; k++)
+            for (size_t t = 0; t < T; t++)
+                for (int d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int r = 0; r < R; r++) acc += (double)xd[t * 4 * P + (size_t)k * P + r] * bk->dt_w[((size_t)k * D + d) * R + r];
+                    dts[((size_t)k * T + t) * D + d] = (float)acc;
+                }
+        vm_scan_dims dims = {B, h, w, D, N, R};
+        vm_kernels_scalar()->scan_cross(ym, uu, dts, xd, bk->A, bk->Ds, bk->dt_b, &dims);
+        for (size_t t = 0; t < T; t++) {
+            double mx = 0;
+            for (int d = 0; d < D; d++) mx = fmax(mx, fabs(ym[t * D + d]));
+            e[t] = 4e-5 * fmax(1.0, mx) / 3.0; /* ln_tol multiplies by 3 */
+        }
+        free(dts);
+    } else {
+        ref_scan_dev(m, s, j, uu, xd, B, h, w, ym, e);
     }
+    /* LN, gate */
+    ref_layernorm(&bk->out_norm, ym, ref, T, D, sigma);
     ln_tol(&bk->out_norm, ref, e, sigma, T, D, tol);
     if (zz) {
         vm_kernels_scalar()->mul_silu(ref, ref, zz, T, D, D);
@@ -291,14 +430,15 @@ static int ck_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, co
             tol[i] = tol[i] * sz + 1e-5 * fmax(1.0, fabs(ref[i]));
         }
     }
-    check(5, "ssm", y, ref, tol, T * D);
-    free(uu), free(xd), free(zz), free(dts), free(ym), free(ref), free(sigma), free(e), free(tol);
+    float *got = HV(bb, y, T * D);
+    check(5, "ssm", got, ref, tol, T * D);
+    free(got), free(uu), free(xd), free(zz), free(ym), free(ref), free(sigma), free(e), free(tol);
     return 0;
 }
 
 static int ck_merge_gather(vm_bb *bb, const float *in, float *out, int B, int h, int w, int C) {
-    float *x = dup(in, (size_t)B * h * w * C);
-    int rc = vm_bb_cpu_ops.merge_gather(bb, in, out, B, h, w, C);
+    float *x = HV(bb, in, (size_t)B * h * w * C);
+    int rc = inner->merge_gather(bb, in, out, B, h, w, C);
     const int h2 = (h + 1) / 2, w2 = (w + 1) / 2;
     const size_t n = (size_t)B * h2 * w2 * 4 * C;
     float *ref = malloc(n * sizeof *ref);
@@ -311,26 +451,40 @@ static int ck_merge_gather(vm_bb *bb, const float *in, float *out, int B, int h,
                         ref[((((size_t)b * h2 + y) * w2 + xx) * 4 + q) * C + c] =
                             yy < h && x2 < w ? x[(((size_t)b * h + yy) * w + x2) * C + c] : 0.0f;
                     }
-    if (!rc) check(6, "patch-merge gather", out, ref, NULL, n);
+    if (!rc) {
+        float *got = HV(bb, out, n);
+        check(6, "patch-merge gather", got, ref, NULL, n);
+        free(got);
+    }
     free(x), free(ref);
     return rc;
 }
 
+/* CPU: the same loop (double), bit-identical; CUDA: float sum in token
+ * order, (L-1) u sum|x| (Higham 3.1), the division and the reference's
+ * own rounding: (L+3) u mean|x|. */
 static int ck_mean_tokens(vm_bb *bb, const float *in, int B, int L, int C, float *out) {
-    int rc = vm_bb_cpu_ops.mean_tokens(bb, in, B, L, C, out);
+    float *x = HV(bb, in, (size_t)B * L * C);
+    int rc = inner->mean_tokens(bb, in, B, L, C, out);
     float *ref = malloc((size_t)B * C * sizeof *ref);
+    double *tol = bb->host ? NULL : malloc((size_t)B * C * sizeof *tol);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            double acc = 0;
-            for (int t = 0; t < L; t++) acc += in[((size_t)b * L + t) * C + c];
+            double acc = 0, mag = 0;
+            for (int t = 0; t < L; t++) acc += x[((size_t)b * L + t) * C + c], mag += fabs(x[((size_t)b * L + t) * C + c]);
             ref[(size_t)b * C + c] = (float)(acc / L);
+            if (tol) tol[(size_t)b * C + c] = (L + 3) * U * mag / L;
         }
-    if (!rc) check(7, "mean over tokens", out, ref, NULL, (size_t)B * C);
-    free(ref);
+    if (!rc) {
+        float *got = HV(bb, out, (size_t)B * C);
+        check(7, "mean over tokens", got, ref, tol, (size_t)B * C);
+        free(got);
+    }
+    free(x), free(ref), free(tol);
     return rc;
 }
 
-static const vm_bb_ops ck_ops = {"cpu+check", ck_now, ck_stem, ck_conv_ln, ck_layernorm, ck_linear, ck_dwconv_silu,
+static const vm_bb_ops ck_ops = {"check", ck_now, ck_stem, ck_conv_ln, ck_layernorm, ck_linear, ck_dwconv_silu,
                                  ck_ssm, ck_merge_gather, ck_mean_tokens};
 
 static uint64_t bb_rng = 7;
@@ -384,15 +538,78 @@ static void one_model(vm_model *m, const char *name, int B, int H, int W) {
     vm_ctx_free(c);
 }
 
-/* Returns the number of failures. */
-int test_backbone_ops(int cases, uint64_t seed) {
+#ifdef VM_HAVE_CUDA
+/* One model on CUDA device 0 as its default device, GEMMs in precision
+ * prec: the description and the classifier (or the features) through the
+ * real CUDA forward (plan, arena, streams) on the checking ops; then the
+ * features' NHWC -> NCHW download against the outnorm maps, bit for bit. */
+static void one_model_cuda(vm_model *m, const char *name, int B, int H, int W, vm_precision prec) {
+    static const int bits[4] = {0, 10, 10, 7}; /* fraction bits of FP32's (none), TF32, FP16, BF16 inputs */
+    gemm_e = bits[prec] ? ldexp(1.0, -bits[prec]) : 0.0;
+    gemm_fp16 = prec == VM_PRECISION_FP16;
+    char err[256] = "";
+    vm_ctx *c = NULL;
+    if (vm_model_set_device(m, "cuda:0", prec) || !(c = vm_ctx_new(m, err, sizeof err))) {
+        printf("    FAIL %s: %s\n", name, err[0] ? err : vm_model_error(m));
+        bad++;
+        return;
+    }
+    const size_t n = (size_t)B * 3 * H * W;
+    float *in = malloc(n * sizeof *in), *logits = NULL, *feats[4] = {NULL, NULL, NULL, NULL};
+    int fc[4], fh[4], fw[4];
+    for (size_t i = 0; i < n; i++) in[i] = (float)bb_irand(-1000, 1000) / 500.0f;
+    if (m->info.num_classes > 0) logits = malloc((size_t)B * m->info.num_classes * sizeof *logits);
+    for (int i = 0; i < 4 && m->info.is_backbone; i++) {
+        vm_feature_shape(m, H, W, i, &fc[i], &fh[i], &fw[i]);
+        feats[i] = malloc((size_t)B * fc[i] * fh[i] * fw[i] * sizeof *feats[i]);
+    }
+    if (vm_cuda_forward_ops(m, c, 0, &ck_ops, in, B, H, W, logits, feats[0] ? feats : NULL)) {
+        printf("    FAIL %s: %s\n", name, vm_ctx_error(c));
+        bad++;
+    } else {
+        for (int i = 0; i < 4 && feats[i] && outnorm[i]; i++) {
+            const size_t hw = (size_t)fh[i] * fw[i], nf = (size_t)B * fc[i] * hw;
+            float *nchw = malloc(nf * sizeof *nchw);
+            for (size_t b = 0; b < (size_t)B; b++)
+                for (size_t t = 0; t < hw; t++)
+                    for (int ch = 0; ch < fc[i]; ch++) nchw[(b * fc[i] + ch) * hw + t] = outnorm[i][(b * hw + t) * fc[i] + ch];
+            check(8, "features NHWC -> NCHW", feats[i], nchw, NULL, nf);
+            free(nchw);
+        }
+    }
+    static const char *const pn[4] = {"fp32", "tf32", "fp16", "bf16"};
+    printf("    %-34s B=%d %dx%d %s\n", name, B, H, W, pn[prec]);
+    for (int i = 0; i < 4; i++) free(feats[i]), free(outnorm[i]), outnorm[i] = NULL;
+    free(in), free(logits);
+    vm_ctx_free(c);
+}
+#endif
+
+/* The backbone ops of backend "cpu" or "cuda" (a CUDA build with a GPU:
+ * the caller checked) on `cases` random models per family; on CUDA four
+ * times as many, each GEMM precision in turn, with the kernel variants the
+ * tests may choose (VMAMBA_CUDA_DIRECT_STEM=0: the im2col stem;
+ * VMAMBA_CUDA_SCAN_CHUNKS=1: the one-pass scan, else the chunked one that
+ * small batches get; VMAMBA_CUDA_REFERENCE_KERNELS=1: the scalar kernels)
+ * in turn, so that each pair of them meets. Returns the failures. */
+int test_backbone_ops(const char *backend, int cases, uint64_t seed) {
+    const int cuda = !strcmp(backend, "cuda");
+#ifdef VM_HAVE_CUDA
+    inner = cuda ? &vm_bb_cuda_ops : &vm_bb_cpu_ops;
+#else
+    if (cuda) return 0; /* no such backend: test_backend_ops has skipped */
+    inner = &vm_bb_cpu_ops;
+#endif
     bb_rng = seed * 2654435761ULL + 7;
-    printf("backbone ops (net/backbone.h) on cpu against the scalar references:\n");
+    printf("backbone ops (net/backbone.h) on %s against the scalar references:\n", inner->name);
     const char *presets[] = {"vmamba-tiny-s1l8", "vanilla-vmamba-tiny"};
+    const int runs = cuda ? 4 * cases : cases;
     for (int i = 0; i < 2; i++) {
         char err[256];
-        for (int k = 0; k < cases; k++) {
-            const int B = bb_irand(1, 2), H = bb_irand(17, 70), W = bb_irand(17, 70);
+        for (int k = 0; k < runs; k++) {
+            int B = bb_irand(1, cuda ? 3 : 2);
+            const int H = bb_irand(17, 70), W = bb_irand(17, 70);
+            if (cuda && k % 4 == 1) B = 2; /* a batch in every family */
             vm_model *m = (k + i) % 2 ? vm_backbone_from_preset(presets[i], 11 + k, err, sizeof err)
                                 : vm_model_from_preset(presets[i], bb_irand(2, 40), 11 + k, err, sizeof err);
             if (!m) {
@@ -402,12 +619,27 @@ int test_backbone_ops(int cases, uint64_t seed) {
             }
             char name[80];
             snprintf(name, sizeof name, "%s (%s)", presets[i], (k + i) % 2 ? "backbone" : "classifier");
-            one_model(m, name, B, H, W);
+#ifdef VM_HAVE_CUDA
+            if (cuda) {
+                /* read when the weights go up (vm_model_set_device) */
+                const int v = k % 4;
+                setenv("VMAMBA_CUDA_DIRECT_STEM", v & 1 ? "0" : "1", 1);
+                setenv("VMAMBA_CUDA_SCAN_CHUNKS", v & 2 ? "1" : "0", 1);
+                setenv("VMAMBA_CUDA_REFERENCE_KERNELS", (v & 1) ^ (v >> 1) ? "1" : "0", 1);
+                snprintf(name + strlen(name), sizeof name - strlen(name), "%s%s%s", v & 1 ? " im2col-stem" : "",
+                         v & 2 ? " one-pass" : "", (v & 1) ^ (v >> 1) ? " ref-kernels" : "");
+                one_model_cuda(m, name, B, H, W, (vm_precision)(k % 4));
+            } else
+#endif
+                one_model(m, name, B, H, W);
             vm_model_free(m);
         }
     }
+#ifdef VM_HAVE_CUDA
+    unsetenv("VMAMBA_CUDA_DIRECT_STEM"), unsetenv("VMAMBA_CUDA_SCAN_CHUNKS"), setenv("VMAMBA_CUDA_REFERENCE_KERNELS", "0", 1);
+#endif
     for (int k = 0; k < NKIND; k++)
-        printf("  %-14s cpu   %4d calls  %s  (%s %.3g)\n", kname[k], calls[k], bad ? "?" : "ok  ",
-               k >= 6 && k <= 8 ? "bit-identical required; max |diff|" : "max |diff| / bound", worst[k]);
+        printf("  %-14s %-5s %4d calls  %s  (%s %.3g)\n", kname[k], inner->name, calls[k], kbad[k] ? "FAIL" : "ok  ",
+               bounded[k] || !calls[k] ? "max |diff| / bound" : "bit-identical required; max |diff|", worst[k]);
     return bad;
 }

@@ -16,6 +16,11 @@
 #include <string.h>
 
 #include "kernels.cuh"
+/* Built only with --with-cuda (nvcc does not read config.h): model.h's
+ * declarations of this file's entry points are wanted here too. */
+#ifndef VM_HAVE_CUDA
+#define VM_HAVE_CUDA 1
+#endif
 #include "model/model.h"
 #include "net/backbone.h"
 #include <time.h>
@@ -503,9 +508,6 @@ int cu_mean_tokens(vm_bb *bb, const float *in, int B, int L, int C, float *out) 
     return 0;
 }
 
-const vm_bb_ops cuda_bb_ops = {
-    "cuda", cu_now, cu_stem, cu_conv_ln, cu_layernorm, cu_linear, cu_dwconv_silu, cu_ssm, cu_merge_gather, cu_mean_tokens,
-};
 void ctx_release(void *p) {
     state *s = (state *)p;
     cudaSetDevice(s->device);
@@ -557,12 +559,13 @@ state *ctx_state(vm_model *m, vm_ctx *c, int d, char *err, size_t errlen) {
     return s;
 }
 
-/* The backbone (src/net/backbone.c on cuda_bb_ops) on CUDA device
- * `device` (the context's), then the features or the classifier.
- * feats_dev: feats[i] are device buffers on that device that take the maps
- * NHWC (for heads on the CUDA op backend), else host NCHW. */
-int forward_impl(vm_model *m, vm_ctx *c, int device, const float *in, int B, int H, int W, float *logits,
-                 float *feats[4], int feats_dev) {
+/* The backbone (src/net/backbone.c on ops: vm_bb_cuda_ops, or a test's
+ * table wrapping them) on CUDA device `device` (the context's), then the
+ * features or the classifier. feats_dev: feats[i] are device buffers on
+ * that device that take the maps NHWC (for heads on the CUDA op backend),
+ * else host NCHW. */
+int forward_impl(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const float *in, int B, int H, int W,
+                 float *logits, float *feats[4], int feats_dev) {
     char *err = c->err;
     size_t errlen = sizeof c->err;
     state *s = ctx_state(m, c, device, err, errlen);
@@ -577,7 +580,7 @@ int forward_impl(vm_model *m, vm_ctx *c, int device, const float *in, int B, int
     cudaError_t ce = cudaSuccess;
     vm_bb bb;
     memset(&bb, 0, sizeof bb);
-    bb.ops = &cuda_bb_ops;
+    bb.ops = ops;
     bb.impl = s;
     bb.m = m;
     bb.c = c;
@@ -691,7 +694,23 @@ extern "C" void vm_cuda_host_free(void *p) { cudaFreeHost(p); }
 
 extern "C" int vm_cuda_forward(vm_model *m, vm_ctx *c, int device, const float *in, int B, int H, int W,
                                float *logits, float *feats[4]) {
-    return forward_impl(m, c, device, in, B, H, W, logits, feats, 0);
+    return forward_impl(m, c, device, &vm_bb_cuda_ops, in, B, H, W, logits, feats, 0);
+}
+
+/* Tests: as vm_cuda_forward on a table wrapping vm_bb_cuda_ops (net/backbone.h). */
+extern "C" int vm_cuda_forward_ops(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const float *in, int B,
+                                   int H, int W, float *logits, float *feats[4]) {
+    return forward_impl(m, c, device, ops, in, B, H, W, logits, feats, 0);
+}
+
+/* Tests: n floats of a backbone buffer down, after every op enqueued on bb;
+ * a failed kernel launch since the last call is reported here too. */
+extern "C" int vm_cuda_bb_download(vm_bb *bb, float *dst, const float *src, size_t n) {
+    cudaStream_t q = S(bb)->stream;
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess) e = cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, q);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(q);
+    return e == cudaSuccess ? 0 : bb_fail(bb, cudaGetErrorString(e));
 }
 
 /* The backbone's four maps NHWC into device buffers (on the model's
@@ -699,7 +718,7 @@ extern "C" int vm_cuda_forward(vm_model *m, vm_ctx *c, int device, const float *
  * maps are complete when this returns (the stream is synchronised). */
 extern "C" int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, int device, const float *in, int B, int H, int W,
                                             float *dfeats[4]) {
-    return forward_impl(m, c, device, in, B, H, W, NULL, dfeats, 1);
+    return forward_impl(m, c, device, &vm_bb_cuda_ops, in, B, H, W, NULL, dfeats, 1);
 }
 
 /* Device `device`'s weight state for m, made under g_lock. */
@@ -773,3 +792,8 @@ extern "C" void vm_cuda_release_unpinned(vm_model *m, int keep) {
         }
     pthread_mutex_unlock(&g_lock);
 }
+
+/* The backbone ops (net/backbone.h) of this backend: the cu_* above. */
+const vm_bb_ops vm_bb_cuda_ops = {
+    "cuda", cu_now, cu_stem, cu_conv_ln, cu_layernorm, cu_linear, cu_dwconv_silu, cu_ssm, cu_merge_gather, cu_mean_tokens,
+};

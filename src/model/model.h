@@ -364,6 +364,14 @@ int vm_cuda_forward_features_dev(vm_model *m, vm_ctx *c, int device, const float
                                  float *dfeats[4]);
 void *vm_cuda_host_alloc(size_t bytes); /* page-locked, or NULL */
 void vm_cuda_host_free(void *p);
+/* The CUDA backend's backbone ops (net/backbone.h). For the per-op test
+ * (tests/test_backbone_ops.c): vm_cuda_forward on `ops`, a table wrapping
+ * vm_bb_cuda_ops; a download of n floats of one of bb's buffers, ordered
+ * after every op enqueued on bb (0, or -1 with the context's error). */
+extern const vm_bb_ops vm_bb_cuda_ops;
+int vm_cuda_forward_ops(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const float *in, int B, int H, int W,
+                        float *logits, float *feats[4]);
+int vm_cuda_bb_download(vm_bb *bb, float *dst, const float *src, size_t n);
 #endif
 
 /* Test and calibration hooks (not in the public header). The model forms
