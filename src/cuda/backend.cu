@@ -564,8 +564,8 @@ state *ctx_state(vm_model *m, vm_ctx *c, int d, char *err, size_t errlen) {
  * features or the classifier. feats_dev: feats[i] are device buffers on
  * that device that take the maps NHWC (for heads on the CUDA op backend),
  * else host NCHW. */
-int forward_impl(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const float *in, int B, int H, int W,
-                 float *logits, float *feats[4], int feats_dev) {
+int forward_on(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const float *in, int B, int H, int W,
+               float *logits, float *feats[4], int feats_dev) {
     char *err = c->err;
     size_t errlen = sizeof c->err;
     state *s = ctx_state(m, c, device, err, errlen);
@@ -628,6 +628,20 @@ int forward_impl(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const
     CK(cudaStreamSynchronize(q));
     CK(cudaGetLastError());
     return 0;
+}
+
+/* forward_on; on failure both streams are drained first, so that no copy
+ * still reads the caller's input (it may be page-locked: the copies are
+ * asynchronous) and no kernel still runs when the call returns. */
+int forward_impl(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const float *in, int B, int H, int W,
+                 float *logits, float *feats[4], int feats_dev) {
+    int rc = forward_on(m, c, device, ops, in, B, H, W, logits, feats, feats_dev);
+    state *s = rc ? (state *)c->dev_ctx : NULL; /* NULL: no stream was made */
+    if (s && s->device == device) {
+        cudaStreamSynchronize(s->up);
+        cudaStreamSynchronize(s->stream);
+    }
+    return rc;
 }
 
 int upload(vm_model *m, state *s, char *err, size_t errlen) {
