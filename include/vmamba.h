@@ -147,6 +147,9 @@ VM_API const char *vm_family_name(vm_family f);
  * aarch64 cores with FP16 arithmetic (ARMv8.2: Cortex-A55/A76 and later)
  * where the model runs its GEMMs on XNNPACK (elsewhere -1 with a message);
  * the model keeps one f16 copy of those weights, made at first use.
+ * A model-changing call, like vm_model_save and vm_model_free: not while a
+ * context of the model runs a forward pass (the contexts that follow the
+ * default move, and the GPU copies it frees may be the ones they read).
  * Returns 0, or -1 (see vm_model_error). */
 typedef enum { VM_PRECISION_FP32 = 0, VM_PRECISION_TF32, VM_PRECISION_FP16, VM_PRECISION_BF16 } vm_precision;
 VM_API int vm_model_set_device(vm_model *m, const char *device, vm_precision precision);

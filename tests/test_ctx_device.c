@@ -205,6 +205,46 @@ static void classify_cases(int ndev) {
     vm_model_free(m);
 }
 
+/* A context that follows the model's default keeps the state it made on
+ * the GPU (its stream, arena and the addresses of that upload of the
+ * weights) when the model goes back to the CPU, and vm_model_set_device
+ * frees that upload (no context chose cuda:0: vm_cuda_release_unpinned).
+ * When the model comes back, the context must run on the new upload, not
+ * on the freed one (backend.cu's ctx_state compares upload generations).
+ * Another model goes up in between, so that the freed device memory is
+ * likely reused with other values; compute-sanitizer would flag a stale
+ * read for certain. */
+static void default_follower_case(void) {
+    char err[512];
+    vm_model *m = vm_model_load(tdata("digits/model.pth"), NULL, err, sizeof err);
+    vm_model *o = m ? vm_model_load(tdata("backbone_v2/model.pth"), NULL, err, sizeof err) : NULL;
+    if (!m || !o) {
+        fprintf(stderr, "%s\n", err);
+        exit(99);
+    }
+    vm_npy in, ref;
+    load_npy(&in, "digits/test_input.npy");
+    load_npy(&ref, "digits/ref_logits.npy");
+    const int B = (int)in.shape[0];
+    float *t = malloc(ref.numel * sizeof(float));
+    vm_ctx *c = ctx(m, NULL);
+    CHECK(vm_model_set_device(m, "cuda:0", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
+    CHECK(vm_ctx_forward(c, in.data, B, 32, 32, t) == 0, "%s", vm_ctx_error(c));
+    close_to("default context on cuda:0", t, ref.data, ref.numel);
+    CHECK(vm_model_set_device(m, "cpu", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
+    CHECK(vm_ctx_forward(c, in.data, B, 32, 32, t) == 0, "%s", vm_ctx_error(c));
+    close_to("default context back on the CPU", t, ref.data, ref.numel);
+    CHECK(vm_model_set_device(o, "cuda:0", VM_PRECISION_FP32) == 0, "%s", vm_model_error(o));
+    CHECK(vm_model_set_device(m, "cuda:0", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
+    CHECK(vm_ctx_forward(c, in.data, B, 32, 32, t) == 0, "%s", vm_ctx_error(c));
+    close_to("default context on cuda:0 again, after its first upload was freed", t, ref.data, ref.numel);
+    vm_ctx_free(c);
+    free(t);
+    vm_npy_free(&in), vm_npy_free(&ref);
+    vm_model_free(o);
+    vm_model_free(m);
+}
+
 /* Contexts moving to the GPU from four threads at once, on a model that
  * is not there yet: one upload (under the model's lock), all run. */
 typedef struct {
@@ -326,6 +366,7 @@ int main(void) {
         return 77;
     }
     classify_cases(ndev);
+    default_follower_case();
     concurrent_moves();
     feature_case();
     seg_case();

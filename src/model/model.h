@@ -353,7 +353,12 @@ int vm_ctx_device_index(const vm_ctx *c);
  * of contexts that chose that device themselves. 0, or -1 with err. */
 int vm_cuda_weights(vm_model *m, int device, int pin, char *err, size_t errlen);
 /* Frees the device copies that no context pins, but device keep's (-1:
- * none): vm_model_set_device, when no forward runs. */
+ * none): vm_model_set_device, when no forward runs. Contexts that follow
+ * the model's default pin nothing: one that ran on a freed copy keeps its
+ * state (stream, arena, the copy's addresses) until its next forward on a
+ * GPU, and backend.cu's ctx_state makes it afresh there, since the upload
+ * it was made for (its generation, c->dev_gen) is gone
+ * (tests/test_ctx_device.c, default_follower_case). */
 void vm_cuda_release_unpinned(vm_model *m, int keep);
 int vm_cuda_device_count(void);
 /* The backbone (and classifier) on CUDA device `device` for context c. */
