@@ -188,7 +188,7 @@ static void explain(const char *what, const run *a, const run *b, const int *ma)
         int p = a->cp[ja], c = a->cc[ja];
         float sa = a->cs[ja], sb = b->cls[(size_t)p * (b->NC + 1) + c];
         int jb = cand(b, p, c), who;
-        printf("  %s det %2d: label %2d proposal %3d score %.5f -> %.5f (thr margin %+.5f -> %+.5f)", what, i, c, p, sa, sb,
+        printf("  %s det %2d: label %2d proposal %3d score %.7f -> %.7f (thr margin %+.7f -> %+.7f)", what, i, c, p, sa, sb,
                sa - 0.05f, sb - 0.05f);
         if (jb < 0) { printf(": THRESHOLD (below 0.05 in the other run)\n"); continue; }
         float sup = suppressor(b, b->cb + 4 * (size_t)jb, c, sb, &who);
