@@ -596,6 +596,20 @@ VM_API int vm_calib_dense_tensor(vm_calib_dense *d, vm_calib *cal, const float *
  * file; "dataset_meta" is left out when the checkpoint has none). A
  * malloc'd string (free with free()), or NULL with a message in err. */
 VM_API char *vm_calib_dense_metadata(const vm_calib_dense *d, const char *model_path, char *err, size_t errlen);
+/* Sensitivity-driven mixed precision, after the calibration passes and
+ * before vm_calib_write: keeps the backbone layers whose quantization
+ * moves the features most in FP32 until, on every one of images (the
+ * calibration photos, through d's pipeline; up to 64), each of the four
+ * feature maps of the INT8 backbone has a cosine >= target against FP32's.
+ * Each unit (a linear layer, a patch-embed or downsample convolution, a
+ * block's x_proj / dt_proj) is ranked by the damage it does quantised
+ * alone; the fewest top-ranked units that meet the target are found by
+ * bisection. Trial INT8 files are written to scratch (removed). The units
+ * kept FP32 and the cosines reached go into the file's "quantization"
+ * metadata ("mixed_precision"). Returns the number of units kept FP32, or
+ * -1 with a message in err (the calibration is then unchanged). */
+VM_API int vm_calib_dense_mixed(vm_calib_dense *d, vm_calib *c, const char *const *images, int nimages, double target,
+                                const char *scratch, FILE *log, char *err, size_t errlen);
 /* UPerHead convolutions the runner observes (0 without the head). */
 VM_API int vm_calib_dense_head_convs(const vm_calib_dense *d);
 VM_API void vm_calib_dense_free(vm_calib_dense *d);

@@ -90,43 +90,59 @@ int vm_calib_dense_tensor(vm_calib_dense *d, vm_calib *cal, const float *chw, in
     return rc;
 }
 
-int vm_calib_dense_image(vm_calib_dense *d, vm_calib *cal, const char *path, char *err, size_t errlen) {
+float *vm_calib_dense_input(const vm_calib_dense *d, const char *path, int *H, int *W, char *err, size_t errlen) {
     vm_image im;
-    if (vm_cv_load(path, &im, err, errlen)) return -1; /* BGR, EXIF applied */
-    int w1, h1, rc = -1, pad32 = d->task == VM_CALIB_TASK_DETECT, sw = d->sw, sh = d->sh;
+    if (vm_cv_load(path, &im, err, errlen)) return NULL; /* BGR, EXIF applied */
+    int w1, h1, pad32 = d->task == VM_CALIB_TASK_DETECT, sw = d->sw, sh = d->sh;
+    float *x = NULL;
     vm_cv_rescale_size(im.w, im.h, sw, sh, &w1, &h1);
     if (w1 < 1 || h1 < 1 || (uint64_t)w1 * h1 > MAX_PIXELS) {
         vm_errf(err, errlen, "%s: %dx%d rescaled to %dx%d by scale %d,%d: out of range", path, im.w, im.h, w1, h1, sw, sh);
         vm_image_free(&im);
-        return -1;
+        return NULL;
     }
     int hp = pad32 ? (h1 + 31) / 32 * 32 : h1, wp = pad32 ? (w1 + 31) / 32 * 32 : w1;
     uint8_t *rs = malloc((size_t)w1 * h1 * 3);
-    float *in = malloc(sizeof(float) * 3 * (size_t)w1 * h1), *x = pad32 ? calloc((size_t)3 * hp * wp, sizeof(float)) : in;
+    float *in = malloc(sizeof(float) * 3 * (size_t)w1 * h1);
+    x = pad32 ? calloc((size_t)3 * hp * wp, sizeof(float)) : in;
     if (!rs || !in || !x) {
         vm_errf(err, errlen, "%s: out of memory for a %dx%d input", path, wp, hp);
-        goto done;
+        goto fail;
     }
     if (vm_cv_resize_linear(im.rgb, im.w, im.h, 3, rs, w1, h1)) {
         vm_errf(err, errlen, "%s: out of memory resizing to %dx%d", path, w1, h1);
-        goto done;
+        goto fail;
     }
     vm_seg_normalize(rs, w1, h1, in); /* mmseg's and mmdet's mean/std, BGR->RGB, planar */
-    if (pad32)
+    if (pad32) {
         for (int ch = 0; ch < 3; ch++)
             for (int y = 0; y < h1; y++)
                 memcpy(x + ((size_t)ch * hp + y) * wp, in + ((size_t)ch * h1 + y) * w1, sizeof(float) * w1);
+        free(in);
+    }
+    free(rs);
+    vm_image_free(&im);
+    *H = hp, *W = wp;
+    return x;
+fail:
+    if (x != in) free(x);
+    free(in);
+    free(rs);
+    vm_image_free(&im);
+    return NULL;
+}
+
+int vm_calib_dense_image(vm_calib_dense *d, vm_calib *cal, const char *path, char *err, size_t errlen) {
+    int hp, wp, rc;
+    float *x = vm_calib_dense_input(d, path, &hp, &wp, err, errlen);
+    if (!x) return -1;
     if ((rc = vm_calib_dense_tensor(d, cal, x, hp, wp, err, errlen))) {
         /* name the photo in the message */
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s", err);
         vm_errf(err, errlen, "%s: %s", path, tmp);
     }
-done:
-    if (x != in) free(x);
-    free(in);
-    free(rs);
-    vm_image_free(&im);
+    free(x);
     return rc;
 }
 

@@ -40,6 +40,11 @@ struct vm_calib {
     float *out;               /* a layer's product, for its output range */
     size_t out_cap;
     size_t oom; /* bytes of the first allocation that failed (observers cannot return an error) */
+    /* mixed precision (calib_mixed.c): backbone units kept FP32 beyond the
+     * user's --skip, and what the search found (the file's metadata) */
+    char **fp32;
+    int nfp32;
+    char *mixed_json;
 };
 
 static int cmpf(const void *a, const void *b) {
@@ -235,7 +240,67 @@ static int storage_only(const vm_calib *c, const char *name) {
 static int user_skipped(const vm_calib *c, const char *name) {
     for (int i = 0; i < c->o.nskip; i++)
         if (fnmatch(c->o.skip[i], name, 0) == 0 || strstr(name, c->o.skip[i])) return 1;
+    /* a mixed-precision unit: the layer's own tensors (unit "x.in_proj"
+     * keeps "x.in_proj.weight", not "x.in_proj2.weight") */
+    for (int i = 0; i < c->nfp32; i++) {
+        size_t n = strlen(c->fp32[i]);
+        if (!strncmp(name, c->fp32[i], n) && (name[n] == 0 || name[n] == '.')) return 1;
+    }
     return 0;
+}
+
+void vm_calib_stop(vm_calib *c) { stop_observing(c->m, observe); }
+
+vm_model *vm_calib_model(const vm_calib *c) { return c->m; }
+
+int vm_calib_set_fp32(vm_calib *c, const char *const *units, int n, const char *json) {
+    char **l = n ? calloc((size_t)n, sizeof *l) : NULL;
+    char *j = json ? strdup(json) : NULL;
+    int bad = (n && !l) || (json && !j);
+    for (int i = 0; i < n && !bad; i++) bad = !(l[i] = strdup(units[i]));
+    if (bad) {
+        for (int i = 0; l && i < n; i++) free(l[i]);
+        free(l);
+        free(j);
+        return -1;
+    }
+    for (int i = 0; i < c->nfp32; i++) free(c->fp32[i]);
+    free(c->fp32);
+    free(c->mixed_json);
+    c->fp32 = l, c->nfp32 = n, c->mixed_json = j;
+    return 0;
+}
+
+/* The backbone's quantised units: observed linear layers and convolutions
+ * (patch embed, downsample) and each block's x_proj / dt_proj (s8 rows),
+ * not those the user's --skip keeps FP32 already. */
+int vm_calib_units(const vm_calib *c, char ***out) {
+    int cap = c->n + (int)c->m->nparams, n = 0;
+    char **u = calloc((size_t)(cap ? cap : 1), sizeof *u);
+    if (!u) return -1;
+    for (int i = 0; i < c->n; i++) {
+        const char *nm = c->l[i].name;
+        if (strncmp(nm, "patch_embed.", 12) && strncmp(nm, "layers.", 7)) continue; /* a head convolution */
+        char wn[256];
+        snprintf(wn, sizeof wn, "%s.weight", nm);
+        for (int k = 0; k < c->o.nskip; k++)
+            if (fnmatch(c->o.skip[k], wn, 0) == 0 || strstr(wn, c->o.skip[k])) goto next;
+        if (!(u[n++] = strdup(nm))) goto oom;
+    next:;
+    }
+    for (size_t i = 0; i < c->m->nparams; i++) {
+        const char *nm = c->m->params[i].name;
+        if (!strstr(nm, "op.x_proj_weight") && !strstr(nm, "op.dt_projs_weight")) continue;
+        int sk = 0;
+        for (int k = 0; k < c->o.nskip; k++) sk |= fnmatch(c->o.skip[k], nm, 0) == 0 || strstr(nm, c->o.skip[k]);
+        if (!sk && !(u[n++] = strdup(nm))) goto oom;
+    }
+    *out = u;
+    return n;
+oom:
+    for (int i = 0; i < n; i++) free(u[i]);
+    free(u);
+    return -1;
 }
 
 static int skipped(const vm_calib *c, const char *name) { return storage_only(c, name) || user_skipped(c, name); }
@@ -454,13 +519,15 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
         for (int d = 0; d < k->ndim; d++) e.shape[d] = k->shape[d];
         t[n++] = e;
     }
-    char scheme[256];
-    snprintf(scheme, sizeof scheme,
+    size_t slen = 256 + (c->mixed_json ? strlen(c->mixed_json) : 0);
+    char *scheme = OWN(slen);
+    if (!scheme) goto done;
+    snprintf(scheme, slen,
              "{\"weights\": \"s8 symmetric per output channel\", \"activations\": \"u8 asymmetric per %s\", "
-             "\"method\": \"%s\", \"percentile\": %g, \"int8_layers\": %d}",
+             "\"method\": \"%s\", \"percentile\": %g, \"int8_layers\": %d%s%s}",
              c->o.dynamic ? "row, at run time" : "tensor",
              c->o.method == VM_CALIB_MINMAX ? "minmax" : c->o.method == VM_CALIB_ENTROPY ? "entropy" : "percentile",
-             c->o.percentile, nq);
+             c->o.percentile, nq, c->mixed_json ? ", \"mixed_precision\": " : "", c->mixed_json ? c->mixed_json : "");
     char arch[512];
     vm_arch_json(m, arch, sizeof arch);
     const char *kv[8] = {"format", "pt", "vmamba", metadata_json ? metadata_json : "{}", "quantization", scheme,
@@ -544,6 +611,9 @@ void vm_calib_free(vm_calib *c) {
     free(c->l);
     free(c->tmp);
     free(c->out);
+    for (int i = 0; i < c->nfp32; i++) free(c->fp32[i]);
+    free(c->fp32);
+    free(c->mixed_json);
     free(c);
 }
 

@@ -32,4 +32,18 @@
  * not observed are written FP32 as loaded. */
 void vm_calib_observe(vm_calib *c, const char *layer, const float *x, size_t rows, int cols);
 
+/* A photo through d's test pipeline: a malloc'd (3, *H, *W) input, or
+ * NULL with a message naming the file in err. */
+float *vm_calib_dense_input(const vm_calib_dense *d, const char *path, int *H, int *W, char *err, size_t errlen);
+
+/* Mixed precision (calib_mixed.c): stop observing (the model runs FP32
+ * reference passes), the model, the backbone's quantised units (malloc'd
+ * names; count, or -1 out of memory), and the units vm_calib_write keeps
+ * FP32 with the search's record for the file's "quantization" metadata
+ * (copied; 0, or -1 out of memory with nothing changed). */
+void vm_calib_stop(vm_calib *c);
+vm_model *vm_calib_model(const vm_calib *c);
+int vm_calib_units(const vm_calib *c, char ***units);
+int vm_calib_set_fp32(vm_calib *c, const char *const *units, int n, const char *json);
+
 #endif

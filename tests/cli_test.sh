@@ -121,6 +121,9 @@ expect_fail "no JPEG or PNG images" vm calibrate -m "$M" --images "$T/empty" -o 
 expect_fail "not a zip archive" vm calibrate -m "$DATA/digits/labels.csv" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
 expect_fail "already an INT8 model" vm calibrate -m "$T/q1.safetensors" --images "$DATA/digits/calib" -o "$T/q3.safetensors"
 expect_fail "not minmax, percentile or entropy" vm calibrate -m "$M" --images "$DATA/digits/calib" --method magic -o "$T/q3.safetensors"
+expect_fail "are for segmentation and detection models" vm calibrate -m "$M" --images "$DATA/digits/calib" --target-cosine 0.9999 -o "$T/q3.safetensors"
+expect_fail "needs --images" vm calibrate -m "$DATA/det_maskrcnn/model.pth" --inputs "$T/none.npy" --target-cosine 0.9999 -o "$T/q3.safetensors"
+expect_fail "must be a number in \[0.5, 1\]" vm calibrate -m "$M" --images "$DATA/digits/calib" --target-cosine 2 -o "$T/q3.safetensors"
 [ ! -e "$T/q3.safetensors" ] && ok || bad "partial output after a failed calibrate"
 
 # ---- the option parser: every command, strict values, exit 2 on usage errors --

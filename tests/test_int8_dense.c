@@ -459,6 +459,105 @@ END_TEST
 START_TEST(det_int8_backbone_agreement) { det_case(1); }
 END_TEST
 
+/* Worst cosine over the four backbone maps of model file q against FP32
+ * model f on photo path (the detection pipeline at scale sw x sh). */
+static double worst_feature_cosine(vm_model *f, vm_model *q, const char *path, int sw, int sh) {
+    char err[512];
+    vm_calib_dense *d = vm_calib_dense_new(f, VM_CALIB_TASK_DETECT, sw, sh, 0, err, sizeof err);
+    ck_assert_msg(d != NULL, "%s", err);
+    int H, W;
+    float *x = vm_calib_dense_input(d, path, &H, &W, err, sizeof err);
+    ck_assert_msg(x != NULL, "%s", err);
+    vm_ctx *cf = vm_ctx_new(f, err, sizeof err), *cq = vm_ctx_new(q, err, sizeof err);
+    ck_assert(cf && cq);
+    vm_feats a, b;
+    ck_assert_msg(vm_ctx_backbone(cf, x, 1, H, W, &a) == 0, "%s", vm_ctx_error(cf));
+    ck_assert_msg(vm_ctx_backbone(cq, x, 1, H, W, &b) == 0, "%s", vm_ctx_error(cq));
+    double worst = 1;
+    for (int l = 0; l < 4; l++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (size_t j = 0; j < (size_t)a.H[l] * a.W[l] * a.C[l]; j++)
+            ab += (double)a.data[l][j] * b.data[l][j], aa += (double)a.data[l][j] * a.data[l][j],
+                bb += (double)b.data[l][j] * b.data[l][j];
+        worst = fmin(worst, ab / sqrt(aa * bb));
+    }
+    vm_ctx_free(cf), vm_ctx_free(cq);
+    free(x);
+    vm_calib_dense_free(d);
+    return worst;
+}
+
+/* Mixed precision (vm_calib_dense_mixed): calibrated on two photos that are
+ * not the golden ones, the written file's backbone maps meet the target
+ * cosine on both (what the search promises, checked on the file as
+ * `detect` loads it), its FP32 layers are recorded in the metadata and are
+ * FP32 in the file, and some layers stay INT8. A target the all-INT8
+ * backbone meets keeps nothing FP32. */
+START_TEST(det_int8_mixed_meets_target) {
+    const double target = _i ? 0.9999 : 0.5;
+    char *photos[2] = {strdup(tdata("seg_upernet/mini.png")), strdup(tdata("preprocess/china_crop.png"))};
+    char *mp = strdup(tdata("det_maskrcnn/model.pth"));
+    const char *out = tmp_out("mixed");
+    char err[512], scratch[128];
+    snprintf(scratch, sizeof scratch, "%s.trial", out);
+    const int sw = 400, sh = 240;
+    vm_model *m = vm_model_load(mp, NULL, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    vm_calib_opts co = {VM_CALIB_MINMAX, 99.99, NULL, 0, 0, 0, 1};
+    vm_calib_dense *d = vm_calib_dense_new(m, VM_CALIB_TASK_DETECT, sw, sh, 0, err, sizeof err);
+    ck_assert_msg(d != NULL, "%s", err);
+    vm_calib *c = vm_calib_begin(m, &co);
+    ck_assert(c != NULL);
+    for (int i = 0; i < 2; i++) ck_assert_msg(vm_calib_dense_image(d, c, photos[i], err, sizeof err) == 0, "%s", err);
+    int kept = vm_calib_dense_mixed(d, c, (const char *const *)photos, 2, target, scratch, NULL, err, sizeof err);
+    ck_assert_msg(kept >= 0, "%s", err);
+    ck_assert_msg(access(scratch, F_OK) != 0, "the trial file %s was left behind", scratch);
+    ck_assert_msg(vm_calib_write(c, out, NULL, err, sizeof err) == 0, "%s", err);
+    vm_calib_dense_free(d);
+    vm_calib_free(c);
+    vm_model_free(m);
+    /* the record in the file's header */
+    FILE *fp = fopen(out, "rb");
+    ck_assert(fp != NULL);
+    uint64_t hl = 0;
+    ck_assert(fread(&hl, 8, 1, fp) == 1 && hl < (1u << 24));
+    char *hdr = calloc(hl + 1, 1);
+    ck_assert(fread(hdr, 1, hl, fp) == hl);
+    fclose(fp);
+    ck_assert_msg(strstr(hdr, "mixed_precision") && strstr(hdr, "fp32_layers"), "no mixed-precision record");
+    vm_model *f = vm_model_load(mp, NULL, err, sizeof err), *q = vm_model_load(out, NULL, err, sizeof err);
+    ck_assert_msg(f && q, "%s", err);
+    ck_assert(vm_model_is_int8(q));
+    if (target < 0.9) ck_assert_int_eq(kept, 0);
+    else {
+        ck_assert_msg(kept > 0 && kept < 35, "%d of 35 units kept FP32", kept);
+        /* the first unit recorded (the most damaging) is FP32 in the file */
+        char *p = strstr(hdr, "fp32_layers\\\": [\\\""), name[128];
+        ck_assert_msg(p != NULL, "%s", hdr);
+        p += strlen("fp32_layers\\\": [\\\"");
+        int k = 0;
+        while (*p && *p != '\\' && k < 100) name[k++] = *p++;
+        name[k] = 0;
+        strcat(name, ".weight");
+        vm_weights_src src;
+        vm_model_weights(q, &src);
+        const int8_t *w8;
+        int nd;
+        int64_t sh4[4];
+        ck_assert_msg(src.get_i8(src.user, name, &w8, &nd, sh4) != 0, "%s is s8 in the file", name);
+    }
+    for (int i = 0; i < 2; i++) {
+        double w = worst_feature_cosine(f, q, photos[i], sw, sh);
+        fprintf(stderr, "  mixed precision, target %g: %d units FP32, %s worst feature cosine %.7f\n", target, kept, photos[i], w);
+        ck_assert_msg(w >= target, "%s: worst feature cosine %.7f < target %g", photos[i], w, target);
+    }
+    vm_model_free(f), vm_model_free(q);
+    free(hdr);
+    free(photos[0]), free(photos[1]), free(mp);
+    unlink(out);
+}
+END_TEST
+
 Suite *suite_int8_dense(void) {
     Suite *s = suite_create("int8_dense");
     TCase *tc = tcase_create("int8_dense");
@@ -470,6 +569,7 @@ Suite *suite_int8_dense(void) {
     tcase_add_test(tc, seg_int8_agreement);
     tcase_add_test(tc, det_int8_nothing_quantized_is_fp32);
     tcase_add_test(tc, det_int8_backbone_agreement);
+    tcase_add_loop_test(tc, det_int8_mixed_meets_target, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

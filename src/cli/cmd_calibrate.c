@@ -176,7 +176,7 @@ int cmd_calibrate(int argc, char **argv) {
     int threads = 0, batch = 8, report = 0, progress = -1, samples = 0, rc = 1, int8_head = 0, int8_pe = 0, npos = 0;
     int scale[2] = {0, 0}, fp32_head = 0, dynamic = 0;
     vm_calib_dense *dense = NULL;
-    double pct = 99.99, smooth = -1;
+    double pct = 99.99, smooth = -1, target = 0;
     str_list skip = {calloc((size_t)argc + 1, sizeof(char *)), 0};
     const char **skipv = skip.v;
     cli_pp pp;
@@ -199,6 +199,7 @@ int cmd_calibrate(int argc, char **argv) {
         {CLI_OPT_FLAG, "--int8-head", 0, &int8_head, NULL, "run the classifier head in INT8 too (default: s8 storage,\nFP32 compute: its error goes straight into the logits)"},
         {CLI_OPT_FLAG, "--int8-convs", 0, &int8_pe, NULL, "run the patch-embed and downsample convolutions in INT8\ntoo (default: s8 storage, FP32 compute; check --report)"},
         {CLI_OPT_FLAG, "--dynamic", 0, &dynamic, NULL, "INT8 linear layers quantize their inputs per token at run\ntime (a scale and zero point per row) instead of with one\ncalibrated range: closer to FP32, a little slower"},
+        {CLI_OPT_DOUBLE, "--target-cosine", 0, &target, "C", "segment/detect: keep the backbone layers whose INT8\nerror moves the features most in FP32 until every\ncalibration photo's four feature maps have a cosine >= C\nagainst FP32's (e.g. 0.9999; recorded in the file)", .lo = 0.5, .hi = 1},
         {CLI_OPT_CHOICE, "--task", 0, &task, "T", "auto (default: from the model's heads), classify, segment\nor detect: the preprocessing the images go through\n(segment/detect: OpenCV decode, keep-ratio resize to fit\n--scale; a backbone-only model defaults to segment)", .choices = tasks},
         {CLI_OPT_WH, "--scale", 0, scale, "W,H", "segment/detect: resize to fit W,H (2048,512 segment;\n1333,800 detect, padded to multiples of 32)", .lo = 32, .hi = 16384},
         {CLI_OPT_FLAG, "--fp32-head", 0, &fp32_head, NULL, "segment: keep the UPerHead FP32 (default: its\nconvolutions INT8)"},
@@ -247,8 +248,12 @@ int cmd_calibrate(int argc, char **argv) {
         cli_fail("%s: no classifier head and no outnorm0..3 layers: not a model calibrate can run", model);
         goto done;
     }
-    if (classify && (scale[0] || fp32_head)) {
-        cli_fail("%s: --scale and --fp32-head are for segmentation and detection models", model);
+    if (classify && (scale[0] || fp32_head || target > 0)) {
+        cli_fail("%s: --scale, --fp32-head and --target-cosine are for segmentation and detection models", model);
+        goto done;
+    }
+    if (target > 0 && !dir) {
+        cli_fail("%s: --target-cosine needs --images (the photos it measures the features on)", model);
         goto done;
     }
     if (!scale[0]) scale[0] = pad32 ? 1333 : 2048, scale[1] = pad32 ? 800 : 512;
@@ -295,6 +300,17 @@ int cmd_calibrate(int argc, char **argv) {
         if (!(meta = vm_calib_dense_metadata(dense, model, e2, sizeof e2))) { cli_fail("%s", e2); goto done; }
     }
     char err[512];
+    if (target > 0) { /* trial files next to the output: same file system, removed after each trial */
+        size_t sl = strlen(out) + 16;
+        char *scratch = malloc(sl);
+        if (!scratch) { cli_fail("out of memory"); goto done; }
+        snprintf(scratch, sl, "%s.trial", out);
+        int kept = vm_calib_dense_mixed(dense, cal, (const char *const *)dc.files, (int)dc.n, target, scratch,
+                                        progress ? stderr : NULL, err, sizeof err);
+        free(scratch);
+        if (kept < 0) { cli_fail("%s", err); goto done; }
+        fprintf(stderr, "vmamba: --target-cosine %g: %d backbone layers kept FP32\n", target, kept);
+    }
     if (report) vm_calib_report(cal, stderr);
     if (vm_calib_write(cal, out, meta, err, sizeof err)) { cli_fail("%s", err); goto done; }
     fprintf(stderr, "vmamba: wrote %s (%d layer inputs observed%s)\n", out, vm_calib_layers(cal),
