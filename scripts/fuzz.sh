@@ -66,7 +66,9 @@ fi
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang not found (Debian package 'clang')" >&2; exit 1; }
 # The library's OpenMP code needs clang's OpenMP (Debian package 'libomp-dev').
-SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+# Pixel loops give no coverage feedback (tests/fuzz/coverage-ignore.txt says why).
+SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+  -fsanitize-coverage-ignorelist=$top/tests/fuzz/coverage-ignore.txt"
 # FUZZ_COV=1: source-based coverage instead of the sanitizers, to see what
 # a corpus reaches: FUZZ_COV=1 FUZZ_OUT=DIR sh scripts/fuzz.sh multi, then
 # LLVM_PROFILE_FILE=p.profraw FUZZ_HARNESS=h DIR/fuzz_multi -runs=0 CORPUS,
