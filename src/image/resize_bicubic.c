@@ -115,8 +115,16 @@ PIXEL_LOOP int hpass_row(const pass *p, int y, uint8_t *dst) {
 }
 
 /* One output row of the vertical pass from its n source rows, four taps at
- * a time (a quarter of the passes over acc). */
+ * a time (a quarter of the passes over acc); with 4 taps or fewer
+ * (upsampling) in one pass, without acc (absent taps weigh 0). */
 PIXEL_LOOP void vpass_row(uint8_t *const *rows, const int32_t *k, int n, int len, int32_t *acc, uint8_t *out) {
+    if (n <= 4) {
+        const uint8_t *r0 = rows[0], *r1 = rows[n > 1], *r2 = rows[n > 2 ? 2 : 0], *r3 = rows[n > 3 ? 3 : 0];
+        const int32_t w0 = k[0], w1 = n > 1 ? k[1] : 0, w2 = n > 2 ? k[2] : 0, w3 = n > 3 ? k[3] : 0;
+#pragma omp simd
+        for (int x = 0; x < len; x++) out[x] = vm_bicubic_clip8(BIAS + r0[x] * w0 + r1[x] * w1 + r2[x] * w2 + r3[x] * w3);
+        return;
+    }
     for (int x = 0; x < len; x++) acc[x] = BIAS;
     int i = 0;
     for (; i + 4 <= n; i += 4) {
