@@ -8,7 +8,7 @@
 #   image        JPEG/PNG decoders + preprocessing at fuzzer-chosen sizes/crops
 #   resume       the batch jobs' --resume JSON Lines reader and JSON string
 #                writer (tests/fuzz/fuzz_resume.c; CLI files linked in)
-# Exits non-zero on any crash, leak, timeout (10 s an input; image: 60 s,
+# Exits non-zero on any crash, leak, timeout (10 s an input; image: 120 s,
 # harness_timeout says why), out-of-memory or sanitizer report. Prints each
 # harness's execution count. Seeds: tests/fuzz/corpus,
 # tests/data/hostile, tests/data/png. The library is compiled with
@@ -62,18 +62,18 @@ seed_corpus() {
     esac
 }
 
-# harness_timeout HARNESS: libFuzzer's -timeout (seconds of one input) for it.
-# 10 s for the others (none of their >= 10 M executions came near it). The image
-# harness's worst case is bounded and legitimate: a 64 KiB input can hold a
-# 1-bit PNG of Pillow's pixel limit (179 M pixels), decoded twice and resized
-# at ~4 multiply-adds per source pixel and channel, which took 12.4 s of CPU
-# under ASan+UBSan on a 2-core machine with load 14 (30 s wall; a 1x40000
-# PNG to 511x511, 2.8 s on a 32-core run before the resize was made cheaper,
-# now 0.5 s of CPU): tests/fuzz/fuzz_image.c and bench/RESULTS.md "Image
-# fuzz harness: worst cases" have the numbers. 60 s is ~5x that CPU time,
-# room for a machine running a job on every hardware thread, and still
-# catches a real hang.
-harness_timeout() { if [ "$1" = image ]; then echo 60; else echo 10; fi; }
+# harness_timeout HARNESS: libFuzzer's -timeout (wall seconds of one input).
+# 10 s for the others (none of their >= 10 M executions came near it). The
+# image harness's worst case is bounded and legitimate: a 64 KiB input can
+# hold a 1-bit PNG of Pillow's pixel limit (179 M pixels), decoded twice and
+# resized at ~4 multiply-adds per source pixel and channel. The worst found,
+# a 13377x13377 1-bit colour-palette PNG, interlaced (21 875 bytes), took
+# 13.5-18.4 s of CPU under ASan+UBSan here (30-46 s wall at load 14-17 on
+# 2 cores); a 32-core run, a job on every hardware thread, stretched a 2.8 s
+# input past 10 s (3.5x), which would put it near 65 s. 120 s is ~2x that,
+# and still catches a real hang. tests/fuzz/fuzz_image.c and bench/RESULTS.md
+# "Image fuzz harness: worst cases" have the numbers.
+harness_timeout() { if [ "$1" = image ]; then echo 120; else echo 10; fi; }
 
 if [ "${1:-}" = timeout ]; then
     [ $# -ge 2 ] || { echo "usage: fuzz.sh timeout HARNESS" >&2; exit 2; }

@@ -12,15 +12,15 @@
  * image, the resized image and the crop compare, which sizes up to 64
  * reach with the seeds' images (1x1 to 65500 pixels a side).
  *
- * Worst case (why scripts/fuzz.sh gives this harness -timeout=60, not 10):
+ * Worst case (why scripts/fuzz.sh gives this harness -timeout=120, not 10):
  * deflate expands up to ~1032:1, so a 64 KiB input can hold a 1-bit PNG of
  * Pillow's limit, VM_IMAGE_MAX_PIXELS = 179 M pixels (JPEG needs bits per
  * 8x8 block: ~16 M at most). That image is decoded twice (537 MB of RGB
  * each time) and resized with ~4 multiply-adds per source pixel and channel
  * (resize_bicubic.c gives the bound). A 13377x13377 1-bit palette PNG,
- * interlaced, no crop, size 512 (21 875 bytes): 12.4 s of CPU in this build
- * (ASan+UBSan, 1.2 GB RSS), 7.6 s release; all of it bounded by the pixel
- * count, none of it a hang (bench/RESULTS.md "Image fuzz harness: worst
+ * interlaced, no crop, size 512 (21 875 bytes): 13.5-18.4 s of CPU in this
+ * build (ASan+UBSan, 1.2 GB RSS), 8.5 s release; all of it bounded by the
+ * pixel count, none of it a hang (bench/RESULTS.md "Image fuzz harness: worst
  * cases"). Build and run: scripts/fuzz.sh [seconds] image (needs clang). */
 #include <stddef.h>
 #include <stdint.h>
