@@ -8,19 +8,15 @@ set -e
 OLD=$1; NEW=$2; ROUNDS=${3:-5}; OUT=${4:-ab-threads.jsonl}
 T=${TMPDIR:-/tmp}/vm-ab.$$; mkdir -p "$T"; trap 'rm -rf "$T"' EXIT
 D=$(cd "$(dirname "$0")" && pwd)
+. "$D/ab-common.sh"
 $NEW convert vmamba-tiny-s1l8 -o "$T/s1l8.safetensors" >/dev/null
 $NEW calibrate -m "$T/s1l8.safetensors" --images "$D/../samples/digits" --samples 8 -o "$T/int8.safetensors" --threads 2 >/dev/null 2>&1
 : > "$OUT"
+# run BIN ARGS ITERS: one latency run at $th threads.
+run() { $1 bench $2 --threads $th --iters $3 --warmup 2 --json; }
 for r in $(seq "$ROUNDS"); do
   for th in 2 1; do
-    for cfg in "s1l8_fp32|--arch vmamba-tiny-s1l8|10" "s1l8_bf16|--arch vmamba-tiny-s1l8 --precision bf16|10" \
-               "s1l8_int8|-m $T/int8.safetensors|10" "vanilla_fp32|--arch vanilla-vmamba-tiny|6"; do
-      l=${cfg%%|*}; rest=${cfg#*|}; a=${rest%|*}; it=${rest##*|}
-      for b in old new; do
-        bin=$OLD; [ $b = new ] && bin=$NEW
-        $bin bench $a --threads $th --iters $it --warmup 2 --json | sed "s/^{/{\"label\": \"$l\", \"build\": \"$b\", \"round\": $r, /" >> "$OUT"
-      done
-    done
+    ab_interleave "$OLD" "$NEW" "$T/int8.safetensors" "$OUT" "\"round\": $r, " run
   done
 done
 /usr/bin/python3 - "$OUT" <<'PY'

@@ -7,17 +7,12 @@
 #    `vmamba calibrate -m s1l8.safetensors --images samples/digits --samples 8 -o INT8.safetensors`)
 set -e
 OLD=$1; NEW=$2; INT8=$3; ROUNDS=${4:-3}; OUT=${5:-cpu-ab.jsonl}
+. "$(cd "$(dirname "$0")" && pwd)/ab-common.sh"
 : > "$OUT"
+# run BIN ARGS ITERS: one profiled run, always 10 iterations (ITERS is ab-threads.sh's).
+run() { VMAMBA_PROFILE_CLOCK=cpu $1 bench $2 --threads 1 --iters 10 --warmup 2 --profile --json; }
 for r in $(seq "$ROUNDS"); do
-  for cfg in "s1l8_fp32|--arch vmamba-tiny-s1l8" "s1l8_bf16|--arch vmamba-tiny-s1l8 --precision bf16" \
-             "s1l8_int8|-m $INT8" "vanilla_fp32|--arch vanilla-vmamba-tiny"; do
-    l=${cfg%%|*}; a=${cfg#*|}
-    for b in old new; do
-      bin=$OLD; [ $b = new ] && bin=$NEW
-      VMAMBA_PROFILE_CLOCK=cpu $bin bench $a --threads 1 --iters 10 --warmup 2 --profile --json \
-        | sed "s/^{/{\"label\": \"$l\", \"build\": \"$b\", /" >> "$OUT"
-    done
-  done
+  ab_interleave "$OLD" "$NEW" "$INT8" "$OUT" "" run
 done
 /usr/bin/python3 - "$OUT" <<'PY'
 import json, statistics, sys

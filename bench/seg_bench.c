@@ -15,16 +15,7 @@
 #include "image/decode_cv.h"
 #include "image/resize_cv.h"
 #include "net/segmentor.h"
-
-static int cmpd(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmpd);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench/median.h"
 
 static double now_ms(void) {
     struct timespec ts;

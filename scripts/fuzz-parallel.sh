@@ -7,7 +7,8 @@
 # corpus, the jobs' logs (fuzz-N.log) and any crash-/leak-/timeout-/oom-
 # artifacts. Prints each harness's total executions (the sum of the jobs'
 # stat::number_of_executed_units) and a JSON line; exits 1 on any finding
-# or when a job ran no input.
+# or when a job ran no input. Timeouts per harness as scripts/fuzz.sh sets
+# them (sh scripts/fuzz.sh timeout HARNESS).
 #   e.g. sh scripts/fuzz-parallel.sh fuzz-out/fuzz_multi 720 safetensors:13 model:8 checkpoint:5 image:5 resume:1
 #   (32 cores; bench/RESULTS.md "Fuzzing throughput" has the per-core rates)
 set -eu
@@ -25,7 +26,8 @@ for hj in "$@"; do
     mkdir -p "$d/corpus"
     cp "$out/seeds/corpus_$h"/* "$d/corpus/" 2>/dev/null || true
     (cd "$d" && FUZZ_HARNESS=$h ASAN_OPTIONS=detect_leaks=1 "$bin" -jobs="$j" -workers="$j" -max_total_time="$secs" \
-        -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1 corpus \
+        -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout="$(sh "$top/scripts/fuzz.sh" timeout "$h")" \
+        -print_final_stats=1 corpus \
         > driver.log 2>&1) &
 done
 wait

@@ -8,8 +8,9 @@
 #   image        JPEG/PNG decoders + preprocessing at fuzzer-chosen sizes/crops
 #   resume       the batch jobs' --resume JSON Lines reader and JSON string
 #                writer (tests/fuzz/fuzz_resume.c; CLI files linked in)
-# Exits non-zero on any crash, leak, timeout, out-of-memory or sanitizer
-# report. Prints each harness's execution count. Seeds: tests/fuzz/corpus,
+# Exits non-zero on any crash, leak, timeout (10 s an input; image: 120 s,
+# harness_timeout says why), out-of-memory or sanitizer report. Prints each
+# harness's execution count. Seeds: tests/fuzz/corpus,
 # tests/data/hostile, tests/data/png. The library is compiled with
 # -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -DVM_NO_XNNPACK (zip CRC-32 mismatches do not
 # stop the parse) and only the scalar kernels.
@@ -23,6 +24,7 @@
 #        holding every harness (FUZZ_HARNESS=name picks one), so a machine
 #        without clang needs one file plus the shared libraries;
 #   sh scripts/fuzz.sh seed DIR   writes the seed corpora only (DIR/corpus_*);
+#   sh scripts/fuzz.sh timeout H  prints harness H's -timeout (see below);
 #   sh scripts/fuzz-parallel.sh   runs fuzz_multi with libFuzzer's -jobs.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,10 +55,31 @@ seed_corpus() {
             printf '\037\000\000\001' | cat - "$f" > "$d/b$i.bin"
             printf '\053\000\000\002' | cat - "$f" > "$d/c$i.bin"
         done
-        printf '\337\000\337\004' | cat - "$top"/tests/data/png/rgb8.png > "$d/official.bin" ;;
+        printf '\337\000\337\004' | cat - "$top"/tests/data/png/rgb8.png > "$d/official.bin"
+        # the input a 32-core run reported as a timeout: 1x40000 1-bit PNG, size 511, no crop
+        printf '\376\001\337\005' | cat - "$top"/tests/fuzz/corpus/tall_1x40000.png > "$d/tall.bin" ;;
     *) echo "fuzz.sh: no harness '$h' (have: $all)" >&2; return 1 ;;
     esac
 }
+
+# harness_timeout HARNESS: libFuzzer's -timeout (wall seconds of one input).
+# 10 s for the others (none of their >= 10 M executions came near it). The
+# image harness's worst case is bounded and legitimate: a 64 KiB input can
+# hold a 1-bit PNG of Pillow's pixel limit (179 M pixels), decoded twice and
+# resized at ~4 multiply-adds per source pixel and channel. The worst found,
+# a 13377x13377 1-bit colour-palette PNG, interlaced (21 875 bytes), took
+# 13.5-18.4 s of CPU under ASan+UBSan here (30-46 s wall at load 14-17 on
+# 2 cores); a 32-core run, a job on every hardware thread, stretched a 2.8 s
+# input past 10 s (3.5x), which would put it near 65 s. 120 s is ~2x that,
+# and still catches a real hang. tests/fuzz/fuzz_image.c and bench/RESULTS.md
+# "Image fuzz harness: worst cases" have the numbers.
+harness_timeout() { if [ "$1" = image ]; then echo 120; else echo 10; fi; }
+
+if [ "${1:-}" = timeout ]; then
+    [ $# -ge 2 ] || { echo "usage: fuzz.sh timeout HARNESS" >&2; exit 2; }
+    harness_timeout "$2"
+    exit 0
+fi
 
 if [ "${1:-}" = seed ]; then
     [ $# -ge 2 ] || { echo "usage: fuzz.sh seed DIR" >&2; exit 2; }
@@ -66,7 +89,9 @@ fi
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang not found (Debian package 'clang')" >&2; exit 1; }
 # The library's OpenMP code needs clang's OpenMP (Debian package 'libomp-dev').
-SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+# Pixel loops give no coverage feedback (tests/fuzz/coverage-ignore.txt says why).
+SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+  -fsanitize-coverage-ignorelist=$top/tests/fuzz/coverage-ignore.txt"
 # FUZZ_COV=1: source-based coverage instead of the sanitizers, to see what
 # a corpus reaches: FUZZ_COV=1 FUZZ_OUT=DIR sh scripts/fuzz.sh multi, then
 # LLVM_PROFILE_FILE=p.profraw FUZZ_HARNESS=h DIR/fuzz_multi -runs=0 CORPUS,
@@ -115,7 +140,7 @@ for h in $harnesses; do
     clang $FLAGS -fsanitize=fuzzer "$top/tests/fuzz/fuzz_$h.c" $extra $objs $LIBS -o "$out/fuzz_$h"
     seed_corpus $h "$out/corpus_$h"
     (cd "$out" && ASAN_OPTIONS=detect_leaks=1 ./fuzz_$h -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
-        -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1 "corpus_$h" > "fuzz_$h.log" 2>&1) || status=1
+        -malloc_limit_mb=2048 -timeout="$(harness_timeout $h)" -print_final_stats=1 "corpus_$h" > "fuzz_$h.log" 2>&1) || status=1
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/fuzz_$h.log")
     echo "fuzz_$h: ${n:-0} executions in ${secs}s"
     if [ $status -ne 0 ] || [ -z "$n" ]; then

@@ -60,6 +60,23 @@ static void load_npy(vm_npy *a, const char *name) {
     }
 }
 
+/* A model under tests/data, or exit 99 (the test cannot run without it). */
+static vm_model *load_model(const char *name) {
+    char err[512];
+    vm_model *m = vm_model_load(tdata(name), NULL, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "%s\n", err);
+        exit(99);
+    }
+    return m;
+}
+
+/* The digits model's test inputs and their reference logits. */
+static void load_digits_io(vm_npy *in, vm_npy *ref) {
+    load_npy(in, "digits/test_input.npy");
+    load_npy(ref, "digits/ref_logits.npy");
+}
+
 /* Worst |got - ref| / max(1, |ref|); NaN counts as failing. */
 static double relerr(const float *got, const float *ref, size_t n) {
     double worst = 0;
@@ -114,15 +131,9 @@ static void *worker(void *arg) {
 }
 
 static void classify_cases(int ndev) {
-    char err[512];
-    vm_model *m = vm_model_load(tdata("digits/model.pth"), NULL, err, sizeof err);
-    if (!m) {
-        fprintf(stderr, "%s\n", err);
-        exit(99);
-    }
+    vm_model *m = load_model("digits/model.pth");
     vm_npy in, ref;
-    load_npy(&in, "digits/test_input.npy");
-    load_npy(&ref, "digits/ref_logits.npy");
+    load_digits_io(&in, &ref);
     const int B = (int)in.shape[0];
     const size_t n = ref.numel;
     float *lc = malloc(n * sizeof(float)), *lg = malloc(n * sizeof(float)), *t = malloc(n * sizeof(float));
@@ -270,15 +281,9 @@ static void *move_and_run(void *arg) {
 }
 
 static void concurrent_moves(void) {
-    char err[512];
-    vm_model *m = vm_model_load(tdata("digits/model.pth"), NULL, err, sizeof err);
-    if (!m) {
-        fprintf(stderr, "%s\n", err);
-        exit(99);
-    }
+    vm_model *m = load_model("digits/model.pth");
     vm_npy in, ref;
-    load_npy(&in, "digits/test_input.npy");
-    load_npy(&ref, "digits/ref_logits.npy");
+    load_digits_io(&in, &ref);
     mover j[4];
     pthread_t t[4];
     for (int i = 0; i < 4; i++) {
@@ -296,12 +301,7 @@ static void concurrent_moves(void) {
 
 /* Backbone features on a context on the GPU, the model on the CPU. */
 static void feature_case(void) {
-    char err[512];
-    vm_model *m = vm_model_load(tdata("backbone_v2/model.pth"), NULL, err, sizeof err);
-    if (!m) {
-        fprintf(stderr, "%s\n", err);
-        exit(99);
-    }
+    vm_model *m = load_model("backbone_v2/model.pth");
     vm_npy in, ref[4];
     load_npy(&in, "backbone_v2/input.npy");
     float *f[4];

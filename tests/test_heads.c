@@ -44,9 +44,7 @@ static void same_as_file(const vm_model *m, const char *path, const char *name, 
 
 START_TEST(seg_checkpoint_keeps_heads) {
     const char *path = tdata("seg_upernet/model.pth");
-    char e[256];
-    vm_model *m = vm_model_load(path, NULL, e, sizeof e);
-    ck_assert_msg(m, "%s", e);
+    vm_model *m = tload_model(path);
     ck_assert_uint_eq(vm_model_heads(m), VM_HEAD_UPERNET | VM_HEAD_AUXILIARY);
     ck_assert_msg(vm_model_unknown_key(m, 0) == NULL, "unknown key %s", vm_model_unknown_key(m, 0));
     same_as_file(m, path, "decode_head.conv_seg.weight", 4);
@@ -68,9 +66,7 @@ END_TEST
 
 START_TEST(det_checkpoint_keeps_heads) {
     const char *path = tdata("det_maskrcnn/model.pth");
-    char e[256];
-    vm_model *m = vm_model_load(path, NULL, e, sizeof e);
-    ck_assert_msg(m, "%s", e);
+    vm_model *m = tload_model(path);
     ck_assert_uint_eq(vm_model_heads(m), VM_HEAD_FPN | VM_HEAD_RPN | VM_HEAD_ROI);
     ck_assert_msg(vm_model_unknown_key(m, 0) == NULL, "unknown key %s", vm_model_unknown_key(m, 0));
     same_as_file(m, path, "neck.lateral_convs.0.conv.weight", 4);
@@ -83,8 +79,7 @@ END_TEST
 /* A key no head knows is kept and listed; saving keeps it too. */
 START_TEST(unknown_keys_listed) {
     char e[256];
-    vm_model *m = vm_model_load(tdata("v2_s1/model.pth"), NULL, e, sizeof e);
-    ck_assert_msg(m, "%s", e);
+    vm_model *m = tload_model(tdata("v2_s1/model.pth"));
     ck_assert_uint_eq(vm_model_heads(m), VM_HEAD_CLASSIFIER);
     ck_assert_ptr_null(vm_model_unknown_key(m, 0));
     char p1[64], p2[64];
@@ -139,8 +134,7 @@ END_TEST
  * arena, NHWC: the same numbers as vm_ctx_forward_features' NCHW copies. */
 START_TEST(backbone_maps_nhwc) {
     char e[256];
-    vm_model *m = vm_model_load(tdata("backbone_v2/model.pth"), NULL, e, sizeof e);
-    ck_assert_msg(m, "%s", e);
+    vm_model *m = tload_model(tdata("backbone_v2/model.pth"));
     vm_ctx *c = vm_ctx_new(m, e, sizeof e);
     ck_assert_msg(c, "%s", e);
     const int B = 2, H = 64, W = 48;
@@ -175,8 +169,7 @@ END_TEST
 /* Error codes: bad input and unsupported requests say what they are. */
 START_TEST(ctx_error_codes) {
     char e[256];
-    vm_model *m = vm_model_load(tdata("backbone_v2/model.pth"), NULL, e, sizeof e);
-    ck_assert_msg(m, "%s", e);
+    vm_model *m = tload_model(tdata("backbone_v2/model.pth"));
     vm_ctx *c = vm_ctx_new(m, e, sizeof e);
     float x[3 * 32 * 32] = {0}, logits[10];
     ck_assert_int_eq(vm_ctx_forward(c, x, 1, 32, 32, logits), VM_ERR_UNSUPPORTED);
@@ -249,14 +242,20 @@ static void toy_plan_free(vm_head_plan *p) {
 static void toy_free(vm_head *h) { free(h); }
 static const vm_head_ops toy_ops = {"toy", toy_bind, toy_plan, toy_forward, toy_plan_free, toy_free};
 
+/* The seg_upernet model (or the test fails with the loader's message) and
+ * its weights as a head binds them. */
+static vm_model *upernet_weights(vm_weights_src *src) {
+    vm_model *m = tload_model(tdata("seg_upernet/model.pth"));
+    vm_model_weights(m, src);
+    return m;
+}
+
 /* vm_ctx_run_head: bind from the model's weights, plan once per shape
  * (re-planned when it changes), output from the NHWC maps. */
 START_TEST(head_module_on_ctx) {
     char e[256];
-    vm_model *m = vm_model_load(tdata("seg_upernet/model.pth"), NULL, e, sizeof e);
-    ck_assert_msg(m, "%s", e);
     vm_weights_src src;
-    vm_model_weights(m, &src);
+    vm_model *m = upernet_weights(&src);
     ck_assert_ptr_null(toy_ops.bind(&src, "no_such_head.", e, sizeof e));
     ck_assert_msg(strstr(e, "no_such_head.conv_seg.bias"), "%s", e);
     vm_head *h = toy_ops.bind(&src, "decode_head.", e, sizeof e);
@@ -308,10 +307,8 @@ END_TEST
  * makes room. */
 START_TEST(head_plan_not_matched_by_address) {
     char e[256];
-    vm_model *m = vm_model_load(tdata("seg_upernet/model.pth"), NULL, e, sizeof e);
-    ck_assert_msg(m, "%s", e);
     vm_weights_src src;
-    vm_model_weights(m, &src);
+    vm_model *m = upernet_weights(&src);
     vm_ctx *c = vm_ctx_new(m, e, sizeof e);
     const int H = 64, W = 64;
     float *in = calloc(3 * H * W, sizeof(float)), *out = malloc(4096 * sizeof(float));

@@ -104,6 +104,60 @@ START_TEST(resize_properties) {
 }
 END_TEST
 
+/* The fast resize (planar, one channel for gray regions, row-wise vertical
+ * pass, ring of rows) against the plain reference in Pillow's order: every
+ * byte equal, since both sum the same integer products (the order of an
+ * int32 sum that never overflows does not change it). Colour, gray, and gray
+ * with one colour pixel inside or outside what the passes read (the
+ * restart from one channel to three); 0/255 pixels for the most overshoot;
+ * up, down, mixed and one-pass resizes of 1xN, Nx1 and odd shapes, whole and
+ * in windows. */
+START_TEST(resize_fast_equals_reference) {
+    static const int shapes[][4] = {
+        /* in w, in h, out w, out h */
+        {37, 23, 80, 50}, {37, 23, 13, 9}, {37, 23, 101, 7}, {37, 23, 5, 64}, {37, 23, 37, 50}, {37, 23, 80, 23},
+        {1, 400, 51, 51}, {400, 1, 51, 51}, {1, 1, 9, 7}, {2, 300, 64, 3}, {5, 900, 33, 33}, {300, 4, 1, 1},
+        {64, 64, 64, 1}, {64, 64, 1, 64}, {250, 130, 17, 300},
+    };
+    uint32_t seed = 12345;
+#define RND() (seed = seed * 1664525u + 1013904223u, seed >> 8)
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int kind = 0; kind < 5; kind++) {
+            /* 0 colour, 1 gray, 2 gray + a colour pixel at the end, 3 at the
+             * start, 4 gray 0/255 */
+            const int W = shapes[s][0], H = shapes[s][1], OW = shapes[s][2], OH = shapes[s][3];
+            vm_image in = {W, H, malloc((size_t)W * H * 3)};
+            for (int i = 0; i < W * H; i++) {
+                uint8_t g = kind == 4 ? (RND() & 1 ? 255 : 0) : (uint8_t)RND();
+                for (int c = 0; c < 3; c++) in.rgb[i * 3 + c] = kind == 0 ? (uint8_t)RND() : g;
+            }
+            if (kind == 2) in.rgb[(size_t)W * H * 3 - 2] ^= 1;
+            if (kind == 3) in.rgb[2] ^= 0x80;
+            for (int t = 0; t < 6; t++) {
+                int x0 = 0, y0 = 0, cw = OW, ch = OH;
+                if (t) {
+                    x0 = (int)(RND() % (unsigned)OW);
+                    y0 = (int)(RND() % (unsigned)OH);
+                    cw = 1 + (int)(RND() % (unsigned)(OW - x0));
+                    ch = 1 + (int)(RND() % (unsigned)(OH - y0));
+                }
+                vm_image a, b;
+                ck_assert(vm_resize_bicubic_window_ref(&in, OW, OH, x0, y0, cw, ch, &a) == 0);
+                ck_assert(vm_resize_bicubic_window(&in, OW, OH, x0, y0, cw, ch, &b) == 0);
+                ck_assert_int_eq(a.w, b.w);
+                ck_assert_int_eq(a.h, b.h);
+                for (size_t i = 0; i < (size_t)cw * ch * 3; i++)
+                    ck_assert_msg(a.rgb[i] == b.rgb[i], "%dx%d -> %dx%d kind %d window (%d,%d)+%dx%d: byte %zu is %d, reference %d",
+                                  W, H, OW, OH, kind, x0, y0, cw, ch, i, b.rgb[i], a.rgb[i]);
+                vm_image_free(&a);
+                vm_image_free(&b);
+            }
+            vm_image_free(&in);
+        }
+#undef RND
+}
+END_TEST
+
 static void expect_image_error(const void *data, size_t n, const char *needle) {
     vm_image im;
     char err[512] = "";
@@ -161,6 +215,7 @@ Suite *suite_image(void) {
     tcase_add_loop_test(tc, photo_pipeline, 0, (int)(sizeof photos / sizeof *photos));
     tcase_add_loop_test(tc, png_variants, 0, (int)(sizeof pngs / sizeof *pngs));
     tcase_add_test(tc, resize_properties);
+    tcase_add_test(tc, resize_fast_equals_reference);
     tcase_add_test(tc, corrupt_images);
     tcase_add_test(tc, imagenet_labels);
     suite_add_tcase(s, tc);

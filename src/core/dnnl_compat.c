@@ -380,11 +380,44 @@ vm_conv_prim *vm_conv_create_relu(int B, int Cin, int H, int W, int Cout, int k,
 }
 
 #if DNNL_VERSION_MAJOR >= 3
+/* The INT8 creators' answer on oneDNN 3 (output scales moved to
+ * per-argument scales there; not wired yet). */
+static void *int8_needs_dnnl2(char *err, size_t errlen) {
+    vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
+    return NULL;
+}
+#else
+/* What every INT8 primitive does once its op is described: the primitive
+ * descriptor (attr: scales, zero points, post-ops), the primitive and its
+ * memories (bias: already divided by the output scales, or NULL), and the
+ * s8 weights packed from the user's layout wusr. 0, or -1 with p partly
+ * made (the caller frees it). */
+static int int8_prim(prim_t *p, const_dnnl_op_desc_t op, const_dnnl_primitive_attr_t attr, vm_dnnl_exec *x,
+                     const float *bias, md_arg bias_md, md_arg wusr, const int8_t *w) {
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_primitive_desc_create(&pd, op, attr, g_engine, NULL) == dnnl_success && !prim_make(p, pd, x, bias, bias_md) &&
+             !pack_weights(pd, wusr, w, &p->wei);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return ok ? 0 : -1;
+}
+
+/* An INT8 matmul's M x K u8 source (rows lda apart) and its K x N s8
+ * weights, in any layout oneDNN picks (wany) and as the caller holds them,
+ * row n of W being column n (wusr). */
+static void qmatmul_mds(int M, int N, int K, int lda, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wany,
+                        dnnl_memory_desc_t *wusr) {
+    dnnl_dims_t sd = {M, K}, ss = {lda, 1}, wd = {K, N}, ws = {1, K};
+    dnnl_memory_desc_init_by_strides(src, 2, sd, dnnl_u8, ss);
+    dnnl_memory_desc_init_by_tag(wany, 2, wd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_strides(wusr, 2, wd, dnnl_s8, ws);
+}
+#endif
+
+#if DNNL_VERSION_MAJOR >= 3
 vm_conv_prim *vm_qconv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
                                      const int8_t *w8, const float *w_scale, float a_scale, int zp, const float *bias,
                                      int relu, char *err, size_t errlen) {
-    vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
-    return NULL;
+    return int8_needs_dnnl2(err, errlen);
 }
 #else
 vm_conv_prim *vm_qconv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad,
@@ -427,19 +460,11 @@ vm_conv_prim *vm_qconv_create_relu_x(vm_dnnl_exec *x, int B, int Cin, int H, int
     dnnl_memory_desc_init_by_tag(&wei_user, 4, wd, dnnl_s8, dnnl_oihw);
     dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_s32, dnnl_nhwc);
     dnnl_primitive_attr_t attr = user_scratch_attr();
-    dnnl_primitive_desc_t pd = NULL;
-    int ok = 0;
     dnnl_convolution_desc_t cd;
-    if (!attr) goto done;
-    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any, NULL,
-                                           &dst_md, strides, nopad, nopad) != dnnl_success)
-        goto done;
-    if (dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL) != dnnl_success) goto done;
-    if (prim_make(&c->p, pd, x, NULL, NULL)) goto done;
-    if (pack_weights(pd, &wei_user, w8, &c->p.wei)) goto done;
-    ok = 1;
-done:
-    if (pd) dnnl_primitive_desc_destroy(pd);
+    int ok = attr &&
+             dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wei_any, NULL,
+                                                &dst_md, strides, nopad, nopad) == dnnl_success &&
+             !int8_prim(&c->p, &cd, attr, x, NULL, NULL, &wei_user, w8);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (!ok) {
         vm_errf(err, errlen, "oneDNN: cannot create an INT8 %dx%d convolution (%d->%d channels)", k, k, Cin, Cout);
@@ -517,9 +542,7 @@ void vm_qmatmul_free(vm_qmatmul *q) {
 vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
                               float a_scale, int zp, const float *bias, int gelu, int accumulate, char *err,
                               size_t errlen) {
-    /* oneDNN 3 moved output scales to per-argument scales; not wired yet. */
-    vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
-    return NULL;
+    return int8_needs_dnnl2(err, errlen);
 }
 #else
 vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, int ldc, const int8_t *W, const float *w_scale,
@@ -535,15 +558,12 @@ vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, i
         return NULL;
     }
     dnnl_memory_desc_t src, wany, wusr, dst, bmd;
-    dnnl_dims_t sd = {M, K}, ss = {lda, 1}, wd = {K, N}, ws = {1, K}, dd = {M, N}, ds = {ldc, 1}, bd = {1, N};
-    dnnl_memory_desc_init_by_strides(&src, 2, sd, dnnl_u8, ss);
-    dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_s8, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_strides(&wusr, 2, wd, dnnl_s8, ws);
+    dnnl_dims_t dd = {M, N}, ds = {ldc, 1}, bd = {1, N};
+    qmatmul_mds(M, N, K, lda, &src, &wany, &wusr);
     dnnl_memory_desc_init_by_strides(&dst, 2, dd, dnnl_f32, ds);
     dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab);
     dnnl_primitive_attr_t attr = user_scratch_attr();
     dnnl_post_ops_t po = NULL;
-    dnnl_primitive_desc_t pd = NULL;
     int ok = 0;
     for (int n = 0; n < N; n++) scales[n] = a_scale * w_scale[n];
     dnnl_matmul_desc_t md;
@@ -558,15 +578,12 @@ vm_qmatmul *vm_qmatmul_create_x(vm_dnnl_exec *x, int M, int N, int K, int lda, i
         if (accumulate && dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success) goto done;
         if (dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success) goto done;
     }
-    if (dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL) != dnnl_success) goto done;
     int bfail = 0;
     const float *qb = int8_bias(&q->p, bias, scales, N, &bfail);
-    if (bfail || prim_make(&q->p, pd, x, qb, &bmd)) goto done;
-    if (pack_weights(pd, &wusr, W, &q->p.wei)) goto done;
+    if (bfail || int8_prim(&q->p, &md, attr, x, qb, &bmd, &wusr, W)) goto done;
     ok = 1;
 done:
     free(scales);
-    if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (!ok) {
@@ -587,8 +604,7 @@ int vm_qmatmul_run(vm_qmatmul *q, const uint8_t *A, float *C) { return run_prim(
 #if DNNL_VERSION_MAJOR >= 3
 vm_qmatmul *vm_qmatmul_create_s32_x(vm_dnnl_exec *x, int M, int N, int K, int lda, const int8_t *W, char *err,
                                     size_t errlen) {
-    vm_errf(err, errlen, "the INT8 path needs oneDNN 2.x (this build has %d.%d)", DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR);
-    return NULL;
+    return int8_needs_dnnl2(err, errlen);
 }
 #else
 vm_qmatmul *vm_qmatmul_create_s32_x(vm_dnnl_exec *x, int M, int N, int K, int lda, const int8_t *W, char *err,
@@ -600,18 +616,13 @@ vm_qmatmul *vm_qmatmul_create_s32_x(vm_dnnl_exec *x, int M, int N, int K, int ld
         return NULL;
     }
     dnnl_memory_desc_t src, wany, wusr, dst;
-    dnnl_dims_t sd = {M, K}, ss = {lda, 1}, wd = {K, N}, ws = {1, K}, dd = {M, N};
-    dnnl_memory_desc_init_by_strides(&src, 2, sd, dnnl_u8, ss);
-    dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_s8, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_strides(&wusr, 2, wd, dnnl_s8, ws);
+    dnnl_dims_t dd = {M, N};
+    qmatmul_mds(M, N, K, lda, &src, &wany, &wusr);
     dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_s32, dnnl_ab);
     dnnl_primitive_attr_t attr = user_scratch_attr();
-    dnnl_primitive_desc_t pd = NULL;
     dnnl_matmul_desc_t md;
     int ok = attr && dnnl_matmul_desc_init(&md, &src, &wany, NULL, &dst) == dnnl_success &&
-             dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL) == dnnl_success && !prim_make(&q->p, pd, x, NULL, NULL) &&
-             !pack_weights(pd, &wusr, W, &q->p.wei);
-    if (pd) dnnl_primitive_desc_destroy(pd);
+             !int8_prim(&q->p, &md, attr, x, NULL, NULL, &wusr, W);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (!ok) {
         vm_errf(err, errlen, "oneDNN: cannot create an INT8 matmul with s32 output (%d x %d x %d)", M, N, K);

@@ -34,6 +34,9 @@ int vm_resize_bicubic(const vm_image *in, vm_image *out, int out_w, int out_h);
  * resize, bit for bit as the whole would have it: memory and time follow
  * the window. -1 on a bad window or out of memory. */
 int vm_resize_bicubic_window(const vm_image *in, int out_w, int out_h, int x0, int y0, int cw, int ch, vm_image *out);
+/* The same, as plain scalar code in Pillow's order (the reference the
+ * fast version is tested equal to). */
+int vm_resize_bicubic_window_ref(const vm_image *in, int out_w, int out_h, int x0, int y0, int cw, int ch, vm_image *out);
 
 /* The steps of vm_preprocess_file, for tests and batch decoding. */
 #include "vmamba.h"

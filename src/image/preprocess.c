@@ -65,8 +65,10 @@ static void crop_offsets(int w, int h, int S, int *left, int *top) {
 }
 
 /* Normalise window `win` (which sits at (wx, wy) inside an image whose
- * crop starts at (left, top)) into the S x S CHW tensor; zeros elsewhere. */
-static void normalize_window(const vm_image *win, int wx, int wy, int left, int top, const vm_preprocess_opts *o, float *out) {
+ * crop starts at (left, top)) into the S x S CHW tensor; zeros elsewhere.
+ * Out of line: the fuzz build leaves it out of coverage feedback by name
+ * (tests/fuzz/coverage-ignore.txt). */
+static __attribute__((noinline)) void normalize_window(const vm_image *win, int wx, int wy, int left, int top, const vm_preprocess_opts *o, float *out) {
     const int S = o->size;
     for (int c = 0; c < 3; c++)
         for (int y = 0; y < S; y++)

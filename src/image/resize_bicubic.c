@@ -1,90 +1,200 @@
 /* resize_bicubic.c - Pillow's bicubic resampling, reproduced to the bit
- * so preprocessing matches the official (PIL-based) evaluation.
+ * so preprocessing matches the official (PIL-based) evaluation: the
+ * horizontal pass first, over only the rows the vertical pass will read and
+ * only for the output columns asked for, uint8 rounding and clipping after
+ * each pass (coefficients: bicubic_coeffs.c). A window of the resized image
+ * (the centre crop) costs time for the window, not the whole resized image.
  *
- * For each output pixel: centre = (x + 0.5) * scale in input coordinates,
- * support = 2 * max(scale, 1), taps in [centre - support + 0.5,
- * centre + support + 0.5) clipped to the image, weights
- * bicubic((tap - centre + 0.5) / max(scale, 1)) normalised to sum 1, then
- * rounded to 22-bit fixed point. Each pass accumulates in 32-bit integers
- * from a 0.5 rounding bias and clips to uint8. The horizontal pass runs
- * first, over only the rows the vertical pass will read, and only for the
- * output columns asked for: a window of the resized image (the centre crop)
- * costs memory and time for the window, not for the whole resized image. */
-#include <math.h>
+ * Same result as the plain reference (resize_bicubic_ref.c, tested equal),
+ * computed in another order, which integer sums allow (bicubic_coeffs.h):
+ *   - planar: each source row's columns the pass reads are split into
+ *     channels first, so every tap sum runs over contiguous bytes (SIMD);
+ *   - gray regions (R = G = B everywhere the passes read: gray, 1-bit and
+ *     gray-palette images after convert('RGB')) are resized as one channel
+ *     and replicated, since each channel is resized on its own with the same
+ *     weights; a colour pixel met on the way restarts with three channels;
+ *   - the vertical pass accumulates whole rows (row += weight * source row)
+ *     instead of one column of taps per value, so it reads memory in order;
+ *   - the horizontal rows live in a ring of as many rows as the vertical
+ *     filter has taps, computed once each as the output rows move down:
+ *     memory is (taps x window width), not (source height x window width).
+ * Cost, in multiply-adds per channel (1 for gray regions, else 3):
+ * (rows read) x (window width) x (horizontal taps) + (window) x (vertical
+ * taps), a side's taps being at most min(source side, 4 * max(1, scale) + 1)
+ * (4 when upsampling). So about 4 per source pixel read when downsampling,
+ * 8 per output pixel when upsampling, and (source rows) x (window width) x 4
+ * when the height shrinks and the width grows: a 1x65500 image to 512x512
+ * no-crop costs 65500 x 512 x 1 (one tap), however small its file. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "bicubic_coeffs.h"
 #include "image.h"
-#include "../core/util.h"
 
-#define PRECISION_BITS (32 - 8 - 2)
+#define BIAS (1 << (VM_BICUBIC_PRECISION_BITS - 1))
+/* The per-row pixel loops stay out of line: the fuzz build leaves them out
+ * of coverage feedback by name (tests/fuzz/coverage-ignore.txt), which an
+ * inlined copy would not be. A call per row costs nothing measurable. */
+#define PIXEL_LOOP static __attribute__((noinline))
 
-static double bicubic(double x) {
-    const double a = -0.5;
-    if (x < 0.0) x = -x;
-    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
-    return 0.0;
-}
-
+/* One pass over the window: which source columns and rows it reads, and the
+ * buffers of one attempt at a channel count. */
 typedef struct {
-    int ksize;
-    int *bounds;  /* [out][2]: first tap, tap count */
-    int32_t *k;   /* [out][ksize] fixed-point weights */
-} coeffs;
+    const vm_image *in;
+    const vm_bicubic_coeffs *h, *v; /* NULL: no such pass */
+    int x0, cw, y0, ch;             /* the window */
+    int xr0, nr;                    /* source columns read: [xr0, xr0 + nr) */
+    int C;                          /* channels worked on: 1 (gray) or 3 */
+    uint8_t *line;                  /* one source row, C planes of nr + PAD */
+    int up4;                        /* h has at most 4 taps a pixel (upsampling) */
+} pass;
 
-/* Coefficients of output pixels [first, first + n) of a resize from
- * in_size to out_size (each depends only on its own index, so any window
- * of the output is computed exactly as the whole would be). */
-static int precompute(coeffs *c, int in_size, int out_size, int first, int n) {
-    double scale = (double)in_size / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = 2.0 * filterscale;
-    int ksize = (int)ceil(support) * 2 + 1;
-    c->ksize = ksize;
-    double *kk = malloc((size_t)n * ksize * sizeof *kk);
-    c->bounds = malloc((size_t)n * 2 * sizeof *c->bounds);
-    c->k = malloc((size_t)n * ksize * sizeof *c->k);
-    if (!kk || !c->bounds || !c->k) {
-        free(kk);
-        free(c->bounds);
-        free(c->k);
-        c->bounds = NULL;
-        c->k = NULL;
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        int xx = first + i;
-        double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
-        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
-        if (xmin < 0) xmin = 0;
-        if (xmax > in_size) xmax = in_size;
-        xmax -= xmin;
-        double *k = kk + (size_t)i * ksize;
-        for (int x = 0; x < xmax; x++) {
-            double w = bicubic((x + xmin - center + 0.5) * ss);
-            k[x] = w;
-            ww += w;
+/* Zero bytes after each plane of a source row: the upsampling sum reads 4
+ * taps from a pixel's first even where it has fewer. */
+#define PAD 4
+
+/* Source row y's columns [xr0, xr0 + nr) into C planes; -1 if C is 1 and
+ * the row is not gray there. */
+PIXEL_LOOP int planes_of_row(const pass *p, int y, uint8_t *dst, size_t stride) {
+    const uint8_t *s = p->in->rgb + ((size_t)y * p->in->w + p->xr0) * 3;
+    const int n = p->nr;
+    if (p->C == 1) {
+        unsigned diff = 0;
+#pragma omp simd reduction(| : diff)
+        for (int x = 0; x < n; x++) {
+            dst[x] = s[x * 3];
+            diff |= (unsigned)(s[x * 3] ^ s[x * 3 + 1]) | (unsigned)(s[x * 3] ^ s[x * 3 + 2]);
         }
-        for (int x = 0; x < xmax; x++)
-            if (ww != 0.0) k[x] /= ww;
-        for (int x = xmax; x < ksize; x++) k[x] = 0;
-        c->bounds[i * 2] = xmin;
-        c->bounds[i * 2 + 1] = xmax;
+        return diff ? -1 : 0;
     }
-    for (size_t i = 0; i < (size_t)n * ksize; i++)
-        c->k[i] = kk[i] < 0 ? (int32_t)(-0.5 + kk[i] * (1 << PRECISION_BITS)) : (int32_t)(0.5 + kk[i] * (1 << PRECISION_BITS));
-    free(kk);
+    for (int c = 0; c < 3; c++)
+        for (int x = 0; x < n; x++) dst[c * stride + x] = s[x * 3 + c];
     return 0;
 }
 
-static void coeffs_free(coeffs *c) {
-    free(c->bounds);
-    free(c->k);
+/* Source row y through the horizontal pass: C planes of cw into dst. The
+ * channels share each pixel's taps, so one loop serves all of them. */
+PIXEL_LOOP int hpass_row(const pass *p, int y, uint8_t *dst) {
+    if (!p->h) return planes_of_row(p, y, dst, (size_t)p->cw); /* nr == cw */
+    const size_t stride = (size_t)p->nr + PAD;
+    if (planes_of_row(p, y, p->line, stride)) return -1;
+    const vm_bicubic_coeffs *h = p->h;
+    const int C = p->C, cw = p->cw;
+    const uint8_t *l0 = p->line, *l1 = l0 + (C == 3 ? stride : 0), *l2 = l1 + (C == 3 ? stride : 0);
+    uint8_t *o0 = dst, *o1 = dst + (C == 3 ? cw : 0), *o2 = o1 + (C == 3 ? cw : 0);
+    for (int x = 0; x < cw; x++) {
+        const int off = h->bounds[x * 2] - p->xr0, n = h->bounds[x * 2 + 1];
+        const int32_t *k = h->k + (size_t)x * h->ksize;
+        const uint8_t *q0 = l0 + off, *q1 = l1 + off, *q2 = l2 + off;
+        int32_t s0 = BIAS, s1 = BIAS, s2 = BIAS;
+        if (p->up4) {
+            /* k[n..3] are 0 and the plane's padding reads as 0, so always
+             * 4 taps (straight code, no loop). */
+            s0 += q0[0] * k[0] + q0[1] * k[1] + q0[2] * k[2] + q0[3] * k[3];
+            if (C == 3) {
+                s1 += q1[0] * k[0] + q1[1] * k[1] + q1[2] * k[2] + q1[3] * k[3];
+                s2 += q2[0] * k[0] + q2[1] * k[1] + q2[2] * k[2] + q2[3] * k[3];
+            }
+        } else if (C == 1) {
+#pragma omp simd reduction(+ : s0)
+            for (int i = 0; i < n; i++) s0 += q0[i] * k[i];
+        } else {
+#pragma omp simd reduction(+ : s0, s1, s2)
+            for (int i = 0; i < n; i++) {
+                s0 += q0[i] * k[i];
+                s1 += q1[i] * k[i];
+                s2 += q2[i] * k[i];
+            }
+        }
+        /* C == 1: o1 == o2 == o0, written last with s0 */
+        o2[x] = vm_bicubic_clip8(s2);
+        o1[x] = vm_bicubic_clip8(s1);
+        o0[x] = vm_bicubic_clip8(s0);
+    }
+    return 0;
 }
 
-static inline uint8_t clip8(int32_t v) {
-    v >>= PRECISION_BITS;
-    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+/* One output row of the vertical pass from its n source rows, four taps at
+ * a time (a quarter of the passes over acc); with 4 taps or fewer
+ * (upsampling) in one pass, without acc (absent taps weigh 0). */
+PIXEL_LOOP void vpass_row(uint8_t *const *rows, const int32_t *k, int n, int len, int32_t *acc, uint8_t *out) {
+    if (n <= 4) {
+        const uint8_t *r0 = rows[0], *r1 = rows[n > 1], *r2 = rows[n > 2 ? 2 : 0], *r3 = rows[n > 3 ? 3 : 0];
+        const int32_t w0 = k[0], w1 = n > 1 ? k[1] : 0, w2 = n > 2 ? k[2] : 0, w3 = n > 3 ? k[3] : 0;
+#pragma omp simd
+        for (int x = 0; x < len; x++) out[x] = vm_bicubic_clip8(BIAS + r0[x] * w0 + r1[x] * w1 + r2[x] * w2 + r3[x] * w3);
+        return;
+    }
+    for (int x = 0; x < len; x++) acc[x] = BIAS;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint8_t *r0 = rows[i], *r1 = rows[i + 1], *r2 = rows[i + 2], *r3 = rows[i + 3];
+        const int32_t w0 = k[i], w1 = k[i + 1], w2 = k[i + 2], w3 = k[i + 3];
+#pragma omp simd
+        for (int x = 0; x < len; x++) acc[x] += r0[x] * w0 + r1[x] * w1 + r2[x] * w2 + r3[x] * w3;
+    }
+    for (; i < n; i++) {
+        const uint8_t *r = rows[i];
+        const int32_t w = k[i];
+#pragma omp simd
+        for (int x = 0; x < len; x++) acc[x] += r[x] * w;
+    }
+    for (int x = 0; x < len; x++) out[x] = vm_bicubic_clip8(acc[x]);
+}
+
+/* C planes of cw into an interleaved RGB row (one plane: gray, replicated). */
+PIXEL_LOOP void interleave_row(const uint8_t *src, int C, int cw, uint8_t *o) {
+    for (int c = 0; c < 3; c++) {
+        const uint8_t *s = src + (size_t)(C == 1 ? 0 : c) * cw;
+        for (int x = 0; x < cw; x++) o[x * 3 + c] = s[x];
+    }
+}
+
+/* The window with p->C channels: 0, -1 out of memory, 1 a colour pixel
+ * where C is 1 (out->rgb partly written; run again with 3). */
+static int run(pass *p, vm_image *out) {
+    const int C = p->C, len = C * p->cw;
+    const vm_bicubic_coeffs *v = p->v;
+    int rc = -1;
+    uint8_t *row = malloc((size_t)len), *ring = NULL, **taps = NULL;
+    int32_t *acc = NULL;
+    p->line = p->h ? calloc((size_t)C, (size_t)p->nr + PAD) : NULL;
+    if (!row || (p->h && !p->line)) goto done;
+    if (!v) {
+        for (int y = 0; y < p->ch; y++) {
+            if (hpass_row(p, p->y0 + y, row)) { rc = 1; goto done; }
+            interleave_row(row, C, p->cw, out->rgb + (size_t)y * p->cw * 3);
+        }
+        rc = 0;
+        goto done;
+    }
+    /* Source row r sits in ring slot r % K until row r + K replaces it: the
+     * first tap of the output rows never moves up and no row has more than
+     * K taps, so every row the current output row reads is still there. */
+    const int y_first = v->bounds[0], y_last = v->bounds[p->ch * 2 - 2] + v->bounds[p->ch * 2 - 1];
+    const int K = v->ksize < y_last - y_first ? v->ksize : y_last - y_first;
+    ring = malloc((size_t)K * len);
+    taps = malloc((size_t)K * sizeof *taps);
+    acc = malloc((size_t)len * sizeof *acc);
+    if (!ring || !taps || !acc) goto done;
+    int next = y_first;
+    for (int y = 0; y < p->ch; y++) {
+        const int ymin = v->bounds[y * 2], yn = v->bounds[y * 2 + 1];
+        for (; next < ymin + yn; next++)
+            if (hpass_row(p, next, ring + (size_t)(next % K) * len)) { rc = 1; goto done; }
+        for (int i = 0; i < yn; i++) taps[i] = ring + (size_t)((ymin + i) % K) * len;
+        vpass_row(taps, v->k + (size_t)y * v->ksize, yn, len, acc, row);
+        interleave_row(row, C, p->cw, out->rgb + (size_t)y * p->cw * 3);
+    }
+    rc = 0;
+done:
+    free(row);
+    free(ring);
+    free(taps);
+    free(acc);
+    free(p->line);
+    p->line = NULL;
+    return rc;
 }
 
 int vm_resize_bicubic_window(const vm_image *in, int out_w, int out_h, int x0, int y0, int cw, int ch, vm_image *out) {
@@ -100,63 +210,28 @@ int vm_resize_bicubic_window(const vm_image *in, int out_w, int out_h, int x0, i
             memcpy(out->rgb + (size_t)y * cw * 3, in->rgb + ((size_t)(y + y0) * in->w + x0) * 3, (size_t)cw * 3);
         return 0;
     }
-    coeffs chz = {0}, cv = {0};
-    uint8_t *tmp = NULL;
+    vm_bicubic_coeffs chz = {0}, cv = {0};
     int rc = -1;
-    if ((need_h && precompute(&chz, in->w, out_w, x0, cw)) || (need_v && precompute(&cv, in->h, out_h, y0, ch))) goto done;
-    /* Rows of the source the vertical pass reads (all of the window's
-     * rows when there is no vertical pass). */
-    int y_first = y0, y_last = y0 + ch;
-    if (need_v) {
-        y_first = cv.bounds[0];
-        y_last = cv.bounds[ch * 2 - 2] + cv.bounds[ch * 2 - 1];
+    if ((need_h && vm_bicubic_coeffs_init(&chz, in->w, out_w, x0, cw)) ||
+        (need_v && vm_bicubic_coeffs_init(&cv, in->h, out_h, y0, ch)))
+        goto done;
+    pass p = {in, need_h ? &chz : NULL, need_v ? &cv : NULL, x0, cw, y0, ch, x0, cw, 1, NULL, 0};
+    if (need_h) {
+        p.xr0 = chz.bounds[0];
+        p.nr = chz.bounds[cw * 2 - 2] + chz.bounds[cw * 2 - 1] - p.xr0;
+        /* Upsampling's taps span [centre - 1.5, centre + 2.5): 4 at most,
+         * a 5th only by a rounding of the bounds, and then weighing 0. */
+        p.up4 = chz.ksize == 5;
+        for (int x = 0; x < cw && p.up4; x++) p.up4 = chz.k[x * 5 + 4] == 0;
     }
-    /* The horizontal pass (or, without one, the window's columns) over
-     * those rows: src is (y_last - y_first) rows of cw pixels. */
-    const int rows = y_last - y_first;
-    tmp = malloc((size_t)cw * rows * 3);
-    if (!tmp) goto done;
-    for (int y = 0; y < rows; y++) {
-        const uint8_t *r = in->rgb + (size_t)(y + y_first) * in->w * 3;
-        uint8_t *o = tmp + (size_t)y * cw * 3;
-        if (!need_h) {
-            memcpy(o, r + (size_t)x0 * 3, (size_t)cw * 3);
-            continue;
-        }
-        for (int x = 0; x < cw; x++) {
-            const int xmin = chz.bounds[x * 2], xn = chz.bounds[x * 2 + 1];
-            const int32_t *k = chz.k + (size_t)x * chz.ksize;
-            int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-            for (int i = 0; i < xn; i++) {
-                const uint8_t *p = r + (size_t)(xmin + i) * 3;
-                s0 += p[0] * k[i];
-                s1 += p[1] * k[i];
-                s2 += p[2] * k[i];
-            }
-            o[x * 3] = clip8(s0);
-            o[x * 3 + 1] = clip8(s1);
-            o[x * 3 + 2] = clip8(s2);
-        }
+    rc = run(&p, out);
+    if (rc == 1) {
+        p.C = 3;
+        rc = run(&p, out);
     }
-    if (need_v) {
-        for (int y = 0; y < ch; y++) {
-            const int ymin = cv.bounds[y * 2] - y_first, yn = cv.bounds[y * 2 + 1];
-            const int32_t *k = cv.k + (size_t)y * cv.ksize;
-            uint8_t *o = out->rgb + (size_t)y * cw * 3;
-            for (int x = 0; x < cw * 3; x++) {
-                int32_t s = 1 << (PRECISION_BITS - 1);
-                for (int i = 0; i < yn; i++) s += tmp[(size_t)(ymin + i) * cw * 3 + x] * k[i];
-                o[x] = clip8(s);
-            }
-        }
-    } else {
-        memcpy(out->rgb, tmp, (size_t)cw * ch * 3);
-    }
-    rc = 0;
 done:
-    free(tmp);
-    coeffs_free(&chz);
-    coeffs_free(&cv);
+    vm_bicubic_coeffs_free(&chz);
+    vm_bicubic_coeffs_free(&cv);
     if (rc) vm_image_free(out);
     return rc;
 }
