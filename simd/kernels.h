@@ -16,6 +16,9 @@
  * the loader rejects larger ones. Bounds per-thread scan state on the stack. */
 #define VM_MAX_D_STATE 256
 
+/* Largest C layernorm_u8 takes (its row lives on the stack). */
+#define VM_LN_U8_MAX_C 4096
+
 /* Geometry of one selective-scan call (one SS2D layer, whole batch). */
 typedef struct {
     int B, H, W;      /* batch and map size; L = H*W                       */
@@ -47,6 +50,12 @@ typedef struct {
     /* INT8 inputs: q[r][k] = (u8) clamp(x[r*ld + k] * inv + zp + 0.5, 0,
      * 255.49) truncated, i.e. round(x / scale) + zp, saturated. */
     void (*quantize_u8)(uint8_t *q, const float *x, size_t M, int K, int ld, float inv, float zp);
+    /* quantize_u8(layernorm(in)) in one pass, bit-identical to the two
+     * kernels of the same table: q [T][C], C <= VM_LN_U8_MAX_C. The INT8
+     * layers after a LayerNorm quantize straight from it: the float rows
+     * never leave L1, and one parallel pass instead of two. */
+    void (*layernorm_u8)(uint8_t *q, const float *in, const float *w, const float *b, size_t T, int C, float eps, float inv,
+                         float zp);
     /* Dynamic INT8 (one scale and zero point per row, asymmetric): per row
      * r, lo = min(0, min x), hi = max(0, max x), scale = (hi - lo) / 255
      * (1 when hi == lo), zp = (int)(-lo / scale + 0.5) in [0, 255], and

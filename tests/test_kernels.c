@@ -197,6 +197,32 @@ START_TEST(vector_math_error) {
 }
 END_TEST
 
+/* The fused LayerNorm -> u8 against the same table's two kernels: the
+ * same bits (the INT8 layers after a norm quantize from it, and their
+ * outputs must not move). C with vector tails, one wide row, codes that
+ * saturate at both ends. */
+START_TEST(layernorm_u8_matches_composition) {
+    static const int Cs[] = {37, 96, 5, 803};
+    const vm_kernel_table *K = vm_kernels_available()[_i / 4];
+    const int T = 9, C = Cs[_i % 4];
+    float *x = rvec((size_t)T * C, 3.0f), *w = rvec(C, 2.0f), *b = rvec(C, 1.0f), *y = malloc(sizeof(float) * T * C);
+    uint8_t *want = malloc((size_t)T * C), *got = malloc((size_t)T * C);
+    const float inv = 1.0f / 0.013f, zp = 121.0f; /* |LN| * |w| up to ~6 / 0.013: both ends clip */
+    K->layernorm(y, x, w, b, T, C, 1e-5f);
+    K->quantize_u8(want, y, T, C, C, inv, zp);
+    K->layernorm_u8(got, x, w, b, T, C, 1e-5f, inv, zp);
+    int lo = 0, hi = 0;
+    for (int i = 0; i < T * C; i++) {
+        ck_assert_msg(got[i] == want[i], "layernorm_u8[%s] C %d: element %d: code %d, composition %d", K->name, C, i,
+                      got[i], want[i]);
+        lo += want[i] == 0;
+        hi += want[i] == 255;
+    }
+    ck_assert(C < 37 || (lo > 0 && hi > 0));
+    free(x); free(w); free(b); free(y); free(want); free(got);
+}
+END_TEST
+
 Suite *suite_kernels(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("kernels");
@@ -207,6 +233,7 @@ Suite *suite_kernels(void) {
     tcase_add_loop_test(tc, dwconv_matches_naive, 0, n_tables() * 4);
     tcase_add_loop_test(tc, mul_silu_and_tails, 0, n_tables());
     tcase_add_loop_test(tc, vector_math_error, 0, n_tables());
+    tcase_add_loop_test(tc, layernorm_u8_matches_composition, 0, n_tables() * 4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -396,7 +396,28 @@ static int cpu_mean_tokens(vm_bb *bb, const float *in, int B, int L, int C, floa
     return 0;
 }
 
+/* LayerNorm + linear: a static-scale INT8 layer on oneDNN quantizes straight
+ * from the norm (layernorm_u8: the same codes as the norm, then quantize_u8,
+ * so the same output), saving a pass over the norm's float output and a
+ * parallel region; everything else (FP32, dynamic or XNNPACK INT8, a
+ * calibration observer, which must see the float input) runs the two ops. */
+static int cpu_norm_linear(vm_bb *bb, vm_bb_layer ln, vm_bb_layer l, int s, int j, const float *in, float *ln_out, size_t T,
+                           int C, int N, float *Cout, int ldc, int gelu, int accumulate) {
+    vm_ctx *c = CTX(bb);
+    const vm_block *bk = &bb->m->st[s].blocks[j];
+    const vm_qlinear *q = l == VM_BB_IN_PROJ ? bk->q_in : l == VM_BB_FC1 ? bk->q_fc1 : NULL;
+    const vm_ln *n = vm_model_ln(bb->m, ln, s, j);
+    if (q && n && !q->dynamic && !q->x && !c->observe && C <= VM_LN_U8_MAX_C) {
+        vm_kernels()->layernorm_u8(c->plan.qbuf, in, n->w, n->b, T, C, VM_LN_EPS, 1.0f / q->a_scale, (float)q->a_zp);
+        if (vm_qmatmul_run(c->plan.lin[q->slot].q, c->plan.qbuf, Cout))
+            return vm_ctx_fail(c, VM_ERR_BACKEND, "oneDNN GEMM failed in stage %d block %d", s, j);
+        return 0;
+    }
+    if (cpu_layernorm(bb, ln, s, j, in, ln_out, T, C)) return -1;
+    return cpu_linear(bb, l, s, j, ln_out, C, (int)T, N, C, Cout, ldc, gelu, accumulate);
+}
+
 const vm_bb_ops vm_bb_cpu_ops = {
     "cpu", cpu_now, cpu_stem, cpu_conv_ln, cpu_layernorm, cpu_linear, cpu_dwconv_silu, cpu_ssm, cpu_merge_gather,
-    cpu_mean_tokens,
+    cpu_mean_tokens, cpu_norm_linear,
 };
