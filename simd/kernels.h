@@ -16,6 +16,10 @@
  * the loader rejects larger ones. Bounds per-thread scan state on the stack. */
 #define VM_MAX_D_STATE 256
 
+/* Largest dt_rank scan_cross computes dt_proj for (its weights sit on the
+ * stack, per channel block). */
+#define VM_SCAN_MAX_R 128
+
 /* Largest C layernorm_u8 takes (its row lives on the stack). */
 #define VM_LN_U8_MAX_C 4096
 
@@ -42,10 +46,14 @@ typedef struct {
     /* The 4-direction selective scan with cross-scan and cross-merge fused:
      *  u    [B*L][D]            SiLU(conv) output, row-major tokens
      *  dts  [4][B*L][D]         dt before bias, in row-major token order
+     *  dt_w [4][D][R]           or NULL; when given, dts is not read and dt
+     *                           is dt_proj computed in the kernel: per lane
+     *                           fmaf over r = 0..R-1 from 0 (oneDNN's order
+     *                           for these K), then + dt_bias; R <= VM_SCAN_MAX_R
      *  dbl  [B*L][4][R+2N]      x_proj output per direction (dt_low, B, C)
      *  A    [4*D][N]            = -exp(A_logs);  Ds, dt_bias [4*D]
      *  y    [B*L][D]            merged output (overwritten)             */
-    void (*scan_cross)(float *y, const float *u, const float *dts, const float *dbl, const float *A,
+    void (*scan_cross)(float *y, const float *u, const float *dts, const float *dt_w, const float *dbl, const float *A,
                        const float *Ds, const float *dt_bias, const vm_scan_dims *dims);
     /* INT8 inputs: q[r][k] = (u8) clamp(x[r*ld + k] * inv + zp + 0.5, 0,
      * 255.49) truncated, i.e. round(x / scale) + zp, saturated. */
