@@ -23,6 +23,7 @@ static const vm_kernel_table scalar_table = {
     .dwconv3x3_silu = vm_dwconv3x3_silu_scalar,
     .scan_cross = vm_scan_cross_scalar,
     .quantize_u8 = vm_quantize_u8_scalar,
+    .layernorm_u8 = vm_layernorm_u8_scalar,
     .quantize_rows_u8 = vm_quantize_rows_u8_scalar,
     .dequant_rows = vm_dequant_rows_scalar,
 };

@@ -16,6 +16,13 @@
  * the loader rejects larger ones. Bounds per-thread scan state on the stack. */
 #define VM_MAX_D_STATE 256
 
+/* Largest dt_rank scan_cross computes dt_proj for (its weights sit on the
+ * stack, per channel block). */
+#define VM_SCAN_MAX_R 128
+
+/* Largest C layernorm_u8 takes (its row lives on the stack). */
+#define VM_LN_U8_MAX_C 4096
+
 /* Geometry of one selective-scan call (one SS2D layer, whole batch). */
 typedef struct {
     int B, H, W;      /* batch and map size; L = H*W                       */
@@ -39,14 +46,24 @@ typedef struct {
     /* The 4-direction selective scan with cross-scan and cross-merge fused:
      *  u    [B*L][D]            SiLU(conv) output, row-major tokens
      *  dts  [4][B*L][D]         dt before bias, in row-major token order
+     *  dt_w [4][D][R]           or NULL; when given, dts is not read and dt
+     *                           is dt_proj computed in the kernel: per lane
+     *                           fmaf over r = 0..R-1 from 0 (oneDNN's order
+     *                           for these K), then + dt_bias; R <= VM_SCAN_MAX_R
      *  dbl  [B*L][4][R+2N]      x_proj output per direction (dt_low, B, C)
      *  A    [4*D][N]            = -exp(A_logs);  Ds, dt_bias [4*D]
      *  y    [B*L][D]            merged output (overwritten)             */
-    void (*scan_cross)(float *y, const float *u, const float *dts, const float *dbl, const float *A,
+    void (*scan_cross)(float *y, const float *u, const float *dts, const float *dt_w, const float *dbl, const float *A,
                        const float *Ds, const float *dt_bias, const vm_scan_dims *dims);
     /* INT8 inputs: q[r][k] = (u8) clamp(x[r*ld + k] * inv + zp + 0.5, 0,
      * 255.49) truncated, i.e. round(x / scale) + zp, saturated. */
     void (*quantize_u8)(uint8_t *q, const float *x, size_t M, int K, int ld, float inv, float zp);
+    /* quantize_u8(layernorm(in)) in one pass, bit-identical to the two
+     * kernels of the same table: q [T][C], C <= VM_LN_U8_MAX_C. The INT8
+     * layers after a LayerNorm quantize straight from it: the float rows
+     * never leave L1, and one parallel pass instead of two. */
+    void (*layernorm_u8)(uint8_t *q, const float *in, const float *w, const float *b, size_t T, int C, float eps, float inv,
+                         float zp);
     /* Dynamic INT8 (one scale and zero point per row, asymmetric): per row
      * r, lo = min(0, min x), hi = max(0, max x), scale = (hi - lo) / 255
      * (1 when hi == lo), zp = (int)(-lo / scale + 0.5) in [0, 255], and

@@ -410,7 +410,7 @@ static int ck_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, co
                     dts[((size_t)k * T + t) * D + d] = (float)acc;
                 }
         vm_scan_dims dims = {B, h, w, D, N, R};
-        vm_kernels_scalar()->scan_cross(ym, uu, dts, xd, bk->A, bk->Ds, bk->dt_b, &dims);
+        vm_kernels_scalar()->scan_cross(ym, uu, dts, NULL, xd, bk->A, bk->Ds, bk->dt_b, &dims);
         for (size_t t = 0; t < T; t++) {
             double mx = 0;
             for (int d = 0; d < D; d++) mx = fmax(mx, fabs(ym[t * D + d]));

@@ -47,7 +47,7 @@ START_TEST(scan_cross_matches_composition) {
     dts[0] = 25.0f;
     float *y = malloc(sizeof(float) * B * L * D), *want = calloc((size_t)B * L * D, sizeof(float));
     vm_scan_dims dims = {B, H, W, D, N, R};
-    K->scan_cross(y, u, dts, dbl, A, Ds, bias, &dims);
+    K->scan_cross(y, u, dts, NULL, dbl, A, Ds, bias, &dims);
     float *su = malloc(sizeof(float) * D * L), *sd = malloc(sizeof(float) * D * L);
     float *sB = malloc(sizeof(float) * N * L), *sC = malloc(sizeof(float) * N * L), *sy = malloc(sizeof(float) * D * L);
     for (int b = 0; b < B; b++)
@@ -74,6 +74,35 @@ START_TEST(scan_cross_matches_composition) {
     tclose(what, y, want, (size_t)B * L * D, 1e-5);
     free(u); free(dts); free(dbl); free(A); free(Ds); free(bias); free(y); free(want);
     free(su); free(sd); free(sB); free(sC); free(sy);
+}
+END_TEST
+
+/* dt_proj inside the scan (dt_w given) against the same table fed dts from
+ * the documented order (fmaf over r from 0): the same bits, every shape,
+ * d_state 1 and 16 included. */
+START_TEST(scan_cross_dt_proj_in_kernel) {
+    const vm_kernel_table *K = vm_kernels_available()[_i / NSHAPES];
+    const int *s = shapes[_i % NSHAPES];
+    const int B = s[0], H = s[1], W = s[2], D = s[3], N = s[4], R = 5, L = H * W, P = R + 2 * N;
+    float *u = rvec((size_t)B * L * D, 1.0f), *dbl = rvec((size_t)B * L * 4 * P, 1.0f), *dtw = rvec((size_t)4 * D * R, 0.7f);
+    float *A = malloc(sizeof(float) * 4 * D * N), *dts = malloc(sizeof(float) * 4 * B * L * D);
+    for (int i = 0; i < 4 * D * N; i++) A[i] = -expf(logf((float)(i % N + 1)) + 0.1f * frand());
+    float *Ds = rvec((size_t)4 * D, 1.0f), *bias = rvec((size_t)4 * D, 2.0f);
+    for (int k = 0; k < 4; k++)
+        for (size_t t = 0; t < (size_t)B * L; t++)
+            for (int d = 0; d < D; d++) {
+                float a = 0.0f;
+                for (int r = 0; r < R; r++) a = fmaf(dbl[t * 4 * P + (size_t)k * P + r], dtw[((size_t)k * D + d) * R + r], a);
+                dts[((size_t)k * B * L + t) * D + d] = a;
+            }
+    float *want = malloc(sizeof(float) * B * L * D), *got = malloc(sizeof(float) * B * L * D);
+    vm_scan_dims dims = {B, H, W, D, N, R};
+    K->scan_cross(want, u, dts, NULL, dbl, A, Ds, bias, &dims);
+    K->scan_cross(got, u, NULL, dtw, dbl, A, Ds, bias, &dims);
+    for (size_t i = 0; i < (size_t)B * L * D; i++)
+        ck_assert_msg(memcmp(&got[i], &want[i], sizeof(float)) == 0, "scan_cross[%s] with dt_w, shape %d: element %zu: %.9g vs %.9g",
+                      K->name, _i % NSHAPES, i, got[i], want[i]);
+    free(u); free(dbl); free(dtw); free(A); free(dts); free(Ds); free(bias); free(want); free(got);
 }
 END_TEST
 
@@ -197,16 +226,44 @@ START_TEST(vector_math_error) {
 }
 END_TEST
 
+/* The fused LayerNorm -> u8 against the same table's two kernels: the
+ * same bits (the INT8 layers after a norm quantize from it, and their
+ * outputs must not move). C with vector tails, one wide row, codes that
+ * saturate at both ends. */
+START_TEST(layernorm_u8_matches_composition) {
+    static const int Cs[] = {37, 96, 5, 803};
+    const vm_kernel_table *K = vm_kernels_available()[_i / 4];
+    const int T = 9, C = Cs[_i % 4];
+    float *x = rvec((size_t)T * C, 3.0f), *w = rvec(C, 2.0f), *b = rvec(C, 1.0f), *y = malloc(sizeof(float) * T * C);
+    uint8_t *want = malloc((size_t)T * C), *got = malloc((size_t)T * C);
+    const float inv = 1.0f / 0.013f, zp = 121.0f; /* |LN| * |w| up to ~6 / 0.013: both ends clip */
+    K->layernorm(y, x, w, b, T, C, 1e-5f);
+    K->quantize_u8(want, y, T, C, C, inv, zp);
+    K->layernorm_u8(got, x, w, b, T, C, 1e-5f, inv, zp);
+    int lo = 0, hi = 0;
+    for (int i = 0; i < T * C; i++) {
+        ck_assert_msg(got[i] == want[i], "layernorm_u8[%s] C %d: element %d: code %d, composition %d", K->name, C, i,
+                      got[i], want[i]);
+        lo += want[i] == 0;
+        hi += want[i] == 255;
+    }
+    ck_assert(C < 37 || (lo > 0 && hi > 0));
+    free(x); free(w); free(b); free(y); free(want); free(got);
+}
+END_TEST
+
 Suite *suite_kernels(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("kernels");
     tcase_add_loop_test(tc, scan_cross_matches_composition, 0, n_tables() * NSHAPES);
+    tcase_add_loop_test(tc, scan_cross_dt_proj_in_kernel, 0, n_tables() * NSHAPES);
     tcase_add_test(tc, scan_token_order);
     tcase_add_loop_test(tc, layernorm_formula, 0, n_tables());
     tcase_add_loop_test(tc, activations_vs_libm, 0, n_tables());
     tcase_add_loop_test(tc, dwconv_matches_naive, 0, n_tables() * 4);
     tcase_add_loop_test(tc, mul_silu_and_tails, 0, n_tables());
     tcase_add_loop_test(tc, vector_math_error, 0, n_tables());
+    tcase_add_loop_test(tc, layernorm_u8_matches_composition, 0, n_tables() * 4);
     suite_add_tcase(s, tc);
     return s;
 }

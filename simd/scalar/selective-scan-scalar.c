@@ -4,6 +4,7 @@
  *   delta = softplus(dt + dt_bias)
  *   h     = exp(delta * A) * h + delta * B * u
  *   y     = <h, C> + D * u
+ * With dt_w, dt is dt_proj of the direction's x_proj row, computed here.
  * The cross variant reads direction k's sequence straight from the
  * row-major tensors (vm_scan_token) and adds its output at the token it
  * came from, which is exactly cross-scan -> scan -> cross-merge. */
@@ -37,8 +38,8 @@ void vm_selective_scan_ref(float *y, const float *u, const float *delta, const f
 /* Channels per work item: one cache line of u/y per token. */
 #define SCAN_BLOCK 16
 
-void vm_scan_cross_scalar(float *y, const float *u, const float *dts, const float *dbl, const float *A, const float *Ds,
-                          const float *dt_bias, const vm_scan_dims *g) {
+void vm_scan_cross_scalar(float *y, const float *u, const float *dts, const float *dt_w, const float *dbl, const float *A,
+                          const float *Ds, const float *dt_bias, const vm_scan_dims *g) {
     const int B = g->B, H = g->H, W = g->W, D = g->D, N = g->N, R = g->R, L = H * W;
     const int P = R + 2 * N; /* per-direction x_proj row */
     const int nblk = (D + SCAN_BLOCK - 1) / SCAN_BLOCK;
@@ -55,16 +56,24 @@ void vm_scan_cross_scalar(float *y, const float *u, const float *dts, const floa
             for (int k = 0; k < 4; k++) {
                 memset(h, 0, (size_t)SCAN_BLOCK * N * sizeof *h);
                 const float *Ak = A + (size_t)k * D * N, *Dk = Ds + (size_t)k * D, *bk = dt_bias + (size_t)k * D;
-                const float *dtk = dts + (size_t)k * B * L * D;
+                const float *dtk = dt_w ? NULL : dts + (size_t)k * B * L * D;
                 for (int l = 0; l < L; l++) {
                     const size_t tok = (size_t)b * L + (size_t)vm_scan_token(k, l, H, W);
-                    const float *ut = u + tok * D, *dt = dtk + tok * D;
-                    const float *Bv = dbl + tok * 4 * P + (size_t)k * P + R, *Cv = Bv + N;
+                    const float *ut = u + tok * D, *dt = dtk ? dtk + tok * D : NULL;
+                    const float *xk = dbl + tok * 4 * P + (size_t)k * P, *Bv = xk + R, *Cv = Bv + N;
                     float *yt = y + tok * D;
                     for (int j = 0; j < nd; j++) {
                         const int d = d0 + j;
                         const float uu = ut[d];
-                        const float dl = vm_softplus_ref(dt[d] + bk[d]);
+                        float dtv;
+                        if (dt_w) { /* dt_proj here: fmaf from r = 0 */
+                            const float *wd = dt_w + ((size_t)k * D + d) * R;
+                            dtv = 0.0f;
+                            for (int r = 0; r < R; r++) dtv = fmaf(xk[r], wd[r], dtv);
+                        } else {
+                            dtv = dt[d];
+                        }
+                        const float dl = vm_softplus_ref(dtv + bk[d]);
                         float acc = 0.0f;
                         for (int n = 0; n < N; n++) {
                             float *hn = &h[j * N + n];

@@ -36,9 +36,18 @@ static int vss_block(vm_bb *bb, int s, int j, int B, int h, int w) {
 #define TR(what, data, b, hh, ww, ch) \
     do { if (c->trace) { snprintf(nm, sizeof nm, "s%d.b%d.%s", s, j, what); TRACE(nm, data, b, hh, ww, ch); } } while (0)
     int rc = 0;
-    PROF(VM_OP_NORM, rc |= o->layernorm(bb, VM_BB_NORM, s, j, bb->x, bb->t0, T, C));
-    TR("ss2d_in", bb->t0, B, h, w, C);
-    PROF(VM_OP_IN_PROJ, rc |= o->linear(bb, VM_BB_IN_PROJ, s, j, bb->t0, C, (int)T, Din, C, bb->t1, Din, 0, 0));
+    /* The norms before in_proj and fc1 feed only them: one fused op where
+     * the backend has it (profiled under the linear; not while tracing,
+     * which reads the norm's output) */
+    const int fuse = o->norm_linear && !c->trace;
+    int f = 1;
+    if (fuse) PROF(VM_OP_IN_PROJ, f = o->norm_linear(bb, VM_BB_NORM, VM_BB_IN_PROJ, s, j, bb->x, bb->t0, T, C, Din, bb->t1, Din, 0, 0));
+    if (f < 0) rc = -1;
+    if (f == 1) {
+        PROF(VM_OP_NORM, rc |= o->layernorm(bb, VM_BB_NORM, s, j, bb->x, bb->t0, T, C));
+        TR("ss2d_in", bb->t0, B, h, w, C);
+        PROF(VM_OP_IN_PROJ, rc |= o->linear(bb, VM_BB_IN_PROJ, s, j, bb->t0, C, (int)T, Din, C, bb->t1, Din, 0, 0));
+    }
     TR("in_proj", bb->t1, B, h, w, Din);
     PROF(VM_OP_DWCONV, rc |= o->dwconv_silu(bb, s, j, bb->t1, Din, bb->t2, B, h, w, D));
     TR("act", bb->t2, B, h, w, D);
@@ -50,8 +59,13 @@ static int vss_block(vm_bb *bb, int s, int j, int B, int h, int w) {
     TR("block_after_ssm", bb->x, B, h, w, C);
     if (st->hidden) {
         const int Hd = st->hidden;
-        PROF(VM_OP_NORM, rc |= o->layernorm(bb, VM_BB_NORM2, s, j, bb->x, bb->t0, T, C));
-        PROF(VM_OP_MLP_GEMM, rc |= o->linear(bb, VM_BB_FC1, s, j, bb->t0, C, (int)T, Hd, C, bb->t1, Hd, 1, 0)); /* GELU */
+        f = 1;
+        if (fuse) PROF(VM_OP_MLP_GEMM, f = o->norm_linear(bb, VM_BB_NORM2, VM_BB_FC1, s, j, bb->x, bb->t0, T, C, Hd, bb->t1, Hd, 1, 0));
+        if (f < 0) rc = -1;
+        if (f == 1) {
+            PROF(VM_OP_NORM, rc |= o->layernorm(bb, VM_BB_NORM2, s, j, bb->x, bb->t0, T, C));
+            PROF(VM_OP_MLP_GEMM, rc |= o->linear(bb, VM_BB_FC1, s, j, bb->t0, C, (int)T, Hd, C, bb->t1, Hd, 1, 0)); /* GELU */
+        }
         PROF(VM_OP_MLP_GEMM, rc |= o->linear(bb, VM_BB_FC2, s, j, bb->t1, Hd, (int)T, C, Hd, bb->x, C, 0, 1)); /* residual */
     }
     TR("block_out", bb->x, B, h, w, C);

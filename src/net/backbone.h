@@ -70,6 +70,15 @@ typedef struct {
     int (*merge_gather)(vm_bb *bb, const float *in, float *out, int B, int h, int w, int C);
     /* Global average pool: out[b][c] = mean over L tokens of in[b][t][c]. */
     int (*mean_tokens)(vm_bb *bb, const float *in, int B, int L, int C, float *out);
+    /* Optional (NULL: layernorm, then linear): LayerNorm `ln` of in (T x C),
+     * then linear `l` of it as linear would run it (lda = K = C, M = T), fused,
+     * without writing the norm's output anywhere (the CPU: an INT8 layer
+     * quantizes straight from the norm). Returns 1, having done nothing, for
+     * a layer the backend does not fuse: the description then runs the two
+     * ops into ln_out (so the profile keeps them apart). Called only where
+     * nothing else reads ln_out. */
+    int (*norm_linear)(vm_bb *bb, vm_bb_layer ln, vm_bb_layer l, int s, int j, const float *in, float *ln_out, size_t T,
+                       int C, int N, float *Cout, int ldc, int gelu, int accumulate);
 } vm_bb_ops;
 
 /* One backbone run's backend and buffers, filled by the backend's plan

@@ -321,7 +321,11 @@ static int cpu_dwconv_silu(vm_bb *bb, int s, int j, const float *in, int ld_in, 
     do { if (c->trace) c->trace(c->trace_user, name, data, b, hh, ww, ch); } while (0)
 
 /* dt_proj (4 directions, reading x_proj's output in place, lda 4(R+2N))
- * into the plan's t4, the fused cross scan / merge, out_norm, gate. */
+ * into the plan's t4, the fused cross scan / merge, out_norm, gate. For
+ * d_state > 1 the scan computes dt_proj itself (dt_w): its chunks' first
+ * phase has the FMAs' room, and the K = dt_rank GEMMs ran at 45-145 GFLOP/s
+ * (bench/RESULTS.md); the d_state-1 scan has no such room (it lost there),
+ * and keeps oneDNN's products. Traces still get dts from the GEMMs. */
 static int cpu_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, const float *z, int ldz, float *y, int B, int h,
                    int w) {
     vm_ctx *c = CTX(bb);
@@ -339,7 +343,8 @@ static int cpu_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, c
         sp = p->sp_mm + 5 * bi;
     }
     int rc = 0;
-    for (int k = 0; k < 4; k++) {
+    const int dt_in_scan = N > 1 && R <= VM_SCAN_MAX_R;
+    for (int k = 0; k < 4 && (!dt_in_scan || c->trace); k++) {
         if (bk->x_dt[k]) {
             PROF(VM_OP_X_PROJ, rc |= xfc(c, bk->x_dt[k], (int)T, xdbl + (size_t)k * P, p->t4 + (size_t)k * T * D));
         } else {
@@ -354,7 +359,7 @@ static int cpu_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, c
     do { if (c->trace) { snprintf(nm, sizeof nm, "s%d.b%d.%s", s, j, what); TRACE(nm, data, b, hh, ww, ch); } } while (0)
     TR("dts", p->t4, 4 * B, h, w, D);
     vm_scan_dims dims = {B, h, w, D, N, R};
-    PROF(VM_OP_SCAN, K->scan_cross(y, u, p->t4, xdbl, bk->A, bk->Ds, bk->dt_b, &dims));
+    PROF(VM_OP_SCAN, K->scan_cross(y, u, p->t4, dt_in_scan ? bk->dt_w : NULL, xdbl, bk->A, bk->Ds, bk->dt_b, &dims));
     TR("y_merged", y, B, h, w, D);
     PROF(VM_OP_NORM, K->layernorm(y, y, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS));
     TR("out_norm", y, B, h, w, D);
@@ -396,7 +401,29 @@ static int cpu_mean_tokens(vm_bb *bb, const float *in, int B, int L, int C, floa
     return 0;
 }
 
+/* LayerNorm + linear: a static-scale INT8 layer on oneDNN quantizes straight
+ * from the norm (layernorm_u8: the same codes as the norm, then quantize_u8,
+ * so the same output), saving a pass over the norm's float output and a
+ * parallel region; everything else (FP32, dynamic or XNNPACK INT8, a
+ * calibration observer, which must see the float input) is left to the
+ * two ops (returns 1). */
+static int cpu_norm_linear(vm_bb *bb, vm_bb_layer ln, vm_bb_layer l, int s, int j, const float *in, float *ln_out, size_t T,
+                           int C, int N, float *Cout, int ldc, int gelu, int accumulate) {
+    vm_ctx *c = CTX(bb);
+    const vm_block *bk = &bb->m->st[s].blocks[j];
+    const vm_qlinear *q = l == VM_BB_IN_PROJ ? bk->q_in : l == VM_BB_FC1 ? bk->q_fc1 : NULL;
+    const vm_ln *n = vm_model_ln(bb->m, ln, s, j);
+    if (q && n && !q->dynamic && !q->x && !c->observe && C <= VM_LN_U8_MAX_C) {
+        vm_kernels()->layernorm_u8(c->plan.qbuf, in, n->w, n->b, T, C, VM_LN_EPS, 1.0f / q->a_scale, (float)q->a_zp);
+        if (vm_qmatmul_run(c->plan.lin[q->slot].q, c->plan.qbuf, Cout))
+            return vm_ctx_fail(c, VM_ERR_BACKEND, "oneDNN GEMM failed in stage %d block %d", s, j);
+        return 0;
+    }
+    (void)ln_out; (void)N; (void)ldc; (void)gelu; (void)accumulate; /* the primitive has them */
+    return 1;
+}
+
 const vm_bb_ops vm_bb_cpu_ops = {
     "cpu", cpu_now, cpu_stem, cpu_conv_ln, cpu_layernorm, cpu_linear, cpu_dwconv_silu, cpu_ssm, cpu_merge_gather,
-    cpu_mean_tokens,
+    cpu_mean_tokens, cpu_norm_linear,
 };
