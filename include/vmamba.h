@@ -215,7 +215,9 @@ VM_API int vm_ctx_set_precision(vm_ctx *c, vm_precision p);
  * every new context). Each context on a GPU has its own stream, cuBLAS
  * handle and activation arena there; the model's weights go to a GPU once
  * (at the first context or vm_model_set_device naming it) and are shared,
- * read-only, by every context on that GPU, until vm_model_free. Safe while
+ * read-only, by every context on that GPU, until vm_model_free. No call
+ * changes the calling thread's current CUDA device (the library selects
+ * its own and puts the caller's back). Safe while
  * other threads run forward passes on other contexts of the model. The GEMM
  * precision on a GPU is the model's (vm_model_set_device). Returns 0, or
  * VM_ERR_INPUT for a malformed name, VM_ERR_UNSUPPORTED for a GPU that does

@@ -24,10 +24,29 @@
  *    within (2e + e^2)|a*w| of a*w, e = 2^-p, so + (2e + e^2)*m; FP16 also
  *    flushes |x| < 2^-14 to its subnormal grid (absolute 2^-25 more):
  *    + 2^-24 * (sum|a| + sum|w|).
- *  - LayerNorm, depthwise conv + SiLU: 1e-5 * max(1, |ref|), the SIMD
- *    kernels' tolerance against the scalar ones in tests/test_kernels.c
- *    (CUDA's kernels are the same formula in another summation order, FMA
- *    contracted; rsqrtf, expf within 2 ulp).
+ *  - LayerNorm, depthwise conv + SiLU, CPU: 1e-5 * max(1, |ref|), the SIMD
+ *    kernels' tolerance against the scalar ones in tests/test_kernels.c.
+ *    CUDA (nvcc without --use_fast_math: IEEE division and sqrt, no flush
+ *    to zero, FMA contraction; expf and rsqrtf within 2 ulp, i.e. 4u
+ *    relative) derives its bound per element, the GPU's error plus the
+ *    scalar reference's own (both are float results):
+ *    - LayerNorm of a row x of C (k_layernorm / k_ln_rows4): the mean is a
+ *      float sum in lane-strided partial sums and a butterfly (any order:
+ *      <= C u sum|x|) then one division, so it is off by
+ *      dm <= (C+1) u A, A = sum|x| / C; the squared deviations sum to V
+ *      (1 + (C+3) u) + C dm^2 (the dm cross term cancels), /C and + eps
+ *      round twice more, rsqrtf (2 ulp) halves the relative error of its
+ *      argument and adds 4u: rstd within ((C+5)/2 + 4) u; then x - mean,
+ *      * rstd and the FMA * w + b round 3 times: |w| r (|x - mu| ((C+5)/2
+ *      + 7) u + dm) + u |y|, r = 1 / sqrt(V/C + eps). The reference
+ *      (double mean and variance, then float x - m, * rstd, * w, + b):
+ *      |w| r (4 u |x - mu| + u |mu|) + u |y|. Their sum, doubled for the
+ *      second-order terms (C dm^2 among them), as the scan's below.
+ *    - dwconv: acc = bias + up to 9 products, in order (FMA on the GPU,
+ *      separate roundings in the reference): each <= 10 u m, m = |bias| +
+ *      sum|w v|; SiLU's slope is <= 1.1, so 1.1 * 20 u m through it; SiLU
+ *      itself x / (1 + expf(-x)): expf (GPU 2 ulp, glibc 1 ulp), the add
+ *      and the division: 6u + 4u relative: + 10 u |y|.
  *  - conv + LayerNorm (stem, v2 patch embed conv 2, v3 downsample): the
  *    convolution's bound e_t (as linear, K = k*k*Cin, max over the token's
  *    channels) goes through the norm as 3*|w_c|*e_t/sigma_t (mean and
@@ -171,12 +190,32 @@ static double ck_now(vm_bb *bb) { return inner->now(bb); }
  * the features' layout pass after the run. */
 static float *outnorm[4];
 
+/* CUDA's LayerNorm against the scalar one: the bound at the top. */
+static void ln_dev_tol(const vm_ln *n, const float *x, const float *ref, size_t T, int C, double *tol) {
+    for (size_t t = 0; t < T; t++) {
+        const float *xr = x + t * C;
+        double mu = 0, A = 0, V = 0;
+        for (int c = 0; c < C; c++) mu += xr[c], A += fabs(xr[c]);
+        mu /= C, A /= C;
+        for (int c = 0; c < C; c++) V += (xr[c] - mu) * (xr[c] - mu);
+        const double r = 1.0 / sqrt(V / C + VM_LN_EPS), dm = (C + 1) * U * A;
+        for (int c = 0; c < C; c++) {
+            const double dev = fabs(xr[c] - mu), gpu = fabs(n->w[c]) * r * (dev * ((C + 5) / 2.0 + 7) * U + dm);
+            const double cpu = fabs(n->w[c]) * r * (4 * U * dev + U * fabs(mu));
+            tol[t * C + c] = 2.0 * (gpu + cpu + 2 * U * fabs(ref[t * C + c]));
+        }
+    }
+}
+
 static int ck_layernorm(vm_bb *bb, vm_bb_layer l, int s, int j, const float *in, float *out, size_t T, int C) {
     float *x = HV(bb, in, T * C), *ref = malloc(T * C * sizeof *ref);
     double *tol = malloc(T * C * sizeof *tol);
     int rc = inner->layernorm(bb, l, s, j, in, out, T, C);
     ref_layernorm(vm_model_ln(bb->m, l, s, j), x, ref, T, C, NULL);
-    for (size_t i = 0; i < T * C; i++) tol[i] = 1e-5 * fmax(1.0, fabs(ref[i]));
+    if (bb->host)
+        for (size_t i = 0; i < T * C; i++) tol[i] = 1e-5 * fmax(1.0, fabs(ref[i]));
+    else
+        ln_dev_tol(vm_model_ln(bb->m, l, s, j), x, ref, T, C, tol);
     if (!rc) {
         float *got = HV(bb, out, T * C);
         check(2, "layernorm", got, ref, tol, T * C);
@@ -308,6 +347,19 @@ static int ck_dwconv_silu(vm_bb *bb, int s, int j, const float *in, int ld_in, f
     const vm_block *bk = &bb->m->st[s].blocks[j];
     vm_kernels_scalar()->dwconv3x3_silu(ref, x, D, bk->conv_w, bk->conv_b, B, h, w, D);
     for (size_t i = 0; i < T * D; i++) tol[i] = 1e-5 * fmax(1.0, fabs(ref[i]));
+    for (size_t p = 0; !bb->host && p < T; p++) { /* CUDA: the bound at the top */
+        const int px = (int)(p % w), py = (int)(p / w % h);
+        const size_t b0 = p / ((size_t)w * h);
+        for (int d = 0; d < D; d++) {
+            double m = bk->conv_b ? fabs(bk->conv_b[d]) : 0.0;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++)
+                    if (py + dy >= 0 && py + dy < h && px + dx >= 0 && px + dx < w)
+                        m += fabs((double)bk->conv_w[d * 9 + (dy + 1) * 3 + dx + 1] *
+                                  x[((b0 * h + py + dy) * w + px + dx) * D + d]);
+            tol[p * D + d] = 1.1 * 20 * U * m + 10 * U * fabs(ref[p * D + d]);
+        }
+    }
     if (!rc) {
         float *got = HV(bb, out, T * D);
         check(4, "dwconv3x3 + SiLU", got, ref, tol, T * D);

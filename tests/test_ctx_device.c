@@ -5,7 +5,10 @@
  *
  * Exit 0: all passed; 1: a failure (printed); 77 (automake's SKIP): no CUDA
  * device here (or a build without --with-cuda). The public API only (and
- * the internal .npy reader, for the uint8 labels).
+ * the internal .npy reader, for the uint8 labels), but for two cases on
+ * backend.cu's test hooks (model/model.h): the caller's current device
+ * kept across every call (two GPUs or more) and each stream / event /
+ * cuBLAS handle creation of a context failed in turn.
  *
  * Tolerance: the goldens' own, |ours - golden| <= 1e-4 * max(1, |golden|)
  * (tests/test_golden.c says why: FP32 on both sides, only summation order
@@ -21,8 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
 #include "vmamba.h"
 #include "loaders/npy.h"
+#include "model/model.h"
 
 #define TOL 1e-4
 
@@ -359,6 +366,149 @@ static void seg_case(void) {
     vm_segmentor_free(s);
 }
 
+#ifdef VM_HAVE_CUDA
+/* The library selects a context's (or the weights') device for its own
+ * calls and puts the caller's back (src/cuda/keep_device.cuh): the
+ * application's thread, here on the last GPU, stays there across
+ * uploads, forwards on cuda:0 (classifier, features, the heads' op
+ * backend), frees and failures. With one GPU every thread is on cuda:0
+ * whatever the library does: not run. */
+static int on_mine;
+#define KEPT(what)                                                                                          \
+    CHECK(vm_cuda_test_current_device() == on_mine, "%s left the calling thread on cuda:%d (it was on cuda:%d)", \
+          what, vm_cuda_test_current_device(), on_mine)
+
+static void device_kept_case(int ndev) {
+    if (ndev < 2) {
+        printf("device_kept_case: one GPU, no other device to be on: not run\n");
+        return;
+    }
+    on_mine = ndev - 1;
+    if (vm_cuda_test_select_device(on_mine)) {
+        fail("cannot select cuda:%d", on_mine);
+        return;
+    }
+    vm_model *m = load_model("digits/model.pth");
+    vm_npy in, ref;
+    load_digits_io(&in, &ref);
+    const int B = (int)in.shape[0];
+    float *t = malloc(ref.numel * sizeof(float));
+    KEPT("vm_model_load");
+    vm_ctx *c = ctx(m, "cuda:0"); /* the upload to cuda:0 */
+    KEPT("vm_ctx_set_device(cuda:0)");
+    CHECK(vm_ctx_forward(c, in.data, B, 32, 32, t) == 0, "%s", vm_ctx_error(c));
+    KEPT("vm_ctx_forward on cuda:0 (its first: stream, handle, arena)");
+    close_to("cuda:0 logits, the caller on another GPU", t, ref.data, ref.numel);
+    CHECK(vm_ctx_forward(c, in.data, B, 32, 32, t) == 0, "%s", vm_ctx_error(c));
+    KEPT("vm_ctx_forward on cuda:0");
+    vm_ctx *c2 = ctx(m, "cuda:0");
+    vm_cuda_test_fail_create(1); /* its first forward fails on cuda:0, making its stream */
+    CHECK(vm_ctx_forward(c2, in.data, B, 32, 32, t) != 0, "a forward with a failed stream creation ran");
+    vm_cuda_test_fail_create(0);
+    KEPT("a failed vm_ctx_forward on cuda:0");
+    vm_ctx_free(c2);
+    CHECK(vm_model_set_device(m, "cuda:0", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
+    KEPT("vm_model_set_device(cuda:0)");
+    CHECK(vm_forward(m, in.data, B, 32, 32, t) == 0, "%s", vm_model_error(m));
+    KEPT("vm_forward on cuda:0");
+    CHECK(vm_ctx_set_device(c, "cpu") == 0, "%s", vm_ctx_error(c));
+    KEPT("vm_ctx_set_device(cpu) from cuda:0");
+    vm_ctx_free(c);
+    KEPT("vm_ctx_free");
+    CHECK(vm_model_set_device(m, "cpu", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
+    KEPT("vm_model_set_device(cpu), freeing cuda:0's copy");
+    CHECK(vm_model_set_device(m, "cuda:0", VM_PRECISION_FP32) == 0, "%s", vm_model_error(m));
+    vm_model_free(m);
+    KEPT("vm_model_free of a model on cuda:0");
+    free(t);
+    vm_npy_free(&in), vm_npy_free(&ref);
+
+    /* features, then the heads' CUDA op backend (segmentation) */
+    m = load_model("backbone_v2/model.pth");
+    vm_npy fin, fref[4];
+    load_npy(&fin, "backbone_v2/input.npy");
+    float *f[4];
+    for (int i = 0; i < 4; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "backbone_v2/feat%d.npy", i);
+        load_npy(&fref[i], nm);
+        f[i] = malloc(fref[i].numel * sizeof(float));
+    }
+    c = ctx(m, "cuda:0");
+    CHECK(vm_ctx_forward_features(c, fin.data, (int)fin.shape[0], (int)fin.shape[2], (int)fin.shape[3], f) == 0, "%s",
+          vm_ctx_error(c));
+    KEPT("vm_ctx_forward_features on cuda:0");
+    close_to("feature map 3 on cuda:0, the caller on another GPU", f[3], fref[3].data, fref[3].numel);
+    vm_ctx_free(c);
+    for (int i = 0; i < 4; i++) free(f[i]), vm_npy_free(&fref[i]);
+    vm_npy_free(&fin);
+    vm_model_free(m);
+    char err[512];
+    vm_segmentor *s = vm_segmentor_load(tdata("seg_upernet/model.pth"), err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "%s\n", err);
+        exit(99);
+    }
+    c = ctx(vm_segmentor_model(s), "cuda:0");
+    uint8_t *labels = NULL;
+    int w = 0, h = 0;
+    CHECK(vm_ctx_segment_file(c, s, tdata("seg_upernet/mini.png"), 2048, 36, &labels, &w, &h) == 0, "segment: %s",
+          vm_ctx_error(c));
+    KEPT("vm_ctx_segment_file on cuda:0 (the heads' CUDA op backend)");
+    free(labels);
+    vm_ctx_free(c);
+    KEPT("vm_ctx_free of a context with a CUDA op backend");
+    vm_segmentor_free(s);
+    KEPT("vm_segmentor_free");
+    vm_cuda_test_select_device(0);
+}
+
+/* make_streams (backend.cu) checks each creation of a context's stream,
+ * cuBLAS handle and events: failing each in turn (vm_cuda_test_fail_create)
+ * gives the forward an error (VM_ERR_BACKEND and the reason), not an
+ * abort, leaves none of them alive, and the same context runs right on
+ * its next forward; vm_ctx_free then leaves none either. */
+static void streams_fail_case(void) {
+    vm_model *m = load_model("digits/model.pth");
+    vm_npy in, ref;
+    load_digits_io(&in, &ref);
+    const int B = (int)in.shape[0];
+    float *t = malloc(ref.numel * sizeof(float));
+    const long base = vm_cuda_test_live_handles();
+    int failed = 0, done = 0;
+    for (int k = 1; k <= 64 && !done; k++) {
+        vm_ctx *c = ctx(m, "cuda:0");
+        vm_cuda_test_fail_create(k);
+        const int rc = vm_ctx_forward(c, in.data, B, 32, 32, t);
+        if (vm_cuda_test_fail_create(0) > 0) { /* fewer than k creations: none failed */
+            done = 1;
+            CHECK(rc == 0, "forward with every creation succeeding: %s", vm_ctx_error(c));
+            close_to("logits, no creation failed", t, ref.data, ref.numel);
+        } else {
+            failed++;
+            CHECK(rc == VM_ERR_BACKEND, "creation %d failed: forward returned %d, want VM_ERR_BACKEND (%d)", k, rc,
+                  VM_ERR_BACKEND);
+            CHECK(strstr(vm_ctx_error(c), "CUDA: cannot create") != NULL, "creation %d failed: message '%s'", k,
+                  vm_ctx_error(c));
+            CHECK(vm_cuda_test_live_handles() == base, "creation %d failed: %ld handles left alive", k,
+                  vm_cuda_test_live_handles() - base);
+            CHECK(vm_ctx_forward(c, in.data, B, 32, 32, t) == 0, "the forward after creation %d failed: %s", k,
+                  vm_ctx_error(c));
+            close_to("logits after a failed creation", t, ref.data, ref.numel);
+        }
+        vm_ctx_free(c);
+        CHECK(vm_cuda_test_live_handles() == base, "vm_ctx_free (k = %d) left %ld handles alive", k,
+              vm_cuda_test_live_handles() - base);
+    }
+    /* a stream, the cuBLAS handle, 2 profile events, the upload stream
+     * and its 4 events */
+    CHECK(done && failed >= 9, "%d creations failed in turn, want 9 or more (done %d)", failed, done);
+    free(t);
+    vm_npy_free(&in), vm_npy_free(&ref);
+    vm_model_free(m);
+}
+#endif
+
 int main(void) {
     int ndev = vm_cuda_devices();
     if (ndev < 1) {
@@ -370,6 +520,10 @@ int main(void) {
     concurrent_moves();
     feature_case();
     seg_case();
+#ifdef VM_HAVE_CUDA
+    device_kept_case(ndev);
+    streams_fail_case();
+#endif
     if (failures) {
         fprintf(stderr, "%d failure(s)\n", failures);
         return 1;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernels.cuh"
+#include "keep_device.cuh"
 /* Built only with --with-cuda (nvcc does not read config.h): model.h's
  * declarations of this file's entry points are wanted here too. */
 #ifndef VM_HAVE_CUDA
@@ -169,30 +170,86 @@ int up_conv(state *s, dconv *d, const vm_conv *h, char *err, size_t errlen) {
     return 0;
 }
 
-/* A stream, cuBLAS handle and events of one state (model or context). */
-int make_streams(state *s, char *err, size_t errlen) {
-    if (cudaStreamCreate(&s->stream) != cudaSuccess) return vm_errf(err, errlen, "CUDA: cannot create a stream");
-    if (cublasCreate(&s->blas) != CUBLAS_STATUS_SUCCESS) {
-        cudaStreamDestroy(s->stream);
-        return vm_errf(err, errlen, "CUDA: cannot create a cuBLAS handle");
-    }
-    cublasSetStream(s->blas, s->stream);
-    /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in. */
-    cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH); /* the compute type alone decides */
-    cudaEventCreate(&s->ev0);
-    cudaEventCreate(&s->ev1);
-    cudaStreamCreateWithFlags(&s->up, cudaStreamNonBlocking);
-    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventCreateWithFlags(&s->landed[i], cudaEventDisableTiming);
-    return 0;
+/* Tests (vm_cuda_test_fail_create): the n-th creation from now of a
+ * stream, event or cuBLAS handle in make_streams fails as if out of
+ * memory; g_live counts those alive, so that a test sees a failure
+ * part-way leave none behind. Atomics: contexts are made on any thread. */
+int g_fail_create;
+long g_live;
+
+bool injected() {
+    return __atomic_load_n(&g_fail_create, __ATOMIC_RELAXED) > 0 &&
+           __atomic_sub_fetch(&g_fail_create, 1, __ATOMIC_RELAXED) == 0;
 }
 
+void live(long d) { __atomic_add_fetch(&g_live, d, __ATOMIC_RELAXED); }
+
+cudaError_t new_stream(cudaStream_t *q, unsigned flags) {
+    *q = NULL;
+    cudaError_t e = injected() ? cudaErrorMemoryAllocation : cudaStreamCreateWithFlags(q, flags);
+    if (e == cudaSuccess) live(1);
+    else *q = NULL;
+    return e;
+}
+
+cudaError_t new_event(cudaEvent_t *ev, unsigned flags) {
+    *ev = NULL;
+    cudaError_t e = injected() ? cudaErrorMemoryAllocation : cudaEventCreateWithFlags(ev, flags);
+    if (e == cudaSuccess) live(1);
+    else *ev = NULL;
+    return e;
+}
+
+/* Destroys what make_streams made (NULL: not made) and clears it. Never
+ * called with NULL handles to the runtime: destroying stream 0 would be
+ * the legacy default stream, and a failed destroy would leave an error
+ * for the next forward's cudaGetLastError. */
 void destroy_streams(state *s) {
-    cudaEventDestroy(s->ev0);
-    cudaEventDestroy(s->ev1);
-    for (int i = 0; i < UPLOAD_PIECES; i++) cudaEventDestroy(s->landed[i]);
-    cudaStreamDestroy(s->up);
-    cublasDestroy(s->blas);
-    cudaStreamDestroy(s->stream);
+    cudaEvent_t *ev[2 + UPLOAD_PIECES] = {&s->ev0, &s->ev1};
+    for (int i = 0; i < UPLOAD_PIECES; i++) ev[2 + i] = &s->landed[i];
+    for (int i = 0; i < 2 + UPLOAD_PIECES; i++)
+        if (*ev[i]) cudaEventDestroy(*ev[i]), *ev[i] = NULL, live(-1);
+    if (s->up) cudaStreamDestroy(s->up), s->up = NULL, live(-1);
+    if (s->blas) cublasDestroy(s->blas), s->blas = NULL, live(-1);
+    if (s->stream) cudaStreamDestroy(s->stream), s->stream = NULL, live(-1);
+}
+
+int streams_failed(state *s, const char *what, const char *why, char *err, size_t errlen) {
+    cudaGetLastError(); /* not left for the next forward's launch check */
+    destroy_streams(s);
+    return vm_errf(err, errlen, "CUDA: cannot create %s: %s", what, why);
+}
+
+/* A stream, cuBLAS handle and events of one state (a context's), each
+ * creation checked: on a failure those made are destroyed (s holds none)
+ * and the error returned; the next forward tries again. */
+int make_streams(state *s, char *err, size_t errlen) {
+    s->stream = s->up = NULL;
+    s->blas = NULL;
+    s->ev0 = s->ev1 = NULL;
+    for (int i = 0; i < UPLOAD_PIECES; i++) s->landed[i] = NULL;
+    cudaError_t e = new_stream(&s->stream, cudaStreamDefault);
+    if (e != cudaSuccess) return streams_failed(s, "a stream", cudaGetErrorString(e), err, errlen);
+    cublasStatus_t st = injected() ? CUBLAS_STATUS_ALLOC_FAILED : cublasCreate(&s->blas);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        s->blas = NULL;
+        return streams_failed(s, "a cuBLAS handle", cublasGetStatusString(st), err, errlen);
+    }
+    live(1);
+    /* CUBLAS_COMPUTE_32F never uses TF32; the FAST_* types opt in: the
+     * compute type alone decides (CUBLAS_DEFAULT_MATH). Checked: a handle
+     * left on the legacy default stream would serialise with every other. */
+    if ((st = cublasSetStream(s->blas, s->stream)) != CUBLAS_STATUS_SUCCESS ||
+        (st = cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS)
+        return streams_failed(s, "a cuBLAS handle on the context's stream", cublasGetStatusString(st), err, errlen);
+    if ((e = new_event(&s->ev0, cudaEventDefault)) != cudaSuccess || (e = new_event(&s->ev1, cudaEventDefault)) != cudaSuccess)
+        return streams_failed(s, "an event", cudaGetErrorString(e), err, errlen);
+    if ((e = new_stream(&s->up, cudaStreamNonBlocking)) != cudaSuccess)
+        return streams_failed(s, "the upload stream", cudaGetErrorString(e), err, errlen);
+    for (int i = 0; i < UPLOAD_PIECES; i++)
+        if ((e = new_event(&s->landed[i], cudaEventDisableTiming)) != cudaSuccess)
+            return streams_failed(s, "an upload event", cudaGetErrorString(e), err, errlen);
+    return 0;
 }
 
 void free_plan(state *s) {
@@ -204,6 +261,7 @@ void free_plan(state *s) {
 /* Frees one device's weight state (it has no streams or arena of its own). */
 void release_weights(state *s) {
     if (!s) return;
+    keep_device kd; /* the caller's current device back on return */
     cudaSetDevice(s->device); /* the weights' device, whichever is current */
     for (size_t i = 0; i < s->nallocs; i++) cudaFree(s->allocs[i]);
     free(s->allocs);
@@ -510,6 +568,7 @@ int cu_mean_tokens(vm_bb *bb, const float *in, int B, int L, int C, float *out) 
 
 void ctx_release(void *p) {
     state *s = (state *)p;
+    keep_device kd; /* vm_ctx_free / vm_ctx_set_device: the caller's device back on return */
     cudaSetDevice(s->device);
     free_plan(s);
     destroy_streams(s);
@@ -635,6 +694,7 @@ int forward_on(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const f
  * asynchronous) and no kernel still runs when the call returns. */
 int forward_impl(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const float *in, int B, int H, int W,
                  float *logits, float *feats[4], int feats_dev) {
+    keep_device kd; /* forward_on selects the context's device: the caller's back on return */
     int rc = forward_on(m, c, device, ops, in, B, H, W, logits, feats, feats_dev);
     state *s = rc ? (state *)c->dev_ctx : NULL; /* NULL: no stream was made */
     if (s && s->device == device) {
@@ -786,6 +846,7 @@ static int attach(vm_model *m, int device, char *err, size_t errlen) {
 }
 
 extern "C" int vm_cuda_weights(vm_model *m, int device, int pin, char *err, size_t errlen) {
+    keep_device kd; /* attach selects `device`: the caller's back on return */
     pthread_mutex_lock(&g_lock);
     int rc = 0;
     if (pin >= 0) rc = attach(m, device, err, errlen);
@@ -806,6 +867,16 @@ extern "C" void vm_cuda_release_unpinned(vm_model *m, int keep) {
         }
     pthread_mutex_unlock(&g_lock);
 }
+
+/* Tests (model.h). */
+extern "C" int vm_cuda_test_fail_create(int n) { return __atomic_exchange_n(&g_fail_create, n, __ATOMIC_RELAXED); }
+extern "C" long vm_cuda_test_live_handles(void) { return __atomic_load_n(&g_live, __ATOMIC_RELAXED); }
+extern "C" int vm_cuda_test_current_device(void) {
+    int d = -1;
+    if (cudaGetDevice(&d) != cudaSuccess) cudaGetLastError(), d = -1;
+    return d;
+}
+extern "C" int vm_cuda_test_select_device(int d) { return cudaSetDevice(d) == cudaSuccess ? 0 : (cudaGetLastError(), -1); }
 
 /* The backbone ops (net/backbone.h) of this backend: the cu_* above. */
 const vm_bb_ops vm_bb_cuda_ops = {

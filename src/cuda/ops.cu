@@ -24,6 +24,7 @@
 
 #include "ops/backend.h"
 #include "ops/wcache.h"
+#include "keep_device.cuh"
 
 extern "C" int vm_roi_level(const float box[4], float finest_scale, int nlevels); /* post/det_post.h */
 
@@ -53,6 +54,9 @@ int fail(vm_be *be, const char *fmt, ...) {
 
 impl *I(vm_be *be) { return (impl *)be->impl; }
 
+/* Selects the backend's device. Every caller holds a keep_device first
+ * (keep_device.cuh): the heads call these ops from the application's
+ * thread, which leaves on the device it came in with. */
 int cur(vm_be *be) {
     cudaError_t e = cudaSetDevice(I(be)->device);
     if (e != cudaSuccess) return fail(be, "CUDA: cannot select device %d: %s", I(be)->device, cudaGetErrorString(e));
@@ -265,6 +269,7 @@ unsigned grid(size_t n) {
 /* ---- the vm_be functions --------------------------------------------- */
 
 float *c_alloc(vm_be *be, size_t n) {
+    keep_device kd;
     if (cur(be)) return NULL;
     be->nalloc++;
     void *p = NULL;
@@ -278,12 +283,14 @@ float *c_alloc(vm_be *be, size_t n) {
 
 void c_free(vm_be *be, float *p) {
     if (!p) return;
+    keep_device kd;
     cur(be);
     cudaStreamSynchronize(I(be)->s); /* work queued on it may still read p */
     cudaFree(p);
 }
 
 int c_upload(vm_be *be, float *dst, const float *src, size_t n) {
+    keep_device kd;
     if (cur(be)) return -1;
     /* synchronous: the host buffer may be reused as soon as this returns */
     if (cudaMemcpyAsync(dst, src, sizeof(float) * n, cudaMemcpyHostToDevice, I(be)->s) != cudaSuccess ||
@@ -293,6 +300,7 @@ int c_upload(vm_be *be, float *dst, const float *src, size_t n) {
 }
 
 int c_download(vm_be *be, float *dst, const float *src, size_t n) {
+    keep_device kd;
     if (cur(be)) return -1;
     if (cudaMemcpyAsync(dst, src, sizeof(float) * n, cudaMemcpyDeviceToHost, I(be)->s) != cudaSuccess ||
         cudaStreamSynchronize(I(be)->s) != cudaSuccess)
@@ -301,6 +309,7 @@ int c_download(vm_be *be, float *dst, const float *src, size_t n) {
 }
 
 int c_sync(vm_be *be) {
+    keep_device kd;
     if (cur(be)) return -1;
     cudaError_t e = cudaStreamSynchronize(I(be)->s);
     if (e != cudaSuccess) return fail(be, "CUDA: %s", cudaGetErrorString(e));
@@ -357,6 +366,7 @@ int gemm(vm_be *be, size_t M, int N, int K, const float *A, int lda, const float
 int c_linear(vm_be *be, int M, int N, int K, const float *A, int lda, const float *W, const float *b, int relu,
              float *C, int ldc) {
     if (M == 0 || N == 0) return 0;
+    keep_device kd;
     if (cur(be) || gemm(be, (size_t)M, N, K, A, lda, W, C, ldc)) return -1;
     if (b || relu) k_bias_act<<<grid((size_t)M * N), T, 0, I(be)->s>>>(C, ldc, (size_t)M, N, b, relu);
     return launched(be, "linear");
@@ -416,6 +426,7 @@ vm_be_conv *c_conv_make(vm_be *be, int B, int Cin, int H, int W, int Cout, int k
 }
 
 int c_conv_run(vm_be *be, vm_be_conv *c, const float *src, float *dst) {
+    keep_device kd;
     if (cur(be)) return -1;
     size_t rows = (size_t)c->B * c->OH * c->OW, Kc = (size_t)c->k * c->k * c->Cin;
     cudaStream_t s = I(be)->s;
@@ -445,24 +456,28 @@ void c_conv_free(vm_be *be, vm_be_conv *c) {
 
 int c_bilinear(vm_be *be, const float *in, int H, int W, int C, int ldi, float *out, int OH, int OW, int ldo,
                int accumulate) {
+    keep_device kd;
     if (cur(be)) return -1;
     k_bilinear<<<grid((size_t)OH * OW * C), T, 0, I(be)->s>>>(in, H, W, C, ldi, out, OH, OW, ldo, accumulate);
     return launched(be, "bilinear");
 }
 
 int c_avgpool(vm_be *be, const float *in, int H, int W, int C, int s, float *out) {
+    keep_device kd;
     if (cur(be)) return -1;
     k_avgpool<<<grid((size_t)s * s * C), T, 0, I(be)->s>>>(in, H, W, C, s, out);
     return launched(be, "adaptive avgpool");
 }
 
 int c_upsample_add(vm_be *be, float *dst, int Ho, int Wo, const float *src, int Hi, int Wi, int C) {
+    keep_device kd;
     if (cur(be)) return -1;
     k_upsample_add<<<grid((size_t)Ho * Wo * C), T, 0, I(be)->s>>>(dst, Ho, Wo, src, Hi, Wi, C);
     return launched(be, "nearest upsample-add");
 }
 
 int c_subsample2(vm_be *be, const float *src, int H, int W, int C, float *dst) {
+    keep_device kd;
     if (cur(be)) return -1;
     k_subsample2<<<grid((size_t)((H + 1) / 2) * ((W + 1) / 2) * C), T, 0, I(be)->s>>>(src, H, W, C, dst);
     return launched(be, "stride-2 subsample");
@@ -472,6 +487,7 @@ int c_roi_align(vm_be *be, const float *const *maps, const int *H, const int *W,
                 int bstride, int n, int S, float *out) {
     if (n <= 0) return 0;
     if (nlev < 1 || nlev > 4) return fail(be, "CUDA roi_align: %d levels (1..4)", nlev);
+    keep_device kd;
     if (cur(be)) return -1;
     impl *p = I(be);
     size_t need = (size_t)n * 5;
@@ -509,6 +525,7 @@ int c_roi_align(vm_be *be, const float *const *maps, const int *H, const int *W,
 int c_mask_logits(vm_be *be, const float *up, int n, int S, int Cm, const float *up_b, const float *lw, const float *lb,
                   const int *labels, float *logits) {
     if (n <= 0) return 0;
+    keep_device kd;
     if (cur(be)) return -1;
     impl *p = I(be);
     size_t need = (size_t)n; /* the labels, as ints in the float buffer */
@@ -532,6 +549,7 @@ int c_mask_logits(vm_be *be, const float *up, int n, int S, int Cm, const float 
 void c_release(vm_be *be) {
     impl *p = I(be);
     if (!p) return;
+    keep_device kd; /* the caller's device back on return */
     cudaSetDevice(p->device);
     if (p->s) cudaStreamSynchronize(p->s);
     vm_wcache_clear(&p->wc, be, drop_dev);
@@ -566,6 +584,7 @@ extern "C" vm_be *vm_be_cuda_new(int device, char *err, size_t errlen) {
     }
     p->device = device;
     be->impl = p;
+    keep_device kd; /* the stream and handle are made on `device`: the caller's back on return */
     be->wcache = &p->wc;
     if (cudaSetDevice(device) != cudaSuccess || cudaStreamCreateWithFlags(&p->s, cudaStreamNonBlocking) != cudaSuccess) {
         snprintf(err, errlen, "CUDA: cannot create a stream on device %d: %s", device, cudaGetErrorString(cudaGetLastError()));

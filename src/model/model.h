@@ -377,6 +377,16 @@ extern const vm_bb_ops vm_bb_cuda_ops;
 int vm_cuda_forward_ops(vm_model *m, vm_ctx *c, int device, const vm_bb_ops *ops, const float *in, int B, int H, int W,
                         float *logits, float *feats[4]);
 int vm_cuda_bb_download(vm_bb *bb, float *dst, const float *src, size_t n);
+/* Tests (tests/test_ctx_device.c). The n-th creation from now (1: the
+ * next) of a stream, event or cuBLAS handle of a context's CUDA state
+ * fails as out of memory (0: none); returns the count that was armed
+ * before (0: it fired, or none was armed). The number of those handles
+ * alive. The calling thread's current CUDA device (-1: none), and
+ * selecting one (0, or -1). */
+int vm_cuda_test_fail_create(int n);
+long vm_cuda_test_live_handles(void);
+int vm_cuda_test_current_device(void);
+int vm_cuda_test_select_device(int d);
 #endif
 
 /* Test and calibration hooks (not in the public header). The model forms
