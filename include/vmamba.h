@@ -302,8 +302,8 @@ VM_API double vm_model_gmacs(const vm_model *m, int H, int W);
 /* 1 when the model has INT8 layers (written by calibration). */
 VM_API int vm_model_is_int8(const vm_model *m);
 /* Which library runs the model's CPU GEMMs and convolutions: "xnnpack"
- * (aarch64 cores without SVE, where oneDNN has no tuned kernels) or
- * "onednn"; VMAMBA_GEMM=dnnl|xnnpack at load forces one. */
+ * (aarch64: oneDNN has tuned kernels only for SVE, and even there
+ * XNNPACK needs fewer instructions) or "onednn"; VMAMBA_GEMM=dnnl|xnnpack at load forces one. */
 VM_API const char *vm_model_gemm(const vm_model *m);
 
 /* What the build runs on: the CPU kernels in use ("avx512", "avx2",

@@ -46,12 +46,12 @@ grep -q '^#define VM_HAVE_XNNPACK 1' config.h || { echo "cross-aarch64: XNNPACK 
 make -j"$(nproc)"
 file vmamba | grep -q "ARM aarch64"
 make check VMAMBA_RUNNER="qemu-aarch64 -L /" || { cat tests/*.log; exit 1; }
-# That ran on qemu's default CPU ('max': SVE-512, where oneDNN JITs SVE
-# kernels). Raspberry Pi and RK3588 cores have no SVE, and there oneDNN runs
-# its reference GEMMs: the kernel and golden suites again on such a core (~2 min).
-# There the GEMMs default to XNNPACK (src/ops/gemm_xnnpack.c); the golden
-# suite also runs forced onto oneDNN there, and forced onto XNNPACK on
-# 'max' (where the default is oneDNN's SVE path), so both GEMM paths meet
+# That ran on qemu's default CPU ('max': SVE-512), on XNNPACK, the GEMM
+# path of every aarch64 core (src/ops/gemm_xnnpack.c). Raspberry Pi and
+# RK3588 cores have no SVE: the kernel and golden suites again on such a
+# core (~2 min). The golden suite also runs forced onto oneDNN there
+# (its reference GEMMs) and on 'max' (where oneDNN JITs SVE kernels), and
+# the quant suite on oneDNN's INT8 on 'max', so both GEMM paths meet
 # the goldens on both CPUs (quant: the INT8 models on XNNPACK's qc8); the
 # xnnpack suite checks its operators against
 # scalar references and a whole model against oneDNN. det: the Mask R-CNN
@@ -62,7 +62,9 @@ for run in "kernels " "golden " "golden dnnl" "quant " "xnnpack " "det "; do
     VMAMBA_GEMM=$gemm CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=$suite QEMU_CPU=cortex-a72 VMAMBA_TEST_DATA="$src/tests/data" \
         qemu-aarch64 -L / tests/check_vmamba
 done
-VMAMBA_GEMM=xnnpack CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=golden VMAMBA_TEST_DATA="$src/tests/data" qemu-aarch64 -L / tests/check_vmamba
+for suite in golden quant; do
+    VMAMBA_GEMM=dnnl CK_DEFAULT_TIMEOUT=1800 CK_RUN_SUITE=$suite VMAMBA_TEST_DATA="$src/tests/data" qemu-aarch64 -L / tests/check_vmamba
+done
 # The instruction counter (bench/arm-icount.sh, a qemu TCG plugin) counts a
 # known instruction stream exactly and still maps every op: a few seconds.
 if command -v python3 >/dev/null && command -v cc >/dev/null; then

@@ -146,7 +146,8 @@ def line_ops(path, enum):
         ops = re.findall(r"\bVM_OP_\w+", raw[m.start():end])
         if ops and ops[0] in enum:
             ranges.append((lineno(m.start()), lineno(end - 1), enum.index(ops[0])))
-    for m in re.finditer(r"seconds\s*\[\s*(VM_OP_\w+)\s*\]\s*\+=\s*\w+\s*\(\s*\)\s*-\s*(\w+)", raw):
+    # the clock call may be now_s() or through the ops table, o->now(bb)
+    for m in re.finditer(r"seconds\s*\[\s*(VM_OP_\w+)\s*\]\s*\+=\s*[\w.>-]+\s*\([^()]*\)\s*-\s*(\w+)", raw):
         op, var = m.group(1), m.group(2)
         if op not in enum:
             continue

@@ -1,7 +1,8 @@
-/* vec-math.h - exp, softplus, erf and SiLU on vectors, written once on
- * top of vec.h. Errors against double-precision libm, measured by
- * tests/test_kernels.c over wide ranges: exp <= 2 ulp, softplus and
- * GELU/SiLU within 2e-7 relative (see that test for the bounds asserted). */
+/* vec-math.h - exp, 2^x, the scan's softplus, GELU and SiLU on vectors,
+ * written once on top of vec.h. Errors against double-precision libm,
+ * measured by tests/test_kernels.c over wide ranges: exp <= 2 ulp,
+ * GELU/SiLU within 4e-7 of max(1, |value|), log2(1 + 2^w) a few ulp (see
+ * that test for the bounds asserted). */
 #ifndef VM_VEC_MATH_H
 #define VM_VEC_MATH_H
 
@@ -81,87 +82,72 @@ static inline vf vf_exp2(vf x) {
 }
 #endif
 
-/* ln(z) for z in [1, 2]: z = m * 2^e with m in [sqrt(1/2), sqrt(2)),
- * ln m = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.1716, series to s^11. */
-static inline vf vf_log_1to2(vf z) {
-    vi bits = vf_bits(z);
-    vi e = vi_sub(vi_srl(bits, 23), 127);
-    vf m = vi_as_vf(vi_or(vi_and(bits, 0x007fffff), 0x3f800000)); /* [1, 2) */
-    vmask big = vf_gt(m, vf_set1(1.41421356f));
-    m = vf_select(big, vf_mul(m, vf_set1(0.5f)), m);
-    vf ef = vf_add(vi_to_vf(e), vf_select(big, vf_set1(1.0f), vf_zero()));
-    vf s = vf_div(vf_sub(m, vf_set1(1.0f)), vf_add(m, vf_set1(1.0f)));
-    vf s2 = vf_mul(s, s);
-    vf p = vf_set1(2.0f / 11.0f);
-    p = vf_fma(p, s2, vf_set1(2.0f / 9.0f));
-    p = vf_fma(p, s2, vf_set1(2.0f / 7.0f));
-    p = vf_fma(p, s2, vf_set1(2.0f / 5.0f));
-    p = vf_fma(p, s2, vf_set1(2.0f / 3.0f));
-    p = vf_fma(p, s2, vf_set1(2.0f));
-    return vf_fma(ef, vf_set1(0.693147180559945f), vf_mul(p, s));
+/* 2^x for x <= 0 (the scan's decays and softplus term): no upper clamp. */
+#if defined(VM_ISA_AVX512)
+static inline vf vf_exp2_nonpos(vf x) { return vf_exp2(x); }
+#else
+static inline vf vf_exp2_nonpos(vf x) {
+    x = vf_max(x, vf_set1(-126.0f));
+    vi n = vf_round_to_int(x);
+    return vf_mul(vf_exp2_poly(vf_sub(x, vi_to_vf(n))), vf_pow2i(n));
+}
+#endif
+
+/* log2(1 + 2^w) for the selective scan's softplus, in base 2 so that one
+ * result gives both delta = ln 2 * it and the state decay exp(delta * A) =
+ * 2^(it * A) (no log2 e product, no second range reduction):
+ *   log2(1 + 2^w) = max(w, 0) + log2(1 + y),  y = 2^-|w| in (0, 1],
+ *   log2(1 + y) = y q(y),  q a degree-8 fit of log2(1 + y) / y on [0, 1]
+ * (Chebyshev, |error| 4.8e-8 against q's 1..1.44: relative, also for tiny
+ * y, where ln(1 + y) would need log1p's care). 19 vector operations with
+ * vf_exp2; the exp + log (with a division for atanh, another for log1p's
+ * correction) it replaces took ~55 (bench/RESULTS.md, ARM session 7). */
+static inline vf vf_log2_1p_exp2(vf w) {
+    vf y = vf_exp2_nonpos(vf_neg(vf_abs(w)));
+    vf q = vf_set1(0.007395402137863264f);
+    q = vf_fma(q, y, vf_set1(-0.041945008928705863f));
+    q = vf_fma(q, y, vf_set1(0.11183207392944968f));
+    q = vf_fma(q, y, vf_set1(-0.1962389518989473f));
+    q = vf_fma(q, y, vf_set1(0.27522121233093542f));
+    q = vf_fma(q, y, vf_set1(-0.35829906959230153f));
+    q = vf_fma(q, y, vf_set1(0.48067888959193056f));
+    q = vf_fma(q, y, vf_set1(-0.72133951314566449f));
+    q = vf_fma(q, y, vf_set1(1.4426949917298651f));
+    return vf_fma(y, q, vf_max(w, vf_zero()));
 }
 
-/* softplus(x) = max(x, 0) + log1p(e^-|x|), and x itself above 20 as in
- * torch. log1p(y) = ln(1+y) * y / ((1+y) - 1) keeps full relative
- * accuracy for tiny y (Goldberg); where 1+y rounds to 1 it returns y. */
-static inline vf vf_softplus(vf x) {
-    vf y = vf_exp(vf_neg(vf_abs(x)));
-    vf z = vf_add(vf_set1(1.0f), y);
-    vf zm1 = vf_sub(z, vf_set1(1.0f));
-    vmask one = vf_eq(zm1, vf_zero());
-    vf l = vf_mul(vf_log_1to2(z), vf_div(y, vf_select(one, vf_set1(1.0f), zm1)));
-    l = vf_select(one, y, l);
-    vf r = vf_add(vf_max(x, vf_zero()), l);
-    return vf_select(vf_gt(x, vf_set1(20.0f)), x, r);
+/* SiLU x / (1 + e^-x), e^-x as 2^(-x log2 e) (vf_exp2: 4 operations fewer
+ * than vf_exp; the product's rounding moves e^-x by at most |x| 6e-8
+ * relative, which the quotient carries at most as much: within the test's
+ * 4e-7 for |x| <= 30, and where |x| is larger SiLU is x or 0 to float). */
+static inline vf vf_silu(vf x) {
+    return vf_div(x, vf_add(vf_set1(1.0f), vf_exp2(vf_mul(x, vf_set1(-1.44269504088896341f)))));
 }
 
-/* softplus for the d_state > 1 scans, without divisions: log1p(y), y =
- * e^-|x| in (0, 1], as y p(y) with p a degree-8 fit of log1p(y) / y on
- * [0, 1] (Lawson's weighted least squares, relative error 3e-8; 1.8e-7 in
- * this FP32 Horner form, vf_softplus's 2e-7 class). vf_softplus's log and
- * its two divisions made the per-step softplus a third of the d_state-16
- * scan (bench/RESULTS.md). The d_state-1 scans keep vf_softplus: their
- * results stay bit-identical (the Mask R-CNN golden's exact score tie). */
-static inline vf vf_softplus_poly(vf x) {
-    const vf y = vf_exp(vf_neg(vf_abs(x)));
-    vf p = vf_set1(0.005232302006334066f);
-    p = vf_fma(p, y, vf_set1(-0.02950320392847061f));
-    p = vf_fma(p, y, vf_set1(0.07822176069021225f));
-    p = vf_fma(p, y, vf_set1(-0.13662798702716827f));
-    p = vf_fma(p, y, vf_set1(0.19105741381645203f));
-    p = vf_fma(p, y, vf_set1(-0.24842894077301025f));
-    p = vf_fma(p, y, vf_set1(0.33319082856178284f));
-    p = vf_fma(p, y, vf_set1(-0.4999949336051941f));
-    p = vf_fma(p, y, vf_set1(0.9999999403953552f));
-    const vf r = vf_fma(y, p, vf_max(x, vf_zero()));
-    return vf_select(vf_gt(x, vf_set1(20.0f)), x, r);
-}
-
-static inline vf vf_silu(vf x) { return vf_div(x, vf_add(vf_set1(1.0f), vf_exp(vf_neg(x)))); }
-
-/* erf via erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2) (Numerical
- * Recipes' Chebyshev fit, relative error < 1.2e-7 for all z >= 0). */
-static inline vf vf_erf(vf x) {
-    vf z = vf_abs(x);
-    vf t = vf_div(vf_set1(1.0f), vf_fma(vf_set1(0.5f), z, vf_set1(1.0f)));
-    vf p = vf_set1(0.17087277f);
-    p = vf_fma(p, t, vf_set1(-0.82215223f));
-    p = vf_fma(p, t, vf_set1(1.48851587f));
-    p = vf_fma(p, t, vf_set1(-1.13520398f));
-    p = vf_fma(p, t, vf_set1(0.27886807f));
-    p = vf_fma(p, t, vf_set1(-0.18628806f));
-    p = vf_fma(p, t, vf_set1(0.09678418f));
-    p = vf_fma(p, t, vf_set1(0.37409196f));
-    p = vf_fma(p, t, vf_set1(1.00002368f));
-    p = vf_fma(p, t, vf_set1(-1.26551223f));
-    vf erfc = vf_mul(t, vf_exp(vf_sub(p, vf_mul(z, z))));
-    return vf_copysign(vf_sub(vf_set1(1.0f), erfc), x);
-}
-
-/* GELU, exact form 0.5 x (1 + erf(x / sqrt 2)). */
+/* GELU, exact form 0.5 x (1 + erf(x / sqrt 2)), through erfc, which keeps
+ * its relative accuracy in both tails: with z = |x| / sqrt 2,
+ * erfc(z) = t exp(P(t) - z^2), t = 1 / (1 + z / 2) (Numerical Recipes'
+ * Chebyshev fit, relative error < 1.2e-7 for all z >= 0), and
+ *   h = erfc(z) / 2 = t 2^(log2e P(t) - 1 - log2e x^2 / 2),
+ *   GELU = x (1 - h) for x > 0, x h otherwise.
+ * P's coefficients come scaled by log2 e (the constant term less 1 for
+ * the halving), so the exponential is one vf_exp2 with no product ahead
+ * of it: ~31 operations a vector against ~50 for 0.5 x (1 + erf) with
+ * erf = 1 - erfc by vf_exp (bench/RESULTS.md, ARM session 7). */
 static inline vf vf_gelu(vf x) {
-    vf e = vf_erf(vf_mul(x, vf_set1(0.70710678118654752f)));
-    return vf_mul(vf_mul(vf_set1(0.5f), x), vf_add(vf_set1(1.0f), e));
+    vf t = vf_div(vf_set1(1.0f), vf_fma(vf_abs(x), vf_set1(0.35355339059327376f), vf_set1(1.0f)));
+    vf p = vf_set1(0.17087277f * 1.44269504088896341f);
+    p = vf_fma(p, t, vf_set1(-0.82215223f * 1.44269504088896341f));
+    p = vf_fma(p, t, vf_set1(1.48851587f * 1.44269504088896341f));
+    p = vf_fma(p, t, vf_set1(-1.13520398f * 1.44269504088896341f));
+    p = vf_fma(p, t, vf_set1(0.27886807f * 1.44269504088896341f));
+    p = vf_fma(p, t, vf_set1(-0.18628806f * 1.44269504088896341f));
+    p = vf_fma(p, t, vf_set1(0.09678418f * 1.44269504088896341f));
+    p = vf_fma(p, t, vf_set1(0.37409196f * 1.44269504088896341f));
+    p = vf_fma(p, t, vf_set1(1.00002368f * 1.44269504088896341f));
+    p = vf_fma(p, t, vf_set1(-1.26551223f * 1.44269504088896341f - 1.0f));
+    vf h = vf_mul(t, vf_exp2(vf_fnma(vf_mul(x, x), vf_set1(0.72134752044448170f), p)));
+    return vf_mul(x, vf_select(vf_gt(x, vf_zero()), vf_sub(vf_set1(1.0f), h), h));
 }
 
 #endif

@@ -22,9 +22,10 @@ extern "C" {
 typedef struct vm_xop vm_xop;
 
 /* Whether the GEMMs of a model loaded now go through XNNPACK: the
- * environment's VMAMBA_GEMM=dnnl|xnnpack when set, else XNNPACK on aarch64
- * cores without SVE (oneDNN 2.6's tuned aarch64 kernels are SVE-only; on
- * NEON-only cores it runs reference GEMMs, bench/RESULTS.md "ARM"), oneDNN
+ * environment's VMAMBA_GEMM=dnnl|xnnpack when set, else XNNPACK on every
+ * aarch64 core (oneDNN 2.6's tuned aarch64 kernels are SVE-only; on
+ * NEON-only cores it runs reference GEMMs, and on SVE cores XNNPACK's NEON
+ * kernels still need fewer instructions, bench/RESULTS.md "ARM"), oneDNN
  * elsewhere. Returns 1 (XNNPACK), 0 (oneDNN) or -1 with a message in err
  * (VMAMBA_GEMM=xnnpack in a build or on a CPU XNNPACK cannot serve, or an
  * unknown value). */
