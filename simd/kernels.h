@@ -55,6 +55,21 @@ typedef struct {
      *  y    [B*L][D]            merged output (overwritten)             */
     void (*scan_cross)(float *y, const float *u, const float *dts, const float *dt_w, const float *dbl, const float *A,
                        const float *Ds, const float *dt_bias, const vm_scan_dims *dims);
+    /* out = LN(in) * w + b, then * silu(z) (z row stride ldz): the SS2D
+     * out_norm and its gate in one pass, bit-identical to layernorm then
+     * mul_silu of the same table (one pass over y and one parallel
+     * region fewer per gated block). out may alias in. */
+    void (*layernorm_mul_silu)(float *out, const float *in, const float *w, const float *b, const float *z, int ldz,
+                               size_t T, int C, float eps);
+    /* dt_proj of the four scan directions in one call:
+     *  dts[k][t][d] = sum over r = 0..R-1 of dbl[t][k][r] * wt[k][r][d],
+     * per element fmaf over r from 0 (oneDNN's order for these K: the
+     * d_state-1 models' bits do not move, bench/RESULTS.md). dbl
+     * [T][4][P] (x_proj's output, its first R of each P), wt [4][R][D]
+     * (dt_proj's weights r-major, laid out by the plan), dts [4][T][D].
+     * One parallel region for the four products (they were four oneDNN
+     * calls of 1.8 M MACs each, mostly overhead at 2 threads). */
+    void (*dt_proj)(float *dts, const float *dbl, const float *wt, size_t T, int D, int R, int P);
     /* INT8 inputs: q[r][k] = (u8) clamp(x[r*ld + k] * inv + zp + 0.5, 0,
      * 255.49) truncated, i.e. round(x / scale) + zp, saturated. */
     void (*quantize_u8)(uint8_t *q, const float *x, size_t M, int K, int ld, float inv, float zp);

@@ -205,6 +205,57 @@ START_TEST(mul_silu_and_tails) {
 }
 END_TEST
 
+/* out_norm + gate in one kernel against the same table's layernorm then
+ * mul_silu: the same bits (vector tails, a strided gate, in place). */
+START_TEST(layernorm_mul_silu_matches_composition) {
+    static const int Cs[] = {37, 96, 5, 803};
+    const vm_kernel_table *K = vm_kernels_available()[_i / 4];
+    const int T = 9, C = Cs[_i % 4], ldz = 2 * C + 3;
+    float *x = rvec((size_t)T * C, 3.0f), *w = rvec(C, 2.0f), *b = rvec(C, 1.0f), *z = rvec((size_t)T * ldz, 6.0f);
+    float *want = malloc(sizeof(float) * T * C), *got = malloc(sizeof(float) * T * C);
+    K->layernorm(want, x, w, b, T, C, 1e-5f);
+    K->mul_silu(want, want, z, T, C, ldz);
+    memcpy(got, x, sizeof(float) * T * C);
+    K->layernorm_mul_silu(got, got, w, b, z, ldz, T, C, 1e-5f);
+    for (int i = 0; i < T * C; i++)
+        ck_assert_msg(memcmp(&got[i], &want[i], sizeof(float)) == 0, "layernorm_mul_silu[%s] C %d: element %d: %.9g vs %.9g",
+                      K->name, C, i, got[i], want[i]);
+    free(x); free(w); free(b); free(z); free(want); free(got);
+}
+END_TEST
+
+/* dt_proj of the four directions against the scalar reference (fmaf over
+ * r from 0, the order oneDNN's products have at these K): the same bits on
+ * every table; token counts with 8- and 64-token tails, D with vector tails,
+ * R from 1 to the 7x7 stage's 48. */
+START_TEST(dt_proj_matches_reference) {
+    static const int dims[][3] = {/* T, D, R */ {99, 33, 5}, {70, 19, 6}, {3, 5, 1}, {196, 64, 24}, {49, 48, 48}, {200, 17, 12}};
+    const vm_kernel_table *K = vm_kernels_available()[_i / 6];
+    const int T = dims[_i % 6][0], D = dims[_i % 6][1], R = dims[_i % 6][2], P = R + 2;
+    float *dbl = rvec((size_t)T * 4 * P, 1.0f), *wt = rvec((size_t)4 * R * D, 0.5f);
+    float *want = malloc(sizeof(float) * 4 * T * D), *got = malloc(sizeof(float) * 4 * T * D);
+    vm_kernels_scalar()->dt_proj(want, dbl, wt, T, D, R, P);
+    K->dt_proj(got, dbl, wt, T, D, R, P);
+    for (size_t i = 0; i < (size_t)4 * T * D; i++)
+        ck_assert_msg(memcmp(&got[i], &want[i], sizeof(float)) == 0, "dt_proj[%s] T %d D %d R %d: element %zu: %.9g vs %.9g",
+                      K->name, T, D, R, i, got[i], want[i]);
+    /* the reference against the formula in double (a wrong index would
+     * show here, not as a rounding difference) */
+    for (int k = 0; k < 4; k++)
+        for (int t = 0; t < T; t += 7)
+            for (int d = 0; d < D; d++) {
+                double acc = 0, mag = 0;
+                for (int r = 0; r < R; r++) {
+                    double v = (double)dbl[(size_t)t * 4 * P + k * P + r] * wt[((size_t)k * R + r) * D + d];
+                    acc += v;
+                    mag += fabs(v);
+                }
+                ck_assert(fabs(want[((size_t)k * T + t) * D + d] - acc) <= 1e-6 * (mag + 1e-30) * R);
+            }
+    free(dbl); free(wt); free(want); free(got);
+}
+END_TEST
+
 /* Worst error of the table's GELU and SiLU against libm in double, over
  * 2M points in [-30, 30]: asserted below 4e-7 * max(1, |ref|), and
  * printed so a bug report can quote it. */
@@ -267,6 +318,8 @@ Suite *suite_kernels(void) {
     tcase_add_loop_test(tc, mul_silu_and_tails, 0, n_tables());
     tcase_add_loop_test(tc, vector_math_error, 0, n_tables());
     tcase_add_loop_test(tc, layernorm_u8_matches_composition, 0, n_tables() * 4);
+    tcase_add_loop_test(tc, layernorm_mul_silu_matches_composition, 0, n_tables() * 4);
+    tcase_add_loop_test(tc, dt_proj_matches_reference, 0, n_tables() * 6);
     suite_add_tcase(s, tc);
     return s;
 }

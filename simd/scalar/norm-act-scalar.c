@@ -1,4 +1,4 @@
-/* norm-act-scalar.c - reference LayerNorm, GELU, SiLU, gated SiLU. */
+/* norm-act-scalar.c - reference LayerNorm, GELU, SiLU, gated SiLU, LayerNorm + gate. */
 #include <math.h>
 
 #include "../kernels.h"
@@ -40,6 +40,19 @@ void vm_mul_silu_scalar(float *out, const float *in, const float *z, size_t T, i
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++)
         for (int c = 0; c < C; c++) out[t * C + c] = in[t * C + c] * silu1(z[t * (size_t)ldz + c]);
+}
+
+/* out_norm then the gate: the composition's exact operations, a row at a
+ * time (ln_row's output rounded to float, then * silu(z)). */
+void vm_layernorm_mul_silu_scalar(float *out, const float *in, const float *w, const float *b, const float *z, int ldz,
+                                  size_t T, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < T; t++) {
+        float *o = out + t * (size_t)C;
+        const float *g = z + t * (size_t)ldz;
+        ln_row(o, in + t * (size_t)C, w, b, C, eps);
+        for (int c = 0; c < C; c++) o[c] = o[c] * silu1(g[c]);
+    }
 }
 
 /* One row of K values to u8 codes (kernels.h quantize_u8). */

@@ -7,6 +7,9 @@ void vm_layernorm_scalar(float *out, const float *in, const float *w, const floa
 void vm_gelu_scalar(float *out, const float *in, size_t n);
 void vm_silu_scalar(float *out, const float *in, size_t n);
 void vm_mul_silu_scalar(float *out, const float *in, const float *z, size_t T, int C, int ldz);
+void vm_layernorm_mul_silu_scalar(float *out, const float *in, const float *w, const float *b, const float *z, int ldz,
+                                  size_t T, int C, float eps);
+void vm_dt_proj_scalar(float *dts, const float *dbl, const float *wt, size_t T, int D, int R, int P);
 void vm_dwconv3x3_silu_scalar(float *out, const float *in, int ld_in, const float *w, const float *bias, int B, int H,
                               int W, int C);
 void vm_scan_cross_scalar(float *y, const float *u, const float *dts, const float *dt_w, const float *dbl, const float *A,

@@ -45,6 +45,8 @@ void vm_plan_free(vm_plan *p) {
     }
     free(p->sp_mm);
     free(p->sp_pack);
+    free(p->dt_wt_buf);
+    free(p->dt_wt);
     vm_conv_free(p->pe1);
     vm_conv_free(p->pe2);
     for (int s = 0; s < 3; s++) vm_conv_free(p->ds[s]);
@@ -148,6 +150,28 @@ static int make_ssm_proj(vm_ctx *c, int B) {
     p->sp_mm = calloc(5 * nb + 1, sizeof *p->sp_mm);
     if (!p->sp_pack || !p->sp_mm) return vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (x_proj/dt_proj primitives)");
     p->nsp = 5 * nb;
+    /* d_state 1, FP32: dt_proj runs as one kernel call for the four
+     * directions (kernels.h dt_proj) on these r-major copies; the four
+     * primitives below stay for BF16 plans and are made anyway (cheap) */
+    if (m->info.d_state == 1 && !p->bf16) {
+        size_t n = 0;
+        for (int s = 0; s < 4; s++) n += (size_t)m->st[s].depth * 4 * m->st[s].R * m->st[s].d_inner;
+        p->dt_wt_buf = malloc(n * sizeof *p->dt_wt_buf);
+        p->dt_wt = malloc(nb * sizeof *p->dt_wt);
+        if (!p->dt_wt_buf || !p->dt_wt) return vm_ctx_fail(c, VM_ERR_NOMEM, "out of memory (dt_proj weights)");
+        float *q = p->dt_wt_buf;
+        size_t bi = 0;
+        for (int s = 0; s < 4; s++) {
+            const int D = m->st[s].d_inner, R = m->st[s].R;
+            for (int j = 0; j < m->st[s].depth; j++, bi++) {
+                const float *w = m->st[s].blocks[j].dt_w;
+                p->dt_wt[bi] = q;
+                for (int k = 0; k < 4; k++)
+                    for (int r = 0; r < R; r++)
+                        for (int d = 0; d < D; d++) *q++ = w[((size_t)k * D + d) * R + r];
+            }
+        }
+    }
     char e[256];
     size_t i = 0;
     for (int s = 0; s < 4; s++) {

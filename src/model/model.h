@@ -126,6 +126,12 @@ typedef struct {
     vm_wpack **sp_pack;
     vm_matmul **sp_mm;
     size_t nsp;
+    /* d_state-1 FP32 plans: every block's dt_proj weights r-major
+     * ([4][R][D], dt_wt[block index]) for the dt_proj kernel, copies made
+     * with sp_pack's (NULL when it is NULL, in BF16 plans and for d_state
+     * > 1, whose scan computes dt itself). */
+    float *dt_wt_buf;
+    float **dt_wt;
     int bf16;                 /* primitives made in BF16 (vm_ctx_bf16) */
     float *xacc;              /* XNNPACK path: a residual layer's product before the add */
     int8_t *xq8;              /* XNNPACK INT8: a layer's s8 output */

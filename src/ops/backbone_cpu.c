@@ -324,8 +324,11 @@ static int cpu_dwconv_silu(vm_bb *bb, int s, int j, const float *in, int ld_in, 
  * into the plan's t4, the fused cross scan / merge, out_norm, gate. For
  * d_state > 1 the scan computes dt_proj itself (dt_w): its chunks' first
  * phase has the FMAs' room, and the K = dt_rank GEMMs ran at 45-145 GFLOP/s
- * (bench/RESULTS.md); the d_state-1 scan has no such room (it lost there),
- * and keeps oneDNN's products. Traces still get dts from the GEMMs. */
+ * (bench/RESULTS.md); the d_state-1 scan has no such room (it lost there).
+ * d_state 1 in FP32 runs the four products as one dt_proj kernel call (one
+ * parallel region instead of four oneDNN calls, the same bits); BF16 plans
+ * keep the bf16 primitives, unpacked models sgemm. Traces of d_state > 1
+ * still get dts from the GEMMs. */
 static int cpu_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, const float *z, int ldz, float *y, int B, int h,
                    int w) {
     vm_ctx *c = CTX(bb);
@@ -337,14 +340,16 @@ static int cpu_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, c
     const int D = st->d_inner, R = st->R, N = m->info.d_state, P = R + 2 * N;
     const size_t T = (size_t)B * h * w;
     vm_matmul **sp = NULL; /* this block's x_proj, dt_proj[4] primitives */
-    if (p->sp_mm) {
-        size_t bi = (size_t)j;
-        for (int q = 0; q < s; q++) bi += (size_t)m->st[q].depth;
-        sp = p->sp_mm + 5 * bi;
-    }
+    const float *dt_wt = NULL; /* its dt_proj weights r-major (d_state 1, FP32) */
+    size_t bi = (size_t)j;
+    for (int q = 0; q < s; q++) bi += (size_t)m->st[q].depth;
+    if (p->sp_mm) sp = p->sp_mm + 5 * bi;
+    if (p->dt_wt) dt_wt = p->dt_wt[bi];
     int rc = 0;
     const int dt_in_scan = N > 1 && R <= VM_SCAN_MAX_R;
-    for (int k = 0; k < 4 && (!dt_in_scan || c->trace); k++) {
+    const int dt_kernel = !dt_in_scan && dt_wt && !bk->x_dt[0];
+    if (dt_kernel) PROF(VM_OP_X_PROJ, K->dt_proj(p->t4, xdbl, dt_wt, T, D, R, P));
+    for (int k = 0; k < 4 && !dt_kernel && (!dt_in_scan || c->trace); k++) {
         if (bk->x_dt[k]) {
             PROF(VM_OP_X_PROJ, rc |= xfc(c, bk->x_dt[k], (int)T, xdbl + (size_t)k * P, p->t4 + (size_t)k * T * D));
         } else {
@@ -361,6 +366,12 @@ static int cpu_ssm(vm_bb *bb, int s, int j, const float *u, const float *xdbl, c
     vm_scan_dims dims = {B, h, w, D, N, R};
     PROF(VM_OP_SCAN, K->scan_cross(y, u, p->t4, dt_in_scan ? bk->dt_w : NULL, xdbl, bk->A, bk->Ds, bk->dt_b, &dims));
     TR("y_merged", y, B, h, w, D);
+    if (z && !c->trace) {
+        /* out_norm and the gate in one pass (the same bits as the two
+         * kernels); profiled as the gate */
+        PROF(VM_OP_GATE, K->layernorm_mul_silu(y, y, bk->out_norm.w, bk->out_norm.b, z, ldz, T, D, VM_LN_EPS));
+        return 0;
+    }
     PROF(VM_OP_NORM, K->layernorm(y, y, bk->out_norm.w, bk->out_norm.b, T, D, VM_LN_EPS));
     TR("out_norm", y, B, h, w, D);
     if (z) {
