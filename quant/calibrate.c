@@ -429,8 +429,12 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
         }
         int conv = is_conv_weight(p);
         int store8 = (s || conv) && storage_only(c, p->name) && !user_skipped(c, p->name); /* s8 storage, FP32 compute */
-        if (store8) s = NULL;
-        if ((s || conv) && (store8 || !skipped(c, p->name))) {
+        /* decided before s is dropped: the head is no convolution, and
+         * testing (s || conv) after `s = NULL` wrote it FP32 (57dd2e3 to
+         * session 8) */
+        const int to_s8 = (s || conv) && (store8 || !skipped(c, p->name));
+        if (store8) s = NULL; /* no input scale: dequantised at load */
+        if (to_s8) {
             int rows = (int)p->shape[0];
             size_t K = numel / (size_t)rows;
             int8_t *q = OWN(numel);
