@@ -12,10 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "image/decode_cv.h"
-#include "image/image.h"
-#include "image/resize_cv.h"
 #include "bench/median.h"
+#include "tests/fuzz/fuzz_image_path.h"
 
 static double now_ms(void) {
     struct timespec ts;
@@ -37,12 +35,10 @@ static uint8_t *slurp(const char *path, size_t *n) {
 
 enum { DECODE, PREPROCESS, CV_DECODE, CV_RESIZE, STAGES };
 
-/* One run of the harness's body; the time of each stage into t. */
+/* One run of the harness's body (tests/fuzz/fuzz_image_path.h, as
+ * tests/fuzz/fuzz_image.c runs it); the time of each stage into t. */
 static void run_once(const uint8_t *data, size_t size, double *t, vm_preprocess_opts *o, int *w, int *h) {
-    vm_preprocess_defaults(o);
-    o->size = 1 + (int)(((unsigned)data[0] | ((unsigned)data[1] << 8)) % ((data[3] & 4) ? 512 : 64));
-    o->crop_pct = (data[3] & 2) ? 1e-6 : (data[2] + 1) / 256.0;
-    o->no_crop = data[3] & 1;
+    fuzz_image_opts(data, o);
     vm_image im;
     char err[512];
     double t0 = now_ms();
@@ -51,9 +47,7 @@ static void run_once(const uint8_t *data, size_t size, double *t, vm_preprocess_
         *w = im.w;
         *h = im.h;
         double t1 = now_ms();
-        float *x = malloc((size_t)3 * o->size * o->size * sizeof *x);
-        vm_preprocess_image_err(&im, o, x, "bench", err, sizeof err);
-        free(x);
+        fuzz_image_preprocess(&im, o);
         vm_image_free(&im);
         t[DECODE] = t1 - t0;
         t[PREPROCESS] = now_ms() - t1;
@@ -61,13 +55,7 @@ static void run_once(const uint8_t *data, size_t size, double *t, vm_preprocess_
     t0 = now_ms();
     if (vm_cv_decode(data + 4, size - 4, "bench", &im, err, sizeof err) == 0) {
         double t1 = now_ms();
-        int w1, h1;
-        vm_cv_rescale_size(im.w, im.h, 48, 32, &w1, &h1);
-        if (w1 >= 1 && h1 >= 1) {
-            uint8_t *r = malloc((size_t)w1 * h1 * 3);
-            vm_cv_resize_linear_ref(im.rgb, im.w, im.h, 3, r, w1, h1);
-            free(r);
-        }
+        fuzz_image_cv_resize(&im);
         vm_image_free(&im);
         t[CV_DECODE] = t1 - t0;
         t[CV_RESIZE] = now_ms() - t1;

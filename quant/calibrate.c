@@ -429,8 +429,12 @@ int vm_calib_write(vm_calib *c, const char *path, const char *metadata_json, cha
         }
         int conv = is_conv_weight(p);
         int store8 = (s || conv) && storage_only(c, p->name) && !user_skipped(c, p->name); /* s8 storage, FP32 compute */
-        if (store8) s = NULL;
-        if ((s || conv) && (store8 || !skipped(c, p->name))) {
+        /* decided before s is dropped: the head is no convolution, and
+         * testing (s || conv) after `s = NULL` wrote it FP32 (57dd2e3 to
+         * session 8) */
+        const int to_s8 = (s || conv) && (store8 || !skipped(c, p->name));
+        if (store8) s = NULL; /* no input scale: dequantised at load */
+        if (to_s8) {
             int rows = (int)p->shape[0];
             size_t K = numel / (size_t)rows;
             int8_t *q = OWN(numel);
@@ -545,6 +549,20 @@ done:
 #undef NAME
 }
 
+/* What the written file does with a reported layer, as vm_calib_write
+ * decides it: a --skip or mixed-precision unit keeps FP32 weights and
+ * compute; a storage-only layer (the convolutions and the classifier head
+ * unless --int8-convs / --int8-head) is stored as s8 and dequantised at
+ * load (load.c conv, qlinear), so it runs in FP32 on every backend; the
+ * others run in INT8 (no note). */
+static const char *report_note(const vm_calib *c, const char *name) {
+    if (user_skipped(c, name)) return "  (skipped: FP32 weights and compute)";
+    if (storage_only(c, name))
+        return strncmp(name, "classifier.head", 15) ? "  (s8 storage, FP32 compute; INT8 with --int8-convs)"
+                                                    : "  (s8 storage, FP32 compute; INT8 with --int8-head)";
+    return "";
+}
+
 void vm_calib_report(vm_calib *c, FILE *f) {
     fprintf(f, "%-42s %9s %9s %10s %4s\n", "layer (input -> output error, 1st batch)", "cosine", "rel.L2", "scale", "zp");
     for (int i = 0; i < c->n; i++) {
@@ -553,7 +571,7 @@ void vm_calib_report(vm_calib *c, FILE *f) {
         int zp;
         range(c, s, &scale, &zp);
         if (!s->w) { /* a convolution: its range only */
-            fprintf(f, "%-42s %9s %9s %10.4g %4d%s\n", s->name, "conv", "-", scale, zp, skipped(c, s->name) ? "  (skipped: FP32)" : "");
+            fprintf(f, "%-42s %9s %9s %10.4g %4d%s\n", s->name, "conv", "-", scale, zp, report_note(c, s->name));
             continue;
         }
         const int K = s->K, N = s->n_out;
@@ -592,9 +610,9 @@ void vm_calib_report(vm_calib *c, FILE *f) {
         }
         double cosv = dot / (sqrt(nf * nq) + 1e-30), rel = sqrt(d2 / (nf + 1e-30));
         if (c->o.dynamic)
-            fprintf(f, "%-42s %9.6f %9.5f %10s %4s%s\n", s->name, cosv, rel, "per row", "-", skipped(c, s->name) ? "  (skipped: FP32)" : "");
+            fprintf(f, "%-42s %9.6f %9.5f %10s %4s%s\n", s->name, cosv, rel, "per row", "-", report_note(c, s->name));
         else
-            fprintf(f, "%-42s %9.6f %9.5f %10.4g %4d%s\n", s->name, cosv, rel, scale, zp, skipped(c, s->name) ? "  (skipped: FP32)" : "");
+            fprintf(f, "%-42s %9.6f %9.5f %10.4g %4d%s\n", s->name, cosv, rel, scale, zp, report_note(c, s->name));
         free(q);
         free(ws);
     }

@@ -108,6 +108,10 @@ vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-c
     vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 20 --size 32 --no-crop -o "$T/q2.safetensors" --quiet 2>>"$T/err" &&
     cmp -s "$T/q1.safetensors" "$T/q2.safetensors" && ok || bad "calibrate not deterministic: $(cat "$T/err")"
 [ "$(wc -c < "$T/q1.safetensors")" -lt "$(wc -c < "$M")" ] && ok || bad "INT8 file not smaller"
+# #13: --report says what runs: the convolutions are s8 in the file and computed in FP32 by default
+vm calibrate -m "$M" --images "$DATA/digits/calib" --samples 8 --size 32 --no-crop --report -o "$T/qr.safetensors" --quiet 2>"$T/err" &&
+    grep -q "^patch_embed.0 .*(s8 storage, FP32 compute; INT8 with --int8-convs)" "$T/err" && ok ||
+    bad "calibrate --report: patch_embed.0 not labelled s8 storage, FP32 compute: $(grep patch_embed "$T/err")"
 vm eval -m "$T/q1.safetensors" --images "$DATA/digits" --labels "$T/test.csv" --json | grep -q '"top1": 0.99' && ok || bad "INT8 eval"
 # entropy clipping and SmoothQuant: working models (top-1 unchanged on the digits)
 for opt in "--method entropy" "--smooth 0.5" "--method percentile --percentile 99.9" "--dynamic"; do

@@ -65,7 +65,13 @@
  * changed: x_proj/dt_proj as matmul primitives, the scan's loop) the same
  * run gives 16/23 and 7/8, and segmentation 0.786 / 0.826 / 0.826 / 0.923
  * overall, >= 0.988 where the margin is >= 1 (2026-11-29). With the s32
- * INT8 convolutions (2026-11-30): 17/23 and 6/8, on both machines. */
+ * INT8 convolutions (2026-11-30): 17/23 and 6/8, on both machines.
+ * Session 8 (2026-12-07): calibrated on four held-out photos
+ * (det_calib_photos) instead of the two golden ones it is measured on:
+ * 18/23 (25 INT8 detections) and 6/8 (8), against 17/23 (23) and 6/8 (9)
+ * calibrating on the goldens themselves in the same build (the held-out
+ * figures equal bench/RESULTS.md's session-7 CLI run on those photos).
+ * The bound is unchanged: held-out calibration costs nothing here. */
 #define DET_MIN_MATCHED 0.6
 
 static const char *tmp_out(const char *tag) {
@@ -403,13 +409,24 @@ static int det_matched(const vm_detections *a, const vm_detections *b) {
     return m;
 }
 
+/* Held-out calibration for the detection cases: four photos that are not
+ * the golden ones the agreement is measured on (crops and a gray copy of
+ * the same two scenes: the only real photographs in tests/data), as
+ * bench/det_int8.c and bench/RESULTS.md's INT8 detection sections use. */
+static const char *const det_calib_photos[] = {"seg_upernet/china_crop.png", "seg_upernet/mini.png",
+                                               "preprocess/china_crop.png", "preprocess/flower_gray.jpg"};
+#define DET_NCALIB 4
+
 static void det_case(int quantize) {
     char *photos[2] = {strdup(tdata("preprocess/china.jpg")), strdup(tdata("det_maskrcnn/flower_crop.png"))};
+    char *cal[DET_NCALIB];
+    for (int i = 0; i < DET_NCALIB; i++) cal[i] = strdup(tdata("%s", det_calib_photos[i]));
     const char *model = tdata("det_maskrcnn/model.pth");
     char *mp = strdup(model);
     const char *out = tmp_out(quantize ? "det" : "det0");
     const char *all[] = {"layers", "patch_embed"};
-    calibrate(mp, (const char *const *)photos, 2, 1, 1333, 800, 0, all, quantize ? 0 : 2, out);
+    calibrate(mp, (const char *const *)cal, DET_NCALIB, 1, 1333, 800, 0, all, quantize ? 0 : 2, out);
+    for (int i = 0; i < DET_NCALIB; i++) free(cal[i]);
     char err[512];
     vm_detector *f = vm_detector_load(mp, NULL, err, sizeof err);
     ck_assert_msg(f != NULL, "%s", err);

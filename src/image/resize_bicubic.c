@@ -28,8 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bicubic_coeffs.h"
-#include "image.h"
+#include "bicubic_window.h"
 
 #define BIAS (1 << (VM_BICUBIC_PRECISION_BITS - 1))
 /* The per-row pixel loops stay out of line: the fuzz build leaves them out
@@ -198,40 +197,25 @@ done:
 }
 
 int vm_resize_bicubic_window(const vm_image *in, int out_w, int out_h, int x0, int y0, int cw, int ch, vm_image *out) {
-    memset(out, 0, sizeof *out);
-    if (out_w < 1 || out_h < 1 || cw < 1 || ch < 1 || x0 < 0 || y0 < 0 || x0 > out_w - cw || y0 > out_h - ch) return -1;
-    const int need_h = out_w != in->w, need_v = out_h != in->h;
-    out->rgb = malloc((size_t)cw * ch * 3);
-    if (!out->rgb) return -1;
-    out->w = cw;
-    out->h = ch;
-    if (!need_h && !need_v) { /* Pillow returns a copy */
-        for (int y = 0; y < ch; y++)
-            memcpy(out->rgb + (size_t)y * cw * 3, in->rgb + ((size_t)(y + y0) * in->w + x0) * 3, (size_t)cw * 3);
-        return 0;
-    }
-    vm_bicubic_coeffs chz = {0}, cv = {0};
-    int rc = -1;
-    if ((need_h && vm_bicubic_coeffs_init(&chz, in->w, out_w, x0, cw)) ||
-        (need_v && vm_bicubic_coeffs_init(&cv, in->h, out_h, y0, ch)))
-        goto done;
-    pass p = {in, need_h ? &chz : NULL, need_v ? &cv : NULL, x0, cw, y0, ch, x0, cw, 1, NULL, 0};
-    if (need_h) {
-        p.xr0 = chz.bounds[0];
-        p.nr = chz.bounds[cw * 2 - 2] + chz.bounds[cw * 2 - 1] - p.xr0;
+    vm_bicubic_window win;
+    int rc = vm_bicubic_window_begin(in, out_w, out_h, x0, y0, cw, ch, out, &win);
+    if (rc) return rc < 0 ? -1 : 0; /* a bad window, or Pillow's plain copy */
+    vm_bicubic_coeffs *chz = win.need_h ? &win.h : NULL;
+    pass p = {in, chz, win.need_v ? &win.v : NULL, x0, cw, y0, ch, x0, cw, 1, NULL, 0};
+    if (chz) {
+        p.xr0 = chz->bounds[0];
+        p.nr = chz->bounds[cw * 2 - 2] + chz->bounds[cw * 2 - 1] - p.xr0;
         /* Upsampling's taps span [centre - 1.5, centre + 2.5): 4 at most,
          * a 5th only by a rounding of the bounds, and then weighing 0. */
-        p.up4 = chz.ksize == 5;
-        for (int x = 0; x < cw && p.up4; x++) p.up4 = chz.k[x * 5 + 4] == 0;
+        p.up4 = chz->ksize == 5;
+        for (int x = 0; x < cw && p.up4; x++) p.up4 = chz->k[x * 5 + 4] == 0;
     }
     rc = run(&p, out);
     if (rc == 1) {
         p.C = 3;
         rc = run(&p, out);
     }
-done:
-    vm_bicubic_coeffs_free(&chz);
-    vm_bicubic_coeffs_free(&cv);
+    vm_bicubic_window_free(&win);
     if (rc) vm_image_free(out);
     return rc;
 }
