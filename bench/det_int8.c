@@ -34,7 +34,8 @@ static prep prepare(const char *path, int sw, int sh) {
 }
 static float iou(const float *a, const float *b) {
     float w = fminf(a[2], b[2]) - fmaxf(a[0], b[0]), h = fminf(a[3], b[3]) - fmaxf(a[1], b[1]);
-    if (w <= 0 || h <= 0) return 0; float i = w * h;
+    if (w <= 0 || h <= 0) return 0;
+    float i = w * h;
     return i / ((a[2]-a[0])*(a[3]-a[1]) + (b[2]-b[0])*(b[3]-b[1]) - i);
 }
 int main(int argc, char **argv) {

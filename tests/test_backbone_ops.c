@@ -537,7 +537,11 @@ static int ck_mean_tokens(vm_bb *bb, const float *in, int B, int L, int C, float
 }
 
 static const vm_bb_ops ck_ops = {"check", ck_now, ck_stem, ck_conv_ln, ck_layernorm, ck_linear, ck_dwconv_silu,
-                                 ck_ssm, ck_merge_gather, ck_mean_tokens};
+                                 ck_ssm, ck_merge_gather, ck_mean_tokens,
+                                 /* norm_linear: NULL, so the description runs LayerNorm and linear apart and each
+                                  * is checked here; the CPU's fused INT8 form has its own bit-identity test
+                                  * (test_kernels.c layernorm_u8_matches_composition) */
+                                 NULL};
 
 static uint64_t bb_rng = 7;
 static int bb_irand(int lo, int hi) {
