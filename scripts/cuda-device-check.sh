@@ -1,7 +1,7 @@
 #!/bin/bash
 # cuda-device-check.sh - build --with-cuda and run the whole Check suite on a
 # GPU machine that has the CUDA toolkit but not Debian's libraries.
-# Expects, in the source tree: .devbundle.tgz holding .devprefix/usr (Debian 12's
+# Expects, in the source tree: .devbundle.txz (scripts/make-devbundle.sh) or .devbundle.tgz holding .devprefix/usr (Debian 12's
 # oneDNN, libturbojpeg, libpng, jansson, check, subunit, ocl-icd, zlib1g-dev unpacked with
 # dpkg -x) and the autoreconf output (configure, Makefile.in, ...), for machines
 # without autotools or pkg-config. Logs go to $OUT (default ./out).
@@ -9,7 +9,8 @@
 set -u
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
 { nvidia-smi; nvcc --version || /usr/local/cuda/bin/nvcc --version; gcc --version; nproc; cat /etc/os-release; } > "$OUT/env.txt" 2>&1
-[ ! -f .devbundle.tgz ] || tar xzf .devbundle.tgz  # or already unpacked
+[ ! -f .devbundle.txz ] || tar xJf .devbundle.txz  # or already unpacked
+[ ! -f .devbundle.tgz ] || tar xzf .devbundle.tgz
 # The copied tree's mtimes may be newer than the generated files: keep make from re-running autotools.
 touch aclocal.m4; sleep 1; touch configure config.h.in Makefile.in
 P=$PWD/.devprefix/usr; L=$P/lib/x86_64-linux-gnu
