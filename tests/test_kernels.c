@@ -82,6 +82,47 @@ START_TEST(scan_cross_matches_composition) {
 }
 END_TEST
 
+/* The scan's softplus alone, against double-precision libm, for d_state 1
+ * and 4 (their softplus phases differ): one token, u = B = C = 1, D = 0,
+ * zero state, the same dt in all four directions, so each output is
+ * 4 N softplus(v) (4 directions, N states) with v = dt + bias over
+ * [-100, 40]. Bound, relative to the
+ * value: the fit's 4.8e-8 (< 1 ulp), 2 ulp of 2^x, |v| 2^-24 from rounding
+ * w = v log2 e (simd/generic/vec-math.h), and the few roundings of
+ * delta = ln 2 * s2, h, y and the 4 N-term sum: (|v| + 16) 2^-23 in all.
+ * Below v = -87 the true value is under FLT_MIN: each of the 4 N terms is
+ * flushed at 2^-126, so 4 N 2^-125 absolute is allowed on top (nothing near
+ * a normal value). A NaN dt must give NaN
+ * (x86's max/min drop a NaN unless the constant comes first). */
+START_TEST(scan_softplus_vs_libm) {
+    const vm_kernel_table *K = vm_kernels_available()[_i / 2];
+    const int N = _i % 2 ? 4 : 1, D = 1401, R = 3, P = R + 2 * N;
+    float *u = malloc(sizeof(float) * D), *dts = malloc(sizeof(float) * 4 * D), *dbl = malloc(sizeof(float) * 4 * P);
+    float *A = malloc(sizeof(float) * 4 * D * N), *Ds = calloc(4 * (size_t)D, sizeof(float));
+    float *bias = calloc(4 * (size_t)D, sizeof(float)), *y = malloc(sizeof(float) * D);
+    for (int d = 0; d < D; d++) u[d] = 1.0f;
+    for (int k = 0; k < 4; k++)
+        for (int d = 0; d < D; d++) dts[k * D + d] = -100.0f + 140.0f * (float)d / (float)(D - 1);
+    for (int i = 0; i < 4 * P; i++) dbl[i] = 1.0f;
+    for (int i = 0; i < 4 * D * N; i++) A[i] = -1.0f;
+    vm_scan_dims dims = {1, 1, 1, D, N, R};
+    K->scan_cross(y, u, dts, NULL, dbl, A, Ds, bias, &dims);
+    double worst = 0;
+    for (int d = 0; d < D; d++) {
+        const double v = dts[d], ref = 4.0 * N * (v > 0 ? v + log1p(exp(-v)) : log1p(exp(v)));
+        const double err = fabs(y[d] - ref), bound = (fabs(v) + 16.0) * ldexp(1.0, -23) * ref + 4.0 * N * ldexp(1.0, -125);
+        if (err / bound > worst) worst = err / bound;
+        ck_assert_msg(err <= bound, "%s N=%d: softplus(%g) * 4N = %.9g, libm %.9g (bound %.3g)", K->name, N, v, y[d], ref, bound);
+    }
+    fprintf(stderr, "  [%s] scan softplus N=%d: worst error / bound %.3f\n", K->name, N, worst);
+    dts[7] = NAN; /* direction 0 only */
+    K->scan_cross(y, u, dts, NULL, dbl, A, Ds, bias, &dims);
+    ck_assert_msg(isnan(y[7]), "%s N=%d: NaN dt gave %g", K->name, N, y[7]);
+    ck_assert_msg(!isnan(y[8]), "%s N=%d: NaN spread to another channel", K->name, N);
+    free(u); free(dts); free(dbl); free(A); free(Ds); free(bias); free(y);
+}
+END_TEST
+
 /* dt_proj inside the scan (dt_w given) against the same table fed dts from
  * the documented order (fmaf over r from 0): the same bits, every shape,
  * d_state 1 and 16 included. */
@@ -313,6 +354,7 @@ Suite *suite_kernels(void) {
     TCase *tc = tcase_create("kernels");
     tcase_add_loop_test(tc, scan_cross_matches_composition, 0, n_tables() * NSHAPES * 2);
     tcase_add_loop_test(tc, scan_cross_dt_proj_in_kernel, 0, n_tables() * NSHAPES);
+    tcase_add_loop_test(tc, scan_softplus_vs_libm, 0, n_tables() * 2);
     tcase_add_test(tc, scan_token_order);
     tcase_add_loop_test(tc, layernorm_formula, 0, n_tables());
     tcase_add_loop_test(tc, activations_vs_libm, 0, n_tables());
