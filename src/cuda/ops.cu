@@ -599,8 +599,15 @@ extern "C" vm_be *vm_be_cuda_new(int device, char *err, size_t errlen) {
         free(be);
         return NULL;
     }
-    cublasSetStream(p->blas, p->s);
-    cublasSetMathMode(p->blas, CUBLAS_DEFAULT_MATH);
+    /* checked as make_streams does: a handle left on the default stream
+     * would serialise the heads' GEMMs with every other stream */
+    if (cublasSetStream(p->blas, p->s) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetMathMode(p->blas, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS) {
+        snprintf(err, errlen, "cuBLAS: cannot set up the handle on device %d", device);
+        c_release(be);
+        free(be);
+        return NULL;
+    }
     be->name = "cuda";
     be->host = 0;
     be->alloc = c_alloc;
