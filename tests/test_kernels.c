@@ -207,10 +207,13 @@ END_TEST
 
 START_TEST(dwconv_matches_naive) {
     /* strided input like the z-gated in_proj; C 800 crosses the kernels'
-     * 768-channel weight chunk with a vector tail; 1x1 and 1-row maps */
-    static const int dws[][4] = {{2, 5, 7, 19}, {1, 3, 4, 800}, {1, 1, 1, 5}, {2, 1, 6, 33}};
-    const vm_kernel_table *K = vm_kernels_available()[_i / 4];
-    const int *d = dws[_i % 4];
+     * 768-channel weight chunk with a vector tail; 1x1 and 1-row maps; a
+     * 1-column map with whole vectors (C 35 > 16 lanes), so the one-column
+     * case of the register-window rows runs on x86 too */
+    static const int dws[][4] = {{2, 5, 7, 19}, {1, 3, 4, 800}, {1, 1, 1, 5}, {2, 1, 6, 33}, {1, 3, 1, 35}};
+    enum { NDWS = sizeof dws / sizeof dws[0] };
+    const vm_kernel_table *K = vm_kernels_available()[_i / NDWS];
+    const int *d = dws[_i % NDWS];
     const int B = d[0], H = d[1], W = d[2], C = d[3], ld = 2 * C;
     float *in = rvec((size_t)B * H * W * ld, 1.0f), *w = rvec((size_t)C * 9, 0.5f), *bias = rvec(C, 0.5f);
     float *y = malloc(sizeof(float) * B * H * W * C), *want = malloc(sizeof(float) * B * H * W * C);
@@ -358,7 +361,7 @@ Suite *suite_kernels(void) {
     tcase_add_test(tc, scan_token_order);
     tcase_add_loop_test(tc, layernorm_formula, 0, n_tables());
     tcase_add_loop_test(tc, activations_vs_libm, 0, n_tables());
-    tcase_add_loop_test(tc, dwconv_matches_naive, 0, n_tables() * 4);
+    tcase_add_loop_test(tc, dwconv_matches_naive, 0, n_tables() * 5); /* 5: dws's shapes */
     tcase_add_loop_test(tc, mul_silu_and_tails, 0, n_tables());
     tcase_add_loop_test(tc, vector_math_error, 0, n_tables());
     tcase_add_loop_test(tc, layernorm_u8_matches_composition, 0, n_tables() * 4);
