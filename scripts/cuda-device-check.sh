@@ -13,16 +13,7 @@ OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
 [ ! -f .devbundle.tgz ] || tar xzf .devbundle.tgz
 # The copied tree's mtimes may be newer than the generated files: keep make from re-running autotools.
 touch aclocal.m4; sleep 1; touch configure config.h.in Makefile.in
-P=$PWD/.devprefix/usr; L=$P/lib/x86_64-linux-gnu
-export PATH=/usr/local/cuda/bin:$PATH
-export CPPFLAGS="-I$P/include" LDFLAGS="-L$L" LD_LIBRARY_PATH="$L:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export PKG_CONFIG_PATH=$L/pkgconfig
-# Explicit module flags: the machine may have no pkg-config.
-export TURBOJPEG_CFLAGS="-I$P/include" TURBOJPEG_LIBS="-L$L -lturbojpeg"
-export PNG_CFLAGS="-I$P/include/libpng16" PNG_LIBS="-L$L -lpng16"
-export JANSSON_CFLAGS="-I$P/include" JANSSON_LIBS="-L$L -ljansson"
-export ZLIB_CFLAGS="-I$P/include" ZLIB_LIBS="-lz"
-export CHECK_CFLAGS="-I$P/include" CHECK_LIBS="-L$L -lcheck_pic -pthread -lrt -lm -lsubunit"
+. "$(dirname "$0")/devbundle-env.sh"
 ./configure --with-cuda=/usr/local/cuda NVCCFLAGS=-arch=sm_90 > "$OUT/configure.log" 2>&1 \
     || { cp config.log "$OUT/"; tail -30 "$OUT/configure.log"; exit 1; }
 make -j16 V=1 > "$OUT/make.log" 2>&1 || { tail -60 "$OUT/make.log"; exit 1; }
